@@ -1,0 +1,37 @@
+"""fanin: exact, reproducible and explainable weight initialization for PyTorch.
+
+>>> import torch, fanin
+>>> w = torch.empty(256, 128)
+>>> fanin.get("kaiming_normal(nonlinearity='relu')")(w, generator=torch.Generator().manual_seed(0)).shape
+torch.Size([256, 128])
+>>> fanin.compute_fans((256, 128))
+Fans(fan_in=128, fan_out=256, receptive_field=1, layout='torch')
+"""
+
+from fanin import init, jax, keras, tf1
+from fanin.errors import FaninError, SchemeArgumentError, SchemeSpecError, UnknownSchemeError
+from fanin.formulas import Fans, calculate_gain, compute_fans, kernel_shape_from_torch
+from fanin.gains import gain
+from fanin.schemes import Scheme, get, list_schemes
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "FaninError",
+    "Fans",
+    "Scheme",
+    "SchemeArgumentError",
+    "SchemeSpecError",
+    "UnknownSchemeError",
+    "__version__",
+    "calculate_gain",
+    "compute_fans",
+    "gain",
+    "get",
+    "init",
+    "jax",
+    "keras",
+    "kernel_shape_from_torch",
+    "list_schemes",
+    "tf1",
+]

@@ -1,0 +1,141 @@
+"""One registry of schemes: the CLI, presets, audit, docs and contract tests all iterate it.
+
+A *scheme function* fills a tensor in place, ``fn(tensor, *, generator=None, **args) -> tensor``
+(the ``torch.nn.init`` convention). Registering it under a name makes it reachable from
+:func:`fanin.get` as a :class:`~fanin.schemes.scheme.Scheme` with bound, validated arguments.
+
+Names are ``name`` for PyTorch's schemes and ``framework.name`` for the others
+(``keras.glorot_normal``, ``tf1.truncated_normal_initializer``, ``jax.lecun_normal``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fanin.errors import UnknownSchemeError, describe_choice
+
+__all__ = ["FAMILIES", "REQUIRED", "SchemeEntry", "entry_for", "list_schemes", "lookup", "register"]
+
+# What the values of a scheme look like, for audits and docs.
+FAMILIES = (
+    "constant",
+    "identity",
+    "normal",
+    "orthogonal",
+    "sparse",
+    "truncated_normal",
+    "uniform",
+)
+
+# Modules whose import registers schemes. Loaded on first lookup so that `fanin.get` works
+# whichever of fanin's modules the caller imported first.
+_PROVIDERS = ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax")
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+@dataclass(frozen=True)
+class SchemeEntry:
+    """A registered scheme function and what is known about it."""
+
+    name: str
+    fn: Callable
+    family: str
+    framework: str
+    parameters: dict[str, object]
+    aliases: tuple[str, ...] = ()
+    validate: Callable[..., None] | None = field(default=None, compare=False)
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.fn) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+_REGISTRY: dict[str, SchemeEntry] = {}
+_ALIASES: dict[str, str] = {}
+_BY_FUNCTION: dict[Callable, str] = {}
+_loaded = False
+
+
+def register(
+    name: str,
+    *,
+    family: str,
+    framework: str,
+    aliases: tuple[str, ...] = (),
+    validate: Callable[..., None] | None = None,
+) -> Callable[[Callable], Callable]:
+    """Register a scheme function under ``name`` (a decorator; the function is returned unchanged).
+
+    ``validate(**args)``, if given, is called with the full argument set (defaults filled in) when
+    a :class:`Scheme` is built, so bad arguments fail at construction, not when the scheme runs.
+    """
+    if family not in FAMILIES:
+        raise ValueError(describe_choice("family", family, FAMILIES))
+
+    def decorator(fn: Callable) -> Callable:
+        params: dict[str, object] = {}
+        for i, p in enumerate(inspect.signature(fn).parameters.values()):
+            if i == 0 or p.name == "generator" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            params[p.name] = REQUIRED if p.default is p.empty else p.default
+        if name in _REGISTRY or name in _ALIASES:
+            raise ValueError(f"scheme {name!r} is already registered")
+        entry = SchemeEntry(name, fn, family, framework, params, tuple(aliases), validate)
+        _REGISTRY[name] = entry
+        for alias in aliases:
+            _ALIASES[alias] = name
+        _BY_FUNCTION[fn] = name
+        return fn
+
+    return decorator
+
+
+def _load_providers() -> None:
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        for module in _PROVIDERS:
+            importlib.import_module(module)
+
+
+def lookup(name: str) -> SchemeEntry:
+    """The entry registered under ``name`` or one of its aliases; ``UnknownSchemeError`` otherwise."""
+    _load_providers()
+    canonical = _ALIASES.get(name, name)
+    try:
+        return _REGISTRY[canonical]
+    except KeyError:
+        raise UnknownSchemeError(describe_choice("scheme", name, [*_REGISTRY, *_ALIASES])) from None
+
+
+def entry_for(fn: Callable) -> SchemeEntry | None:
+    """The entry of a registered scheme function, or ``None``."""
+    _load_providers()
+    name = _BY_FUNCTION.get(fn)
+    return _REGISTRY[name] if name is not None else None
+
+
+def list_schemes(framework: str | None = None) -> list[str]:
+    """Sorted canonical names of the registered schemes, optionally of one framework.
+
+    >>> "kaiming_normal" in list_schemes()
+    True
+    >>> list_schemes("jax")[:2]
+    ['jax.constant', 'jax.delta_orthogonal']
+    """
+    _load_providers()
+    frameworks = sorted({e.framework for e in _REGISTRY.values()})
+    if framework is not None and framework not in frameworks:
+        raise ValueError(describe_choice("framework", framework, frameworks))
+    return sorted(n for n, e in _REGISTRY.items() if framework is None or e.framework == framework)

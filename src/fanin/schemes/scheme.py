@@ -1,0 +1,115 @@
+"""``Scheme``: a registered scheme function with its arguments bound and validated."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fanin.errors import SchemeArgumentError, describe_choice
+from fanin.schemes.registry import REQUIRED, SchemeEntry, lookup
+
+__all__ = ["Scheme"]
+
+
+class Scheme:
+    """An initializer: a scheme name and the arguments it was built with.
+
+    Calling it fills a tensor in place and returns it, like the ``torch.nn.init`` functions.
+    ``str(scheme)`` and ``scheme.to_config()`` both round-trip through :func:`fanin.get`.
+
+    >>> import torch
+    >>> s = Scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
+    >>> str(s)
+    "kaiming_normal(mode='fan_out', nonlinearity='relu')"
+    >>> w = s(torch.empty(4, 3), generator=torch.Generator().manual_seed(0))
+    >>> s.to_config()
+    {'name': 'kaiming_normal', 'args': {'mode': 'fan_out', 'nonlinearity': 'relu'}}
+    """
+
+    __slots__ = ("_args", "_entry")
+
+    def __init__(self, name: str | SchemeEntry, /, **args: Any) -> None:
+        entry = name if isinstance(name, SchemeEntry) else lookup(name)
+        unknown = sorted(set(args) - set(entry.parameters))
+        if unknown:
+            accepted = ", ".join(entry.parameters) or "none"
+            raise SchemeArgumentError(
+                f"Scheme {entry.name!r} got unexpected argument(s) "
+                + ", ".join(f"{k}={args[k]!r}" for k in unknown)
+                + f". Accepted arguments: {accepted}."
+                + _suggest(unknown, entry.parameters)
+            )
+        missing = [k for k, d in entry.parameters.items() if d is REQUIRED and k not in args]
+        if missing:
+            raise SchemeArgumentError(
+                f"Scheme {entry.name!r} needs argument(s) {', '.join(missing)}, e.g. "
+                f"{entry.name}({', '.join(f'{k}=...' for k in missing)})"
+            )
+        # Keep only what differs from the defaults, in signature order: the canonical form.
+        self._entry = entry
+        self._args = {k: args[k] for k in entry.parameters if k in args and not _same(args[k], entry.parameters[k])}
+        if entry.validate is not None:
+            entry.validate(**self.arguments)
+
+    @property
+    def name(self) -> str:
+        return self._entry.name
+
+    @property
+    def entry(self) -> SchemeEntry:
+        return self._entry
+
+    @property
+    def family(self) -> str:
+        return self._entry.family
+
+    @property
+    def framework(self) -> str:
+        return self._entry.framework
+
+    @property
+    def args(self) -> dict[str, Any]:
+        """The arguments that differ from the scheme's defaults."""
+        return dict(self._args)
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """Every argument, defaults filled in."""
+        return {k: self._args.get(k, d) for k, d in self._entry.parameters.items()}
+
+    def __call__(self, tensor, generator=None):
+        return self._entry.fn(tensor, generator=generator, **self._args)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"name": self.name, "args": dict(self._args)}
+
+    def __str__(self) -> str:
+        if not self._args:
+            return self.name
+        return f"{self.name}({', '.join(f'{k}={v!r}' for k, v in self._args.items())})"
+
+    def __repr__(self) -> str:
+        return f"fanin.get({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Scheme):
+            return NotImplemented
+        return self.name == other.name and self._args == other._args
+
+    def __hash__(self) -> int:
+        return hash((self.name, str(self)))
+
+
+def _same(a: object, b: object) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _suggest(unknown: list[str], parameters: Mapping[str, object]) -> str:
+    import difflib
+
+    hints = []
+    for k in unknown:
+        close = difflib.get_close_matches(k, list(parameters), n=1)
+        if close:
+            hints.append(f"{k!r} -> {close[0]!r}")
+    return (" Did you mean " + ", ".join(hints) + "?") if hints else ""
