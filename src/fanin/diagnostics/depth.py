@@ -1,0 +1,346 @@
+r"""The depth experiment: how the std of activations evolves through a deep MLP, by initialization.
+
+An MLP of ``depth`` bias-free Linear layers of ``width`` units, an optional activation after each,
+a batch of ``batch`` inputs :math:`x \sim \mathcal{N}(0, 1)`. Each layer multiplies the second
+moment by :math:`n \operatorname{Var}(W) E[f(z)^2]`, so the std either stays put, grows or shrinks
+geometrically with depth (see :mod:`fanin.gains`).
+
+The draws are those of the document the experiment comes from, which seeds ``random``, ``numpy``
+and ``torch`` with 1, builds the 100 ``nn.Linear`` layers, re-initializes every weight and then
+draws the input. Only torch's generator is ever drawn from, so fanin uses a private
+``torch.Generator`` seeded with ``seed`` (the same stream, no global state touched), in that order:
+
+1. construction: ``kaiming_uniform(a=sqrt(5))`` on each weight, layer by layer (what
+   ``nn.Linear.reset_parameters`` draws; no bias);
+2. the run's scheme (:func:`fanin.get`) on each weight, layer by layer;
+3. the input, ``torch.randn(batch, width)``.
+
+The run with "PyTorch's default init" therefore re-draws the default scheme after construction:
+the same distribution as a freshly built ``nn.Linear``, with the second draw of the stream.
+
+Each layer is accumulated in float64 and rounded to float32 (``accumulate="float64"``): every
+output is then the correctly rounded float32 of its dot product (barring rare double roundings),
+whatever the BLAS kernel. Float32 BLAS kernels sum in different orders on different CPUs and so
+differ in the last bit: on an AMD EPYC with MKL (AVX2) ``F.linear`` gives a layer-0 std of 15.959931373596191
+where the document and float64 accumulation give 15.959932327270508. ``accumulate="float32"``
+runs ``F.linear`` as ``nn.Linear`` does. The std of each layer is ``x.std()`` of the float32
+activations, as torch computes it.
+
+**Verdicts**, checked in this order (the input std is 1):
+
+- ``"exploding"``: some layer's std is non-finite or above ``EXPLODE_ABOVE`` (1e3);
+- ``"vanishing"``: some layer's std is below ``VANISH_BELOW`` (1e-3), or the std after the last
+  layer is below ``DECAY_BELOW`` (0.1, a tenth of the input's std of 1): a slow, algebraic decay
+  (tanh with weights N(0, 1/n)) never reaches 1e-3 in 100 layers but loses the signal all the same;
+- ``"saturating"``: (tanh) on average over the layers more than ``SATURATED_ABOVE`` (half) of the
+  units have :math:`|y| > 0.99` (``SATURATION_LEVEL``), where :math:`\tanh' = 1 - y^2 < 0.02`: the
+  forward std looks healthy but gradients through those units all but vanish;
+- ``"stable"``: none of these.
+
+What the six demo runs do (width 256, depth 100, seed 1; checked by the tests):
+
+- ``normal``: N(0, 1) weights, no activation: ×16 a layer; the activations overflow float32 at
+  layer 31 (the document: "output is nan in 31 layers"). torch 2.13's float32 ``x.std()`` already
+  returns NaN at layer 30, where the 4096 activations are still finite (|x| < 8.4e37; their std in
+  float64 is 2.08e37, the document's figure): the squares pass float32's range (3.4e38) and, for
+  a tensor of this size, torch's float32 reduction overflows (measured on torch 2.13: the std of
+  N(0, 2e37^2) draws is finite for 256 values, inf or NaN from about 1024).
+- ``scaled-normal``: N(0, 1/n): stable (0.9975, 1.0024, ..., 1.22 after layer 99; 0.93 to 1.22).
+- ``tanh-normal``: tanh + N(0, 1): the digest of the document calls it vanishing, but the forward
+  std stays at about 0.976 through all 100 layers; on average 87% of the units sit at |y| > 0.99:
+  saturating. What does vanish is tanh + N(0, 1/n) (``normal(std=0.0625)``): 0.6274, 0.4891, ...,
+  0.082 after layer 99. The digest gives no tanh figures, so this is unverified, but the tutorial
+  the document follows probably ran this one as its vanishing tanh example. It is not one of the
+  six demo runs; ``DepthConfig("tanh-scaled-normal", "tanh", "normal(std=0.0625)")`` runs it
+  (vanishing, by ``DECAY_BELOW``).
+- ``tanh-xavier``: tanh + Xavier uniform with gain 5/3: stable (std 0.64 to 0.76).
+- ``relu-kaiming``: ReLU + Kaiming normal: stable (std 0.44 to 1.03; half the units are 0).
+- ``relu-default``: ReLU + ``kaiming_uniform(a=sqrt(5))``: vanishing, about ×0.41 a layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from fanin.errors import describe_choice
+from fanin.formulas.gains import calculate_gain
+from fanin.gains import activation_function
+from fanin.schemes import get
+
+__all__ = [
+    "DEMO_CONFIGS",
+    "DECAY_BELOW",
+    "EXPLODE_ABOVE",
+    "SATURATED_ABOVE",
+    "SATURATION_LEVEL",
+    "VANISH_BELOW",
+    "VERDICTS",
+    "DepthConfig",
+    "DepthRun",
+    "demo_configs",
+    "run_depth_experiment",
+]
+
+EXPLODE_ABOVE = 1e3
+VANISH_BELOW = 1e-3
+DECAY_BELOW = 0.1
+SATURATION_LEVEL = 0.99
+SATURATED_ABOVE = 0.5
+VERDICTS = ("exploding", "vanishing", "saturating", "stable")
+ACCUMULATE = ("float32", "float64")
+
+# What nn.Linear(n, n, bias=False) draws at construction (torch.nn.Linear.reset_parameters).
+CONSTRUCTION = "kaiming_uniform(a=sqrt(5))"
+# Statistics kept per activation: tanh saturates at ±1, ReLU outputs exact zeros.
+_SATURATES = ("tanh",)
+_ZEROES = ("relu",)
+_NO_ACTIVATION = (None, "linear", "identity")
+
+
+@dataclass(frozen=True)
+class DepthConfig:
+    """One run of the depth experiment.
+
+    ``activation`` is ``None`` (no activation) or a name of :func:`fanin.gains.activation_names`;
+    ``scheme`` is a :func:`fanin.get` spec string. Everything is checked on construction.
+
+    >>> DepthConfig("relu-kaiming", "relu", "kaiming_normal(nonlinearity='relu')", depth=3).depth
+    3
+    >>> DepthConfig("x", "relu", "kaimin_normal")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fanin.errors.UnknownSchemeError: Unknown scheme 'kaimin_normal'. Did you mean 'kaiming_normal'...
+    """
+
+    name: str
+    activation: str | None
+    scheme: str
+    depth: int = 100
+    width: int = 256
+    batch: int = 16
+    seed: int = 1
+    accumulate: str = "float64"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a depth run needs a non-empty name, got name={self.name!r}")
+        for key, low in (("depth", 1), ("width", 1), ("batch", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{key} must be an int >= {low}, got {key}={value!r}")
+        if self.batch * self.width < 2:
+            raise ValueError(f"x.std() needs 2 or more values a layer, got batch={self.batch}, width={self.width}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed must be an int, got seed={self.seed!r}")
+        if self.accumulate not in ACCUMULATE:
+            raise ValueError(describe_choice("accumulate", self.accumulate, ACCUMULATE))
+        if not isinstance(self.scheme, str):
+            raise TypeError(f"scheme must be a fanin spec string such as 'normal(std=1.0)', got scheme={self.scheme!r}")
+        get(self.scheme)
+        if self.activation not in _NO_ACTIVATION:
+            activation_function(self.activation)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "activation": self.activation,
+            "scheme": self.scheme,
+            "depth": self.depth,
+            "width": self.width,
+            "batch": self.batch,
+            "seed": self.seed,
+            "accumulate": self.accumulate,
+        }
+
+
+@dataclass(frozen=True)
+class DepthRun:
+    """What one run measured, layer by layer (layer ``i`` is the output of the ``i``-th Linear +
+    activation, counted from 0), and its verdict.
+
+    ``stds`` are float32 ``x.std()`` values as Python floats, NaN where torch's std is NaN or once
+    the activations have overflowed (the run stops there). ``saturated`` (tanh: fraction of
+    ``|y| > 0.99``) and ``zeros`` (ReLU: fraction of exact zeros) are ``None`` for other
+    activations. Layer indices are ``None`` where the event never happens:
+
+    - ``nonfinite_layer``: first layer whose std is inf/NaN;
+    - ``overflow_layer``: first layer whose activations contain inf/NaN;
+    - ``explode_layer``: first layer whose std exceeds ``EXPLODE_ABOVE``;
+    - ``vanish_layer``: first layer whose std falls below ``VANISH_BELOW``.
+    """
+
+    config: DepthConfig
+    stds: tuple[float, ...]
+    saturated: tuple[float, ...] | None
+    zeros: tuple[float, ...] | None
+    nonfinite_layer: int | None
+    overflow_layer: int | None
+    explode_layer: int | None
+    vanish_layer: int | None
+    verdict: str
+    reason: str = field(compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready dict; non-finite stds become ``None``."""
+        return {
+            "config": self.config.to_dict(),
+            "verdict": self.verdict,
+            "reason": self.reason,
+            "nonfinite_layer": self.nonfinite_layer,
+            "overflow_layer": self.overflow_layer,
+            "explode_layer": self.explode_layer,
+            "vanish_layer": self.vanish_layer,
+            "stds": [_finite_or_none(s) for s in self.stds],
+            "saturated": None if self.saturated is None else [_finite_or_none(s) for s in self.saturated],
+            "zeros": None if self.zeros is None else [_finite_or_none(s) for s in self.zeros],
+        }
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def demo_configs(depth: int = 100, width: int = 256, batch: int = 16, seed: int = 1) -> tuple[DepthConfig, ...]:
+    """The six demo runs: the five of the document plus ReLU under PyTorch's default Linear init.
+
+    >>> [c.scheme for c in demo_configs(width=100)][:2]
+    ['normal(std=1.0)', 'normal(std=0.1)']
+    """
+    common = {"depth": depth, "width": width, "batch": batch, "seed": seed}
+    return (
+        DepthConfig("normal", None, "normal(std=1.0)", **common),
+        DepthConfig("scaled-normal", None, f"normal(std={1 / math.sqrt(width)!r})", **common),
+        DepthConfig("tanh-normal", "tanh", "normal(std=1.0)", **common),
+        DepthConfig("tanh-xavier", "tanh", f"xavier_uniform(gain={calculate_gain('tanh')!r})", **common),
+        DepthConfig("relu-kaiming", "relu", "kaiming_normal(nonlinearity='relu')", **common),
+        DepthConfig("relu-default", "relu", CONSTRUCTION, **common),
+    )
+
+
+DEMO_CONFIGS = demo_configs()
+
+
+def run_depth_experiment(config: DepthConfig) -> DepthRun:
+    """Run ``config`` and judge it (on one torch thread, restored afterwards).
+
+    >>> run = run_depth_experiment(DEMO_CONFIGS[0])
+    >>> run.stds[:2], run.overflow_layer, run.verdict
+    ((15.959932327270508, 256.6237487792969), 31, 'exploding')
+    >>> run.nonfinite_layer in (30, 31)  # torch 2.13's float32 std: NaN at 30
+    True
+    """
+    if not isinstance(config, DepthConfig):
+        raise TypeError(f"run_depth_experiment takes a DepthConfig, got config={config!r}")
+    with _one_thread():
+        return _run(config)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    # The tensors are small (16 x 256): torch's parallel regions cost more than they save, and on
+    # a loaded machine each one waits for a descheduled worker (measured on 2 busy cores: 7 to 15 s
+    # for the six demo runs instead of 0.45 s). The previous setting is restored.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(config: DepthConfig) -> DepthRun:
+    n, depth = config.width, config.depth
+    generator = torch.Generator().manual_seed(config.seed)
+    weights = torch.empty(depth, n, n)
+    construction, scheme = get(CONSTRUCTION), get(config.scheme)
+    for w in weights:
+        construction(w, generator=generator)
+    for w in weights:
+        scheme(w, generator=generator)
+    x = torch.randn(config.batch, n, generator=generator)
+
+    act = None
+    if config.activation not in _NO_ACTIVATION:
+        act = activation_function(config.activation)  # type: ignore[arg-type]
+    track_saturated = config.activation in _SATURATES
+    track_zeros = config.activation in _ZEROES
+    nan = float("nan")
+    stds, saturated, zeros = [nan] * depth, [nan] * depth, [nan] * depth
+    overflow_layer = None
+    with torch.no_grad():
+        for i, w in enumerate(weights):
+            if config.accumulate == "float64":
+                x = (x.double() @ w.double().T).float()
+            else:
+                x = F.linear(x, w)
+            if act is not None:
+                x = act(x)
+            stds[i] = x.std().item()
+            if track_saturated:
+                saturated[i] = (x.abs() > SATURATION_LEVEL).double().mean().item()
+            if track_zeros:
+                zeros[i] = (x == 0).double().mean().item()
+            if not torch.isfinite(x).all():
+                overflow_layer = i  # from here on every value is inf/NaN: stop
+                break
+
+    nonfinite_layer = _first(stds, lambda s: not math.isfinite(s))
+    explode_layer = _first(stds, lambda s: math.isfinite(s) and s > EXPLODE_ABOVE)
+    vanish_layer = _first(stds, lambda s: s < VANISH_BELOW)
+    sat = tuple(saturated) if track_saturated else None
+    verdict, reason = _judge(stds, sat, nonfinite_layer, overflow_layer, explode_layer, vanish_layer)
+    return DepthRun(
+        config,
+        tuple(stds),
+        sat,
+        tuple(zeros) if track_zeros else None,
+        nonfinite_layer,
+        overflow_layer,
+        explode_layer,
+        vanish_layer,
+        verdict,
+        reason,
+    )
+
+
+def _first(values: list[float], test) -> int | None:
+    return next((i for i, v in enumerate(values) if test(v)), None)
+
+
+def _judge(stds, saturated, nonfinite, overflow, explode, vanish) -> tuple[str, str]:
+    last = f"{stds[-1]:.3g} after the last layer"
+    if nonfinite is not None or explode is not None:
+        parts = []
+        if explode is not None:
+            parts.append(f"std exceeds {EXPLODE_ABOVE:g} at layer {explode}")
+        if nonfinite is not None:
+            parts.append(f"torch's float32 std is non-finite from layer {nonfinite}")
+        if overflow is not None:
+            parts.append(f"the activations overflow float32 at layer {overflow}")
+        return "exploding", "; ".join(parts)
+    if vanish is not None:
+        return "vanishing", f"std falls below {VANISH_BELOW:g} at layer {vanish} ({stds[vanish]:.3g}); {last}"
+    if stds[-1] < DECAY_BELOW:
+        return "vanishing", (
+            f"std decays to {last}, below {DECAY_BELOW:g} (a tenth of the input's std), though never "
+            f"below {VANISH_BELOW:g}"
+        )
+    within = f"std within [{VANISH_BELOW:g}, {EXPLODE_ABOVE:g}] at every layer ({last})"
+    if saturated is not None:
+        mean = math.fsum(saturated) / len(saturated)
+        if mean > SATURATED_ABOVE:
+            return "saturating", (
+                f"{within}, but on average {mean:.0%} of units are saturated (|y| > {SATURATION_LEVEL:g}), "
+                "where the gradient through tanh is below 0.02"
+            )
+    return "stable", within

@@ -1,0 +1,25 @@
+"""Report records and their renderers: records in :mod:`fanin.report.depth`, renderers beside.
+
+A record is plain data (``to_dict()`` is its JSON form); a renderer turns a record into text
+(:func:`render_table` for the terminal, :func:`render_markdown`, :func:`render_json`) or a
+picture (:func:`write_plot`, needing the ``fanin[plot]`` extra).
+"""
+
+from fanin.report.depth import SNAPSHOT_LAYERS, DepthReport, depth_report, snapshot_layers
+from fanin.report.formats import render_gain, render_json, render_markdown, render_schemes
+from fanin.report.plot import MissingExtraError, write_plot
+from fanin.report.table import render_table
+
+__all__ = [
+    "SNAPSHOT_LAYERS",
+    "DepthReport",
+    "MissingExtraError",
+    "depth_report",
+    "render_gain",
+    "render_json",
+    "render_markdown",
+    "render_schemes",
+    "render_table",
+    "snapshot_layers",
+    "write_plot",
+]

@@ -1,0 +1,388 @@
+"""The fast CPU path of the stream: numba kernels, bit-identical to the torch reference.
+
+Imported lazily by :mod:`fanin.rng.stream` and only when numba is installed. Every element is a
+pure function of its flat index, so the result cannot depend on the thread count or on how the
+work is cut: the ``prange`` only decides who computes which element. The float code is compiled
+without ``fastmath`` (LLVM then never contracts a*b+c into a fused multiply-add) and with
+``error_model="numpy"`` (no division-by-zero checks, which would block vectorization).
+
+Layout of the work: the output box is a list of *runs*, maximal contiguous ranges of flat
+indices (one per row of the box after merging the trailing dimensions that the box covers
+fully). A unit of parallel work is a piece of at most ``SEG`` elements of one run, or a group of
+whole short runs. A unit computes the Philox blocks of its flat range into per-unit scratch
+(structure of arrays, then interleaved into the stream order), then applies the transform in a
+straight loop that LLVM vectorizes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+from numba import prange, types
+from numba.extending import intrinsic
+
+from fanin.rng import transforms as T
+
+__all__ = ["KERNELS", "KIND_NORMAL", "KIND_TRUNC", "KIND_UNIFORM", "launch_threads", "to_bfloat16"]
+
+SEG = 16384  # elements per unit of work (64 KiB of float32 output)
+KIND_UNIFORM, KIND_NORMAL, KIND_TRUNC = 0, 1, 2
+
+_OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
+_INLINE = {"inline": "always", "error_model": "numpy"}
+
+_M0 = np.uint64(0xD2511F53)
+_M1 = np.uint64(0xCD9E8D57)
+_W0 = np.uint64(0x9E3779B9)
+_W1 = np.uint64(0xBB67AE85)
+_MASK = np.uint64(0xFFFFFFFF)
+_S32 = np.uint64(32)
+
+_LG1, _LG2, _LG3, _LG4, _LG5, _LG6, _LG7 = T.LG
+_LN2_HI, _LN2_LO = T.LN2_HI, T.LN2_LO
+_A, _B, _C, _D, _E, _F = T.A_NUM, T.A_DEN, T.C_NUM, T.C_DEN, T.E_NUM, T.E_DEN
+_TWO_M32 = T.TWO_M32
+_P_MIN, _P_MAX = T.P_MIN, T.P_MAX
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    sig = types.int64(types.float64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.int64))
+
+    return sig, codegen
+
+
+@intrinsic
+def _bits_f64(typingctx, x):
+    sig = types.float64(types.int64)
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], context.get_value_type(types.float64))
+
+    return sig, codegen
+
+
+@nb.njit(**_INLINE)
+def _philox(block, k0, k1, s, draw):
+    # uint64 lanes holding uint32 values; the masks tell LLVM the products are 32x32 -> 64
+    # (one vpmuludq each).
+    x0 = block & _MASK
+    x1 = block >> _S32
+    x2 = s
+    x3 = draw
+    ka = k0
+    kb = k1
+    for _ in range(10):
+        p0 = (x0 & _MASK) * _M0
+        p1 = (x2 & _MASK) * _M1
+        x0 = (p1 >> _S32) ^ x1 ^ ka
+        x1 = p1
+        x2 = (p0 >> _S32) ^ x3 ^ kb
+        x3 = p0
+        ka = (ka + _W0) & _MASK
+        kb = (kb + _W1) & _MASK
+    return x0 & _MASK, x1 & _MASK, x2 & _MASK, x3 & _MASK
+
+
+@nb.njit(**_INLINE)
+def _words(W, A, B, C, D, f, n, k0, k1, s, draw):
+    """Words of flat indices [f, f + n) into W[off : off + n]; returns off = f % 4."""
+    b0 = f >> 2
+    off = f & 3
+    nblk = (off + n + 3) >> 2
+    ub0 = np.uint64(b0)
+    for j in range(nblk):
+        x0, x1, x2, x3 = _philox(ub0 + np.uint64(j), k0, k1, s, draw)
+        A[j] = x0
+        B[j] = x1
+        C[j] = x2
+        D[j] = x3
+    for j in range(nblk):
+        W[4 * j] = A[j]
+        W[4 * j + 1] = B[j]
+        W[4 * j + 2] = C[j]
+        W[4 * j + 3] = D[j]
+    return off
+
+
+@nb.njit(**_INLINE)
+def _log(x):
+    bits = _f64_bits(x)
+    k = (bits >> 52) - 1023
+    m = bits & 0xFFFFFFFFFFFFF
+    i = (m + 0x95F6400000000) & 0x10000000000000
+    f = _bits_f64(m | (i ^ 0x3FF0000000000000)) - 1.0
+    k = k + (i >> 52)
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    t1 = w * (_LG2 + w * (_LG4 + w * _LG6))
+    t2 = z * (_LG1 + w * (_LG3 + w * (_LG5 + w * _LG7)))
+    r = t2 + t1
+    hfsq = 0.5 * f * f
+    dk = np.float64(k)
+    return dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + dk * _LN2_LO)) - f)
+
+
+@nb.njit(**_INLINE)
+def _central(p):
+    q = p - 0.5
+    r = 0.180625 - q * q
+    num = (((((((_A[0] * r + _A[1]) * r + _A[2]) * r + _A[3]) * r + _A[4]) * r + _A[5]) * r + _A[6]) * r + _A[7]) * q
+    den = ((((((_B[0] * r + _B[1]) * r + _B[2]) * r + _B[3]) * r + _B[4]) * r + _B[5]) * r + _B[6]) * r + _B[7]
+    return num / den
+
+
+@nb.njit(**_INLINE)
+def _tail_near(p):
+    # AS241 outside the centre, for min(p, 1-p) > 1e-10 where r > 5 cannot occur.
+    # min(p, 1 - p) equals "p if q <= 0 else 1 - p" bit for bit, and the quotient is positive,
+    # so copysign is the spec's conditional negation.
+    r = math.sqrt(-_log(min(p, 1.0 - p))) - 1.6
+    num = ((((((_C[0] * r + _C[1]) * r + _C[2]) * r + _C[3]) * r + _C[4]) * r + _C[5]) * r + _C[6]) * r + _C[7]
+    den = ((((((_D[0] * r + _D[1]) * r + _D[2]) * r + _D[3]) * r + _D[4]) * r + _D[5]) * r + _D[6]) * r + _D[7]
+    return math.copysign(num / den, p - 0.5)
+
+
+@nb.njit(**_INLINE)
+def _tail_full(p):
+    rt = math.sqrt(-_log(min(p, 1.0 - p)))
+    r = rt - 1.6
+    num = ((((((_C[0] * r + _C[1]) * r + _C[2]) * r + _C[3]) * r + _C[4]) * r + _C[5]) * r + _C[6]) * r + _C[7]
+    den = ((((((_D[0] * r + _D[1]) * r + _D[2]) * r + _D[3]) * r + _D[4]) * r + _D[5]) * r + _D[6]) * r + _D[7]
+    r2 = rt - 5.0
+    num2 = ((((((_E[0] * r2 + _E[1]) * r2 + _E[2]) * r2 + _E[3]) * r2 + _E[4]) * r2 + _E[5]) * r2 + _E[6]) * r2 + _E[7]
+    den2 = ((((((_F[0] * r2 + _F[1]) * r2 + _F[2]) * r2 + _F[3]) * r2 + _F[4]) * r2 + _F[5]) * r2 + _F[6]) * r2 + _F[7]
+    xn = num / den
+    xf = num2 / den2
+    return math.copysign(xf if rt > 5.0 else xn, p - 0.5)
+
+
+@nb.njit(**_INLINE)
+def _ndtri_block(P, X, I, Q, n, full):
+    """X[:n] = ndtri(P[:n]). The centre (85% of a normal's draws) in one vectorized pass; the
+    tail probabilities compacted into Q and evaluated in a second vectorized pass, so that log
+    and sqrt run only where they are needed."""
+    for t in range(n):
+        X[t] = _central(P[t])
+    cnt = 0
+    for t in range(n):  # branch-free compaction
+        p = P[t]
+        I[cnt] = t
+        Q[cnt] = p
+        cnt += abs(p - 0.5) > 0.425
+    if full:
+        for k in range(cnt):
+            Q[k] = _tail_full(Q[k])
+    else:
+        for k in range(cnt):
+            Q[k] = _tail_near(Q[k])
+    for k in range(cnt):
+        X[I[k]] = Q[k]
+
+
+SUB = 2048  # elements per ndtri block: four float64/int64 scratch arrays stay in L1/L2
+
+
+@nb.njit(**_INLINE)
+def _segment_uniform(out, o, W, off, n, prm):
+    mid = prm[0]
+    hs = prm[1]
+    if mid == 0.0 and hs != 0.0:  # 0 + y == y exactly when y is never a signed zero
+        for t in range(n):
+            v = np.int32(W[off + t] >> np.uint32(7) | np.uint32(1)) - np.int32(16777216)
+            out[o + t] = hs * np.float64(v)
+    else:
+        for t in range(n):
+            v = np.int32(W[off + t] >> np.uint32(7) | np.uint32(1)) - np.int32(16777216)
+            out[o + t] = mid + hs * np.float64(v)
+
+
+@nb.njit(**_INLINE)
+def _segment_normal(out, o, W, off, n, prm, S):
+    mean = prm[0]
+    std = prm[1]
+    P, X, I, Y = S
+    for c in range(0, n, SUB):
+        m = min(SUB, n - c)
+        src = W[off + c : off + c + m]
+        for t in range(m):
+            P[t] = (np.float64(src[t]) + 0.5) * _TWO_M32
+        _ndtri_block(P, X, I, Y, m, False)
+        dst = out[o + c : o + c + m]
+        for t in range(m):
+            dst[t] = mean + std * X[t]
+
+
+@nb.njit(**_INLINE)
+def _segment_trunc(out, o, W, off, n, prm, S):
+    mean = prm[0]
+    std = prm[1]
+    pa = prm[2]
+    dp = prm[3]
+    lo = prm[4]
+    hi = prm[5]
+    lower = prm[6]
+    upper = prm[7]
+    sgn = prm[8]  # -1.0 when mirrored: the negation is exact
+    full = prm[9] != 0.0
+    P, X, I, Y = S
+    for c in range(0, n, SUB):
+        m = min(SUB, n - c)
+        src = W[off + c : off + c + m]
+        for t in range(m):
+            u = (np.float64(src[t]) + 0.5) * _TWO_M32
+            P[t] = min(max(pa + u * dp, _P_MIN), _P_MAX)
+        _ndtri_block(P, X, I, Y, m, full)
+        dst = out[o + c : o + c + m]
+        for t in range(m):
+            z = min(max(X[t], lo), hi) * sgn
+            dst[t] = min(max(mean + std * z, lower), upper)
+
+
+@nb.njit(**_INLINE)
+def _fscratch():
+    return (np.empty(SUB, np.float64), np.empty(SUB, np.float64), np.empty(SUB, np.int64), np.empty(SUB, np.float64))
+
+
+@nb.njit(**_INLINE)
+def _run_start(r, base, osz, ost):
+    st = base
+    rr = r
+    for d in range(osz.shape[0] - 1, -1, -1):
+        st += (rr % osz[d]) * ost[d]
+        rr //= osz[d]
+    return st
+
+
+@nb.njit(**_INLINE)
+def _units(e0, n, L):
+    """``(first unit, number of units, pieces per run, runs per unit)`` of box elements [e0, e0+n)."""
+    r_first = e0 // L
+    r_last = (e0 + n - 1) // L
+    if L >= SEG:  # long runs: a unit is one piece of SEG elements of one run
+        pieces = (L + SEG - 1) // SEG
+        first = r_first * pieces + (e0 - r_first * L) // SEG
+        last = r_last * pieces + (e0 + n - 1 - r_last * L) // SEG
+        return first, last - first + 1, pieces, 1
+    group = SEG // L  # short runs: a unit is a group of whole runs
+    return r_first // group, r_last // group - r_first // group + 1, 1, group
+
+
+@nb.njit(**_INLINE)
+def _unit_runs(u, e0, n, L, pieces, group):
+    """``(ra, rb, ta, tb)``: unit ``u`` covers elements [ta, tb) of runs [ra, rb), within [e0, e0+n)."""
+    if pieces > 1 or group == 1:
+        r = u // pieces
+        pc = u % pieces
+        return r, r + 1, pc * SEG, min((pc + 1) * SEG, L)
+    ra = max(u * group, e0 // L)
+    rb = min((u + 1) * group, (e0 + n - 1) // L + 1)
+    return ra, rb, 0, L
+
+
+# One kernel per transform: the same driver, written out three times so that each compiles
+# alone (numba does not prune a constant branch before LLVM sees it).
+
+
+@nb.njit(parallel=True, **_OPTS)
+def fill_uniform(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
+    """Fill ``out[0:n]`` with box-order elements ``[e0, e0 + n)`` of a box.
+
+    The box has runs of ``L`` contiguous flat indices; run ``r`` starts at
+    ``base + sum(digit_d(r) * ost[d])`` with the digits of ``r`` in the mixed radix ``osz``.
+    """
+    n = out.shape[0]
+    if n == 0:
+        return
+    u0, nunits, pieces, group = _units(e0, n, L)
+    for g in prange(nunits):
+        A, B, C, D, W = _scratch()
+        ra, rb, ta, tb = _unit_runs(u0 + g, e0, n, L, pieces, group)
+        for r in range(ra, rb):
+            a = max(r * L + ta, e0)
+            b = min(r * L + tb, e0 + n)
+            if a < b:
+                f = _run_start(r, base, osz, ost) + (a - r * L)
+                off = _words(W, A, B, C, D, f, b - a, np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw))
+                _segment_uniform(out, a - e0, W, off, b - a, prm)
+
+
+@nb.njit(parallel=True, **_OPTS)
+def fill_normal(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
+    """:func:`fill_uniform` with the normal transform."""
+    n = out.shape[0]
+    if n == 0:
+        return
+    u0, nunits, pieces, group = _units(e0, n, L)
+    for g in prange(nunits):
+        A, B, C, D, W = _scratch()
+        S = _fscratch()
+        ra, rb, ta, tb = _unit_runs(u0 + g, e0, n, L, pieces, group)
+        for r in range(ra, rb):
+            a = max(r * L + ta, e0)
+            b = min(r * L + tb, e0 + n)
+            if a < b:
+                f = _run_start(r, base, osz, ost) + (a - r * L)
+                off = _words(W, A, B, C, D, f, b - a, np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw))
+                _segment_normal(out, a - e0, W, off, b - a, prm, S)
+
+
+@nb.njit(parallel=True, **_OPTS)
+def fill_trunc(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
+    """:func:`fill_uniform` with the truncated-normal transform."""
+    n = out.shape[0]
+    if n == 0:
+        return
+    u0, nunits, pieces, group = _units(e0, n, L)
+    for g in prange(nunits):
+        A, B, C, D, W = _scratch()
+        S = _fscratch()
+        ra, rb, ta, tb = _unit_runs(u0 + g, e0, n, L, pieces, group)
+        for r in range(ra, rb):
+            a = max(r * L + ta, e0)
+            b = min(r * L + tb, e0 + n)
+            if a < b:
+                f = _run_start(r, base, osz, ost) + (a - r * L)
+                off = _words(W, A, B, C, D, f, b - a, np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw))
+                _segment_trunc(out, a - e0, W, off, b - a, prm, S)
+
+
+@nb.njit(**_INLINE)
+def _scratch():
+    return (
+        np.empty(SEG // 4 + 2, np.uint32),
+        np.empty(SEG // 4 + 2, np.uint32),
+        np.empty(SEG // 4 + 2, np.uint32),
+        np.empty(SEG // 4 + 2, np.uint32),
+        np.empty(SEG + 8, np.uint32),
+    )
+
+
+@nb.njit(parallel=True, **_OPTS)
+def to_bfloat16(src, dst):
+    """``dst`` (uint16 bits) = ``src`` (float32) rounded to nearest-even bfloat16, as torch does
+    (c10::BFloat16's round_to_nearest_even); the values here are never NaN."""
+    b = src.view(np.uint32)
+    n = src.shape[0]
+    for u in prange((n + SEG - 1) // SEG):
+        for i in range(u * SEG, min(n, u * SEG + SEG)):
+            x = b[i]
+            dst[i] = np.uint16((x + np.uint32(0x7FFF) + ((x >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+
+
+def launch_threads() -> None:
+    """Start numba's thread pool: ``set_num_threads`` before the first launch can be lost."""
+    try:
+        from numba.np.ufunc.parallel import _launch_threads
+    except ImportError:  # pragma: no cover - private API moved; the pool starts on first use
+        return
+    _launch_threads()
+
+
+KERNELS = {KIND_UNIFORM: fill_uniform, KIND_NORMAL: fill_normal, KIND_TRUNC: fill_trunc}
