@@ -53,6 +53,7 @@ class SchemeEntry:
     framework: str
     parameters: dict[str, object]
     aliases: tuple[str, ...] = ()
+    takes_generator: bool = True
     validate: Callable[..., None] | None = field(default=None, compare=False)
 
     @property
@@ -85,13 +86,14 @@ def register(
 
     def decorator(fn: Callable) -> Callable:
         params: dict[str, object] = {}
-        for i, p in enumerate(inspect.signature(fn).parameters.values()):
+        signature = inspect.signature(fn).parameters
+        for i, p in enumerate(signature.values()):
             if i == 0 or p.name == "generator" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             params[p.name] = REQUIRED if p.default is p.empty else p.default
         if name in _REGISTRY or name in _ALIASES:
             raise ValueError(f"scheme {name!r} is already registered")
-        entry = SchemeEntry(name, fn, family, framework, params, tuple(aliases), validate)
+        entry = SchemeEntry(name, fn, family, framework, params, tuple(aliases), "generator" in signature, validate)
         _REGISTRY[name] = entry
         for alias in aliases:
             _ALIASES[alias] = name

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fanin.errors import SchemeArgumentError, describe_choice
+from fanin.errors import SchemeArgumentError
+from fanin.rng.sampling import check_generator
 from fanin.schemes.registry import REQUIRED, SchemeEntry, lookup
 
 __all__ = ["Scheme"]
@@ -78,7 +79,11 @@ class Scheme:
         return {k: self._args.get(k, d) for k, d in self._entry.parameters.items()}
 
     def __call__(self, tensor, generator=None):
-        return self._entry.fn(tensor, generator=generator, **self._args)
+        if self._entry.takes_generator:
+            return self._entry.fn(tensor, generator=generator, **self._args)
+        # Deterministic schemes (constants, identities) draw nothing; the generator is still checked.
+        check_generator(generator)
+        return self._entry.fn(tensor, **self._args)
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "args": dict(self._args)}
