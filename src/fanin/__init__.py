@@ -11,7 +11,8 @@ Fans(fan_in=128, fan_out=256, receptive_field=1, layout='torch')
 from fanin import init, jax, keras, tf1
 from fanin.errors import FaninError, SchemeArgumentError, SchemeSpecError, UnknownSchemeError
 from fanin.formulas import Fans, calculate_gain, compute_fans, kernel_shape_from_torch
-from fanin.gains import gain
+from fanin.gains import compare_gains, gain
+from fanin.rng import STREAM_VERSION, Stream, streams_for
 from fanin.schemes import Scheme, get, list_schemes
 
 __version__ = "0.1.0"
@@ -20,11 +21,14 @@ __all__ = [
     "FaninError",
     "Fans",
     "Scheme",
+    "Stream",
+    "STREAM_VERSION",
     "SchemeArgumentError",
     "SchemeSpecError",
     "UnknownSchemeError",
     "__version__",
     "calculate_gain",
+    "compare_gains",
     "compute_fans",
     "gain",
     "get",
@@ -33,5 +37,6 @@ __all__ = [
     "keras",
     "kernel_shape_from_torch",
     "list_schemes",
+    "streams_for",
     "tf1",
 ]

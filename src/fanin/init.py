@@ -8,6 +8,9 @@ dtypes, layouts, modes and nonlinearities, and checks the generator state afterw
 
 Two places do better than torch without breaking parity by default:
 
+Every function also accepts a :class:`fanin.Stream` as ``generator``: the values are then the
+counter-based stream's (docs/stream.md), the same on any device, thread count or sharding.
+
 - :func:`sparse_` with an explicit ``generator`` draws the zero pattern from that generator too
   (torch's ``randperm`` ignores it and advances the global RNG). With ``generator=None`` it is
   bit-identical to torch.
@@ -228,6 +231,9 @@ def trunc_normal_(
             stacklevel=2,
         )
     with torch.no_grad():
+        if isinstance(generator, rng.Stream):
+            # Exact inverse CDF, element-local: no rejection loop, no data-dependent consumption.
+            return generator.truncated_normal_(tensor, mean, std, a, b)
         if _TRUNC_NORMAL_REJECTION:
             return _trunc_normal_rejection(tensor, mean, std, a, b, generator)
         return _trunc_normal_inverse_cdf(tensor, mean, std, a, b, generator)
@@ -508,6 +514,9 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
         raise ValueError("Only tensors with 2 or more dimensions are supported")
     if tensor.numel() == 0 or tensor.is_meta:
         return tensor
+    if isinstance(generator, rng.Stream):
+        # The stream's Gaussian, factorized in float64 on one thread: bits independent of threads.
+        return generator.orthogonal_(tensor, gain)
     rows = tensor.size(0)
     cols = tensor.numel() // rows
     flattened = rng.standard_normal((rows, cols), dtype=tensor.dtype, device=tensor.device, generator=generator)
@@ -555,6 +564,10 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: torch
     num_zeros = math.ceil(sparsity * rows)
     with torch.no_grad():
         rng.normal_(tensor, 0, std, generator)
+        if isinstance(generator, rng.Stream):
+            # A keyed permutation per column: element-local, exactly num_zeros zeros per column.
+            mask = generator.sparse_mask((rows, cols), min(max(num_zeros, 0), rows), device=tensor.device)
+            return tensor.masked_fill_(mask, 0)
         for col_idx in range(cols):
             row_indices = torch.randperm(rows) if generator is None else torch.randperm(rows, generator=generator)
             tensor[row_indices[:num_zeros], col_idx] = 0

@@ -1,8 +1,10 @@
-"""Sampling primitives over a ``torch.Generator``.
+"""Sampling primitives over a ``torch.Generator`` or a counter-based :class:`~fanin.rng.Stream`.
 
-Each primitive fills a tensor in place and returns it. ``uniform_`` and ``normal_`` are one call
-of the tensor's own sampler (so they consume the generator exactly as ``torch.nn.init`` does);
-``truncated_normal_`` is an exact inverse-CDF sampler with no rejection loop.
+Each primitive fills a tensor in place and returns it. With a ``torch.Generator`` (or ``None``,
+torch's global generator) ``uniform_`` and ``normal_`` are one call of the tensor's own sampler,
+so they consume the generator exactly as ``torch.nn.init`` does, and ``truncated_normal_`` is an
+exact inverse-CDF sampler with no rejection loop. With a ``Stream`` every element is the stream's
+value at its row-major index (docs/stream.md): independent of device, threads and layout.
 """
 
 from __future__ import annotations
@@ -11,32 +13,38 @@ import math
 
 import torch
 
+from fanin.rng.stream import Stream
+
 __all__ = ["check_generator", "normal_", "standard_normal", "truncated_normal_", "uniform_"]
 
 
 def check_generator(generator: object) -> None:
-    """Raise ``TypeError`` unless ``generator`` is ``None`` or a ``torch.Generator``.
+    """Raise ``TypeError`` unless ``generator`` is ``None``, a ``torch.Generator`` or a ``fanin.Stream``.
 
     >>> check_generator(None)
     >>> check_generator(42)
     Traceback (most recent call last):
     ...
-    TypeError: generator must be None or a torch.Generator, got generator=42 (int)
+    TypeError: generator must be None, a torch.Generator or a fanin.Stream, got generator=42 (int)
     """
-    if generator is not None and not isinstance(generator, torch.Generator):
+    if generator is not None and not isinstance(generator, (torch.Generator, Stream)):
         raise TypeError(
-            f"generator must be None or a torch.Generator, got generator={generator!r} "
+            f"generator must be None, a torch.Generator or a fanin.Stream, got generator={generator!r} "
             f"({type(generator).__name__})"
         )
 
 
 def uniform_(tensor: torch.Tensor, low: float, high: float, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Fill ``tensor`` with :math:`\mathcal{U}[\text{low}, \text{high})` in one sampler call."""
+    if isinstance(generator, Stream):
+        return generator.uniform_(tensor, low, high)
     return tensor.uniform_(low, high, generator=generator)
 
 
 def normal_(tensor: torch.Tensor, mean: float, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Fill ``tensor`` with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` in one sampler call."""
+    if isinstance(generator, Stream):
+        return generator.normal_(tensor, mean, std)
     return tensor.normal_(mean, std, generator=generator)
 
 
@@ -48,6 +56,8 @@ def standard_normal(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """A new tensor of N(0, 1) draws (the Gaussian matrix behind orthogonal schemes)."""
+    if isinstance(generator, Stream):
+        return generator.standard_normal(shape, dtype=dtype, device=device)
     return torch.empty(shape, dtype=dtype, device=device).normal_(0.0, 1.0, generator=generator)
 
 
@@ -78,6 +88,8 @@ def truncated_normal_(
         raise ValueError(f"truncated normal needs lower < upper, got lower={lower!r}, upper={upper!r}")
     if tensor.numel() == 0:
         return tensor
+    if isinstance(generator, Stream):
+        return generator.truncated_normal_(tensor, mean, std, lower, upper)
     alpha, beta = (lower - mean) / std, (upper - mean) / std
     mirror = alpha > 0  # sample -z in (-β, -α): the lower tail keeps the precision of Φ
     lo, hi = (-beta, -alpha) if mirror else (alpha, beta)
