@@ -9,8 +9,9 @@ and Keras: use ``layout="jax"`` on such a kernel.)
 Differences from JAX, each deliberate:
 
 - Arguments are validated when the scheme is built, not when it is called.
-- JAX divides by a zero fan (a zero-size dimension) and produces inf/nan; fanin raises a
-  ``ValueError`` that says so. A zero-element tensor is returned unchanged, as by every fanin scheme.
+- A zero fan needs a zero-size dimension, where JAX divides by zero; fanin returns a zero-element
+  tensor unchanged, as every fanin scheme does (:func:`fanin.formulas.variance.scaled_variance`
+  with ``guard=False`` raises a ``ValueError`` for a zero fan).
 - Randomness comes from the call's ``generator``: there are no keys.
 
 Note JAX's "normal" in ``variance_scaling`` is **untruncated** (Keras's is truncated), and
@@ -258,9 +259,8 @@ def delta_orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, gene
         raise ValueError("Delta orthogonal initializer requires a 3D, 4D or 5D shape.")
     if shape[-1] < shape[-2]:
         raise ValueError("`fan_in` must be less or equal than `fan_out`. ")
-    work = torch.float64 if tensor.dtype == torch.float64 else torch.float32
-    ortho = _orthogonal_kernel(shape[-2:], column_axis, work, tensor.device, generator)
-    kernel = torch.zeros(shape, dtype=work, device=tensor.device)
+    ortho = _orthogonal_kernel(shape[-2:], column_axis, tensor.dtype, tensor.device, generator)
+    kernel = torch.zeros(shape, dtype=ortho.dtype, device=tensor.device)
     kernel[tuple((k - 1) // 2 for k in shape[:-2])] = scale * ortho
     return tensor.copy_(to_tensor(kernel))
 

@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import torch
 
 from fanin import rng
-from fanin.errors import SchemeArgumentError
+from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.schemes.checks import fills_in_place
 from fanin.schemes.framework import (
     check_layout,
@@ -86,14 +86,19 @@ DISTRIBUTIONS = ("uniform", "truncated_normal", "untruncated_normal")
 
 
 def _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout):
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0.0:
-        raise SchemeArgumentError(f"Argument `scale` must be positive float. Received: scale={scale}")
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < math.inf:
+        raise SchemeArgumentError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+    # Keras's wording, with the accepted values sorted (Keras prints a set, whose order varies).
     if mode not in MODES:
-        raise SchemeArgumentError(f"Invalid `mode` argument: {mode}. Please use one of {set(MODES)}")
+        raise SchemeArgumentError(
+            f"Invalid `mode` argument: {mode}. " + describe_choice("mode", mode, MODES)
+            + (" Modes are case-sensitive." if isinstance(mode, str) and mode.lower() in MODES else "")
+        )
     dist = distribution.lower() if isinstance(distribution, str) else distribution
     if dist not in (*DISTRIBUTIONS, "normal"):
         raise SchemeArgumentError(
-            f"Invalid `distribution` argument: {distribution}.Please use one of {set(DISTRIBUTIONS)}"
+            f"Invalid `distribution` argument: {distribution}. "
+            + describe_choice("distribution", distribution, (*DISTRIBUTIONS, "normal"))
         )
     _validate_common(seed, layout)
     for name, axes in (("input_axes", input_axes), ("output_axes", output_axes)):
@@ -338,7 +343,10 @@ def constant_(tensor, value=0.0, layout="torch", *, generator=None):
     try:
         kernel = values.broadcast_to(shape)
     except RuntimeError:
-        raise ValueError(f"keras.constant: value of shape {tuple(values.shape)} does not broadcast to the kernel shape {shape}") from None
+        raise ValueError(
+            f"keras.constant: value must broadcast to the kernel shape {shape}, got value={value!r} "
+            f"of shape {tuple(values.shape)}"
+        ) from None
     return tensor.copy_(to_tensor(kernel))
 
 

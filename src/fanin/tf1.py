@@ -25,7 +25,7 @@ import math
 import torch
 
 from fanin import rng
-from fanin.errors import SchemeArgumentError
+from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.schemes.checks import fills_in_place
 from fanin.schemes.framework import (
     check_layout,
@@ -220,12 +220,18 @@ def random_uniform_initializer_(tensor, minval=0, maxval=None, seed=None, layout
 
 
 def _validate_vs(scale, mode, distribution, seed, layout):
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or scale <= 0.0:
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < math.inf:
         raise SchemeArgumentError(f"`scale` must be positive float. Received: scale={scale!r}")
     if mode not in MODES:
-        raise SchemeArgumentError(f"Invalid `mode` argument: {mode}. Accepted: {', '.join(MODES)}")
+        raise SchemeArgumentError(
+            f"Invalid `mode` argument: {mode}. " + describe_choice("mode", mode, MODES)
+            + (" Modes are case-sensitive." if isinstance(mode, str) and mode.lower() in MODES else "")
+        )
     if not isinstance(distribution, str) or distribution.lower() not in DISTRIBUTIONS:
-        raise SchemeArgumentError(f"Invalid `distribution` argument: {distribution}. Accepted: {', '.join(DISTRIBUTIONS)}")
+        raise SchemeArgumentError(
+            f"Invalid `distribution` argument: {distribution}. "
+            + describe_choice("distribution", distribution, DISTRIBUTIONS)
+        )
     _common("tf1.variance_scaling_initializer", seed, layout)
 
 
@@ -311,7 +317,10 @@ def orthogonal_initializer_(tensor, gain=1.0, seed=None, layout="torch", *, gene
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) < 2:
-        raise ValueError("The tensor to initialize must be at least two-dimensional")
+        raise ValueError(
+            "The tensor to initialize must be at least two-dimensional. "
+            f"Received: shape={shape} of rank {len(shape)}."
+        )
     q = orthogonal_matrix(math.prod(shape[:-1]), shape[-1], dtype=tensor.dtype, device=tensor.device,
                           generator=_gen(seed, generator, tensor))
     return tensor.copy_(to_tensor((gain * q).reshape(shape)))
@@ -333,7 +342,10 @@ def identity_initializer_(tensor, gain=1.0, layout="torch", *, generator=None):
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) != 2:
-        raise ValueError("Identity matrix initializer can only be used for 2D matrices.")
+        raise ValueError(
+            "Identity matrix initializer can only be used for 2D matrices. "
+            f"Received: shape={shape} of rank {len(shape)}."
+        )
     return tensor.copy_(to_tensor(gain * torch.eye(*shape, dtype=torch.float64, device=tensor.device)))
 
 
@@ -346,10 +358,16 @@ def _validate_cdo(gain, seed, layout):
 @fills_in_place
 def convolutional_delta_orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.initializers.convolutional_delta_orthogonal`` (Xiao et al., 2018): an orthogonal
-    (in, out) matrix times sqrt(gain) at the spatial centre (k-1)//2, zeros elsewhere.
+    (in, out) matrix times ``gain`` at the spatial centre (k-1)//2 of the (*k, in, out) kernel,
+    zeros elsewhere.
 
-    TF builds an orthogonal (out × out) matrix and keeps its first ``in`` rows; the same
-    distribution as a (in, out) matrix with orthonormal rows.
+    .. math:: W[c] W[c]^\top = \text{gain}^2 I_{in}, \quad c = ((k_1-1)/\!/2, \ldots)
+
+    Versions: TF 1.x from r1.13 (and r1.15, which fanin follows, as for variance scaling)
+    multiplies by ``gain``; earlier 1.x releases multiplied by ``sqrt(gain)``. With the default
+    gain 1 they agree. TF draws an (out × out) Gaussian, orthogonalizes it and keeps its first
+    ``in`` rows; fanin draws the (out × in) Gaussian of :func:`~fanin.schemes.framework.orthogonal_matrix`:
+    the same distribution, a semi-orthogonal (in, out) matrix with orthonormal rows.
 
     >>> w = convolutional_delta_orthogonal_(torch.empty(4, 2, 3), seed=0)   # torch Conv1d (out=4, in=2, k=3)
     >>> bool(w[:, :, 0].abs().sum() == 0) and torch.allclose(w[:, :, 1].T @ w[:, :, 1], torch.eye(2), atol=1e-6)
@@ -357,13 +375,19 @@ def convolutional_delta_orthogonal_(tensor, gain=1.0, seed=None, layout="torch",
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if not 3 <= len(shape) <= 5:
-        raise ValueError("The tensor to initialize must be at least three-dimensional and at most five-dimensional")
+        raise ValueError(
+            "The tensor to initialize must be at least three-dimensional and at most five-dimensional. "
+            f"Received: shape={shape} of rank {len(shape)}."
+        )
     if shape[-2] > shape[-1]:
-        raise ValueError("In_filters cannot be greater than out_filters.")
-    work = torch.float64 if tensor.dtype == torch.float64 else torch.float32
-    q = orthogonal_matrix(shape[-2], shape[-1], dtype=work, device=tensor.device, generator=_gen(seed, generator, tensor))
-    kernel = torch.zeros(shape, dtype=work, device=tensor.device)
-    kernel[tuple((k - 1) // 2 for k in shape[:-2])] = q * math.sqrt(gain)
+        raise ValueError(
+            "In_filters cannot be greater than out_filters. "
+            f"Received: in_filters={shape[-2]}, out_filters={shape[-1]} (kernel shape={shape})."
+        )
+    q = orthogonal_matrix(shape[-2], shape[-1], dtype=tensor.dtype, device=tensor.device,
+                          generator=_gen(seed, generator, tensor))
+    kernel = torch.zeros(shape, dtype=q.dtype, device=tensor.device)
+    kernel[tuple((k - 1) // 2 for k in shape[:-2])] = q * gain
     return tensor.copy_(to_tensor(kernel))
 
 

@@ -205,8 +205,9 @@ def _keras_fans(shape, in_axis, out_axis) -> Fans:
 
 
 def _jax_fans(shape, in_axis, out_axis, batch_axis) -> Fans:
-    if len(shape) <= 1 and in_axis is None:
-        # jax 0.10's message, so a port of code written against jax reads the same error.
+    if len(shape) <= 1 and (in_axis is None or (type(in_axis) is int and in_axis == -2)):
+        # jax raises this whenever in_axis is its default -2 (passed explicitly or not); jax 0.10's
+        # message, so a port of code written against jax reads the same error.
         raise ValueError(
             f"Can't compute input and output sizes of a {len(shape)}-dimensional weights tensor with "
             "default in_axis. Must be at least 2D or specify in_axis explicitly."

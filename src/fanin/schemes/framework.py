@@ -8,6 +8,7 @@ back in the torch layout, so the torch layer ends up as that framework's layer w
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -15,7 +16,12 @@ import torch
 from fanin import rng
 from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.formulas.fans import compute_fans, kernel_shape_from_torch
-from fanin.formulas.variance import normal_stddev, scaled_variance, truncated_stddev, uniform_limit
+from fanin.formulas.variance import (
+    scaled_variance,
+    truncated_normal_stddev,
+    uniform_limit,
+    untruncated_normal_stddev,
+)
 
 __all__ = [
     "check_layout",
@@ -34,8 +40,8 @@ def check_layout(scheme: str, layout: object, native: str) -> None:
 
 
 def check_number(scheme: str, name: str, value: object, *, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SchemeArgumentError(f"{scheme}: {name} must be a number, got {name}={value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SchemeArgumentError(f"{scheme}: {name} must be a finite number, got {name}={value!r}")
     if positive and not value > 0:
         raise SchemeArgumentError(f"{scheme}: {name} must be > 0, got {name}={value!r}")
 
@@ -51,7 +57,9 @@ def resolve_generator(scheme: str, seed: int | None, generator, device: torch.de
     if seed is None:
         return generator
     if generator is not None:
-        raise ValueError(f"{scheme}: pass either seed={seed!r} or a generator, not both")
+        raise SchemeArgumentError(
+            f"{scheme}: pass either a seed or a generator, not both; got seed={seed!r} and generator={generator!r}"
+        )
     return torch.Generator(device=device).manual_seed(seed)
 
 
@@ -70,12 +78,27 @@ def orthogonal_matrix(rows: int, cols: int, *, dtype: torch.dtype, device, gener
     """A (rows, cols) matrix with orthonormal rows (rows <= cols) or columns, Haar-distributed.
 
     A Gaussian of shape (max, min) is factorized by reduced QR and Q's columns are sign-fixed by
-    diag(R) (Mezzadri 2007), then transposed when rows < cols. Computed in float64 for float64
-    tensors, else float32.
+    diag(R) (Mezzadri 2007), then transposed when rows < cols; this is what Keras, TF 1.x and JAX
+    do. From a ``torch.Generator`` the Gaussian is drawn and factorized in float64 for float64
+    tensors, else float32. From a :class:`fanin.Stream` it is always float64 and the QR runs on one
+    thread (restored afterwards), so the bits do not depend on ``torch.get_num_threads()``.
+
+    >>> q = orthogonal_matrix(2, 3, dtype=torch.float32, device="cpu", generator=rng.Stream(0, "w"))
+    >>> q.dtype, torch.allclose(q @ q.T, torch.eye(2, dtype=q.dtype))
+    (torch.float64, True)
     """
-    work = torch.float64 if dtype == torch.float64 else torch.float32
+    stream = isinstance(generator, rng.Stream)
+    work = torch.float64 if stream or dtype == torch.float64 else torch.float32
     a = rng.standard_normal((max(rows, cols), min(rows, cols)), dtype=work, device=device, generator=generator)
-    q, r = torch.linalg.qr(a)
+    if stream:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            q, r = torch.linalg.qr(a)
+        finally:
+            torch.set_num_threads(previous)
+    else:
+        q, r = torch.linalg.qr(a)
     q = q * torch.diagonal(r).sign()
     return q.T if rows < cols else q
 
@@ -103,13 +126,6 @@ def variance_scaling_fill(
         limit = uniform_limit(variance)
         return rng.uniform_(tensor, -limit, limit, generator)
     if distribution == "untruncated_normal":
-        return rng.normal_(tensor, 0.0, normal_stddev(variance), generator)
-    std = truncated_stddev(variance)
+        return rng.normal_(tensor, 0.0, untruncated_normal_stddev(variance), generator)
+    std = truncated_normal_stddev(variance)
     return rng.truncated_normal_(tensor, 0.0, std, -2.0 * std, 2.0 * std, generator)
-
-
-def fill_structured(tensor: torch.Tensor, kernel: torch.Tensor, to_tensor) -> torch.Tensor:
-    """Copy a framework-layout ``kernel`` into ``tensor`` (rounded once to its dtype)."""
-    return tensor.copy_(to_tensor(kernel))
-
-
