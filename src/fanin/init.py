@@ -6,17 +6,17 @@ same tensors in the same order as torch, with bounds computed by the same Python
 so the values are identical bit for bit (tests/test_init.py checks this over a grid of shapes,
 dtypes, layouts, modes and nonlinearities, and checks the generator state afterwards).
 
-Two places do better than torch without breaking parity by default:
-
 Every function also accepts a :class:`fanin.Stream` as ``generator``: the values are then the
 counter-based stream's (docs/stream.md), the same on any device, thread count or sharding.
+
+Two places do better than torch without breaking parity where torch works:
 
 - :func:`sparse_` with an explicit ``generator`` draws the zero pattern from that generator too
   (torch's ``randperm`` ignores it and advances the global RNG). With ``generator=None`` it is
   bit-identical to torch.
-- :func:`orthogonal_` works for float16/bfloat16 (torch's CPU QR does not): the Gaussian draw is
-  the same single ``normal_`` in the tensor's dtype, the QR runs in float32 and the result is
-  rounded back once.
+- :func:`orthogonal_` works for float16/bfloat16 (torch's CPU QR does not): the result is
+  ``torch.nn.init.orthogonal_`` of a float32 tensor of the same shape, with the same generator,
+  rounded once to the tensor's dtype.
 
 ``trunc_normal_`` mirrors the algorithm of the installed torch: rejection sampling from torch 2.12
 on, the inverse-CDF-and-clamp algorithm before.
@@ -488,7 +488,7 @@ def kaiming_normal_(
         return rng.normal_(tensor, 0, std, generator)
 
 
-_QR_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 @register(
@@ -503,8 +503,9 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
 
     .. math:: W W^\top = \text{gain}^2 I \quad (\text{rows} \le \text{cols})
 
-    float16/bfloat16 tensors (which torch's CPU QR rejects) draw the same Gaussian, factorize it
-    in float32 and round the result once.
+    float16/bfloat16 tensors (which torch's CPU QR rejects) are computed exactly as torch computes
+    a float32 tensor of the same shape (the same single ``normal_`` draw, in float32, and the same
+    QR), and the float32 result is rounded once to the tensor's dtype.
 
     >>> w = orthogonal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0))
     >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
@@ -519,9 +520,10 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
         return generator.orthogonal_(tensor, gain)
     rows = tensor.size(0)
     cols = tensor.numel() // rows
-    flattened = rng.standard_normal((rows, cols), dtype=tensor.dtype, device=tensor.device, generator=generator)
-    if flattened.dtype not in _QR_DTYPES:
-        flattened = flattened.float()
+    # torch's CPU QR has no float16/bfloat16 kernel: draw and factorize exactly as torch does for a
+    # float32 tensor, so the result is torch's float32 result (times gain) rounded once.
+    work = torch.float32 if tensor.dtype in _LOW_PRECISION else tensor.dtype
+    flattened = rng.standard_normal((rows, cols), dtype=work, device=tensor.device, generator=generator)
     if rows < cols:
         flattened.t_()
     q, r = torch.linalg.qr(flattened)
@@ -533,8 +535,8 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
             tensor.view_as(q).copy_(q)
             tensor.mul_(gain)
         else:
-            # Scale before rounding so the low-precision result is rounded once.
-            tensor.copy_(q.mul_(gain).view_as(tensor))
+            # Scale in float32 (torch's `tensor.mul_(gain)` on a float32 tensor), then round once.
+            tensor.copy_(q.mul_(gain).reshape(tensor.shape))
     return tensor
 
 

@@ -1,0 +1,193 @@
+"""The contract every registered scheme keeps, checked over fanin.list_schemes().
+
+For each scheme (torch, keras.*, tf1.*, jax.*) x shapes it accepts x dtypes float32/bfloat16:
+shape, dtype and device are kept; the same tensor object comes back; values are finite; a leaf
+with requires_grad works and gets no autograd history; meta and zero-size tensors are handled
+without error; the same torch.Generator seed and the same Stream give the same bits; and
+str(scheme) and to_config() round-trip through fanin.get to an equal scheme.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import pytest
+import torch
+
+import fanin
+from fanin.rng import Stream
+from fanin.schemes import list_schemes, lookup
+from fanin.schemes.registry import REQUIRED
+
+# Arguments for the parameters a scheme requires (it cannot be built without them).
+REQUIRED_ARGS = {
+    "constant": {"val": 0.5},
+    "sparse": {"sparsity": 0.3},
+    "jax.constant": {"value": 0.5},
+    "jax.variance_scaling": {"scale": 2.0, "mode": "fan_avg", "distribution": "uniform"},
+}
+
+# Shapes are torch-layout weights (out, in, *kernel).
+SHAPES_2D = [(6, 4), (4, 6)]
+SHAPES_CONV = [(4, 2, 3), (4, 4, 3, 3), (4, 3, 2, 3, 3)]  # out >= in: delta-orthogonal needs in <= out
+SHAPES_ANY = [(6, 4), (4, 3, 3, 2)]
+
+ONLY_2D = {"eye", "sparse", "keras.identity", "tf1.identity_initializer"}
+ONLY_CONV = {"dirac", "jax.delta_orthogonal", "tf1.convolutional_delta_orthogonal"}
+
+
+def shapes_for(name: str) -> list[tuple[int, ...]]:
+    if name in ONLY_2D:
+        return SHAPES_2D
+    if name in ONLY_CONV:
+        return SHAPES_CONV
+    return SHAPES_ANY
+
+
+def zero_shape_for(name: str) -> tuple[int, ...]:
+    # A zero-element tensor of a rank the scheme accepts, with fan_in + fan_out > 0 (torch's
+    # xavier_* divide by it, as torch does) and in <= out for the delta-orthogonal schemes.
+    if name in ONLY_CONV:
+        return (3, 0, 3)
+    return (0, 4)
+
+
+# torch.nn.init's kaiming_* warn on zero-element tensors; fanin's drop-in reproduces that warning.
+ZERO_SIZE_WARNS = {"kaiming_normal", "kaiming_uniform"}
+
+# Known contract failures of schemes owned elsewhere: (name, what) -> reason naming the bug.
+KNOWN_BUGS: dict[tuple[str, str], str] = {}
+
+NAMES = list_schemes()
+DTYPES = [torch.float32, torch.bfloat16]
+
+
+def build(name: str) -> fanin.Scheme:
+    return fanin.get({"name": name, "args": REQUIRED_ARGS.get(name, {})})
+
+
+def skip_known(name: str, what: str) -> None:
+    reason = KNOWN_BUGS.get((name, what))
+    if reason:
+        pytest.skip(reason)
+
+
+def cases():
+    for name in NAMES:
+        for shape in shapes_for(name):
+            for dtype in DTYPES:
+                yield pytest.param(name, shape, dtype, id=f"{name}-{'x'.join(map(str, shape))}-{str(dtype)[6:]}")
+
+
+def test_every_required_argument_is_supplied():
+    # A new scheme with a required argument must get an entry above, or it would go untested.
+    for name in NAMES:
+        required = {k for k, v in lookup(name).parameters.items() if v is REQUIRED}
+        assert required == set(REQUIRED_ARGS.get(name, {})), name
+
+
+def test_every_framework_is_covered():
+    assert {lookup(n).framework for n in NAMES} == {"torch", "keras", "tf1", "jax"}
+    assert len(NAMES) >= 50
+
+
+@pytest.mark.parametrize("name, shape, dtype", list(cases()))
+def test_fills_in_place_keeping_shape_dtype_device(name, shape, dtype):
+    skip_known(name, "fill")
+    scheme = build(name)
+    tensor = torch.full(shape, float("nan"), dtype=dtype)
+    out = scheme(tensor, generator=torch.Generator().manual_seed(0))
+    assert out is tensor
+    assert out.shape == torch.Size(shape)
+    assert out.dtype == dtype
+    assert out.device == torch.device("cpu")
+    assert torch.isfinite(out).all(), f"{name} left non-finite values"
+
+
+@pytest.mark.parametrize("name, shape, dtype", list(cases()))
+def test_same_generator_seed_same_bits(name, shape, dtype):
+    skip_known(name, "generator")
+    scheme = build(name)
+    a = scheme(torch.empty(shape, dtype=dtype), generator=torch.Generator().manual_seed(7))
+    b = scheme(torch.empty(shape, dtype=dtype), generator=torch.Generator().manual_seed(7))
+    assert torch.equal(a.view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
+                       b.view(torch.int16 if dtype == torch.bfloat16 else torch.int32))
+
+
+@pytest.mark.parametrize("name, shape, dtype", list(cases()))
+def test_same_stream_same_bits(name, shape, dtype):
+    skip_known(name, "stream")
+    scheme = build(name)
+    a = scheme(torch.empty(shape, dtype=dtype), generator=Stream(3, "layer.weight"))
+    b = scheme(torch.empty(shape, dtype=dtype), generator=Stream(3, "layer.weight"))
+    assert torch.isfinite(a).all()
+    assert torch.equal(a.view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
+                       b.view(torch.int16 if dtype == torch.bfloat16 else torch.int32))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_stream_leaves_global_rng_untouched(name):
+    skip_known(name, "stream")
+    before = torch.random.get_rng_state()
+    build(name)(torch.empty(shapes_for(name)[0]), generator=Stream(0, "w"))
+    assert torch.equal(torch.random.get_rng_state(), before)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_requires_grad_leaf_gets_no_history(name):
+    skip_known(name, "grad")
+    param = torch.nn.Parameter(torch.empty(shapes_for(name)[0]))
+    out = build(name)(param, generator=torch.Generator().manual_seed(0))
+    assert out is param
+    assert out.is_leaf and out.requires_grad and out.grad_fn is None
+    assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_meta_tensor_is_handled(name):
+    skip_known(name, "meta")
+    for shape in shapes_for(name):
+        tensor = torch.empty(shape, device="meta")
+        for generator in (None, torch.Generator().manual_seed(0), Stream(0, "w")):
+            out = build(name)(tensor, generator=generator)
+            assert out is tensor and out.is_meta and out.shape == torch.Size(shape)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_zero_size_tensor_is_handled(name):
+    skip_known(name, "zero")
+    shape = zero_shape_for(name)
+    for generator in (torch.Generator().manual_seed(0), Stream(0, "w")):
+        tensor = torch.empty(shape)
+        if name in ZERO_SIZE_WARNS:
+            with pytest.warns(UserWarning, match="Initializing zero-element tensors is a no-op"):
+                out = build(name)(tensor, generator=generator)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                out = build(name)(tensor, generator=generator)
+        assert out is tensor and out.shape == torch.Size(shape)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_str_and_config_round_trip(name):
+    skip_known(name, "round_trip")
+    scheme = build(name)
+    assert fanin.get(str(scheme)) == scheme
+    config = json.loads(json.dumps(scheme.to_config()))
+    assert fanin.get(config) == scheme
+    assert fanin.get(repr(scheme)[len("fanin.get(") + 1 : -2]) == scheme
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_random_schemes_draw_from_the_generator_they_are_given(name):
+    # A scheme that ignored its generator would pass the determinism tests above trivially.
+    skip_known(name, "generator")
+    scheme = build(name)
+    shape = shapes_for(name)[0]
+    seeded = [scheme(torch.empty(shape), generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
+    streams = [scheme(torch.empty(shape), generator=Stream(1, n)) for n in ("a.weight", "b.weight")]
+    random = scheme.family not in ("constant", "identity")
+    assert (not torch.equal(*seeded)) is random
+    assert (not torch.equal(*streams)) is random
