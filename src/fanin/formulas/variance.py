@@ -186,9 +186,18 @@ def truncnorm_std(lower: float, upper: float) -> float:
     a, b = float(lower), float(upper)
     if not a < b:
         raise ValueError(f"truncnorm_std needs lower < upper, got lower={lower!r}, upper={upper!r}")
+    import warnings
+
+    import numpy as np
     from scipy.stats import truncnorm
 
-    std = float(truncnorm.std(a, b))
+    # Far in a tail scipy loses every digit; it warns and returns nan, which is reported below.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        std = float(truncnorm.std(a, b))
     if not math.isfinite(std) or std <= 0.0:
-        raise ValueError(f"N(0, 1) has no mass left in [{lower!r}, {upper!r}] at double precision")
+        raise ValueError(
+            f"the std of N(0, 1) truncated to [lower, upper] is not computable in double precision "
+            f"(scipy.stats.truncnorm gives {std!r}), got lower={lower!r}, upper={upper!r}"
+        )
     return std
