@@ -14,10 +14,14 @@ from fanin.formulas import Fans, calculate_gain, compute_fans, kernel_shape_from
 from fanin.gains import compare_gains, gain
 from fanin.rng import STREAM_VERSION, Stream, streams_for
 from fanin.schemes import Scheme, get, list_schemes
+from fanin.diagnostics import probe  # noqa: E402  (issue 5)
+from fanin.report.probe import ProbeReport  # noqa: E402  (issue 5)
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ProbeReport",
+    "probe",
     "FaninError",
     "Fans",
     "Scheme",

@@ -13,6 +13,8 @@ from fanin.diagnostics.depth import (
     demo_configs,
     run_depth_experiment,
 )
+from fanin.diagnostics.probe import ProbeError, probe
+from fanin.diagnostics.verdicts import Verdict
 
 __all__ = [
     "DECAY_BELOW",
@@ -24,6 +26,9 @@ __all__ = [
     "VERDICTS",
     "DepthConfig",
     "DepthRun",
+    "ProbeError",
+    "Verdict",
     "demo_configs",
+    "probe",
     "run_depth_experiment",
 ]

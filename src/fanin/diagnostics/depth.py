@@ -67,7 +67,19 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from fanin.diagnostics.verdicts import (
+    DECAY_BELOW,
+    EXPLODE_ABOVE,
+    SATURATED_ABOVE,
+    SATURATION_LEVEL,
+    VANISH_BELOW,
+    VERDICTS,
+    judge_depth,
+    scan_stds,
+)
+from fanin.diagnostics.probe import probe
 from fanin.errors import describe_choice
 from fanin.formulas.gains import calculate_gain
 from fanin.gains import activation_function
@@ -87,12 +99,6 @@ __all__ = [
     "run_depth_experiment",
 ]
 
-EXPLODE_ABOVE = 1e3
-VANISH_BELOW = 1e-3
-DECAY_BELOW = 0.1
-SATURATION_LEVEL = 0.99
-SATURATED_ABOVE = 0.5
-VERDICTS = ("exploding", "vanishing", "saturating", "stable")
 ACCUMULATE = ("float32", "float64")
 
 # What nn.Linear(n, n, bias=False) draws at construction (torch.nn.Linear.reset_parameters).
@@ -269,78 +275,79 @@ def _run(config: DepthConfig) -> DepthRun:
         scheme(w, generator=generator)
     x = torch.randn(config.batch, n, generator=generator)
 
-    act = None
-    if config.activation not in _NO_ACTIVATION:
-        act = activation_function(config.activation)  # type: ignore[arg-type]
-    track_saturated = config.activation in _SATURATES
-    track_zeros = config.activation in _ZEROES
+    model = _depth_model(weights, config)
+    # The probe's float64 statistics plus torch_std, the float32 x.std() the document printed.
+    # The last module of each layer (its activation, or the Linear without one) is recorded.
+    ends = {name for name, _ in model.named_children() if name.startswith("act")} or None
+    report = probe(
+        model, x, mode="eval", residual=False,
+        layers=lambda name, module: name in ends if ends else isinstance(module, _DepthLinear),
+    )
     nan = float("nan")
     stds, saturated, zeros = [nan] * depth, [nan] * depth, [nan] * depth
     overflow_layer = None
-    with torch.no_grad():
-        for i, w in enumerate(weights):
-            if config.accumulate == "float64":
-                x = (x.double() @ w.double().T).float()
-            else:
-                x = F.linear(x, w)
-            if act is not None:
-                x = act(x)
-            stds[i] = x.std().item()
-            if track_saturated:
-                saturated[i] = (x.abs() > SATURATION_LEVEL).double().mean().item()
-            if track_zeros:
-                zeros[i] = (x == 0).double().mean().item()
-            if not torch.isfinite(x).all():
-                overflow_layer = i  # from here on every value is inf/NaN: stop
-                break
+    for i, record in enumerate(report.layers):
+        stds[i] = record.torch_std
+        saturated[i] = nan if record.saturated is None else record.saturated
+        zeros[i] = record.zeros
+        if not record.finite:
+            overflow_layer = i  # from here on every value is inf/NaN: the run stops here
+            break
 
-    nonfinite_layer = _first(stds, lambda s: not math.isfinite(s))
-    explode_layer = _first(stds, lambda s: math.isfinite(s) and s > EXPLODE_ABOVE)
-    vanish_layer = _first(stds, lambda s: s < VANISH_BELOW)
+    track_saturated = config.activation in _SATURATES
+    track_zeros = config.activation in _ZEROES
+    scan = scan_stds(stds)
     sat = tuple(saturated) if track_saturated else None
-    verdict, reason = _judge(stds, sat, nonfinite_layer, overflow_layer, explode_layer, vanish_layer)
+    verdict, reason = judge_depth(stds, sat, overflow_layer)
     return DepthRun(
         config,
         tuple(stds),
         sat,
         tuple(zeros) if track_zeros else None,
-        nonfinite_layer,
+        scan.nonfinite,
         overflow_layer,
-        explode_layer,
-        vanish_layer,
+        scan.explode,
+        scan.vanish,
         verdict,
         reason,
     )
 
 
-def _first(values: list[float], test) -> int | None:
-    return next((i for i, v in enumerate(values) if test(v)), None)
+class _DepthLinear(nn.Module):
+    """A bias-free Linear on a given weight, accumulated in float64 or run by F.linear."""
+
+    def __init__(self, weight: torch.Tensor, accumulate: str) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.accumulate = accumulate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.accumulate == "float64":
+            return (x.double() @ self.weight.double().T).float()
+        return F.linear(x, self.weight)
 
 
-def _judge(stds, saturated, nonfinite, overflow, explode, vanish) -> tuple[str, str]:
-    last = f"{stds[-1]:.3g} after the last layer"
-    if nonfinite is not None or explode is not None:
-        parts = []
-        if explode is not None:
-            parts.append(f"std exceeds {EXPLODE_ABOVE:g} at layer {explode}")
-        if nonfinite is not None:
-            parts.append(f"torch's float32 std is non-finite from layer {nonfinite}")
-        if overflow is not None:
-            parts.append(f"the activations overflow float32 at layer {overflow}")
-        return "exploding", "; ".join(parts)
-    if vanish is not None:
-        return "vanishing", f"std falls below {VANISH_BELOW:g} at layer {vanish} ({stds[vanish]:.3g}); {last}"
-    if stds[-1] < DECAY_BELOW:
-        return "vanishing", (
-            f"std decays to {last}, below {DECAY_BELOW:g} (a tenth of the input's std), though never "
-            f"below {VANISH_BELOW:g}"
-        )
-    within = f"std within [{VANISH_BELOW:g}, {EXPLODE_ABOVE:g}] at every layer ({last})"
-    if saturated is not None:
-        mean = math.fsum(saturated) / len(saturated)
-        if mean > SATURATED_ABOVE:
-            return "saturating", (
-                f"{within}, but on average {mean:.0%} of units are saturated (|y| > {SATURATION_LEVEL:g}), "
-                "where the gradient through tanh is below 0.02"
-            )
-    return "stable", within
+class _Activation(nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+def _depth_model(weights: torch.Tensor, config: DepthConfig) -> nn.Sequential:
+    """Layer ``i`` is ``i`` (the Linear) and, with an activation, ``act{i}``: ``nn.Tanh``/``nn.ReLU``
+    (the probe counts their saturated units and zeros) or the function of :mod:`fanin.gains`."""
+    model = nn.Sequential()
+    for i, w in enumerate(weights):
+        model.add_module(str(i), _DepthLinear(w, config.accumulate))
+        if config.activation not in _NO_ACTIVATION:
+            if config.activation == "tanh":
+                act: nn.Module = nn.Tanh()
+            elif config.activation == "relu":
+                act = nn.ReLU()
+            else:
+                act = _Activation(activation_function(config.activation))  # type: ignore[arg-type]
+            model.add_module(f"act{i}", act)
+    return model

@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
-from fanin.diagnostics.depth import VANISH_BELOW, DepthRun
+from fanin.diagnostics.verdicts import VANISH_BELOW
+
+if TYPE_CHECKING:  # fanin.diagnostics.depth runs the probe, whose records live in fanin.report
+    from fanin.diagnostics.depth import DepthRun
 
 __all__ = [
     "SNAPSHOT_LAYERS",

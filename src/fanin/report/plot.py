@@ -10,7 +10,7 @@ import math
 import os
 from pathlib import Path
 
-from fanin.diagnostics.depth import EXPLODE_ABOVE, VANISH_BELOW
+from fanin.diagnostics.verdicts import EXPLODE_ABOVE, VANISH_BELOW
 from fanin.errors import FaninError
 from fanin.report.depth import DepthReport
 
