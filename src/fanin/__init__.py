@@ -16,12 +16,19 @@ from fanin.rng import STREAM_VERSION, Stream, streams_for
 from fanin.schemes import Scheme, get, list_schemes
 from fanin.diagnostics import probe  # noqa: E402  (issue 5)
 from fanin.report.probe import ProbeReport  # noqa: E402  (issue 5)
+from fanin.rules import Plan, Rule, apply, load_rules, materialize, plan  # noqa: E402  (issue 4)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ProbeReport",
     "probe",
+    "Plan",
+    "Rule",
+    "apply",
+    "load_rules",
+    "materialize",
+    "plan",
     "FaninError",
     "Fans",
     "Scheme",

@@ -1,0 +1,143 @@
+"""``fanin.materialize``: turn a model built on the meta device into a real one, in one pass.
+
+The plan is resolved first, on the meta model (no memory): a parameter without a rule, a kept
+parameter that is still on meta, or a meta buffer that neither a rule nor its module can fill
+raises before anything is allocated. Then each planned tensor is allocated on ``device`` and
+filled, one after the other, and only when all are filled are they swapped into the modules
+(as new ``nn.Parameter`` objects with the old ``requires_grad``; tied parameters stay tied). Peak
+memory is therefore about the model's size plus one scheme's scratch space; a failure leaves the
+model on meta, unchanged.
+
+Buffers: a rule may cover them (``Rule(Role("running_var"), "ones")``); otherwise a meta buffer is
+filled by its module's own hook, run on a copy of the module materialized on ``device``:
+``reset_buffers()`` if the module defines it (the hook fanin looks for; e.g. a rotary embedding
+recomputing its cos/sin cache), else ``reset_running_stats()`` (BatchNorm, InstanceNorm). Buffers
+that are not on meta are moved to ``device``.
+
+>>> import torch, fanin
+>>> with torch.device("meta"):
+...     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
+>>> record = fanin.materialize(model, {"0.weight": "xavier_uniform", "*.bias": "zeros", "*.weight": "ones"}, seed=0)
+>>> [(e.name, e.init) for e in record][-3:]
+[('1.running_mean', 'BatchNorm1d.reset_running_stats()'), ('1.running_var', 'BatchNorm1d.reset_running_stats()'), ('1.num_batches_tracked', 'BatchNorm1d.reset_running_stats()')]
+>>> model[1].running_var.tolist() == [1.0] * 8, model[0].weight.device.type
+(True, 'cpu')
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import torch
+
+from fanin.rules.apply import _check_generator, _owner, _source, fill_values, resolve_plan
+from fanin.rules.plan import Plan, PlanEntry, collect_targets
+from fanin.rules.rules import RuleError
+
+__all__ = ["BUFFER_HOOKS", "materialize"]
+
+#: Module methods that (re)compute a module's buffers, tried in this order.
+BUFFER_HOOKS = ("reset_buffers", "reset_running_stats")
+
+
+def _buffer_hook(module: torch.nn.Module) -> str | None:
+    for hook in BUFFER_HOOKS:
+        if callable(getattr(module, hook, None)):
+            return hook
+    return None
+
+
+def materialize(
+    model: torch.nn.Module,
+    rules: object,
+    *,
+    device: torch.device | str = "cpu",
+    seed: int | None = None,
+    generator: torch.Generator | None = None,
+    leftovers: str | None = None,
+) -> Plan:
+    """Allocate and initialize every meta tensor of ``model`` on ``device`` by ``rules``; return the plan.
+
+    ``rules`` may also be a :class:`Plan` resolved on this model. See the module docstring for
+    buffers, errors and memory.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"materialize needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")
+    device = torch.device(device)
+    if device.type == "meta":
+        raise ValueError(f"materialize allocates real tensors, got device={device}")
+    _check_generator(generator, seed)
+    p = resolve_plan(model, rules, seed, leftovers)
+
+    planned = {e.name for e in p}
+    kept_on_meta = [e.name for e in p if e.action == "keep" and _tensor(model, e).is_meta]
+    if kept_on_meta:
+        raise RuleError(
+            f"{len(kept_on_meta)} parameter(s) on the meta device would be kept, i.e. stay "
+            f"uninitialized: {', '.join(map(repr, kept_on_meta))}. Give them a rule, or use "
+            "leftovers='reset_parameters'."
+        )
+    extra: list[PlanEntry] = []
+    missing: list[str] = []
+    for module_name, module, own in collect_targets(model):
+        hook = _buffer_hook(module)
+        for target, tensor, aliases in own:
+            if target.name in planned or not tensor.is_meta:
+                continue
+            if target.kind == "buffer" and hook is not None:
+                extra.append(
+                    PlanEntry(
+                        name=target.name, kind="buffer", module=module_name, module_type=type(module).__name__,
+                        local=target.local, role=target.role, shape=target.shape,
+                        dtype=str(tensor.dtype).replace("torch.", ""), fans=None, rule_index=None,
+                        rule="buffer hook", action="hook", scheme=None, statistics=None, stream=None,
+                        aliases=aliases, hook=hook,
+                    )
+                )
+            else:
+                missing.append(target.name)
+    if missing:
+        raise RuleError(
+            f"{len(missing)} buffer(s) on the meta device have no rule and no module hook "
+            f"({' or '.join(BUFFER_HOOKS)}): {', '.join(map(repr, missing))}. Add a rule with "
+            "kind='buffer' for them, or define reset_buffers() on their module."
+        )
+    if extra:
+        # Hooks draw no random numbers: running them after the planned tensors changes no value.
+        p = replace(p, entries=(*p.entries, *extra))
+
+    def empty(entry: PlanEntry, tensor: torch.Tensor) -> torch.Tensor:
+        return torch.empty(entry.shape, dtype=tensor.dtype, device=device)
+
+    values = fill_values(model, p, generator=generator, empty=empty, device=device)
+
+    # Commit: swap the new tensors in; tied names get the same new Parameter.
+    with torch.no_grad():
+        for e in p:
+            if e.name not in values:
+                continue
+            new = values[e.name]
+            old = _tensor(model, e)
+            if e.kind == "parameter":
+                new = torch.nn.Parameter(new, requires_grad=old.requires_grad)
+            for name in (e.name, *e.aliases):
+                module_name, _, local = name.rpartition(".")
+                owner = model.get_submodule(module_name) if module_name else model
+                (owner._parameters if e.kind == "parameter" else owner._buffers)[local] = new
+        # What was neither planned nor on meta (kept parameters, real buffers) follows to the device.
+        moved: dict[int, torch.Tensor] = {}
+        for module in model.modules():
+            for store in (module._parameters, module._buffers):
+                for local, t in list(store.items()):
+                    if t is None or t.device == device or t.is_meta:
+                        continue
+                    if id(t) not in moved:
+                        data = t.detach().to(device)
+                        moved[id(t)] = torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
+                    store[local] = moved[id(t)]
+    return p.with_source(_source(p.seed, generator))
+
+
+def _tensor(model: torch.nn.Module, e: PlanEntry) -> torch.Tensor:
+    owner = _owner(model, e)
+    return (owner._parameters if e.kind == "parameter" else owner._buffers)[e.local]  # type: ignore[return-value]

@@ -1,0 +1,392 @@
+"""Rules: a selector and what to do with the tensors it covers; rule lists and how they are read.
+
+A :class:`Rule` pairs a :class:`~fanin.rules.selectors.Selector` with an *init*:
+
+- a scheme (anything :func:`fanin.get` reads: ``"xavier_uniform"``, ``"normal(std=0.02)"``, a
+  config dict, a :class:`~fanin.Scheme`),
+- ``"keep"``: leave the tensor as it is (recorded in the plan),
+- ``"reset_parameters"``: defer to the owning module's own ``reset_parameters()``,
+- ``"defaults:<framework>"`` (``torch``, ``keras``, ``tf1``, ``flax``): the schemes that
+  framework gives the owning module's type (:func:`fanin.rules.defaults.default_schemes`); the
+  rule covers exactly the tensors that function lists, in the order it lists them,
+- :class:`DepthScaledNormal`: GPT-2's residual projections, ``std / sqrt(per_layer · n_layer)``.
+
+**Precedence**: rules are tried in order and the first rule that matches a tensor wins; a
+mapping ``{glob: scheme}`` is a list of rules in its (insertion) order; a preset inside a list
+contributes its rules at that position. A tensor no rule matches is a *leftover*, handled by the
+leftovers policy: ``"error"`` (the default), ``"keep"`` or ``"reset_parameters"``.
+
+By default a rule covers parameters only; ``kind="buffer"`` or ``kind="any"`` (or a selector on a
+buffer role such as ``Role("running_var")``) lets it cover buffers.
+
+>>> rules = as_rules({"*.weight": "xavier_uniform", "*.bias": "zeros"})
+>>> [str(r) for r in rules]
+["name='*.weight' -> xavier_uniform", "name='*.bias' -> zeros"]
+>>> str(Rule(Role("bias"), "reset_parameters"))
+"role='bias' -> reset_parameters"
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any as AnyType
+
+from fanin.errors import FaninError, SchemeSpecError, describe_choice
+from fanin.rules.selectors import All, Any, Kind, Name, Not, Role, Selector, Target
+from fanin.schemes import Scheme, get
+
+__all__ = [
+    "FRAMEWORKS",
+    "LEFTOVERS",
+    "DepthScaledNormal",
+    "EmbeddingNormal",
+    "FrameworkDefaults",
+    "Init",
+    "Keep",
+    "ResetParameters",
+    "Rule",
+    "RuleError",
+    "Rules",
+    "SchemeInit",
+    "as_init",
+    "as_rules",
+]
+
+FRAMEWORKS = ("flax", "keras", "tf1", "torch")
+LEFTOVERS = ("error", "keep", "reset_parameters")
+RULE_KINDS = ("any", "buffer", "parameter")
+
+
+class RuleError(FaninError, ValueError):
+    """Rules that cannot be read, or that do not cover a model."""
+
+
+# --------------------------------------------------------------------------------------- inits
+
+
+class Init:
+    """What a rule does to the tensors it covers.
+
+    ``resolve(module, matched)`` gives the scheme for one tensor of ``module`` when the rule
+    covers ``matched`` tensors in all (``None`` for inits that are not schemes).
+    """
+
+    action = "scheme"
+
+    def resolve(self, module, matched: int) -> Scheme | None:
+        return None
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, str(self)))
+
+    def __repr__(self) -> str:
+        return f"<init {self}>"
+
+
+class SchemeInit(Init):
+    """A registered scheme, the same for every tensor the rule covers."""
+
+    def __init__(self, scheme: Scheme) -> None:
+        self.scheme = scheme
+
+    def resolve(self, module, matched: int) -> Scheme:
+        return self.scheme
+
+    def __str__(self) -> str:
+        return str(self.scheme)
+
+
+class EmbeddingNormal(Init):
+    r"""N(mean, std²) for an embedding table, with its ``padding_idx`` row zero when it has one
+    (``fanin.padded_normal``), as Hugging Face's BERT and GPT-2 ``_init_weights`` do.
+
+    >>> import torch
+    >>> EmbeddingNormal(0.02).resolve(torch.nn.Embedding(5, 2, padding_idx=0), 1)
+    fanin.get('fanin.padded_normal(padding_idx=0, std=0.02)')
+    """
+
+    def __init__(self, std: float = 0.02, mean: float = 0.0) -> None:
+        self.std = std
+        self.mean = mean
+        self.resolve(None, 1)  # validates std and mean now, not at plan time
+
+    def resolve(self, module, matched: int) -> Scheme:
+        padding_idx = getattr(module, "padding_idx", None)
+        if padding_idx is None:
+            return Scheme("normal", mean=self.mean, std=self.std)
+        return Scheme("fanin.padded_normal", padding_idx=int(padding_idx), mean=self.mean, std=self.std)
+
+    def __str__(self) -> str:
+        mean = f"mean={self.mean!r}, " if self.mean else ""
+        return f"normal({mean}std={self.std!r}), padding row 0"
+
+
+class Keep(Init):
+    """Leave the tensor as it is; the plan records that it was kept."""
+
+    action = "keep"
+
+    def __str__(self) -> str:
+        return "keep"
+
+
+class ResetParameters(Init):
+    """Defer to the owning module's ``reset_parameters()`` (``_reset_parameters()`` for
+    ``MultiheadAttention``), run on a copy of the module so that the model is only written when
+    every tensor of the plan has its new value."""
+
+    action = "reset_parameters"
+
+    def __str__(self) -> str:
+        return "reset_parameters"
+
+
+class FrameworkDefaults(Init):
+    """The schemes a framework gives a module of this type by default (see :mod:`fanin.rules.defaults`)."""
+
+    action = "defaults"
+
+    def __init__(self, framework: str) -> None:
+        if framework not in FRAMEWORKS:
+            raise RuleError(describe_choice("framework", framework, FRAMEWORKS))
+        self.framework = framework
+
+    def __str__(self) -> str:
+        return f"defaults:{self.framework}"
+
+
+class DepthScaledNormal(Init):
+    r"""N(0, σ²) with :math:`\sigma = \text{std} / \sqrt{\text{per\_layer} \cdot n_\text{layer}}`.
+
+    GPT-2 (Radford et al., 2019) scales the weights of the residual projections by
+    :math:`1/\sqrt{N}`, N the number of residual layers: two per block (attention and MLP). With
+    ``n_layer=None`` the number of blocks is the number of tensors the rule covers divided by
+    ``per_layer``.
+
+    >>> DepthScaledNormal(0.02, n_layer=12).scheme_for(24)
+    fanin.get('normal(std=0.004082482904638631)')
+    """
+
+    def __init__(self, std: float = 0.02, *, n_layer: int | None = None, per_layer: int = 2) -> None:
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0:
+            raise RuleError(f"DepthScaledNormal needs std > 0, got std={std!r}")
+        for what, v in (("n_layer", n_layer), ("per_layer", per_layer)):
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise RuleError(f"DepthScaledNormal needs a positive int {what}, got {what}={v!r}")
+        self.std = float(std)
+        self.n_layer = n_layer
+        self.per_layer = per_layer
+
+    def resolve(self, module, matched: int) -> Scheme:
+        return self.scheme_for(matched)
+
+    def scheme_for(self, matched: int) -> Scheme:
+        """The scheme when the rule covers ``matched`` tensors."""
+        n_layer = self.n_layer
+        if n_layer is None:
+            if matched == 0 or matched % self.per_layer:
+                raise RuleError(
+                    f"DepthScaledNormal infers n_layer as the number of tensors it covers divided by "
+                    f"per_layer={self.per_layer}, but it covers {matched}; give n_layer explicitly"
+                )
+            n_layer = matched // self.per_layer
+        return Scheme("normal", std=self.std / math.sqrt(self.per_layer * n_layer))
+
+    def __str__(self) -> str:
+        n = "n_layer" if self.n_layer is None else str(self.n_layer)
+        return f"normal(std={self.std!r}/sqrt({self.per_layer}*{n}))"
+
+
+def as_init(init: object) -> Init:
+    """Read an init: an :class:`Init`, ``"keep"``, ``"reset_parameters"``, ``"defaults:<framework>"``
+    or a scheme spec.
+
+    >>> as_init("defaults:keras"), as_init("kaiming_normal(mode='fan_out')")
+    (<init defaults:keras>, <init kaiming_normal(mode='fan_out')>)
+    """
+    if isinstance(init, Init):
+        return init
+    if isinstance(init, str):
+        text = init.strip()
+        if text == "keep":
+            return Keep()
+        if text == "reset_parameters":
+            return ResetParameters()
+        if text.startswith("defaults:"):
+            return FrameworkDefaults(text.split(":", 1)[1])
+    try:
+        return SchemeInit(get(init))  # type: ignore[arg-type]
+    except TypeError:
+        raise RuleError(
+            "A rule's init is a scheme spec ('xavier_uniform', 'normal(std=0.02)', {'name': ..., 'args': "
+            "{...}}, a Scheme), 'keep', 'reset_parameters' or 'defaults:<framework>' "
+            f"({', '.join(FRAMEWORKS)}); got init={init!r} ({type(init).__name__})"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------- rules
+
+
+def _mentions_buffers(selector: Selector) -> bool:
+    if isinstance(selector, Kind):
+        return selector.kind == "buffer"
+    if isinstance(selector, Role):
+        return any(r in ("running_mean", "running_var", "num_batches_tracked", "buffer") for r in selector.roles)
+    if isinstance(selector, (All, Any)):
+        return any(_mentions_buffers(p) for p in selector.parts)
+    if isinstance(selector, Not):
+        return _mentions_buffers(selector.part)
+    return False
+
+
+@dataclass(frozen=True, eq=False)
+class Rule:
+    """A selector and an init. ``select`` may be a glob string (a :class:`Name`).
+
+    ``kind`` is which tensors the rule may cover: ``"parameter"`` (the default, unless the selector
+    names a buffer role or ``Kind("buffer")``), ``"buffer"`` or ``"any"``. A ``defaults:``
+    rule covers parameters and buffers alike, as the framework lists them.
+
+    >>> Rule("*.weight", "orthogonal").kind
+    'parameter'
+    >>> Rule(Role("running_var"), "ones").kind
+    'any'
+    """
+
+    select: Selector
+    init: Init
+    kind: str = "parameter"
+
+    def __init__(self, select: Selector | str, init: object, *, kind: str | None = None) -> None:
+        if isinstance(select, str):
+            select = Name(select)
+        if not isinstance(select, Selector):
+            raise RuleError(
+                f"A rule's selector is a Selector or a name glob, got select={select!r} ({type(select).__name__})"
+            )
+        init = as_init(init)
+        if kind is None:
+            kind = "any" if isinstance(init, FrameworkDefaults) or _mentions_buffers(select) else "parameter"
+        if kind not in RULE_KINDS:
+            raise RuleError(describe_choice("rule kind", kind, RULE_KINDS))
+        object.__setattr__(self, "select", select)
+        object.__setattr__(self, "init", init)
+        object.__setattr__(self, "kind", kind)
+
+    def covers_kind(self, target: Target) -> bool:
+        return self.kind == "any" or self.kind == target.kind
+
+    def __str__(self) -> str:
+        kind = "" if self.kind == "parameter" or isinstance(self.init, FrameworkDefaults) else f" [{self.kind}]"
+        return f"{self.select}{kind} -> {self.init}"
+
+    def __repr__(self) -> str:
+        return f"Rule({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Rule):
+            return NotImplemented
+        return (self.select, self.init, self.kind) == (other.select, other.init, other.kind)
+
+    def __hash__(self) -> int:
+        return hash((self.select, self.init, self.kind))
+
+
+@dataclass(frozen=True)
+class Rules(Sequence[Rule]):
+    """An ordered list of rules (first match wins) and a leftovers policy (``None``: not stated,
+    which :func:`fanin.plan` reads as ``"error"``)."""
+
+    rules: tuple[Rule, ...] = ()
+    leftovers: str | None = None
+    name: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.leftovers is not None and self.leftovers not in LEFTOVERS:
+            raise RuleError(describe_choice("leftovers policy", self.leftovers, LEFTOVERS))
+
+    def __getitem__(self, i):  # type: ignore[override]
+        return self.rules[i]
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self) -> Iterator[Rule]:
+        return iter(self.rules)
+
+    def describe(self) -> str:
+        """The rules, numbered as the plan numbers them, and the leftovers policy.
+
+        >>> print(as_rules({"*.weight": "ones"}).describe())
+        #0 name='*.weight' -> ones
+        leftovers: error
+        """
+        lines = [f"#{i} {r}" for i, r in enumerate(self.rules)]
+        lines.append(f"leftovers: {self.leftovers or 'error'}")
+        return "\n".join(lines)
+
+
+def _from_mapping(mapping: Mapping[AnyType, AnyType]) -> list[Rule]:
+    rules = []
+    for key, value in mapping.items():
+        if not isinstance(key, (str, Selector)):
+            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={key!r} ({type(key).__name__})")
+        try:
+            rules.append(Rule(key, value))
+        except SchemeSpecError as err:
+            raise RuleError(f"Rule {key!r}: {err}") from None
+    return rules
+
+
+def as_rules(rules: object) -> Rules:
+    """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
+    ``"gpt2(n_layer=24)"``), a mapping ``{glob or selector: init}``, a rules document
+    (``{"rules": [...], "leftovers": ...}``, see :mod:`fanin.rules.load`), or a list of any of
+    these and ``(selector, init)`` pairs, concatenated in order. The leftovers policy is the first
+    one stated.
+
+    >>> len(as_rules(["bert", {"*": "zeros"}])) > 1
+    True
+    >>> as_rules(3)
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; got rules=3 (int)
+    """
+    if isinstance(rules, Rules):
+        return rules
+    if isinstance(rules, Rule):
+        return Rules((rules,))
+    if isinstance(rules, str):
+        from fanin.rules.presets import preset
+
+        return preset(rules)
+    if isinstance(rules, Mapping):
+        from fanin.rules.load import is_document, rules_from_dict
+
+        if is_document(rules):
+            return rules_from_dict(rules)
+        return Rules(tuple(_from_mapping(rules)))
+    if isinstance(rules, (list, tuple)):
+        out: list[Rule] = []
+        leftovers = None
+        for item in rules:
+            if isinstance(item, tuple) and len(item) == 2 and not isinstance(item, Rule):
+                out.append(Rule(item[0], item[1]))
+                continue
+            part = as_rules(item)
+            out.extend(part.rules)
+            leftovers = leftovers or part.leftovers
+        return Rules(tuple(out), leftovers)
+    raise RuleError(
+        "Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; "
+        f"got rules={rules!r} ({type(rules).__name__})"
+    )
+
+
+def describe_rules(rules: Iterable[Rule]) -> str:
+    return "; ".join(f"#{i} {r}" for i, r in enumerate(rules))
