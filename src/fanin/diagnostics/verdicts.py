@@ -19,8 +19,11 @@ constant                    value     verdict
                                       :math:`|2y - 1| > 0.99` (the same pre-activations)
 ``SATURATED_ABOVE``         0.5       ``saturating``: on average over the saturating layers more
                                       than half of the units are saturated
-``DEAD_ABOVE``              0.2       ``dead_units``: more than a fifth of a layer's units are 0
-                                      for every sample of the batch
+``DEAD_ABOVE``              0.9       ``dead_units``: more than 90% of a layer's outputs are
+                                      exactly 0 (a ReLU of zero-mean inputs gives 50%); not
+                                      the units that are 0 for the whole batch, since deep ReLU
+                                      nets map a batch onto nearly one direction, which leaves
+                                      half the units off for every sample without any being dead
 ``RESIDUAL_EXPONENT_ABOVE`` 0.25      ``residual_growth``: the residual stream's std grows as
                                       :math:`k^x` over the blocks :math:`k = 1..K`, :math:`x`
                                       above it (fit of :math:`\log \sigma_k` on :math:`\log k`)
@@ -79,7 +82,7 @@ VANISH_BELOW = 1e-3
 DECAY_BELOW = 0.1
 SATURATION_LEVEL = 0.99
 SATURATED_ABOVE = 0.5
-DEAD_ABOVE = 0.2
+DEAD_ABOVE = 0.9
 RESIDUAL_EXPONENT_ABOVE = 0.25
 RESIDUAL_MIN_BLOCKS = 4
 GRADIENT_RATIO_BELOW = 1e-2
@@ -250,7 +253,7 @@ def judge_depth(stds: Sequence[float], saturated: Sequence[float] | None, overfl
 
 def _where(layer: Any) -> str:
     call = f", call {layer.call}" if layer.call else ""
-    return f"layer {layer.index} ({layer.name or '(model)'}: {layer.module}{call})"
+    return f"layer {layer.index} ({layer.name or '(model)'!r}, {layer.module}{call})"
 
 
 def judge_signal(layers: Sequence[Any], blocks: Sequence[Any] = (), *, input_std: float = 1.0) -> tuple[Verdict, ...]:
@@ -277,13 +280,13 @@ def judge_signal(layers: Sequence[Any], blocks: Sequence[Any] = (), *, input_std
                 f"{SATURATED_ABOVE:g}; worst: {worst.saturated:.0%} at {_where(worst)}",
                 SATURATED_ABOVE, saturating[0].index, mean,
             ))
-    dead = [layer for layer in layers if layer.dead > DEAD_ABOVE]
+    dead = [layer for layer in layers if layer.zeros > DEAD_ABOVE]
     if dead:
         verdicts.append(Verdict(
             "dead_units",
-            f"{len(dead)} layer(s) have more than {DEAD_ABOVE:g} of their units at 0 for the whole batch, "
-            f"from {_where(dead[0])} ({dead[0].dead:.0%} dead)",
-            DEAD_ABOVE, dead[0].index, dead[0].dead,
+            f"{len(dead)} layer(s) output more than {DEAD_ABOVE:.0%} exact zeros, from {_where(dead[0])} "
+            f"({dead[0].zeros:.0%} zeros, {dead[0].dead:.0%} of units 0 for the whole batch)",
+            DEAD_ABOVE, dead[0].index, dead[0].zeros,
         ))
     if len(blocks) >= RESIDUAL_MIN_BLOCKS:
         stds = [block.output_std for block in blocks]

@@ -7,13 +7,19 @@ from collections.abc import Iterable
 
 from fanin.gains import GainComparison
 from fanin.report.depth import DepthReport, activation_cell, limit_cell, std_cells
+from fanin.report.probe import ProbeReport
 from fanin.schemes.registry import SchemeEntry
 
 __all__ = ["render_gain", "render_json", "render_markdown", "render_schemes"]
 
 
-def render_markdown(report: DepthReport) -> str:
-    """A Markdown table of the std after the snapshot layers, then each run's verdict and reason."""
+def render_markdown(report: DepthReport | ProbeReport) -> str:
+    """A Markdown table of the std after the snapshot layers, then each run's verdict and reason
+    (a :class:`ProbeReport`: :func:`fanin.report.probe_render.probe_markdown`)."""
+    if isinstance(report, ProbeReport):
+        from fanin.report.probe_render import probe_markdown
+
+        return probe_markdown(report)
     layers = report.layers
     first = report.runs[0].config
     header = ["run", "activation", "scheme", *(f"layer {i}" for i in layers), "non-finite / vanished", "verdict"]
@@ -33,8 +39,11 @@ def render_markdown(report: DepthReport) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_json(report: DepthReport) -> str:
-    """The report as JSON (floats round-trip exactly; non-finite stds are ``null``)."""
+def render_json(report: DepthReport | ProbeReport) -> str:
+    """The report as JSON (floats round-trip exactly; non-finite stds are ``null`` in a depth
+    report, ``"nan"``/``"inf"`` strings in a probe report, which reloads exactly)."""
+    if isinstance(report, ProbeReport):
+        return report.to_json()
     return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
 
 

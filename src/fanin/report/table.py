@@ -11,15 +11,21 @@ from rich.table import Table
 from rich.text import Text
 
 from fanin.report.depth import DepthReport, activation_cell, limit_cell, std_cells
+from fanin.report.probe import ProbeReport
 
 __all__ = ["render_table"]
 
 _STYLES = {"exploding": "bold red", "vanishing": "bold yellow", "saturating": "bold magenta", "stable": "bold green"}
 
 
-def render_table(report: DepthReport) -> Group:
+def render_table(report: DepthReport | ProbeReport) -> Group:
     """A rich renderable: std after each snapshot layer, the limit layer and the verdict per run,
-    then one line per run with its activation, scheme, verdict and the reason for it."""
+    then one line per run with its activation, scheme, verdict and the reason for it (a
+    :class:`ProbeReport`: :func:`fanin.report.probe_render.probe_table`)."""
+    if isinstance(report, ProbeReport):
+        from fanin.report.probe_render import probe_table
+
+        return probe_table(report)
     first = report.runs[0].config
     title = Text(
         f"Std of the activations after layer i (width {first.width}, batch {first.batch}, seed {first.seed})",
