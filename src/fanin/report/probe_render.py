@@ -96,7 +96,8 @@ def probe_table(report: ProbeReport) -> Group:
         parts.append(line)
     table = Table(box=box.SIMPLE_HEAD, title="layers in execution order", title_justify="left")
     for i, header in enumerate(_LAYER_HEADER):
-        table.add_column(Text(header),  # Text: "[y^2]" is not rich markup justify="left" if i in (1, 2, 3) else "right", no_wrap=i != 1)
+        # Text: "[y^2]" must not be read as rich markup
+        table.add_column(Text(header), justify="left" if i in (1, 2, 3) else "right", no_wrap=i != 1)
     for r in report.layers:
         table.add_row(*_layer_cells(r))
     parts.append(table)
