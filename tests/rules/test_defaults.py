@@ -40,6 +40,8 @@ def apply_defaults(model, framework, generator=None, streams=None):
     for prefix, module in model.named_modules():
         for local, scheme in default_schemes(module, framework) or ():
             qualified = f"{prefix}.{local}" if prefix else local
+            if qualified in seen:
+                continue  # listed by a parent (MultiheadAttention's out_proj), which comes first
             g = fanin.Stream(streams, fanin.rng.canonical_name(qualified)) if streams is not None else generator
             scheme(tensor_of(module, local), generator=g)
             seen.append(qualified)
@@ -141,6 +143,13 @@ def test_every_parameter_and_running_stat_is_covered_once():
         if framework != "torch":  # Bilinear has no counterpart in those frameworks
             expected -= {"3.weight", "3.bias"}
         assert set(covered) == expected, framework
+        own_only = {  # a caller that reads own tensors only still covers everything
+            f"{prefix}.{local}" if prefix else local
+            for prefix, module in model.named_modules()
+            for local, _ in default_schemes(module, framework) or ()
+            if "." not in local
+        }
+        assert own_only == expected, framework
 
 
 def test_torch_concrete_arguments():
@@ -154,6 +163,14 @@ def test_torch_concrete_arguments():
         ("in_proj_bias", "zeros"),
         ("bias_k", "xavier_normal"),
         ("bias_v", "xavier_normal"),
+    ]
+    # the out_proj child lists the same two tensors, for callers that look at own tensors only
+    assert [(n, str(s)) for n, s in default_schemes(nn.MultiheadAttention(16, 4).out_proj, "torch")] == [
+        ("weight", "kaiming_uniform(a=2.23606797749979)"),
+        ("bias", "fanin.zeros_after_uniform(a=-0.25, b=0.25)"),
+    ]
+    assert [str(s) for _, s in default_schemes(nn.MultiheadAttention(16, 4).out_proj, "flax")] == [
+        "jax.lecun_normal", "jax.zeros"
     ]
     assert str(dict(default_schemes(nn.LSTM(2, 16), "torch"))["weight_hh_l0"]) == "uniform(a=-0.25, b=0.25)"
     assert str(dict(default_schemes(nn.Bilinear(16, 3, 2), "torch"))["weight"]) == "uniform(a=-0.25, b=0.25)"
@@ -216,8 +233,6 @@ def test_module_types_without_defaults():
     for module in (nn.ReLU(), nn.Sequential(nn.Linear(2, 2)), nn.InstanceNorm2d(3), CustomLinear(2, 2)):
         assert default_schemes(module, "torch") is None
     assert [n for n, _ in default_schemes(PlainSubclass(2, 3), "torch")] == ["weight", "bias"]
-    # out_proj belongs to its MultiheadAttention, which lists it (it is built first)
-    assert default_schemes(nn.MultiheadAttention(4, 1).out_proj, "keras") is None
     for framework in ("keras", "tf1", "flax"):
         assert default_schemes(nn.Bilinear(2, 2, 2), framework) is None
 

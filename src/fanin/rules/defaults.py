@@ -42,9 +42,13 @@ Exceptions, where applying "torch" is *not* the same as construction under the s
   b = Linear(...); self.b = b; self.a = a``) draws in construction order in torch and in
   registration order here.
 - ``nn.MultiheadAttention`` builds ``out_proj`` before drawing its in-projection, although it
-  comes after it in module order. Its entries therefore include ``out_proj.weight`` and
-  ``out_proj.bias`` (names of its child, relative to it) and the ``out_proj`` submodule
-  (``NonDynamicallyQuantizableLinear``, used only there) returns ``None``.
+  comes after it in module order. Its list therefore starts with ``out_proj.weight`` and
+  ``out_proj.bias`` (its child's tensors, named relative to it): a caller that honours such
+  dotted names applies them at the parent's position and skips the child's own entries for
+  those tensors, and gets torch's values bit for bit. The ``out_proj`` submodule
+  (``NonDynamicallyQuantizableLinear``, which torch uses only there) also lists its own two
+  tensors (Linear weight, bias drawn then zeroed), so a caller that looks at own tensors only
+  still covers them, with torch's distribution but not its draw order.
 - Embedding built from ``_weight`` / ``from_pretrained`` and lazy modules draw nothing at
   construction; channels-last convolution weights are drawn contiguous by torch.
 
@@ -475,13 +479,7 @@ def _mha(module: nn.MultiheadAttention, framework: str) -> Entries:
     entries: Entries = []
     if framework == "torch":
         # out_proj is constructed (and draws its Linear defaults) before _reset_parameters runs.
-        entries.append(("out_proj.weight", _scheme("kaiming_uniform", a=math.sqrt(5))))
-        if out.bias is not None:
-            bound = _torch_bias_bound(out.weight)
-            if own.get("in_proj_bias") is not None:
-                entries.append(("out_proj.bias", _scheme("fanin.zeros_after_uniform", a=-bound, b=bound)))
-            else:
-                entries.append(("out_proj.bias", _uniform(bound)))
+        entries.extend((f"out_proj.{n}", s) for n, s in _out_proj(out, framework))
         for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
             if own.get(name) is not None:
                 entries.append((name, _scheme("xavier_uniform")))
@@ -507,9 +505,19 @@ def _mha(module: nn.MultiheadAttention, framework: str) -> Entries:
     for name in ("in_proj_bias", "bias_k", "bias_v"):
         if own.get(name) is not None:
             entries.append((name, _zeros(framework)))
-    entries.append(("out_proj.weight", _framework_kernel(framework)))
-    if out.bias is not None:
-        entries.append(("out_proj.bias", _zeros(framework)))
+    return [*((f"out_proj.{n}", s) for n, s in _out_proj(out, framework)), *entries]
+
+
+def _out_proj(module: nn.Linear, framework: str) -> Entries:
+    # NonDynamicallyQuantizableLinear exists only as MultiheadAttention.out_proj. torch draws its
+    # Linear defaults, then MultiheadAttention._reset_parameters zeroes the bias (a layer built
+    # with bias=True has in_proj_bias too, and both are zeroed together).
+    if framework != "torch":
+        return _linear(module, framework)
+    entries = [("weight", _scheme("kaiming_uniform", a=math.sqrt(5)))]
+    if module.bias is not None:
+        bound = _torch_bias_bound(module.weight)
+        entries.append(("bias", _scheme("fanin.zeros_after_uniform", a=-bound, b=bound)))
     return entries
 
 
@@ -521,13 +529,9 @@ def _prelu(module: nn.PReLU, framework: str) -> Entries:
     return [("weight", _zeros(framework))]  # Keras PReLU alpha_initializer="zeros"
 
 
-def _owned_by_parent(module: nn.Module, framework: str) -> None:
-    return None
-
-
 # First match along the MRO wins; NonDynamicallyQuantizableLinear before Linear.
 _RULES: list[tuple[type, Callable[[nn.Module, str], Entries | None]]] = [
-    (NonDynamicallyQuantizableLinear, _owned_by_parent),
+    (NonDynamicallyQuantizableLinear, _out_proj),
     (nn.Linear, _linear),
     (nn.Bilinear, _bilinear),
     (_ConvNd, _linear),
@@ -564,9 +568,10 @@ def default_schemes(module: nn.Module, framework: str) -> list[tuple[str, Scheme
     ``None`` when the module has nothing of its own to initialize or its type is unknown (for a
     subclass outside torch that defines its own ``reset_parameters``, too). Local names are those
     of ``module.named_parameters(recurse=False)`` / ``named_buffers(recurse=False)``, except for
-    ``nn.MultiheadAttention``, whose entries also name its child ``out_proj.weight`` /
+    ``nn.MultiheadAttention``, whose list starts with its child's ``out_proj.weight`` /
     ``out_proj.bias`` (see the module docstring): resolve a name with
-    ``module.get_parameter(name)`` (or ``get_buffer``).
+    ``module.get_parameter(name)`` (or ``get_buffer``); an entry a parent lists for a
+    descendant's tensor takes precedence over the descendant's own entry.
 
     ``framework`` is one of "torch", "keras", "tf1", "flax".
 
