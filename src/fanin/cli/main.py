@@ -124,3 +124,8 @@ def schemes_command(framework) -> None:
     except ValueError as err:
         raise click.UsageError(str(err)) from None
     click.echo(render_schemes(lookup(name) for name in names), nl=False)
+
+
+from fanin.cli.probe import probe_command  # noqa: E402  (issue 5)
+
+main.add_command(probe_command)

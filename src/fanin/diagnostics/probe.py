@@ -344,7 +344,7 @@ def probe(
                 handles.append(module.register_forward_hook(_post_hook(state, backward)))
             given = inputs() if callable(inputs) and not isinstance(inputs, nn.Module) else inputs
             given = _to_device(given, device)
-            tensors = [t for t in _tensors(given) if t.is_floating_point()]
+            tensors = _tensors(given)
             with torch.set_grad_enabled(backward):
                 output = _call(model, given)
                 grads = _backward(model, output, state, loss, seed) if backward else None
@@ -372,7 +372,8 @@ def probe(
             ratio = grad_std / std if std > 0 else None
         param_records.append(ParamStats(name, tuple(p.shape), std, grad_std, ratio))
     block_records = tuple(BlockStats(**b) for b in state.blocks)
-    input_std = _std64(torch.cat([t.detach().double().reshape(-1) for t in tensors])) if tensors else math.nan
+    floats = [t.detach().double().reshape(-1) for t in tensors if t.is_floating_point()]
+    input_std = _std64(torch.cat(floats)) if floats else math.nan
     layers_t = tuple(layer_records)
     return ProbeReport(
         label=label if label is not None else type(model).__name__,
