@@ -126,6 +126,10 @@ def schemes_command(framework) -> None:
     click.echo(render_schemes(lookup(name) for name in names), nl=False)
 
 
+from fanin.cli.explain import explain_command  # noqa: E402  (issue 4)
+
+main.add_command(explain_command)
+
 from fanin.cli.probe import probe_command  # noqa: E402  (issue 5)
 
 main.add_command(probe_command)

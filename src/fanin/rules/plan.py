@@ -197,6 +197,8 @@ class Plan:
             std = "" if stats is None or stats.std is None else f"{stats.std:.4g}"
             if stats is None or stats.low is None or stats.high is None:
                 bound = ""
+            elif stats.distribution == "constant":
+                bound = f"= {stats.high:g}"
             elif stats.low == -stats.high:
                 bound = f"±{stats.high:.4g}"
             else:

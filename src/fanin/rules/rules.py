@@ -123,7 +123,7 @@ class EmbeddingNormal(Init):
 
     def __str__(self) -> str:
         mean = f"mean={self.mean!r}, " if self.mean else ""
-        return f"normal({mean}std={self.std!r}), padding row 0"
+        return f"normal({mean}std={self.std!r}) with the padding_idx row 0"
 
 
 class Keep(Init):
