@@ -288,7 +288,7 @@ def predict_second_moments(
 
 @dataclass(frozen=True)
 class LayerMoments:
-    """Predicted and measured second moments of one layer (measured: mean over ``repeats`` networks).
+    r"""Predicted and measured second moments of one layer (measured: mean over ``repeats`` networks).
 
     ``pre_sem`` is the standard error of ``measured_pre`` across the networks (``None`` for one).
     ``one_step_pre`` is the recursion applied to each network's *measured* previous layer,
@@ -452,34 +452,26 @@ def signal_propagation(
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got seed={seed!r}")
     if kind == "cnn" and kernel_size % 2 == 0:
-        raise ValueError(f"the measured CNN pads circularly by k // 2 and needs an odd kernel_size, got kernel_size={kernel_size}")
+        raise ValueError(
+            f"the measured CNN pads circularly by k // 2 and needs an odd kernel_size, got kernel_size={kernel_size}"
+        )
     s = get(scheme)
     predicted = predict_second_moments(
         depth, width, activation, s, param=param, kind=kind, kernel_size=kernel_size, bias_std=bias_std
     )
     shape = _weight_shape(kind, width, kernel_size)
     f = None if activation in _LINEAR else activation_function(activation, param)
-    generator = torch.Generator().manual_seed(seed)
-    pre = torch.zeros(repeats, depth, dtype=torch.float64)
-    post = torch.zeros(repeats, depth, dtype=torch.float64)
-    one_step = torch.zeros(repeats, depth, dtype=torch.float64)
-    chi = math.prod(shape[1:]) * weight_variance(s, shape)
     pad = kernel_size // 2
-    with torch.no_grad():
-        for r in range(repeats):
-            x_shape = (batch, width) if kind == "mlp" else (batch, width, image_size, image_size)
-            x = torch.randn(x_shape, generator=generator)
-            for layer in range(depth):
-                one_step[r, layer] = chi * x.double().square().mean() + float(bias_std) ** 2
-                w = s(torch.empty(shape), generator=generator)
-                b = torch.randn(width, generator=generator) * bias_std if bias_std > 0 else None
-                if kind == "mlp":
-                    h = F.linear(x, w, b)
-                else:
-                    h = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="circular"), w, b)
-                x = h if f is None else f(h)
-                pre[r, layer] = h.double().square().mean()
-                post[r, layer] = x.double().square().mean()
+    threads = torch.get_num_threads()
+    # One thread, as in fanin.diagnostics.depth: on a shared, loaded machine torch's parallel
+    # regions wait for descheduled workers (measured on 2 busy cores: 3x slower than one thread).
+    torch.set_num_threads(1)
+    try:
+        pre, post, one_step = _measure(
+            s, f, shape, kind, depth, width, image_size, batch, repeats, bias_std, seed, pad
+        )
+    finally:
+        torch.set_num_threads(threads)
     mean_pre, mean_post = pre.mean(0), post.mean(0)
     sem = pre.std(0) / math.sqrt(repeats) if repeats > 1 else None
     layers = tuple(
@@ -497,3 +489,27 @@ def signal_propagation(
     return SignalPropagation(
         kind, depth, width, activation, str(s), weight_variance(s, shape), float(bias_std), batch, repeats, seed, layers
     )
+
+
+def _measure(s, f, shape, kind, depth, width, image_size, batch, repeats, bias_std, seed, pad):
+    generator = torch.Generator().manual_seed(seed)
+    pre = torch.zeros(repeats, depth, dtype=torch.float64)
+    post = torch.zeros(repeats, depth, dtype=torch.float64)
+    one_step = torch.zeros(repeats, depth, dtype=torch.float64)
+    chi = math.prod(shape[1:]) * weight_variance(s, shape)
+    with torch.no_grad():
+        for r in range(repeats):
+            x_shape = (batch, width) if kind == "mlp" else (batch, width, image_size, image_size)
+            x = torch.randn(x_shape, generator=generator)
+            for layer in range(depth):
+                one_step[r, layer] = chi * x.double().square().mean() + float(bias_std) ** 2
+                w = s(torch.empty(shape), generator=generator)
+                b = torch.randn(width, generator=generator) * bias_std if bias_std > 0 else None
+                if kind == "mlp":
+                    h = F.linear(x, w, b)
+                else:
+                    h = F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="circular"), w, b)
+                x = h if f is None else f(h)
+                pre[r, layer] = h.double().square().mean()
+                post[r, layer] = x.double().square().mean()
+    return pre, post, one_step
