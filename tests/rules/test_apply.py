@@ -1,0 +1,176 @@
+"""fanin.apply: random sources, bitwise values, atomicity, the counter-stream locality promise."""
+
+import pytest
+import torch
+from torch import nn
+
+import fanin
+import fanin.models
+from fanin.rules import Name, Ndim, PlanMismatchError, Role, Rule
+
+
+def net():
+    return nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3))
+
+
+RULES = [(Name("*.weight") & Ndim(2), "xavier_uniform"), (Role("bias"), "uniform(a=-0.1, b=0.1)")]
+
+
+def test_seed_draws_each_tensor_from_its_own_stream():
+    model = net()
+    record = fanin.apply(model, RULES, seed=11)
+    assert record.source == "stream"
+    for name, scheme in (("0.weight", "xavier_uniform"), ("2.bias", "uniform(a=-0.1, b=0.1)")):
+        expected = fanin.get(scheme)(torch.empty_like(model.get_parameter(name)), generator=fanin.Stream(11, name))
+        assert torch.equal(model.get_parameter(name), expected)
+
+
+def test_generator_is_drawn_in_plan_order():
+    model = net()
+    record = fanin.apply(model, RULES, generator=torch.Generator().manual_seed(5))
+    assert record.source == "generator" and record.seed is None
+    g = torch.Generator().manual_seed(5)
+    expected = [
+        torch.nn.init.xavier_uniform_(torch.empty(5, 6), generator=g),
+        torch.nn.init.uniform_(torch.empty(5), -0.1, 0.1, generator=g),
+        torch.nn.init.xavier_uniform_(torch.empty(3, 5), generator=g),
+        torch.nn.init.uniform_(torch.empty(3), -0.1, 0.1, generator=g),
+    ]
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+
+
+def test_global_rng_without_seed_or_generator():
+    torch.manual_seed(3)
+    expected = [torch.nn.init.xavier_uniform_(torch.empty(5, 6)), torch.nn.init.uniform_(torch.empty(5), -0.1, 0.1)]
+    model = net()
+    torch.manual_seed(3)
+    assert fanin.apply(model, RULES).source == "global"
+    assert torch.equal(model[0].weight, expected[0]) and torch.equal(model[0].bias, expected[1])
+
+
+def test_torch_preset_reproduces_construction_bitwise():
+    def build():
+        return nn.Sequential(
+            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 6), nn.Embedding(7, 4, padding_idx=2), nn.LayerNorm(4)
+        )
+
+    torch.manual_seed(0)
+    reference = build()
+    model = build()
+    fanin.apply(model, "torch", generator=torch.Generator().manual_seed(0))
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.count_nonzero(model[4].weight[2]) == 0
+
+
+def test_added_layer_changes_no_other_layer_under_the_counter_stream():
+    class Small(nn.Module):
+        def __init__(self, extra=False):
+            super().__init__()
+            self.encoder = nn.Linear(8, 8)
+            if extra:
+                self.adapter = nn.Linear(8, 8)
+            self.decoder = nn.Linear(8, 4)
+
+    a, b = Small(), Small(extra=True)
+    fanin.apply(a, "torch", seed=0)
+    fanin.apply(b, "torch", seed=0)
+    for name, p in a.named_parameters():
+        assert torch.equal(p, b.get_parameter(name)), name
+    # a deeper GPT: the first blocks keep their values bit for bit
+    g2, g3 = fanin.models.gpt(n_layer=2), fanin.models.gpt(n_layer=3)
+    fanin.apply(g2, "torch", seed=1)
+    fanin.apply(g3, "torch", seed=1)
+    for name, p in g2.named_parameters():
+        assert torch.equal(p, g3.get_parameter(name)), name
+    # whereas one generator in plan order shifts everything after the new layer
+    a2, b2 = Small(), Small(extra=True)
+    fanin.apply(a2, "torch", generator=torch.Generator().manual_seed(0))
+    fanin.apply(b2, "torch", generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(a2.decoder.weight, b2.decoder.weight)
+
+
+def test_failure_half_way_changes_nothing():
+    model = net()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    # keras.random_normal(seed=1) plans fine but refuses a stream when it runs: the last tensor fails
+    rules = [("2.bias", "keras.random_normal(seed=1)"), *RULES]
+    with pytest.raises(ValueError, match=r"keras: pass either a seed or a generator, not both; got seed=1"):
+        fanin.apply(model, rules, seed=0)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_failing_reset_parameters_changes_nothing():
+    class Fragile(nn.Linear):
+        def reset_parameters(self):
+            if getattr(self, "armed", False):
+                raise RuntimeError("boom")
+            super().reset_parameters()
+
+    model = nn.Sequential(nn.Linear(3, 3), Fragile(3, 3))
+    model[1].armed = True
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"):
+        fanin.apply(model, [("0.*", "ones"), ("*", "reset_parameters")])
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_reset_parameters_rule_runs_on_a_copy_with_the_global_rng():
+    torch.manual_seed(4)
+    expected = nn.Linear(3, 2)
+    model = nn.Linear(3, 2)
+    weight_object = model.weight
+    torch.manual_seed(4)
+    record = fanin.apply(model, {"*": "reset_parameters"})
+    assert torch.equal(model.weight, expected.weight) and torch.equal(model.bias, expected.bias)
+    assert model.weight is weight_object  # the parameter objects stay
+    assert record["weight"].init == "Linear.reset_parameters()"
+
+
+def test_keep_leaves_values_and_apply_returns_the_record():
+    model = net()
+    bias = model[0].bias.clone()
+    record = fanin.apply(model, {"*.weight": "ones"}, leftovers="keep", seed=0)
+    assert torch.equal(model[0].bias, bias)
+    assert torch.equal(model[0].weight, torch.ones(5, 6))
+    assert record["0.bias"].action == "keep"
+    assert model[0].weight.requires_grad and model[0].weight.grad_fn is None
+
+
+def test_applying_a_plan():
+    model = net()
+    p = fanin.plan(model, RULES, seed=2)
+    fanin.apply(model, p)  # the plan's seed
+    other = net()
+    fanin.apply(other, RULES, seed=2)
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
+    with pytest.raises(ValueError, match=r"the plan was resolved with seed=2 and is applied with seed=3"):
+        fanin.apply(model, p, seed=3)
+    with pytest.raises(TypeError, match=r"leftovers= applies to rules, not to a resolved plan; got leftovers='keep'"):
+        fanin.apply(model, p, leftovers="keep")
+    with pytest.raises(PlanMismatchError) as info:
+        fanin.apply(nn.Sequential(nn.Linear(6, 4)), p)
+    assert str(info.value) == (
+        "The plan does not describe this model (Sequential): it has parameter '0.weight' of shape=(5, 6), the model "
+        "has parameter of shape=(4, 6). Resolve the plan on this model: fanin.plan(model, rules)."
+    )
+
+
+def test_apply_errors():
+    with pytest.raises(TypeError, match=r"pass seed= \(one counter stream per tensor\) or generator= .* not both"):
+        fanin.apply(net(), RULES, seed=0, generator=torch.Generator())
+    with pytest.raises(TypeError, match=r"generator must be None or a torch.Generator \(for counter streams pass seed=int\), got generator=5 \(int\)"):
+        fanin.apply(net(), RULES, generator=5)
+    with pytest.raises(TypeError, match=r"apply needs a torch.nn.Module, got model='x' \(str\)"):
+        fanin.apply("x", RULES)
+    with torch.device("meta"):
+        meta = net()
+    with pytest.raises(ValueError, match=r"'0.weight' is on the meta device: .* use fanin.materialize"):
+        fanin.apply(meta, RULES)
+
+
+def test_buffers_covered_by_a_rule_are_written():
+    model = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    model[1].running_var.fill_(7.0)
+    fanin.apply(model, [Rule(Role("running_var"), "ones"), ("*", "zeros")])
+    assert torch.equal(model[1].running_var, torch.ones(3))
