@@ -1,0 +1,400 @@
+r"""What every registered scheme would draw at a given shape: the candidates an audit compares with.
+
+Nothing here lists schemes by hand. The candidates come from the one registry
+(:func:`fanin.schemes.list_schemes`): each entry is called, with its defaults and with the
+commonly used values of its arguments (:data:`ARG_VARIANTS`, keyed by *argument name*), on an
+uninitialized tensor of the audited shape and a recording :class:`~fanin.rng.Stream` that draws
+nothing and notes which distribution it was asked for. So the bound or std of a candidate is the
+scheme's own formula evaluated at that shape, e.g. for ``kaiming_uniform(a=sqrt(5))`` on a
+(64, 32) weight:
+
+.. math:: \text{bound} = \text{gain}\sqrt{3/\text{fan\_in}}
+          = \sqrt{2/(1+5)}\,\sqrt{3/32} = 1/\sqrt{32}
+
+Orthogonal schemes are run for real on a small tensor of the same rank (their gain does not
+depend on the shape) and identity schemes on the audited shape itself (they are deterministic).
+
+>>> import torch
+>>> c = {c.scheme: c for c in continuous_candidates((64, 32))}
+>>> c["kaiming_uniform(a=sqrt(5))"].params["high"] == 1 / 32 ** 0.5
+True
+>>> c["kaiming_uniform(a=sqrt(5))"].kind
+'uniform'
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import torch
+
+from fanin.rng import Stream
+from fanin.rng.transforms import Normal, TruncatedNormal, Uniform
+from fanin.schemes.registry import REQUIRED, SchemeEntry, list_schemes, lookup
+from fanin.schemes.scheme import Scheme
+
+__all__ = [
+    "ARG_VARIANTS",
+    "NOTES",
+    "Candidate",
+    "continuous_candidates",
+    "entries_of",
+    "fit_direct",
+    "pretty_spec",
+    "probe",
+]
+
+#: Values tried for an argument of that name, besides the scheme's default: the ones in common
+#: use (PyTorch's layer default a=sqrt(5), the gains of relu/tanh/selu, the three fan modes).
+ARG_VARIANTS: dict[str, tuple] = {
+    "a": (0, math.sqrt(5)),
+    "mode": ("fan_in", "fan_out", "fan_avg"),
+    "nonlinearity": ("leaky_relu", "relu", "linear", "tanh", "selu", "sigmoid"),
+    "gain": (1.0, math.sqrt(2), 5 / 3, 0.75),
+    "scale": (1.0, 2.0, 1 / 3),
+    "distribution": ("truncated_normal", "uniform", "untruncated_normal", "normal"),
+    "groups": (1, 2, 4),
+}
+
+#: Where a scheme is known under another name: commentary shown next to a match.
+NOTES: dict[str, str] = {
+    "kaiming_uniform(a=sqrt(5))": "PyTorch's default for nn.Linear / nn.Conv weights",
+    "keras.glorot_uniform": "Keras default for Dense / Conv kernels",
+    "tf1.glorot_uniform_initializer": "TF 1.x tf.get_variable default",
+    "jax.lecun_normal": "Flax default for Dense / Conv kernels",
+    "normal(std=0.02)": "GPT-2 / BERT style (initializer_range=0.02)",
+    "trunc_normal(std=0.02)": "ViT / timm style",
+    "ones": "norm-layer weight default",
+    "zeros": "bias / norm-layer bias default",
+}
+
+# Parameters that never change the distribution.
+_IGNORED = {"seed", "layout", "verify_shape"}
+_MAX_VARIANTS = 400
+_PROXY_ELEMENTS = 4096
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One named scheme evaluated at one shape.
+
+    ``kind`` is the distribution it draws (``uniform``, ``normal``, ``truncated_normal``,
+    ``orthogonal``, ``identity``, ``constant``, ``sparse``); ``params`` its exact parameters
+    (uniform: low, high; normal: mean, std; truncated_normal: mean, std, lower, upper, all
+    absolute; orthogonal/identity: gain; constant: value). ``fitted`` marks a scheme whose
+    literal arguments were solved from the data (``normal(std=0.02)``) rather than a formula
+    that predicts the scale from the shape.
+    """
+
+    scheme: str
+    entry: str
+    framework: str
+    kind: str
+    params: dict[str, float] = field(compare=False)
+    fitted: bool = False
+
+    @property
+    def note(self) -> str:
+        return NOTES.get(self.scheme.split(" at ")[0], "")
+
+    def effective_kind(self) -> str:
+        """``normal`` for a truncated normal cut beyond ±4 std (indistinguishable from a normal)."""
+        if self.kind == "truncated_normal":
+            p = self.params
+            if (p["upper"] - p["mean"]) / p["std"] > 4 and (p["mean"] - p["lower"]) / p["std"] > 4:
+                return "normal"
+        return self.kind
+
+    @functools.cached_property
+    def moments(self) -> tuple[float, float, float, float, float]:
+        """(mean, std, excess kurtosis, lower, upper) of the distribution, computed once."""
+        p = self.params
+        if self.kind == "uniform":
+            lo, hi = p["low"], p["high"]
+            return (lo + hi) / 2, (hi - lo) / math.sqrt(12), -1.2, lo, hi
+        if self.kind in ("normal", "sparse"):
+            return p.get("mean", 0.0), p["std"], 0.0, -math.inf, math.inf
+        d = self.dist()
+        mean, var, _, kurt = (float(v) for v in d.stats(moments="mvsk"))
+        return mean, math.sqrt(var), kurt, *(float(b) for b in d.support())
+
+    @functools.cached_property
+    def frozen(self):
+        """:meth:`dist`, computed once."""
+        return self.dist()
+
+    def dist(self):
+        """The candidate as a frozen ``scipy.stats`` distribution (continuous kinds only)."""
+        from scipy import stats
+
+        p = self.params
+        if self.kind == "uniform":
+            return stats.uniform(p["low"], p["high"] - p["low"])
+        if self.kind == "normal" or self.kind == "sparse":
+            return stats.norm(p.get("mean", 0.0), p["std"])
+        if self.kind == "truncated_normal":
+            return stats.truncnorm((p["lower"] - p["mean"]) / p["std"], (p["upper"] - p["mean"]) / p["std"],
+                                   loc=p["mean"], scale=p["std"])
+        raise ValueError(f"a {self.kind} candidate has no scipy distribution")
+
+
+def pretty_spec(spec: str) -> str:
+    """Write floats that are square roots of small integers as ``sqrt(k)`` (``fanin.get`` reads them back).
+
+    >>> pretty_spec("kaiming_uniform(a=2.23606797749979)")
+    'kaiming_uniform(a=sqrt(5))'
+    """
+    for k in (2, 3, 5, 6, 8, 10):
+        spec = spec.replace(f"={math.sqrt(k)!r}", f"=sqrt({k})")
+    return spec
+
+
+def entries_of(families: set[str]) -> list[SchemeEntry]:
+    """The registered entries of those families, in sorted-name order."""
+    return [e for e in (lookup(n) for n in list_schemes()) if e.family in families]
+
+
+class _Recorder(Stream):
+    """A Stream that draws nothing and records the distribution each fill asks for."""
+
+    def __init__(self) -> None:
+        super().__init__(0, "fanin.audit.probe")
+        self.calls: list = []
+
+    def fill_(self, tensor, transform, **box):
+        self.calls.append(transform)
+        return tensor
+
+    def sparse_mask(self, shape, num_zeros, *, device=None, **kw):
+        self.calls.append(("sparse", num_zeros))
+        return torch.zeros(tuple(shape), dtype=torch.bool, device=device)
+
+    def orthogonal_(self, tensor, gain=1.0, **kw):
+        self.calls.append(("orthogonal", float(gain)))
+        return tensor
+
+
+def _variants(entry: SchemeEntry) -> Iterator[dict]:
+    names = [k for k in entry.parameters if k in ARG_VARIANTS]
+    # The default first (unless the argument is required), then the common values.
+    grids = [((() if entry.parameters[k] is REQUIRED else (entry.parameters[k],)) + ARG_VARIANTS[k]) for k in names]
+    for i, combo in enumerate(itertools.product(*grids)):
+        if i >= _MAX_VARIANTS:
+            return
+        # A value equal to the default is left out, so the spec stays canonical ("uniform", not "uniform(a=0)").
+        yield {k: v for k, v in zip(names, combo) if not _equal(v, entry.parameters[k])}
+
+
+def _equal(a: object, b: object) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001  defaults of any type
+        return False
+
+
+def _scheme(entry: SchemeEntry, args: dict) -> Scheme | None:
+    try:
+        return Scheme(entry, **args)
+    except (ValueError, TypeError):
+        return None
+
+
+def probe(scheme: Scheme, shape: tuple[int, ...]) -> tuple[str, dict[str, float]] | None:
+    """The (kind, params) that ``scheme`` draws from at ``shape``, without drawing; ``None`` when
+    the scheme rejects the shape or draws something else than one continuous distribution."""
+    recorder = _Recorder()
+    try:
+        scheme(torch.empty(shape, dtype=torch.float32), generator=recorder)
+    except Exception:  # noqa: BLE001  a scheme that rejects the shape (any way it does) is not a candidate
+        return None
+    calls = [c for c in recorder.calls if not isinstance(c, tuple)]
+    if len(calls) != 1:
+        return None
+    t = calls[0]
+    if isinstance(t, Uniform):
+        return "uniform", {"low": t.low, "high": t.high}
+    if isinstance(t, Normal):
+        return "normal", {"mean": t.mean, "std": t.std}
+    if isinstance(t, TruncatedNormal):
+        return "truncated_normal", {"mean": t.mean, "std": t.std, "lower": t.lower, "upper": t.upper}
+    return None
+
+
+def _dedupe(found: list[Candidate]) -> list[Candidate]:
+    """One candidate per (entry, distribution): the shortest spec (fewest non-default arguments)."""
+    best: dict[tuple, Candidate] = {}
+    for c in found:
+        key = (c.entry, c.kind, tuple(sorted((k, round(v, 12)) for k, v in c.params.items())))
+        if key not in best or len(c.scheme) < len(best[key].scheme):
+            best[key] = c
+    return list(best.values())
+
+
+@functools.lru_cache(maxsize=64)
+def continuous_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
+    """Every registered uniform / normal / truncated-normal scheme, with its argument variants, at ``shape``."""
+    found = []
+    for entry in entries_of({"uniform", "normal", "truncated_normal"}):
+        for args in _variants(entry):
+            scheme = _scheme(entry, args)
+            if scheme is None:
+                continue
+            got = probe(scheme, shape)
+            if got is not None:
+                found.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, *got))
+    return tuple(_dedupe(found))
+
+
+def _measure_gain(scheme: Scheme, shape: tuple[int, ...]) -> float | None:
+    try:
+        w = scheme(torch.empty(shape, dtype=torch.float64), generator=Stream(0, "fanin.audit.proxy"))
+    except Exception:  # noqa: BLE001  as in probe()
+        return None
+    m = w.reshape(w.shape[0], -1)
+    if m.shape[0] > m.shape[1]:
+        m = m.T
+    return float(torch.linalg.norm(m, dim=1).mean())
+
+
+def _proxy(shape: tuple[int, ...]) -> tuple[int, ...]:
+    if math.prod(shape) <= _PROXY_ELEMENTS:
+        return shape
+    return tuple(min(d, 8) if i < 2 else min(d, 3) for i, d in enumerate(shape))
+
+
+@functools.lru_cache(maxsize=64)
+def orthogonal_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
+    """Every registered orthogonal scheme at its defaults and gain variants, with the gain it gives."""
+    found = []
+    proxy = _proxy(shape)
+    for entry in entries_of({"orthogonal"}):
+        for args in _variants(entry):
+            scheme = _scheme(entry, args)
+            gain = None if scheme is None else _measure_gain(scheme, proxy)
+            if gain is not None and math.isfinite(gain):
+                found.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "orthogonal",
+                                       {"gain": gain}))
+    return tuple(_dedupe(found))
+
+
+def identity_candidates(shape: tuple[int, ...]) -> list[tuple[Candidate, torch.Tensor]]:
+    """Every registered identity scheme (with its variants) run on ``shape``, with the tensor it gives."""
+    out = []
+    for entry in entries_of({"identity"}):
+        for args in _variants(entry):
+            scheme = _scheme(entry, args)
+            if scheme is None:
+                continue
+            try:
+                w = scheme(torch.zeros(shape, dtype=torch.float64), generator=Stream(0, "fanin.audit.proxy"))
+            except Exception:  # noqa: BLE001  as in probe()
+                continue
+            gain = float(w.abs().max()) if w.numel() else 0.0
+            out.append((Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "identity",
+                                  {"gain": gain}), w))
+    return out
+
+
+def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> list[Candidate]:
+    """The registered constant schemes that give ``value`` in ``dtype``: at their defaults, or with
+    their one argument set to the shortest decimal that rounds to ``value``."""
+    out = []
+    for digits in range(1, 18):
+        short = float(f"{value:.{digits}g}")
+        if torch.tensor(short, dtype=dtype).item() == value:
+            break
+    for entry in entries_of({"constant"}):
+        attempts = [{}]
+        numeric = [k for k, d in entry.parameters.items() if k not in _IGNORED]
+        if len(numeric) == 1:
+            attempts.append({numeric[0]: short})
+        for args in attempts:
+            scheme = _scheme(entry, args)
+            if scheme is None:
+                continue
+            try:
+                w = scheme(torch.empty(2, 2, dtype=dtype), generator=Stream(0, "fanin.audit.proxy"))
+            except Exception:  # noqa: BLE001  a scheme that cannot run here is not a candidate
+                continue
+            if bool((w == value).all()):
+                out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "constant",
+                                     {"value": short}, fitted=bool(args)))
+                break
+    return out
+
+
+def _fields(kind: str, params: dict[str, float]) -> list[float]:
+    return [params[k] for k in sorted(params)]
+
+
+def fit_direct(kind: str, target: dict[str, float], shape: tuple[int, ...], nice) -> list[Candidate]:
+    """Registered schemes whose *literal* arguments can be set to reproduce ``target``.
+
+    For each entry whose default draw is of ``kind``, each numeric argument is probed at two
+    values; an argument that moves exactly one distribution parameter one for one (``std`` ->
+    std, ``a`` -> low, ``stddev`` -> std and the ±2·stddev cut) is a *direct* argument. The direct
+    arguments are solved for ``target`` (least squares over the parameters that ``target``
+    names), each solution is rounded by ``nice(name, value)`` and the result is probed again; a
+    scheme whose probe reproduces ``target`` (relative 1e-9 after rounding is accounted for by
+    the caller's statistical test) is returned with ``fitted=True``.
+    """
+    import numpy as np
+
+    out = []
+    families = {"uniform": {"uniform"}, "normal": {"normal", "truncated_normal"},
+                "truncated_normal": {"truncated_normal"}, "sparse": {"sparse"}}[kind]
+    for entry in entries_of(families):
+        base_args = {k: (1.0 if d is not None and not isinstance(d, (int, float)) else d)
+                     for k, d in entry.parameters.items() if k not in _IGNORED}
+        numeric = {k: d for k, d in base_args.items()
+                   if not isinstance(d, bool) and isinstance(d, (int, float))}
+        if entry.family == "sparse":
+            numeric = {"std": entry.parameters["std"]}
+            fixed = {"sparsity": target["sparsity"]}
+        else:
+            fixed = {}
+        if not numeric:
+            continue
+        start = {**{k: float(v) for k, v in numeric.items()}, **fixed}
+        scheme = _scheme(entry, start)
+        got = probe(scheme, shape) if scheme is not None else None
+        if got is None:
+            continue
+        got_kind, p0 = got
+        names = [k for k in sorted(target) if k in p0]
+        if got_kind != ("normal" if kind == "sparse" else kind) and not (kind == "normal" and got_kind == "truncated_normal"):
+            continue
+        columns, direct = [], []
+        for arg, value in numeric.items():
+            step = 0.5 * abs(value) if value else 0.25
+            s2 = _scheme(entry, {**start, arg: float(value) + step})
+            g2 = probe(s2, shape) if s2 is not None else None
+            if g2 is None or g2[0] != got_kind:
+                continue
+            col = [(g2[1][k] - p0[k]) / step for k in sorted(p0)]
+            moved = [abs(c) > 1e-12 for c in col]
+            if any(moved) and all(abs(abs(c) - 1) < 1e-9 or abs(c - 2) < 1e-9 or abs(c + 2) < 1e-9 or not m
+                                  for c, m in zip(col, moved)):
+                columns.append([col[sorted(p0).index(k)] for k in names])
+                direct.append(arg)
+        if not direct:
+            continue
+        a = np.array(columns, dtype=float).T
+        b = np.array([target[k] - p0[k] for k in names], dtype=float)
+        delta, *_ = np.linalg.lstsq(a, b, rcond=None)
+        args = dict(start)
+        for arg, d in zip(direct, delta):
+            args[arg] = nice(arg, start[arg] + float(d))
+        scheme = _scheme(entry, args)
+        got = probe(scheme, shape) if scheme is not None else None
+        if got is None:
+            continue
+        out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework,
+                             "sparse" if kind == "sparse" else got[0],
+                             {**got[1], **({"sparsity": target["sparsity"]} if kind == "sparse" else {})},
+                             fitted=True))
+    return out
