@@ -176,7 +176,12 @@ class _State:
 def _globs(residual: object) -> Callable[[str], bool] | None:
     if residual is None or residual is True or residual is False:
         return None
-    patterns = [residual] if isinstance(residual, str) else list(residual)  # type: ignore[call-overload]
+    if isinstance(residual, str):
+        patterns = [residual]
+    elif isinstance(residual, (list, tuple, set, frozenset)):
+        patterns = list(residual)
+    else:
+        patterns = []
     if not patterns or not all(isinstance(p, str) and p for p in patterns):
         raise ProbeError(
             "residual must be None (detect blocks), False (no tracking), a glob such as '*.block' or a list "
