@@ -260,3 +260,16 @@ def test_call_time_errors():
         jax.delta_orthogonal_(torch.empty(2, 4, 3))  # Conv1d(4 -> 2, 3): in 4 > out 2
     with pytest.raises(ValueError, match=r"in_axis must name axes of a 2-dim shape \(-2\.\.1\), got in_axis=5"):
         jax.lecun_normal_(torch.empty(3, 4), in_axis=5)
+
+
+def test_direct_calls_are_validated_too():
+    with pytest.raises(ValueError, match=r"invalid distribution for variance scaling initializer: Normal\. Unknown distribution 'Normal'"):
+        jax.variance_scaling_(torch.empty(3, 4), 1.0, "fan_in", "Normal")
+
+
+def test_fill_rejects_an_unmapped_distribution():
+    from fanin.schemes.framework import variance_scaling_fill
+
+    with pytest.raises(ValueError, match=r"Unknown distribution 'normal'\. Did you mean 'uniform'\? Accepted: 'truncated_normal', 'uniform', 'untruncated_normal'\."):
+        variance_scaling_fill(torch.empty(3, 4), scale=1.0, mode="fan_in", distribution="normal", fans_layout="jax",
+                              layout="torch", guard=False, generator=None)

@@ -355,3 +355,11 @@ def test_call_time_errors():
         keras.he_normal_(torch.empty(2, 2), seed=1, generator=Stream(0, "w"))
     with pytest.raises(TypeError, match=r"generator must be None, a torch\.Generator or a fanin\.Stream, got generator=3 \(int\)"):
         keras.he_normal_(torch.empty(2, 2), generator=3)
+
+
+def test_direct_calls_are_validated_too():
+    # Scheme validates at construction; the functions themselves must not let a typo through.
+    with pytest.raises(ValueError, match=r"Invalid `distribution` argument: unifrom\. Unknown distribution 'unifrom'\. Did you mean 'uniform'"):
+        keras.variance_scaling_(torch.empty(3, 4), distribution="unifrom")
+    with pytest.raises(ValueError, match=r"Argument `scale` must be positive float\. Received: scale=-2\.0"):
+        keras.variance_scaling_(torch.empty(3, 4), scale=-2.0)

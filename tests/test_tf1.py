@@ -287,3 +287,8 @@ def test_call_time_errors():
         tf1.convolutional_delta_orthogonal_(torch.empty(2, 4, 3))  # Conv1d(4 -> 2, 3)
     with pytest.raises(ValueError, match=r"tf1: pass either a seed or a generator, not both; got seed=0 and generator="):
         tf1.random_normal_initializer_(torch.empty(2), seed=0, generator=gen(0))
+
+
+def test_direct_calls_are_validated_too():
+    with pytest.raises(ValueError, match=r"Invalid `mode` argument: fan_sum\. Unknown mode 'fan_sum'"):
+        tf1.variance_scaling_initializer_(torch.empty(3, 4), mode="fan_sum")

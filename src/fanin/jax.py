@@ -76,6 +76,7 @@ def _validate_vs(scale, mode, distribution, in_axis, out_axis, batch_axis, layou
 
 
 def _vs(tensor, scale, mode, distribution, in_axis, out_axis, batch_axis, layout, generator):
+    _validate_vs(scale, mode, distribution, in_axis, out_axis, batch_axis, layout)  # direct calls too
     return variance_scaling_fill(
         tensor, scale=scale, mode=mode,
         distribution="untruncated_normal" if distribution == "normal" else distribution,

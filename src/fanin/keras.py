@@ -114,6 +114,9 @@ def _validate_common(seed=None, layout="torch"):
 
 
 def _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, output_axes, layout, generator):
+    # A direct call bypasses Scheme's validation: check here too, or a typo would silently fall
+    # through to some distribution.
+    _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout)
     distribution = distribution.lower()
     if distribution == "normal":  # Keras: "normal" means the truncated normal
         distribution = "truncated_normal"

@@ -236,6 +236,7 @@ def _validate_vs(scale, mode, distribution, seed, layout):
 
 
 def _vs(tensor, scale, mode, distribution, seed, layout, generator):
+    _validate_vs(scale, mode, distribution, seed, layout)  # direct calls bypass Scheme's validation
     dist = distribution.lower()
     return variance_scaling_fill(
         tensor, scale=scale, mode=mode,

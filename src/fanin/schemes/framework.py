@@ -119,6 +119,10 @@ def variance_scaling_fill(
 ) -> torch.Tensor:
     """Fill ``tensor`` by variance scaling; ``distribution`` is one of uniform, truncated_normal,
     untruncated_normal (already mapped from each framework's own names)."""
+    if distribution not in ("uniform", "truncated_normal", "untruncated_normal"):
+        raise ValueError(
+            describe_choice("distribution", distribution, ("truncated_normal", "uniform", "untruncated_normal"))
+        )
     kernel_shape, _ = kernel_view(tensor, layout)
     fans = compute_fans(kernel_shape, fans_layout, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
     variance = scaled_variance(scale, fans.select(mode), guard=guard)
