@@ -133,3 +133,8 @@ main.add_command(explain_command)
 from fanin.cli.probe import probe_command  # noqa: E402  (issue 5)
 
 main.add_command(probe_command)
+
+from fanin.cli.audit import audit_command, diff_command  # noqa: E402  (issue 6)
+
+main.add_command(audit_command)
+main.add_command(diff_command)
