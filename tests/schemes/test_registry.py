@@ -155,3 +155,17 @@ def test_scheme_equality_and_hash():
     assert a.arguments == {"mean": 0.0, "std": 2.0}
     assert repr(a) == "fanin.get('normal(std=2.0)')"
     assert a.family == "normal" and a.framework == "torch" and a.entry.summary
+
+
+def test_a_second_import_of_the_same_definition_keeps_the_first_entry():
+    # pytest's importlib mode imports a module a second time for its doctests; the registry
+    # must not refuse the very same function defined again, and must keep the first entry.
+    import importlib.util
+
+    import fanin.init
+
+    first = lookup("kaiming_normal")
+    spec = importlib.util.spec_from_file_location("fanin_init_again", fanin.init.__file__)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert lookup("kaiming_normal") is first

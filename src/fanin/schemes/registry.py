@@ -91,6 +91,10 @@ def register(
             if i == 0 or p.name == "generator" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 continue
             params[p.name] = REQUIRED if p.default is p.empty else p.default
+        if name in _REGISTRY and _same_definition(_REGISTRY[name].fn, fn):
+            # The same source defining the same function again: a second import of the module
+            # (pytest's importlib import mode does this for doctests). The first entry stands.
+            return fn
         if name in _REGISTRY or name in _ALIASES:
             raise ValueError(f"scheme {name!r} is already registered")
         entry = SchemeEntry(name, fn, family, framework, params, tuple(aliases), "generator" in signature, validate)
@@ -101,6 +105,18 @@ def register(
         return fn
 
     return decorator
+
+
+def _same_definition(a: Callable, b: Callable) -> bool:
+    a, b = inspect.unwrap(a), inspect.unwrap(b)
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    return (
+        code_a is not None
+        and code_b is not None
+        and a.__qualname__ == b.__qualname__
+        and code_a.co_filename == code_b.co_filename
+        and code_a.co_firstlineno == code_b.co_firstlineno
+    )
 
 
 def _load_providers() -> None:
