@@ -174,3 +174,23 @@ def test_buffers_covered_by_a_rule_are_written():
     model[1].running_var.fill_(7.0)
     fanin.apply(model, [Rule(Role("running_var"), "ones"), ("*", "zeros")])
     assert torch.equal(model[1].running_var, torch.ones(3))
+
+
+def test_torch_preset_multihead_attention_and_transformer_layer_bitwise():
+    # MultiheadAttention's constructor draws out_proj before its own tensors: its defaults list
+    # out_proj.* by dotted name, and the plan places them at the parent's position.
+    def build():
+        return nn.ModuleDict(
+            {
+                "mha": nn.MultiheadAttention(8, 2, add_bias_kv=True),
+                "layer": nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0),
+            }
+        )
+
+    torch.manual_seed(0)
+    reference = build()
+    model = build()
+    record = fanin.apply(model, "torch", generator=torch.Generator().manual_seed(0))
+    assert [e.name for e in record][:3] == ["mha.out_proj.weight", "mha.out_proj.bias", "mha.in_proj_weight"]
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -8,7 +8,10 @@ random source: the counter-stream key ``(seed, canonical name)`` when a seed is 
 Order of execution (the order the entries are listed in): modules in ``model.named_modules()``
 order; within a module, first the tensors a ``defaults:`` rule covers, in the order the
 framework initializes them (:func:`fanin.rules.defaults.default_schemes`), then the module's
-other parameters and buffers in registration order. Without ``defaults:`` rules that is
+other parameters and buffers in registration order. A module's defaults may list a submodule's
+tensors by dotted name (``MultiheadAttention`` lists ``out_proj.weight``, which its constructor
+draws first): those are placed at the parent's position and take precedence over the
+submodule's own defaults. Without ``defaults:`` rules that is
 exactly ``model.named_parameters()`` order. Tied parameters appear once, under their first name,
 with the other names as ``aliases``.
 
@@ -350,25 +353,39 @@ def plan(
     policy = leftovers or ruleset.leftovers or "error"
 
     # 1. Match: the first rule that covers each tensor.
-    matched: list[tuple[torch.nn.Module, Target, tuple[str, ...], int | None, Scheme | None, int]] = []
+    targets = collect_targets(model)
+    frameworks = sorted({r.init.framework for r in ruleset if isinstance(r.init, FrameworkDefaults)})
+    # A module's defaults may name a submodule's tensors ("out_proj.weight" of MultiheadAttention,
+    # drawn by the parent's constructor): those are placed at the parent's position, in its order.
+    own_defaults: dict[tuple[int, str], dict[str, tuple[int, Scheme]]] = {}
+    claimed: dict[tuple[str, str], tuple[tuple[int, int], Scheme]] = {}
+    for m_index, (module_name, module, _) in enumerate(targets):
+        for fw in frameworks:
+            listed = _defaults(module, fw)
+            own_defaults[(id(module), fw)] = {k: v for k, v in listed.items() if "." not in k}
+            for local, (order, scheme) in listed.items():
+                if "." in local:
+                    full = f"{module_name}.{local}" if module_name else local
+                    claimed.setdefault((fw, full), ((m_index, order), scheme))
+    matched: list[tuple[torch.nn.Module, Target, tuple[str, ...], int | None, Scheme | None, tuple[int, int]]] = []
     unmatched: list[str] = []
     skipped: list[str] = []
     counts = [0] * len(ruleset)
-    for _, module, own in collect_targets(model):
-        defaults_cache: dict[str, dict[str, tuple[int, Scheme]]] = {}
+    for m_index, (_, module, own) in enumerate(targets):
         for position, (target, _tensor, aliases) in enumerate(own):
             found: int | None = None
             scheme: Scheme | None = None
-            order = len(own) + position
+            placement = (m_index, len(own) + position)
             for i, rule in enumerate(ruleset):
                 if isinstance(rule.init, FrameworkDefaults):
                     fw = rule.init.framework
-                    if fw not in defaults_cache:
-                        defaults_cache[fw] = _defaults(module, fw)
-                    hit = defaults_cache[fw].get(target.local)
+                    hit = claimed.get((fw, target.name))
+                    if hit is None:
+                        own_hit = own_defaults[(id(module), fw)].get(target.local)
+                        hit = None if own_hit is None else ((m_index, own_hit[0]), own_hit[1])
                     if hit is None or not rule.select.matches(target):
                         continue
-                    order, scheme = hit
+                    placement, scheme = hit
                 elif not (rule.covers_kind(target) and rule.select.matches(target)):
                     continue
                 found = i
@@ -377,12 +394,12 @@ def plan(
                 if target.kind == "parameter":
                     if policy == "error":
                         unmatched.append(target.name)
-                    matched.append((module, target, aliases, None, None, order))
+                    matched.append((module, target, aliases, None, None, placement))
                 else:
                     skipped.append(target.name)
                 continue
             counts[found] += 1
-            matched.append((module, target, aliases, found, scheme, order))
+            matched.append((module, target, aliases, found, scheme, placement))
     if unmatched:
         shown = ", ".join(repr(n) for n in unmatched[:50]) + (f", ... ({len(unmatched) - 50} more)" if len(unmatched) > 50 else "")
         raise RuleError(
@@ -391,9 +408,8 @@ def plan(
         )
 
     # 2. Resolve: one concrete action per tensor, checked against its shape.
-    entries_by_module: dict[int, list[tuple[int, PlanEntry]]] = {}
-    module_order: list[int] = []
-    for module, target, aliases, index, default_scheme, order in matched:
+    placed: list[tuple[tuple[int, int], PlanEntry]] = []
+    for module, target, aliases, index, default_scheme, placement in matched:
         if index is None:
             init = Keep() if policy == "keep" else ResetParameters()
             rule_text = f"leftovers={policy}"
@@ -441,11 +457,8 @@ def plan(
             stream=(seed, canonical_name(target.name)) if seed is not None and action == "scheme" else None,
             aliases=aliases,
         )
-        if id(module) not in entries_by_module:
-            entries_by_module[id(module)] = []
-            module_order.append(id(module))
-        entries_by_module[id(module)].append((order, entry))
-    entries = tuple(e for m in module_order for _, e in sorted(entries_by_module[m], key=lambda pair: pair[0]))
+        placed.append((placement, entry))
+    entries = tuple(e for _, e in sorted(placed, key=lambda pair: pair[0]))
     return Plan(
         entries=entries,
         rules=ruleset,
