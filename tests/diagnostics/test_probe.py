@@ -7,7 +7,6 @@ import torch
 from torch import nn
 
 import fanin
-from fanin.diagnostics import probe as probe_module  # noqa: F401  (the function, re-exported)
 from fanin.diagnostics.probe import ProbeError, default_layer, probe
 from fanin.diagnostics.verdicts import EXPLODE_ABOVE
 
