@@ -12,8 +12,9 @@ orthogonal          :math:`W W^\top = g^2 I` (rows <= cols, W viewed as (shape[0
 sparse              2-D, the same number (>= 1) of exact zeros in every column, the rest continuous
 uniform / normal /  the best two-sided KS fit (``scipy.stats.kstest``) of U(lo, hi), N(m, s) and
 truncated_normal    N(m, s) cut symmetrically at ±c; a truncated fit cut beyond ±4 s is a normal,
-                    one cut within ±1 s (a flat top: excess kurtosis -1.2 vs -0.64 at ±2 s vs 0
-                    for a normal) is a uniform when the uniform fit passes
+                    one cut beyond ±3 s is a normal unless the normal fit fails (p < 0.01); one cut
+                    within ±1 s (a flat top: excess kurtosis -1.2 vs -0.64 at ±2 s vs 0 for a
+                    normal) is a uniform when the uniform fit passes
 unknown             none of the above passes (KS p < 0.001 for every continuous family)
 ==================  ===========================================================================
 
@@ -462,6 +463,9 @@ def _infer_continuous(t: torch.Tensor, x: np.ndarray, summary: Summary, fans_sha
     family = max(ps, key=ps.get)
     if "truncated_normal" in fits:
         cut = fits["truncated_normal"][0]["cut"]
+        # A truncation is claimed only where it shows: cut within ±3 std, or the normal rejected.
+        if family == "truncated_normal" and cut > 3 and ps["normal"] >= P_GOOD:
+            family = "normal"
         if family == "truncated_normal" and cut > 4:
             family = "normal"
         if family == "truncated_normal" and cut < 1 and ps["uniform"] >= P_FIT:
