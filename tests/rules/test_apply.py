@@ -194,3 +194,16 @@ def test_torch_preset_multihead_attention_and_transformer_layer_bitwise():
     assert [e.name for e in record][:3] == ["mha.out_proj.weight", "mha.out_proj.bias", "mha.in_proj_weight"]
     for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_wrapping_does_not_change_the_stream_keys():
+    class Wrapper(nn.Module):  # what DDP / DataParallel do: the model under ".module"
+        def __init__(self, inner):
+            super().__init__()
+            self.module = inner
+
+    plain, wrapped = net(), Wrapper(net())
+    fanin.apply(plain, RULES, seed=9)
+    record = fanin.apply(wrapped, RULES, seed=9)
+    assert record["module.0.weight"].stream == (9, "0.weight")
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), wrapped.parameters()))

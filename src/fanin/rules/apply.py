@@ -107,9 +107,14 @@ def fill_values(
     ``empty(entry, tensor)`` makes the fresh tensor a scheme fills.
     """
     values: dict[str, torch.Tensor] = {}
-    copies: dict[tuple[int, str | None], torch.nn.Module] = {}
+    # Entries filled by a module's own method, grouped so that each module is copied once and the
+    # copy is dropped as soon as its tensors are taken (peak: one module's size on top).
+    groups: dict[tuple[int, str | None], list[PlanEntry]] = {}
     for e in p:
-        if e.action == "keep":
+        if e.action in ("reset_parameters", "hook"):
+            groups.setdefault((id(_owner(model, e)), e.hook if e.action == "hook" else None), []).append(e)
+    for e in p:
+        if e.action == "keep" or e.name in values:
             continue
         module = _owner(model, e)
         store = module._parameters if e.kind == "parameter" else module._buffers
@@ -121,12 +126,11 @@ def fill_values(
             values[e.name] = new
             continue
         hook = e.hook if e.action == "hook" else None
-        key = (id(module), hook)
-        if key not in copies:
-            copies[key] = _reset_copy(module, hook, device if tensor.is_meta else None)
-        clone = copies[key]
-        source = clone._parameters if e.kind == "parameter" else clone._buffers
-        values[e.name] = source[e.local].detach()  # type: ignore[union-attr]
+        clone = _reset_copy(module, hook, device if tensor.is_meta else None)
+        for member in groups[(id(module), hook)]:
+            source = clone._parameters if member.kind == "parameter" else clone._buffers
+            values[member.name] = source[member.local].detach()  # type: ignore[union-attr]
+        del clone
     return values
 
 
