@@ -623,3 +623,55 @@ def test_stream_sparse_exact_zeros_per_column():
 def test_stream_orthogonal_is_orthogonal():
     w = FI.orthogonal_(torch.empty(4, 2, 3, dtype=torch.float64), gain=2.0, generator=Stream(0, "w")).reshape(4, 6)
     assert torch.allclose(w @ w.T, 4.0 * torch.eye(4, dtype=torch.float64), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("rows, sparsity", [(4, -0.5), (4, -1.0), (5, 1.5), (5, 0.0), (6, 0.34)])
+def test_sparse_zero_count_follows_torch_slicing(rows, sparsity):
+    # torch zeroes randperm(rows)[:ceil(sparsity * rows)] per column, Python slice semantics included:
+    # 4 rows, sparsity -0.5 -> [:-2] -> 2 zeros; sparsity 1.5 -> every row. Counted here by hand.
+    expected = {(4, -0.5): 2, (4, -1.0): 0, (5, 1.5): 5, (5, 0.0): 0, (6, 0.34): 3}[(rows, sparsity)]
+    torch.manual_seed(0)
+    theirs = TI.sparse_(torch.empty(rows, 3), sparsity, std=1.0)
+    assert (theirs == 0).sum(dim=0).tolist() == [expected] * 3
+    for generator in (torch.Generator().manual_seed(0), Stream(0, "w")):
+        ours = FI.sparse_(torch.empty(rows, 3), sparsity, std=1.0, generator=generator)
+        assert (ours == 0).sum(dim=0).tolist() == [expected] * 3
+
+
+STREAM_ERRORS = [
+    ("uniform_", torch.float32, {"a": 1.0, "b": 0.0}, ValueError, "^uniform needs low <= high, got low=1.0, high=0.0$"),
+    ("normal_", torch.float32, {"std": -1.0}, ValueError, "^normal needs std >= 0, got std=-1.0$"),
+    ("trunc_normal_", torch.float32, {"std": 0.0}, ValueError, "^truncated normal needs std > 0, got std=0.0$"),
+    ("trunc_normal_", torch.float32, {"a": 2.0, "b": -2.0}, ValueError,
+     "^truncated normal needs lower < upper, got lower=2.0, upper=-2.0$"),
+    ("kaiming_normal_", torch.int64, {}, TypeError, "^the stream fills floating-point tensors, got dtype=torch.int64$"),
+    ("orthogonal_", torch.int64, {}, TypeError, "^the stream fills floating-point tensors, got dtype=torch.int64$"),
+]
+
+
+@pytest.mark.parametrize("name, dtype, kwargs, error, message", STREAM_ERRORS,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(STREAM_ERRORS)])
+def test_stream_generator_errors(name, dtype, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        getattr(FI, name)(torch.empty(3, 2, dtype=dtype), **kwargs, generator=Stream(0, "w"))
+
+
+class _Intercepts:
+    """Any object with ``__torch_function__``: the functions that honour overrides hand it the call."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        return ("intercepted", func, dict(kwargs or {}))
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("uniform_", {"a": -1.0, "b": 1.0}), ("normal_", {"mean": 0.5, "std": 2.0}), ("constant_", {"val": 0.3}),
+    ("kaiming_uniform_", {"a": 0.1, "mode": "fan_out", "nonlinearity": "relu"}),
+])
+def test_torch_function_overrides_like_torch(name, kwargs):
+    # torch honours __torch_function__ in exactly these four; each dispatches its own function.
+    for module in (TI, FI):
+        fn = getattr(module, name)
+        result = fn(_Intercepts(), **kwargs)
+        assert result[0] == "intercepted" and result[1] is fn
+        assert {k: v for k, v in result[2].items() if k in kwargs} == kwargs

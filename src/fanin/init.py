@@ -567,8 +567,11 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: torch
     with torch.no_grad():
         rng.normal_(tensor, 0, std, generator)
         if isinstance(generator, rng.Stream):
-            # A keyed permutation per column: element-local, exactly num_zeros zeros per column.
-            mask = generator.sparse_mask((rows, cols), min(max(num_zeros, 0), rows), device=tensor.device)
+            # A keyed permutation per column: element-local. The count per column is what torch's
+            # `randperm(rows)[:num_zeros]` selects, Python slicing included (a negative
+            # sparsity counts from the end, as it does in torch).
+            count = len(range(rows)[:num_zeros])
+            mask = generator.sparse_mask((rows, cols), count, device=tensor.device)
             return tensor.masked_fill_(mask, 0)
         for col_idx in range(cols):
             row_indices = torch.randperm(rows) if generator is None else torch.randperm(rows, generator=generator)
