@@ -24,7 +24,7 @@ values, a two-sided KS test (p >= 0.001), a mean test (within 4 standard errors)
 (relative error within :math:`4\sqrt{(\kappa+2)/(4n)} + 10^{-3}`, :math:`\kappa` the candidate's
 excess kurtosis) and, for bounded candidates, a support test (no value beyond the bound by more
 than the dtype's rounding). When no formula matches, literal arguments are solved from the fit
-(``normal(std=0.02)``) and rounded to 2, 3 or 4 significant digits, the first that passes.
+(``normal(std=0.02)``) and rounded to 1, 2, 3 or 4 significant digits, the first that passes.
 
 **Confidence** (the stated rule): *high* for an exact structural family (constant, identity,
 orthogonal, sparse with a named match), or a continuous family with KS p >= 0.01 that no other
@@ -553,7 +553,7 @@ def _fitted_matches(family, params, sample, summary, n, t) -> list[Match]:
             target = {"low": -half, "high": half}
     elif family == "truncated_normal":
         target = {k: target[k] for k in ("mean", "std", "lower", "upper")}
-    for digits in (2, 3, 4):
+    for digits in (1, 2, 3, 4):  # the roundest value that passes: std=0.02 rather than 0.018
         def nice(name, value, d=digits):
             return 0.0 if abs(value) < 1e-9 * summary.std else _nice(value, d)
 
