@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from fanin.rng.sharded import check_generator_for
 from fanin.rng.stream import Stream
 
 __all__ = ["check_generator", "normal_", "standard_normal", "truncated_normal_", "uniform_"]
@@ -36,6 +37,7 @@ def check_generator(generator: object) -> None:
 
 def uniform_(tensor: torch.Tensor, low: float, high: float, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Fill ``tensor`` with :math:`\mathcal{U}[\text{low}, \text{high})` in one sampler call."""
+    check_generator_for(tensor, generator)  # a DTensor takes only the stream (fanin.rng.sharded)
     if isinstance(generator, Stream):
         return generator.uniform_(tensor, low, high)
     return tensor.uniform_(low, high, generator=generator)
@@ -43,6 +45,7 @@ def uniform_(tensor: torch.Tensor, low: float, high: float, generator: torch.Gen
 
 def normal_(tensor: torch.Tensor, mean: float, std: float, generator: torch.Generator | None = None) -> torch.Tensor:
     r"""Fill ``tensor`` with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` in one sampler call."""
+    check_generator_for(tensor, generator)  # a DTensor takes only the stream (fanin.rng.sharded)
     if isinstance(generator, Stream):
         return generator.normal_(tensor, mean, std)
     return tensor.normal_(mean, std, generator=generator)
@@ -88,6 +91,7 @@ def truncated_normal_(
         raise ValueError(f"truncated normal needs lower < upper, got lower={lower!r}, upper={upper!r}")
     if tensor.numel() == 0:
         return tensor
+    check_generator_for(tensor, generator)  # a DTensor takes only the stream (fanin.rng.sharded)
     if isinstance(generator, Stream):
         return generator.truncated_normal_(tensor, mean, std, lower, upper)
     alpha, beta = (lower - mean) / std, (upper - mean) / std

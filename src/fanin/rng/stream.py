@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from fanin.rng import sharded as _sharded
 from fanin.rng.philox import MASK32, derive_key, philox4x32_10_torch
 from fanin.rng.transforms import Normal, Transform, TruncatedNormal, Uniform, transform_torch
 
@@ -419,6 +420,8 @@ class Stream:
             raise TypeError(f"fill_ needs a torch.Tensor, got tensor={tensor!r} ({type(tensor).__name__})")
         if not tensor.is_floating_point():
             raise TypeError(f"the stream fills floating-point tensors, got dtype={tensor.dtype}")
+        if _sharded.is_dtensor(tensor):  # a DTensor: only its local shard's boxes are filled
+            return _sharded.fill_(self, tensor, transform, full_shape=full_shape, offsets=offsets, index=index)
         shape = tuple(tensor.shape)
         full, offs = _resolve_box(shape, full_shape, offsets, index)
         if tensor.is_meta or tensor.numel() == 0:
@@ -513,6 +516,8 @@ class Stream:
         if not tensor.is_floating_point():
             raise TypeError(f"the stream fills floating-point tensors, got dtype={tensor.dtype}")
         gain = float(gain)
+        if _sharded.is_dtensor(tensor):  # a DTensor: the whole matrix on every rank, its slice kept
+            return _sharded.orthogonal_(self, tensor, gain, full_shape=full_shape, offsets=offsets, index=index)
         shape = tuple(tensor.shape)
         full, offs = _resolve_box(shape, full_shape, offsets, index)
         if len(full) < 2:

@@ -7,6 +7,7 @@ from typing import Any
 
 from fanin.errors import SchemeArgumentError
 from fanin.rng.sampling import check_generator
+from fanin.rng.sharded import call_scheme, is_dtensor
 from fanin.schemes.registry import REQUIRED, SchemeEntry, lookup
 
 __all__ = ["Scheme"]
@@ -79,6 +80,8 @@ class Scheme:
         return {k: self._args.get(k, d) for k, d in self._entry.parameters.items()}
 
     def __call__(self, tensor, generator=None):
+        if is_dtensor(tensor):  # sharded: fill only the local shard (fanin.rng.sharded)
+            return call_scheme(self, tensor, generator)
         if self._entry.takes_generator:
             return self._entry.fn(tensor, generator=generator, **self._args)
         # Deterministic schemes (constants, identities) draw nothing; the generator is still checked.
