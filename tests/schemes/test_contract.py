@@ -66,21 +66,12 @@ def zero_shape_for(name: str) -> tuple[int, ...]:
 # torch.nn.init's kaiming_* warn on zero-element tensors; fanin's drop-in reproduces that warning.
 ZERO_SIZE_WARNS = {"kaiming_normal", "kaiming_uniform"}
 
-# Known contract failures of schemes owned elsewhere: (name, what) -> reason naming the bug.
-KNOWN_BUGS: dict[tuple[str, str], str] = {}
-
 NAMES = list_schemes()
 DTYPES = [torch.float32, torch.bfloat16]
 
 
 def build(name: str) -> fanin.Scheme:
     return fanin.get({"name": name, "args": REQUIRED_ARGS.get(name, {})})
-
-
-def skip_known(name: str, what: str) -> None:
-    reason = KNOWN_BUGS.get((name, what))
-    if reason:
-        pytest.skip(reason)
 
 
 def cases():
@@ -104,7 +95,6 @@ def test_every_framework_is_covered():
 
 @pytest.mark.parametrize("name, shape, dtype", list(cases()))
 def test_fills_in_place_keeping_shape_dtype_device(name, shape, dtype):
-    skip_known(name, "fill")
     scheme = build(name)
     tensor = torch.full(shape, float("nan"), dtype=dtype)
     out = scheme(tensor, generator=torch.Generator().manual_seed(0))
@@ -117,7 +107,6 @@ def test_fills_in_place_keeping_shape_dtype_device(name, shape, dtype):
 
 @pytest.mark.parametrize("name, shape, dtype", list(cases()))
 def test_same_generator_seed_same_bits(name, shape, dtype):
-    skip_known(name, "generator")
     scheme = build(name)
     a = scheme(torch.empty(shape, dtype=dtype), generator=torch.Generator().manual_seed(7))
     b = scheme(torch.empty(shape, dtype=dtype), generator=torch.Generator().manual_seed(7))
@@ -129,7 +118,6 @@ def test_same_generator_seed_same_bits(name, shape, dtype):
 @pytest.mark.parametrize("name", NAMES)
 def test_same_stream_same_bits(name, dtype):
     # One shape per scheme: stream fills of small tensors cost tens of ms each on this machine.
-    skip_known(name, "stream")
     scheme = build(name)
     shape = shapes_for(name)[0]
     a = scheme(torch.empty(shape, dtype=dtype), generator=Stream(3, "layer.weight"))
@@ -141,7 +129,6 @@ def test_same_stream_same_bits(name, dtype):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_stream_leaves_global_rng_untouched(name):
-    skip_known(name, "stream")
     before = torch.random.get_rng_state()
     build(name)(torch.empty(shapes_for(name)[0]), generator=Stream(0, "w"))
     assert torch.equal(torch.random.get_rng_state(), before)
@@ -149,7 +136,6 @@ def test_stream_leaves_global_rng_untouched(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_requires_grad_leaf_gets_no_history(name):
-    skip_known(name, "grad")
     param = torch.nn.Parameter(torch.empty(shapes_for(name)[0]))
     out = build(name)(param, generator=torch.Generator().manual_seed(0))
     assert out is param
@@ -159,7 +145,6 @@ def test_requires_grad_leaf_gets_no_history(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_meta_tensor_is_handled(name):
-    skip_known(name, "meta")
     for shape in shapes_for(name):
         tensor = torch.empty(shape, device="meta")
         for generator in (None, torch.Generator().manual_seed(0), Stream(0, "w")):
@@ -169,7 +154,6 @@ def test_meta_tensor_is_handled(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_zero_size_tensor_is_handled(name):
-    skip_known(name, "zero")
     shape = zero_shape_for(name)
     for generator in (torch.Generator().manual_seed(0), Stream(0, "w")):
         tensor = torch.empty(shape)
@@ -185,7 +169,6 @@ def test_zero_size_tensor_is_handled(name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_str_and_config_round_trip(name):
-    skip_known(name, "round_trip")
     scheme = build(name)
     assert fanin.get(str(scheme)) == scheme
     config = json.loads(json.dumps(scheme.to_config()))
@@ -196,7 +179,6 @@ def test_str_and_config_round_trip(name):
 @pytest.mark.parametrize("name", NAMES)
 def test_random_schemes_draw_from_the_generator_they_are_given(name):
     # A scheme that ignored its generator would pass the determinism tests above trivially.
-    skip_known(name, "generator")
     scheme = build(name)
     shape = shapes_for(name)[0]
     seeded = [scheme(torch.empty(shape), generator=torch.Generator().manual_seed(s)) for s in (1, 2)]
