@@ -26,3 +26,14 @@ __all__ = [
     "diff",
     "infer",
 ]
+
+
+class _CallableModule(type(__import__("sys"))):
+    """``fanin.audit`` is both this package and the function: importing a submodule (which some
+    tools do by re-binding ``fanin.audit`` to the package) must not break ``fanin.audit(model)``."""
+
+    def __call__(self, source, **kwargs):
+        return audit(source, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -16,8 +16,8 @@ biases (U(±1/sqrt(fan_in)) with the weight's fan_in).
 >>> torch.manual_seed(0) is not None
 True
 >>> report = audit(torch.nn.Linear(64, 32))
->>> [(r.name, r.inference.label) for r in report.records]
-[('weight', 'kaiming_uniform(a=sqrt(5))'), ('bias', 'kaiming_uniform(a=sqrt(5)) at the layer weight's fans')]
+>>> [r.inference.label for r in report.records]
+['kaiming_uniform(a=sqrt(5))', "kaiming_uniform(a=sqrt(5)) at the layer weight's fans"]
 """
 
 from __future__ import annotations
