@@ -85,7 +85,9 @@ def test_every_required_argument_is_supplied():
     # A new scheme with a required argument must get an entry above, or it would go untested.
     for name in NAMES:
         required = {k for k, v in lookup(name).parameters.items() if v is REQUIRED}
-        assert required == set(REQUIRED_ARGS.get(name, {})), name
+        assert required == set(REQUIRED_ARGS.get(name, {})), (
+            f"{name} requires {sorted(required)}: give it values in REQUIRED_ARGS (tests/schemes/test_contract.py)"
+        )
 
 
 def test_every_framework_is_covered():
