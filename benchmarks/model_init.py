@@ -1,0 +1,198 @@
+"""Initializing a GPT-style model: PyTorch's default construction vs fanin on meta vs sharded ranks.
+
+Measured in one run, each case in a fresh process (so that peak memory is that case's own):
+
+(a) ``torch``: ``torch.manual_seed(0); GPT(...)`` on the CPU, PyTorch's default init.
+(b) ``fanin-meta``: build the model on the meta device (no memory), then
+    ``fanin.materialize(model, "gpt2(n_layer=...)", seed=0)`` with the counter stream.
+(c) ``fanin-fsdp2 xW``: W gloo ranks on this machine; each builds the model on meta,
+    ``fully_shard``s every block and the root (FSDP2, Shard(0)), allocates its shards
+    (``to_empty``) and runs ``fanin.apply(model, "gpt2(...)", seed=0)``: only its local shards are
+    filled, bit-identical to the same slices of (b) (tests/rules/test_sharded.py). Reported per
+    rank (the slowest rank and the largest peak).
+
+Time is wall-clock of the work (model construction/sharding/init), not of importing torch.
+Memory is the peak resident set of the process during the work, above what it held after
+imports (``VmHWM`` from /proc/self/status, reset through /proc/self/clear_refs). The ranks of (c)
+run concurrently and share the machine's cores: with more ranks than cores, per-rank time is
+inflated by the sharing.
+
+    python benchmarks/model_init.py            # ~350M parameters (GPT-2 medium shape)
+    python benchmarks/model_init.py --size 1b  # ~1.1B parameters
+    python benchmarks/model_init.py --small    # a few million parameters, seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+SIZES = {
+    # vocab, block, n_layer, n_head, n_embd
+    "small": (8192, 256, 4, 8, 256),
+    "350m": (50304, 1024, 24, 16, 1024),
+    "1b": (50304, 1024, 36, 16, 1536),
+}
+
+
+def _status(field: str) -> int:
+    """A memory field of /proc/self/status, in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
+        return True
+    except OSError:
+        return False
+
+
+def _model(size: str, device: str):
+    import torch
+
+    from fanin.models import GPT
+
+    vocab, block, n_layer, n_head, n_embd = SIZES[size]
+    with torch.device(device):
+        return GPT(vocab, block, n_layer, n_head, n_embd)
+
+
+def _rules(size: str) -> str:
+    return f"gpt2(n_layer={SIZES[size][2]})"
+
+
+def _child(mode: str, size: str, out: str) -> None:
+    import torch
+
+    import fanin  # noqa: F401  (imported before the baseline is taken)
+
+    result: dict[str, object] = {"mode": mode}
+    if mode.startswith("fsdp"):
+        import torch.distributed as dist
+        from torch.distributed.fsdp import fully_shard
+
+        dist.init_process_group("gloo")
+        rank = dist.get_rank()
+        result["rank"] = rank
+    # Load the stream's compiled kernels (numba, cached on disk) before measuring: a one-off
+    # cost per process, like importing torch.
+    for fill in ("uniform_", "normal_"):
+        getattr(fanin.Stream(0, "warm-up"), fill)(torch.empty(64), 0.0, 1.0)
+    fanin.Stream(0, "warm-up").truncated_normal_(torch.empty(64), 0.0, 1.0, -2.0, 2.0)
+    base = _status("VmRSS")
+    _reset_peak()
+    t0 = time.perf_counter()
+    if mode == "torch":
+        torch.manual_seed(0)
+        model = _model(size, "cpu")
+    elif mode == "fanin-meta":
+        model = _model(size, "meta")
+        fanin.materialize(model, _rules(size), seed=0)
+    else:
+        model = _model(size, "meta")
+        for block in model.h:
+            fully_shard(block)
+        fully_shard(model)
+        model.to_empty(device="cpu")
+        fanin.apply(model, _rules(size), seed=0)
+        for module in model.modules():  # non-parameter buffers (the causal masks): their own hook
+            if hasattr(module, "reset_buffers"):
+                module.reset_buffers()
+    elapsed = time.perf_counter() - t0
+    result.update(
+        seconds=elapsed,
+        peak_bytes=_status("VmHWM") - base,
+        params=sum(p.numel() for p in model.parameters()),
+        local_bytes=sum((p.to_local() if hasattr(p, "to_local") else p).numel() * p.element_size() for p in model.parameters()),
+    )
+    if mode.startswith("fsdp"):
+        dist.barrier()
+        dist.destroy_process_group()
+        out = f"{out}.rank{rank}"
+    with open(out, "w") as f:
+        json.dump(result, f)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(mode: str, size: str, world: int, tmp: str) -> list[dict]:
+    out = os.path.join(tmp, f"{mode}")
+    port = _free_port()
+    procs = []
+    for rank in range(world):
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        if mode.startswith("fsdp"):
+            env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+        which = ["--small"] if size == "small" else ["--size", size]
+        cmd = [sys.executable, os.path.abspath(__file__), "--child", mode, *which, "--out", out]
+        procs.append(subprocess.Popen(cmd, env=env))
+    for p in procs:
+        if p.wait() != 0:
+            raise SystemExit(f"{mode} exited with {p.returncode}")
+    paths = [f"{out}.rank{r}" for r in range(world)] if mode.startswith("fsdp") else [out]
+    results = []
+    for path in paths:
+        with open(path) as f:
+            results.append(json.load(f))
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=["350m", "1b"], default="350m")
+    ap.add_argument("--small", action="store_true", help="a few million parameters: a quick check")
+    ap.add_argument("--ranks", type=int, nargs="*", default=[2, 4], help="world sizes for the FSDP2 runs")
+    ap.add_argument("--child", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    size = "small" if args.small else args.size
+    if args.child:
+        _child(args.child, size, args.out)
+        return
+
+    import tempfile
+
+    gib = 2.0**30
+    with tempfile.TemporaryDirectory() as tmp:
+        (torch_r,) = _launch("torch", size, 1, tmp)
+        (meta_r,) = _launch("fanin-meta", size, 1, tmp)
+        ranks = {w: _launch(f"fsdp{w}", size, w, tmp) for w in args.ranks}
+
+    n = torch_r["params"]
+    print(f"GPT {size}: {n / 1e6:.1f}M parameters ({n * 4 / gib:.2f} GiB float32), {os.cpu_count()} CPU cores")
+    print(f"{'case':<22}{'time s':>9}{'peak GiB':>10}{'time/torch':>12}{'peak/torch':>12}")
+
+    def row(name: str, seconds: float, peak: float) -> None:
+        print(
+            f"{name:<22}{seconds:>9.2f}{peak / gib:>10.2f}"
+            f"{seconds / torch_r['seconds']:>12.2f}{peak / torch_r['peak_bytes']:>12.2f}"
+        )
+
+    row("torch default", torch_r["seconds"], torch_r["peak_bytes"])
+    row("fanin meta+stream", meta_r["seconds"], meta_r["peak_bytes"])
+    for w, rs in ranks.items():
+        slowest = max(r["seconds"] for r in rs)
+        peak = max(r["peak_bytes"] for r in rs)
+        row(f"fanin fsdp2 x{w} (rank)", slowest, peak)
+    for w, rs in ranks.items():
+        shard = max(r["local_bytes"] for r in rs)
+        print(f"  x{w}: largest local shard {shard / gib:.2f} GiB; per-rank seconds " + ", ".join(f"{r['seconds']:.2f}" for r in sorted(rs, key=lambda r: r["rank"])))
+
+
+if __name__ == "__main__":
+    main()
