@@ -19,7 +19,7 @@ from fanin.report.probe import ProbeReport  # noqa: E402  (issue 5)
 from fanin.rules import Plan, Rule, apply, load_rules, materialize, plan  # noqa: E402  (issue 4)
 from fanin.diagnostics.lsuv import lsuv_  # noqa: E402  (issue 5)
 from fanin.diagnostics.theory import predict_second_moments, signal_propagation  # noqa: E402  (issue 5)
-from fanin.audit import audit, diff  # noqa: E402  (issue 6)
+from fanin.auditing import audit, diff  # noqa: E402  (issue 6)
 
 __version__ = "0.1.0"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import fanin
-from fanin.audit import CheckpointError, UnsafeCheckpointError, diff
+from fanin.auditing import CheckpointError, UnsafeCheckpointError, diff
 
 
 class _Evil:

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import fanin
-from fanin.audit import infer
-from fanin.audit.candidates import pretty_spec
+from fanin.auditing import infer
+from fanin.auditing.candidates import pretty_spec
 from fanin.schemes import lookup
 
 # Arguments for the registered schemes that have required ones. A scheme registered later with

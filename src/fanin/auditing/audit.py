@@ -1,9 +1,9 @@
 """``fanin.audit(source)``: how every tensor of a model or checkpoint looks initialized.
 
 ``source`` is an ``nn.Module``, a state_dict (any mapping of names to tensors, nested dicts
-flattened) or a path to a checkpoint (see :mod:`fanin.audit.checkpoint`: safetensors streamed,
+flattened) or a path to a checkpoint (see :mod:`fanin.auditing.checkpoint`: safetensors streamed,
 pickle files loaded weights-only). For every floating-point tensor the report gives its shape,
-its fans, summary statistics and :func:`fanin.audit.infer.infer`'s answer.
+its fans, summary statistics and :func:`fanin.auditing.infer.infer`'s answer.
 
 Layouts: for a module, each weight's layout is read from its module's type: PyTorch layers store
 (out, in, *kernel) (``torch``); transformers' ``Conv1D`` (GPT-2) stores (in, out) and is audited
@@ -29,8 +29,8 @@ from pathlib import Path
 
 import torch
 
-from fanin.audit.checkpoint import CheckpointError, checkpoint_tensors, flatten_state
-from fanin.audit.infer import Inference, Summary, infer, summarize
+from fanin.auditing.checkpoint import CheckpointError, checkpoint_tensors, flatten_state
+from fanin.auditing.infer import Inference, Summary, infer, summarize
 from fanin.errors import describe_choice
 from fanin.formulas.fans import compute_fans
 
@@ -173,7 +173,7 @@ def open_source(source: object, *, layout: str = "torch") -> Source:
 
 
 def _safetensors_source(path: Path, layout: str, assumed: str) -> Source:
-    from fanin.audit.checkpoint import _require_safetensors
+    from fanin.auditing.checkpoint import _require_safetensors
 
     safe_open = _require_safetensors()
     try:

@@ -162,7 +162,7 @@ class _Recorder(Stream):
     """A Stream that draws nothing and records the distribution each fill asks for."""
 
     def __init__(self) -> None:
-        super().__init__(0, "fanin.audit.probe")
+        super().__init__(0, "fanin.auditing.probe")
         self.calls: list = []
 
     def fill_(self, tensor, transform, **box):
@@ -251,7 +251,7 @@ def continuous_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
 
 def _measure_gain(scheme: Scheme, shape: tuple[int, ...]) -> float | None:
     try:
-        w = scheme(torch.empty(shape, dtype=torch.float64), generator=Stream(0, "fanin.audit.proxy"))
+        w = scheme(torch.empty(shape, dtype=torch.float64), generator=Stream(0, "fanin.auditing.proxy"))
     except Exception:  # noqa: BLE001  as in probe()
         return None
     m = w.reshape(w.shape[0], -1)
@@ -290,7 +290,7 @@ def identity_candidates(shape: tuple[int, ...]) -> list[tuple[Candidate, torch.T
             if scheme is None:
                 continue
             try:
-                w = scheme(torch.zeros(shape, dtype=torch.float64), generator=Stream(0, "fanin.audit.proxy"))
+                w = scheme(torch.zeros(shape, dtype=torch.float64), generator=Stream(0, "fanin.auditing.proxy"))
             except Exception:  # noqa: BLE001  as in probe()
                 continue
             gain = float(w.abs().max()) if w.numel() else 0.0
@@ -317,7 +317,7 @@ def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> lis
             if scheme is None:
                 continue
             try:
-                w = scheme(torch.empty(2, 2, dtype=dtype), generator=Stream(0, "fanin.audit.proxy"))
+                w = scheme(torch.empty(2, 2, dtype=dtype), generator=Stream(0, "fanin.auditing.proxy"))
             except Exception:  # noqa: BLE001  a scheme that cannot run here is not a candidate
                 continue
             if bool((w == value).all()):

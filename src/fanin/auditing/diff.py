@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fanin.audit.audit import TensorRecord, audit_tensor, open_source
+from fanin.auditing.audit import TensorRecord, audit_tensor, open_source
 
 __all__ = ["DiffReport", "TensorDiff", "diff"]
 

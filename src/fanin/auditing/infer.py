@@ -19,7 +19,7 @@ unknown             none of the above passes (KS p < 0.001 for every continuous 
 ==================  ===========================================================================
 
 The **named schemes** are every registered scheme (with its common argument values) evaluated at
-the tensor's shape (:mod:`fanin.audit.candidates`) whose exact distribution passes, against the
+the tensor's shape (:mod:`fanin.auditing.candidates`) whose exact distribution passes, against the
 values, a two-sided KS test (p >= 0.001), a mean test (within 4 standard errors), a std test
 (relative error within :math:`4\sqrt{(\kappa+2)/(4n)} + 10^{-3}`, :math:`\kappa` the candidate's
 excess kurtosis) and, for bounded candidates, a support test (no value beyond the bound by more
@@ -52,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from fanin.audit.candidates import (
+from fanin.auditing.candidates import (
     Candidate,
     constant_candidates,
     continuous_candidates,

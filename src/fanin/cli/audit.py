@@ -1,4 +1,4 @@
-"""``fanin audit`` and ``fanin diff``: parse, call :mod:`fanin.audit`, pick a renderer, write.
+"""``fanin audit`` and ``fanin diff``: parse, call :mod:`fanin.auditing`, pick a renderer, write.
 
 A source is a checkpoint path (.safetensors, .pt, .pth, .bin, .ckpt; pickles are loaded
 weights-only) or ``package.module:factory``, a function called with no arguments that returns an
@@ -83,7 +83,7 @@ def _format_for(output: str | None, fmt: str | None) -> str:
 @click.option("--tensor", "names", multiple=True, metavar="NAME", help="Only these tensors (repeatable).")
 def audit_command(source, output, fmt, layout, plot_path, names) -> None:
     """How every tensor of PATH_OR_MODEL looks initialized: scheme, scale, fit, confidence."""
-    from fanin.audit import CheckpointError, audit
+    from fanin.auditing import CheckpointError, audit
     from fanin.report.audit import render_audit_json, render_audit_markdown, render_audit_table
 
     fmt = _format_for(output, fmt)
@@ -114,7 +114,7 @@ def audit_command(source, output, fmt, layout, plot_path, names) -> None:
 
 
 def _plot(report, model, layout, plot_path, names):
-    from fanin.audit.audit import open_source
+    from fanin.auditing.audit import open_source
     from fanin.report.audit import write_audit_plot
     from fanin.report.plot import MissingExtraError
 
@@ -144,7 +144,7 @@ def _plot(report, model, layout, plot_path, names):
 @click.option("--atol", type=float, default=1e-8, show_default=True, help="Absolute tolerance of 'close'.")
 def diff_command(a, b, output, fmt, layout, rtol, atol) -> None:
     """Were A and B initialized the same way? One line first, then per tensor."""
-    from fanin.audit import CheckpointError, diff
+    from fanin.auditing import CheckpointError, diff
     from fanin.report.audit import render_diff_json, render_diff_markdown, render_diff_table
 
     fmt = _format_for(output, fmt)

@@ -1,6 +1,6 @@
 """Renderers of audit and diff reports: terminal table, Markdown, JSON and a PNG of histograms.
 
-The records are :class:`fanin.audit.AuditReport` and :class:`fanin.audit.DiffReport`; these
+The records are :class:`fanin.auditing.AuditReport` and :class:`fanin.auditing.DiffReport`; these
 functions only turn them into text or a picture. The Markdown is meant to be pasted into a
 paper's appendix or a rebuttal: the one-line answer first, then one table row per tensor.
 """
@@ -12,8 +12,8 @@ import math
 import os
 from pathlib import Path
 
-from fanin.audit.audit import AuditReport
-from fanin.audit.diff import DiffReport
+from fanin.auditing.audit import AuditReport
+from fanin.auditing.diff import DiffReport
 
 __all__ = [
     "render_audit_json",
