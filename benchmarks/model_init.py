@@ -11,11 +11,14 @@ Measured in one run, each case in a fresh process (so that peak memory is that c
     filled, bit-identical to the same slices of (b) (tests/rules/test_sharded.py). Reported per
     rank (the slowest rank and the largest peak).
 
-Time is wall-clock of the work (model construction/sharding/init), not of importing torch.
-Memory is the peak resident set of the process during the work, above what it held after
-imports (``VmHWM`` from /proc/self/status, reset through /proc/self/clear_refs). The ranks of (c)
-run concurrently and share the machine's cores: with more ranks than cores, per-rank time is
-inflated by the sharing.
+Time is wall-clock of the work (model construction/sharding/init), not of importing torch or
+loading the stream's compiled kernels. Memory is the peak resident set of the process during the
+work, above what it held after imports (``VmHWM`` from /proc/self/status, reset through
+/proc/self/clear_refs). The ranks of (c) take turns (rank r works while the others wait in a
+barrier; neither ``fully_shard`` nor ``fanin.apply`` communicates), so each rank's time is its own
+work on all the machine's cores, as on a cluster where every rank has its own. ``fanin.apply``
+fills every tensor before committing any (a failure changes nothing), so a rank's peak is about
+twice its local shard.
 
     python benchmarks/model_init.py            # ~350M parameters (GPT-2 medium shape)
     python benchmarks/model_init.py --size 1b  # ~1.1B parameters
@@ -90,6 +93,11 @@ def _child(mode: str, size: str, out: str) -> None:
     for fill in ("uniform_", "normal_"):
         getattr(fanin.Stream(0, "warm-up"), fill)(torch.empty(64), 0.0, 1.0)
     fanin.Stream(0, "warm-up").truncated_normal_(torch.empty(64), 0.0, 1.0, -2.0, 2.0)
+    if mode.startswith("fsdp"):
+        # The ranks take turns (sharding and fanin.apply need no collective): each rank's time is
+        # then its own work on the whole machine, as on a cluster where every rank has its cores.
+        for turn in range(rank):
+            dist.barrier()
     base = _status("VmRSS")
     _reset_peak()
     t0 = time.perf_counter()
@@ -117,7 +125,8 @@ def _child(mode: str, size: str, out: str) -> None:
         local_bytes=sum((p.to_local() if hasattr(p, "to_local") else p).numel() * p.element_size() for p in model.parameters()),
     )
     if mode.startswith("fsdp"):
-        dist.barrier()
+        for turn in range(rank, dist.get_world_size()):
+            dist.barrier()
         dist.destroy_process_group()
         out = f"{out}.rank{rank}"
     with open(out, "w") as f:

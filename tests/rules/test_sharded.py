@@ -350,7 +350,11 @@ def _worker(out: Path) -> None:
     t0 = time.perf_counter()
     # -- every registered scheme, on every layout, bitwise against the plain full tensor
     for name in list_schemes():
-        scheme = fanin.get({"name": name, "args": _REQUIRED_ARGS.get(name, {})})
+        try:
+            scheme = fanin.get({"name": name, "args": _REQUIRED_ARGS.get(name, {})})
+        except Exception as e:  # a new scheme with required arguments: add them to _REQUIRED_ARGS
+            found[f"scheme/{name}/unconstructed"] = f"add its arguments to _REQUIRED_ARGS: {e}"
+            continue
         shape = None
         for cand in _SHAPES:
             try:
