@@ -112,3 +112,13 @@ def test_close_within_tolerance():
     b = torch.nn.Linear(16, 8)
     b.load_state_dict({k: v + 1e-9 for k, v in a.state_dict().items()})
     assert diff(a, b, atol=1e-6).headline.endswith("values equal within tolerance for all 2 tensors")
+
+
+def test_small_uniform_against_zeros_is_different_not_same_distribution():
+    # 10 values of U(-0.044, 0.044) against 10 zeros: ks_2samp alone gives p of about 0.01,
+    # above the 0.001 threshold; the families (uniform vs constant) tell them apart.
+    g = torch.Generator().manual_seed(3)
+    a = {"b": torch.empty(10).uniform_(-0.044, 0.044, generator=g)}
+    b = {"b": torch.zeros(10)}
+    (row,) = fanin.diff(a, b).tensors
+    assert row.status == "different", row

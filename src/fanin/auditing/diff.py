@@ -9,8 +9,9 @@ identical           the same values bit for bit (``torch.equal``)
 close               ``torch.allclose(a, b, rtol, atol)``
 same scheme         not the same values, but the audit names a common scheme (or both are
                     the same constant / structure) at the same scale: a different seed
-same distribution   the two-sample KS test (``scipy.stats.ks_2samp``) does not reject at
-                    p >= 0.001, but no common named scheme (e.g. both unknown)
+same distribution   the same inferred family and the two-sample KS test
+                    (``scipy.stats.ks_2samp``) does not reject at p >= 0.001, but no common
+                    named scheme (e.g. both unknown)
 different           none of the above: a different scheme or scale (both named in the detail)
 ==================  ========================================================================
 
@@ -156,7 +157,9 @@ def _compare(name: str, ta: torch.Tensor, tb: torch.Tensor, ra: TensorRecord, rb
     if common is not None and p >= P_SAME:
         return TensorDiff(name, shape, "same scheme", label_a, label_b, common, max_abs, stat, p,
                           f"both {common}; values differ (two-sample KS p={p:.3g})")
-    if p >= P_SAME and not (ra.inference.trained ^ rb.inference.trained):
+    # A KS test on a few values cannot tell a small uniform from zeros: the families must agree too.
+    same_family = ra.inference.family == rb.inference.family
+    if p >= P_SAME and same_family and not (ra.inference.trained ^ rb.inference.trained):
         return TensorDiff(name, shape, "same distribution", label_a, label_b, None, max_abs, stat, p,
                           f"two-sample KS p={p:.3g}; no common named scheme ({label_a} vs {label_b})")
     why = f"{label_a} vs {label_b}" if label_a != label_b else f"both {label_a}, but distributions differ"
