@@ -52,7 +52,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scipy import stats
 
 __all__ = [
     "DEAD_ABOVE",
@@ -197,6 +196,8 @@ def growth_per_layer(depths: Sequence[float], stds: Sequence[float]) -> float | 
             points.append((float(d), math.log(s)))
     if len({d for d, _ in points}) < 2:
         return None
+    from scipy import stats  # deferred: scipy.stats costs about a second to import
+
     fit = stats.linregress([d for d, _ in points], [y for _, y in points])
     return math.exp(fit.slope)
 
@@ -206,6 +207,8 @@ def power_exponent(stds: Sequence[float]) -> float | None:
     on logs; ``None`` with fewer than two blocks or a non-finite or zero std."""
     if len(stds) < 2 or not all(math.isfinite(s) and s > 0 for s in stds):
         return None
+    from scipy import stats
+
     fit = stats.linregress([math.log(k) for k in range(1, len(stds) + 1)], [math.log(s) for s in stds])
     return float(fit.slope)
 
