@@ -25,13 +25,51 @@ from numba.extending import intrinsic
 
 from fanin.rng import transforms as T
 
-__all__ = ["KERNELS", "KIND_NORMAL", "KIND_TRUNC", "KIND_UNIFORM", "launch_threads", "to_bfloat16"]
+__all__ = [
+    "CACHED",
+    "KERNELS",
+    "KIND_NORMAL",
+    "KIND_TRUNC",
+    "KIND_UNIFORM",
+    "SERIAL_KERNELS",
+    "SERIAL_MAX",
+    "launch_threads",
+    "to_bfloat16",
+    "to_bfloat16_serial",
+]
 
 SEG = 16384  # elements per unit of work (64 KiB of float32 output)
 KIND_UNIFORM, KIND_NORMAL, KIND_TRUNC = 0, 1, 2
 
+SERIAL_MAX = 1 << 16  # at most this many elements: the serial kernels (no thread-pool launch)
+
 _OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
 _INLINE = {"inline": "always", "error_model": "numpy"}
+
+#: False when numba found no writable cache directory (in-tree ``__pycache__``,
+#: ``NUMBA_CACHE_DIR``, the user cache): the kernels then compile in every process.
+CACHED = True
+
+
+def _kernel(**opts):
+    """``numba.njit(cache=True, **opts)``, or without the on-disk cache where none can be written.
+
+    numba refuses ``cache=True`` at decoration time when no cache directory is writable
+    (``RuntimeError: cannot cache function ...: no locator available``), which would make the
+    fast path unimportable on a read-only install; the kernels then compile in each process.
+    """
+
+    def decorate(fn):
+        global CACHED
+        try:
+            return nb.njit(**_OPTS, **opts)(fn)
+        except RuntimeError as exc:
+            if "cannot cache" not in str(exc):
+                raise
+            CACHED = False
+            return nb.njit(**{**_OPTS, "cache": False}, **opts)(fn)
+
+    return decorate
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -287,10 +325,56 @@ def _unit_runs(u, e0, n, L, pieces, group):
 
 
 # One kernel per transform: the same driver, written out three times so that each compiles
-# alone (numba does not prune a constant branch before LLVM sees it).
+# alone (numba does not prune a constant branch before LLVM sees it). Each has a parallel form
+# (``prange`` over units) and a serial form for small fills, where starting the thread pool
+# costs more than the work: the units and their arithmetic are the same, so are the bits.
 
 
-@nb.njit(parallel=True, **_OPTS)
+@nb.njit(**_INLINE)
+def _unit_uniform(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W):
+    k0, k1, s, draw = key
+    ra, rb, ta, tb = _unit_runs(u, e0, n, L, pieces, group)
+    for r in range(ra, rb):
+        a = max(r * L + ta, e0)
+        b = min(r * L + tb, e0 + n)
+        if a < b:
+            f = _run_start(r, base, osz, ost) + (a - r * L)
+            off = _words(W, A, B, C, D, f, b - a, k0, k1, s, draw)
+            _segment_uniform(out, a - e0, W, off, b - a, prm)
+
+
+@nb.njit(**_INLINE)
+def _unit_normal(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S):
+    k0, k1, s, draw = key
+    ra, rb, ta, tb = _unit_runs(u, e0, n, L, pieces, group)
+    for r in range(ra, rb):
+        a = max(r * L + ta, e0)
+        b = min(r * L + tb, e0 + n)
+        if a < b:
+            f = _run_start(r, base, osz, ost) + (a - r * L)
+            off = _words(W, A, B, C, D, f, b - a, k0, k1, s, draw)
+            _segment_normal(out, a - e0, W, off, b - a, prm, S)
+
+
+@nb.njit(**_INLINE)
+def _unit_trunc(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S):
+    k0, k1, s, draw = key
+    ra, rb, ta, tb = _unit_runs(u, e0, n, L, pieces, group)
+    for r in range(ra, rb):
+        a = max(r * L + ta, e0)
+        b = min(r * L + tb, e0 + n)
+        if a < b:
+            f = _run_start(r, base, osz, ost) + (a - r * L)
+            off = _words(W, A, B, C, D, f, b - a, k0, k1, s, draw)
+            _segment_trunc(out, a - e0, W, off, b - a, prm, S)
+
+
+@nb.njit(**_INLINE)
+def _key(k0, k1, s, draw):
+    return np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw)
+
+
+@_kernel(parallel=True)
 def fill_uniform(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
     """Fill ``out[0:n]`` with box-order elements ``[e0, e0 + n)`` of a box.
 
@@ -300,57 +384,80 @@ def fill_uniform(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
     n = out.shape[0]
     if n == 0:
         return
+    key = _key(k0, k1, s, draw)
     u0, nunits, pieces, group = _units(e0, n, L)
     for g in prange(nunits):
         A, B, C, D, W = _scratch()
-        ra, rb, ta, tb = _unit_runs(u0 + g, e0, n, L, pieces, group)
-        for r in range(ra, rb):
-            a = max(r * L + ta, e0)
-            b = min(r * L + tb, e0 + n)
-            if a < b:
-                f = _run_start(r, base, osz, ost) + (a - r * L)
-                off = _words(W, A, B, C, D, f, b - a, np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw))
-                _segment_uniform(out, a - e0, W, off, b - a, prm)
+        _unit_uniform(out, u0 + g, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W)
 
 
-@nb.njit(parallel=True, **_OPTS)
+@_kernel(parallel=True)
 def fill_normal(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
     """:func:`fill_uniform` with the normal transform."""
     n = out.shape[0]
     if n == 0:
         return
+    key = _key(k0, k1, s, draw)
     u0, nunits, pieces, group = _units(e0, n, L)
     for g in prange(nunits):
         A, B, C, D, W = _scratch()
         S = _fscratch()
-        ra, rb, ta, tb = _unit_runs(u0 + g, e0, n, L, pieces, group)
-        for r in range(ra, rb):
-            a = max(r * L + ta, e0)
-            b = min(r * L + tb, e0 + n)
-            if a < b:
-                f = _run_start(r, base, osz, ost) + (a - r * L)
-                off = _words(W, A, B, C, D, f, b - a, np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw))
-                _segment_normal(out, a - e0, W, off, b - a, prm, S)
+        _unit_normal(out, u0 + g, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S)
 
 
-@nb.njit(parallel=True, **_OPTS)
+@_kernel(parallel=True)
 def fill_trunc(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
     """:func:`fill_uniform` with the truncated-normal transform."""
     n = out.shape[0]
     if n == 0:
         return
+    key = _key(k0, k1, s, draw)
     u0, nunits, pieces, group = _units(e0, n, L)
     for g in prange(nunits):
         A, B, C, D, W = _scratch()
         S = _fscratch()
-        ra, rb, ta, tb = _unit_runs(u0 + g, e0, n, L, pieces, group)
-        for r in range(ra, rb):
-            a = max(r * L + ta, e0)
-            b = min(r * L + tb, e0 + n)
-            if a < b:
-                f = _run_start(r, base, osz, ost) + (a - r * L)
-                off = _words(W, A, B, C, D, f, b - a, np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw))
-                _segment_trunc(out, a - e0, W, off, b - a, prm, S)
+        _unit_trunc(out, u0 + g, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S)
+
+
+@_kernel()
+def fill_uniform_serial(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
+    """:func:`fill_uniform` on the calling thread (for fills of at most :data:`SERIAL_MAX`)."""
+    n = out.shape[0]
+    if n == 0:
+        return
+    key = _key(k0, k1, s, draw)
+    u0, nunits, pieces, group = _units(e0, n, L)
+    A, B, C, D, W = _scratch()
+    for g in range(nunits):
+        _unit_uniform(out, u0 + g, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W)
+
+
+@_kernel()
+def fill_normal_serial(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
+    """:func:`fill_normal` on the calling thread."""
+    n = out.shape[0]
+    if n == 0:
+        return
+    key = _key(k0, k1, s, draw)
+    u0, nunits, pieces, group = _units(e0, n, L)
+    A, B, C, D, W = _scratch()
+    S = _fscratch()
+    for g in range(nunits):
+        _unit_normal(out, u0 + g, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S)
+
+
+@_kernel()
+def fill_trunc_serial(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
+    """:func:`fill_trunc` on the calling thread."""
+    n = out.shape[0]
+    if n == 0:
+        return
+    key = _key(k0, k1, s, draw)
+    u0, nunits, pieces, group = _units(e0, n, L)
+    A, B, C, D, W = _scratch()
+    S = _fscratch()
+    for g in range(nunits):
+        _unit_trunc(out, u0 + g, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S)
 
 
 @nb.njit(**_INLINE)
@@ -364,16 +471,27 @@ def _scratch():
     )
 
 
-@nb.njit(parallel=True, **_OPTS)
+@nb.njit(**_INLINE)
+def _bf16_range(b, dst, lo, hi):
+    for i in range(lo, hi):
+        x = b[i]
+        dst[i] = np.uint16((x + np.uint32(0x7FFF) + ((x >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+
+
+@_kernel(parallel=True)
 def to_bfloat16(src, dst):
     """``dst`` (uint16 bits) = ``src`` (float32) rounded to nearest-even bfloat16, as torch does
     (c10::BFloat16's round_to_nearest_even); the values here are never NaN."""
     b = src.view(np.uint32)
     n = src.shape[0]
     for u in prange((n + SEG - 1) // SEG):
-        for i in range(u * SEG, min(n, u * SEG + SEG)):
-            x = b[i]
-            dst[i] = np.uint16((x + np.uint32(0x7FFF) + ((x >> np.uint32(16)) & np.uint32(1))) >> np.uint32(16))
+        _bf16_range(b, dst, u * SEG, min(n, u * SEG + SEG))
+
+
+@_kernel()
+def to_bfloat16_serial(src, dst):
+    """:func:`to_bfloat16` on the calling thread."""
+    _bf16_range(src.view(np.uint32), dst, 0, src.shape[0])
 
 
 def launch_threads() -> None:
@@ -386,3 +504,4 @@ def launch_threads() -> None:
 
 
 KERNELS = {KIND_UNIFORM: fill_uniform, KIND_NORMAL: fill_normal, KIND_TRUNC: fill_trunc}
+SERIAL_KERNELS = {KIND_UNIFORM: fill_uniform_serial, KIND_NORMAL: fill_normal_serial, KIND_TRUNC: fill_trunc_serial}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -251,30 +252,61 @@ def _kernel_params(transform: Transform) -> tuple[int, list[float]]:
     raise TypeError(f"unknown transform {transform!r}")
 
 
+_numba_warm: set[tuple[Any, str]] = set()  # (kernel, dtype) pairs already compiled or loaded
+_numba_threads = threading.local()  # .n: the count this thread last gave numba (it is per thread)
+
+
+def _numba_call(kernel, *args) -> None:
+    """Call a numba kernel; its first call per dtype (compile or cache load) with numba's
+    warnings silenced, later calls straight (``catch_warnings`` costs more than a small fill)."""
+    warm = (kernel, args[0].dtype.str)
+    if warm in _numba_warm:
+        kernel(*args)
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", _numba().nb.errors.NumbaWarning)
+        kernel(*args)
+    _numba_warm.add(warm)
+
+
+def _numba_parallel() -> None:
+    """Start numba's pool once and follow torch's thread count (set only when it changed)."""
+    nk = _numba()
+    threads = max(1, min(torch.get_num_threads(), nk.nb.config.NUMBA_NUM_THREADS))
+    if getattr(_numba_threads, "n", 0) != threads:
+        nk.launch_threads()
+        nk.nb.set_num_threads(threads)
+        _numba_threads.n = threads
+
+
 def _numba_fill(out_np, e0: int, geom, key: tuple[int, int, int], draw: int, transform: Transform) -> None:
     import numpy as np
 
     nk = _numba()
     base, osz, ost, L = geom
     kind, prm = _kernel_params(transform)
-    nk.launch_threads()
-    threads = max(1, min(torch.get_num_threads(), nk.nb.config.NUMBA_NUM_THREADS))
-    nk.nb.set_num_threads(threads)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", nk.nb.errors.NumbaWarning)
-        nk.KERNELS[kind](
-            out_np,
-            e0,
-            base,
-            np.asarray(osz, dtype=np.int64),
-            np.asarray(ost, dtype=np.int64),
-            L,
-            key[0],
-            key[1],
-            key[2],
-            draw,
-            np.asarray(prm, dtype=np.float64),
-        )
+    # A small fill runs on the calling thread: waking the pool costs more than the work (and,
+    # on a busy machine, a scheduler time slice). Every element is a pure function of its
+    # index, so both kernels give the same bits.
+    if out_np.shape[0] <= nk.SERIAL_MAX:
+        kernel = nk.SERIAL_KERNELS[kind]
+    else:
+        kernel = nk.KERNELS[kind]
+        _numba_parallel()
+    _numba_call(
+        kernel,
+        out_np,
+        e0,
+        base,
+        np.asarray(osz, dtype=np.int64),
+        np.asarray(ost, dtype=np.int64),
+        L,
+        key[0],
+        key[1],
+        key[2],
+        draw,
+        np.asarray(prm, dtype=np.float64),
+    )
 
 
 def _words_torch(flat: torch.Tensor, key: tuple[int, int, int], draw: int, contiguous: bool) -> torch.Tensor:
@@ -475,7 +507,9 @@ class Stream:
                 b = min(flat_out.numel(), a + scratch.numel())
                 _numba_fill(scratch[: b - a].numpy(), a, geom, self._key, DRAW_VALUES, transform)
                 if bits is not None:
-                    _numba().to_bfloat16(scratch[: b - a].numpy(), bits[a:b])
+                    nk = _numba()
+                    to_bf16 = nk.to_bfloat16_serial if b - a <= nk.SERIAL_MAX else nk.to_bfloat16
+                    _numba_call(to_bf16, scratch[: b - a].numpy(), bits[a:b])
                 else:
                     flat_out[a:b].copy_(scratch[: b - a])
             return
