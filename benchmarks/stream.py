@@ -8,7 +8,8 @@ touched) torch's ``fill_`` (the memory-write ceiling), ``uniform_``, ``normal_``
 ``nn.init.trunc_normal_``, and the stream's uniform, normal and truncated normal, then prints
 GB/s of output and the ratios the issue's targets are stated in. ``orthogonal`` compares
 ``nn.init.orthogonal_`` with the stream's float64-QR orthogonal on a 4096 x 4096 matrix (float32
-and bfloat16). The numba compile (or cache load) time of the first call is printed separately.
+and bfloat16). The numba compile (or cache load) time of the first call is printed separately,
+and the per-call time of small fills (24 to 65,536 elements: biases and norms) as a median.
 Other processes on the machine change the numbers: run it on an idle machine.
 """
 
@@ -37,6 +38,16 @@ def best_time(fn, repeat: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def median_us(fn, calls: int = 200) -> float:
+    fn()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return sorted(times)[calls // 2] * 1e6
 
 
 def digest(t: torch.Tensor) -> str:
@@ -113,6 +124,22 @@ def main(argv: list[str] | None = None) -> int:
         for name in results[a]:
             print(f"  {name:<24}{results[a][name] / results[b][name]:6.2f}x")
         print()
+
+    # Small tensors (biases, norms): per-call overhead, not throughput. Median of many calls.
+    torch.set_num_threads(max(results) if results else torch.get_num_threads())
+    print("small tensors (median of 200 calls, microseconds per fill):")
+    print(f"  {'numel':>8}{'torch uniform_':>16}{'stream uniform':>16}{'torch normal_':>15}{'stream normal':>15}")
+    g = torch.Generator().manual_seed(0)
+    for numel in (24, 1024, 65536):
+        t = torch.empty(numel)
+        row = [
+            median_us(lambda: t.uniform_(-1, 1, generator=g)),
+            median_us(lambda: s.uniform_(t, -1, 1)),
+            median_us(lambda: t.normal_(0, 1, generator=g)),
+            median_us(lambda: s.normal_(t, 0, 1)),
+        ]
+        print(f"  {numel:>8}" + "".join(f"{v:{w}.1f}" for v, w in zip(row, (16, 16, 15, 15))))
+    print()
 
     if not args.no_orthogonal:
         m = args.orthogonal_n

@@ -242,6 +242,47 @@ def _segment_uniform(out, o, W, off, n, prm):
 
 
 @nb.njit(**_INLINE)
+def _uniform_value(x, mid, hs):
+    v = np.int32(np.uint32(x) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216)
+    return mid + hs * np.float64(v)
+
+
+@nb.njit(**_INLINE)
+def _fused_uniform(out, o, f, n, key, prm, A, B, C, D, W):
+    """Uniform values of flat indices [f, f + n) into out[o : o + n]: the whole Philox blocks
+    straight into the output (one pass, no word scratch), the partial ones through ``_words``."""
+    k0, k1, s, draw = key
+    head = min((4 - (f & 3)) & 3, n)
+    nblk = (n - head) >> 2
+    tail = n - head - 4 * nblk
+    if head:
+        off = _words(W, A, B, C, D, f, head, k0, k1, s, draw)
+        _segment_uniform(out, o, W, off, head, prm)
+    mid = prm[0]
+    hs = prm[1]
+    b0 = np.uint64((f + head) >> 2)
+    dst = out[o + head : o + head + 4 * nblk]
+    if mid == 0.0 and hs != 0.0:  # 0 + y == y exactly when y is never a signed zero
+        for j in range(nblk):
+            x0, x1, x2, x3 = _philox(b0 + np.uint64(j), k0, k1, s, draw)
+            dst[4 * j] = hs * np.float64(np.int32(np.uint32(x0) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
+            dst[4 * j + 1] = hs * np.float64(np.int32(np.uint32(x1) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
+            dst[4 * j + 2] = hs * np.float64(np.int32(np.uint32(x2) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
+            dst[4 * j + 3] = hs * np.float64(np.int32(np.uint32(x3) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
+    else:
+        for j in range(nblk):
+            x0, x1, x2, x3 = _philox(b0 + np.uint64(j), k0, k1, s, draw)
+            dst[4 * j] = _uniform_value(x0, mid, hs)
+            dst[4 * j + 1] = _uniform_value(x1, mid, hs)
+            dst[4 * j + 2] = _uniform_value(x2, mid, hs)
+            dst[4 * j + 3] = _uniform_value(x3, mid, hs)
+    if tail:
+        g = f + head + 4 * nblk
+        off = _words(W, A, B, C, D, g, tail, k0, k1, s, draw)
+        _segment_uniform(out, o + head + 4 * nblk, W, off, tail, prm)
+
+
+@nb.njit(**_INLINE)
 def _segment_normal(out, o, W, off, n, prm, S):
     mean = prm[0]
     std = prm[1]
@@ -339,8 +380,7 @@ def _unit_uniform(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, 
         b = min(r * L + tb, e0 + n)
         if a < b:
             f = _run_start(r, base, osz, ost) + (a - r * L)
-            off = _words(W, A, B, C, D, f, b - a, k0, k1, s, draw)
-            _segment_uniform(out, a - e0, W, off, b - a, prm)
+            _fused_uniform(out, a - e0, f, b - a, key, prm, A, B, C, D, W)
 
 
 @nb.njit(**_INLINE)
