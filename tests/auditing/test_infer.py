@@ -17,11 +17,15 @@ REQUIRED_ARGS = {
     "jax.constant": {"value": 0.3},
     "sparse": {"sparsity": 0.1},
     "jax.variance_scaling": {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal"},
+    "fanin.gate_constant": {"values": [0.0, 1.0, 0.0, 0.0]},
+    "fanin.gate_uniform": {"bounds": [0.1, 0.25, 0.1, 0.05]},
+    "fanin.padded_normal": {"padding_idx": 0, "std": 0.5},
+    "fanin.zeros_after_uniform": {"a": -0.1, "b": 0.1},
 }
 SHAPES = [(96, 64), (32, 16, 3, 3)]
-# The zoo covers the four framework namespaces. fanin's own composite schemes (per-gate blocks,
-# padded rows) are block-structured families that the audit does not infer yet.
-FRAMEWORKS = ("torch", "keras", "tf1", "jax")
+# The zoo covers the four framework namespaces and fanin's own composite schemes (per-gate blocks,
+# padded rows). Both shapes split into 4 gate blocks of rows (96 also into 2 and 3).
+FRAMEWORKS = ("torch", "keras", "tf1", "jax", "fanin")
 
 
 def _zoo():
@@ -162,3 +166,62 @@ def test_infer_rejects_non_tensors():
 def test_integer_and_empty_tensors():
     assert infer(torch.arange(4)).reason.startswith("not a floating-point tensor (dtype=torch.int64)")
     assert infer(torch.empty(0, 3)).family == "empty"
+
+
+# --------------------------------------------------------------------------- gate blocks
+
+
+def test_gate_constant_blocks_are_named():
+    w = torch.tensor([0.5] * 10 + [-1.0] * 10 + [2.0] * 10).reshape(3, 10).repeat_interleave(4, 0)  # (12, 10)
+    r = infer(w)
+    assert (r.family, r.confidence, r.distribution["gates"]) == ("constant", "high", 3.0)
+    assert r.reason == "constant per gate block: [0.5, -1, 2] (3 blocks of 4 rows)"
+    assert [m.scheme for m in r.matches] == ["fanin.gate_constant(values=[0.5, -1.0, 2.0])"]
+    # An LSTM bias with Keras's unit forget bias, packed as torch packs it (i, f, g, o).
+    b = torch.cat([torch.zeros(5), torch.ones(5), torch.zeros(10)])
+    assert infer(b).reason.startswith("constant per gate block: [0, 1, 0, 0]")
+    assert infer(b).matches[0].scheme == "fanin.gate_constant(values=[0.0, 1.0, 0.0, 0.0])"
+
+
+def test_gate_uniform_bounds_are_fitted():
+    g = torch.Generator().manual_seed(1)
+    bounds = [0.1, 0.3, 0.3]
+    w = torch.cat([(torch.rand(40, 50, generator=g) * 2 - 1) * b for b in bounds])
+    r = infer(w)
+    assert r.family == "uniform" and r.distribution["gates"] == 3.0
+    # The bound estimate max|x| (n + 1) / n from n = 2000 values: within 0.5%.
+    assert all(abs(r.distribution[f"bound_{k}"] / b - 1) < 5e-3 for k, b in enumerate(bounds))
+    assert r.reason.startswith("uniform per gate block: bounds ±0.1")
+    assert r.confidence == "medium" and r.p_value >= 1e-2
+    assert r.matches[0].scheme == "fanin.gate_uniform(bounds=[0.1, 0.3, 0.3])" and r.matches[0].fitted
+
+
+def test_gatewise_orthogonal_blocks():
+    g = torch.Generator().manual_seed(2)
+    q = torch.cat([torch.linalg.qr(torch.randn(24, 16, generator=g, dtype=torch.float64))[0] for _ in range(4)])
+    r = infer((2 * q).float())
+    assert (r.family, r.distribution["gates"], r.confidence) == ("orthogonal", 4.0, "high")
+    assert abs(r.scale - 2) < 1e-5 and r.reason.startswith("orthogonal per gate block: gain 2 (4 blocks of 24 rows")
+    assert [m.scheme for m in r.matches] == ["fanin.gatewise_orthogonal(scale=2.0)"]
+    # Different gains per block: still orthogonal per block, but no registered scheme draws it.
+    mixed = infer(torch.cat([q[:48], 3 * q[48:]]).float())
+    assert mixed.family == "orthogonal" and mixed.matches == ()
+    assert "gains 1, 1, 3, 3" in mixed.reason and mixed.reason.endswith("no registered scheme matches")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_plain_tensors_are_not_gate_blocked(seed):
+    g = torch.Generator().manual_seed(seed)
+    plain = {
+        "uniform": (torch.rand(96, 64, generator=g) * 2 - 1) * 0.1,
+        "normal": torch.randn(96, 64, generator=g) * 0.02,
+        "orthogonal": torch.linalg.qr(torch.randn(96, 64, generator=g, dtype=torch.float64))[0].float(),
+    }
+    for family, w in plain.items():
+        for t in (w, w.T.contiguous()):
+            r = infer(t)
+            assert r.family == family and "gate block" not in r.reason, (family, seed, r.reason)
+            assert not any(m.scheme.startswith("fanin.gate") for m in r.matches), (family, seed, r.matches)
+    # Blocks that differ in scale but are not uniform (normal per block) are not called uniform per block.
+    w = torch.cat([torch.randn(48, 64, generator=g), 3 * torch.randn(48, 64, generator=g)])
+    assert "gate block" not in infer(w).reason

@@ -14,6 +14,12 @@ scheme's own formula evaluated at that shape, e.g. for ``kaiming_uniform(a=sqrt(
 Orthogonal schemes are run for real on a small tensor of the same rank (their gain does not
 depend on the shape) and identity schemes on the audited shape itself (they are deterministic).
 
+Gate-block schemes (an argument named in :data:`GATE_ARGS`: one constant, one uniform bound or one
+orthogonal matrix per equal block of rows, as PyTorch packs an RNN's gates) describe a tensor
+block by block, so they are not whole-tensor candidates: :func:`gate_candidates` builds them from
+the per-block parameters the audit measured, and keeps those whose own draw (on a small tensor
+with the same blocks) shows the same per-block structure.
+
 >>> import torch
 >>> c = {c.scheme: c for c in continuous_candidates((64, 32))}
 >>> abs(c["kaiming_uniform(a=sqrt(5))"].params["high"] - 1 / 32 ** 0.5) < 1e-15
@@ -41,9 +47,11 @@ __all__ = [
     "ARG_VARIANTS",
     "NOTES",
     "Candidate",
+    "GATE_ARGS",
     "continuous_candidates",
     "entries_of",
     "fit_direct",
+    "gate_candidates",
     "pretty_spec",
     "probe",
 ]
@@ -71,6 +79,12 @@ NOTES: dict[str, str] = {
     "ones": "norm-layer weight default",
     "zeros": "bias / norm-layer bias default",
 }
+
+#: Arguments that describe a tensor gate block by gate block (the first dimension split into equal
+#: blocks), keyed by argument name like :data:`ARG_VARIANTS`, with the per-block kind they give:
+#: ``values`` (one constant per block), ``bounds`` (one symmetric uniform bound per block),
+#: ``gates`` (the number of blocks, each an independent orthogonal matrix).
+GATE_ARGS: dict[str, str] = {"values": "constant", "bounds": "uniform", "gates": "orthogonal"}
 
 # Parameters that never change the distribution.
 _IGNORED = {"seed", "layout", "verify_shape"}
@@ -153,9 +167,15 @@ def pretty_spec(spec: str) -> str:
     return spec
 
 
-def entries_of(families: set[str]) -> list[SchemeEntry]:
-    """The registered entries of those families, in sorted-name order."""
-    return [e for e in (lookup(n) for n in list_schemes()) if e.family in families]
+def entries_of(families: set[str], *, gated: bool = False) -> list[SchemeEntry]:
+    """The registered entries of those families, in sorted-name order: the whole-tensor ones, or
+    with ``gated=True`` the gate-block ones (a parameter named in :data:`GATE_ARGS`)."""
+    return [e for e in (lookup(n) for n in list_schemes())
+            if e.family in families and _is_gated(e) == gated]
+
+
+def _is_gated(entry: SchemeEntry) -> bool:
+    return any(k in GATE_ARGS for k in entry.parameters)
 
 
 class _Recorder(Stream):
@@ -398,3 +418,96 @@ def fit_direct(kind: str, target: dict[str, float], shape: tuple[int, ...], nice
                              {**got[1], **({"sparsity": target["sparsity"]} if kind == "sparse" else {})},
                              fitted=True))
     return out
+
+
+def _gate_proxy(shape: tuple[int, ...], gates: int) -> tuple[int, ...]:
+    h = shape[0] // gates
+    return (gates * min(h, 32), *(min(d, 8) for d in shape[1:]))
+
+
+def _block_gain(block: torch.Tensor) -> float:
+    m = block.reshape(block.shape[0], -1)
+    if m.shape[0] > m.shape[1]:
+        m = m.T
+    return float(torch.linalg.norm(m, dim=1).mean())
+
+
+def _shows(kind: str, w: torch.Tensor, gates: int, per_block: list[float]) -> bool:
+    """Whether ``w`` split into ``gates`` equal row blocks has the ``per_block`` parameters."""
+    blocks = w.split(w.shape[0] // gates)
+    if kind == "constant":
+        return all(bool((b == v).all()) for b, v in zip(blocks, per_block))
+    if kind == "uniform":
+        # A bound b: every |value| <= b, and (32 x 8 values per block) the largest above 0.9 b.
+        return all(bool(b.abs().max() <= v * (1 + 1e-6)) and (v == 0 or float(b.abs().max()) >= 0.9 * v)
+                   for b, v in zip(blocks, per_block))
+    return all(abs(_block_gain(b) / v - 1) < 1e-3 for b, v in zip(blocks, per_block))
+
+
+def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
+                    dtype: torch.dtype = torch.float64) -> list[Candidate]:
+    r"""The registered gate-block schemes of ``kind`` that give ``per_block`` at ``shape``.
+
+    ``kind`` is ``constant`` (``per_block``: the value of each block), ``uniform`` (the bound
+    :math:`b_k` of each block, :math:`\mathcal{U}(\pm b_k)`) or ``orthogonal`` (the gain of each
+    block). The blocks are the first dimension split into ``len(per_block)`` equal parts. Each
+    entry's :data:`GATE_ARGS` argument is set from ``per_block`` (constants as the shortest decimal
+    that rounds to the value in ``dtype``); an orthogonal entry's other arguments take their
+    default, their :data:`ARG_VARIANTS` values and the gain itself. A scheme is kept when its own
+    draw on a small tensor with the same blocks shows ``per_block``. Literal values read from the
+    data make a ``fitted`` candidate; only an orthogonal scheme at a default or common scale is not.
+
+    >>> [c.scheme for c in gate_candidates("constant", [0.0, 1.0, 0.0, 0.0], (8,))]
+    ['fanin.gate_constant(values=[0.0, 1.0, 0.0, 0.0])']
+    >>> [c.scheme for c in gate_candidates("orthogonal", [1.0, 1.0, 1.0], (12, 4))]
+    ['fanin.gatewise_orthogonal(gates=3)']
+    """
+    gates = len(per_block)
+    if not shape or gates < 1 or shape[0] % gates or shape[0] < gates:
+        return []
+    proxy = _gate_proxy(shape, gates)
+    out = []
+    for entry in entries_of({kind}, gated=True):
+        arg = next(k for k in entry.parameters if k in GATE_ARGS)
+        if GATE_ARGS[arg] != kind:
+            continue
+        if kind == "constant":
+            attempts = [({arg: [_shortest(v, dtype) for v in per_block]}, True)]
+        elif kind == "uniform":
+            attempts = [({arg: [float(v) for v in per_block]}, True)]
+        else:
+            others = [k for k in entry.parameters if k != arg and k not in _IGNORED]
+            gain = per_block[0]
+            attempts = []
+            for k in others:
+                values = ([entry.parameters[k]] if entry.parameters[k] is not REQUIRED else [])
+                values += list(ARG_VARIANTS.get(k, ()))
+                attempts += [({arg: gates, k: v}, False) for v in values]
+                attempts += [({arg: gates, k: math.sqrt(r)}, True) for r in (2, 3, 5, 6)]
+                attempts += [({arg: gates, k: float(f"{gain:.{d}g}")}, True) for d in range(1, 7)]
+            if not others:
+                attempts = [({arg: gates}, False)]
+        for args, fitted in attempts:
+            args = {k: v for k, v in args.items() if not _equal(v, entry.parameters[k])}
+            scheme = _scheme(entry, args)
+            if scheme is None:
+                continue
+            try:
+                w = scheme(torch.empty(proxy, dtype=dtype if kind == "constant" else torch.float64),
+                           generator=Stream(0, "fanin.auditing.proxy"))
+            except Exception:  # noqa: BLE001  as in probe()
+                continue
+            if _shows(kind, w, gates, per_block):
+                out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, kind,
+                                     {"gain": per_block[0]} if kind == "orthogonal" else {}, fitted=fitted))
+                break
+    return out
+
+
+def _shortest(value: float, dtype: torch.dtype) -> float:
+    """The shortest decimal that rounds to ``value`` in ``dtype``."""
+    for digits in range(1, 18):
+        short = float(f"{value:.{digits}g}")
+        if torch.tensor(short, dtype=dtype).item() == value:
+            return short
+    return float(value)

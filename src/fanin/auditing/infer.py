@@ -9,7 +9,15 @@ identity            the non-zeros are exactly those of a registered identity sch
                     all equal to one gain
 orthogonal          :math:`W W^\top = g^2 I` (rows <= cols, W viewed as (shape[0], -1); else
                     :math:`W^\top W`) to float tolerance
+constant per gate   the rows split into G equal blocks (G = 2, 3, 4, the smallest that holds; PyTorch
+block               packs an RNN's gates so: 4 for an LSTM, 3 for a GRU), each block constant
+orthogonal per      each of G equal row blocks orthogonal (same test); tested before the whole
+gate block          tensor when rows > cols (blocks of orthonormal columns stack to orthogonal
+                    columns of gain sqrt(G) g), after it otherwise (rows of an orthogonal W are)
 sparse              2-D, the same number (>= 1) of exact zeros in every column, the rest continuous
+uniform per gate    each of G equal row blocks fits U(±b_k) (KS p >= 0.001) and the blocks differ in
+block               scale (Levene's test, median-centred, p < 1e-6): a plain uniform or normal
+                    tensor has blocks that do not differ, so it is never reported gate-blocked
 uniform / normal /  the best two-sided KS fit (``scipy.stats.kstest``) of U(lo, hi), N(m, s) and
 truncated_normal    N(m, s) cut symmetrically at ±c; a truncated fit cut beyond ±4 s is a normal,
                     one cut beyond ±3 s is a normal unless the normal fit fails (p < 0.01); one cut
@@ -26,11 +34,17 @@ excess kurtosis) and, for bounded candidates, a support test (no value beyond th
 than the dtype's rounding). When no formula matches, literal arguments are solved from the fit
 (``normal(std=0.02)``) and rounded to 1, 2, 3 or 4 significant digits, the first that passes.
 
+Gate-block families report ``family`` constant / orthogonal / uniform, ``distribution`` with
+``gates`` and the per-block values, gains or bounds, and match the registered gate-block schemes
+(:func:`fanin.auditing.candidates.gate_candidates`) with their arguments read from the blocks
+(bounds rounded to 1 to 4 significant digits, the first that passes every block's tests).
+
 **Confidence** (the stated rule): *high* for an exact structural family (constant, identity,
 orthogonal, sparse with a named match), or a continuous family with KS p >= 0.01 that no other
 family also fits at p >= 0.01 and a named formula that matches; *medium* when the family fits
 (p >= 0.01) but is ambiguous or only fitted arguments match; *low* when 0.001 <= p < 0.01 or
-fewer than 64 values; *none* for unknown.
+fewer than 64 values; *none* for unknown. Per gate block: constant and orthogonal are *high*;
+uniform is *medium* (its bounds are fitted) when every block fits at p >= 0.01, else *low*.
 
 **Looks trained** when no family fits, or when the values are within 5% of a named bounded
 scheme's scale but up to 10% of them lie beyond its bound (what a few optimizer steps do to a
@@ -57,6 +71,7 @@ from fanin.auditing.candidates import (
     constant_candidates,
     continuous_candidates,
     fit_direct,
+    gate_candidates,
     identity_candidates,
     orthogonal_candidates,
 )
@@ -67,6 +82,9 @@ P_FIT = 1e-3
 P_GOOD = 1e-2
 MAX_KS_SAMPLES = 200_000
 _EXACT_IDENTITY_MAX = 1 << 22
+GATE_COUNTS = (2, 3, 4)
+P_BLOCKS_DIFFER = 1e-6
+_MIN_BLOCK_VALUES = 16
 
 
 @dataclass(frozen=True)
@@ -384,6 +402,142 @@ def _infer_sparse(t: torch.Tensor, x: np.ndarray, summary: Summary) -> Inference
                      f"{int(zeros[0])} of {rows} values zero in every column; the rest N(0, {std:.4g}) (KS p={p:.3g})")
 
 
+# --------------------------------------------------------------------------- gate blocks
+
+
+def _gate_blocks(t: torch.Tensor, gates: int, min_values: int = 2) -> tuple[torch.Tensor, ...] | None:
+    """The first dimension split into ``gates`` equal blocks of at least ``min_values`` values each."""
+    if t.dim() == 0 or t.shape[0] % gates or t.numel() // gates < min_values:
+        return None
+    return t.split(t.shape[0] // gates)
+
+
+def _gate_layout(t: torch.Tensor, gates: int) -> str:
+    return f"{gates} blocks of {t.shape[0] // gates} rows"
+
+
+def _gate_matches(kind: str, found: list[tuple[int, list[float]]], t: torch.Tensor) -> list[Match]:
+    """Named matches for each (gate count, per-block parameters) in ``found`` (a constant or uniform
+    2-block layout is also a 4-block one: the same values, the same distribution)."""
+    matches = []
+    for _, per_block in found:
+        for c in gate_candidates(kind, per_block, tuple(t.shape), t.dtype):
+            text = ", ".join(f"{v:g}" for v in per_block) if kind == "constant" else \
+                ", ".join(f"±{v:.4g}" for v in per_block) if kind == "uniform" else f"gain {_gain_text(per_block[0])}"
+            matches.append(Match(c.scheme, f"{kind} per gate block: {text}", c.note, fitted=c.fitted))
+    return rank(matches)
+
+
+def _infer_gate_constant(t: torch.Tensor) -> Inference | None:
+    """Every gate block constant (not all equal: a constant tensor is caught before)."""
+    found = []
+    for gates in GATE_COUNTS:
+        blocks = _gate_blocks(t, gates)
+        if blocks is not None and all(bool((b == b.reshape(-1)[0]).all()) for b in blocks):
+            found.append((gates, [float(b.reshape(-1)[0]) for b in blocks]))
+    if not found:
+        return None
+    gates, values = found[0]
+    text = "[" + ", ".join(f"{v:g}" for v in values) + "]"
+    dist = {"gates": float(gates)} | {f"value_{k}": v for k, v in enumerate(values)}
+    return Inference("constant", dist, None, None, None, tuple(_gate_matches("constant", found, t)), "high", False,
+                     f"constant per gate block: {text} ({_gate_layout(t, gates)})")
+
+
+def _infer_gate_orthogonal(t: torch.Tensor) -> Inference | None:
+    """Every gate block orthogonal (:func:`_orthogonal_gain`), the whole tensor not."""
+    found = []
+    for gates in GATE_COUNTS:
+        blocks = _gate_blocks(t, gates)
+        if blocks is None or t.dim() < 2:
+            continue
+        gains = [_orthogonal_gain(b) for b in blocks]
+        if all(g is not None for g in gains):
+            found.append((gates, gains))
+    if not found:
+        return None
+    # Tall blocks (rows > cols) of orthonormal columns stack to taller ones that are orthogonal too
+    # (gain sqrt(2) g): the finest layout is the drawn one. Wide blocks split into wide ones that
+    # are orthogonal too (same gain): the coarsest is.
+    tall = t.shape[0] // found[0][0] > t.numel() // t.shape[0]
+    if tall:
+        found.reverse()
+    gates, gains = found[0]
+    tol = max(1e-4, 50 * _eps(t.dtype))
+    same = max(gains) - min(gains) <= tol * max(gains)
+    if same:
+        gain = sum(gains) / len(gains)
+        # Only this layout: independent blocks of another layout would not show its cross-block structure.
+        matches = _gate_matches("orthogonal", [(gates, [gain] * gates)], t)
+        text = f"gain {_gain_text(gain)}"
+    else:
+        gain, matches = None, []
+        text = "gains " + ", ".join(_gain_text(g) for g in gains)
+    dist = {"gates": float(gates)} | ({"gain": gain} if same else {f"gain_{k}": g for k, g in enumerate(gains)})
+    return Inference("orthogonal", dist, gain, None, None, tuple(matches), "high", False,
+                     f"orthogonal per gate block: {text} ({_gate_layout(t, gates)}; each block W W^T = g^2 I "
+                     "to float tolerance)" + ("" if matches else "; no registered scheme matches"))
+
+
+def _infer_gate_uniform(t: torch.Tensor) -> Inference | None:
+    """Every gate block U(±b_k), the blocks' scales significantly different."""
+    from scipy import stats
+
+    for gates in GATE_COUNTS:
+        blocks = _gate_blocks(t, gates, _MIN_BLOCK_VALUES)
+        if blocks is None:
+            continue
+        xs = [b.double().reshape(-1).cpu().numpy() for b in blocks]
+        zero = [bool((v == 0).all()) for v in xs]
+        live = [v for v, z in zip(xs, zero) if not z]
+        if not live or any(v.min() == v.max() for v in live):
+            continue
+        if len(live) == len(xs):
+            cap = MAX_KS_SAMPLES // gates
+            rng = np.random.default_rng(0)
+            sub = [v if v.size <= cap else rng.choice(v, cap, replace=False) for v in live]
+            if stats.levene(*sub, center="median").pvalue >= P_BLOCKS_DIFFER:
+                continue
+        # |x| of U(±b) is U(0, b): the unbiased bound from n values is max|x| (n + 1) / n.
+        bounds = [0.0 if z else float(np.abs(v).max()) * (v.size + 1) / v.size for v, z in zip(xs, zero)]
+        fits = [None if z else _ks(_cap(v), stats.uniform(-b, 2 * b)) for v, z, b in zip(xs, zero, bounds)]
+        if any(f is not None and f[1] < P_FIT for f in fits):
+            continue
+        return _gate_uniform_result(t, gates, xs, bounds, fits)
+    return None
+
+
+def _cap(v: np.ndarray) -> np.ndarray:
+    return v if v.size <= MAX_KS_SAMPLES else np.random.default_rng(0).choice(v, MAX_KS_SAMPLES, replace=False)
+
+
+def _gate_uniform_result(t, gates, xs, bounds, fits) -> Inference:
+    # Bonferroni over the blocks: the family p is the smallest block p times the number of blocks.
+    stat = max(f[0] for f in fits if f is not None)
+    p = min(1.0, gates * min(f[1] for f in fits if f is not None))
+    matches = []
+    for digits in (1, 2, 3, 4):  # the roundest bounds that every block passes
+        nice = [_nice(b, digits) for b in bounds]
+        if all(b == 0 or _check_candidate(Candidate("", "", "", "uniform", {"low": -nb, "high": nb}),
+                                          _cap(v), summarize(v), v.size, t.dtype) is not None
+               for v, b, nb in zip(xs, bounds, nice)):
+            found = [(gates, nice)] + [(g, [b for b in nice for _ in range(g // gates)])
+                                       for g in GATE_COUNTS if g > gates and g % gates == 0]
+            matches = _gate_matches("uniform", found, t)
+            if matches:
+                break
+    text = ", ".join(f"±{b:.4g}" for b in bounds)
+    dist = {"gates": float(gates), "low": -max(bounds), "high": max(bounds)} | {
+        f"bound_{k}": b for k, b in enumerate(bounds)}
+    reason = f"uniform per gate block: bounds {text} ({_gate_layout(t, gates)}; KS p={p:.3g}, Bonferroni over " \
+             "the blocks; the blocks' scales differ, Levene p < 1e-6)"
+    if not matches:
+        reason += "; no registered scheme matches"
+    confidence = "medium" if p >= P_GOOD and t.numel() >= 64 else "low"
+    return Inference("uniform", dist, float(np.concatenate(xs).std()), stat, p, tuple(matches), confidence, False,
+                     reason)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
@@ -423,10 +577,25 @@ def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None) ->
         found = _infer_identity(t, x)
         if found is not None:
             return found
+    found = _infer_gate_constant(t)
+    if found is not None:
+        return found
+    # Orthogonal row blocks of a tall tensor (rows > cols) stack to orthogonal columns, so the
+    # blocks are tested first there; with rows <= cols any block of an orthogonal W is orthogonal.
+    tall = t.dim() >= 2 and t.shape[0] > t.numel() // t.shape[0]
+    found = _infer_gate_orthogonal(t) if tall else None
+    if found is not None:
+        return found
     # A delta-orthogonal kernel is orthogonal at its centre tap only.
     gain = _orthogonal_gain(t[(..., *(s // 2 for s in t.shape[2:]))] if _delta(t) else t)
     if gain is not None:
         return _infer_orthogonal(t, gain)
+    found = None if tall else _infer_gate_orthogonal(t)
+    if found is not None:
+        return found
+    found = _infer_gate_uniform(t)
+    if found is not None:
+        return found
     found = _infer_sparse(t, x, summary)
     if found is not None:
         return found
