@@ -11,7 +11,12 @@ indices (one per row of the box after merging the trailing dimensions that the b
 fully). A unit of parallel work is a piece of at most ``SEG`` elements of one run, or a group of
 whole short runs. A unit computes the Philox blocks of its flat range into per-unit scratch
 (structure of arrays, then interleaved into the stream order), then applies the transform in a
-straight loop that LLVM vectorizes.
+straight loop that LLVM vectorizes; the uniform writes whole blocks straight into the output
+(one pass) and uses the scratch only for a partial first or last block.
+
+Each kernel has a ``parallel=True`` form and a serial form (``*_serial``) with the same units,
+used for fills of at most :data:`SERIAL_MAX` elements, where waking the thread pool costs more
+than the work.
 """
 
 from __future__ import annotations
