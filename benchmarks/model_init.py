@@ -93,11 +93,19 @@ def _child(mode: str, size: str, out: str) -> None:
     for fill in ("uniform_", "normal_"):
         getattr(fanin.Stream(0, "warm-up"), fill)(torch.empty(64), 0.0, 1.0)
     fanin.Stream(0, "warm-up").truncated_normal_(torch.empty(64), 0.0, 1.0, -2.0, 2.0)
+    # torch's first model built on the meta device loads its meta kernels (about 1 s here, once
+    # per process, like importing torch); build a tiny one on each device so that no case pays a
+    # one-off cost. The cost is printed beside the table.
+    t_warm = time.perf_counter()
+    _model("small", "meta")
+    result["meta_warmup_seconds"] = time.perf_counter() - t_warm
+    _model("small", "cpu")
     if mode.startswith("fsdp"):
         # The ranks take turns (sharding and fanin.apply need no collective): each rank's time is
         # then its own work on the whole machine, as on a cluster where every rank has its cores.
-        for turn in range(rank):
-            dist.barrier()
+        # Turns pass through files, not dist.barrier(): a rank waiting in a gloo barrier keeps a
+        # core busy and would slow the rank whose turn it is.
+        _wait_for_turn(out, rank)
     base = _status("VmRSS")
     _reset_peak()
     t0 = time.perf_counter()
@@ -125,12 +133,20 @@ def _child(mode: str, size: str, out: str) -> None:
         local_bytes=sum((p.to_local() if hasattr(p, "to_local") else p).numel() * p.element_size() for p in model.parameters()),
     )
     if mode.startswith("fsdp"):
-        for turn in range(rank, dist.get_world_size()):
-            dist.barrier()
-        dist.destroy_process_group()
+        world = dist.get_world_size()
+        dist.destroy_process_group()  # an idle gloo group still keeps a core busy
+        with open(f"{out}.turn{rank + 1}", "w"):
+            pass
+        _wait_for_turn(out, world)
         out = f"{out}.rank{rank}"
     with open(out, "w") as f:
         json.dump(result, f)
+
+
+def _wait_for_turn(out: str, turn: int) -> None:
+    """Sleep until the rank before ``turn`` has written its turn file (turn 0 starts at once)."""
+    while turn > 0 and not os.path.exists(f"{out}.turn{turn}"):
+        time.sleep(0.01)
 
 
 def _free_port() -> int:
@@ -184,6 +200,7 @@ def main(argv: list[str] | None = None) -> None:
 
     n = torch_r["params"]
     print(f"GPT {size}: {n / 1e6:.1f}M parameters ({n * 4 / gib:.2f} GiB float32), {os.cpu_count()} CPU cores")
+    print(f"(not timed: torch's one-off meta-kernel warm-up, {meta_r['meta_warmup_seconds']:.2f} s per process)")
     print(f"{'case':<22}{'time s':>9}{'peak GiB':>10}{'time/torch':>12}{'peak/torch':>12}")
 
     def row(name: str, seconds: float, peak: float) -> None:
