@@ -1,234 +1,193 @@
-"""The record of one probe run (:func:`fanin.probe`): per-layer, per-parameter and residual-stream
-statistics and the verdicts, with a JSON form that round-trips (:meth:`ProbeReport.save` /
-:meth:`ProbeReport.load`).
+"""Renderers of probe reports (:class:`fanin.report.probe.ProbeReport`): a rich table for the
+terminal, Markdown, JSON, and a PNG of activation and gradient std against depth.
 
-Floats are kept as Python floats; in JSON a non-finite one is written as the string ``"nan"``,
-``"inf"`` or ``"-inf"`` (strict JSON has no NaN), so that ``load(save(r)) == r`` exactly.
-
->>> layer = LayerStats(0, "0", "Linear", 0, 1, 6, (2, 3), "torch.float32", 0.0, 1.0, 1.0, 1.0, 0.0, 0.0, None, True)
->>> LayerStats.from_dict(layer.to_dict()) == layer
-True
+Numbers are shown to four significant digits (:func:`fanin.report.depth.format_std`), fractions
+as percentages with one decimal; an empty cell means "not measured" (no backward pass, or not a
+saturating activation).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
-from fanin.diagnostics.verdicts import Verdict
-from fanin.errors import FaninError
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 
-__all__ = ["BlockStats", "LayerStats", "ParamStats", "ProbeReport", "UnhealthyModelError", "load_report"]
+from fanin.diagnostics.verdicts import EXPLODE_ABOVE, VANISH_BELOW
+from fanin.report.depth import format_std
+from fanin.report.probe import LayerStats, ProbeReport
 
-FORMAT = "fanin.probe/1"
+__all__ = ["probe_json", "probe_markdown", "probe_plot", "probe_table"]
 
-
-class UnhealthyModelError(FaninError, AssertionError):
-    """Raised by :meth:`ProbeReport.assert_healthy`; ``verdicts`` holds the failing verdicts."""
-
-    def __init__(self, message: str, verdicts: tuple[Verdict, ...]) -> None:
-        super().__init__(message)
-        self.verdicts = verdicts
-
-
-def _enc(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
-def _dec(value: Any) -> Any:
-    return float(value) if value in ("nan", "inf", "-inf") else value
+_STYLES = {
+    "stable": "bold green",
+    "exploding": "bold red",
+    "gradients_exploding": "bold red",
+    "vanishing": "bold yellow",
+    "gradients_vanishing": "bold yellow",
+    "saturating": "bold magenta",
+    "dead_units": "bold magenta",
+    "residual_growth": "bold red",
+}
+_LAYER_HEADER = ("#", "layer", "module", "shape", "mean", "std", "E[y^2]", "zeros", "saturated", "grad std")
 
 
-class _Record:
-    """to_dict/from_dict for flat dataclasses of floats, ints, strs and int tuples."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: _enc(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]):
-        kwargs = {}
-        for f in fields(cls):  # type: ignore[arg-type]
-            value = _dec(data[f.name]) if f.name in data else f.default
-            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
-        return cls(**kwargs)
+def _num(value: float | None) -> str:
+    return "" if value is None else format_std(value)
 
 
-@dataclass(frozen=True)
-class LayerStats(_Record):
-    r"""One call of one layer, in execution order (``index`` from 0).
-
-    ``name`` is the module's qualified name (``""`` for the model itself), ``module`` its class,
-    ``call`` counts earlier calls of the same module in this run (a module used twice gives two
-    records), ``depth`` the number of parameterized layer calls so far (this one included),
-    ``parameters`` the number of parameter elements the module owns directly.
-
-    Statistics of the output :math:`y` (its first floating tensor), computed in float64:
-    ``mean``, ``std`` (unbiased, like ``Tensor.std``), ``second_moment`` :math:`E[y^2]`,
-    ``torch_std`` (``y.std()`` in ``y``'s own dtype, what printing it shows; float32's reduction
-    overflows before float64's does), ``zeros`` (fraction of exact zeros), ``dead`` (fraction of
-    units, the entries of ``y[0]``, that are 0 for every sample of the batch), ``saturated``
-    (tanh: :math:`|y| > 0.99`, sigmoid: :math:`|2y-1| > 0.99`, hardtanh: at a bound; ``None`` for
-    other modules), ``finite`` (no NaN/inf in ``y``), ``grad_std`` (std of the gradient of the
-    loss with respect to ``y``; ``None`` without a backward pass).
-    """
-
-    index: int
-    name: str
-    module: str
-    call: int
-    depth: int
-    parameters: int
-    shape: tuple[int, ...]
-    dtype: str
-    mean: float
-    std: float
-    second_moment: float
-    torch_std: float
-    zeros: float
-    dead: float
-    saturated: float | None
-    finite: bool
-    grad_std: float | None = None
+def _pct(value: float | None) -> str:
+    if value is None:
+        return ""
+    return "NaN" if math.isnan(value) else f"{value:.1%}"
 
 
-@dataclass(frozen=True)
-class ParamStats(_Record):
-    """One parameter: its std, and with a backward pass its gradient's std and the ratio
-    ``grad_std / std`` (``None`` where the weight's std is 0, e.g. a zero-initialized bias)."""
-
-    name: str
-    shape: tuple[int, ...]
-    std: float
-    grad_std: float | None = None
-    grad_ratio: float | None = None
+def _layer_cells(r: LayerStats) -> list[str]:
+    name = (r.name or "(model)") + (f" #{r.call}" if r.call else "")
+    shape = "x".join(str(d) for d in r.shape)
+    return [
+        str(r.index), name, r.module, shape, _num(r.mean), _num(r.std), _num(r.second_moment), _pct(r.zeros),
+        _pct(r.saturated), _num(r.grad_std),
+    ]
 
 
-@dataclass(frozen=True)
-class BlockStats(_Record):
-    """One residual block's call: the std of the stream entering it and leaving it. ``k`` is the
-    block's position along the stream (1-based); ``detected`` is False for blocks named by the
-    user's ``residual=`` patterns."""
-
-    k: int
-    name: str
-    call: int
-    index: int
-    input_std: float
-    output_std: float
-    detected: bool = True
+def _summary(report: ProbeReport) -> str:
+    shapes = ", ".join("x".join(str(d) for d in s) for s in report.input_shapes) or "none"
+    return (
+        f"{report.label} ({report.model}): {len(report.layers)} layer calls, {report.mode} mode, "
+        f"{'forward and backward' if report.backward else 'forward only'}, input {shapes} "
+        f"(std {format_std(report.input_std)}), {report.device}, torch {report.torch_version}"
+    )
 
 
-@dataclass(frozen=True, eq=True)
-class ProbeReport:
-    """What :func:`fanin.probe` measured on one model, and its verdicts.
-
-    ``label`` names the run in tables and plots (several reports on one plot compare schemes);
-    ``residual_exponent`` is :math:`x` of the stream's std :math:`\\propto k^x` (``None`` with
-    too few blocks).
-    """
-
-    label: str
-    model: str
-    mode: str
-    backward: bool
-    device: str
-    torch_version: str
-    input_shapes: tuple[tuple[int, ...], ...]
-    input_std: float
-    layers: tuple[LayerStats, ...]
-    params: tuple[ParamStats, ...]
-    blocks: tuple[BlockStats, ...]
-    residual_exponent: float | None
-    verdicts: tuple[Verdict, ...]
-
-    @property
-    def healthy(self) -> bool:
-        """True when the only verdict is ``stable``."""
-        return all(v.healthy for v in self.verdicts)
-
-    @property
-    def problems(self) -> tuple[Verdict, ...]:
-        return tuple(v for v in self.verdicts if not v.healthy)
-
-    def layer(self, name: str, call: int = 0) -> LayerStats:
-        """The record of module ``name``'s ``call``-th call."""
-        for record in self.layers:
-            if record.name == name and record.call == call:
-                return record
-        names = sorted({r.name for r in self.layers})
-        from fanin.errors import describe_choice
-
-        raise KeyError(describe_choice("layer", name, names) + (f" (call={call})" if call else ""))
-
-    def assert_healthy(self) -> None:
-        """Raise :class:`UnhealthyModelError` (an ``AssertionError``) listing every verdict that is
-        not ``stable``, with its evidence and threshold; return ``None`` when healthy."""
-        problems = self.problems
-        if problems:
-            lines = "\n".join(f"- {v}" for v in problems)
-            raise UnhealthyModelError(f"probe of {self.label or self.model} is not healthy:\n{lines}", problems)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "label": self.label,
-            "model": self.model,
-            "mode": self.mode,
-            "backward": self.backward,
-            "device": self.device,
-            "torch_version": self.torch_version,
-            "input_shapes": [list(s) for s in self.input_shapes],
-            "input_std": _enc(self.input_std),
-            "residual_exponent": _enc(self.residual_exponent),
-            "verdicts": [v.to_dict() for v in self.verdicts],
-            "layers": [r.to_dict() for r in self.layers],
-            "params": [r.to_dict() for r in self.params],
-            "blocks": [r.to_dict() for r in self.blocks],
-        }
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ProbeReport:
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            got = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ValueError(f"not a fanin probe report: expected format={FORMAT!r}, got format={got!r}")
-        return cls(
-            data["label"], data["model"], data["mode"], data["backward"], data["device"], data["torch_version"],
-            tuple(tuple(s) for s in data["input_shapes"]), _dec(data["input_std"]),
-            tuple(LayerStats.from_dict(r) for r in data["layers"]),
-            tuple(ParamStats.from_dict(r) for r in data["params"]),
-            tuple(BlockStats.from_dict(r) for r in data["blocks"]),
-            _dec(data["residual_exponent"]),
-            tuple(Verdict.from_dict(v) for v in data["verdicts"]),
-        )
-
-    def to_json(self) -> str:
-        """Strict JSON (no NaN literals), indented, ending with a newline."""
-        return json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
-
-    def save(self, path: str | os.PathLike[str]) -> Path:
-        path = Path(path)
-        path.write_text(self.to_json(), encoding="utf-8")
-        return path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ProbeReport:
-        return load_report(path)
+def _block_cells(report: ProbeReport) -> list[list[str]]:
+    return [
+        [str(b.k), b.name + (f" #{b.call}" if b.call else ""), format_std(b.input_std), format_std(b.output_std),
+         "auto" if b.detected else "named"]
+        for b in report.blocks
+    ]
 
 
-def load_report(path: str | os.PathLike[str]) -> ProbeReport:
-    """Read a report written by :meth:`ProbeReport.save`."""
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ValueError(f"not a fanin probe report: {path} is not JSON ({err})") from None
-    return ProbeReport.from_dict(data)
+def _param_cells(report: ProbeReport) -> list[list[str]]:
+    return [
+        [p.name, "x".join(str(d) for d in p.shape), format_std(p.std), _num(p.grad_std), _num(p.grad_ratio)]
+        for p in report.params
+    ]
+
+
+def _exponent(report: ProbeReport) -> str:
+    x = report.residual_exponent
+    return "" if x is None else f"stream std ~ depth^{x:.3f}"
+
+
+def probe_table(report: ProbeReport) -> Group:
+    """A rich renderable: a summary line, the verdicts, the layers, the residual stream and (with
+    a backward pass) the parameters."""
+    parts: list[object] = [Text(_summary(report), style="bold")]
+    for v in report.verdicts:
+        line = Text("  ")
+        line.append(v.kind, style=_STYLES.get(v.kind, ""))
+        line.append(f": {v.message}")
+        parts.append(line)
+    table = Table(box=box.SIMPLE_HEAD, title="layers in execution order", title_justify="left")
+    for i, header in enumerate(_LAYER_HEADER):
+        # Text: "[y^2]" must not be read as rich markup
+        table.add_column(Text(header), justify="left" if i in (1, 2, 3) else "right", no_wrap=i != 1)
+    for r in report.layers:
+        table.add_row(*_layer_cells(r))
+    parts.append(table)
+    if report.blocks:
+        blocks = Table(box=box.SIMPLE_HEAD, title=f"residual stream ({_exponent(report) or 'no exponent'})",
+                       title_justify="left")
+        for i, header in enumerate(("k", "block", "input std", "output std", "found")):
+            blocks.add_column(header, justify="left" if i in (1, 4) else "right")
+        for row in _block_cells(report):
+            blocks.add_row(*row)
+        parts.append(blocks)
+    if report.backward:
+        params = Table(box=box.SIMPLE_HEAD, title="parameters", title_justify="left")
+        for i, header in enumerate(("parameter", "shape", "std", "grad std", "grad/weight")):
+            params.add_column(header, justify="left" if i < 2 else "right")
+        for row in _param_cells(report):
+            params.add_row(*row)
+        parts.append(params)
+    return Group(*parts)
+
+
+def _md_table(header: Sequence[str], rows: Iterable[Sequence[str]], right: Sequence[bool]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" if r else "---" for r in right) + "|"]
+    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def probe_markdown(report: ProbeReport) -> str:
+    """Markdown: summary, verdicts as a list, then the tables of :func:`probe_table`."""
+    lines = [f"**{_summary(report)}**", ""]
+    lines += [f"- **{v.kind}**: {v.message}" for v in report.verdicts]
+    lines += ["", "Layers in execution order:", ""]
+    lines += _md_table(_LAYER_HEADER, (_layer_cells(r) for r in report.layers),
+                       [True, False, False, False, True, True, True, True, True, True])
+    if report.blocks:
+        lines += ["", f"Residual stream ({_exponent(report) or 'no exponent'}):", ""]
+        lines += _md_table(("k", "block", "input std", "output std", "found"), _block_cells(report),
+                           [True, False, True, True, False])
+    if report.backward:
+        lines += ["", "Parameters:", ""]
+        lines += _md_table(("parameter", "shape", "std", "grad std", "grad/weight"), _param_cells(report),
+                           [False, False, True, True, True])
+    return "\n".join(lines) + "\n"
+
+
+def probe_json(report: ProbeReport) -> str:
+    """The report's JSON form (:meth:`ProbeReport.to_json`; :func:`fanin.report.probe.load_report`
+    reads it back)."""
+    return report.to_json()
+
+
+def probe_plot(reports: ProbeReport | Sequence[ProbeReport], path: str | os.PathLike[str]) -> Path:
+    """Draw activation std (and, where measured, gradient std) against the layer's execution index
+    on log scales into a PNG at ``path``, one line per report, so that runs (schemes) compare on
+    one plot; dashed lines mark the exploding and vanishing thresholds."""
+    from fanin.report.plot import require_matplotlib
+
+    Figure, FigureCanvasAgg = require_matplotlib()
+    reports = [reports] if isinstance(reports, ProbeReport) else list(reports)
+    if not reports or not all(isinstance(r, ProbeReport) for r in reports):
+        raise TypeError(f"probe_plot takes a ProbeReport or a list of them, got reports={reports!r}")
+    with_grads = any(r.backward for r in reports)
+    fig = Figure(figsize=(9, 8 if with_grads else 5), dpi=100)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2 if with_grads else 1, 1, sharex=True, squeeze=False)[:, 0]
+    for report in reports:
+        x = [r.index for r in report.layers]
+        label = f"{report.label} ({', '.join(v.kind for v in report.verdicts)})"
+        axes[0].plot(x, [_shown(r.std) for r in report.layers], label=label, linewidth=1.3)
+        if with_grads:
+            grads = [_shown(r.grad_std) if r.grad_std is not None else math.nan for r in report.layers]
+            axes[1].plot(x, grads, label=report.label, linewidth=1.3)
+    for level in (EXPLODE_ABOVE, VANISH_BELOW):
+        axes[0].axhline(level, color="0.5", linestyle="--", linewidth=0.8)
+    axes[0].set_ylabel("std of the layer's output")
+    axes[0].set_title("Activation std by layer (execution order)")
+    if with_grads:
+        axes[1].set_ylabel("std of the gradient w.r.t. the output")
+        axes[1].set_title("Gradient std by layer")
+    for ax in axes:
+        ax.set_yscale("log")
+        ax.grid(True, which="major", alpha=0.3)
+        ax.legend(fontsize=8, loc="best")
+    axes[-1].set_xlabel("layer (execution index)")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, format="png")
+    return path
+
+
+def _shown(value: float) -> float:
+    # log axes: NaN/inf and 0 leave a gap rather than an error
+    return value if math.isfinite(value) and value > 0 else math.nan
