@@ -15,7 +15,7 @@ from fanin.gains import compare_gains, gain
 from fanin.rng import STREAM_VERSION, Stream, streams_for
 from fanin.schemes import Scheme, get, list_schemes
 from fanin.diagnostics import probe  # noqa: E402  (issue 5)
-from fanin.report.probe import ProbeReport  # noqa: E402  (issue 5)
+from fanin.diagnostics import ProbeReport  # noqa: E402  (issue 5)
 from fanin.rules import Plan, Rule, apply, load_rules, materialize, plan  # noqa: E402  (issue 4)
 from fanin.diagnostics.lsuv import lsuv_  # noqa: E402  (issue 5)
 from fanin.diagnostics.theory import predict_second_moments, signal_propagation  # noqa: E402  (issue 5)

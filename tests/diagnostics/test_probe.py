@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import fanin
-from fanin.diagnostics.probe import ProbeError, default_layer, probe
+from fanin.diagnostics.probing import ProbeError, default_layer, probe
 from fanin.diagnostics.verdicts import EXPLODE_ABOVE
 
 

@@ -3,8 +3,8 @@ import math
 import pytest
 
 from fanin.diagnostics import verdicts as v
+from fanin.diagnostics.records import BlockStats, LayerStats
 from fanin.diagnostics.verdicts import Verdict, growth_per_layer, judge_depth, judge_signal, power_exponent, scan_stds
-from fanin.report.probe import BlockStats, LayerStats
 
 NAN = float("nan")
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from torch import nn
 
 import fanin
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats
 from fanin.diagnostics.verdicts import Verdict
 from fanin.report import (
     MissingExtraError,
@@ -22,7 +23,6 @@ from fanin.report import (
     render_table,
     write_plot,
 )
-from fanin.report.probe import BlockStats, LayerStats, ParamStats
 
 GOLDEN = Path(__file__).parent / "golden"
 NAN, INF = float("nan"), float("inf")

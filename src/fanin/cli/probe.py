@@ -89,7 +89,7 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from fanin.diagnostics.probe import ProbeError, default_layer, probe
+    from fanin.diagnostics.probing import ProbeError, default_layer, probe
     from fanin.models import ModelSpecError, build, parse_model_spec
     from fanin.report import MissingExtraError, render_json, render_markdown, render_table, write_plot
     from fanin.report.plot import require_matplotlib

@@ -1,4 +1,9 @@
-"""Diagnostics: experiments that show what an initialization does to a network."""
+"""Diagnostics: experiments that show what an initialization does to a network.
+
+:func:`probe` lives in :mod:`fanin.diagnostics.probing` (the module is not named ``probe``, so
+that ``fanin.diagnostics.probe`` is always the function, whatever imports the submodule), its
+records in :mod:`fanin.diagnostics.records`; their renderers are in :mod:`fanin.report`.
+"""
 
 from fanin.diagnostics.depth import (
     DECAY_BELOW,
@@ -13,7 +18,8 @@ from fanin.diagnostics.depth import (
     demo_configs,
     run_depth_experiment,
 )
-from fanin.diagnostics.probe import ProbeError, probe
+from fanin.diagnostics.probing import ProbeError, probe
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport, UnhealthyModelError, load_report
 from fanin.diagnostics.verdicts import Verdict
 
 __all__ = [
@@ -24,11 +30,17 @@ __all__ = [
     "SATURATION_LEVEL",
     "VANISH_BELOW",
     "VERDICTS",
+    "BlockStats",
     "DepthConfig",
     "DepthRun",
+    "LayerStats",
+    "ParamStats",
     "ProbeError",
+    "ProbeReport",
+    "UnhealthyModelError",
     "Verdict",
     "demo_configs",
+    "load_report",
     "probe",
     "run_depth_experiment",
 ]

@@ -79,7 +79,7 @@ from fanin.diagnostics.verdicts import (
     judge_depth,
     scan_stds,
 )
-from fanin.diagnostics.probe import probe
+from fanin.diagnostics.probing import probe
 from fanin.errors import describe_choice
 from fanin.formulas.gains import calculate_gain
 from fanin.gains import activation_function

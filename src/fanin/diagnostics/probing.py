@@ -14,7 +14,7 @@ call (a module called twice gives two records). Functional activations (``F.relu
 ``(name, module) -> bool`` instead.
 
 **Statistics** of a layer's output :math:`y` are computed in float64 (see
-:class:`fanin.report.probe.LayerStats`): mean, std, :math:`E[y^2]`, the fraction of zeros and of
+:class:`fanin.diagnostics.records.LayerStats`): mean, std, :math:`E[y^2]`, the fraction of zeros and of
 dead units (0 for the whole batch), the fraction of saturated units for tanh/sigmoid/hardtanh.
 
 **Backward** (``backward=True``): the gradient of :math:`L = \sum_i g_i y_i` with a fixed random
@@ -58,7 +58,7 @@ from torch import nn
 
 from fanin.diagnostics.verdicts import SATURATION_LEVEL, judge_signal, power_exponent
 from fanin.errors import describe_choice
-from fanin.report.probe import BlockStats, LayerStats, ParamStats, ProbeReport
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport
 
 __all__ = ["MODES", "ProbeError", "default_layer", "probe"]
 
@@ -298,7 +298,7 @@ def probe(
     label: str | None = None,
     on_layer: Callable[[LayerStats], None] | None = None,
 ) -> ProbeReport:
-    """Run ``model`` once on ``inputs`` with hooks and return a :class:`~fanin.report.probe.ProbeReport`.
+    """Run ``model`` once on ``inputs`` with hooks and return a :class:`~fanin.diagnostics.records.ProbeReport`.
 
     ``inputs``: a tensor, a tuple/list (positional arguments), a dict (keyword arguments), or a
     callable of no arguments returning one of these (called under the saved RNG state, so its

@@ -2,6 +2,9 @@
 statistics and the verdicts, with a JSON form that round-trips (:meth:`ProbeReport.save` /
 :meth:`ProbeReport.load`).
 
+Plain data, kept beside the probe that fills it so that diagnostics import nothing from
+:mod:`fanin.report`; the renderers (table, Markdown, JSON, PNG) are in :mod:`fanin.report.probe`.
+
 Floats are kept as Python floats; in JSON a non-finite one is written as the string ``"nan"``,
 ``"inf"`` or ``"-inf"`` (strict JSON has no NaN), so that ``load(save(r)) == r`` exactly.
 

@@ -1,7 +1,7 @@
 r"""Verdicts on a signal through depth: the thresholds, and each verdict with its evidence.
 
 One module judges both the depth experiment (:mod:`fanin.diagnostics.depth`, one verdict per run)
-and the probe of a user's model (:func:`fanin.diagnostics.probe.probe`, every verdict that
+and the probe of a user's model (:func:`fanin.diagnostics.probing.probe`, every verdict that
 applies). The thresholds are named constants; every :class:`Verdict` carries the threshold it was
 judged against, the layer where the problem starts and the measured figure.
 
@@ -264,8 +264,8 @@ def judge_signal(layers: Sequence[Any], blocks: Sequence[Any] = (), *, input_std
 
     ``layers`` are records in execution order with ``index``, ``name``, ``module``, ``call``,
     ``depth``, ``parameters``, ``std``, ``finite``, ``saturated``, ``dead`` and ``grad_std``
-    (:class:`fanin.report.probe.LayerStats`); ``blocks`` residual-stream records with
-    ``output_std`` (:class:`fanin.report.probe.BlockStats`). ``input_std`` scales ``DECAY_BELOW``.
+    (:class:`fanin.diagnostics.records.LayerStats`); ``blocks`` residual-stream records with
+    ``output_std`` (:class:`fanin.diagnostics.records.BlockStats`). ``input_std`` scales ``DECAY_BELOW``.
     """
     verdicts: list[Verdict] = []
     signal = [layer for layer in layers if layer.module not in _PROBABILITIES]

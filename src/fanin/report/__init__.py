@@ -3,15 +3,15 @@
 A record is plain data (``to_dict()`` is its JSON form); a renderer turns a record into text
 (:func:`render_table` for the terminal, :func:`render_markdown`, :func:`render_json`) or a
 picture (:func:`write_plot`, needing the ``fanin[plot]`` extra). Each takes a depth report
-(:mod:`fanin.report.depth`) or a probe report (:mod:`fanin.report.probe`, rendered by
-:mod:`fanin.report.probe_render`).
+(:mod:`fanin.report.depth`) or a probe report (its records in :mod:`fanin.diagnostics.records`,
+re-exported here; rendered by :mod:`fanin.report.probe`).
 """
 
 from fanin.report.depth import SNAPSHOT_LAYERS, DepthReport, depth_report, snapshot_layers
 from fanin.report.formats import render_gain, render_json, render_markdown, render_schemes
 from fanin.report.plot import MissingExtraError, write_plot
-from fanin.report.probe import BlockStats, LayerStats, ParamStats, ProbeReport, UnhealthyModelError, load_report
-from fanin.report.probe_render import probe_json, probe_markdown, probe_plot, probe_table
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport, UnhealthyModelError, load_report
+from fanin.report.probe import probe_json, probe_markdown, probe_plot, probe_table
 from fanin.report.table import render_table
 
 __all__ = [

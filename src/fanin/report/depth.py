@@ -11,7 +11,7 @@ import torch
 
 from fanin.diagnostics.verdicts import VANISH_BELOW
 
-if TYPE_CHECKING:  # fanin.diagnostics.depth runs the probe, whose records live in fanin.report
+if TYPE_CHECKING:  # only for annotations: building a report needs no experiment code
     from fanin.diagnostics.depth import DepthRun
 
 __all__ = [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+from fanin.diagnostics.records import ProbeReport
 from fanin.gains import GainComparison
 from fanin.report.depth import DepthReport, activation_cell, limit_cell, std_cells
-from fanin.report.probe import ProbeReport
 from fanin.schemes.registry import SchemeEntry
 
 __all__ = ["render_gain", "render_json", "render_markdown", "render_schemes"]
@@ -15,9 +15,9 @@ __all__ = ["render_gain", "render_json", "render_markdown", "render_schemes"]
 
 def render_markdown(report: DepthReport | ProbeReport) -> str:
     """A Markdown table of the std after the snapshot layers, then each run's verdict and reason
-    (a :class:`ProbeReport`: :func:`fanin.report.probe_render.probe_markdown`)."""
+    (a :class:`ProbeReport`: :func:`fanin.report.probe.probe_markdown`)."""
     if isinstance(report, ProbeReport):
-        from fanin.report.probe_render import probe_markdown
+        from fanin.report.probe import probe_markdown
 
         return probe_markdown(report)
     layers = report.layers

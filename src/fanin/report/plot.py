@@ -10,10 +10,10 @@ import math
 import os
 from pathlib import Path
 
+from fanin.diagnostics.records import ProbeReport
 from fanin.diagnostics.verdicts import EXPLODE_ABOVE, VANISH_BELOW
 from fanin.errors import FaninError
 from fanin.report.depth import DepthReport
-from fanin.report.probe import ProbeReport
 
 __all__ = ["MissingExtraError", "require_matplotlib", "write_plot"]
 
@@ -37,14 +37,14 @@ def require_matplotlib():
 
 def write_plot(report: DepthReport | ProbeReport | list[ProbeReport], path: str | os.PathLike[str]) -> Path:
     """Draw ``report`` into a PNG at ``path`` and return the path (probe reports, one or a list:
-    :func:`fanin.report.probe_render.probe_plot`).
+    :func:`fanin.report.probe.probe_plot`).
 
     Each run's std is a line over its layers (log scale); dashed lines mark the verdicts'
     thresholds. Where a run's std becomes NaN/inf, a cross sits at the top edge of the plot at that
     layer, labelled with it; an std of exactly 0 would sit at the bottom edge.
     """
     if isinstance(report, (ProbeReport, list, tuple)):
-        from fanin.report.probe_render import probe_plot
+        from fanin.report.probe import probe_plot
 
         return probe_plot(report, path)
     Figure, FigureCanvasAgg = require_matplotlib()

@@ -1,5 +1,8 @@
-"""Renderers of probe reports (:class:`fanin.report.probe.ProbeReport`): a rich table for the
-terminal, Markdown, JSON, and a PNG of activation and gradient std against depth.
+"""Renderers of probe reports (:class:`fanin.diagnostics.records.ProbeReport`): a rich table for
+the terminal, Markdown, JSON, and a PNG of activation and gradient std against depth.
+
+The records themselves live in :mod:`fanin.diagnostics.records` (diagnostics import nothing from
+reports); they are re-exported here, and from :mod:`fanin.report`, under their former names.
 
 Numbers are shown to four significant digits (:func:`fanin.report.depth.format_std`), fractions
 as percentages with one decimal; an empty cell means "not measured" (no backward pass, or not a
@@ -18,11 +21,29 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from fanin.diagnostics.records import (  # the records are re-exported here: this was their home
+    BlockStats,
+    LayerStats,
+    ParamStats,
+    ProbeReport,
+    UnhealthyModelError,
+    load_report,
+)
 from fanin.diagnostics.verdicts import EXPLODE_ABOVE, VANISH_BELOW
 from fanin.report.depth import format_std
-from fanin.report.probe import LayerStats, ProbeReport
 
-__all__ = ["probe_json", "probe_markdown", "probe_plot", "probe_table"]
+__all__ = [
+    "BlockStats",
+    "LayerStats",
+    "ParamStats",
+    "ProbeReport",
+    "UnhealthyModelError",
+    "load_report",
+    "probe_json",
+    "probe_markdown",
+    "probe_plot",
+    "probe_table",
+]
 
 _STYLES = {
     "stable": "bold green",
@@ -144,7 +165,7 @@ def probe_markdown(report: ProbeReport) -> str:
 
 
 def probe_json(report: ProbeReport) -> str:
-    """The report's JSON form (:meth:`ProbeReport.to_json`; :func:`fanin.report.probe.load_report`
+    """The report's JSON form (:meth:`ProbeReport.to_json`; :func:`fanin.diagnostics.records.load_report`
     reads it back)."""
     return report.to_json()
 

@@ -10,8 +10,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from fanin.diagnostics.records import ProbeReport
 from fanin.report.depth import DepthReport, activation_cell, limit_cell, std_cells
-from fanin.report.probe import ProbeReport
 
 __all__ = ["render_table"]
 
@@ -21,9 +21,9 @@ _STYLES = {"exploding": "bold red", "vanishing": "bold yellow", "saturating": "b
 def render_table(report: DepthReport | ProbeReport) -> Group:
     """A rich renderable: std after each snapshot layer, the limit layer and the verdict per run,
     then one line per run with its activation, scheme, verdict and the reason for it (a
-    :class:`ProbeReport`: :func:`fanin.report.probe_render.probe_table`)."""
+    :class:`ProbeReport`: :func:`fanin.report.probe.probe_table`)."""
     if isinstance(report, ProbeReport):
-        from fanin.report.probe_render import probe_table
+        from fanin.report.probe import probe_table
 
         return probe_table(report)
     first = report.runs[0].config
