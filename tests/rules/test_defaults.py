@@ -5,7 +5,6 @@ in the same state); "keras", "tf1", "flax" by exact properties and KS tests (sci
 p > 1e-3) with the expected bounds and stds computed by hand here.
 """
 
-import json
 import math
 
 import pytest
@@ -14,7 +13,6 @@ from scipy import stats
 from torch import nn
 
 import fanin
-from fanin.errors import SchemeArgumentError
 from fanin.rules.defaults import LazyModuleError, default_schemes
 
 KS_P = 1e-3
@@ -256,99 +254,6 @@ def test_bilinear_without_inputs_error():
     layer.weight = nn.Parameter(torch.empty(3, 0, 2))
     with pytest.raises(ValueError, match=r"in1_features must be > 0, but got \(in1_features=0\)"):
         default_schemes(layer, "torch")
-
-
-# --- the schemes registered here ----------------------------------------------------------------
-
-NEW_SCHEMES = [
-    "fanin.padded_normal(padding_idx=-1)",
-    "fanin.zeros_after_uniform(a=-0.5, b=0.5)",
-    "fanin.gate_constant(values=[0.0, 1.0, 0.0, 0.0])",
-    "fanin.gate_uniform(bounds=[0.1, 0.1, 0.2, 0.2])",
-    "fanin.gatewise_orthogonal(gates=4, scale=2.0)",
-]
-
-
-@pytest.mark.parametrize("spec", NEW_SCHEMES)
-def test_new_schemes_round_trip_and_accept_streams(spec):
-    scheme = fanin.get(spec)
-    assert scheme.framework == "fanin"
-    assert fanin.get(str(scheme)) == scheme
-    config = json.loads(json.dumps(scheme.to_config()))
-    assert fanin.get(config) == scheme
-    a = scheme(torch.empty(8, 4), generator=fanin.Stream(1, "w"))
-    b = scheme(torch.empty(8, 4), generator=fanin.Stream(1, "w"))
-    assert same_bits(a, b) and torch.isfinite(a).all()
-    assert scheme(torch.empty(0, 4)).numel() == 0
-    assert scheme(torch.empty(8, 4, device="meta")).is_meta
-
-
-@pytest.mark.parametrize(
-    ("spec", "match"),
-    [
-        ("fanin.padded_normal", r"needs argument\(s\) padding_idx"),
-        ("fanin.padded_normal(padding_idx=True)", r"padding_idx must be an int, got padding_idx=True"),
-        ("fanin.padded_normal(padding_idx=0, std=-1.0)", r"std must be >= 0, got std=-1.0"),
-        ("fanin.zeros_after_uniform(a=1.0, b=0.0)", r"needs a <= b, got a=1.0, b=0.0"),
-        ("fanin.zeros_after_uniform(a='x', b=0.0)", r"fanin.zeros_after_uniform: a must be a (finite )?number, got a='x'"),
-        ("fanin.gate_constant(values=())", r"values must be a non-empty list or tuple of numbers, one per gate, got values=\(\)"),
-        ("fanin.gate_constant(values=(1, 'a'))", r"got values=\(1, 'a'\)"),
-        ("fanin.gate_uniform(bounds=(0.1, -0.1))", r"bounds must be a non-empty list or tuple of non-negative numbers"),
-        ("fanin.gatewise_orthogonal(gates=0)", r"gates must be an int >= 1, got gates=0"),
-        ("fanin.gatewise_orthogonal(scale='big')", r"fanin.gatewise_orthogonal: scale must be a (finite )?number, got scale='big'"),
-    ],
-)
-def test_new_scheme_argument_errors(spec, match):
-    with pytest.raises(SchemeArgumentError, match=match):
-        fanin.get(spec)
-
-
-def test_new_scheme_shape_errors():
-    with pytest.raises(ValueError, match=r"padding_idx must index a row of the table, got padding_idx=5 for shape=\(5, 2\)"):
-        fanin.get("fanin.padded_normal(padding_idx=5)")(torch.empty(5, 2))
-    with pytest.raises(ValueError, match=r"first dimension must split into 4 equal gate blocks, got shape=\(6,\)"):
-        fanin.get("fanin.gate_constant(values=(0, 1, 0, 0))")(torch.empty(6))
-    with pytest.raises(ValueError, match=r"needs a 2-D weight, got shape=\(8,\)"):
-        fanin.get("fanin.gatewise_orthogonal")(torch.empty(8))
-
-
-def test_padded_normal_is_normal_with_one_zero_row():
-    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
-    w = fanin.get("fanin.padded_normal(padding_idx=-2, std=0.5)")(torch.empty(6, 3), generator=g1)
-    ref = torch.empty(6, 3).normal_(0.0, 0.5, generator=g2)
-    assert (w[4] == 0).all()
-    keep = [0, 1, 2, 3, 5]
-    assert same_bits(w[keep], ref[keep])
-
-
-def test_zeros_after_uniform_moves_the_generator_like_uniform():
-    g1, g2 = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
-    b = fanin.get("fanin.zeros_after_uniform(a=-0.5, b=0.5)")(torch.empty(5), generator=g1)
-    torch.empty(5).uniform_(-0.5, 0.5, generator=g2)
-    assert same_bits(b, torch.zeros(5))
-    assert same_bits(torch.rand(4, generator=g1), torch.rand(4, generator=g2))
-
-
-def test_gate_uniform_blocks():
-    w = fanin.get("fanin.gate_uniform(bounds=(0.5, 2.0))")(torch.empty(2000, 10), generator=torch.Generator().manual_seed(1))
-    for block, bound in ((w[:1000], 0.5), (w[1000:], 2.0)):
-        x = block.flatten().double().numpy()
-        assert abs(x).max() <= bound
-        assert stats.kstest(x, "uniform", (-bound, 2 * bound)).pvalue > KS_P
-
-
-@pytest.mark.parametrize("shape", [(12, 3), (8, 4), (6, 5)])  # h > c, h == c, h < c (3 gates of 2 rows)
-def test_gatewise_orthogonal_blocks(shape):
-    gates = 3 if shape[0] in (12, 6) else 4
-    w = fanin.get(f"fanin.gatewise_orthogonal(gates={gates}, scale=2.0)")(
-        torch.empty(shape, dtype=torch.float64), generator=torch.Generator().manual_seed(0)
-    )
-    h, c = shape[0] // gates, shape[1]
-    blocks = w.reshape(gates, h, c)
-    for q in blocks:
-        gram = q.T @ q if h >= c else q @ q.T
-        torch.testing.assert_close(gram, 4 * torch.eye(min(h, c), dtype=torch.float64), atol=1e-12, rtol=0)
-    assert not torch.allclose(blocks[0], blocks[1])
 
 
 # --- keras / tf1 / flax: distributions ----------------------------------------------------------

@@ -33,10 +33,10 @@ Details that follow from this:
   same RNG state, so dropout in ``train=True`` draws the same masks in every pass.
 
 **Two-step use from rules.** LSUV needs data and the whole model, so a rule cannot run it. The
-registered scheme ``"lsuv"`` (:func:`lsuv_scheme`) draws the orthogonal start (from the rule's
-generator or stream, so it is reproducible like any other scheme) and marks the tensor; then
-``fanin.lsuv_(model, batch, layers="marked")`` calibrates exactly the layers whose weight carries
-the mark, without re-drawing their start::
+registered scheme ``"lsuv"`` (:func:`fanin.composite.lsuv_scheme`) draws the orthogonal start
+(from the rule's generator or stream, so it is reproducible like any other scheme) and marks the
+tensor; then ``fanin.lsuv_(model, batch, layers="marked")`` calibrates exactly the layers whose
+weight carries the mark (:func:`fanin.composite.is_marked`), without re-drawing their start::
 
     plan = {"*.weight": "lsuv"}            # step 1: any rule system, or by hand:
     for m in model.modules():
@@ -70,9 +70,11 @@ import torch
 from torch import nn
 
 from fanin import init as _init
+# The "lsuv" scheme (step 1) and its mark are defined with the other schemes, left of diagnostics;
+# re-exported here beside lsuv_ (step 2), which reads the mark.
+from fanin.composite import is_marked, lsuv_scheme
 from fanin.errors import FaninError, describe_choice
 from fanin.rng import Stream, canonical_name, check_generator
-from fanin.schemes.registry import register
 
 __all__ = [
     "DEFAULT_LAYER_TYPES",
@@ -87,55 +89,12 @@ __all__ = [
 #: What ``layers=None`` calibrates: Linear layers and every convolution (transposed ones included).
 DEFAULT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
 
-# The attribute the "lsuv" scheme sets on the tensor it fills.
-_MARK = "_fanin_lsuv"
-
-
 class LSUVError(FaninError, ValueError):
     """LSUV cannot run on this model or batch (no layer to calibrate, a layer with no tensor output)."""
 
 
 class _Stop(Exception):
     """Raised by the hook of the layer being calibrated: the rest of the forward is not needed."""
-
-
-# --------------------------------------------------------------------------------- the scheme
-
-
-def _validate_lsuv() -> None:
-    return None
-
-
-@register("lsuv", family="orthogonal", framework="torch", validate=_validate_lsuv)
-def lsuv_scheme(tensor: torch.Tensor, generator: torch.Generator | Stream | None = None) -> torch.Tensor:
-    r"""LSUV's first step: a (semi-)orthogonal start, and a mark for :func:`fanin.lsuv_` to calibrate.
-
-    The values are :func:`fanin.init.orthogonal_` with gain 1 (:math:`W W^\top = I` for
-    rows <= cols, torch's construction; a :class:`fanin.Stream` gives its own orthogonal matrix),
-    so the weight is usable before calibration. The tensor object gets a mark that
-    ``fanin.lsuv_(model, batch, layers="marked")`` looks for (see the module docs).
-
-    >>> import torch
-    >>> w = torch.nn.Parameter(torch.empty(3, 5))
-    >>> _ = lsuv_scheme(w, generator=torch.Generator().manual_seed(0))
-    >>> is_marked(w), torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
-    (True, True)
-    """
-    if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"lsuv fills a torch.Tensor in place, got tensor={tensor!r} ({type(tensor).__name__})")
-    if tensor.dim() < 2:
-        raise ValueError(
-            f"lsuv initializes the weight of a Linear or convolution layer (2 or more dims), got a tensor of "
-            f"shape {tuple(tensor.shape)}; assign it to weights only (e.g. a rule on '*.weight')"
-        )
-    _init.orthogonal_(tensor, 1.0, generator=generator)
-    setattr(tensor, _MARK, True)
-    return tensor
-
-
-def is_marked(tensor: torch.Tensor) -> bool:
-    """Whether the ``"lsuv"`` scheme filled this tensor object (and so awaits :func:`lsuv_`)."""
-    return bool(getattr(tensor, _MARK, False))
 
 
 # --------------------------------------------------------------------------------- the report

@@ -32,7 +32,7 @@ FAMILIES = (
 
 # Modules whose import registers schemes. Loaded on first lookup so that `fanin.get` works
 # whichever of fanin's modules the caller imported first.
-_PROVIDERS = ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.diagnostics.lsuv", "fanin.rules.defaults")
+_PROVIDERS = ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite")
 
 
 class _Required:
