@@ -78,3 +78,20 @@ def test_table_output(tmp_path):
     result = CliRunner().invoke(main, ["audit", str(ckpt)])
     assert result.exit_code == 0
     assert "freshly initialized" in result.stdout and "0.weight" in result.stdout
+
+
+def test_plot_of_a_gate_blocked_uniform_draws_the_mixture(tmp_path):
+    import numpy as np
+    from scipy import stats
+
+    import fanin
+    from fanin.report.audit import _Mixture, write_audit_plot
+
+    w = fanin.get("fanin.gate_uniform(bounds=[0.1, 0.25, 0.1, 0.05])")(torch.empty(64, 32), generator=torch.Generator().manual_seed(0))
+    report = fanin.audit({"lstm.bias_like": w})
+    png = write_audit_plot(report, tmp_path / "gates.png", values={"lstm.bias_like": w})
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The density at 0 is the average of the four blocks' 1/(2 b_k); a zero block weighs in with 0.
+    mix = _Mixture([stats.uniform(-b, 2 * b) for b in (0.1, 0.25, 0.1, 0.05)], 4)
+    assert np.isclose(mix.pdf(0.0), (5 + 2 + 5 + 10) / 4)
+    assert np.isclose(_Mixture([stats.uniform(-0.1, 0.2)], 2).pdf(0.0), 2.5)

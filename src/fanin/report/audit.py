@@ -150,6 +150,18 @@ def render_diff_json(report: DiffReport) -> str:
     return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
+class _Mixture:
+    """Equal-weight mixture of ``blocks`` blocks, of which ``parts`` (frozen scipy distributions)
+    are continuous; the rest are all-zero blocks, a point mass at 0 that a density cannot show."""
+
+    def __init__(self, parts, blocks: int) -> None:
+        self.parts = parts
+        self.blocks = blocks
+
+    def pdf(self, x):
+        return sum(p.pdf(x) for p in self.parts) / self.blocks
+
+
 def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: list[str] | None = None,
                      *, values: dict | None = None, bins: int = 60) -> Path:
     """Histograms of the chosen tensors (default: the first 6 continuous ones) against their
@@ -185,7 +197,11 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
         d = r.inference.distribution
         fam = r.inference.family
         dist = None
-        if fam == "uniform":
+        if fam == "uniform" and "gates" in d:  # per gate block: the equal-weight mixture of U(±b_k)
+            gates = int(d["gates"])
+            parts = [stats.uniform(-d[f"bound_{k}"], 2 * d[f"bound_{k}"]) for k in range(gates) if d[f"bound_{k}"] > 0]
+            dist = _Mixture(parts, gates) if parts else None
+        elif fam == "uniform":
             dist = stats.uniform(d["low"], d["high"] - d["low"])
         elif fam == "normal":
             dist = stats.norm(d["mean"], d["std"])
