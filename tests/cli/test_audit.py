@@ -95,3 +95,18 @@ def test_plot_of_a_gate_blocked_uniform_draws_the_mixture(tmp_path):
     mix = _Mixture([stats.uniform(-b, 2 * b) for b in (0.1, 0.25, 0.1, 0.05)], 4)
     assert np.isclose(mix.pdf(0.0), (5 + 2 + 5 + 10) / 4)
     assert np.isclose(_Mixture([stats.uniform(-0.1, 0.2)], 2).pdf(0.0), 2.5)
+
+
+def test_audit_of_an_import_path_builds_the_model_and_reports_bad_paths():
+    ok = CliRunner().invoke(main, ["audit", "torch.nn:Identity", "--format", "json"])
+    assert ok.exit_code == 0, ok.output
+    for spec, why in [
+        ("no_such_module_xyz:make", "Cannot import 'no_such_module_xyz'"),
+        ("torch.nn:NoSuchLayer", "Module 'torch.nn' has no attribute 'NoSuchLayer'"),
+        ("math:pi", "'math:pi' is not callable"),
+        ("builtins:dict", "returned dict, not a torch.nn.Module"),
+    ]:
+        result = CliRunner().invoke(main, ["audit", spec])
+        assert result.exit_code == 2, result.output
+        assert "is neither a file nor a buildable 'package.module:factory'" in result.output
+        assert why in result.output, result.output

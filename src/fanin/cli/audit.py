@@ -18,23 +18,16 @@ FORMATS = ("table", "markdown", "json")
 
 
 def _load(spec: str, param: str):
+    """A checkpoint path as it is, or the model an import path ``package.module:factory`` builds."""
     if Path(spec).exists() or ":" not in spec:
         return spec
-    import importlib
+    from fanin.models import ModelSpecError, build
 
-    import torch
-
-    module_name, _, attr = spec.partition(":")
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as err:
-        raise click.BadParameter(
-            f"{spec!r} is neither a file nor an importable 'package.module:factory' ({err})", param_hint=param
-        ) from None
-    model = factory()
-    if not isinstance(model, torch.nn.Module):
-        raise click.BadParameter(f"{spec} returned a {type(model).__name__}, not an nn.Module", param_hint=param)
-    return model
+        return build(spec)
+    except ModelSpecError as err:
+        raise click.BadParameter(f"{spec!r} is neither a file nor a buildable 'package.module:factory': {err}",
+                                 param_hint=param) from None
 
 
 def _progress_bar():
