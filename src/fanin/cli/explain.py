@@ -60,26 +60,20 @@ def _markdown(plan) -> str:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def explain_command(model, rules_arg, seed, leftovers, fmt) -> None:
     """Print which rule and scheme initialize each parameter of MODEL, with fans, std and stream key."""
-    import os
 
     import torch
     from rich.console import Console
 
     from fanin.models import ModelSpecError, build
-    from fanin.rules import RuleError, load_rules, plan
+    from fanin.cli.options import rules_from_option
+    from fanin.rules import RuleError, plan
 
     try:
         with torch.device("meta"):
             module = build(model)
     except ModelSpecError as err:
         raise click.BadParameter(str(err), param_hint="MODEL") from None
-    if rules_arg.lower().endswith((".toml", ".json")) or os.path.sep in rules_arg:
-        try:
-            rules = load_rules(rules_arg)
-        except RuleError as err:
-            raise click.BadParameter(str(err), param_hint="--rules") from None
-    else:
-        rules = rules_arg
+    rules = rules_from_option(rules_arg)
     try:
         resolved = plan(module, rules, seed=seed, leftovers=leftovers)
     except (RuleError, ValueError, TypeError) as err:

@@ -121,16 +121,10 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
         raise click.UsageError(f"give the input's shape with --input-shape (e.g. --input-shape 16,256) for {model}")
 
     if rules_arg is not None:
-        try:
-            from fanin.rules import RuleError, apply, load_rules
-        except ImportError as err:
-            raise click.ClickException(f"--rules needs fanin.apply, which this installation lacks ({err})") from None
-        rules = rules_arg
-        if rules_arg.lower().endswith((".toml", ".json")) or os.path.sep in rules_arg:
-            try:
-                rules = load_rules(rules_arg)
-            except RuleError as err:
-                raise click.BadParameter(str(err), param_hint="--rules") from None
+        from fanin.cli.options import rules_from_option
+        from fanin.rules import RuleError, apply
+
+        rules = rules_from_option(rules_arg)
         try:
             apply(module, rules, seed=seed)
         except (RuleError, ValueError, TypeError) as err:
