@@ -7,10 +7,11 @@ weights-only) or ``package.module:factory``, a function called with no arguments
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
+
+from fanin.cli.common import stdout_console
 
 __all__ = ["audit_command", "diff_command"]
 
@@ -47,9 +48,7 @@ def _emit(text_or_table, fmt: str, output: str | None) -> None:
         click.echo(f"wrote {output}", err=True)
         return
     if fmt == "table":
-        from rich.console import Console
-
-        Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(text_or_table)
+        stdout_console().print(text_or_table)
     else:
         click.echo(text_or_table, nl=False)
 

@@ -7,9 +7,9 @@ built on the meta device (no memory, no values) and planned; nothing is initiali
 
 from __future__ import annotations
 
-import sys
-
 import click
+
+from fanin.cli.common import stdout_console
 
 __all__ = ["explain_command"]
 
@@ -62,10 +62,9 @@ def explain_command(model, rules_arg, seed, leftovers, fmt) -> None:
     """Print which rule and scheme initialize each parameter of MODEL, with fans, std and stream key."""
 
     import torch
-    from rich.console import Console
 
+    from fanin.cli.common import rules_from_option
     from fanin.models import ModelSpecError, build
-    from fanin.cli.options import rules_from_option
     from fanin.rules import RuleError, plan
 
     try:
@@ -83,4 +82,4 @@ def explain_command(model, rules_arg, seed, leftovers, fmt) -> None:
     elif fmt == "markdown":
         click.echo(_markdown(resolved), nl=False)
     else:
-        Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(resolved.explain())
+        stdout_console().print(resolved.explain())

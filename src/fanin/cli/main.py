@@ -6,11 +6,10 @@ beyond click is imported when that command runs.
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from fanin import __version__
+from fanin.cli.common import stdout_console
 
 __all__ = ["main"]
 
@@ -76,7 +75,7 @@ def demo(depth, width, batch, seed, plot_path, fmt, names, accumulate) -> None:
     report = depth_report(runs)
 
     if fmt == "table":
-        stdout = Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+        stdout = stdout_console()
         stdout.print(render_table(report))
     elif fmt == "markdown":
         click.echo(render_markdown(report), nl=False)

@@ -11,9 +11,10 @@ repeated ``--arg key=value`` (values read with :func:`ast.literal_eval`); the lo
 from __future__ import annotations
 
 import ast
-import sys
 
 import click
+
+from fanin.cli.common import stdout_console
 
 __all__ = ["probe_command"]
 
@@ -121,7 +122,7 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
         raise click.UsageError(f"give the input's shape with --input-shape (e.g. --input-shape 16,256) for {model}")
 
     if rules_arg is not None:
-        from fanin.cli.options import rules_from_option
+        from fanin.cli.common import rules_from_option
         from fanin.rules import RuleError, apply
 
         rules = rules_from_option(rules_arg)
@@ -150,7 +151,7 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
             raise click.ClickException(f"probing {model} failed: {err}") from None
 
     if fmt == "table":
-        Console(width=None if sys.stdout.isatty() else 200, highlight=False).print(render_table(report))
+        stdout_console().print(render_table(report))
     elif fmt == "markdown":
         click.echo(render_markdown(report), nl=False)
     else:
