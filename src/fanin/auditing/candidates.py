@@ -3,7 +3,7 @@ r"""What every registered scheme would draw at a given shape: the candidates an 
 Nothing here lists schemes by hand. The candidates come from the one registry
 (:func:`fanin.schemes.list_schemes`): each entry is called, with its defaults and with the
 commonly used values of its arguments (:data:`ARG_VARIANTS`, keyed by *argument name*), on an
-uninitialized tensor of the audited shape and a recording :class:`~fanin.rng.Stream` that draws
+uninitialized tensor of the audited shape and a :class:`~fanin.rng.recording.DrawRecorder` that draws
 nothing and notes which distribution it was asked for. So the bound or std of a candidate is the
 scheme's own formula evaluated at that shape, e.g. for ``kaiming_uniform(a=sqrt(5))`` on a
 (64, 32) weight:
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 import torch
 
 from fanin.rng import Stream
+from fanin.rng.recording import DrawRecorder
 from fanin.rng.transforms import Normal, TruncatedNormal, Uniform
 from fanin.schemes.registry import REQUIRED, SchemeEntry, list_schemes, lookup
 from fanin.schemes.scheme import Scheme
@@ -178,24 +179,10 @@ def _is_gated(entry: SchemeEntry) -> bool:
     return any(k in GATE_ARGS for k in entry.parameters)
 
 
-class _Recorder(Stream):
-    """A Stream that draws nothing and records the distribution each fill asks for."""
-
-    def __init__(self) -> None:
-        super().__init__(0, "fanin.auditing.probe")
-        self.calls: list = []
-
-    def fill_(self, tensor, transform, **box):
-        self.calls.append(transform)
-        return tensor
-
-    def sparse_mask(self, shape, num_zeros, *, device=None, **kw):
-        self.calls.append(("sparse", num_zeros))
-        return torch.zeros(tuple(shape), dtype=torch.bool, device=device)
-
-    def orthogonal_(self, tensor, gain=1.0, **kw):
-        self.calls.append(("orthogonal", float(gain)))
-        return tensor
+# The continuous draws a candidate is made of: the transform that checks their parameters, and
+# the parameters' names (in DrawRecorder's order).
+_CONTINUOUS = {"uniform": Uniform, "normal": Normal, "truncated_normal": TruncatedNormal}
+_PARAMS = {"uniform": ("low", "high"), "normal": ("mean", "std"), "truncated_normal": ("mean", "std", "lower", "upper")}
 
 
 def _variants(entry: SchemeEntry) -> Iterator[dict]:
@@ -226,22 +213,17 @@ def _scheme(entry: SchemeEntry, args: dict) -> Scheme | None:
 def probe(scheme: Scheme, shape: tuple[int, ...]) -> tuple[str, dict[str, float]] | None:
     """The (kind, params) that ``scheme`` draws from at ``shape``, without drawing; ``None`` when
     the scheme rejects the shape or draws something else than one continuous distribution."""
-    recorder = _Recorder()
+    recorder = DrawRecorder()
     try:
         scheme(torch.empty(shape, dtype=torch.float32), generator=recorder)
+        calls = [c for c in recorder.calls if c[0] in _CONTINUOUS]
+        if len(calls) != 1:
+            return None
+        kind, *params = calls[0]
+        _CONTINUOUS[kind](*params)  # parameters a real draw would refuse make no candidate
     except Exception:  # noqa: BLE001  a scheme that rejects the shape (any way it does) is not a candidate
         return None
-    calls = [c for c in recorder.calls if not isinstance(c, tuple)]
-    if len(calls) != 1:
-        return None
-    t = calls[0]
-    if isinstance(t, Uniform):
-        return "uniform", {"low": t.low, "high": t.high}
-    if isinstance(t, Normal):
-        return "normal", {"mean": t.mean, "std": t.std}
-    if isinstance(t, TruncatedNormal):
-        return "truncated_normal", {"mean": t.mean, "std": t.std, "lower": t.lower, "upper": t.upper}
-    return None
+    return kind, dict(zip(_PARAMS[kind], params))
 
 
 def _dedupe(found: list[Candidate]) -> list[Candidate]:

@@ -2,9 +2,9 @@ r"""What a scheme draws for a given shape: its distribution, std and bounds, rea
 
 The plan shows, for every tensor, the standard deviation and bounds the scheme will use. Rather
 than re-deriving each scheme's formula here (and drifting from it), :func:`scheme_statistics` runs
-the scheme once on a zero-stride view of the tensor's shape (no memory) with a recording
-:class:`~fanin.rng.Stream`: every scheme draws through the sampling seam, so the recorder sees the
-exact ``low``/``high``, ``mean``/``std`` or truncation bounds the real run passes, computed by the
+the scheme once on a zero-stride view of the tensor's shape (no memory) with a
+:class:`~fanin.rng.recording.DrawRecorder`: every scheme draws through the sampling seam, so the
+recorder sees the exact ``low``/``high``, ``mean``/``std`` or truncation bounds the real run passes, computed by the
 scheme's own code from the same shape. From those:
 
 ==================  ============================================================================
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from fanin.formulas.variance import truncnorm_std
-from fanin.rng.stream import Stream
+from fanin.rng.recording import DrawRecorder
 from fanin.schemes import Scheme
 
 __all__ = ["Statistics", "scheme_statistics"]
@@ -74,42 +74,6 @@ class Statistics:
         if self.low is not None and self.high is not None:
             parts.append(f"[{self.low:.4g}, {self.high:.4g}]")
         return " ".join(parts)
-
-
-class _Recorded(Exception):
-    pass
-
-
-class _Recorder(Stream):
-    """A Stream that writes nothing and remembers the parameters of every draw."""
-
-    def __init__(self) -> None:
-        super().__init__(0, "fanin.rules.stats")
-        self.calls: list[tuple] = []
-
-    def uniform_(self, tensor, low, high, **box):
-        self.calls.append(("uniform", float(low), float(high)))
-        return tensor
-
-    def normal_(self, tensor, mean, std, **box):
-        self.calls.append(("normal", float(mean), float(std)))
-        return tensor
-
-    def truncated_normal_(self, tensor, mean, std, lower, upper, **box):
-        self.calls.append(("truncated_normal", float(mean), float(std), float(lower), float(upper)))
-        return tensor
-
-    def standard_normal(self, shape, **kwargs):
-        raise _Recorded  # a structured (orthogonal) scheme: computed from its arguments instead
-
-    def orthogonal_(self, tensor, gain=1.0, **kwargs):
-        raise _Recorded
-
-    def sparse_mask(self, *args, **kwargs):
-        raise _Recorded
-
-    def fill_(self, *args, **kwargs):
-        raise _Recorded
 
 
 def _orthogonal(scheme: Scheme, shape: tuple[int, ...]) -> Statistics | None:
@@ -161,13 +125,13 @@ def scheme_statistics(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype
         return None
     if "seed" in scheme.arguments and scheme.arguments["seed"] is not None:
         return None  # draws from its own seeded generator: the recorder cannot be passed
-    recorder = _Recorder()
+    recorder = DrawRecorder(stop_at_structure=True)
     view = torch.empty((), dtype=dtype).expand(shape)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             scheme(view, generator=recorder)
-    except (_Recorded, RuntimeError):
+    except (DrawRecorder.Stop, RuntimeError):
         pass
     if scheme.family == "sparse" and recorder.calls and recorder.calls[0][0] == "normal":
         _, mean, std = recorder.calls[0]
