@@ -9,14 +9,13 @@ from torch import nn
 import fanin
 from fanin.diagnostics.probing import ProbeError, default_layer, probe
 from fanin.diagnostics.verdicts import EXPLODE_ABOVE
+from fanin.rng.threads import one_thread
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: parallel regions cost more than they save on 2 cores
-    yield
-    torch.set_num_threads(previous)
+    with one_thread():  # small tensors: parallel regions cost more than they save on 2 cores
+        yield
 
 
 def _seed_mlp(init, activation=None, depth=100, n=256, batch=16):

@@ -60,9 +60,7 @@ What the six demo runs do (width 256, depth 100, seed 1; checked by the tests):
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -83,6 +81,7 @@ from fanin.diagnostics.probing import probe
 from fanin.errors import describe_choice
 from fanin.formulas.gains import calculate_gain
 from fanin.gains import activation_function
+from fanin.rng.threads import one_thread
 from fanin.schemes import get
 
 __all__ = [
@@ -247,21 +246,11 @@ def run_depth_experiment(config: DepthConfig) -> DepthRun:
     """
     if not isinstance(config, DepthConfig):
         raise TypeError(f"run_depth_experiment takes a DepthConfig, got config={config!r}")
-    with _one_thread():
-        return _run(config)
-
-
-@contextlib.contextmanager
-def _one_thread() -> Iterator[None]:
     # The tensors are small (16 x 256): torch's parallel regions cost more than they save, and on
     # a loaded machine each one waits for a descheduled worker (measured on 2 busy cores: 7 to 15 s
-    # for the six demo runs instead of 0.45 s). The previous setting is restored.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+    # for the six demo runs instead of 0.45 s).
+    with one_thread():
+        return _run(config)
 
 
 def _run(config: DepthConfig) -> DepthRun:

@@ -50,6 +50,7 @@ from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.formulas.fans import compute_fans
 from fanin.formulas.gains import calculate_gain
 from fanin.gains import ACTIVATIONS, ALIASES, activation_function, gain
+from fanin.rng.threads import one_thread
 from fanin.schemes import Scheme, get
 
 __all__ = [
@@ -462,16 +463,12 @@ def signal_propagation(
     shape = _weight_shape(kind, width, kernel_size)
     f = None if activation in _LINEAR else activation_function(activation, param)
     pad = kernel_size // 2
-    threads = torch.get_num_threads()
     # One thread, as in fanin.diagnostics.depth: on a shared, loaded machine torch's parallel
     # regions wait for descheduled workers (measured on 2 busy cores: 3x slower than one thread).
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         pre, post, one_step = _measure(
             s, f, shape, kind, depth, width, image_size, batch, repeats, bias_std, seed, pad
         )
-    finally:
-        torch.set_num_threads(threads)
     mean_pre, mean_post = pre.mean(0), post.mean(0)
     sem = pre.std(0) / math.sqrt(repeats) if repeats > 1 else None
     layers = tuple(

@@ -29,6 +29,7 @@ import torch
 
 from fanin.rng import sharded as _sharded
 from fanin.rng.philox import MASK32, derive_key, philox4x32_10_torch
+from fanin.rng.threads import one_thread
 from fanin.rng.transforms import Normal, Transform, TruncatedNormal, Uniform, transform_torch
 
 __all__ = [
@@ -564,13 +565,9 @@ class Stream:
         self.normal_(g, 0.0, 1.0, backend=backend)
         if rows < cols:
             g = g.t()
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             h, tau = torch.geqrf(g)
             q = torch.linalg.householder_product(h, tau)
-        finally:
-            torch.set_num_threads(previous)
         q *= torch.sign(torch.diagonal(h))
         if rows < cols:
             q = q.t()

@@ -16,6 +16,7 @@ import torch
 from fanin import rng
 from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.formulas.fans import compute_fans, kernel_shape_from_torch
+from fanin.rng.threads import one_thread
 from fanin.formulas.variance import (
     scaled_variance,
     truncated_normal_stddev,
@@ -91,12 +92,8 @@ def orthogonal_matrix(rows: int, cols: int, *, dtype: torch.dtype, device, gener
     work = torch.float64 if stream or dtype == torch.float64 else torch.float32
     a = rng.standard_normal((max(rows, cols), min(rows, cols)), dtype=work, device=device, generator=generator)
     if stream:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with one_thread():
             q, r = torch.linalg.qr(a)
-        finally:
-            torch.set_num_threads(previous)
     else:
         q, r = torch.linalg.qr(a)
     q = q * torch.diagonal(r).sign()
