@@ -22,21 +22,18 @@ True
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from fanin.auditing.checkpoint import CheckpointError, checkpoint_tensors, flatten_state
 from fanin.auditing.infer import Inference, Summary, infer, summarize
+from fanin.auditing.sources import Source, SourceInfo, open_source
 from fanin.errors import describe_choice
 from fanin.formulas.fans import compute_fans
 
-__all__ = ["AuditReport", "TensorRecord", "audit", "open_source"]
+__all__ = ["AuditReport", "TensorRecord", "audit"]
 
-LAYOUTS = ("keras", "torch")
 Progress = Callable[[int, int, str], None]
 
 
@@ -106,87 +103,7 @@ class AuditReport:
         }
 
 
-@dataclass(frozen=True)
-class _Info:
-    module_type: str | None
-    layout: str
-    transpose: bool
-
-
-class Source:
-    """Named tensors read one at a time, with their shapes known up front (bounded memory)."""
-
-    def __init__(self, label: str, names: list[str], shapes: dict[str, tuple[int, ...]],
-                 get: Callable[[str], torch.Tensor], infos: dict[str, _Info], layout_note: str) -> None:
-        self.label = label
-        self.names = names
-        self.shapes = shapes
-        self._get = get
-        self.infos = infos
-        self.layout_note = layout_note
-
-    def get(self, name: str) -> torch.Tensor:
-        return self._get(name)
-
-
-def _module_infos(module: torch.nn.Module) -> dict[str, _Info]:
-    infos = {}
-    for prefix, sub in module.named_modules():
-        kind = type(sub).__name__
-        for pname, _ in list(sub.named_parameters(recurse=False)) + list(sub.named_buffers(recurse=False)):
-            name = f"{prefix}.{pname}" if prefix else pname
-            # transformers' Conv1D (GPT-2) stores its weight as (in, out), as Keras does.
-            transpose = kind == "Conv1D" and pname == "weight"
-            infos.setdefault(name, _Info(kind, "keras" if transpose else "torch", transpose))
-    return infos
-
-
-def open_source(source: object, *, layout: str = "torch") -> Source:
-    """A :class:`Source` over an ``nn.Module``, a state_dict or a checkpoint path."""
-    if layout not in LAYOUTS:
-        raise ValueError(describe_choice("layout", layout, LAYOUTS))
-    if isinstance(source, torch.nn.Module):
-        state = source.state_dict(keep_vars=False)
-        infos = _module_infos(source)
-        names = list(state)
-        return Source(type(source).__name__, names, {k: tuple(v.shape) for k, v in state.items()},
-                      state.__getitem__, infos, "layouts read from the module types")
-    assumed = f"layout {layout} assumed (no module given: (out, in, *kernel) for torch, (*kernel, in, out) for keras)"
-    if isinstance(source, Mapping):
-        items = dict(flatten_state(source))
-        infos = {k: _Info(None, layout, layout == "keras" and v.dim() == 2) for k, v in items.items()}
-        return Source("state_dict", list(items), {k: tuple(v.shape) for k, v in items.items()},
-                      items.__getitem__, infos, assumed)
-    if isinstance(source, (str, os.PathLike)):
-        path = Path(source)
-        if path.suffix.lower() == ".safetensors" and path.is_file():
-            return _safetensors_source(path, layout, assumed)
-        _, it = checkpoint_tensors(path)
-        items = dict(it)
-        infos = {k: _Info(None, layout, layout == "keras" and v.dim() == 2) for k, v in items.items()}
-        return Source(str(path), list(items), {k: tuple(v.shape) for k, v in items.items()},
-                      items.__getitem__, infos, assumed)
-    raise TypeError(
-        "fanin.audit needs an nn.Module, a state_dict (a mapping of names to tensors) or a checkpoint path "
-        f"(.safetensors, .pt, .pth, .bin, .ckpt); got source={source!r:.80} ({type(source).__name__})"
-    )
-
-
-def _safetensors_source(path: Path, layout: str, assumed: str) -> Source:
-    from fanin.auditing.checkpoint import _require_safetensors
-
-    safe_open = _require_safetensors()
-    try:
-        handle = safe_open(str(path), framework="pt")
-        names = list(handle.keys())
-        shapes = {k: tuple(handle.get_slice(k).get_shape()) for k in names}
-    except Exception as err:  # noqa: BLE001  safetensors raises its own SafetensorError
-        raise CheckpointError(f"Cannot read path={str(path)!r} as safetensors: {err}") from None
-    infos = {k: _Info(None, layout, layout == "keras" and len(s) == 2) for k, s in shapes.items()}
-    return Source(str(path), names, shapes, handle.get_tensor, infos, assumed)
-
-
-def _fans_for(name: str, shape: tuple[int, ...], info: _Info, source: Source):
+def _fans_for(name: str, shape: tuple[int, ...], info: SourceInfo, source: Source):
     """(fans, fans_from, fans_shape): the tensor's own fans, or a 1-D tensor's weight's."""
     torch_shape = tuple(reversed(shape)) if info.transpose else shape
     if len(shape) >= 2:
@@ -203,7 +120,7 @@ def _fans_for(name: str, shape: tuple[int, ...], info: _Info, source: Source):
     return None, None, None
 
 
-def audit_tensor(name: str, tensor: torch.Tensor, info: _Info, source: Source) -> TensorRecord:
+def audit_tensor(name: str, tensor: torch.Tensor, info: SourceInfo, source: Source) -> TensorRecord:
     shape = tuple(tensor.shape)
     fans, fans_from, fans_shape = _fans_for(name, shape, info, source)
     values = tensor.t() if info.transpose else tensor
@@ -239,7 +156,3 @@ def audit(source: object, *, layout: str = "torch", names: list[str] | None = No
         del tensor  # one tensor in memory at a time when streaming
     return AuditReport(src.label, src.layout_note, tuple(records), tuple(skipped))
 
-
-def iter_tensors(src: Source) -> Iterator[tuple[str, torch.Tensor]]:
-    for name in src.names:
-        yield name, src.get(name)

@@ -19,7 +19,7 @@ import torch
 
 from fanin.errors import FaninError
 
-__all__ = ["CheckpointError", "UnsafeCheckpointError", "checkpoint_tensors", "flatten_state"]
+__all__ = ["CheckpointError", "UnsafeCheckpointError", "checkpoint_tensors", "flatten_state", "require_safetensors"]
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 
@@ -48,7 +48,7 @@ def flatten_state(obj: object, prefix: str = "") -> Iterator[tuple[str, torch.Te
             yield from flatten_state(value, f"{prefix}.{i}" if prefix else str(i))
 
 
-def _require_safetensors():
+def require_safetensors():
     try:
         from safetensors import safe_open
     except ImportError as err:
@@ -70,7 +70,7 @@ def checkpoint_tensors(path: str | os.PathLike[str]) -> tuple[int, Iterator[tupl
         raise CheckpointError(f"No checkpoint file at path={str(path)!r}")
     suffix = path.suffix.lower()
     if suffix == ".safetensors":
-        safe_open = _require_safetensors()
+        safe_open = require_safetensors()
         try:
             handle = safe_open(str(path), framework="pt")
         except Exception as err:  # noqa: BLE001  safetensors raises its own SafetensorError

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fanin.auditing.audit import TensorRecord, audit_tensor, open_source
+from fanin.auditing.audit import TensorRecord, audit_tensor
+from fanin.auditing.sources import open_source
 
 __all__ = ["DiffReport", "TensorDiff", "diff"]
 

@@ -106,7 +106,7 @@ def audit_command(source, output, fmt, layout, plot_path, names) -> None:
 
 
 def _plot(report, model, layout, plot_path, names):
-    from fanin.auditing.audit import open_source
+    from fanin.auditing.sources import open_source
     from fanin.report.audit import write_audit_plot
     from fanin.report.plot import MissingExtraError
 
