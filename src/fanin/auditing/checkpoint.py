@@ -35,6 +35,8 @@ bounded length, so no name can add lines or escape sequences to a message.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import io
 import json
 import math
@@ -45,12 +47,13 @@ import pickletools
 import re
 import stat
 import struct
+import sys
 import warnings
 import zipfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import torch
 
@@ -172,10 +175,16 @@ def open_checkpoint_file(path: str | os.PathLike[str]) -> tuple[BinaryIO, int]:
     return os.fdopen(fd, "rb"), st.st_size
 
 
-def _read_exactly(f: BinaryIO, n: int) -> bytes:
-    data = f.read(n)
-    if len(data) != n:  # the file shrank after it was stat'ed
-        raise EOFError(f"expected {n} bytes, read {len(data)}")
+def _read_exactly(f: BinaryIO, n: int, label: str) -> bytes:
+    """``n`` bytes from ``f``; a file that ends sooner changed after its size was read."""
+    try:
+        data = f.read(n)
+    except OSError as err:
+        raise CheckpointError(f"Cannot read path={show(label)}: {one_line(err)}") from None
+    if len(data) != n:
+        position = f.tell()
+        raise CheckpointError(f"Cannot read path={show(label)}: the file ended after {position} of the "
+                              f"{position - len(data) + n} bytes expected (it changed while being read)")
     return data
 
 
@@ -203,8 +212,7 @@ def checkpoint_kind(head: bytes, size: int) -> str:
 # ------------------------------------------------------------------------------- safetensors
 
 
-@dataclass(frozen=True)
-class SafetensorsTensor:
+class SafetensorsTensor(NamedTuple):
     """One header entry: ``start``/``end`` are byte offsets into the data section."""
 
     name: str
@@ -239,13 +247,31 @@ def _no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
     return out
 
 
+@contextlib.contextmanager
+def _no_gc():
+    """Pause the cyclic garbage collector: parsing a header of a million entries creates millions
+    of containers, and collections triggered by each allocation batch more than double the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _strict_json(text: str) -> object:
     """``json.loads`` that refuses duplicate keys, NaN/Infinity and numbers Python cannot hold."""
 
     def no_constant(name: str):
         raise ValueError(f"{name} is not JSON")
 
-    return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=no_constant)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=no_constant)
+    except ValueError as err:
+        if "integer string conversion" in str(err):  # sys.get_int_max_str_digits()
+            raise ValueError(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
+        raise
 
 
 def _is_uint(value: object) -> bool:
@@ -267,63 +293,55 @@ def read_safetensors_header(f: BinaryIO, size: int, label: str) -> SafetensorsHe
 
     if size < 8:
         raise bad(f"the file has {size} bytes, fewer than the 8-byte header length that starts the format")
-    (n,) = struct.unpack("<Q", _read_exactly(f, 8))
+    (n,) = struct.unpack("<Q", _read_exactly(f, 8, label))
     if n > MAX_HEADER_SIZE:
         raise bad(f"the header length says {n} bytes, over the {MAX_HEADER_SIZE}-byte limit of the format")
     if 8 + n > size:
         raise bad(f"the header length says {n} bytes but only {size - 8} bytes follow it")
     try:
-        text = _read_exactly(f, n).decode("utf-8")
+        text = _read_exactly(f, n, label).decode("utf-8")
     except UnicodeDecodeError as err:
         raise bad(f"the header is not UTF-8 ({one_line(err)})") from None
     if not text.startswith("{"):
         raise bad(f"the header must be a JSON object starting with '{{', got {show(text[:20])}")
-    try:
-        parsed = _strict_json(text)
-    except _DuplicateKey as err:
-        raise bad(f"the header names key {show(err.args[0])} twice") from None
-    except RecursionError:
-        raise bad("the header's JSON nests too deeply") from None
-    except ValueError as err:
-        raise bad(f"the header is not valid JSON ({one_line(err, 160)})") from None
-    del text
+    with _no_gc():
+        try:
+            parsed = _strict_json(text)
+        except _DuplicateKey as err:
+            raise bad(f"the header names key {show(err.args[0])} twice") from None
+        except RecursionError:
+            raise bad("the header's JSON nests too deeply") from None
+        except ValueError as err:
+            raise bad(f"the header is not valid JSON ({one_line(err, 160)})") from None
+        del text
+        return _validate_header(parsed, size - 8 - n, 8 + n, bad)
+
+
+def _validate_header(parsed: object, data_size: int, data_start: int, bad) -> SafetensorsHeader:
     if not isinstance(parsed, dict):
         raise bad(f"the header is a JSON {type(parsed).__name__}, not an object")
     metadata = parsed.pop("__metadata__", None)
     if metadata is not None and not (isinstance(metadata, dict)
                                      and all(isinstance(v, str) for v in metadata.values())):
         raise bad("'__metadata__' must be an object of strings")
-    data_size = size - 8 - n
     entries = []
-    for name, info in parsed.items():
-        if not isinstance(info, dict):
-            raise bad(f"tensor {show(name)}: its entry is a JSON {type(info).__name__}, not an object")
-        missing = [k for k in ("dtype", "shape", "data_offsets") if k not in info]
-        if missing:
-            raise bad(f"tensor {show(name)}: its entry lacks {', '.join(repr(k) for k in missing)}")
-        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
-        if dtype not in SAFETENSORS_BITS:
-            accepted = ", ".join(repr(k) for k in sorted(SAFETENSORS_BITS))
-            raise bad(f"tensor {show(name)}: unknown dtype={show(dtype, 40)}. Accepted: {accepted}")
-        if not (isinstance(shape, list) and all(_is_uint(d) for d in shape)):
-            raise bad(f"tensor {show(name)}: shape={show(shape, 60)} is not a list of sizes (integers >= 0)")
-        if len(shape) > MAX_RANK:
-            raise bad(f"tensor {show(name)}: {len(shape)} dimensions, more than {MAX_RANK}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_uint(o) for o in offsets)):
-            raise bad(f"tensor {show(name)}: data_offsets={show(offsets, 60)} is not [start, end]")
-        start, end = offsets
-        if end < start:
-            raise bad(f"tensor {show(name)}: data_offsets=[{start}, {end}] end before start")
-        if end > data_size:
-            raise bad(f"tensor {show(name)}: data_offsets=[{start}, {end}] out of range "
-                      f"(the data section has {data_size} bytes)")
-        bits = math.prod(shape) * SAFETENSORS_BITS[dtype]
-        if bits != 8 * (end - start):
-            need = f"{bits / 8:g}" if bits % 8 else str(bits // 8)
-            raise bad(f"tensor {show(name)}: dtype={dtype} x shape={tuple(shape)} needs {need} bytes "
-                      f"but data_offsets=[{start}, {end}] hold {end - start}")
-        entries.append(SafetensorsTensor(name, dtype, tuple(shape), start, end))
-    del parsed
+    ints = {int}
+    while parsed:  # popped one by one, so each entry's dict is freed as its record is made
+        name, info = parsed.popitem()
+        # The common case in one expression; _entry_problem words what is wrong otherwise.
+        try:
+            dtype, shape, offsets = info["dtype"], tuple(info["shape"]), info["data_offsets"]
+            start, end = offsets
+            bits = SAFETENSORS_BITS[dtype] if type(dtype) is str else 0
+            ok = (bits and type(info["shape"]) is list and type(offsets) is list and len(shape) <= MAX_RANK
+                  and type(start) is int and type(end) is int and 0 <= start <= end <= data_size
+                  and set(map(type, shape)) <= ints and min(shape, default=0) >= 0
+                  and max(shape, default=0) <= _U64 and math.prod(shape) * bits == 8 * (end - start))
+        except (TypeError, KeyError, ValueError):
+            ok = False
+        if not ok:
+            raise bad(f"tensor {show(name)}: {_entry_problem(info, data_size)}")
+        entries.append(SafetensorsTensor(name, dtype, shape, start, end))
     entries.sort(key=lambda e: (e.start, e.end))
     position, previous = 0, None
     for e in entries:
@@ -337,7 +355,33 @@ def read_safetensors_header(f: BinaryIO, size: int, label: str) -> SafetensorsHe
         position, previous = e.end, e
     if position != data_size:
         raise bad(f"{data_size - position} bytes after the last tensor belong to no tensor")
-    return SafetensorsHeader(tuple(entries), metadata, 8 + n)
+    return SafetensorsHeader(tuple(entries), metadata, data_start)
+
+
+def _entry_problem(info: object, data_size: int) -> str:
+    """What is wrong with a header entry that failed the fast check in :func:`_validate_header`."""
+    if not isinstance(info, dict):
+        return f"its entry is a JSON {type(info).__name__}, not an object"
+    missing = [k for k in ("dtype", "shape", "data_offsets") if k not in info]
+    if missing:
+        return f"its entry lacks {', '.join(repr(k) for k in missing)}"
+    dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+    if not isinstance(dtype, str) or dtype not in SAFETENSORS_BITS:
+        return f"unknown dtype={show(dtype, 40)}. Accepted: {', '.join(repr(k) for k in sorted(SAFETENSORS_BITS))}"
+    if not (isinstance(shape, list) and all(_is_uint(d) for d in shape)):
+        return f"shape={show(shape, 60)} is not a list of sizes (integers >= 0)"
+    if len(shape) > MAX_RANK:
+        return f"{len(shape)} dimensions, more than {MAX_RANK}"
+    if not (isinstance(offsets, list) and len(offsets) == 2 and all(_is_uint(o) for o in offsets)):
+        return f"data_offsets={show(offsets, 60)} is not [start, end]"
+    start, end = offsets
+    if end < start:
+        return f"data_offsets=[{start}, {end}] end before start"
+    if end > data_size:
+        return f"data_offsets=[{start}, {end}] out of range (the data section has {data_size} bytes)"
+    bits = math.prod(shape) * SAFETENSORS_BITS[dtype]
+    need = f"{bits / 8:g}" if bits % 8 else str(bits // 8)
+    return f"dtype={dtype} x shape={tuple(shape)} needs {need} bytes but data_offsets=[{start}, {end}] hold {end - start}"
 
 
 def require_safetensors():
@@ -655,7 +699,7 @@ def _read_index(path: Path, label: str) -> dict[str, str]:
         if size > MAX_INDEX_SIZE:
             raise CheckpointError(f"Cannot read the index {show(path)}: {size} bytes, over the "
                                   f"{MAX_INDEX_SIZE}-byte limit")
-        raw = _read_exactly(f, size)
+        raw = _read_exactly(f, size, str(path))
     try:
         parsed = _strict_json(raw.decode("utf-8"))
     except _DuplicateKey as err:

@@ -23,7 +23,9 @@ file says before trusting it (docs/checkpoints.md).
 from __future__ import annotations
 
 import functools
+import json
 import os
+import stat
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +54,7 @@ from fanin.errors import describe_choice
 __all__ = ["LAYOUTS", "Source", "SourceInfo", "dtype_skip_reason", "open_source", "skip_reason"]
 
 LAYOUTS = ("keras", "torch")
+MAX_CONFIG_SIZE = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -226,8 +229,9 @@ def _shared_notes(shared: Mapping[str, str]) -> tuple[str, ...]:
         return ()
     path, first = next(iter(shared.items()))
     more = f" (and {len(shared) - 1} more)" if len(shared) > 1 else ""
-    return (f"{len(shared)} containers are the same object as one met before, e.g. {show(path, 60)} is "
-            f"{show(first or '<top>', 60)}{more}; their tensors are listed once, under the first path",)
+    count = "1 container is" if len(shared) == 1 else f"{len(shared)} containers are"
+    return (f"{count} the same object as one met before ({show(path, 60)} is {show(first or '<top>', 60)}{more}); "
+            "their tensors are listed once, under the first path",)
 
 
 def _tensors_source(label: str, flat: Flattened, layout: str, notes: tuple[str, ...] = ()) -> Source:
@@ -258,7 +262,7 @@ def open_source(source: object, *, layout: str = "torch") -> Source:
         return _tensors_source("state_dict", flatten_state(source, what="the state_dict"), layout)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        if path.is_dir():
+        if _is_dir(path):
             return _directory_source(hf_checkpoint(path), layout)
         suffix = path.suffix.lower()
         if suffix == SAFETENSORS_SUFFIX:
@@ -271,6 +275,13 @@ def open_source(source: object, *, layout: str = "torch") -> Source:
         "(.safetensors, .pt, .pth, .bin, .ckpt, .pkl) or a Hugging Face model directory; "
         f"got source={source!r:.80} ({type(source).__name__})"
     )
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(path).st_mode)
+    except OSError:  # missing or unreadable: reported by open_checkpoint_file, naming the path
+        return False
 
 
 def _module_source(module: torch.nn.Module) -> Source:
@@ -425,12 +436,36 @@ def _directory_source(hf: HFCheckpoint, layout: str) -> Source:
     label = str(hf.directory)
     files = list(hf.files)
     shards = f"{len(files)} shards listed in {hf.index.name}" if hf.index is not None else files[0].name
-    notes = (f"Hugging Face model directory: {shards}",)
+    notes = (f"Hugging Face model directory: {shards}", *_config_notes(hf.directory))
     if hf.format == "safetensors":
         return _safetensors_source(label, files, hf.weight_map, layout, notes)
     if hf.weight_map is None:
         return _tensors_source(label, _nonempty(load_pickle(files[0]), str(files[0])), layout, notes)
     return _pickle_shards_source(label, files, hf.weight_map, layout, notes)
+
+
+def _config_notes(directory: Path) -> tuple[str, ...]:
+    """What the directory's ``config.json`` says about tensors the weight files do not hold.
+
+    ``save_pretrained`` writes tied weights once (``lm_head.weight`` is ``wte.weight`` when
+    ``tie_word_embeddings`` is true), so the tied name is absent from the files. The config is
+    only read for this note: a missing or unreadable one changes nothing else.
+    """
+    path = directory / "config.json"
+    if not os.path.lexists(path):
+        return ()
+    try:
+        f, size = open_checkpoint_file(path)
+        with f:
+            if size > MAX_CONFIG_SIZE:
+                return (f"config.json not read ({size} bytes, over {MAX_CONFIG_SIZE})",)
+            config = json.loads(f.read(size).decode("utf-8"))
+    except (CheckpointError, OSError, ValueError, RecursionError) as err:
+        return (f"config.json not read ({one_line(err, 120)})",)
+    if isinstance(config, dict) and config.get("tie_word_embeddings") is True:
+        return ("config.json ties the output embedding to the input embedding (tie_word_embeddings=true): "
+                "the files hold that tensor once",)
+    return ()
 
 
 def _pickle_shards_source(label: str, files: list[Path], weight_map: Mapping[str, Path], layout: str,
