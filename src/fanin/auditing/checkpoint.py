@@ -200,7 +200,7 @@ def checkpoint_kind(head: bytes, size: int) -> str:
     """
     if head[:4] in (b"PK\x03\x04", b"PK\x05\x06"):
         return "zip"
-    if len(head) >= 9 and head[8:9] == b"{":
+    if len(head) >= 9 and head[8:].lstrip(b" \t\n\r")[:1] in (b"{", b""):
         (n,) = struct.unpack("<Q", head[:8])
         if 8 + n <= size:
             return "safetensors"
@@ -274,6 +274,9 @@ def _strict_json(text: str) -> object:
         raise
 
 
+_OBJECT_START = re.compile(r"[ \t\n\r]*\{")  # JSON whitespace may precede it, as safetensors accepts
+
+
 def _is_uint(value: object) -> bool:
     return type(value) is int and 0 <= value <= _U64  # bool is not a size
 
@@ -302,7 +305,7 @@ def read_safetensors_header(f: BinaryIO, size: int, label: str) -> SafetensorsHe
         text = _read_exactly(f, n, label).decode("utf-8")
     except UnicodeDecodeError as err:
         raise bad(f"the header is not UTF-8 ({one_line(err)})") from None
-    if not text.startswith("{"):
+    if not _OBJECT_START.match(text):
         raise bad(f"the header must be a JSON object starting with '{{', got {show(text[:20])}")
     with _no_gc():
         try:
@@ -577,7 +580,8 @@ def _key_text(key: object) -> str:
         return str(key)
     if isinstance(key, torch.Tensor):
         return "<tensor>"
-    return show(key, 60)
+    text = repr(key)  # a tuple or bytes key: its literal, bounded
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def flatten_state(obj: object, *, what: str = "the state_dict") -> Flattened:
