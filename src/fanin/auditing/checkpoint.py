@@ -755,8 +755,8 @@ def hf_checkpoint(directory: str | os.PathLike[str]) -> HFCheckpoint:
         missing = [s for s, p in files.items() if not os.path.lexists(p)]
         if missing:
             listed = ", ".join(show(s, 60) for s in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: {len(missing)} of the "
-                                  f"{len(files)} shards its index {name} lists are missing: {listed}")
+            raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: shards its index {name} "
+                                  f"lists are missing ({len(missing)} of {len(files)}): {listed}")
         return HFCheckpoint(d, fmt, tuple(files.values()), resolved, path)
     found = sorted(e.name for e in _scan_dir(d) if e.name.endswith((SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES)))
     hint = ""

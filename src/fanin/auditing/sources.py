@@ -348,6 +348,29 @@ def _safetensors_header(path: Path) -> SafetensorsHeader:
         return read_safetensors_header(f, size, label)
 
 
+def _claim(label: str, where: dict[str, Path], weight_map: Mapping[str, Path] | None, name: str,
+           path: Path) -> None:
+    """Record that shard ``path`` holds ``name``: once, and where the index says."""
+    if name in where:
+        raise CheckpointError(f"Cannot read the checkpoint {show(label)}: tensor {show(name)} is in two shards, "
+                              f"{show(where[name].name)} and {show(path.name)}")
+    if weight_map is not None and weight_map.get(name) != path:
+        said = weight_map.get(name)
+        why = "which the index does not list" if said is None else f"which the index puts in {show(said.name)}"
+        raise CheckpointError(f"Cannot read the checkpoint {show(label)}: shard {show(path.name)} holds tensor "
+                              f"{show(name)}, {why}")
+    where[name] = path
+
+
+def _all_found(label: str, where: Mapping[str, Path], weight_map: Mapping[str, Path] | None) -> None:
+    """Every tensor the index lists was found in its shard."""
+    absent = [n for n in (weight_map or ()) if n not in where]
+    if absent:
+        count = "1 tensor" if len(absent) == 1 else f"{len(absent)} tensors"
+        raise CheckpointError(f"Cannot read the checkpoint {show(label)}: the index lists {count} that its shards "
+                              f"do not hold, e.g. {show(absent[0])} in {show(weight_map[absent[0]].name)}")
+
+
 class _OneOpen:
     """Opens one file at a time (``opener(path)``), so a sharded checkpoint holds one shard."""
 
@@ -375,15 +398,7 @@ def _safetensors_source(label: str, files: list[Path], weight_map: Mapping[str, 
     for path in files:
         header = _safetensors_header(path)
         for e in header.tensors:
-            if e.name in where:
-                raise CheckpointError(f"Cannot read the checkpoint {show(label)}: tensor {show(e.name)} is in two "
-                                      f"shards, {show(where[e.name].name)} and {show(path.name)}")
-            if weight_map is not None and weight_map.get(e.name) != path:
-                said = weight_map.get(e.name)
-                why = "which the index does not list" if said is None else f"which the index puts in {show(said.name)}"
-                raise CheckpointError(f"Cannot read the checkpoint {show(label)}: shard {show(path.name)} holds "
-                                      f"tensor {show(e.name)}, {why}")
-            where[e.name] = path
+            _claim(label, where, weight_map, e.name, path)
             names.append(e.name)
             shapes[e.name] = e.shape
             dt = _SAFETENSORS_DTYPES.get(e.dtype)
@@ -397,12 +412,7 @@ def _safetensors_source(label: str, files: list[Path], weight_map: Mapping[str, 
             reason = dtype_skip_reason(dt)
             if reason is not None:
                 skipped[e.name] = reason
-    if weight_map is not None:
-        absent = [n for n in weight_map if n not in where]
-        if absent:
-            shard = weight_map[absent[0]].name
-            raise CheckpointError(f"Cannot read the checkpoint {show(label)}: the index lists {len(absent)} tensors "
-                                  f"its shards do not hold, e.g. {show(absent[0])} in {show(shard)}")
+    _all_found(label, where, weight_map)
     if not names:
         raise CheckpointError(f"Cannot read path={show(label)}: it holds no tensors")
     safe_open = require_safetensors()
@@ -482,15 +492,7 @@ def _pickle_shards_source(label: str, files: list[Path], weight_map: Mapping[str
     for path in files:
         flat = load_pickle(path)
         for name in flat.tensors:
-            if name in where:
-                raise CheckpointError(f"Cannot read the checkpoint {show(label)}: tensor {show(name)} is in two "
-                                      f"shards, {show(where[name].name)} and {show(path.name)}")
-            if weight_map.get(name) != path:
-                said = weight_map.get(name)
-                why = "which the index does not list" if said is None else f"which the index puts in {show(said.name)}"
-                raise CheckpointError(f"Cannot read the checkpoint {show(label)}: shard {show(path.name)} holds "
-                                      f"tensor {show(name)}, {why}")
-            where[name] = path
+            _claim(label, where, weight_map, name, path)
         d, a, s = _tensor_facts(flat.tensors)
         names += list(flat.tensors)
         shapes.update((k, tuple(v.shape)) for k, v in flat.tensors.items())
@@ -499,10 +501,7 @@ def _pickle_shards_source(label: str, files: list[Path], weight_map: Mapping[str
         skipped.update(s)
         shared.update((f"{path.name}:{k}", f"{path.name}:{v}") for k, v in flat.shared.items())
         del flat
-    absent = [n for n in weight_map if n not in where]
-    if absent:
-        raise CheckpointError(f"Cannot read the checkpoint {show(label)}: the index lists {len(absent)} tensors "
-                              f"its shards do not hold, e.g. {show(absent[0])} in {show(weight_map[absent[0]].name)}")
+    _all_found(label, where, weight_map)
     shards = _OneOpen(load_pickle)
 
     def get(name: str) -> torch.Tensor:
