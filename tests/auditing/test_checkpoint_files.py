@@ -61,7 +61,7 @@ BUDGET = 1 << 30
 def run_child(paths, *, budget=BUDGET, timeout=300, prefix=()):
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run([*prefix, sys.executable, "-c", CHILD, str(budget), *map(str, paths)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
+                          capture_output=True, text=True, timeout=timeout, env=env, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -129,8 +129,8 @@ CASES = {
     "st_unknown_dtype": (lambda d: _st(d / "i.safetensors", _j({"w": _entry(dtype="F99")}), bytes(4)),
                          CheckpointError, r"tensor 'w': unknown dtype='F99'\. Accepted: 'BF16', 'BOOL', 'C64'"),
     "st_out_of_range": (lambda d: _st(d / "j.safetensors", _j({"w": _entry(offsets=(0, 4000))}), bytes(4)),
-                        CheckpointError, r"tensor 'w': data_offsets=\[0, 4000\] out of range "
-                                         r"\(the data section has 4 bytes\)"),
+                        CheckpointError, (r"tensor 'w': data_offsets=\[0, 4000\] out of range "
+                                          r"\(the data section has 4 bytes\)")),
     "st_end_before_start": (lambda d: _st(d / "k.safetensors", _j({"w": _entry(offsets=(4, 0))}), bytes(4)),
                             CheckpointError, r"data_offsets=\[4, 0\] end before start"),
     "st_size_mismatch": (lambda d: _st(d / "l.safetensors", _j({"w": _entry(shape=(2,))}), bytes(4)),
@@ -168,8 +168,8 @@ CASES = {
     "st_hostile_name": (lambda d: _st(d / "y.safetensors", _j({"w\n\x1b[31m": _entry(shape=(2,))}), bytes(4)),
                         CheckpointError, r"tensor 'w\\n\\x1b\[31m': dtype=F32"),
     "st_is_zip_pickle": (lambda d: _save(d / "z.safetensors"), CheckpointError,
-                         r"as safetensors: it holds a PyTorch zip checkpoint, not safetensors \(nothing was "
-                         r"unpickled\); name it .pt"),
+                         (r"as safetensors: it holds a PyTorch zip checkpoint, not safetensors \(nothing was "
+                          r"unpickled\); name it .pt")),
     "st_is_legacy_pickle": (lambda d: _save(d / "z2.safetensors", legacy=True), CheckpointError,
                             r"as safetensors: it holds a pickle, not safetensors"),
     # --- pickle checkpoints
@@ -192,8 +192,8 @@ CASES = {
     "pt_zip_without_pickle": (lambda d: _zip_only(d / "nopkl.pt"), CheckpointError,
                               r"a zip archive without exactly one data.pkl record \(found 0\)"),
     "pt_protocol_4": (lambda d: _st_raw(d / "p4.pkl", pickle.dumps({"w": 1}, protocol=4)), CheckpointError,
-                      r"the weights-only loader cannot read this pickle \(Unsupported operand 149 "
-                      r"\(the FRAME opcode\)\)"),
+                      (r"the weights-only loader cannot read this pickle \(Unsupported operand 149 "
+                       r"\(the FRAME opcode\)\)")),
     # bytearray(2**30) in 30 bytes: refused before it allocates and zero-fills a gigabyte.
     "pt_bytearray": (lambda d: _pickle_zip(d / "ba.pt", b"\x80\x02}X\x01\x00\x00\x00wc__builtin__\nbytearray\n"
                                            + _long(2**30) + b"\x85Rs."),
@@ -215,12 +215,12 @@ CASES = {
     "missing": (lambda d: d / "nope.safetensors", CheckpointError, r"No checkpoint file at path='.*nope.safetensors'"),
     "dangling_link": (lambda d: _link(d / "gone.pt", str(d / "nowhere")), CheckpointError, r"No checkpoint file"),
     "directory_named_pt": (lambda d: _mkdir(d / "model.pt"), CheckpointError,
-                           r"checkpoint directory '.*model.pt': it has none of model.safetensors, "
-                           r"model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json"),
+                           (r"checkpoint directory '.*model.pt': it has none of model.safetensors, "
+                            r"model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json")),
     "unknown_suffix_with_hint": (lambda d: _safetensors(d / "weights.dat"), CheckpointError,
-                                 r"Unknown checkpoint type for path='.*weights.dat' \(suffix='.dat'\)\. Accepted: "
-                                 r"'.bin', '.ckpt', '.pkl', '.pt', '.pth', '.safetensors', or a Hugging Face model "
-                                 r"directory \(its content is a safetensors file: name it .safetensors\)"),
+                                 (r"Unknown checkpoint type for path='.*weights.dat' \(suffix='.dat'\)\. Accepted: "
+                                  r"'.bin', '.ckpt', '.pkl', '.pt', '.pth', '.safetensors', or a Hugging Face model "
+                                  r"directory \(its content is a safetensors file: name it .safetensors\)")),
 }
 
 

@@ -23,8 +23,7 @@ import torch
 from fanin.auditing.checkpoint import SAFETENSORS_BITS, CheckpointError, flatten_state, read_safetensors_header
 
 hypothesis = pytest.importorskip("hypothesis")  # the "test" extra
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+HealthCheck, given, settings, st = hypothesis.HealthCheck, hypothesis.given, hypothesis.settings, hypothesis.strategies
 
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

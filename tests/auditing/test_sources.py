@@ -172,8 +172,8 @@ def test_shared_containers_are_reported_in_the_notes(tmp_path):
     torch.save({"model": sd, "ema": sd}, tmp_path / "ckpt.pt")
     src = open_source(tmp_path / "ckpt.pt")
     assert src.names == ["model.w"] and src.shared == {"ema": "model"}
-    assert src.notes == ("1 container is the same object as one met before ('ema' is 'model'); their tensors "
-                         "are listed once, under the first path",)
+    assert src.notes == (("1 container is the same object as one met before ('ema' is 'model'); their tensors "
+                          "are listed once, under the first path"),)
 
 
 def test_unsupported_sources():

@@ -230,8 +230,8 @@ def _shared_notes(shared: Mapping[str, str]) -> tuple[str, ...]:
     path, first = next(iter(shared.items()))
     more = f" (and {len(shared) - 1} more)" if len(shared) > 1 else ""
     count = "1 container is" if len(shared) == 1 else f"{len(shared)} containers are"
-    return (f"{count} the same object as one met before ({show(path, 60)} is {show(first or '<top>', 60)}{more}); "
-            "their tensors are listed once, under the first path",)
+    return ((f"{count} the same object as one met before ({show(path, 60)} is {show(first or '<top>', 60)}{more}); "
+             "their tensors are listed once, under the first path"),)
 
 
 def _tensors_source(label: str, flat: Flattened, layout: str, notes: tuple[str, ...] = ()) -> Source:
@@ -473,8 +473,8 @@ def _config_notes(directory: Path) -> tuple[str, ...]:
     except (CheckpointError, OSError, ValueError, RecursionError) as err:
         return (f"config.json not read ({one_line(err, 120)})",)
     if isinstance(config, dict) and config.get("tie_word_embeddings") is True:
-        return ("config.json ties the output embedding to the input embedding (tie_word_embeddings=true): "
-                "the files hold that tensor once",)
+        return (("config.json ties the output embedding to the input embedding (tie_word_embeddings=true): "
+                 "the files hold that tensor once"),)
     return ()
 
 
