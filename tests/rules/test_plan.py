@@ -163,7 +163,7 @@ def test_depth_scaled_normal_infers_n_layer():
     assert p["h.2.mlp.c_proj.weight"].statistics.std == pytest.approx(0.02 / math.sqrt(6), rel=1e-15)
     with pytest.raises(RuleError, match=r"covers 3; give n_layer explicitly"):
         DepthScaledNormal(0.02).scheme_for(3)
-    with pytest.raises(RuleError, match=r"DepthScaledNormal needs std > 0, got std=0"):
+    with pytest.raises(RuleError, match=r"DepthScaledNormal needs a finite std > 0, got std=0"):
         DepthScaledNormal(0)
 
 
