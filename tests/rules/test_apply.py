@@ -1,12 +1,16 @@
 """fanin.apply: random sources, bitwise values, atomicity, the counter-stream locality promise."""
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
 
 import fanin
 import fanin.models
-from fanin.rules import Name, Ndim, PlanMismatchError, Role, Rule
+from fanin.errors import ApplyError
+from fanin.rules import Name, Ndim, PlanMismatchError, Role, Rule, RuleError
+from fanin.schemes import registry
 
 
 def net():
@@ -90,14 +94,54 @@ def test_added_layer_changes_no_other_layer_under_the_counter_stream():
     assert not torch.equal(a2.decoder.weight, b2.decoder.weight)
 
 
-def test_failure_half_way_changes_nothing():
+def bits(model):
+    """Every tensor of the state dict as its raw bytes: "unchanged" means bitwise, NaN payloads included."""
+    return {k: v.detach().clone().view(torch.uint8) if v.dim() else v.detach().clone().reshape(1).view(torch.uint8)
+            for k, v in model.state_dict(keep_vars=True).items()}
+
+
+def assert_unchanged(model, before):
+    after = bits(model)
+    assert after.keys() == before.keys()
+    for k in before:
+        assert torch.equal(before[k], after[k]), f"{k} was written"
+
+
+def test_failure_half_way_changes_nothing(monkeypatch):
     model = net()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    # keras.random_normal(seed=1) plans fine but refuses a stream when it runs: the last tensor fails
+    before = bits(model)
+    # the last tensor's scheme fails when it runs, after the others have their values (the
+    # plan's dry run, on a zero-stride view, passes)
+    original = fanin.init.uniform_
+
+    def failing(tensor, *args, **kwargs):
+        if tensor.shape == (3,) and tensor.stride() == (1,):
+            raise RuntimeError("injected")
+        return original(tensor, *args, **kwargs)
+
+    entry = fanin.schemes.lookup("uniform")
+    monkeypatch.setitem(registry._REGISTRY, "uniform", dataclasses.replace(entry, fn=failing))
+    with pytest.raises(ApplyError) as info:
+        fanin.apply(model, RULES, seed=0)
+    assert str(info.value) == (
+        "Cannot compute '2.bias' (Linear '2') by rule \"#1 role='bias' -> uniform(a=-0.1, b=0.1)\" "
+        "(uniform(a=-0.1, b=0.1)): RuntimeError: injected. Nothing was written."
+    )
+    assert isinstance(info.value.__cause__, RuntimeError)
+    assert_unchanged(model, before)
+
+
+def test_a_seeded_scheme_with_a_stream_or_a_generator_is_refused_before_anything():
+    model = net()
+    before = bits(model)
     rules = [("2.bias", "keras.random_normal(seed=1)"), *RULES]
-    with pytest.raises(ValueError, match=r"keras: pass either a seed or a generator, not both; got seed=1"):
+    with pytest.raises(RuleError, match=r"it draws from its own seed=1, and the plan draws every tensor from a counter stream \(seed=0\)"):
         fanin.apply(model, rules, seed=0)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ApplyError, match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from its own seed, and apply was given generator="):
+        fanin.apply(model, rules, generator=torch.Generator().manual_seed(0))
+    assert_unchanged(model, before)
+    fanin.apply(model, rules)  # the global RNG for the others, its own seed for it
+    assert torch.equal(model[2].bias, fanin.get("keras.random_normal(seed=1)")(torch.empty(3)))
 
 
 def test_failing_reset_parameters_changes_nothing():
@@ -109,10 +153,13 @@ def test_failing_reset_parameters_changes_nothing():
 
     model = nn.Sequential(nn.Linear(3, 3), Fragile(3, 3))
     model[1].armed = True
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    with pytest.raises(RuntimeError, match="boom"):
+    before = bits(model)
+    with pytest.raises(ApplyError) as info:
         fanin.apply(model, [("0.*", "ones"), ("*", "reset_parameters")])
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert str(info.value) == (
+        "Cannot compute '1.weight': Fragile.reset_parameters() of module '1' raised RuntimeError: boom. Nothing was written."
+    )
+    assert_unchanged(model, before)
 
 
 def test_reset_parameters_rule_runs_on_a_copy_with_the_global_rng():
