@@ -1,6 +1,7 @@
 """fanin.apply: random sources, bitwise values, atomicity, the counter-stream locality promise."""
 
 import dataclasses
+import sys
 
 import pytest
 import torch
@@ -254,3 +255,147 @@ def test_wrapping_does_not_change_the_stream_keys():
     record = fanin.apply(wrapped, RULES, seed=9)
     assert record["module.0.weight"].stream == (9, "0.weight")
     assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), wrapped.parameters()))
+
+
+# --- the commit: all or nothing ---------------------------------------------------------------------
+
+
+def big_net():
+    return nn.Sequential(*[nn.Linear(16, 16) for _ in range(6)])
+
+
+@pytest.mark.parametrize("at", [0, 3, 11])
+@pytest.mark.parametrize("error", [RuntimeError("disk on fire"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_a_write_failing_during_the_commit_restores_what_was_written(monkeypatch, at, error):
+    apply_module = sys.modules["fanin.rules.apply"]  # fanin.rules.apply is also the function's name
+
+    model = big_net()
+    before = bits(model)
+    calls = []
+    original = apply_module._write
+
+    def failing(destination, value):
+        calls.append(destination)
+        if len(calls) == at + 1:
+            original(destination, value)  # the failing write may already have written
+            raise error
+        original(destination, value)
+
+    monkeypatch.setattr(apply_module, "_write", failing)
+    with pytest.raises(type(error), match=str(error) or None):
+        fanin.apply(model, {"*.weight": "orthogonal", "*.bias": "uniform(a=-1.0, b=1.0)"}, seed=0)
+    assert len(calls) == at + 1
+    assert_unchanged(model, before)
+
+
+def test_ctrl_c_during_the_commit_is_deferred_then_restores_and_raises(monkeypatch):
+    import signal
+
+    apply_module = sys.modules["fanin.rules.apply"]  # fanin.rules.apply is also the function's name
+
+    model = big_net()
+    before = bits(model)
+    original = apply_module._write
+    calls = []
+
+    def interrupted(destination, value):
+        calls.append(1)
+        original(destination, value)
+        if len(calls) == 4:
+            signal.raise_signal(signal.SIGINT)  # a real Ctrl-C, arriving mid-commit
+
+    monkeypatch.setattr(apply_module, "_write", interrupted)
+    handler = signal.getsignal(signal.SIGINT)
+    assert handler is signal.default_int_handler
+    with pytest.raises(KeyboardInterrupt) as info:
+        fanin.apply(model, {"*": "ones"})
+    assert len(calls) == 4  # the deferred interrupt stopped the commit at the next tensor...
+    assert info.traceback[-1].name == "commit"  # ...raised there, not inside the write it interrupted
+    assert signal.getsignal(signal.SIGINT) is handler
+    assert_unchanged(model, before)
+
+
+def test_commit_restores_when_copy_itself_fails(monkeypatch):
+    # Tensor.copy_ failing on its k-th call, wherever that is (a scheme's own copy, the commit);
+    # the restore's copies pass: the model is unchanged.
+    for k in range(1, 16):
+        model = big_net()
+        before = bits(model)
+        count = [0]
+        original = torch.Tensor.copy_
+
+        def flaky(self, *args, **kwargs):
+            count[0] += 1
+            if count[0] == k:
+                raise RuntimeError(f"copy {k} failed")
+            return original(self, *args, **kwargs)
+
+        with monkeypatch.context() as m:
+            m.setattr(torch.Tensor, "copy_", flaky)
+            with pytest.raises((RuntimeError, ApplyError), match=f"copy {k} failed"):
+                fanin.apply(model, {"*.weight": "orthogonal", "*": "zeros"}, seed=k)
+        assert_unchanged(model, before)
+
+
+def test_parameters_keep_their_objects_and_autograd_flags():
+    model = net()
+    model[2].bias.requires_grad_(False)
+    model[0].weight.grad = torch.full_like(model[0].weight, 3.0)
+    objects = [p for p in model.parameters()]
+    fanin.apply(model, RULES, seed=0)
+    assert [p for p in model.parameters()] == objects and all(a is b for a, b in zip(model.parameters(), objects))
+    assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
+    assert all(p.is_leaf and p.grad_fn is None for p in model.parameters())
+    assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 3.0))  # untouched
+    model(torch.randn(2, 6)).sum().backward()  # still trains
+
+
+def test_reset_parameters_of_a_module_holding_a_lock():
+    import threading
+
+    class Locked(nn.Linear):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.lock = threading.Lock()  # copy.deepcopy: "cannot pickle '_thread.lock' object"
+
+    torch.manual_seed(1)
+    expected = nn.Linear(4, 3)
+    model = nn.Sequential(Locked(4, 3))
+    torch.manual_seed(1)
+    fanin.apply(model, {"*": "reset_parameters"})
+    assert torch.equal(model[0].weight, expected.weight) and torch.equal(model[0].bias, expected.bias)
+    assert isinstance(model[0].lock, type(threading.Lock()))
+
+
+def test_reset_parameters_changing_a_shape_is_refused():
+    class Grows(nn.Linear):
+        def reset_parameters(self):
+            if getattr(self, "armed", False):
+                self.weight = nn.Parameter(torch.zeros(self.out_features + 1, self.in_features))
+            super().reset_parameters()
+
+    model = nn.Sequential(nn.Linear(2, 2), Grows(2, 2))
+    model[1].armed = True
+    before = bits(model)
+    with pytest.raises(ApplyError) as info:
+        fanin.apply(model, {"0.*": "ones", "*": "reset_parameters"})
+    assert str(info.value) == (
+        "Cannot compute '1.weight': Grows.reset_parameters() of module '1' left shape=(3, 2) for it, planned as "
+        "shape=(2, 2). Nothing was written."
+    )
+    assert_unchanged(model, before)
+
+
+def test_reset_parameters_runs_on_a_copy_that_shares_no_tensor():
+    class Peek(nn.Linear):
+        seen = []
+
+        def reset_parameters(self):
+            Peek.seen.append(self.weight)
+            super().reset_parameters()
+
+    model = Peek(3, 3)
+    Peek.seen.clear()
+    fanin.apply(model, {"*": "reset_parameters"})
+    assert Peek.seen and Peek.seen[-1] is not model.weight
+    assert Peek.seen[-1].untyped_storage().data_ptr() != model.weight.untyped_storage().data_ptr()

@@ -61,8 +61,8 @@ def storage_span(tensor: torch.Tensor) -> tuple[tuple[str, int], int, int] | Non
 def overlapping_tensors(named: Iterable[tuple[str, torch.Tensor]]) -> list[tuple[str, str]]:
     """Pairs ``(earlier, later)`` of distinct tensors whose memory ranges overlap, in input order.
 
-    ``named`` lists each tensor object once. Linear after sorting: within one storage, ranges are
-    swept by their first byte.
+    ``named`` lists each tensor object once. Within one storage, ranges are swept by their first
+    byte against those still open: linear after sorting, plus the pairs found.
     """
     by_storage: dict[tuple[str, int], list[tuple[int, int, int, str]]] = {}
     for order, (name, tensor) in enumerate(named):
@@ -75,13 +75,13 @@ def overlapping_tensors(named: Iterable[tuple[str, torch.Tensor]]) -> list[tuple
         if len(ranges) < 2:
             continue
         ranges.sort()
-        reach_end, reach_order, reach_name = ranges[0][1], ranges[0][2], ranges[0][3]
-        for start, end, order, name in ranges[1:]:
-            if start < reach_end:
-                first, second = sorted(((reach_order, reach_name), (order, name)))
+        active: list[tuple[int, int, str]] = []  # (end, order, name) of ranges that may still overlap
+        for start, end, order, name in ranges:
+            active = [a for a in active if a[0] > start]
+            for _, other_order, other_name in active:
+                first, second = sorted(((other_order, other_name), (order, name)))
                 pairs.append((first[0], first[1], second[0], second[1]))
-            if end > reach_end:
-                reach_end, reach_order, reach_name = end, order, name
+            active.append((end, order, name))
     return [(a, b) for _, a, _, b in sorted(pairs)]
 
 

@@ -526,7 +526,7 @@ def _check_independent(targets, entries: tuple[PlanEntry, ...], seed: int | None
             raise RuleError(
                 f"{first!r} and {second!r} have the same stream key {key!r} (canonical names drop wrapper "
                 "components: a leading 'module', '_orig_mod', '_fsdp_wrapped_module', "
-                "'_checkpoint_wrapped_module'), so with seed={seed} they would get identical values. Rename one "
+                f"'_checkpoint_wrapped_module'), so with seed={seed} they would get identical values. Rename one "
                 "of the modules, or initialize with generator= instead of seed=."
             )
 
