@@ -324,11 +324,11 @@ def test_commit_restores_when_copy_itself_fails(monkeypatch):
         count = [0]
         original = torch.Tensor.copy_
 
-        def flaky(self, *args, **kwargs):
-            count[0] += 1
-            if count[0] == k:
-                raise RuntimeError(f"copy {k} failed")
-            return original(self, *args, **kwargs)
+        def flaky(self, *args, _count=count, _k=k, _original=original, **kwargs):
+            _count[0] += 1
+            if _count[0] == _k:
+                raise RuntimeError(f"copy {_k} failed")
+            return _original(self, *args, **kwargs)
 
         with monkeypatch.context() as m:
             m.setattr(torch.Tensor, "copy_", flaky)
@@ -387,15 +387,15 @@ def test_reset_parameters_changing_a_shape_is_refused():
 
 
 def test_reset_parameters_runs_on_a_copy_that_shares_no_tensor():
-    class Peek(nn.Linear):
-        seen = []
+    seen = []
 
+    class Peek(nn.Linear):
         def reset_parameters(self):
-            Peek.seen.append(self.weight)
+            seen.append(self.weight)
             super().reset_parameters()
 
     model = Peek(3, 3)
-    Peek.seen.clear()
+    seen.clear()
     fanin.apply(model, {"*": "reset_parameters"})
-    assert Peek.seen and Peek.seen[-1] is not model.weight
-    assert Peek.seen[-1].untyped_storage().data_ptr() != model.weight.untyped_storage().data_ptr()
+    assert seen and seen[-1] is not model.weight
+    assert seen[-1].untyped_storage().data_ptr() != model.weight.untyped_storage().data_ptr()

@@ -7,7 +7,12 @@ from torch import nn
 import fanin
 from fanin.errors import ApplyError
 from fanin.rules import Role, Rule, RuleError
-from fanin.rules.guards import check_destination, colliding_keys, overlapping_tensors, storage_span
+from fanin.rules.guards import (
+    check_destination,
+    colliding_keys,
+    overlapping_tensors,
+    storage_span,
+)
 
 
 def bits(model):
@@ -145,29 +150,29 @@ def test_colliding_stream_keys_are_refused_with_a_seed():
     ("model", "rules", "message"),
     [
         (nn.Linear(3, 2), [Rule(Role("bias"), "orthogonal"), Rule("*", "zeros")],
-         "Rule \"role='bias' -> orthogonal\": scheme 'orthogonal' cannot initialize 'bias' (Linear '<root>') of shape=(2,): "
-         "Only tensors with 2 or more dimensions are supported"),
+         ("Rule \"role='bias' -> orthogonal\": scheme 'orthogonal' cannot initialize 'bias' (Linear '<root>') of shape=(2,): "
+         "Only tensors with 2 or more dimensions are supported")),
         (nn.Linear(3, 2), {"weight": "keras.orthogonal", "bias": "jax.orthogonal"},
-         "Rule \"name='bias' -> jax.orthogonal\": scheme 'jax.orthogonal' cannot initialize 'bias' (Linear '<root>') of "
-         "shape=(2,): orthogonal initializer requires at least a 2D shape"),
+         ("Rule \"name='bias' -> jax.orthogonal\": scheme 'jax.orthogonal' cannot initialize 'bias' (Linear '<root>') of "
+         "shape=(2,): orthogonal initializer requires at least a 2D shape")),
         (nn.Linear(3, 2), {"weight": "eye", "bias": "tf1.identity_initializer"},
-         "Rule \"name='bias' -> tf1.identity_initializer\": scheme 'tf1.identity_initializer' cannot initialize 'bias' "
-         "(Linear '<root>') of shape=(2,): Identity matrix initializer can only be used for 2D matrices. Received: shape=(2,) of rank 1."),
+         ("Rule \"name='bias' -> tf1.identity_initializer\": scheme 'tf1.identity_initializer' cannot initialize 'bias' "
+         "(Linear '<root>') of shape=(2,): Identity matrix initializer can only be used for 2D matrices. Received: shape=(2,) of rank 1.")),
         (nn.Linear(3, 6), {"weight": "fanin.gatewise_orthogonal", "bias": "zeros"},
-         "Rule \"name='weight' -> fanin.gatewise_orthogonal\": scheme 'fanin.gatewise_orthogonal' cannot initialize 'weight' "
+         ("Rule \"name='weight' -> fanin.gatewise_orthogonal\": scheme 'fanin.gatewise_orthogonal' cannot initialize 'weight' "
          "(Linear '<root>') of shape=(6, 3): fanin.gatewise_orthogonal: the first dimension must split into 4 equal gate "
-         "blocks, got shape=(6, 3)"),
+         "blocks, got shape=(6, 3)")),
         (nn.BatchNorm1d(3), [Rule(Role("num_batches_tracked"), "normal"), Rule("*", "ones")],
-         "Rule \"role='num_batches_tracked' [any] -> normal\": scheme 'normal' cannot initialize 'num_batches_tracked' "
+         ("Rule \"role='num_batches_tracked' [any] -> normal\": scheme 'normal' cannot initialize 'num_batches_tracked' "
          "(BatchNorm1d '<root>') of shape=(): it draws random values, and the tensor has dtype=torch.int64; random "
-         "schemes fill floating-point tensors (float16, bfloat16, float32, float64)"),
+         "schemes fill floating-point tensors (float16, bfloat16, float32, float64)")),
         (nn.BatchNorm1d(3), [Rule(Role("num_batches_tracked"), "keras.zeros"), Rule("*", "ones")],
-         "Rule \"role='num_batches_tracked' [any] -> keras.zeros\": scheme 'keras.zeros' cannot initialize "
+         ("Rule \"role='num_batches_tracked' [any] -> keras.zeros\": scheme 'keras.zeros' cannot initialize "
          "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): zeros_ needs a floating-point tensor (float16, "
-         "bfloat16, float32, float64), got dtype=torch.int64"),
+         "bfloat16, float32, float64), got dtype=torch.int64")),
         (nn.BatchNorm1d(3), [Rule(Role("num_batches_tracked"), "constant(val=0.5)"), Rule("*", "ones")],
-         "Rule \"role='num_batches_tracked' [any] -> constant(val=0.5)\": scheme 'constant(val=0.5)' cannot initialize "
-         "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): a tensor of dtype=torch.int64 cannot hold the value 0.5"),
+         ("Rule \"role='num_batches_tracked' [any] -> constant(val=0.5)\": scheme 'constant(val=0.5)' cannot initialize "
+         "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): a tensor of dtype=torch.int64 cannot hold the value 0.5")),
     ],
     ids=["orthogonal-bias", "jax-orthogonal-bias", "identity-bias", "gates", "normal-int-buffer", "keras-int-buffer", "fraction-int"],
 )

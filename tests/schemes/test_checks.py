@@ -7,7 +7,12 @@ import torch
 
 import fanin
 from fanin.errors import SchemeArgumentError
-from fanin.schemes.checks import MAX_ARGUMENT_DEPTH, check_arguments, check_int, check_number
+from fanin.schemes.checks import (
+    MAX_ARGUMENT_DEPTH,
+    check_arguments,
+    check_int,
+    check_number,
+)
 
 
 @pytest.mark.parametrize(

@@ -268,8 +268,8 @@ def test_dry_run_refuses_exactly_what_a_real_call_refuses(name):
     scheme = build(name)
     for shape in PROBE_SHAPES:
         for dtype in PROBE_DTYPES:
-            real = _outcome(lambda: scheme(torch.zeros(shape, dtype=dtype), generator=torch.Generator().manual_seed(0)))
-            dry = _outcome(lambda: dry_run(scheme, shape, dtype))
+            real = _outcome(lambda s=shape, d=dtype: scheme(torch.zeros(s, dtype=d), generator=torch.Generator().manual_seed(0)))
+            dry = _outcome(lambda s=shape, d=dtype: dry_run(scheme, s, d))
             if dtype == torch.int64 and real is not None and dry is None:
                 # torch's own samplers refuse integer tensors inside their kernels, past the
                 # sampling seam: the plan refuses random schemes on integer tensors by family

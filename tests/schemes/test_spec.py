@@ -19,15 +19,15 @@ def _nested(depth: int) -> str:
         ("fanin.gate_constant(values={1: 2, 1: 3})",
          "Cannot read scheme spec 'fanin.gate_constant(values={1: 2, 1: 3})': dict key 1 given twice"),
         ("fanin.gate_constant(values={[1]: 2})",
-         "Cannot read scheme spec 'fanin.gate_constant(values={[1]: 2})': a dict key must be a number, string, "
-         "None, True/False or tuple, got [1]"),
+         ("Cannot read scheme spec 'fanin.gate_constant(values={[1]: 2})': a dict key must be a number, string, "
+         "None, True/False or tuple, got [1]")),
         ("kaiming_uniform(a=sqrt(-1))", "Cannot read scheme spec 'kaiming_uniform(a=sqrt(-1))': sqrt(-1) is not a real number"),
         (_nested(MAX_NESTING + 1),
-         f"Cannot read scheme spec {_nested(MAX_NESTING + 1)!r}: it nests too deeply (at most {MAX_NESTING} levels "
-         "of brackets, signs and sqrt)"),
+         (f"Cannot read scheme spec {_nested(MAX_NESTING + 1)!r}: it nests too deeply (at most {MAX_NESTING} levels "
+         "of brackets, signs and sqrt)")),
         ("normal\x00", "Cannot read scheme spec 'normal\\x00': source code string cannot contain null bytes"),
-        ("1 + 2", "Cannot read scheme spec '1 + 2': expected a scheme name such as 'kaiming_normal' or "
-         "'keras.glorot_uniform(seed=1)'"),
+        ("1 + 2", ("Cannot read scheme spec '1 + 2': expected a scheme name such as 'kaiming_normal' or "
+         "'keras.glorot_uniform(seed=1)'")),
     ],
 )
 def test_spec_errors(spec, message):

@@ -35,7 +35,7 @@ __all__ = ["check_destination", "colliding_keys", "is_uninitialized", "overlappi
 
 def is_uninitialized(tensor: torch.Tensor) -> bool:
     """Whether ``tensor`` is a lazy module's ``UninitializedParameter``/``UninitializedBuffer`` (no shape yet)."""
-    return isinstance(tensor, torch.nn.parameter.UninitializedTensorMixin)
+    return isinstance(tensor, (torch.nn.parameter.UninitializedParameter, torch.nn.parameter.UninitializedBuffer))
 
 
 def storage_span(tensor: torch.Tensor) -> tuple[tuple[str, int], int, int] | None:
@@ -53,8 +53,8 @@ def storage_span(tensor: torch.Tensor) -> tuple[tuple[str, int], int, int] | Non
     if address == 0:
         return None
     item = tensor.element_size()
-    reach = sum((size - 1) * abs(stride) for size, stride in zip(tensor.shape, tensor.stride()))
-    start = tensor.storage_offset() * item
+    reach = sum((int(size) - 1) * abs(int(stride)) for size, stride in zip(tensor.shape, tensor.stride()))
+    start = int(tensor.storage_offset()) * item
     return (str(tensor.device), address), start, start + (reach + 1) * item
 
 

@@ -40,6 +40,7 @@ import torch
 from fanin.errors import FaninError, describe_choice
 from fanin.formulas.fans import Fans, compute_fans, kernel_shape_from_torch
 from fanin.rng.stream import canonical_name
+from fanin.rules.guards import colliding_keys, is_uninitialized, overlapping_tensors
 from fanin.rules.rules import (
     LEFTOVERS,
     FrameworkDefaults,
@@ -50,7 +51,6 @@ from fanin.rules.rules import (
     as_rules,
     describe_rules,
 )
-from fanin.rules.guards import colliding_keys, is_uninitialized, overlapping_tensors
 from fanin.rules.selectors import Target
 from fanin.rules.stats import Statistics, scheme_statistics
 from fanin.schemes import Scheme
