@@ -251,3 +251,13 @@ def test_a_tensor_changed_since_planning_is_refused():
 def test_check_destination_accepts_ordinary_tensors():
     check_destination("w", "Linear 'x'", torch.empty(3, 4).t(), (4, 3), "float32")
     check_destination("w", "Linear 'x'", torch.empty(10, 8)[::2, 1::2], (5, 4), "float32")
+
+
+def test_a_plan_applied_after_the_model_gained_shared_memory_is_refused():
+    model = Shared(overlap=False)
+    p = fanin.plan(model, {"*": "zeros"})
+    model.p2 = nn.Parameter(model.p1[:2])
+    before = bits(model)
+    with pytest.raises(RuleError, match=r"^'p1' and 'p2' are different tensors that share memory"):
+        fanin.apply(model, p)
+    assert_unchanged(model, before)

@@ -21,7 +21,8 @@
 
 The price is transient memory: the new values of all planned tensors, about the size of the
 planned parameters, plus one tensor during the commit (each kept old value replaces a new value
-that is dropped once written).
+that is dropped once written); and time: the commit copies each tensor twice, its old value out
+and its new value in (a memory-bound pass, small beside drawing the values).
 
 **Random source**, one of: ``seed=int``: each tensor draws from its own counter stream
 ``fanin.Stream(seed, canonical_name(name))``, so its values depend on nothing but the seed and
@@ -50,7 +51,16 @@ import torch
 from fanin.errors import ApplyError
 from fanin.rng.stream import Stream, canonical_name
 from fanin.rules.guards import check_destination
-from fanin.rules.plan import Plan, PlanEntry, PlanMismatchError, _check_seed, collect_targets, plan, reset_method
+from fanin.rules.plan import (
+    Plan,
+    PlanEntry,
+    PlanMismatchError,
+    _check_seed,
+    check_independent,
+    collect_targets,
+    plan,
+    reset_method,
+)
 
 __all__ = ["apply", "commit", "fill_values", "module_copy"]
 
@@ -80,7 +90,8 @@ def resolve_plan(model: torch.nn.Module, rules_or_plan: object, seed, leftovers)
             f"the plan was resolved with seed={p.seed!r} and is applied with seed={seed!r}: re-plan with "
             "the seed, or apply without one"
         )
-    tensors = {t.name: t for _, _, own in collect_targets(model) for t, _, _ in own}
+    targets = collect_targets(model)
+    tensors = {t.name: t for _, _, own in targets for t, _, _ in own}
     for e in p:
         t = tensors.get(e.name)
         if t is None or t.shape != e.shape or t.kind != e.kind:
@@ -89,6 +100,7 @@ def resolve_plan(model: torch.nn.Module, rules_or_plan: object, seed, leftovers)
                 f"The plan does not describe this model ({type(model).__name__}): it has {e.kind} {e.name!r} "
                 f"of shape={e.shape}, the model has {found}. Resolve the plan on this model: fanin.plan(model, rules)."
             )
+    check_independent(targets, p.entries, p.seed)  # the model may have changed since it was planned
     return p
 
 

@@ -55,7 +55,7 @@ from fanin.rules.selectors import Target
 from fanin.rules.stats import Statistics, scheme_statistics
 from fanin.schemes import Scheme
 
-__all__ = ["Plan", "PlanEntry", "PlanMismatchError", "collect_targets", "plan", "reset_method"]
+__all__ = ["Plan", "PlanEntry", "PlanMismatchError", "check_independent", "collect_targets", "plan", "reset_method"]
 
 SOURCES = ("generator", "global", "stream")
 
@@ -463,7 +463,7 @@ def plan(
         )
         placed.append((placement, entry))
     entries = tuple(e for _, e in sorted(placed, key=lambda pair: pair[0]))
-    _check_independent(targets, entries, seed)
+    check_independent(targets, entries, seed)
     return Plan(
         entries=entries,
         rules=ruleset,
@@ -509,7 +509,7 @@ def _check_scheme_takes(
     return statistics
 
 
-def _check_independent(targets, entries: tuple[PlanEntry, ...], seed: int | None) -> None:
+def check_independent(targets, entries: tuple[PlanEntry, ...], seed: int | None) -> None:
     """Refuse written tensors that share memory, and (with a seed) stream keys that collide."""
     writes = {e.name for e in entries if e.action != "keep"}
     named = [(t.name, tensor) for _, _, own in targets for t, tensor, _ in own]
