@@ -399,3 +399,17 @@ def test_reset_parameters_runs_on_a_copy_that_shares_no_tensor():
     fanin.apply(model, {"*": "reset_parameters"})
     assert seen and seen[-1] is not model.weight
     assert seen[-1].untyped_storage().data_ptr() != model.weight.untyped_storage().data_ptr()
+
+
+def test_the_lsuv_mark_reaches_the_model_through_apply_and_materialize():
+    # the "lsuv" scheme marks the tensor it fills; apply fills fresh tensors, so the mark must travel
+    from fanin.composite import is_marked
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    fanin.apply(model, {"0.weight": "lsuv", "*": "zeros"}, seed=0)
+    assert is_marked(model[0].weight) and not is_marked(model[1].weight)
+    with torch.device("meta"):
+        lazy = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2))
+    fanin.materialize(lazy, {"0.weight": "lsuv", "*": "zeros"}, seed=0)
+    assert is_marked(lazy[0].weight) and not is_marked(lazy[1].weight)
+    assert torch.equal(lazy[0].weight, model[0].weight)

@@ -252,6 +252,12 @@ def _sigint_deferred() -> Iterator[Callable[[], bool]]:
         signal.signal(signal.SIGINT, previous)
 
 
+def marks_of(value: torch.Tensor) -> dict[str, object]:
+    """The attributes a scheme set on the tensor it filled that fanin reads later (names starting
+    with ``_fanin``, e.g. the ``"lsuv"`` scheme's mark): they travel with the values to the model."""
+    return {k: v for k, v in getattr(value, "__dict__", {}).items() if k.startswith("_fanin")}
+
+
 def _write(destination: torch.Tensor, value: torch.Tensor) -> None:
     destination.copy_(value)
 
@@ -333,6 +339,7 @@ def apply(
         return torch.empty_like(tensor.detach())
 
     values = fill_values(model, p, generator=generator, empty=empty)
+    marks = {name: marks_of(values[name]) for name, _ in writes}
     for name, tensor in writes:
         value = values[name]
         if value.dtype != tensor.dtype:
@@ -341,4 +348,7 @@ def apply(
                 "Nothing was written."
             )
     commit(writes, values)
+    for name, tensor in writes:
+        for key, mark in marks[name].items():
+            setattr(tensor, key, mark)
     return p.with_source(_source(p.seed, generator))

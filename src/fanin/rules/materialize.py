@@ -33,7 +33,7 @@ from dataclasses import replace
 
 import torch
 
-from fanin.rules.apply import _check_generator, _owner, _sigint_deferred, _source, fill_values, resolve_plan
+from fanin.rules.apply import _check_generator, _owner, _sigint_deferred, _source, fill_values, marks_of, resolve_plan
 from fanin.rules.plan import Plan, PlanEntry, collect_targets
 from fanin.rules.rules import RuleError
 
@@ -123,8 +123,11 @@ def materialize(
             if e.name not in values:
                 continue
             new = values[e.name]
+            marks = marks_of(new)
             if e.kind == "parameter":
                 new = torch.nn.Parameter(new, requires_grad=_tensor(model, e).requires_grad)
+            for key, mark in marks.items():
+                setattr(new, key, mark)
             for name in (e.name, *e.aliases):
                 module_name, _, local = name.rpartition(".")
                 owner = model.get_submodule(module_name) if module_name else model
