@@ -183,6 +183,8 @@ def test_toml_duplicate_key_is_an_error(tmp_path, text):
         ({"rules": [{"name": "x" * 5000, "init": "zeros"}]}, "rules[0]: Name patterns are at most 1000 characters, got pattern='xxxx"),
         ({"rules": {5: "zeros"}}, "rules[0]: the keys of a rules table are name globs, got 5 (int)"),
         ({"rules": [{"name": "*", "init": "zeros"}] * 1001}, "a rules document holds at most 1000 rules, got 1001"),
+        ({"preset": ["bert"] * 500}, "a rules document holds at most 1000 rules, its presets included; preset=['bert', 'bert',"),
+        ({"rules": [{"module": "M" * 1001, "init": "zeros"}]}, "rules[0]: Module class names are at most 1000 characters, got 'MMMM"),
     ],
 )
 def test_wrong_types_and_values_name_the_rule_and_what_is_accepted(doc, message):

@@ -196,6 +196,8 @@ def rules_from_dict(data: Mapping[str, Any]) -> Rules:
         except FaninError as err:
             raise RuleError(f"preset{'' if isinstance(presets, str) else f'[{i}]'}: {err}") from None
         tail.extend(part.rules)
+        if len(rules) + len(tail) > MAX_RULES:
+            raise RuleError(f"a rules document holds at most {MAX_RULES} rules, its presets included; preset={shown(presets)}")
         preset_leftovers = preset_leftovers or part.leftovers
     return Rules((*rules, *tail), leftovers if leftovers is not None else preset_leftovers)
 

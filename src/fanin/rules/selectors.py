@@ -292,6 +292,8 @@ class Module(Selector):
                 raise SelectorError(
                     f"Module takes torch.nn.Module subclasses or class names, got {shown(t)} ({type(t).__name__})"
                 )
+            if isinstance(t, str) and len(t) > MAX_PATTERN_LENGTH:
+                raise SelectorError(f"Module class names are at most {MAX_PATTERN_LENGTH} characters, got {shown(t)}")
         self.types = tuple(types)
 
     def matches_type(self, cls: type) -> bool:
