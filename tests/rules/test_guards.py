@@ -261,3 +261,23 @@ def test_a_plan_applied_after_the_model_gained_shared_memory_is_refused():
     with pytest.raises(RuleError, match=r"^'p1' and 'p2' are different tensors that share memory"):
         fanin.apply(model, p)
     assert_unchanged(model, before)
+
+
+@pytest.mark.parametrize(
+    ("rules", "dtype", "message"),
+    [
+        ({"*": "constant(val=1e5)"}, torch.float16, "value cannot be converted to type c10::Half without overflow"),
+        ({"*": "normal(std=1e38)"}, torch.float32, "its values reach 1e+39, beyond the largest finite float32 (3.403e+38)"),
+        ({"*": "uniform(a=-1e300, b=1.0)"}, torch.float32, "its values reach 1e+300, beyond the largest finite float32 (3.403e+38)"),
+        ({"weight": "orthogonal(gain=1e39)", "bias": "zeros"}, torch.bfloat16, "its values reach 1e+39, beyond the largest finite bfloat16 (3.39e+38)"),
+        ({"*": "keras.random_normal(stddev=1e4)"}, torch.float16, "its values reach 1e+05, beyond the largest finite float16 (6.55e+04)"),
+    ],
+)
+def test_values_beyond_the_dtype_range_are_refused(rules, dtype, message):
+    model = nn.Linear(4, 4).to(dtype)
+    before = bits(model)
+    with pytest.raises(RuleError) as info:
+        fanin.apply(model, rules)
+    assert str(info.value).endswith(message + (", so the tensor would hold infinities" if "reach" in message else ""))
+    assert_unchanged(model, before)
+    fanin.plan(nn.Linear(4, 4).double(), rules)  # float64 holds them

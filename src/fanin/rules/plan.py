@@ -351,7 +351,8 @@ def plan(
     naming the tensor and the rule (:class:`~fanin.rules.rules.RuleError`): a scheme that cannot
     take a tensor's shape or dtype (its own checks run at that shape, :func:`fanin.schemes.dryrun.dry_run`:
     ``orthogonal`` on a bias, a fan-based scheme on a 1-D tensor; a random scheme on an integer
-    buffer; a constant an integer tensor cannot hold), a scheme with its own ``seed`` in a plan
+    buffer; a constant an integer tensor cannot hold; values beyond the dtype's range, e.g.
+    ``constant(val=1e5)`` on float16), a scheme with its own ``seed`` in a plan
     with a seed, two written tensors that share memory without being one tied object
     (:func:`fanin.rules.guards.overlapping_tensors`), two tensors whose stream keys collide
     (:func:`fanin.rules.guards.colliding_keys`) and lazy parameters that have no shape yet.
@@ -498,6 +499,12 @@ def _check_scheme_takes(
         statistics = scheme_statistics(scheme, target.shape, tensor.dtype)
     except Exception as err:  # noqa: BLE001 - whatever the scheme's own checks raise for this tensor
         raise RuleError(f"{head}: {err}") from None
+    reach = _reach(statistics)
+    if tensor.is_floating_point() and reach is not None and reach > torch.finfo(tensor.dtype).max:
+        raise RuleError(
+            f"{head}: its values reach {reach:.4g}, beyond the largest finite {str(tensor.dtype).replace('torch.', '')} "
+            f"({torch.finfo(tensor.dtype).max:.4g}), so the tensor would hold infinities"
+        )
     if not tensor.is_floating_point() and statistics is not None and statistics.mean is not None:
         value = statistics.mean
         try:
@@ -507,6 +514,18 @@ def _check_scheme_takes(
         if not held:
             raise RuleError(f"{head}: a tensor of dtype={tensor.dtype} cannot hold the value {value!r}")
     return statistics
+
+
+def _reach(statistics: Statistics | None) -> float | None:
+    """How far from 0 the values go: the bounds, else 10 standard deviations past the mean (a normal
+    exceeds that with probability 2e-23 per element)."""
+    if statistics is None:
+        return None
+    if statistics.low is not None and statistics.high is not None:
+        return max(abs(statistics.low), abs(statistics.high))
+    if statistics.mean is not None and statistics.std is not None:
+        return abs(statistics.mean) + 10.0 * statistics.std
+    return None
 
 
 def check_independent(targets, entries: tuple[PlanEntry, ...], seed: int | None) -> None:
