@@ -413,3 +413,28 @@ def test_the_lsuv_mark_reaches_the_model_through_apply_and_materialize():
     fanin.materialize(lazy, {"0.weight": "lsuv", "*": "zeros"}, seed=0)
     assert is_marked(lazy[0].weight) and not is_marked(lazy[1].weight)
     assert torch.equal(lazy[0].weight, model[0].weight)
+
+
+def test_a_restore_that_fails_too_says_the_model_may_be_partly_written(monkeypatch):
+    # the one case the commit cannot repair: copy_ failing again while putting old values back
+    apply_module = sys.modules["fanin.rules.apply"]
+    model = big_net()
+    calls = []
+
+    def failing(destination, value):
+        calls.append(1)
+        destination.copy_(value)
+        if len(calls) == 2:
+            monkeypatch.setattr(torch.Tensor, "copy_", broken)
+            raise RuntimeError("first failure")
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("second failure")
+
+    monkeypatch.setattr(apply_module, "_write", failing)
+    with pytest.raises(ApplyError) as info:
+        fanin.apply(model, {"*": "ones"})
+    assert str(info.value) == (
+        "Writing the model failed (RuntimeError: first failure) and restoring the tensors written before it failed "
+        "too (RuntimeError: second failure): the model may be partly written"
+    )

@@ -283,7 +283,7 @@ def commit(writes: list[tuple[str, torch.Tensor]], values: dict[str, torch.Tenso
             try:
                 for destination, old in reversed(done):
                     destination.copy_(old)
-            except BaseException as restore_err:  # pragma: no cover - needs a second failure of copy_
+            except BaseException as restore_err:
                 raise ApplyError(
                     f"Writing the model failed ({type(err).__name__}: {err}) and restoring the tensors written "
                     f"before it failed too ({type(restore_err).__name__}: {restore_err}): the model may be partly written"
