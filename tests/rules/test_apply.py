@@ -438,3 +438,43 @@ def test_a_restore_that_fails_too_says_the_model_may_be_partly_written(monkeypat
         "Writing the model failed (RuntimeError: first failure) and restoring the tensors written before it failed "
         "too (RuntimeError: second failure): the model may be partly written"
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("dtype", "Cannot write '1.weight': its new value has dtype=torch.float64, the tensor dtype=torch.float32. "
+                  "Nothing was written."),
+        ("drop", "Cannot compute '1.weight': Odd.reset_parameters() of module '1' left no tensor for it, planned as "
+                 "shape=(2, 2). Nothing was written."),
+    ],
+)
+def test_reset_parameters_leaving_a_different_tensor_is_refused(change, message):
+    class Odd(nn.Linear):
+        def reset_parameters(self):
+            super().reset_parameters()
+            if getattr(self, "armed", None) == "dtype":
+                self.weight = nn.Parameter(self.weight.detach().double())
+            elif getattr(self, "armed", None) == "drop":
+                del self._parameters["weight"]
+
+    model = nn.Sequential(nn.Linear(2, 2), Odd(2, 2))
+    model[1].armed = change
+    before = bits(model)
+    with pytest.raises(ApplyError) as info:
+        fanin.apply(model, {"0.*": "ones", "*": "reset_parameters"})
+    assert str(info.value) == message
+    assert_unchanged(model, before)
+
+
+def test_apply_from_another_thread_commits_without_touching_signals():
+    import signal
+    import threading
+
+    model = net()
+    done = []
+    thread = threading.Thread(target=lambda: done.append(fanin.apply(model, {"*": "ones"})))
+    thread.start()
+    thread.join()
+    assert done and all(torch.equal(p, torch.ones_like(p)) for p in model.parameters())
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

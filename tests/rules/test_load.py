@@ -253,3 +253,24 @@ def test_every_failure_of_a_hostile_file_is_a_rule_error(tmp_path):
         with pytest.raises(RuleError) as info:
             load_rules(path)
         assert str(info.value).startswith(("Cannot", f"{path}: ", "Rules file")), (text, str(info.value))
+
+
+def test_a_file_that_grows_after_its_size_is_checked(tmp_path, monkeypatch):
+    import fanin.rules.load as load_module
+
+    path = tmp_path / "grows.toml"
+    path.write_bytes(b"#" * (MAX_FILE_BYTES + 10))
+    real = os.stat
+
+    def small(p, *args, **kwargs):  # the size seen before the file grew
+        st = real(p, *args, **kwargs)
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid, 10, 0, 0, 0))
+
+    monkeypatch.setattr(load_module.os, "stat", small)
+    with pytest.raises(RuleError, match=rf"^Rules file '.*grows\.toml' is larger than {MAX_FILE_BYTES} bytes, the limit for rules files$"):
+        load_rules(path)
+
+
+def test_a_bytes_path_is_refused():
+    with pytest.raises(RuleError, match=r"^A rules file path is a str or os.PathLike, got b'r.toml'$"):
+        load_rules(b"r.toml")  # type: ignore[arg-type]

@@ -46,8 +46,9 @@ def test_spec_errors(spec, message):
         "normal(std=" + "(" * 3000 + "1" + ")" * 3000 + ")",
         "tf1.constant_initializer(value=[" + "1," * 500_000 + "1])",  # 1 MB: seconds and 150 MB before
         "x" * 10_000_000,                             # 10 MB: a 10 MB message before
+        "normal(std=" + "9" * 5000 + ")",             # beyond Python's int-parsing digit limit
     ],
-    ids=["dashes", "signs", "binop-chain", "dotted", "parentheses", "1MB-list", "10MB-name"],
+    ids=["dashes", "signs", "binop-chain", "dotted", "parentheses", "1MB-list", "10MB-name", "5000-digits"],
 )
 def test_hostile_specs_get_a_short_spec_error(spec):
     with pytest.raises(SchemeSpecError) as info:
