@@ -95,22 +95,9 @@ def test_added_layer_changes_no_other_layer_under_the_counter_stream():
     assert not torch.equal(a2.decoder.weight, b2.decoder.weight)
 
 
-def bits(model):
-    """Every tensor of the state dict as its raw bytes: "unchanged" means bitwise, NaN payloads included."""
-    return {k: v.detach().clone().view(torch.uint8) if v.dim() else v.detach().clone().reshape(1).view(torch.uint8)
-            for k, v in model.state_dict(keep_vars=True).items()}
-
-
-def assert_unchanged(model, before):
-    after = bits(model)
-    assert after.keys() == before.keys()
-    for k in before:
-        assert torch.equal(before[k], after[k]), f"{k} was written"
-
-
-def test_failure_half_way_changes_nothing(monkeypatch):
+def test_failure_half_way_changes_nothing(monkeypatch, state):
     model = net()
-    before = bits(model)
+    before = state.bits(model)
     # the last tensor's scheme fails when it runs, after the others have their values (the
     # plan's dry run, on a zero-stride view, passes)
     original = fanin.init.uniform_
@@ -129,23 +116,23 @@ def test_failure_half_way_changes_nothing(monkeypatch):
         "(uniform(a=-0.1, b=0.1)): RuntimeError: injected. Nothing was written."
     )
     assert isinstance(info.value.__cause__, RuntimeError)
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
-def test_a_seeded_scheme_with_a_stream_or_a_generator_is_refused_before_anything():
+def test_a_seeded_scheme_with_a_stream_or_a_generator_is_refused_before_anything(state):
     model = net()
-    before = bits(model)
+    before = state.bits(model)
     rules = [("2.bias", "keras.random_normal(seed=1)"), *RULES]
     with pytest.raises(RuleError, match=r"it draws from its own seed=1, and the plan draws every tensor from a counter stream \(seed=0\)"):
         fanin.apply(model, rules, seed=0)
     with pytest.raises(ApplyError, match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from its own seed, and apply was given generator="):
         fanin.apply(model, rules, generator=torch.Generator().manual_seed(0))
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
     fanin.apply(model, rules)  # the global RNG for the others, its own seed for it
     assert torch.equal(model[2].bias, fanin.get("keras.random_normal(seed=1)")(torch.empty(3)))
 
 
-def test_failing_reset_parameters_changes_nothing():
+def test_failing_reset_parameters_changes_nothing(state):
     class Fragile(nn.Linear):
         def reset_parameters(self):
             if getattr(self, "armed", False):
@@ -154,13 +141,13 @@ def test_failing_reset_parameters_changes_nothing():
 
     model = nn.Sequential(nn.Linear(3, 3), Fragile(3, 3))
     model[1].armed = True
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, [("0.*", "ones"), ("*", "reset_parameters")])
     assert str(info.value) == (
         "Cannot compute '1.weight': Fragile.reset_parameters() of module '1' raised RuntimeError: boom. Nothing was written."
     )
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
 def test_reset_parameters_rule_runs_on_a_copy_with_the_global_rng():
@@ -266,11 +253,11 @@ def big_net():
 
 @pytest.mark.parametrize("at", [0, 3, 11])
 @pytest.mark.parametrize("error", [RuntimeError("disk on fire"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
-def test_a_write_failing_during_the_commit_restores_what_was_written(monkeypatch, at, error):
+def test_a_write_failing_during_the_commit_restores_what_was_written(monkeypatch, at, error, state):
     apply_module = sys.modules["fanin.rules.apply"]  # fanin.rules.apply is also the function's name
 
     model = big_net()
-    before = bits(model)
+    before = state.bits(model)
     calls = []
     original = apply_module._write
 
@@ -285,16 +272,16 @@ def test_a_write_failing_during_the_commit_restores_what_was_written(monkeypatch
     with pytest.raises(type(error), match=str(error) or None):
         fanin.apply(model, {"*.weight": "orthogonal", "*.bias": "uniform(a=-1.0, b=1.0)"}, seed=0)
     assert len(calls) == at + 1
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
-def test_ctrl_c_during_the_commit_is_deferred_then_restores_and_raises(monkeypatch):
+def test_ctrl_c_during_the_commit_is_deferred_then_restores_and_raises(monkeypatch, state):
     import signal
 
     apply_module = sys.modules["fanin.rules.apply"]  # fanin.rules.apply is also the function's name
 
     model = big_net()
-    before = bits(model)
+    before = state.bits(model)
     original = apply_module._write
     calls = []
 
@@ -312,15 +299,15 @@ def test_ctrl_c_during_the_commit_is_deferred_then_restores_and_raises(monkeypat
     assert len(calls) == 4  # the deferred interrupt stopped the commit at the next tensor...
     assert info.traceback[-1].name == "commit"  # ...raised there, not inside the write it interrupted
     assert signal.getsignal(signal.SIGINT) is handler
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
-def test_commit_restores_when_copy_itself_fails(monkeypatch):
+def test_commit_restores_when_copy_itself_fails(monkeypatch, state):
     # Tensor.copy_ failing on its k-th call, wherever that is (a scheme's own copy, the commit);
     # the restore's copies pass: the model is unchanged.
     for k in range(1, 16):
         model = big_net()
-        before = bits(model)
+        before = state.bits(model)
         count = [0]
         original = torch.Tensor.copy_
 
@@ -334,7 +321,7 @@ def test_commit_restores_when_copy_itself_fails(monkeypatch):
             m.setattr(torch.Tensor, "copy_", flaky)
             with pytest.raises((RuntimeError, ApplyError), match=f"copy {k} failed"):
                 fanin.apply(model, {"*.weight": "orthogonal", "*": "zeros"}, seed=k)
-        assert_unchanged(model, before)
+        state.assert_unchanged(model, before)
 
 
 def test_parameters_keep_their_objects_and_autograd_flags():
@@ -367,7 +354,7 @@ def test_reset_parameters_of_a_module_holding_a_lock():
     assert isinstance(model[0].lock, type(threading.Lock()))
 
 
-def test_reset_parameters_changing_a_shape_is_refused():
+def test_reset_parameters_changing_a_shape_is_refused(state):
     class Grows(nn.Linear):
         def reset_parameters(self):
             if getattr(self, "armed", False):
@@ -376,14 +363,14 @@ def test_reset_parameters_changing_a_shape_is_refused():
 
     model = nn.Sequential(nn.Linear(2, 2), Grows(2, 2))
     model[1].armed = True
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, {"0.*": "ones", "*": "reset_parameters"})
     assert str(info.value) == (
         "Cannot compute '1.weight': Grows.reset_parameters() of module '1' left shape=(3, 2) for it, planned as "
         "shape=(2, 2). Nothing was written."
     )
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
 def test_reset_parameters_runs_on_a_copy_that_shares_no_tensor():
@@ -449,7 +436,7 @@ def test_a_restore_that_fails_too_says_the_model_may_be_partly_written(monkeypat
                  "shape=(2, 2). Nothing was written."),
     ],
 )
-def test_reset_parameters_leaving_a_different_tensor_is_refused(change, message):
+def test_reset_parameters_leaving_a_different_tensor_is_refused(change, message, state):
     class Odd(nn.Linear):
         def reset_parameters(self):
             super().reset_parameters()
@@ -460,11 +447,11 @@ def test_reset_parameters_leaving_a_different_tensor_is_refused(change, message)
 
     model = nn.Sequential(nn.Linear(2, 2), Odd(2, 2))
     model[1].armed = change
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, {"0.*": "ones", "*": "reset_parameters"})
     assert str(info.value) == message
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
 def test_apply_from_another_thread_commits_without_touching_signals():

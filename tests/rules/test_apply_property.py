@@ -112,10 +112,6 @@ def make_rules(drawn):
     return rules
 
 
-def bits(model):
-    return {k: v.detach().clone().contiguous().reshape(-1).view(torch.uint8) for k, v in model.state_dict(keep_vars=True).items()}
-
-
 @contextlib.contextmanager
 def injected(fault):
     """Raise once, at the k-th call of the chosen seam; every other call runs normally."""
@@ -171,15 +167,15 @@ def run(model, rules, leftovers, source, fault):
     source=st.sampled_from(["seed", "generator", "global"]),
     fault=failure,
 )
-def test_apply_is_all_or_nothing(layers, aliases, drawn, leftovers, fallback, source, fault):
+def test_apply_is_all_or_nothing(state, layers, aliases, drawn, leftovers, fallback, source, fault):
     model = build(layers, aliases)
     rules = make_rules(drawn) + (FALLBACK if fallback else [])
-    before = bits(model)
+    before = state.bits(model)
     try:
         run(model, rules, leftovers, source, fault)
     except (FaninError, ValueError, TypeError, RuntimeError, KeyboardInterrupt) as err:
         event(f"raised {type(err).__name__}" + (f" (injected in {fault[0]})" if fault else ""))
-        after = bits(model)
+        after = state.bits(model)
         changed = [k for k in before if not torch.equal(before[k], after[k])]
         assert not changed, f"{type(err).__name__}: {err}; partly written: {changed}"
         if fault is None:
@@ -189,6 +185,6 @@ def test_apply_is_all_or_nothing(layers, aliases, drawn, leftovers, fallback, so
     event("applied" + (f" ({fault[0]} injection did not fire)" if fault else ""))
     reference = build(layers, aliases)
     run(reference, rules, leftovers, source, None)
-    expected, got = bits(reference), bits(model)
+    expected, got = state.bits(reference), state.bits(model)
     assert expected.keys() == got.keys()
     assert all(torch.equal(expected[k], got[k]) for k in expected), "a run with a failure that did not fire differs"

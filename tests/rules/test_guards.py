@@ -15,22 +15,6 @@ from fanin.rules.guards import (
 )
 
 
-def bits(model):
-    out = {}
-    for k, v in model.state_dict(keep_vars=True).items():
-        v = v.detach()
-        v = v.to_dense() if v.layout != torch.strided else v
-        out[k] = v.clone().contiguous().reshape(-1).view(torch.uint8)
-    return out
-
-
-def assert_unchanged(model, before):
-    after = bits(model)
-    assert after.keys() == before.keys()
-    for k in before:
-        assert torch.equal(before[k], after[k]), f"{k} was written"
-
-
 # --- storage spans and overlaps ---------------------------------------------------------------------
 
 
@@ -66,9 +50,9 @@ class Shared(nn.Module):
         self.p2 = nn.Parameter(self.p1[:2] if overlap else torch.ones(2))
 
 
-def test_two_parameters_sharing_memory_are_refused_at_plan_time():
+def test_two_parameters_sharing_memory_are_refused_at_plan_time(state):
     model = Shared()
-    before = bits(model)
+    before = state.bits(model)
     message = (
         "'p1' and 'p2' are different tensors that share memory (views of one storage, e.g. p2 = nn.Parameter(p1[:2])): "
         "initializing one changes the other, so the plan would record values that are not there. Tie them (assign "
@@ -78,7 +62,7 @@ def test_two_parameters_sharing_memory_are_refused_at_plan_time():
         with pytest.raises(RuleError) as info:
             fanin.apply(model, rules)
         assert str(info.value) == message
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
     # kept both: nothing is written, nothing can lie
     assert [e.action for e in fanin.plan(model, {"*": "keep"})] == ["keep", "keep"]
 
@@ -125,9 +109,9 @@ class Collide(nn.Module):
         self.weight = nn.Parameter(torch.empty(2, 2))
 
 
-def test_colliding_stream_keys_are_refused_with_a_seed():
+def test_colliding_stream_keys_are_refused_with_a_seed(state):
     model = Collide()
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(RuleError) as info:
         fanin.apply(model, {"*": "normal"}, seed=0)
     assert str(info.value) == (
@@ -135,7 +119,7 @@ def test_colliding_stream_keys_are_refused_with_a_seed():
         "a leading 'module', '_orig_mod', '_fsdp_wrapped_module', '_checkpoint_wrapped_module'), so with seed=0 they "
         "would get identical values. Rename one of the modules, or initialize with generator= instead of seed=."
     )
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
     # one generator in plan order has no keys: allowed, and the two differ
     fanin.apply(model, {"*": "normal"}, generator=torch.Generator().manual_seed(0))
     assert not torch.equal(model.weight, model.module.weight)
@@ -176,14 +160,14 @@ def test_colliding_stream_keys_are_refused_with_a_seed():
     ],
     ids=["orthogonal-bias", "jax-orthogonal-bias", "identity-bias", "gates", "normal-int-buffer", "keras-int-buffer", "fraction-int"],
 )
-def test_schemes_that_cannot_take_a_tensor_fail_at_plan_time(model, rules, message):
-    before = bits(model)
+def test_schemes_that_cannot_take_a_tensor_fail_at_plan_time(model, rules, message, state):
+    before = state.bits(model)
     with pytest.raises(RuleError) as info:
         fanin.plan(model, rules)
     assert str(info.value) == message
     with pytest.raises(RuleError):
         fanin.apply(model, rules)
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
 def test_integer_buffers_take_the_constants_they_can_hold():
@@ -206,10 +190,10 @@ def test_lazy_parameters_are_refused_at_plan_time():
 # --- apply time: destinations --------------------------------------------------------------------------
 
 
-def test_an_expanded_parameter_is_refused_before_the_first_write():
+def test_an_expanded_parameter_is_refused_before_the_first_write(state):
     model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
     model[1].weight = nn.Parameter(torch.zeros(1, 2).expand(2, 2))  # stride 0: copy_ would raise half-way
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, {"*": "ones"})
     assert str(info.value) == (
@@ -217,35 +201,35 @@ def test_an_expanded_parameter_is_refused_before_the_first_write():
         "several of its elements are one memory location, so it cannot hold independent values; give it its own storage "
         "(e.g. nn.Parameter(tensor.clone())). Nothing was written."
     )
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
-def test_an_inference_tensor_is_refused_before_the_first_write():
+def test_an_inference_tensor_is_refused_before_the_first_write(state):
     with torch.inference_mode():
         model = nn.Sequential(nn.Linear(3, 2))
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(ApplyError, match=r"^Cannot write '0.weight' \(Linear '0'\): it is an inference tensor \(made under torch.inference_mode\(\)\), "):
         fanin.apply(model, {"*": "ones"})
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
-def test_a_sparse_parameter_is_refused_before_the_first_write():
+def test_a_sparse_parameter_is_refused_before_the_first_write(state):
     model = nn.ModuleDict({"a": nn.Linear(2, 2)})
     model["a"].weight = nn.Parameter(torch.eye(2).to_sparse())
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(ApplyError, match=r"^Cannot write 'a.weight' \(Linear 'a'\): it has layout torch.sparse_coo; fanin writes dense"):
         fanin.apply(model, {"*": "ones"})
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
-def test_a_tensor_changed_since_planning_is_refused():
+def test_a_tensor_changed_since_planning_is_refused(state):
     model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 2))
     p = fanin.plan(model, {"*": "ones"})
     model[1].weight = nn.Parameter(torch.zeros(2, 2, dtype=torch.float64))
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(ApplyError, match=r"^Cannot write '1.weight' \(Linear '1'\): it is now \(2, 2\) float64, but was planned as \(2, 2\) float32; plan again"):
         fanin.apply(model, p)
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
 def test_check_destination_accepts_ordinary_tensors():
@@ -253,14 +237,14 @@ def test_check_destination_accepts_ordinary_tensors():
     check_destination("w", "Linear 'x'", torch.empty(10, 8)[::2, 1::2], (5, 4), "float32")
 
 
-def test_a_plan_applied_after_the_model_gained_shared_memory_is_refused():
+def test_a_plan_applied_after_the_model_gained_shared_memory_is_refused(state):
     model = Shared(overlap=False)
     p = fanin.plan(model, {"*": "zeros"})
     model.p2 = nn.Parameter(model.p1[:2])
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(RuleError, match=r"^'p1' and 'p2' are different tensors that share memory"):
         fanin.apply(model, p)
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
 
 
 @pytest.mark.parametrize(
@@ -273,11 +257,11 @@ def test_a_plan_applied_after_the_model_gained_shared_memory_is_refused():
         ({"*": "keras.random_normal(stddev=1e4)"}, torch.float16, "its values reach 1e+05, beyond the largest finite float16 (6.55e+04)"),
     ],
 )
-def test_values_beyond_the_dtype_range_are_refused(rules, dtype, message):
+def test_values_beyond_the_dtype_range_are_refused(rules, dtype, message, state):
     model = nn.Linear(4, 4).to(dtype)
-    before = bits(model)
+    before = state.bits(model)
     with pytest.raises(RuleError) as info:
         fanin.apply(model, rules)
     assert str(info.value).endswith(message + (", so the tensor would hold infinities" if "reach" in message else ""))
-    assert_unchanged(model, before)
+    state.assert_unchanged(model, before)
     fanin.plan(nn.Linear(4, 4).double(), rules)  # float64 holds them
