@@ -430,10 +430,10 @@ def test_a_restore_that_fails_too_says_the_model_may_be_partly_written(monkeypat
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("dtype", "Cannot write '1.weight': its new value has dtype=torch.float64, the tensor dtype=torch.float32. "
-                  "Nothing was written."),
-        ("drop", "Cannot compute '1.weight': Odd.reset_parameters() of module '1' left no tensor for it, planned as "
-                 "shape=(2, 2). Nothing was written."),
+        ("dtype", ("Cannot write '1.weight': its new value has dtype=torch.float64, the tensor dtype=torch.float32. "
+                  "Nothing was written.")),
+        ("drop", ("Cannot compute '1.weight': Odd.reset_parameters() of module '1' left no tensor for it, planned as "
+                 "shape=(2, 2). Nothing was written.")),
     ],
 )
 def test_reset_parameters_leaving_a_different_tensor_is_refused(change, message, state):

@@ -14,7 +14,6 @@ from fanin.rules.guards import (
     storage_span,
 )
 
-
 # --- storage spans and overlaps ---------------------------------------------------------------------
 
 
