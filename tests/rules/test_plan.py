@@ -99,8 +99,8 @@ def test_scheme_shape_errors_are_raised_at_plan_time_with_the_tensor():
     with pytest.raises(RuleError) as info:
         fanin.plan(Net(), {"*": "xavier_uniform"})
     assert str(info.value) == (
-        "Rule \"name='*' -> xavier_uniform\": scheme 'xavier_uniform' cannot initialize 'encoder.bias' of "
-        "shape=(4,): Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+        "Rule \"name='*' -> xavier_uniform\": scheme 'xavier_uniform' cannot initialize 'encoder.bias' (Linear "
+        "'encoder') of shape=(4,): Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
     )
 
 
@@ -163,7 +163,7 @@ def test_depth_scaled_normal_infers_n_layer():
     assert p["h.2.mlp.c_proj.weight"].statistics.std == pytest.approx(0.02 / math.sqrt(6), rel=1e-15)
     with pytest.raises(RuleError, match=r"covers 3; give n_layer explicitly"):
         DepthScaledNormal(0.02).scheme_for(3)
-    with pytest.raises(RuleError, match=r"DepthScaledNormal needs std > 0, got std=0"):
+    with pytest.raises(RuleError, match=r"DepthScaledNormal needs a finite std > 0, got std=0"):
         DepthScaledNormal(0)
 
 
@@ -172,14 +172,20 @@ def test_plan_errors():
         fanin.plan(3, {"*": "zeros"})
     with pytest.raises(TypeError, match=r"seed must be None or an int in \[0, 2\*\*64\), got seed=-1 \(int\)"):
         fanin.plan(Net(), {"*": "zeros"}, seed=-1)
-    with pytest.raises(RuleError, match=r"has dtype=torch.int64, not floating point"):
 
-        class IntParam(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.w = nn.Parameter(torch.zeros(2, dtype=torch.int64), requires_grad=False)
+    class IntParam(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(2, dtype=torch.int64), requires_grad=False)
 
-        fanin.plan(IntParam(), {"*": "zeros"})
+    with pytest.raises(RuleError) as info:
+        fanin.plan(IntParam(), {"*": "normal"})
+    assert str(info.value) == (
+        "Rule \"name='*' -> normal\": scheme 'normal' cannot initialize 'w' (IntParam '<root>') of shape=(2,): it "
+        "draws random values, and the tensor has dtype=torch.int64; random schemes fill floating-point tensors "
+        "(float16, bfloat16, float32, float64)"
+    )
+    assert fanin.plan(IntParam(), {"*": "zeros"})["w"].init == "zeros"  # a constant an int64 tensor holds
 
 
 def test_explain_render_and_json():

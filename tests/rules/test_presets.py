@@ -121,3 +121,30 @@ def test_framework_presets_list_unknown_module_parameters():
 def test_preset_errors(spec, message):
     with pytest.raises(RuleError, match=message):
         preset(spec)
+
+
+def test_embedding_rule_says_what_is_done_to_each_table():
+    # gpt2/bert describe the padding row as conditional, and each table's entry shows its own scheme
+    model = torch.nn.ModuleDict({"wte": torch.nn.Embedding(8, 4), "pad": torch.nn.Embedding(8, 4, padding_idx=0)})
+    p = fanin.plan(model, "bert")
+    assert p["wte.weight"].rule == "role='embedding' -> normal(std=0.02), padding_idx row (if any) 0"
+    assert p["wte.weight"].init == "normal(std=0.02)"
+    assert p["pad.weight"].init == "fanin.padded_normal(padding_idx=0, std=0.02)"
+    assert "with the padding_idx row 0" not in fanin.plan(fanin.models.gpt(n_layer=1), "gpt2").render(width=250)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (5, "A preset is named by a str such as 'gpt2(n_layer=24)', got 5 (int)"),
+        ("gpt2(n_layer=2, n_layer=3)", "Cannot read preset 'gpt2(n_layer=2, n_layer=3)': argument 'n_layer' given twice"),
+        ("bert(std=nan)", "Preset 'bert(std=nan)': normal: std must be a finite number, got std=nan"),
+        ("gpt2(std=inf)", "DepthScaledNormal needs a finite std > 0, got std=inf"),
+        ("x" * 20_000, "Unknown preset 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (20000 characters)."),
+        ("gpt2(" + "[" * 40 + ")", "Cannot read preset 'gpt2([[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[)': "),
+    ],
+)
+def test_hostile_preset_specs(spec, message):
+    with pytest.raises(RuleError) as info:
+        preset(spec)
+    assert str(info.value).startswith(message), str(info.value)

@@ -40,6 +40,7 @@ import torch
 from fanin.errors import FaninError, describe_choice
 from fanin.formulas.fans import Fans, compute_fans, kernel_shape_from_torch
 from fanin.rng.stream import canonical_name
+from fanin.rules.guards import colliding_keys, is_uninitialized, overlapping_tensors
 from fanin.rules.rules import (
     LEFTOVERS,
     FrameworkDefaults,
@@ -54,7 +55,7 @@ from fanin.rules.selectors import Target
 from fanin.rules.stats import Statistics, scheme_statistics
 from fanin.schemes import Scheme
 
-__all__ = ["Plan", "PlanEntry", "PlanMismatchError", "collect_targets", "plan", "reset_method"]
+__all__ = ["Plan", "PlanEntry", "PlanMismatchError", "check_independent", "collect_targets", "plan", "reset_method"]
 
 SOURCES = ("generator", "global", "stream")
 
@@ -320,6 +321,11 @@ def collect_targets(model: torch.nn.Module):
                 name = f"{module_name}.{local}" if module_name else local
                 if first.get(id(tensor)) != name:
                     continue  # a tied alias, listed under its first name
+                if is_uninitialized(tensor):
+                    raise RuleError(
+                        f"{name!r} of {type(module).__name__} (module {module_name or '<root>'!r}) is an uninitialized "
+                        "lazy parameter or buffer, which has no shape yet: run one forward pass, then plan"
+                    )
                 own.append((Target.of(module, name, local, kind, tensor), tensor, tuple(aliases[id(tensor)])))
         out.append((module_name, module, own))
     return out
@@ -341,8 +347,15 @@ def plan(
     names and the rules; ``"keep"`` records them as kept; ``"reset_parameters"`` defers to their
     module's own ``reset_parameters()``. Buffers no rule covers are not part of the plan.
 
-    Nothing is written: scheme errors for a tensor's shape (e.g. a fan-based scheme on a 1-D
-    tensor) are raised here, naming the tensor and the rule.
+    Nothing is written, and everything that would make a write fail or lie is refused here,
+    naming the tensor and the rule (:class:`~fanin.rules.rules.RuleError`): a scheme that cannot
+    take a tensor's shape or dtype (its own checks run at that shape, :func:`fanin.schemes.dryrun.dry_run`:
+    ``orthogonal`` on a bias, a fan-based scheme on a 1-D tensor; a random scheme on an integer
+    buffer; a constant an integer tensor cannot hold; values beyond the dtype's range, e.g.
+    ``constant(val=1e5)`` on float16), a scheme with its own ``seed`` in a plan
+    with a seed, two written tensors that share memory without being one tied object
+    (:func:`fanin.rules.guards.overlapping_tensors`), two tensors whose stream keys collide
+    (:func:`fanin.rules.guards.colliding_keys`) and lazy parameters that have no shape yet.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"plan needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")
@@ -430,15 +443,7 @@ def plan(
         tensor = _tensor_of(module, target)
         statistics = None
         if scheme is not None:
-            if target.kind == "parameter" and not tensor.is_floating_point():
-                raise RuleError(f"Rule {rule_text!r}: {target.name!r} has dtype={tensor.dtype}, not floating point")
-            try:
-                statistics = scheme_statistics(scheme, target.shape, tensor.dtype if tensor.is_floating_point() else torch.float32)
-            except (ValueError, TypeError) as err:
-                raise RuleError(
-                    f"Rule {rule_text!r}: scheme {str(scheme)!r} cannot initialize {target.name!r} of "
-                    f"shape={target.shape}: {err}"
-                ) from None
+            statistics = _check_scheme_takes(scheme, target, tensor, rule_text, seed)
         entry = PlanEntry(
             name=target.name,
             kind=target.kind,
@@ -459,6 +464,7 @@ def plan(
         )
         placed.append((placement, entry))
     entries = tuple(e for _, e in sorted(placed, key=lambda pair: pair[0]))
+    check_independent(targets, entries, seed)
     return Plan(
         entries=entries,
         rules=ruleset,
@@ -468,6 +474,80 @@ def plan(
         model=type(model).__name__,
         skipped_buffers=tuple(skipped),
     )
+
+
+def _where(target: Target) -> str:
+    return f"{target.module_type.__name__} {target.module_name or '<root>'!r}"
+
+
+def _check_scheme_takes(
+    scheme: Scheme, target: Target, tensor: torch.Tensor, rule_text: str, seed: int | None
+) -> Statistics | None:
+    """The statistics of ``scheme`` on this tensor, or a RuleError naming the tensor and the rule."""
+    head = f"Rule {rule_text!r}: scheme {str(scheme)!r} cannot initialize {target.name!r} ({_where(target)}) of shape={target.shape}"
+    if seed is not None and scheme.arguments.get("seed") is not None:
+        raise RuleError(
+            f"{head}: it draws from its own seed={scheme.arguments['seed']!r}, and the plan draws every tensor "
+            f"from a counter stream (seed={seed}); drop one of the two seeds"
+        )
+    if not tensor.is_floating_point() and scheme.family not in ("constant", "identity"):
+        raise RuleError(
+            f"{head}: it draws random values, and the tensor has dtype={tensor.dtype}; "
+            "random schemes fill floating-point tensors (float16, bfloat16, float32, float64)"
+        )
+    try:
+        statistics = scheme_statistics(scheme, target.shape, tensor.dtype)
+    except Exception as err:  # noqa: BLE001 - whatever the scheme's own checks raise for this tensor
+        raise RuleError(f"{head}: {err}") from None
+    reach = _reach(statistics)
+    if tensor.is_floating_point() and reach is not None and reach > torch.finfo(tensor.dtype).max:
+        raise RuleError(
+            f"{head}: its values reach {reach:.4g}, beyond the largest finite {str(tensor.dtype).replace('torch.', '')} "
+            f"({torch.finfo(tensor.dtype).max:.4g}), so the tensor would hold infinities"
+        )
+    if not tensor.is_floating_point() and statistics is not None and statistics.mean is not None:
+        value = statistics.mean
+        try:
+            held = torch.tensor(value, dtype=torch.float64).to(tensor.dtype).item() == value
+        except (RuntimeError, OverflowError):
+            held = False
+        if not held:
+            raise RuleError(f"{head}: a tensor of dtype={tensor.dtype} cannot hold the value {value!r}")
+    return statistics
+
+
+def _reach(statistics: Statistics | None) -> float | None:
+    """How far from 0 the values go: the bounds, else 10 standard deviations past the mean (a normal
+    exceeds that with probability 2e-23 per element)."""
+    if statistics is None:
+        return None
+    if statistics.low is not None and statistics.high is not None:
+        return max(abs(statistics.low), abs(statistics.high))
+    if statistics.mean is not None and statistics.std is not None:
+        return abs(statistics.mean) + 10.0 * statistics.std
+    return None
+
+
+def check_independent(targets, entries: tuple[PlanEntry, ...], seed: int | None) -> None:
+    """Refuse written tensors that share memory, and (with a seed) stream keys that collide."""
+    writes = {e.name for e in entries if e.action != "keep"}
+    named = [(t.name, tensor) for _, _, own in targets for t, tensor, _ in own]
+    for first, second in overlapping_tensors(named):
+        if first in writes or second in writes:
+            raise RuleError(
+                f"{first!r} and {second!r} are different tensors that share memory (views of one storage, e.g. "
+                "p2 = nn.Parameter(p1[:2])): initializing one changes the other, so the plan would record "
+                "values that are not there. Tie them (assign the same Parameter object) or give each its own "
+                "storage (.clone())."
+            )
+    if seed is not None:
+        for key, first, second in colliding_keys((e.name, e.stream[1]) for e in entries if e.stream is not None):
+            raise RuleError(
+                f"{first!r} and {second!r} have the same stream key {key!r} (canonical names drop wrapper "
+                "components: a leading 'module', '_orig_mod', '_fsdp_wrapped_module', "
+                f"'_checkpoint_wrapped_module'), so with seed={seed} they would get identical values. Rename one "
+                "of the modules, or initialize with generator= instead of seed=."
+            )
 
 
 def _tensor_of(module: torch.nn.Module, target: Target) -> torch.Tensor:

@@ -13,9 +13,9 @@ resnet      Conv2d weight: kaiming_normal(mode='fan_out', nonlinearity='relu');
             BatchNorm2d/GroupNorm weight 1, bias 0 (torchvision's ResNet); the rest (the final
             Linear, conv biases) ``leftovers='reset_parameters'``
 gpt2        ``*c_proj.weight``: N(0, (0.02/sqrt(2·n_layer))²) (the residual projections); other
-            weights N(0, 0.02²); embeddings N(0, 0.02²) with the padding row 0; biases and norm
+            weights N(0, 0.02²); embeddings N(0, 0.02²), their padding_idx row (if any) 0; biases and norm
             biases 0; norm weights 1. ``n_layer`` defaults to half the number of c_proj weights.
-bert        weights and embeddings N(0, 0.02²) (padding row 0); biases 0; LayerNorm 1 / 0
+bert        weights and embeddings N(0, 0.02²) (a padding_idx row, if any, 0); biases 0; LayerNorm 1 / 0
 vit         timm's ``init_weights`` ('timm' mode): ``*pos_embed`` trunc_normal(std=0.02),
             ``*cls_token``/``*reg_token`` N(0, 1e-12); Linear weight trunc_normal(std=0.02)
             (cut at ±2, absolute, as timm's ``trunc_normal_``), Linear bias 0; norms 1 / 0; the
@@ -43,11 +43,10 @@ fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resn
 
 from __future__ import annotations
 
-import ast
 import inspect
 from collections.abc import Callable
 
-from fanin.errors import FaninError, describe_choice
+from fanin.errors import FaninError, describe_choice, shown
 from fanin.rules.rules import (
     DepthScaledNormal,
     EmbeddingNormal,
@@ -145,33 +144,38 @@ def list_presets() -> list[str]:
 
 
 def preset(spec: str) -> Rules:
-    """The rules of preset ``spec``: a name, optionally with keyword arguments (``"gpt2(n_layer=24)"``)."""
-    from fanin.schemes.spec import parse_spec
+    """The rules of preset ``spec``: a name, optionally with keyword arguments (``"gpt2(n_layer=24)"``).
 
-    text = spec.strip()
-    name = text.split("(", 1)[0].strip()
+    The spec is read as scheme specs are (:func:`fanin.schemes.spec.parse_call`: literals only,
+    bounded in length and nesting, no argument twice); every error is a :class:`RuleError`.
+    """
+    from fanin.schemes.spec import parse_call
+
+    if not isinstance(spec, str):
+        raise RuleError(f"A preset is named by a str such as 'gpt2(n_layer=24)', got {shown(spec)} ({type(spec).__name__})")
+    try:
+        name, positional, args, quoted = parse_call(spec, "preset")
+    except FaninError as err:
+        head = spec.split("(", 1)[0].strip()
+        if head not in PRESETS:  # the name decides which error helps: an unknown name first
+            raise RuleError(describe_choice("preset", head, PRESETS)) from None
+        raise RuleError(f"{err}; arguments are keyword literals, e.g. gpt2(n_layer=24)") from None
     if name not in PRESETS:
         raise RuleError(describe_choice("preset", name, PRESETS))
+    if positional:
+        raise RuleError(f"Cannot read preset {quoted}: arguments are keywords, e.g. gpt2(n_layer=24)")
     factory = PRESETS[name]
-    if "(" in text:
-        try:
-            node = ast.parse(text, mode="eval").body
-        except SyntaxError:
-            node = None
-        if isinstance(node, ast.Call) and node.args:
-            raise RuleError(f"Cannot read preset {spec!r}: arguments are keywords, e.g. gpt2(n_layer=24)")
-        try:
-            _, args = parse_spec(text)
-        except (FaninError, ValueError) as err:
-            raise RuleError(f"Cannot read preset {spec!r}: arguments are keyword literals, e.g. gpt2(n_layer=24); {err}") from None
-    else:
-        args = {}
     accepted = list(inspect.signature(factory).parameters)
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         raise RuleError(
-            f"Preset {name!r} got unexpected argument(s) {', '.join(f'{k}={args[k]!r}' for k in unknown)}. "
+            f"Preset {name!r} got unexpected argument(s) {', '.join(f'{shown(k)[1:-1]}={shown(args[k])}' for k in unknown[:8])}. "
             f"Accepted arguments: {', '.join(accepted) or 'none'}."
         )
-    rules = factory(**args)
-    return Rules(rules.rules, rules.leftovers, name=text)
+    try:
+        rules = factory(**args)
+    except FaninError as err:
+        if isinstance(err, RuleError):
+            raise
+        raise RuleError(f"Preset {quoted}: {err}") from None
+    return Rules(rules.rules, rules.leftovers, name=spec.strip())

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any as AnyType
 
-from fanin.errors import FaninError, SchemeSpecError, describe_choice
+from fanin.errors import FaninError, describe_choice, shown
 from fanin.rules.selectors import All, Any, Kind, Name, Not, Role, Selector, Target
 from fanin.schemes import Scheme, get
 
@@ -105,9 +105,16 @@ class EmbeddingNormal(Init):
     r"""N(mean, std²) for an embedding table, with its ``padding_idx`` row zero when it has one
     (``fanin.padded_normal``), as Hugging Face's BERT and GPT-2 ``_init_weights`` do.
 
+    Each table gets the scheme that describes it: ``normal`` for a table without a padding row,
+    ``fanin.padded_normal`` for one with (the plan shows which).
+
     >>> import torch
     >>> EmbeddingNormal(0.02).resolve(torch.nn.Embedding(5, 2, padding_idx=0), 1)
     fanin.get('fanin.padded_normal(padding_idx=0, std=0.02)')
+    >>> EmbeddingNormal(0.02).resolve(torch.nn.Embedding(5, 2), 1)
+    fanin.get('normal(std=0.02)')
+    >>> str(EmbeddingNormal(0.02))
+    'normal(std=0.02), padding_idx row (if any) 0'
     """
 
     def __init__(self, std: float = 0.02, mean: float = 0.0) -> None:
@@ -123,7 +130,7 @@ class EmbeddingNormal(Init):
 
     def __str__(self) -> str:
         mean = f"mean={self.mean!r}, " if self.mean else ""
-        return f"normal({mean}std={self.std!r}) with the padding_idx row 0"
+        return f"normal({mean}std={self.std!r}), padding_idx row (if any) 0"
 
 
 class Keep(Init):
@@ -173,11 +180,11 @@ class DepthScaledNormal(Init):
     """
 
     def __init__(self, std: float = 0.02, *, n_layer: int | None = None, per_layer: int = 2) -> None:
-        if isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0:
-            raise RuleError(f"DepthScaledNormal needs std > 0, got std={std!r}")
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std < math.inf:
+            raise RuleError(f"DepthScaledNormal needs a finite std > 0, got std={shown(std)}")
         for what, v in (("n_layer", n_layer), ("per_layer", per_layer)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise RuleError(f"DepthScaledNormal needs a positive int {what}, got {what}={v!r}")
+                raise RuleError(f"DepthScaledNormal needs a positive int {what}, got {what}={shown(v)}")
         self.std = float(std)
         self.n_layer = n_layer
         self.per_layer = per_layer
@@ -191,7 +198,7 @@ class DepthScaledNormal(Init):
         if n_layer is None:
             if matched == 0 or matched % self.per_layer:
                 raise RuleError(
-                    f"DepthScaledNormal infers n_layer as the number of tensors it covers divided by "
+                    "DepthScaledNormal infers n_layer as the number of tensors it covers divided by "
                     f"per_layer={self.per_layer}, but it covers {matched}; give n_layer explicitly"
                 )
             n_layer = matched // self.per_layer
@@ -225,7 +232,7 @@ def as_init(init: object) -> Init:
         raise RuleError(
             "A rule's init is a scheme spec ('xavier_uniform', 'normal(std=0.02)', {'name': ..., 'args': "
             "{...}}, a Scheme), 'keep', 'reset_parameters' or 'defaults:<framework>' "
-            f"({', '.join(FRAMEWORKS)}); got init={init!r} ({type(init).__name__})"
+            f"({', '.join(FRAMEWORKS)}); got init={shown(init)} ({type(init).__name__})"
         ) from None
 
 
@@ -267,7 +274,7 @@ class Rule:
             select = Name(select)
         if not isinstance(select, Selector):
             raise RuleError(
-                f"A rule's selector is a Selector or a name glob, got select={select!r} ({type(select).__name__})"
+                f"A rule's selector is a Selector or a name glob, got select={shown(select)} ({type(select).__name__})"
             )
         init = as_init(init)
         if kind is None:
@@ -335,11 +342,13 @@ def _from_mapping(mapping: Mapping[AnyType, AnyType]) -> list[Rule]:
     rules = []
     for key, value in mapping.items():
         if not isinstance(key, (str, Selector)):
-            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={key!r} ({type(key).__name__})")
+            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={shown(key)} ({type(key).__name__})")
         try:
             rules.append(Rule(key, value))
-        except SchemeSpecError as err:
-            raise RuleError(f"Rule {key!r}: {err}") from None
+        except FaninError as err:
+            if isinstance(err, RuleError) and str(err).startswith("Rule "):
+                raise
+            raise RuleError(f"Rule {shown(key)}: {err}") from None
     return rules
 
 
@@ -384,7 +393,7 @@ def as_rules(rules: object) -> Rules:
         return Rules(tuple(out), leftovers)
     raise RuleError(
         "Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; "
-        f"got rules={rules!r} ({type(rules).__name__})"
+        f"got rules={shown(rules)} ({type(rules).__name__})"
     )
 
 
