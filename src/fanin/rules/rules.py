@@ -252,6 +252,11 @@ class Rule:
     names a buffer role or ``Kind("buffer")``), ``"buffer"`` or ``"any"``. A ``defaults:``
     rule covers parameters and buffers alike, as the framework lists them.
 
+    ``blocks=`` (a number of equal row blocks, their sizes, or a
+    :class:`~fanin.rules.blocks.Layout`) or ``fans=`` (``"experts"``, ``"experts:in_out"``) say
+    that the tensor holds several logical layers: the scheme is drawn per block with the block's
+    fans (:mod:`fanin.rules.blocks`).
+
     >>> Rule("*.weight", "orthogonal").kind
     'parameter'
     >>> Rule(Role("running_var"), "ones").kind
@@ -262,7 +267,9 @@ class Rule:
     init: Init
     kind: str = "parameter"
 
-    def __init__(self, select: Selector | str, init: object, *, kind: str | None = None) -> None:
+    def __init__(
+        self, select: Selector | str, init: object, *, kind: str | None = None, blocks: object = None, fans: object = None
+    ) -> None:
         if isinstance(select, str):
             select = Name(select)
         if not isinstance(select, Selector):
@@ -270,6 +277,11 @@ class Rule:
                 f"A rule's selector is a Selector or a name glob, got select={select!r} ({type(select).__name__})"
             )
         init = as_init(init)
+        if blocks is not None or fans is not None:
+            # A fused or stacked tensor: the scheme per logical block (fanin.rules.blocks).
+            from fanin.rules.blocks import BlockedInit, rule_layout
+
+            init = BlockedInit(init, rule_layout(blocks, fans))
         if kind is None:
             kind = "any" if isinstance(init, FrameworkDefaults) or _mentions_buffers(select) else "parameter"
         if kind not in RULE_KINDS:
