@@ -14,6 +14,7 @@ real load fails -- in test setup only; no model the tests build calls those ops.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 
 import torch
@@ -65,6 +66,9 @@ def timm_module():
 
 def _hf(config_cls: str, model_cls: str, **config):
     def build():
+        # transformers imports torchvision when it is installed: declare its ops first.
+        if importlib.util.find_spec("torchvision") is not None:
+            import_torchvision()
         import transformers
 
         return getattr(transformers, model_cls)(getattr(transformers, config_cls)(**config))

@@ -1009,6 +1009,10 @@ def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, se
     # A value drawn for one tensor and copied into another (a deep-copied layer, copy_ between
     # parameters) belongs to the tensor that drew it; the copy cannot be redrawn independently.
     drawn = {r: t.name for t, _, _, _, prog in programs if not prog.copied for r in prog.rng}
+    for t, _, _, _, prog in programs:  # copies of a tensor the model does not keep: the first copy has its values
+        if prog.copied and prog.rng and not any(r in drawn for r in prog.rng):
+            drawn.update({r: t.name for r in prog.rng})
+            prog.copied = False
     for target, base, module, tensor, prog in programs:
         if prog.copied and any(r in drawn for r in prog.rng):
             other = drawn[next(r for r in prog.rng if r in drawn)]
@@ -1059,6 +1063,8 @@ def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, se
         reasons.append("the library interleaves the draws of different tensors")
     if any(r[4].opaque and r[4].rng for r in rows):
         reasons.append("an opaque write draws random numbers")
+    if any(r[4].opaque and r[4].opaque.startswith("a copy of") for r in rows):
+        reasons.append("copies of another tensor's random values are drawn afresh")
 
     entries: list[PlanEntry] = []
     burn_counts: list[tuple[str, int]] = []
@@ -1110,16 +1116,25 @@ def _opaque_action(module: torch.nn.Module, base: dict, prog: _Program):
     local, kind = base["local"], base["kind"]
     if replay is not None:
         code, arguments = replay
-        owner_args = [k for k, v in arguments.items() if v is module]
         fn = _function_of(code, arguments)
-        if fn is not None and owner_args:
+        # The smallest module among the method's arguments that holds the tensor's module: the
+        # module itself (HF's _init_weights(module)) or an ancestor (self.reset_parameters()).
+        holders = []
+        for k, v in arguments.items():
+            if isinstance(v, torch.nn.Module):
+                path = next((n for n, m in v.named_modules() if m is module), None)
+                if path is not None:
+                    holders.append((sum(1 for _ in v.modules()), k, v, path))
+        if fn is not None and holders:
+            _, key, holder, path = min(holders, key=lambda h: h[0])
 
             def run(tensor: torch.Tensor) -> None:
-                clone = copy.deepcopy(module)
+                clone = copy.deepcopy(holder)
                 if any(t.is_meta for t in [*clone.parameters(), *clone.buffers()]):
                     clone = clone.to_empty(device=tensor.device)
-                fn(**{k: (clone if v is module else v) for k, v in arguments.items()})
-                store = clone._parameters if kind == "parameter" else clone._buffers
+                fn(**{k: (clone if k == key else v) for k, v in arguments.items()})
+                owner = clone.get_submodule(path) if path else clone
+                store = owner._parameters if kind == "parameter" else owner._buffers
                 tensor.copy_(store[local])
 
             return _replay_scheme(getattr(code, "co_qualname", code.co_name), run), "scheme"
