@@ -44,6 +44,7 @@ Fans(fan_in=16, fan_out=32, receptive_field=1, layout='torch')
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -98,7 +99,7 @@ class BoxStream(Stream):
     True
     """
 
-    __slots__ = ("_full", "_offsets", "_squeeze")
+    __slots__ = ("_full", "_offsets", "_plain", "_squeeze")
 
     def __init__(self, stream: Stream, full_shape: Sequence[int], offsets: Sequence[int], *, squeeze: bool = False) -> None:
         super().__init__(stream.seed, stream.name)
@@ -110,6 +111,8 @@ class BoxStream(Stream):
         self._full = tuple(int(s) for s in full_shape)
         self._offsets = tuple(int(o) for o in offsets)
         self._squeeze = squeeze
+        # The whole tensor's stream draws the box: its own internal fills must not be boxed again.
+        self._plain = Stream(stream.seed, stream.name)
 
     def __repr__(self) -> str:
         return f"BoxStream({Stream(self.seed, self.name)!r}, full_shape={self._full}, offsets={self._offsets})"
@@ -127,12 +130,23 @@ class BoxStream(Stream):
 
     def fill_(self, tensor, transform, **box):  # type: ignore[override]
         view, full = self._box(tensor, box)
-        super().fill_(view, transform, **full)
+        self._plain.fill_(view, transform, **full)
         return tensor
 
     def orthogonal_(self, tensor, gain=1.0, **box):  # type: ignore[override]
-        view, full = self._box(tensor, box)
-        super().orthogonal_(view, gain, **full)
+        """An orthogonal matrix *of the block* (QR of the block's Gaussian), whose Gaussian values
+        are the whole tensor's stream at the block's elements (a block is whole rows of the
+        tensor's (rows, cols) view, so those are a box of it)."""
+        if box:
+            raise BlockError("orthogonal on a box of a block is not supported")
+        cols = math.prod(tuple(tensor.shape)[1:]) if tensor.ndim >= 2 else 1
+        strides = [math.prod(self._full[d + 1 :]) for d in range(len(self._full))]
+        first = sum(o * st for o, st in zip(self._offsets, strides))
+        whole = math.prod(self._full)
+        if cols == 0 or first % cols or whole % cols:
+            raise BlockError(f"orthogonal on block {tuple(tensor.shape)} at {self._offsets} of {self._full}: not whole rows")
+        gaussian = _BlockGaussian(self._plain, (whole // cols, cols), (first // cols, 0))
+        Stream.orthogonal_(gaussian, tensor, gain)
         return tensor
 
     def sparse_mask(self, shape, num_zeros, *, device=None, **box):  # type: ignore[override]
@@ -141,7 +155,21 @@ class BoxStream(Stream):
             raise BlockError("sparse on a squeezed block is not supported")
         inner = tuple(box.get("offsets") or (0,) * len(shape))
         offsets = tuple(o + i for o, i in zip(self._offsets, inner))
-        return super().sparse_mask(shape, num_zeros, full_shape=self._full, offsets=offsets, device=device)
+        return self._plain.sparse_mask(shape, num_zeros, full_shape=self._full, offsets=offsets, device=device)
+
+
+class _BlockGaussian(Stream):
+    """The Gaussian of one block, read from the whole tensor's stream (for :meth:`BoxStream.orthogonal_`)."""
+
+    __slots__ = ("_box_full", "_box_offsets", "_whole")
+
+    def __init__(self, stream: Stream, full_shape: tuple[int, int], offsets: tuple[int, int]) -> None:
+        super().__init__(stream.seed, stream.name)
+        self._whole, self._box_full, self._box_offsets = stream, full_shape, offsets
+
+    def normal_(self, tensor, mean, std, **box):  # type: ignore[override]
+        backend = box.get("backend", "auto")
+        return self._whole.normal_(tensor, mean, std, full_shape=self._box_full, offsets=self._box_offsets, backend=backend)
 
 
 # -------------------------------------------------------------------------------------- layout
