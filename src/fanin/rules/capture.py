@@ -332,16 +332,21 @@ class _Recorder:
         tensor = values.get("tensor")
         if not isinstance(tensor, torch.Tensor):
             return
+        from fanin.schemes.registry import lookup
+
+        defaults = lookup(name).parameters
         args = {}
         for a in arg_names:
             if a in values:
                 v = values[a]
-                args[a] = float(v) if isinstance(v, torch.Tensor) else v
+                if isinstance(v, torch.Tensor) or (isinstance(v, int) and not isinstance(v, bool) and isinstance(defaults.get(a), float)):
+                    v = float(v)  # normal_(w, mean=0) is normal(mean=0.0): the scheme's own type
+                args[a] = v
         if values.get("generator") is not None:
             self.notes.append(f"{source} passes its own generator to {name}: its draws cannot be replayed in the library's order")
             self.unreplayable.append(source)
         try:
-            scheme = Scheme(name, **args)
+            scheme = _constant(float(args["val"])) if name == "constant" and isinstance(args.get("val"), (int, float)) else Scheme(name, **args)
         except (TypeError, ValueError) as err:
             self.add(tensor, _Event(self.tick(), _region(tensor), None, source, reason=f"{name}({args}): {err}", replay=replay))
             return

@@ -14,7 +14,7 @@ resnet      Conv2d weight: kaiming_normal(mode='fan_out', nonlinearity='relu');
             Linear, conv biases) ``leftovers='reset_parameters'``
 gpt2        ``*c_proj.weight``: N(0, (0.02/sqrt(2·n_layer))²) (the residual projections); other
             weights N(0, 0.02²); embeddings N(0, 0.02²) with the padding row 0; biases and norm
-            biases 0; norm weights 1. ``n_layer`` defaults to half the number of c_proj weights.
+            biases 0; norm weights 1. ``n_layer`` is required (never guessed).
 bert        weights and embeddings N(0, 0.02²) (padding row 0); biases 0; LayerNorm 1 / 0
 vit         timm's ``init_weights`` ('timm' mode): ``*pos_embed`` trunc_normal(std=0.02),
             ``*cls_token``/``*reg_token`` N(0, 1e-12); Linear weight trunc_normal(std=0.02)
@@ -81,7 +81,21 @@ def resnet() -> Rules:
 
 
 def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
-    """GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``)."""
+    r"""GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``): the
+    residual projections ``*c_proj.weight`` get :math:`\mathcal{N}(0, (\text{std}/\sqrt{2 n_\text{layer}})^2)`.
+
+    ``n_layer`` is the number of transformer blocks (``GPT2Config.n_layer``) and has no default: it
+    is not guessed from the model. ``fanin.rules.recipes.for_model("gpt2", model)`` reads it from
+    ``model.config.n_layer``.
+
+    >>> gpt2()
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none. Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
+    """
+    from fanin.rules.recipes import _need
+
+    _need("gpt2", n_layer=n_layer)
     return Rules(
         (
             Rule(Name("*c_proj.weight") & Role("weight"), DepthScaledNormal(std, n_layer=n_layer, per_layer=2)),
