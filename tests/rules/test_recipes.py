@@ -87,64 +87,7 @@ def assert_bitwise(model: nn.Module, rules, init: str, seed: int = 3) -> None:
 # restated: the released code, with trunc_normal_'s default bounds and w3 depth-scaled.
 
 
-class TTAttention(nn.Module):
-    def __init__(self, dim):
-        super().__init__()
-        self.wq, self.wk, self.wv, self.wo = (nn.Linear(dim, dim, bias=False) for _ in range(4))
-
-    def init_weights(self, init_std):
-        for linear in (self.wq, self.wk, self.wv):
-            nn.init.trunc_normal_(linear.weight, mean=0.0, std=0.02)
-        nn.init.trunc_normal_(self.wo.weight, mean=0.0, std=init_std)
-
-
-class TTFeedForward(nn.Module):
-    def __init__(self, dim, hidden):
-        super().__init__()
-        self.w1 = nn.Linear(dim, hidden, bias=False)
-        self.w2 = nn.Linear(hidden, dim, bias=False)
-        self.w3 = nn.Linear(dim, hidden, bias=False)
-
-    def init_weights(self, init_std):
-        nn.init.trunc_normal_(self.w1.weight, mean=0.0, std=0.02)
-        for linear in (self.w2, self.w3):
-            nn.init.trunc_normal_(linear.weight, mean=0.0, std=init_std)
-
-
-class TTBlock(nn.Module):
-    def __init__(self, layer_id, dim, n_layers, depth_init):
-        super().__init__()
-        self.attention = TTAttention(dim)
-        self.feed_forward = TTFeedForward(dim, 3 * dim)
-        self.attention_norm = nn.RMSNorm(dim)
-        self.ffn_norm = nn.RMSNorm(dim)
-        self.weight_init_std = 0.02 / (2 * (layer_id + 1)) ** 0.5 if depth_init else 0.02 / (2 * n_layers) ** 0.5
-
-    def init_weights(self):
-        for norm in (self.attention_norm, self.ffn_norm):
-            norm.reset_parameters()
-        self.attention.init_weights(self.weight_init_std)
-        self.feed_forward.init_weights(self.weight_init_std)
-
-
-class TTTransformer(nn.Module):
-    def __init__(self, dim=32, n_layers=3, vocab=50, depth_init=True):
-        super().__init__()
-        self.dim = dim
-        self.tok_embeddings = nn.Embedding(vocab, dim)
-        self.layers = nn.ModuleDict({str(i): TTBlock(i, dim, n_layers, depth_init) for i in range(n_layers)})
-        self.norm = nn.RMSNorm(dim)
-        self.output = nn.Linear(dim, vocab, bias=False)
-
-    def init_weights(self):
-        nn.init.normal_(self.tok_embeddings.weight)
-        for layer in self.layers.values():
-            layer.init_weights()
-        self.norm.reset_parameters()
-        final_out_std = self.dim**-0.5
-        cutoff_factor = 3
-        nn.init.trunc_normal_(self.output.weight, mean=0.0, std=final_out_std, a=-cutoff_factor * final_out_std,
-                              b=cutoff_factor * final_out_std)
+TTTransformer = zoo.TTTransformer
 
 
 @pytest.mark.parametrize("depth_init", [True, False])

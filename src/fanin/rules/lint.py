@@ -239,24 +239,26 @@ def _variance(entries) -> list[Finding]:
         fans = {"fan_in": e.fans.fan_in, "fan_out": e.fans.fan_out, "fan_avg": (e.fans.fan_in + e.fans.fan_out) / 2}
         if any(math.isclose(std, math.sqrt(k / f), rel_tol=1e-9) for k, _ in _K for f in fans.values() if f):
             continue  # it is also a std of the usual form: no evidence of a mix-up
+        readings: list[tuple[str, str, float]] = []  # (kind, formula, the std meant)
         for fan_name, fan in fans.items():
             if fan < MIN_FAN:
                 continue
             for k, k_text in _K:
                 right = math.sqrt(k / fan)
                 if math.isclose(std, k / fan, rel_tol=1e-9):
-                    out.append(Finding(
-                        "std-looks-like-variance", "warning", e.name,
-                        f"std {std:.6g} = {k_text}/{fan_name} ({fan:g}): that is a variance (rule: {e.rule})",
-                        f"the std is sqrt({k_text}/{fan_name}) = {right:.6g}",
-                    ))
+                    readings.append(("variance", f"{k_text}/{fan_name} ({fan:g})", right))
                 elif math.isclose(std, math.sqrt(right), rel_tol=1e-9):
-                    out.append(Finding(
-                        "std-looks-like-variance", "warning", e.name,
-                        f"std {std:.6g} = ({k_text}/{fan_name})^(1/4) with {fan_name}={fan:g}: the square root "
-                        f"of a std, i.e. a std was used as a variance (rule: {e.rule})",
-                        f"the std is sqrt({k_text}/{fan_name}) = {right:.6g}",
-                    ))
+                    readings.append(("root", f"({k_text}/{fan_name})^(1/4) with {fan_name}={fan:g}", right))
+        if readings:
+            kind, _, right = readings[0]
+            what = ("that is a variance" if kind == "variance"
+                    else "the square root of a std, i.e. a std was used as a variance")
+            formulas = " or ".join(f for k, f, _ in readings if k == kind)
+            out.append(Finding(
+                "std-looks-like-variance", "warning", e.name,
+                f"std {std:.6g} = {formulas}: {what} (rule: {e.rule})",
+                "the std is " + " or ".join(f"{r:.6g}" for r in dict.fromkeys(r for k, _, r in readings if k == kind)),
+            ))
     return out
 
 
@@ -485,13 +487,22 @@ def _tied(model, p: Plan) -> list[Finding]:
                     scheme = rule.init.resolve(module, 1)
                     if i != e.rule_index and scheme is not None and e.scheme is not None and str(scheme) != str(e.scheme):
                         out.append(Finding(
-                            "tied-different-schemes", "warning", e.name,
+                            "tied-different-schemes", "info" if _padding_only(scheme, e.scheme) else "warning", e.name,
                             f"{e.name} and {alias} are one tensor; the plan initializes it by rule #{e.rule_index} "
                             f"({e.scheme}), but rule #{i}, which matches {alias}, says {scheme}",
                             f"decide which one it is and make the rules agree (e.g. a rule for {e.name} first)",
                         ))
                     break
     return out
+
+
+def _padding_only(a, b) -> bool:
+    """Two schemes that differ only in a padding row being zero (an embedding tied to an output layer)."""
+    pair = {a.name, b.name}
+    if pair != {"normal", "fanin.padded_normal"}:
+        return False
+    x, y = a.arguments, b.arguments
+    return (x["mean"], x["std"]) == (y["mean"], y["std"])
 
 
 _MULTIPLICATIVE = ("weight",)
