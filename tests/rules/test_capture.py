@@ -15,7 +15,7 @@ from scipy import stats
 from torch import nn
 
 import fanin
-from fanin.rules.capture import CaptureError, CapturedPlan, capture
+from fanin.rules.capture import CapturedPlan, CaptureError, capture
 
 
 def load_zoo():

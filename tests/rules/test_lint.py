@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import math
 import sys
 from pathlib import Path
 
@@ -13,7 +12,6 @@ from torch import nn
 
 import fanin
 import fanin.models
-from fanin.rules import Rule
 from fanin.rules.capture import capture
 from fanin.rules.lint import CHECKS, Finding, LintReport, lint
 from fanin.rules.presets import gpt2
@@ -148,6 +146,7 @@ def test_buffers_on_meta_or_holding_garbage():
     half.proj.to_empty(device="cpu")
     (m, n) = sorted(lint(half, "torch").errors, key=lambda f: f.tensor)
     assert m.tensor == "inv_freq" and m.evidence.startswith("after materialization it is still on meta")
+    assert n.tensor == "table"
 
 
 def test_llama_inv_freq_left_uninitialized_after_to_empty():

@@ -288,7 +288,6 @@ class _Recorder:
         self.known = _known_codes()
         self.notes: list[str] = []
         self.unreplayable: list[str] = []
-        self.burns: list[tuple[int, tuple, str]] = []  # random draws into tensors the model does not keep
 
     # -------------------------------------------------------------- helpers
     def tick(self) -> int:
@@ -687,7 +686,7 @@ def _contiguous(shape, stride) -> bool:
 
 
 def _inside(region: tuple, root: tuple) -> bool:
-    off, shape, stride = region
+    off = region[0]
     roff, rshape, rstride = root
     span = sum((n - 1) * s for n, s in zip(rshape, rstride)) + 1 if all(rshape) else 0
     return roff <= off < roff + max(span, 1)
@@ -766,7 +765,7 @@ def _simplify(steps: tuple, shape: tuple[int, ...]) -> tuple:
 def _as_scheme(steps: tuple, shape: tuple[int, ...]) -> Scheme:
     """One scheme for the steps: a registered one, padded_normal, a block scheme, or captured.steps."""
     if len(steps) == 2 and steps[0][0] == "scheme" and steps[0][1].name == "normal" and steps[1][0] == "rows":
-        _, r0, r1, squeezed, inner = steps[1]
+        _, r0, _r1, squeezed, inner = steps[1]
         if squeezed and len(inner) == 1 and inner[0][0] == "scheme" and inner[0][1].name == "zeros" and len(shape) == 2:
             normal = steps[0][1].arguments
             return Scheme("fanin.padded_normal", padding_idx=r0, mean=normal["mean"], std=normal["std"])
@@ -986,7 +985,7 @@ def capture(
             break
         except CaptureError:
             raise
-        except Exception as err:  # noqa: BLE001 - meta refuses what init code may legitimately do
+        except Exception as err:
             if dev == "meta" and i + 1 < len(devices) and _meta_failure(err):
                 notes.append(f"the init code reads values ({type(err).__name__}: {str(err).splitlines()[0][:120]}): captured on a CPU copy")
                 continue

@@ -334,7 +334,7 @@ def gpt_neox(
     """
     for what, value in (("init_method", init_method), ("output_layer_init_method", output_layer_init_method)):
         if value not in NEOX_INIT:
-            raise RuleError(f"gpt_neox: " + describe_choice(what, value, NEOX_INIT))
+            raise RuleError("gpt_neox: " + describe_choice(what, value, NEOX_INIT))
     _need("gpt_neox", n_layers=n_layers, d_model=d_model)
     assert n_layers is not None and d_model is not None
     std = {"small_init": math.sqrt(2 / (5 * d_model)), "wang_init": 2 / n_layers / math.sqrt(d_model)}
@@ -523,7 +523,7 @@ def fixup(n_blocks: int | None = None, m: int | None = None) -> Rules:
         return f"normal(std={math.sqrt(2 / fan_out) * k!r})"
 
     inner = "|".join(f"conv{i}" for i in range(1, m))
-    branch = rf"(?:.*\.)?layer\d+\.\d+\."
+    branch = r"(?:.*\.)?layer\d+\.\d+\."
     text = f"normal(std=sqrt(2/fan_out) * {n_blocks}^(-1/{2 * m - 2})) [{FORWARD['fixup']}]"
     return Rules(
         (
