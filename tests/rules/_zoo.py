@@ -231,6 +231,21 @@ ZOO = [
 ]
 
 
+def require(member: str) -> None:
+    """Skip the calling test when the package a zoo member needs is not installed."""
+    import pytest
+
+    package = needs(member)
+    if package == "transformers":
+        pytest.importorskip("transformers")
+    elif package == "torchvision":
+        try:
+            import_torchvision()
+        except ImportError:
+            pytest.skip("torchvision/timm not installed")
+        pytest.importorskip("timm")
+
+
 def needs(name: str) -> str | None:
     """The optional package a zoo member needs."""
     if name.startswith("hf-"):

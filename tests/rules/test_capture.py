@@ -32,18 +32,6 @@ def load_zoo():
 zoo = load_zoo()
 
 
-def require(member: str) -> None:
-    package = zoo.needs(member)
-    if package == "transformers":
-        pytest.importorskip("transformers")
-    elif package == "torchvision":
-        try:
-            zoo.import_torchvision()
-        except ImportError:
-            pytest.skip("torchvision/timm not installed")
-        pytest.importorskip("timm")
-
-
 def captured_and_reference(member: str, seed: int):
     """(plan, model to apply it to, the library's own init of the same model under ``seed``)."""
     factory, entry = {n: (f, e) for n, f, e in zoo.ZOO}[member]
@@ -62,7 +50,7 @@ def captured_and_reference(member: str, seed: int):
 
 @pytest.mark.parametrize("member", [m for m, _, _ in zoo.ZOO])
 def test_capture_then_apply_with_a_generator_is_the_library_init_bit_for_bit(member):
-    require(member)
+    zoo.require(member)
     plan, model, reference = captured_and_reference(member, seed=7)
     assert isinstance(plan, CapturedPlan)
     assert plan.opaque == () and plan.draw_order is None
@@ -74,7 +62,7 @@ def test_capture_then_apply_with_a_generator_is_the_library_init_bit_for_bit(mem
 
 
 def test_gpt2_entries_cite_the_init_code_and_keep_the_last_write():
-    require("hf-gpt2")
+    zoo.require("hf-gpt2")
     model = zoo.HF["gpt2"]()
     plan = capture(model)
     assert plan.entry_point == "GPT2LMHeadModel.initialize_weights()"
@@ -89,7 +77,7 @@ def test_gpt2_entries_cite_the_init_code_and_keep_the_last_write():
 
 
 def test_bert_padding_row_is_padded_normal_and_llama_inv_freq_values_are_kept():
-    require("hf-bert")
+    zoo.require("hf-bert")
     config = dict(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, intermediate_size=32, vocab_size=32,
                   max_position_embeddings=8, pad_token_id=0)
     plan = capture(zoo._hf("BertConfig", "BertModel", **config)())
@@ -113,7 +101,7 @@ def test_seeded_apply_draws_the_captured_distributions():
 
     KS test per random tensor against the distribution the plan states (normal, or the truncated
     normal with its bounds), at level 1e-3 Bonferroni-corrected over the tensors tested."""
-    require("timm-vit")
+    zoo.require("timm-vit")
     model = zoo.timm_vit()
     plan = capture(model, seed=3)
     fanin.apply(model, plan)
@@ -136,7 +124,7 @@ def test_seeded_apply_draws_the_captured_distributions():
 
 
 def test_materialize_a_meta_model_with_its_captured_plan():
-    require("hf-gpt2")
+    zoo.require("hf-gpt2")
     plan = capture(zoo.HF["gpt2"](), seed=0)
     with torch.device("meta"):
         model = zoo.HF["gpt2"]()

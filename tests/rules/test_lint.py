@@ -219,20 +219,9 @@ def test_report_record_and_errors():
 # ------------------------------------------------------------------------------------ silence
 
 
-def _require(member):
-    package = zoo.needs(member)
-    if package == "transformers":
-        pytest.importorskip("transformers")
-    elif package == "torchvision":
-        try:
-            zoo.import_torchvision()
-        except ImportError:
-            pytest.skip("torchvision/timm not installed")
-
-
 @pytest.mark.parametrize("member", [m for m, _, _ in zoo.ZOO])
 def test_silent_on_the_zoos_own_init(member):
-    _require(member)
+    zoo.require(member)
     factory, entry = {n: (f, e) for n, f, e in zoo.ZOO}[member]
     model = factory()
     report = lint(model, capture(factory)) if entry == "construction" else lint(model)
@@ -259,7 +248,7 @@ def _presets():
 
 @pytest.mark.parametrize(("member", "rules"), _presets(), ids=[f"{m}-{i}" for i, (m, _) in enumerate(_presets())])
 def test_silent_on_the_presets(member, rules):
-    _require(member)
+    zoo.require(member)
     factory = {n: f for n, f, _ in zoo.ZOO}[member]
     model = factory()
     assert lint(model, rules(model)).problems == ()
