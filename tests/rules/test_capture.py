@@ -308,3 +308,23 @@ def test_init_code_that_reads_values_is_captured_on_a_cpu_copy():
     assert str(plan["w"].scheme) == "constant(val=3.0)"
     assert plan.notes[0].startswith("the init code reads values (")
     assert plan.notes[0].endswith("captured on a CPU copy")
+
+
+@pytest.mark.parametrize("member", ["hf-gpt2", "hf-llama"])
+def test_a_transformers_factory_is_captured_as_it_constructs(member):
+    """transformers initializes in post_init only on a real device, before tying the weights: a
+    factory is captured on a CPU construction, and reproduces the construction bit for bit."""
+    zoo.require(member)
+    factory = zoo.HF[member[3:]]
+    plan = capture(factory)
+    assert plan.notes == ("transformers initializes only when it constructs on a real device: captured on a CPU construction",)
+    torch.manual_seed(9)
+    reference = factory()
+    model = factory()
+    fanin.apply(model, plan, generator=torch.Generator().manual_seed(9))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    on_meta = capture(factory, device="meta")
+    tied = member == "hf-gpt2"
+    assert (on_meta.draw_order is not None) == tied
+    if tied:
+        assert "transformers ran its init after tying the weights" in on_meta.draw_order

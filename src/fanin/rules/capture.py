@@ -19,7 +19,10 @@ before), with the ``_is_hf_initialized`` flags cleared so every module is initia
 own ``init_weights()`` (timm's ViT and ResNet, torchtitan's models); else every module's
 ``reset_parameters()`` in ``model.modules()`` order. Passing a *factory* instead of a model
 (``capture(lambda: torchvision.models.resnet18())``, a class, a ``functools.partial``) captures the
-construction itself: layers' own ``reset_parameters`` and the constructor's init loops.
+construction itself: layers' own ``reset_parameters`` and the constructor's init loops. A
+transformers factory is captured on a CPU construction: transformers initializes in ``post_init``
+only on a real device, and before it ties the weights (``device="meta"`` runs its init after the
+construction instead, and says in ``draw_order`` when tied tensors make that differ).
 
 **What the plan says.** One entry per tensor the code writes, with the scheme of its *last*
 write (init code often re-initializes: GPT-2's residual projections get N(0, 0.02²) and then the
@@ -970,19 +973,33 @@ def capture(
         def attempt(dev: str):
             def build():
                 with torch.device(dev):
-                    return factory()
-            recorder, built = _record(build)
-            if not isinstance(built, torch.nn.Module):
-                raise CaptureError(f"capture's factory must return a torch.nn.Module, got {type(built).__name__}")
-            return recorder, built
+                    built = factory()
+                if not isinstance(built, torch.nn.Module):
+                    raise CaptureError(f"capture's factory must return a torch.nn.Module, got {type(built).__name__}")
+                if dev == "meta" and _is_hf(built):
+                    # transformers skips its init when it constructs under a meta device context
+                    # (PreTrainedModel.init_weights) and ties the weights first; on a real device
+                    # post_init draws every tensor, then ties. Run the init here, on the tied model.
+                    if device is None:
+                        raise _RealDevice("transformers initializes only when it constructs on a real device")
+                    _entry_point(built, None)[1](built)
+                    if any(True for _ in _tied_names(built)):
+                        recorder_notes.append("transformers ran its init after tying the weights (constructed on meta): "
+                                              "tied tensors are drawn once, not as the construction draws them")
+                return built
+            return _record(build)
     else:
         raise CaptureError(f"capture needs a torch.nn.Module or a factory of one, got model={model!r} ({type(model).__name__})")
 
     notes: list[str] = []
+    recorder_notes: list[str] = []
     for i, dev in enumerate(devices):
         try:
             recorder, scratch = attempt(dev)
             break
+        except _RealDevice as why:
+            notes.append(f"{why}: captured on a CPU construction")
+            continue
         except CaptureError:
             raise
         except Exception as err:
@@ -990,7 +1007,21 @@ def capture(
                 notes.append(f"the init code reads values ({type(err).__name__}: {str(err).splitlines()[0][:120]}): captured on a CPU copy")
                 continue
             raise CaptureError(f"the init entry point {entry_name} failed on a {dev} copy: {type(err).__name__}: {err}") from err
+    if recorder_notes:
+        recorder.unreplayable.extend(recorder_notes)
     return _assemble(scratch, recorder, entry_name, seed, notes)
+
+
+class _RealDevice(Exception):
+    """The factory must run on a real device to initialize as it does in use."""
+
+
+def _tied_names(model: torch.nn.Module):
+    seen: set[int] = set()
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen:
+            yield name
+        seen.add(id(p))
 
 
 def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, seed: int | None, notes: list[str]) -> CapturedPlan:
