@@ -12,6 +12,7 @@ from torch import nn
 
 import fanin
 import fanin.models
+from fanin.rules import Rule
 from fanin.rules.capture import capture
 from fanin.rules.lint import CHECKS, Finding, LintReport, lint
 from fanin.rules.presets import gpt2
@@ -106,6 +107,20 @@ def test_fans_from_a_dtensors_local_shard():
         assert only(lint(model, rules), "dtensor-local-fans") == []
     finally:
         dist.destroy_process_group()
+
+
+def test_stacked_experts_with_fans_from_the_storage():
+    class Experts(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.down_proj = nn.Parameter(torch.empty(4, 64, 16))  # (experts, in, out), as Hugging Face stores it
+
+    model = nn.ModuleDict({"experts": Experts()})
+    (f,) = lint(model, {"*": "kaiming_uniform(a=sqrt(5))"}).problems
+    assert (f.check, f.tensor) == ("fans-from-storage", "experts.down_proj")
+    assert "one expert's matrix has (64, 16)" in f.evidence
+    assert f.fix == "declare the layout: Rule('experts.down_proj', 'kaiming_uniform(a=2.23606797749979)', fans='experts:in_out')"
+    assert lint(model, [Rule("*", "kaiming_uniform(a=sqrt(5))", fans="experts:in_out")]).problems == ()
 
 
 def test_uninitialized_parameters():

@@ -23,6 +23,8 @@ check                        severity  what
 ``dtensor-local-fans``       error     a sharded parameter whose values have the std of a scheme on its
                                        *local* shard's shape, not the global one (Megatron-Bridge#5843);
                                        or a plan resolved on local shapes
+``fans-from-storage``        warning   stacked expert weights (experts, a, b) drawn by a fan-based scheme
+                                       with the fans of the 3-D storage, not of one expert's matrix
 ``uninitialized``            error     a parameter no rule covers, a kept parameter still on meta, one
                                        created by ``torch.empty`` and never written, non-finite values
 ``buffer-not-initialized``   error     a buffer on meta that nothing will fill, non-finite buffer values,
@@ -72,6 +74,7 @@ CHECKS = (
     "depth-scaled-off-residual",
     "depth-scaled-twice",
     "dtensor-local-fans",
+    "fans-from-storage",
     "opaque",
     "std-looks-like-variance",
     "tied-different-schemes",
@@ -381,6 +384,35 @@ def _dtensor(model, entries) -> list[Finding]:
     return out
 
 
+_FAN_BASED = ("kaiming", "xavier", "glorot", "lecun", "he_", "variance_scaling")
+
+
+def _stacked(model, entries) -> list[Finding]:
+    """Stacked expert weights drawn with fans of the whole 3-D storage instead of one expert's matrix."""
+    if model is None:
+        return []
+    from fanin.rules.blocks import block_fans, detect, is_blocked
+
+    experts = {d.name: d for d in detect(model) if d.layout.kind == "experts"}
+    out = []
+    for e in entries:
+        d = experts.get(e.name)
+        if d is None or e.scheme is None or is_blocked(e.scheme) or e.fans is None:
+            continue
+        if not any(k in e.scheme.name for k in _FAN_BASED):
+            continue
+        per_expert = block_fans(d.layout, e.shape)
+        if (e.fans.fan_in, e.fans.fan_out) == (per_expert.fan_in, per_expert.fan_out):
+            continue
+        out.append(Finding(
+            "fans-from-storage", "warning", e.name,
+            f"{e.init} on stacked experts {e.shape} ({d.evidence}) takes fans ({e.fans.fan_in:g}, {e.fans.fan_out:g}) "
+            f"from the 3-D storage; one expert's matrix has ({per_expert.fan_in:g}, {per_expert.fan_out:g})",
+            f"declare the layout: Rule({e.name!r}, {str(e.scheme)!r}, fans={'experts:' + d.layout.expert_layout!r})",
+        ))
+    return out
+
+
 def _uninitialized(model, p: Plan | None, unmatched: list[str]) -> list[Finding]:
     out = [
         Finding("uninitialized", "error", name, "no rule covers it", "add a rule for it, or a leftovers policy")
@@ -570,6 +602,7 @@ def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> L
     findings += _uninitialized(model, p, unmatched)
     findings += _buffers(model, p)
     findings += _dtensor(model, entries)
+    findings += _stacked(model, entries)
     findings += _depth(entries)
     findings += _zero_chain(model, p)
     findings += _tied(model, p)
