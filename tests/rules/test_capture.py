@@ -328,3 +328,13 @@ def test_a_transformers_factory_is_captured_as_it_constructs(member):
     assert (on_meta.draw_order is not None) == tied
     if tied:
         assert "transformers ran its init after tying the weights" in on_meta.draw_order
+
+
+def test_captured_and_block_plans_serialize_to_json():
+    import json
+
+    plan = capture(HandWritten())
+    record = json.loads(plan.to_json())
+    by_name = {e["name"]: e for e in record["entries"]}
+    assert by_name["gates"]["scheme"] == {"name": "fanin.blocks", "args": {"scheme": "xavier_uniform", "layout": "split(3)"}}
+    assert by_name["w"]["scheme"]["args"]["steps"].startswith("erfinv trunc_normal(mean=0.0, std=0.05")

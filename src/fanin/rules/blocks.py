@@ -381,23 +381,19 @@ def _blocked_fn(tensor: torch.Tensor, generator=None, *, scheme, layout):
     return tensor
 
 
-class _Arg:
-    """An argument shown by its text (a scheme or a layout inside a block scheme's arguments)."""
+class _Arg(str):
+    """An argument that is an object (a scheme, a layout, captured steps), shown and serialized
+    by its text: ``str(scheme)`` and ``to_json()`` carry the text, ``.value`` the object."""
 
-    __slots__ = ("text", "value")
+    value: Any
 
-    def __init__(self, value: object) -> None:
+    def __new__(cls, value: object) -> _Arg:
+        self = super().__new__(cls, str(value))
         self.value = value
-        self.text = str(value)
+        return self
 
     def __repr__(self) -> str:
-        return self.text
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Arg) and self.text == other.text
-
-    def __hash__(self) -> int:
-        return hash(self.text)
+        return str.__str__(self)
 
 
 def _family(layout: Layout, scheme: Scheme) -> str:
