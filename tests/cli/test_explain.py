@@ -12,11 +12,11 @@ def run(*args):
 
 
 def test_explain_builtin_model_with_a_preset():
-    result = run("explain", "gpt(n_layer=1)", "--rules", "gpt2", "--seed", "0")
+    result = run("explain", "gpt(n_layer=1)", "--rules", "gpt2(n_layer=1)", "--seed", "0")
     assert result.exit_code == 0, result.output
     assert "fanin plan: GPT (16 tensors; random source: counter stream, seed=0)" in result.output
     assert "wte.weight (= lm_head.weight)" in result.output
-    assert "normal(std=0.02/sqrt(2*n_layer))" in result.output
+    assert "normal(std=0.02/sqrt(2*1))" in result.output
     assert "(0, 'h.0.attn.c_proj.weight')" in result.output
 
 

@@ -157,7 +157,7 @@ def test_toml_duplicate_key_is_an_error(tmp_path, text):
         ({"preset": 5}, "preset must be a preset name such as 'torch' or 'gpt2(n_layer=24)', or a list of them, got preset=5 (int)"),
         ({"preset": ["torch", 5]}, "preset must be a preset name such as 'torch' or 'gpt2(n_layer=24)', or a list of them, got preset=['torch', 5] (list)"),
         ({"preset": "bret"}, "preset: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'?"),
-        ({"preset": ["torch", "gpt2(std=nan)"]}, "preset[1]: DepthScaledNormal needs a finite std > 0, got std=nan"),
+        ({"preset": ["torch", "gpt2(n_layer=2, std=nan)"]}, "preset[1]: DepthScaledNormal needs a finite std > 0, got std=nan"),
         ({"leftovers": 5, "rules": []}, "leftovers: Unknown leftovers policy 5. Accepted: 'error', 'keep', 'reset_parameters'."),
         ({"rules": [{"name": "*", "kind": "buffers", "init": "zeros"}]},
          "rules[0]: kind: Unknown rule kind 'buffers'. Did you mean 'buffer'? Accepted: 'any', 'buffer', 'parameter'."),

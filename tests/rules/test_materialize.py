@@ -20,7 +20,7 @@ def all_tensors(model):
 
 def test_gpt_on_meta_becomes_real_equal_to_apply_on_a_real_model():
     model = meta(fanin.models.gpt, n_layer=2)
-    record = fanin.materialize(model, "gpt2", seed=0)
+    record = fanin.materialize(model, "gpt2(n_layer=2)", seed=0)
     assert not any(t.is_meta for t in all_tensors(model))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert model.lm_head.weight is model.wte.weight  # still tied
@@ -29,7 +29,7 @@ def test_gpt_on_meta_becomes_real_equal_to_apply_on_a_real_model():
     assert torch.equal(model.h[0].attn.mask, torch.ones(32, 32, dtype=torch.bool).tril())
     assert record["h.0.attn.mask"].init == "CausalSelfAttention.reset_buffers()"
     real = fanin.models.gpt(n_layer=2)
-    fanin.apply(real, "gpt2", seed=0)
+    fanin.apply(real, "gpt2(n_layer=2)", seed=0)
     for (name, a), b in zip(real.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), name
     # and the model runs

@@ -139,7 +139,7 @@ def test_framework_fans_use_that_frameworks_layout():
 
 def test_tied_parameters_appear_once_with_aliases():
     model = fanin.models.gpt(n_layer=1)
-    p = fanin.plan(model, "gpt2")
+    p = fanin.plan(model, "gpt2(n_layer=1)")
     names = [e.name for e in p]
     assert "lm_head.weight" not in names
     assert p["wte.weight"].aliases == ("lm_head.weight",)
@@ -157,14 +157,16 @@ def test_buffers_only_when_a_rule_covers_them():
     assert p["1.running_var"].rule_index == 0
 
 
-def test_depth_scaled_normal_infers_n_layer():
-    p = fanin.plan(fanin.models.gpt(n_layer=3), "gpt2")
+def test_depth_scaled_normal_needs_n_layer():
+    p = fanin.plan(fanin.models.gpt(n_layer=3), "gpt2(n_layer=3)")
     # 3 blocks x (attn.c_proj, mlp.c_proj) -> N = 6 residual layers
     assert p["h.2.mlp.c_proj.weight"].statistics.std == pytest.approx(0.02 / math.sqrt(6), rel=1e-15)
-    with pytest.raises(RuleError, match=r"covers 3; give n_layer explicitly"):
-        DepthScaledNormal(0.02).scheme_for(3)
+    with pytest.raises(TypeError, match=r"n_layer"):
+        DepthScaledNormal(0.02)
+    with pytest.raises(RuleError, match=r"DepthScaledNormal needs a positive int n_layer, got n_layer=None"):
+        DepthScaledNormal(0.02, n_layer=None)
     with pytest.raises(RuleError, match=r"DepthScaledNormal needs a finite std > 0, got std=0"):
-        DepthScaledNormal(0)
+        DepthScaledNormal(0, n_layer=1)
 
 
 def test_plan_errors():

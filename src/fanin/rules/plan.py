@@ -237,6 +237,13 @@ class Plan:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def lint(self, model: torch.nn.Module | None = None):
+        """The init bugs this plan would make (:func:`fanin.rules.lint.lint`); pass the model to check
+        what the plan leaves uninitialized and its buffers too."""
+        from fanin.rules.lint import lint
+
+        return lint(model, self)
+
 
 class _Null:
     def write(self, s: str) -> int:
@@ -259,6 +266,15 @@ def reset_method(module: torch.nn.Module):
 
 
 def _fans_for(shape: tuple[int, ...], scheme: Scheme | None) -> Fans | None:
+    """The fans the scheme computes for a tensor of ``shape``: of the logical block for a fused or
+    stacked tensor (:func:`fanin.rules.blocks.block_fans`), else by the scheme's framework and layout."""
+    from fanin.rules.blocks import block_fans, is_blocked, parts_of
+
+    if scheme is not None and is_blocked(scheme):
+        try:
+            return block_fans(parts_of(scheme)[1], shape)
+        except (ValueError, TypeError):
+            return None
     framework = scheme.framework if scheme is not None else "torch"
     args = scheme.arguments if scheme is not None else {}
     layout = args.get("layout", "torch")

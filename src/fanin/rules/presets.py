@@ -14,13 +14,17 @@ resnet      Conv2d weight: kaiming_normal(mode='fan_out', nonlinearity='relu');
             Linear, conv biases) ``leftovers='reset_parameters'``
 gpt2        ``*c_proj.weight``: N(0, (0.02/sqrt(2·n_layer))²) (the residual projections); other
             weights N(0, 0.02²); embeddings N(0, 0.02²), their padding_idx row (if any) 0; biases and norm
-            biases 0; norm weights 1. ``n_layer`` defaults to half the number of c_proj weights.
+            biases 0; norm weights 1. ``n_layer`` is required (never guessed).
 bert        weights and embeddings N(0, 0.02²) (a padding_idx row, if any, 0); biases 0; LayerNorm 1 / 0
 vit         timm's ``init_weights`` ('timm' mode): ``*pos_embed`` trunc_normal(std=0.02),
             ``*cls_token``/``*reg_token`` N(0, 1e-12); Linear weight trunc_normal(std=0.02)
             (cut at ±2, absolute, as timm's ``trunc_normal_``), Linear bias 0; norms 1 / 0; the
             rest (the patch-embedding Conv2d) ``leftovers='reset_parameters'``
 ==========  ====================================================================================
+
+The recipes large models are trained with (torchtitan Llama 3, Megatron-LM, OLMo, GPT-NeoX, T5,
+DeepNorm, T-Fixup, Fixup, zero_init_residual, the timm ViT modes) are presets too, each citing its
+paper and reference code: :mod:`fanin.rules.recipes`.
 
 A preset is named by a string, with keyword arguments where it takes them:
 ``"gpt2(n_layer=24, std=0.02)"``, ``"bert(std=0.02)"``, ``"vit(std=0.02)"``.
@@ -38,7 +42,7 @@ fanin.get('normal(std=0.004082482904638631)')
 >>> preset("bret")
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'flax', 'gpt2', 'keras', 'resnet', 'tf1', 'torch', 'vit'.
+fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ from fanin.rules.rules import (
     RuleError,
     Rules,
 )
+from fanin.rules.recipes import RECIPES
 from fanin.rules.selectors import Everything, Module, Name, Role
 
 __all__ = ["PRESETS", "bert", "framework", "gpt2", "list_presets", "preset", "resnet", "vit"]
@@ -80,7 +85,21 @@ def resnet() -> Rules:
 
 
 def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
-    """GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``)."""
+    r"""GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``): the
+    residual projections ``*c_proj.weight`` get :math:`\mathcal{N}(0, (\text{std}/\sqrt{2 n_\text{layer}})^2)`.
+
+    ``n_layer`` is the number of transformer blocks (``GPT2Config.n_layer``) and has no default: it
+    is not guessed from the model. ``fanin.rules.recipes.for_model("gpt2", model)`` reads it from
+    ``model.config.n_layer``.
+
+    >>> gpt2()
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none. Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
+    """
+    from fanin.rules.recipes import _need
+
+    _need("gpt2", n_layer=n_layer)
     return Rules(
         (
             Rule(Name("*c_proj.weight") & Role("weight"), DepthScaledNormal(std, n_layer=n_layer, per_layer=2)),
@@ -131,6 +150,7 @@ PRESETS: dict[str, Callable[..., Rules]] = {
     "tf1": lambda: framework("tf1"),
     "torch": lambda: framework("torch"),
     "vit": vit,
+    **RECIPES,
 }
 
 
@@ -138,7 +158,7 @@ def list_presets() -> list[str]:
     """Sorted preset names.
 
     >>> list_presets()
-    ['bert', 'flax', 'gpt2', 'keras', 'resnet', 'tf1', 'torch', 'vit']
+    ['bert', 'deepnorm', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual']
     """
     return sorted(PRESETS)
 

@@ -171,19 +171,18 @@ class DepthScaledNormal(Init):
     r"""N(0, σ²) with :math:`\sigma = \text{std} / \sqrt{\text{per\_layer} \cdot n_\text{layer}}`.
 
     GPT-2 (Radford et al., 2019) scales the weights of the residual projections by
-    :math:`1/\sqrt{N}`, N the number of residual layers: two per block (attention and MLP). With
-    ``n_layer=None`` the number of blocks is the number of tensors the rule covers divided by
-    ``per_layer``.
+    :math:`1/\sqrt{N}`, N the number of residual layers: two per block (attention and MLP).
+    ``n_layer`` (the number of blocks) is required: it is never guessed from the model.
 
     >>> DepthScaledNormal(0.02, n_layer=12).scheme_for(24)
     fanin.get('normal(std=0.004082482904638631)')
     """
 
-    def __init__(self, std: float = 0.02, *, n_layer: int | None = None, per_layer: int = 2) -> None:
+    def __init__(self, std: float = 0.02, *, n_layer: int, per_layer: int = 2) -> None:
         if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std < math.inf:
             raise RuleError(f"DepthScaledNormal needs a finite std > 0, got std={shown(std)}")
         for what, v in (("n_layer", n_layer), ("per_layer", per_layer)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise RuleError(f"DepthScaledNormal needs a positive int {what}, got {what}={shown(v)}")
         self.std = float(std)
         self.n_layer = n_layer
@@ -193,20 +192,11 @@ class DepthScaledNormal(Init):
         return self.scheme_for(matched)
 
     def scheme_for(self, matched: int) -> Scheme:
-        """The scheme when the rule covers ``matched`` tensors."""
-        n_layer = self.n_layer
-        if n_layer is None:
-            if matched == 0 or matched % self.per_layer:
-                raise RuleError(
-                    "DepthScaledNormal infers n_layer as the number of tensors it covers divided by "
-                    f"per_layer={self.per_layer}, but it covers {matched}; give n_layer explicitly"
-                )
-            n_layer = matched // self.per_layer
-        return Scheme("normal", std=self.std / math.sqrt(self.per_layer * n_layer))
+        """The scheme (the same whichever number of tensors, ``matched``, the rule covers)."""
+        return Scheme("normal", std=self.std / math.sqrt(self.per_layer * self.n_layer))
 
     def __str__(self) -> str:
-        n = "n_layer" if self.n_layer is None else str(self.n_layer)
-        return f"normal(std={self.std!r}/sqrt({self.per_layer}*{n}))"
+        return f"normal(std={self.std!r}/sqrt({self.per_layer}*{self.n_layer}))"
 
 
 def as_init(init: object) -> Init:
@@ -259,6 +249,11 @@ class Rule:
     names a buffer role or ``Kind("buffer")``), ``"buffer"`` or ``"any"``. A ``defaults:``
     rule covers parameters and buffers alike, as the framework lists them.
 
+    ``blocks=`` (a number of equal row blocks, their sizes, or a
+    :class:`~fanin.rules.blocks.Layout`) or ``fans=`` (``"experts"``, ``"experts:in_out"``) say
+    that the tensor holds several logical layers: the scheme is drawn per block with the block's
+    fans (:mod:`fanin.rules.blocks`).
+
     >>> Rule("*.weight", "orthogonal").kind
     'parameter'
     >>> Rule(Role("running_var"), "ones").kind
@@ -269,7 +264,9 @@ class Rule:
     init: Init
     kind: str = "parameter"
 
-    def __init__(self, select: Selector | str, init: object, *, kind: str | None = None) -> None:
+    def __init__(
+        self, select: Selector | str, init: object, *, kind: str | None = None, blocks: object = None, fans: object = None
+    ) -> None:
         if isinstance(select, str):
             select = Name(select)
         if not isinstance(select, Selector):
@@ -277,6 +274,11 @@ class Rule:
                 f"A rule's selector is a Selector or a name glob, got select={shown(select)} ({type(select).__name__})"
             )
         init = as_init(init)
+        if blocks is not None or fans is not None:
+            # A fused or stacked tensor: the scheme per logical block (fanin.rules.blocks).
+            from fanin.rules.blocks import BlockedInit, rule_layout
+
+            init = BlockedInit(init, rule_layout(blocks, fans))
         if kind is None:
             kind = "any" if isinstance(init, FrameworkDefaults) or _mentions_buffers(select) else "parameter"
         if kind not in RULE_KINDS:
