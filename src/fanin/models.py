@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -24,11 +25,16 @@ from torch import nn
 
 from fanin.errors import FaninError, describe_choice
 
-__all__ = ["MODELS", "GPT", "ModelSpecError", "build", "cnn", "gpt", "mlp", "parse_model_spec"]
+__all__ = ["MODELS", "GPT", "ModelBuildError", "ModelSpecError", "accepted_arguments", "build", "cnn", "gpt", "mlp",
+           "parse_model_spec"]
 
 
 class ModelSpecError(FaninError, ValueError):
     """A model spec that names no model or passes arguments it cannot read."""
+
+
+class ModelBuildError(FaninError, ValueError):
+    """The factory of a well-formed model spec raised while building the model (the cause is chained)."""
 
 
 def mlp(in_features: int = 16, hidden: int = 32, depth: int = 2, out_features: int = 10) -> nn.Sequential:
@@ -168,10 +174,52 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return target, kwargs
 
 
+def accepted_arguments(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword arguments ``factory`` accepts, sorted; ``None`` when it takes any (``**kwargs``)
+    or its signature cannot be read.
+
+    >>> accepted_arguments(mlp)
+    ['depth', 'hidden', 'in_features', 'out_features']
+    """
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    params = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return sorted(p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+
+
+def _check_arguments(target: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    accepted = accepted_arguments(factory)
+    if accepted is None:
+        return
+    for key in kwargs:
+        if key not in accepted:
+            raise ModelSpecError(describe_choice(f"argument of {target}", key, accepted).replace(
+                "Accepted:", "Accepted arguments:") if accepted else f"{target} takes no arguments, got {key}={kwargs[key]!r}")
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as err:
+        raise ModelSpecError(f"Cannot build {target!r} with {kwargs!r}: {err}. "
+                             f"Accepted arguments: {', '.join(accepted) or 'none'}.") from None
+
+
 def build(spec: str, **overrides: Any) -> nn.Module:
-    """The model ``spec`` names: a built-in demo (:data:`MODELS`) or an import path ``module:factory``.
+    """The model ``spec`` names: a built-in demo (:data:`MODELS`) or an import path ``module:factory``,
+    called with the spec's keyword arguments updated by ``overrides``.
 
     Build it under ``with torch.device("meta"):`` to get its shapes without memory.
+
+    Raises :class:`ModelSpecError` for a spec that names nothing buildable or arguments the factory
+    does not accept (the message lists the accepted ones), :class:`ModelBuildError` when the
+    factory itself raises (out of memory, a constraint of the model), with the cause chained.
+
+    >>> build("mlp", widht=8)
+    Traceback (most recent call last):
+    ...
+    fanin.models.ModelSpecError: Unknown argument of mlp 'widht'. Accepted arguments: 'depth', 'hidden', 'in_features', 'out_features'.
     """
     target, kwargs = parse_model_spec(spec)
     kwargs.update(overrides)
@@ -181,6 +229,9 @@ def build(spec: str, **overrides: Any) -> nn.Module:
             module = importlib.import_module(module_name)
         except ImportError as err:
             raise ModelSpecError(f"Cannot import {module_name!r} for model spec {spec!r}: {err}") from None
+        except Exception as err:  # the module's own code raised while importing
+            raise ModelBuildError(f"Importing {module_name!r} for model spec {spec!r} failed: "
+                                  f"{type(err).__name__}: {err}") from err
         factory = module
         for part in attr.split("."):
             factory = getattr(factory, part, None)
@@ -192,10 +243,14 @@ def build(spec: str, **overrides: Any) -> nn.Module:
         raise ModelSpecError(describe_choice("model", target, MODELS) + " Or give an import path 'package.module:factory'.")
     if not callable(factory):
         raise ModelSpecError(f"{target!r} is not callable (model spec {spec!r})")
+    _check_arguments(target, factory, kwargs)
     try:
         model = factory(**kwargs)
-    except TypeError as err:
-        raise ModelSpecError(f"Cannot build {target!r} with {kwargs!r}: {err}") from None
+    except ModelSpecError:
+        raise
+    except Exception as err:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ModelBuildError(f"Building {target}({shown}) failed: {type(err).__name__}: {err}") from err
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"{target!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model
