@@ -25,7 +25,7 @@ from torch import nn
 
 from fanin.errors import FaninError, describe_choice
 
-__all__ = ["MODELS", "GPT", "ModelBuildError", "ModelSpecError", "accepted_arguments", "build", "cnn", "gpt", "mlp",
+__all__ = ["MAX_SPEC_LENGTH", "MODELS", "GPT", "ModelBuildError", "ModelSpecError", "accepted_arguments", "build", "cnn", "gpt", "mlp",
            "parse_model_spec"]
 
 
@@ -138,6 +138,7 @@ def gpt(vocab_size: int = 256, block_size: int = 32, n_layer: int = 2, n_head: i
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"cnn": cnn, "gpt": gpt, "mlp": mlp}
+MAX_SPEC_LENGTH = 10_000  # characters of a model spec; a longer one is refused before it is parsed
 
 
 def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -150,23 +151,29 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     ('torchvision.models:resnet18', {'num_classes': 10})
     """
     text = spec.strip()
-    target, _, rest = text.partition("(")
+    if len(text) > MAX_SPEC_LENGTH:
+        raise ModelSpecError(f"Cannot read model spec {spec[:60]!r}...: {len(text)} characters, more than {MAX_SPEC_LENGTH}")
+    target, paren, rest = text.partition("(")
     target = target.strip()
     if not target:
         raise ModelSpecError(f"Cannot read model spec {spec!r}: expected 'name(key=value)' or 'package.module:factory'")
-    if not rest:
+    if not paren:
         return target, {}
+    if not rest.rstrip().endswith(")"):
+        raise ModelSpecError(f"Cannot read model spec {spec!r}: the argument list is not closed with ')'")
     try:
         node = ast.parse("f(" + rest, mode="eval").body
-    except SyntaxError as err:
-        raise ModelSpecError(f"Cannot read model spec {spec!r}: {err.msg}") from None
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as err:
+        raise ModelSpecError(f"Cannot read model spec {spec!r}: {getattr(err, 'msg', None) or type(err).__name__}") from None
     if not isinstance(node, ast.Call) or node.args or any(kw.arg is None for kw in node.keywords):
         raise ModelSpecError(f"Cannot read model spec {spec!r}: arguments are keyword literals, e.g. gpt(n_layer=4)")
     kwargs = {}
     for kw in node.keywords:
+        if kw.arg in kwargs:
+            raise ModelSpecError(f"Cannot read model spec {spec!r}: {kw.arg} is given twice")
         try:
             kwargs[kw.arg] = ast.literal_eval(kw.value)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             raise ModelSpecError(
                 f"Cannot read model spec {spec!r}: the value of {kw.arg} must be a literal (number, string, "
                 "True/False/None, tuple, list, dict)"

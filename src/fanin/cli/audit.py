@@ -12,6 +12,7 @@ import os
 
 import click
 
+from fanin.cli.common import FiniteFloat
 from fanin.cli.models import arg_option
 from fanin.cli.output import Renderers, emit, output_for, output_options, plot_for, plot_option, write_figure
 
@@ -96,9 +97,9 @@ def _differs(report) -> bool:
 @click.argument("b", metavar="B")
 @arg_option
 @_LAYOUT
-@click.option("--rtol", type=click.FloatRange(min=0, max=1e6), default=1e-5, show_default=True,
+@click.option("--rtol", type=FiniteFloat(min=0, max=1e6), default=1e-5, show_default=True,
               help="Relative tolerance of 'close'.")
-@click.option("--atol", type=click.FloatRange(min=0, max=1e6), default=1e-8, show_default=True,
+@click.option("--atol", type=FiniteFloat(min=0, max=1e6), default=1e-8, show_default=True,
               help="Absolute tolerance of 'close'.")
 @click.option("--exit-code", "exit_code", is_flag=True,
               help="Exit with status 1 when A and B were not initialized the same way.")

@@ -10,7 +10,21 @@ import click
 
 from fanin.cli.errors import fail, usage
 
-__all__ = ["is_rules_file", "progress", "rules_from_option", "rules_option"]
+__all__ = ["FiniteFloat", "is_rules_file", "progress", "rules_from_option", "rules_option"]
+
+
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that also refuses NaN (which every comparison lets through)."""
+
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        rv = super().convert(value, param, ctx)
+        if isinstance(rv, float) and math.isnan(rv):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return rv
 
 
 def rules_option(default: str | None, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -26,12 +26,25 @@ TRACEBACK_ENV = "FANIN_TRACEBACK"
 EXIT_NO = 1
 
 
+MAX_MESSAGE = 600  # characters of an error line; what a huge input would make longer is elided in the middle
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """``text`` with its middle elided when longer than ``limit`` (a 100,000-character input stays
+    recognisable by its start and the message keeps its end: the accepted values)."""
+    if len(text) <= limit:
+        return text
+    head, tail = limit * 2 // 3, limit // 3
+    return f"{text[:head]} ...({len(text) - head - tail} characters)... {text[-tail:]}"
+
+
 def one_line(message: object) -> str:
-    """``message`` as one printable line: its lines joined with "; ", control characters escaped."""
+    """``message`` as one printable line: its lines joined with "; ", control characters escaped,
+    at most :data:`MAX_MESSAGE` characters."""
     from fanin.report.text import printable
 
     lines = [printable(part).strip() for part in str(message).splitlines()]
-    return "; ".join(line for line in lines if line) or "(no message)"
+    return bounded("; ".join(line for line in lines if line) or "(no message)")
 
 
 def describe(err: BaseException) -> str:
@@ -88,7 +101,11 @@ class Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+        except click.ClickException as err:
+            # click's own messages echo what was typed (an unknown option of 5,000 dashes): one bounded line
+            err.message = one_line(err.message)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as err:
             if os.environ.get(TRACEBACK_ENV):

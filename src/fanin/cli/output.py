@@ -147,7 +147,8 @@ def output_for(output: str | None, fmt: str | None, *, inputs: Iterable[str | os
         raise usage(f"this command writes {', '.join(formats)}, got --format {fmt}", "--format")
     if output is None:
         return Output(fmt or "table")
-    suffix = Path(output).suffix.lower()
+    path = check_destination(output, "-o/--output", inputs)
+    suffix = path.suffix.lower()
     accepted = ", ".join(f"{s} ({f})" for s, f in sorted(SUFFIXES.items()) if f in formats)
     by_suffix = SUFFIXES.get(suffix)
     if by_suffix is None and (suffix or fmt is None):
@@ -160,7 +161,7 @@ def output_for(output: str | None, fmt: str | None, *, inputs: Iterable[str | os
     assert chosen is not None
     if chosen not in formats:
         raise usage(f"this command writes {', '.join(formats)}, got output={output!r}", "-o/--output")
-    return Output(chosen, check_destination(output, "-o/--output", inputs))
+    return Output(chosen, path)
 
 
 def plot_for(plot_path: str | None, *, inputs: Iterable[str | os.PathLike[str]] = (),
@@ -170,11 +171,11 @@ def plot_for(plot_path: str | None, *, inputs: Iterable[str | os.PathLike[str]] 
         return None
     from fanin.report.plot import FigureFormatError, MissingExtraError, figure_format, require_matplotlib
 
+    path = check_destination(plot_path, "--plot", inputs, [o.path for o in outputs if o.path is not None])
     try:
         figure_format(plot_path)
     except FigureFormatError as err:
         raise usage(str(err), "--plot") from None
-    path = check_destination(plot_path, "--plot", inputs, [o.path for o in outputs if o.path is not None])
     try:
         require_matplotlib()
     except MissingExtraError as err:

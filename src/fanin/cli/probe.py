@@ -41,6 +41,7 @@ def _parse_shape(text: str) -> tuple[int, ...]:
 
 def _default_inputs(target: str, kwargs: dict[str, object], batch: int = 8) -> tuple[list[tuple[int, ...]], int | None]:
     """Input shapes (and the vocabulary of integer inputs) of a built-in demo model."""
+    target = target.removeprefix("fanin.models:")
     if target == "gpt":
         return [(batch, int(kwargs.get("block_size", 32)))], int(kwargs.get("vocab_size", 256))  # type: ignore[call-overload]
     if target in _DEFAULT_INPUTS:

@@ -2,8 +2,8 @@
 
 Every cell is escaped (:func:`fanin.report.text.markdown_cell`) unless it is :class:`Raw` (Markdown
 the renderer built itself, e.g. a code span from :func:`fanin.report.text.markdown_code`); the
-``key`` column (names) is shown as code spans, literally. Optional columns (``drop`` > 0) whose
-cells are all empty are left out, as in the terminal.
+``key`` column (names) is shown as code spans, literally. Columns whose cells are all empty are
+left out, as in the terminal.
 
 >>> from fanin.report.table import Column
 >>> print("\\n".join(markdown_table([Column("name", key=True), Column("std", "right"), Column("note", drop=1)],
@@ -40,7 +40,7 @@ def _cell(value: object, key: bool) -> str:
 
 def markdown_table(columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> list[str]:
     """The lines of a Markdown table (header, alignment row, one line per row)."""
-    keep = [i for i, c in enumerate(columns) if c.drop == 0 or any(_cell(r[i], False) for r in rows)]
+    keep = [i for i, c in enumerate(columns) if c.key or any(_cell(r[i], False) for r in rows) or not rows]
     lines = ["| " + " | ".join(markdown_cell(columns[i].header) for i in keep) + " |",
              "|" + "|".join("---:" if columns[i].justify == "right" else "---" for i in keep) + "|"]
     for row in rows:

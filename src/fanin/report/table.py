@@ -4,6 +4,7 @@ the depth report's table.
 :func:`fit_table` builds a rich table from :class:`Column` specs and rows of text, then fits it to a
 width: columns whose cells are all empty are left out, and while the table is wider than the width
 the column with the highest ``drop`` rank goes (the least important first); what is left wraps.
+(A column is only ever dropped for width if its ``drop`` rank is above 0.)
 The ``key`` column (the tensor or layer name) is never wrapped, folded or elided while it fits the
 width at all. Every cell is rendered literally (:func:`fanin.report.text.rich_text`): a name like
 ``[bold red]x`` shows as typed.
@@ -98,7 +99,7 @@ def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[object]], width
     non-empty column, at its natural width). ``title`` and ``caption`` are shown literally."""
     full = [[_cell(v) for v in row] for row in rows]
     short = [[_cell(v, short=True) for v in row] for row in rows]
-    keep = [i for i, c in enumerate(columns) if c.drop == 0 or any(r[i].plain for r in full)]
+    keep = [i for i, c in enumerate(columns) if c.key or any(r[i].plain for r in full) or not rows]
     shortened: set[int] = set()
 
     def cells() -> list[list[Text]]:
