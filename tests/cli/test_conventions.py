@@ -385,5 +385,5 @@ def test_reprs_are_one_short_line_and_print_gives_the_table():
     applied = fanin.apply(torch.nn.Linear(4, 2), {"weight": "zeros", "bias": "zeros"})
     assert repr(applied).startswith("<Plan Linear: 2 tensors") and len(repr(applied)) < 120
     report = fanin.probe(torch.nn.Linear(4, 2), torch.randn(3, 4))
-    assert repr(report) == "<ProbeReport 'Linear' (Linear): 1 layer calls, input 3x4, forward only: stable>"
-    assert str(report).startswith("Linear (Linear): 1 layer calls")
+    assert repr(report) == "<ProbeReport 'Linear' (Linear): 1 layer call, input 3x4, forward only: stable>"
+    assert str(report).startswith("Linear (Linear): 1 layer call, train mode")

@@ -57,7 +57,7 @@ def test_markdown_golden():
 
 def test_table_golden():
     assert probe_text(golden_report(), 120) == (GOLDEN / "probe.txt").read_text()
-    assert str(golden_report()) == probe_text(golden_report())  # print(report) shows the tables
+    assert str(golden_report()) + "\n" == probe_text(golden_report())  # print(report) shows the tables
 
 
 def test_repr_is_one_short_line():

@@ -160,13 +160,14 @@ class ProbeReport:
     def __repr__(self) -> str:
         kinds = ", ".join(v.kind for v in self.verdicts) or "no verdict"
         shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes) or "no input"
-        return (f"<ProbeReport {self.label!r} ({self.model}): {len(self.layers)} layer calls, input {shapes}, "
+        n = len(self.layers)
+        return (f"<ProbeReport {self.label!r} ({self.model}): {n} layer call{'s' * (n != 1)}, input {shapes}, "
                 f"{'forward and backward' if self.backward else 'forward only'}: {kinds}>")
 
     def __str__(self) -> str:
         from fanin.report.probe import probe_text
 
-        return probe_text(self)
+        return probe_text(self).rstrip("\n")
 
     @property
     def healthy(self) -> bool:

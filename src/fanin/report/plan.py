@@ -29,7 +29,7 @@ from __future__ import annotations
 from rich.console import Group
 
 from fanin.report.markdown import Raw, markdown_table
-from fanin.report.table import Column, fit_table, plain_text, prose
+from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
 from fanin.report.text import markdown_cell, markdown_code
 from fanin.rules.plan import Plan, PlanEntry
 
@@ -40,7 +40,7 @@ _COLUMNS = (
     Column("tensor", key=True),
     Column("shape", drop=5),
     Column("fan in/out", drop=8),
-    Column("rule", drop=4, abbrev=6),
+    Column("rule", abbrev=6),  # the rule that matched is the point of explain: at least its index stays
     Column("init"),
     Column("std", "right"),
     Column("bound", "right", drop=7),
@@ -72,7 +72,7 @@ def _rows(plan: Plan) -> list[list[object]]:
         std = "" if e.statistics is None or e.statistics.std is None else f"{e.statistics.std:.4g}"
         key = f"({e.stream[0]}, {e.stream[1]!r})" if e.stream is not None else ""
         name = e.name + (f" (= {', '.join(e.aliases)})" if e.aliases else "")
-        rule = (f"#{e.rule_index} {e.rule}", f"#{e.rule_index}") if e.rule_index is not None else (e.rule, e.rule)
+        rule = (f"#{e.rule_index} {e.rule}", f"#{e.rule_index}") if e.rule_index is not None else (e.rule, "leftover")
         rows.append([str(i), name, "×".join(map(str, e.shape)) or "()", fans, rule, e.init, std, _bound(e), key])
     return rows
 
@@ -93,8 +93,9 @@ def plan_table(plan: Plan, width: int | None = None) -> Group:
     return Group(*parts)
 
 
-def render_plan_text(plan: Plan, width: int | None = None) -> str:
-    """:func:`plan_table` as plain text (``print(plan)``, ``fanin explain -o plan.txt``)."""
+def render_plan_text(plan: Plan, width: int | None = PRINT_WIDTH) -> str:
+    """:func:`plan_table` as plain text ``width`` columns wide (``print(plan)``: 80; ``None``:
+    every column, as ``fanin explain -o plan.txt`` writes it)."""
     return plain_text(plan_table(plan, width), width)
 
 

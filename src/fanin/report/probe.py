@@ -31,7 +31,7 @@ from fanin.diagnostics.records import (  # the records are re-exported here: thi
 from fanin.diagnostics.verdicts import EXPLODE_ABOVE, VANISH_BELOW
 from fanin.report.depth import format_std
 from fanin.report.markdown import markdown_table
-from fanin.report.table import Column, fit_table, plain_text, prose
+from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
 from fanin.report.text import printable
 
 __all__ = [
@@ -109,7 +109,8 @@ def _inputs(report: ProbeReport) -> str:
 def _summary(report: ProbeReport, name=printable) -> str:
     """The one-line summary; ``name`` renders the names that come from the model (label, class)."""
     return (
-        f"{name(report.label)} ({name(report.model)}): {len(report.layers)} layer calls, {report.mode} mode, "
+        f"{name(report.label)} ({name(report.model)}): {len(report.layers)} layer "
+        f"call{'s' * (len(report.layers) != 1)}, {report.mode} mode, "
         f"{'forward and backward' if report.backward else 'forward only'}, {_inputs(report)}, "
         f"{report.device}, torch {report.torch_version}"
     )
@@ -153,8 +154,9 @@ def probe_table(report: ProbeReport, width: int | None = None) -> Group:
     return Group(*parts)
 
 
-def probe_text(report: ProbeReport, width: int | None = None) -> str:
-    """:func:`probe_table` as plain text (what ``print(report)`` shows)."""
+def probe_text(report: ProbeReport, width: int | None = PRINT_WIDTH) -> str:
+    """:func:`probe_table` as plain text ``width`` columns wide (``print(report)``: 80; ``None``:
+    every column)."""
     return plain_text(probe_table(report, width), width)
 
 

@@ -38,11 +38,14 @@ from fanin.diagnostics.records import ProbeReport
 from fanin.report.depth import DepthReport, activation_cell, limit_cell, std_cells
 from fanin.report.text import printable, rich_text
 
-__all__ = ["PROSE_WIDTH", "Column", "fit_table", "plain_text", "prose", "render_table"]
+__all__ = ["PRINT_WIDTH", "PROSE_WIDTH", "Column", "fit_table", "plain_text", "prose", "render_table"]
 
 # Prose under a table is wrapped here at most, whatever the terminal: lines that read well and an
 # output that is the same on any terminal at least this wide (the README shows it verbatim).
 PROSE_WIDTH = 80
+# What print() of a record shows: the table fitted to 80 columns (readable in any terminal, the same
+# everywhere); renderers take width=None for the whole table.
+PRINT_WIDTH = 80
 _UNLIMITED = 100_000  # "as wide as the content needs": rich measures, nothing reaches this
 
 _STYLES = {"exploding": "bold red", "vanishing": "bold yellow", "saturating": "bold magenta", "stable": "bold green"}

@@ -168,14 +168,15 @@ class Plan:
     def __repr__(self) -> str:
         source = {"stream": f"counter stream, seed={self.seed}", "generator": "torch.Generator",
                   "global": "torch global RNG"}.get(self.source, self.source)
-        return (f"<Plan {self.model or 'model'}: {len(self.entries)} tensors, {len(self.rules)} rules, "
+        n, r = len(self.entries), len(self.rules)
+        return (f"<Plan {self.model or 'model'}: {n} tensor{'s' * (n != 1)}, {r} rule{'s' * (r != 1)}, "
                 f"leftovers={self.leftovers}, {source}>")
 
     def __str__(self) -> str:
-        """The plan's table as plain text (:func:`fanin.report.plan.render_plan_text`)."""
+        """The plan's table as plain text, fitted to 80 columns (:func:`fanin.report.plan.render_plan_text`)."""
         from fanin.report.plan import render_plan_text
 
-        return render_plan_text(self)
+        return render_plan_text(self).rstrip("\n")
 
     def explain(self) -> str:
         """The plan as a table: one row per tensor, with the rule that matched it, what is done,
