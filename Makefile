@@ -1,6 +1,8 @@
 # The two commands of the README. Both create the virtual environment on first use:
 # the CPU build of torch is installed explicitly first (on Linux a bare `torch` from PyPI is the
-# CUDA build, several GB; the extra index serves the CPU build), then fanin itself with its extras.
+# CUDA build, several GB), then fanin itself with its extras. The CPU build is tried from the
+# configured indexes first (a local mirror or wheel directory may have it), then from PyTorch's
+# CPU index; macOS wheels carry no "+cpu" label, so the plain pin is the last resort.
 # Recipes are silent and pip is quiet, so that `make demo` prints only the demo's output (the
 # README shows it whole, and tests/test_readme.py checks that it is what `fanin demo` prints).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -18,7 +20,9 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@$(PYTHON) -m venv $(VENV)
 	@$(PIP) install --upgrade pip
-	@$(PIP) install --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)"
+	@$(PIP) install "$(TORCH_PIN)+cpu" 2>/dev/null \
+	  || $(PIP) install --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)+cpu" 2>/dev/null \
+	  || $(PIP) install "$(TORCH_PIN)"
 	@$(PIP) install -e ".[plot,audit,test]"
 	@touch $(STAMP)
 

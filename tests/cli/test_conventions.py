@@ -387,3 +387,14 @@ def test_reprs_are_one_short_line_and_print_gives_the_table():
     report = fanin.probe(torch.nn.Linear(4, 2), torch.randn(3, 4))
     assert repr(report) == "<ProbeReport 'Linear' (Linear): 1 layer call, input 3x4, forward only: stable>"
     assert str(report).startswith("Linear (Linear): 1 layer call, train mode")
+
+
+def test_on_a_terminal_tables_fit_its_width(monkeypatch):
+    import fanin.cli.output
+
+    monkeypatch.setattr(fanin.cli.output, "stdout_is_terminal", lambda: True)
+    result = run("explain", "gpt(n_layer=1)", "--rules", "gpt2", "--seed", "0", env={"COLUMNS": "72"})
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 72 and "h.0.attn.c_proj.weight" in result.stdout
+    assert "wte.weight (= lm_head.weight)" in result.stdout

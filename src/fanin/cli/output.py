@@ -183,10 +183,14 @@ def plot_for(plot_path: str | None, *, inputs: Iterable[str | os.PathLike[str]] 
     return path
 
 
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
 def results_width() -> int | None:
     """The width tables are fitted to on stdout: the terminal's, else ``$COLUMNS``, else ``None``
     (as wide as they need)."""
-    if sys.stdout.isatty():
+    if stdout_is_terminal():
         return shutil.get_terminal_size().columns
     columns = os.environ.get("COLUMNS", "")
     return int(columns) if columns.isdigit() and int(columns) > 0 else None
@@ -215,7 +219,7 @@ def emit(out: Output, report: Any, renderers: Renderers) -> None:
             rendered = renderers.table(report, None)
             _write(out.path, rendered if isinstance(rendered, str) else plain_text(rendered, None))
             return
-        if sys.stdout.isatty():
+        if stdout_is_terminal():
             from rich.console import Console
 
             console = Console(highlight=False)
