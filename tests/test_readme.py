@@ -21,7 +21,7 @@ from fanin.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-BLOCK = re.compile(r"^```(\w*)\n(.*?)^```\s*$", re.M | re.S)
+BLOCK = re.compile(r"^```(\w*)\n(.*?)^```\s*$", re.MULTILINE | re.DOTALL)
 
 
 def blocks(kind=None):
@@ -70,7 +70,7 @@ def fanin_args(command):
 def test_every_block_with_output_is_tested():
     for lang, body in blocks():
         if lang not in ("python", "console"):
-            assert not re.search(r"^(\$ |>>> )", body, re.M), f"untested output in a ```{lang} block:\n{body}"
+            assert not re.search(r"^(\$ |>>> )", body, re.MULTILINE), f"untested output in a ```{lang} block:\n{body}"
     assert len(blocks("python")) >= 6 and len(console_commands()) >= 3
 
 

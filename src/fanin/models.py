@@ -25,8 +25,19 @@ from torch import nn
 
 from fanin.errors import FaninError, describe_choice
 
-__all__ = ["MAX_SPEC_LENGTH", "MODELS", "GPT", "ModelBuildError", "ModelSpecError", "accepted_arguments", "build", "cnn", "gpt", "mlp",
-           "parse_model_spec"]
+__all__ = [
+    "GPT",
+    "MAX_SPEC_LENGTH",
+    "MODELS",
+    "ModelBuildError",
+    "ModelSpecError",
+    "accepted_arguments",
+    "build",
+    "cnn",
+    "gpt",
+    "mlp",
+    "parse_model_spec",
+]
 
 
 class ModelSpecError(FaninError, ValueError):
@@ -64,6 +75,8 @@ def cnn(in_channels: int = 3, channels: int = 16, classes: int = 10) -> nn.Seque
 
 
 class CausalSelfAttention(nn.Module):
+    mask: torch.Tensor
+
     def __init__(self, n_embd: int, n_head: int, block_size: int) -> None:
         super().__init__()
         if n_embd % n_head:
@@ -167,8 +180,9 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
         raise ModelSpecError(f"Cannot read model spec {spec!r}: {getattr(err, 'msg', None) or type(err).__name__}") from None
     if not isinstance(node, ast.Call) or node.args or any(kw.arg is None for kw in node.keywords):
         raise ModelSpecError(f"Cannot read model spec {spec!r}: arguments are keyword literals, e.g. gpt(n_layer=4)")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for kw in node.keywords:
+        assert kw.arg is not None  # **mapping was refused above
         if kw.arg in kwargs:
             raise ModelSpecError(f"Cannot read model spec {spec!r}: {kw.arg} is given twice")
         try:
@@ -202,10 +216,10 @@ def _check_arguments(target: str, factory: Callable[..., Any], kwargs: dict[str,
     accepted = accepted_arguments(factory)
     if accepted is None:
         return
-    for key in kwargs:
+    for key, value in kwargs.items():
         if key not in accepted:
             raise ModelSpecError(describe_choice(f"argument of {target}", key, accepted).replace(
-                "Accepted:", "Accepted arguments:") if accepted else f"{target} takes no arguments, got {key}={kwargs[key]!r}")
+                "Accepted:", "Accepted arguments:") if accepted else f"{target} takes no arguments, got {key}={value!r}")
     try:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as err:
@@ -239,7 +253,7 @@ def build(spec: str, **overrides: Any) -> nn.Module:
         except Exception as err:  # the module's own code raised while importing
             raise ModelBuildError(f"Importing {module_name!r} for model spec {spec!r} failed: "
                                   f"{type(err).__name__}: {err}") from err
-        factory = module
+        factory: Any = module
         for part in attr.split("."):
             factory = getattr(factory, part, None)
             if factory is None:

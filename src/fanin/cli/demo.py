@@ -34,8 +34,8 @@ def demo_command(depth, width, batch, seed, names, accumulate, output, fmt, plot
     from fanin.cli.errors import usage
     from fanin.diagnostics import demo_configs, run_depth_experiment
     from fanin.errors import describe_choice
-    from fanin.report.text import rich_escape
     from fanin.report import depth_report, render_json, render_markdown, render_table, write_plot
+    from fanin.report.text import rich_escape
 
     out = output_for(output, fmt)
     plot = plot_for(plot_path, outputs=[out])

@@ -103,7 +103,7 @@ class Group(click.Group):
             return super().invoke(ctx)
         except click.ClickException as err:
             # click's own messages echo what was typed (an unknown option of 5,000 dashes): one bounded line
-            err.message = one_line(err.message)
+            err.message = one_line(err.message)  # type: ignore[misc]  # click declares it Final; set once here
             raise
         except (click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
             raise

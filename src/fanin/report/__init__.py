@@ -11,10 +11,10 @@ pieces are :mod:`fanin.report.table` (tables that fit a width), :mod:`fanin.repo
 and :mod:`fanin.report.files` (atomic writes).
 """
 
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport, UnhealthyModelError, load_report
 from fanin.report.depth import SNAPSHOT_LAYERS, DepthReport, depth_report, snapshot_layers
 from fanin.report.formats import render_gain, render_json, render_markdown, render_schemes
 from fanin.report.plot import FIGURE_FORMATS, MissingExtraError, write_plot
-from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport, UnhealthyModelError, load_report
 from fanin.report.probe import probe_json, probe_markdown, probe_plot, probe_table, probe_text
 from fanin.report.table import plain_text, render_table
 
@@ -28,6 +28,7 @@ __all__ = [
     "ParamStats",
     "ProbeReport",
     "UnhealthyModelError",
+    "depth_report",
     "load_report",
     "plain_text",
     "probe_json",
@@ -35,7 +36,6 @@ __all__ = [
     "probe_plot",
     "probe_table",
     "probe_text",
-    "depth_report",
     "render_gain",
     "render_json",
     "render_markdown",

@@ -48,8 +48,8 @@ def render_markdown(report: DepthReport | ProbeReport) -> str:
     first = report.runs[0].config
     header = ["run", "activation", "scheme", *(f"layer {i}" for i in layers), "non-finite / vanished", "verdict"]
     lines = [
-        f"Std of the activations after each layer (width {first.width}, batch {first.batch}, "
-        f"seed {first.seed}, {first.accumulate} accumulation).",
+        (f"Std of the activations after each layer (width {first.width}, batch {first.batch}, "
+         f"seed {first.seed}, {first.accumulate} accumulation)."),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * 3 + ["---:"] * len(layers) + ["---"] * 2) + "|",

@@ -26,7 +26,7 @@ Leftovers: error.
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 
 from fanin.report.markdown import Raw, markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
@@ -85,7 +85,7 @@ def plan_table(plan: Plan, width: int | None = None) -> Group:
     """A rich renderable: the title, the table fitted to ``width`` (``None``: natural width), the
     rules and the leftovers policy."""
     rules = _rules_lines(plan)
-    parts: list[object] = [prose(_title(plan), width, style="bold"),
+    parts: list[RenderableType] = [prose(_title(plan), width, style="bold"),
                            fit_table(_COLUMNS, _rows(plan), width)]
     parts.append(prose("Rules (first match wins):" + ("" if rules else " none"), width))
     parts += [prose(r, width, indent=2) for r in rules]

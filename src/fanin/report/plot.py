@@ -145,7 +145,7 @@ def figure(path: str | os.PathLike[str], *, size: tuple[float, float] = (8.0, 5.
     Figure, FigureCanvasAgg = require_matplotlib()
     import matplotlib
 
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # STYLE's keys are rcParams names
         fig = Figure(figsize=size, layout="constrained")
         FigureCanvasAgg(fig)
         axes = fig.subplots(nrows, ncols, squeeze=False, **subplots)
@@ -215,7 +215,7 @@ def write_plot(report: DepthReport | ProbeReport | list[ProbeReport], path: str 
         threshold(top, EXPLODE_ABOVE, f"exploding\nabove {EXPLODE_ABOVE:g}")
         threshold(top, VANISH_BELOW, f"vanishing\nbelow {VANISH_BELOW:g}")
         top.set_ylabel("std of the activations (log)")
-        top.set_title(f"All runs (log axis clipped to [1e-6, 1e6]; X: std NaN/inf from that layer)", loc="left")
+        top.set_title("All runs (log axis clipped to [1e-6, 1e6]; X: std NaN/inf from that layer)", loc="left")
         if inside:
             bottom = axes[1, 0]
             for i in inside:

@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 from rich.text import Text
 
 from fanin.diagnostics.records import (  # the records are re-exported here: this was their home
@@ -136,7 +136,7 @@ def _exponent(report: ProbeReport) -> str:
 def probe_table(report: ProbeReport, width: int | None = None) -> Group:
     """A rich renderable fitted to ``width`` columns (``None``: natural width): a summary line,
     the verdicts, the layers, the residual stream and (with a backward pass) the parameters."""
-    parts: list[object] = [prose(_summary(report), width, style="bold")]
+    parts: list[RenderableType] = [prose(_summary(report), width, style="bold")]
     for v in report.verdicts:
         line = prose(f"{v.kind}: {v.message}", width, indent=2)
         line.stylize(_STYLES.get(v.kind, ""), 2, 2 + len(v.kind))
@@ -251,7 +251,7 @@ def _layer_ticks(ax, names: list[str] | None, count: int) -> None:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=24, integer=True))
 
     def label(x: float, _pos: int) -> str:
-        i = int(round(x))
+        i = round(x)
         if not (0 <= i < len(names) and abs(x - i) < 1e-9):
             return ""
         # nn.Sequential names its layers by position: "3", not "3 3"
