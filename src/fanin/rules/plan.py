@@ -185,8 +185,8 @@ class Plan:
 
         >>> import torch, fanin
         >>> text = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
-        >>> text.splitlines()[1].split()[:4]
-        ['#', 'tensor', 'shape', 'fan']
+        >>> text.splitlines()[1].split()
+        ['#', 'tensor', 'shape', 'rule', 'init', 'std', 'bound']
         """
         return str(self)
 
