@@ -186,7 +186,7 @@ class Plan:
         >>> import torch, fanin
         >>> text = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
         >>> text.splitlines()[1].split()
-        ['#', 'tensor', 'shape', 'rule', 'init', 'std', 'bound']
+        ['#', 'tensor', 'shape', 'rule', 'init', 'std']
         """
         return str(self)
 
