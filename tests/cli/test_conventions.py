@@ -398,3 +398,19 @@ def test_on_a_terminal_tables_fit_its_width(monkeypatch):
     lines = result.stdout.splitlines()
     assert max(len(line) for line in lines) <= 72 and "h.0.attn.c_proj.weight" in result.stdout
     assert "wte.weight (= lm_head.weight)" in result.stdout
+
+
+def test_a_figure_that_fails_half_way_leaves_the_old_file(tmp_path, monkeypatch):
+    import fanin.report.audit
+
+    old = tmp_path / "hist.png"
+    old.write_bytes(b"old figure")
+
+    def half(report, path, names=None, **kwargs):
+        path.write_bytes(b"\x89PNG half")  # whatever a renderer does to the path it is given
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(fanin.report.audit, "write_audit_plot", half)
+    result = run("audit", "mlp", "--format", "json", "--plot", str(old))
+    assert result.exit_code == 1 and "Cannot write the plot to" in result.stderr
+    assert old.read_bytes() == b"old figure" and [p.name for p in tmp_path.iterdir()] == ["hist.png"]

@@ -241,11 +241,16 @@ def emit(out: Output, report: Any, renderers: Renderers) -> None:
 
 
 def write_figure(draw: Callable[[Path], Any], path: Path | None) -> None:
-    """Call ``draw(path)`` (a renderer writing the figure) and announce the file; nothing for ``None``."""
+    """Call ``draw(tmp)`` (a renderer writing the figure to a path) on a temporary file beside
+    ``path`` with its suffix, rename it into place and announce it: atomic whatever the renderer
+    does. Nothing for ``None``."""
     if path is None:
         return
+    from fanin.report.files import atomic_path
+
     try:
-        draw(path)
+        with atomic_path(path) as tmp:
+            draw(tmp)
     except OSError as err:
         raise fail(f"Cannot write the plot to {path}: {err.strerror or err}") from None
     wrote(path)

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_path", "atomic_write"]
 
 
 def _mode_for(path: Path) -> int:
@@ -42,21 +43,19 @@ def _mode_for(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write(path: str | os.PathLike[str], data: str | bytes | Iterable[str | bytes]) -> Path:
-    """Write ``data`` (text as UTF-8, bytes, or an iterable of chunks) to ``path`` through a
-    temporary file in the same directory renamed into place; return ``path`` as a :class:`Path`.
+@contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a new temporary file's path beside ``path`` (same suffix, so a writer that reads the
+    format from it still can); on a clean exit it is renamed over ``path``, on an error removed.
 
-    On any failure the temporary file is removed and ``path`` is untouched; the error propagates.
+    For writers that take a path (``fig.savefig``); :func:`atomic_write` for data in hand.
     """
     path = Path(path)
-    chunks = [data] if isinstance(data, (str, bytes)) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    tmp = Path(name)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            for chunk in chunks:
-                fh.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
@@ -65,4 +64,18 @@ def atomic_write(path: str | os.PathLike[str], data: str | bytes | Iterable[str 
         except OSError:
             pass
         raise
-    return path
+
+
+def atomic_write(path: str | os.PathLike[str], data: str | bytes | Iterable[str | bytes]) -> Path:
+    """Write ``data`` (text as UTF-8, bytes, or an iterable of chunks) to ``path`` through a
+    temporary file in the same directory renamed into place; return ``path`` as a :class:`Path`.
+
+    On any failure the temporary file is removed and ``path`` is untouched; the error propagates.
+    """
+    chunks = [data] if isinstance(data, (str, bytes)) else data
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        for chunk in chunks:
+            fh.write(chunk.encode("utf-8") if isinstance(chunk, str) else chunk)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return Path(path)
