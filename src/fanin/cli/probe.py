@@ -75,7 +75,8 @@ def _first_embedding(module) -> int | None:
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
               help="Seed of the model's construction, the rules, the inputs and the backward cotangent.")
 @click.option("--backward", is_flag=True, help="Also run the backward pass (gradient statistics).")
-@click.option("--mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True)
+@click.option("--mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True,
+              help="The modules' mode during the pass (dropout, batch-norm statistics).")
 @click.option("--residual", "residual", multiple=True, metavar="GLOB",
               help="Name the residual blocks (glob on module names) instead of detecting them.")
 @click.option("--check", is_flag=True, help="Exit with status 1 when a verdict is not stable.")
