@@ -166,63 +166,30 @@ class Plan:
 
     # ------------------------------------------------------------------------------- renderers
 
-    def explain(self):
-        """A rich table: one row per tensor, with the rule that matched it.
-
-        >>> import torch, fanin
-        >>> table = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
-        >>> [c.header for c in table.columns][:4]
-        ['#', 'tensor', 'shape', 'fan in/out']
-        """
-        from rich.table import Table
-
-        source = {"stream": f"counter stream, seed={self.seed}", "generator": "torch.Generator", "global": "torch global RNG"}
-        table = Table(
-            title=f"fanin plan{': ' + self.model if self.model else ''} ({len(self.entries)} tensors; "
-            f"random source: {source[self.source]})",
-            caption="Rules (first match wins): " + describe_rules(self.rules) + f"; leftovers: {self.leftovers}",
-            caption_justify="left",
-        )
-        for header, justify in (
-            ("#", "right"),
-            ("tensor", "left"),
-            ("shape", "left"),
-            ("fan in/out", "left"),
-            ("rule", "left"),
-            ("init", "left"),
-            ("std", "right"),
-            ("bound", "right"),
-            ("stream key", "left"),
-        ):
-            table.add_column(header, justify=justify)  # type: ignore[arg-type]
-        for i, e in enumerate(self.entries):
-            fans = "" if e.fans is None else f"{e.fans.fan_in:g}/{e.fans.fan_out:g}"
-            stats = e.statistics
-            std = "" if stats is None or stats.std is None else f"{stats.std:.4g}"
-            if stats is None or stats.low is None or stats.high is None:
-                bound = ""
-            elif stats.distribution == "constant":
-                bound = f"= {stats.high:g}"
-            elif stats.low == -stats.high:
-                bound = f"±{stats.high:.4g}"
-            else:
-                bound = f"[{stats.low:.4g}, {stats.high:.4g}]"
-            key = f"({e.stream[0]}, {e.stream[1]!r})" if e.stream is not None else ""
-            name = e.name + (f" (= {', '.join(e.aliases)})" if e.aliases else "")
-            rule = f"#{e.rule_index} {e.rule}" if e.rule_index is not None else e.rule
-            table.add_row(str(i), name, "×".join(map(str, e.shape)) or "()", fans, rule, e.init, std, bound, key)
-        return table
-
-    def render(self, width: int = 160) -> str:
-        """:meth:`explain` as plain text ``width`` columns wide."""
-        from rich.console import Console
-
-        console = Console(width=width, record=True, file=_Null(), color_system=None, highlight=False)
-        console.print(self.explain())
-        return console.export_text()
+    def __repr__(self) -> str:
+        source = {"stream": f"counter stream, seed={self.seed}", "generator": "torch.Generator",
+                  "global": "torch global RNG"}.get(self.source, self.source)
+        n, r = len(self.entries), len(self.rules)
+        return (f"<Plan {self.model or 'model'}: {n} tensor{'s' * (n != 1)}, {r} rule{'s' * (r != 1)}, "
+                f"leftovers={self.leftovers}, {source}>")
 
     def __str__(self) -> str:
-        return self.render()
+        """The plan's table as plain text, fitted to 80 columns (:func:`fanin.report.plan.render_plan_text`)."""
+        from fanin.report.plan import render_plan_text
+
+        return render_plan_text(self).rstrip("\n")
+
+    def explain(self) -> str:
+        """The plan as a table: one row per tensor, with the rule that matched it, what is done,
+        the std and bound of the values and the stream key (``str(plan)``; for a given width or
+        Markdown, :mod:`fanin.report.plan`).
+
+        >>> import torch, fanin
+        >>> text = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
+        >>> text.splitlines()[1].split()
+        ['#', 'tensor', 'shape', 'rule', 'init', 'std']
+        """
+        return str(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -243,14 +210,6 @@ class Plan:
         from fanin.rules.lint import lint
 
         return lint(model, self)
-
-
-class _Null:
-    def write(self, s: str) -> int:
-        return len(s)
-
-    def flush(self) -> None:
-        pass
 
 
 # ---------------------------------------------------------------------------------- resolution
