@@ -126,10 +126,15 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """A GPT-2 style decoder (Radford et al., 2019), nanoGPT layout, ``lm_head`` tied to ``wte``."""
+    """A GPT-2 style decoder (Radford et al., 2019), nanoGPT layout, ``lm_head`` tied to ``wte``.
+
+    ``n_layer`` (the number of blocks) is kept as an attribute: depth-scaled presets such as
+    ``"gpt2"`` read it from there.
+    """
 
     def __init__(self, vocab_size: int = 256, block_size: int = 32, n_layer: int = 2, n_head: int = 2, n_embd: int = 32) -> None:
         super().__init__()
+        self.n_layer = n_layer
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
         self.h = nn.ModuleList(Block(n_embd, n_head, block_size) for _ in range(n_layer))

@@ -262,7 +262,7 @@ def test_names_from_a_model_in_markdown_and_figures(hostile_module, tmp_path):
     md = tmp_path / "plan.md"
     assert run("explain", hostile_module, "--leftovers", "keep", "-o", md).exit_code == 0
     text = md.read_text()
-    table = [line for line in text.split("Rules (first match wins):")[0].splitlines() if line.startswith("| ")]
+    table = [line for line in text.split("(first match wins):")[0].splitlines() if line.startswith("| ")]
     assert len(table) == 1 + len(HOSTILE_NAMES)  # header + one row per tensor: no name split a row or a line
     assert all(line.count(" | ") == table[0].count(" | ") for line in table[1:])
     assert "\x1b" not in text and "\u202e" not in text

@@ -192,11 +192,13 @@ def test_plan_errors():
 
 def test_explain_render_and_json():
     p = fanin.plan(Net(), [("head.*", "zeros"), (Name("*.weight") & Ndim(2), "orthogonal"), ("*", "zeros")], seed=3)
-    text = p.render(width=220)
+    from fanin.report.plan import render_plan_text
+
+    text = render_plan_text(p, width=220)
     assert "counter stream, seed=3" in text
     assert "#1 name='*.weight' & ndim=2 -> orthogonal" in text
     assert "(3, 'encoder.weight')" in text
-    assert "Rules (first match wins): #0 name='head.*' -> zeros" in text
+    assert "Rules (first match wins):" in text and "#0 name='head.*' -> zeros" in text
     data = json.loads(p.to_json())
     assert data["seed"] == 3 and data["leftovers"] == "error"
     first = data["entries"][0]
@@ -206,7 +208,7 @@ def test_explain_render_and_json():
     assert first["fans"] == {"fan_in": 8, "fan_out": 4, "receptive_field": 1, "layout": "torch"}
     # orthogonal (4, 8): rows orthonormal, every entry's RMS is 1/sqrt(8)
     assert first["statistics"]["std"] == pytest.approx(1 / math.sqrt(8), rel=1e-15)
-    assert str(p) == p.render()
+    assert str(p) == p.explain() == render_plan_text(p).rstrip("\n")
 
 
 def test_plan_getitem_error():

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 import fanin
+from fanin.report.plan import render_plan_text
 import fanin.models
 from fanin.rules import RuleError
 from fanin.rules.blocks import block_statistics
@@ -316,7 +317,7 @@ def test_deepnorm_is_the_papers_pseudocode():
     assert_bitwise(model, rules, "init_weights")
     plan = fanin.plan(model, rules)
     assert "DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l)) with alpha = 1.56508" in plan["layers.0.fc1.weight"].rule
-    assert "fanin does the init part only" in plan.render(width=400)
+    assert "fanin does the init part only" in render_plan_text(plan, width=None)
 
 
 def test_deepnorm_encoder_decoder_sides():
@@ -454,14 +455,21 @@ def test_timm_vit_modes_have_timms_distributions(mode, recipe):
 # --------------------------------------------------------------------------------- parameters
 
 
-def test_gpt2_needs_n_layer_and_for_model_reads_it():
+def test_gpt2_needs_n_layer_and_reads_it_from_a_documented_attribute():
     with pytest.raises(RuleError, match=r"gpt2 needs n_layer \(the number of transformer blocks: GPT2Config.n_layer\), got none"):
-        fanin.plan(fanin.models.gpt(n_layer=2), "gpt2")
+        fanin.plan(torch.nn.Sequential(torch.nn.Linear(2, 2)), "gpt2")
+    with pytest.raises(RuleError, match=r"Looked on Sequential for: n_layer \(config.n_layer, config.num_hidden_layers"):
+        for_model("gpt2", torch.nn.Sequential(torch.nn.Linear(2, 2)))
     model = fanin.models.gpt(n_layer=2)
     plan = fanin.plan(model, gpt2(n_layer=2))
     assert plan["h.1.mlp.c_proj.weight"].statistics.std == pytest.approx(0.02 / math.sqrt(4), rel=1e-15)
-    with pytest.raises(RuleError, match=r"Looked on GPT for: n_layer \(config.n_layer, config.num_hidden_layers"):
-        for_model("gpt2", model)
+    # the demo GPT documents n_layer as an attribute: the preset reads it and says so
+    read = fanin.plan(model, "gpt2")
+    assert read["h.1.mlp.c_proj.weight"].statistics.std == pytest.approx(0.02 / math.sqrt(4), rel=1e-15)
+    assert read.rules.name == "gpt2 with n_layer=2 (the model's n_layer)"
+    assert "Rules of gpt2 with n_layer=2 (the model's n_layer)" in str(read)
+    # a value given in the spec wins over the model's
+    assert fanin.plan(model, "gpt2(n_layer=8)")["h.1.mlp.c_proj.weight"].statistics.std == pytest.approx(0.02 / 4)
 
 
 def test_for_model_reads_documented_attributes():

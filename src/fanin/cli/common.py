@@ -38,9 +38,9 @@ def is_rules_file(rules_arg: str) -> bool:
     return rules_arg.lower().endswith((".toml", ".json")) or os.sep in rules_arg or "/" in rules_arg
 
 
-def rules_from_option(rules_arg: str):
+def rules_from_option(rules_arg: str, model=None):
     """``--rules FILE|PRESET``: the rules read from a ``.toml``/``.json`` file, or the preset's
-    rules. A preset that does not exist and a file that is not there are usage errors (status
+    rules (what a preset needs and is not given is read from ``model``'s documented attributes). A preset that does not exist and a file that is not there are usage errors (status
     2); a file that exists but cannot be read as rules is a failure (status 1)."""
     from fanin.errors import FaninError
 
@@ -48,7 +48,7 @@ def rules_from_option(rules_arg: str):
         from fanin.rules.presets import preset
 
         try:
-            return preset(rules_arg)
+            return preset(rules_arg, model)
         except (FaninError, ValueError, TypeError) as err:
             raise usage(err, "--rules") from None
     from fanin.rules import load_rules

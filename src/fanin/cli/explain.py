@@ -40,7 +40,7 @@ def explain_command(model, args, rules_arg, seed, leftovers, output, fmt) -> Non
 
     out = output_for(output, fmt, inputs=[rules_arg] if is_rules_file(rules_arg) else [])
     module = build_model(model, parse_args(args), meta=True)
-    rules = rules_from_option(rules_arg)
+    rules = rules_from_option(rules_arg, module)
     try:
         resolved = plan(module, rules, seed=seed, leftovers=leftovers)
     except (FaninError, ValueError, TypeError) as err:

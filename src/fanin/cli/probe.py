@@ -105,9 +105,8 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
     plot = plot_for(plot_path, inputs=inputs_paths, outputs=[out])
     overrides = parse_args(args)
     input_shapes = [_parse_shape(s) for s in shapes]
-    rules = rules_from_option(rules_arg) if rules_arg is not None else None
-
     module = build_model(model, overrides, seed=seed)
+    rules = rules_from_option(rules_arg, module) if rules_arg is not None else None
     if not input_shapes:
         target, kwargs = parse_model_spec(model)
         input_shapes, vocab = _default_inputs(target, {**kwargs, **overrides})

@@ -30,7 +30,7 @@ from rich.console import Group, RenderableType
 
 from fanin.report.markdown import Raw, markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
-from fanin.report.text import markdown_cell, markdown_code
+from fanin.report.text import markdown_cell, markdown_code, printable
 from fanin.rules.plan import Plan, PlanEntry
 
 __all__ = ["plan_table", "render_plan_json", "render_plan_markdown", "render_plan_text"]
@@ -87,10 +87,15 @@ def plan_table(plan: Plan, width: int | None = None) -> Group:
     rules = _rules_lines(plan)
     parts: list[RenderableType] = [prose(_title(plan), width, style="bold"),
                            fit_table(_COLUMNS, _rows(plan), width)]
-    parts.append(prose("Rules (first match wins):" + ("" if rules else " none"), width))
+    parts.append(prose(_rules_heading(plan) + ("" if rules else " none"), width))
     parts += [prose(r, width, indent=2) for r in rules]
     parts.append(prose(f"Leftovers: {plan.leftovers}.", width))
     return Group(*parts)
+
+
+def _rules_heading(plan: Plan, literal=printable) -> str:
+    name = getattr(plan.rules, "name", None)
+    return f"Rules of {literal(name)} (first match wins):" if name else "Rules (first match wins):"
 
 
 def render_plan_text(plan: Plan, width: int | None = PRINT_WIDTH) -> str:
@@ -110,7 +115,7 @@ def render_plan_markdown(plan: Plan) -> str:
         row[8] = Raw(markdown_code(row[8])) if row[8] else ""
         rows.append(row)
     rules = [[f"#{i}", Raw(markdown_code(r))] for i, r in enumerate(plan.rules)]
-    lines = [heading, "", *markdown_table(_COLUMNS, rows), "", "Rules (first match wins):", ""]
+    lines = [heading, "", *markdown_table(_COLUMNS, rows), "", _rules_heading(plan, markdown_code), ""]
     lines += markdown_table((Column("rule", "right"), Column("selector -> init")), rules)
     lines += ["", f"Leftovers: {plan.leftovers}", ""]
     return "\n".join(lines)

@@ -589,7 +589,7 @@ def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> L
 
         p = capture(model)
     else:
-        ruleset = as_rules(rules)
+        ruleset = as_rules(rules, model)
         try:
             p = plan(model, ruleset)
         except RuleError as err:

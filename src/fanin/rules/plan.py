@@ -335,7 +335,7 @@ def plan(
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"plan needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")
     _check_seed(seed)
-    ruleset = as_rules(rules)
+    ruleset = as_rules(rules, model)
     if leftovers is not None and leftovers not in LEFTOVERS:
         raise RuleError(describe_choice("leftovers policy", leftovers, LEFTOVERS))
     policy = leftovers or ruleset.leftovers or "error"

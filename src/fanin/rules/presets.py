@@ -59,7 +59,7 @@ from fanin.rules.rules import (
     RuleError,
     Rules,
 )
-from fanin.rules.recipes import RECIPES
+from fanin.rules.recipes import RECIPES, call_with_model_note, read_parameters
 from fanin.rules.selectors import Everything, Module, Name, Role
 
 __all__ = ["PRESETS", "bert", "framework", "gpt2", "list_presets", "preset", "resnet", "vit"]
@@ -163,8 +163,13 @@ def list_presets() -> list[str]:
     return sorted(PRESETS)
 
 
-def preset(spec: str) -> Rules:
+def preset(spec: str, model: object | None = None) -> Rules:
     """The rules of preset ``spec``: a name, optionally with keyword arguments (``"gpt2(n_layer=24)"``).
+
+    With ``model``, a parameter the preset needs and the spec does not give is read from the
+    model's documented attributes (:func:`fanin.rules.recipes.read_parameters`: ``config.n_layer``,
+    ``config.num_hidden_layers``, ...), and the rules' name says where it came from; without it,
+    or when the model has none of them, the error names the parameter.
 
     The spec is read as scheme specs are (:func:`fanin.schemes.spec.parse_call`: literals only,
     bounded in length and nesting, no argument twice); every error is a :class:`RuleError`.
@@ -192,10 +197,17 @@ def preset(spec: str) -> Rules:
             f"Preset {name!r} got unexpected argument(s) {', '.join(f'{shown(k)[1:-1]}={shown(args[k])}' for k in unknown[:8])}. "
             f"Accepted arguments: {', '.join(accepted) or 'none'}."
         )
+    found: dict[str, str] = {}
+    looked: list[str] = []
+    if model is not None:
+        args, found, looked = read_parameters(factory, model, args)
     try:
-        rules = factory(**args)
+        rules = call_with_model_note(factory, args, model, looked)
     except FaninError as err:
         if isinstance(err, RuleError):
             raise
         raise RuleError(f"Preset {quoted}: {err}") from None
-    return Rules(rules.rules, rules.leftovers, name=spec.strip())
+    name = spec.strip()
+    if found:
+        name += " with " + ", ".join(f"{k}={args[k]!r} (the model's {path})" for k, path in found.items())
+    return Rules(rules.rules, rules.leftovers, name=name)

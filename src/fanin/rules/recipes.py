@@ -85,7 +85,8 @@ FORWARD = {
 _ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "n_layers": ("model_args.n_layers", "config.num_hidden_layers", "config.n_layer", "config.num_layers",
                  "config.n_layers", "n_layers"),
-    "n_layer": ("config.n_layer", "config.num_hidden_layers", "config.num_layers", "model_args.n_layers", "n_layers"),
+    "n_layer": ("config.n_layer", "config.num_hidden_layers", "config.num_layers", "model_args.n_layers", "n_layers",
+                "n_layer"),
     "dim": ("model_args.dim", "config.hidden_size", "config.n_embd", "config.d_model", "dim"),
     "d_model": ("config.d_model", "config.hidden_size", "config.n_embd", "model_args.dim", "d_model"),
     "d_kv": ("config.d_kv",),
@@ -695,18 +696,34 @@ def for_model(recipe: str, model: Any, **given: Any) -> Rules:
     unknown = sorted(set(given) - set(params))
     if unknown:
         raise RuleError(f"Recipe {recipe!r} got unexpected argument(s) {', '.join(unknown)}. Accepted: {', '.join(params)}.")
+    args, _, looked = read_parameters(factory, model, given)
+    return call_with_model_note(factory, args, model, looked)
+
+
+def read_parameters(factory: Callable[..., Rules], model: Any, given: dict[str, Any]):
+    """``(args, found, looked)``: ``given`` plus each required parameter of ``factory`` (default
+    ``None``) that ``given`` leaves out, read from the first of its documented attributes
+    (:data:`_ATTRIBUTES`) that ``model`` has; ``found`` maps each parameter read to the attribute it
+    came from, ``looked`` says what was looked for in vain."""
     args = dict(given)
+    found: dict[str, str] = {}
     looked: list[str] = []
-    for name, p in params.items():
+    for name, p in inspect.signature(factory).parameters.items():
         if name in args or p.default is not None or name not in _ATTRIBUTES:
             continue
         for path in _ATTRIBUTES[name]:
             value = _read(model, path)
             if isinstance(value, int) and not isinstance(value, bool):
                 args[name] = value
+                found[name] = path
                 break
         else:
             looked.append(f"{name} ({', '.join(_ATTRIBUTES[name])})")
+    return args, found, looked
+
+
+def call_with_model_note(factory: Callable[..., Rules], args: dict[str, Any], model: Any, looked: list[str]) -> Rules:
+    """``factory(**args)``; a missing parameter's error also names the attributes looked for on ``model``."""
     try:
         return factory(**args)
     except RuleError as err:

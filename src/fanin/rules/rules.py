@@ -354,9 +354,10 @@ def _from_mapping(mapping: Mapping[AnyType, AnyType]) -> list[Rule]:
     return rules
 
 
-def as_rules(rules: object) -> Rules:
+def as_rules(rules: object, model: object | None = None) -> Rules:
     """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
-    ``"gpt2(n_layer=24)"``), a mapping ``{glob or selector: init}``, a rules document
+    ``"gpt2(n_layer=24)"``; with ``model``, what a preset needs and is not given is read from the
+    model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping ``{glob or selector: init}``, a rules document
     (``{"rules": [...], "leftovers": ...}``, see :mod:`fanin.rules.load`), or a list of any of
     these and ``(selector, init)`` pairs, concatenated in order. The leftovers policy is the first
     one stated.
@@ -375,7 +376,7 @@ def as_rules(rules: object) -> Rules:
     if isinstance(rules, str):
         from fanin.rules.presets import preset
 
-        return preset(rules)
+        return preset(rules, model)
     if isinstance(rules, Mapping):
         from fanin.rules.load import is_document, rules_from_dict
 
@@ -389,7 +390,7 @@ def as_rules(rules: object) -> Rules:
             if isinstance(item, tuple) and len(item) == 2 and not isinstance(item, Rule):
                 out.append(Rule(item[0], item[1]))
                 continue
-            part = as_rules(item)
+            part = as_rules(item, model)
             out.extend(part.rules)
             leftovers = leftovers or part.leftovers
         return Rules(tuple(out), leftovers)
