@@ -13,7 +13,8 @@ The knobs are the suspects of a crash that shows up only with several ranks::
 
     --start popen|spawn|fork  how ranks start: fresh interpreters (subprocess, like torchrun),
                               multiprocessing spawn, or fork of a parent that has already run
-                              fanin's kernels (OpenMP and numba thread pools started)
+                              fanin's parallel kernels (numba's threads started; --warm-torch:
+                              torch's OpenMP pool too, which torch itself cannot fork)
     --cache fresh|shared|tree numba's on-disk JIT cache: an empty NUMBA_CACHE_DIR per run (every
                               rank compiles at once and writes the same cache files), one
                               directory for all runs, or the in-tree __pycache__
@@ -191,14 +192,20 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _warm_parent() -> None:
-    """Run fanin's parallel kernels in this process (numba and OpenMP pools up) before forking."""
+def _warm_parent(with_torch: bool) -> None:
+    """Run fanin's parallel kernels in this process (numba's threads up) before forking.
+
+    ``with_torch`` also runs a parallel torch op first. torch itself is not fork-safe then: its
+    GNU OpenMP pool does not survive a fork, and the children hang in their first parallel torch
+    op (seen here in ``gomp_team_barrier_wait_end`` under a ``mul_``), with or without fanin.
+    """
     import torch
 
     import fanin
 
+    if with_torch:
+        torch.randn(512, 512) @ torch.randn(512, 512)
     fanin.Stream(0, "warm").normal_(torch.empty(1 << 17), 0.0, 1.0)
-    torch.randn(256, 256) @ torch.randn(256, 256)
 
 
 def _run_once(run: int, args, opts: dict, cache_dir: str | None, work: Path) -> tuple[str, list[int | None]]:
@@ -313,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rendezvous", choices=["tcp", "file"], default="tcp", help="tcp://127.0.0.1:PORT or file://")
     ap.add_argument("--concurrent", action="store_true", help="apply to the FSDP2 and TP models from two threads at once")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
+    ap.add_argument("--warm-torch", action="store_true", help="with --start fork: a parallel torch op in the parent too")
     ap.add_argument("--cores", action="store_true", help="allow core files and print gdb backtraces of crashed ranks")
     ap.add_argument("--keep", type=Path, help="keep every run's logs under this directory")
     ap.add_argument("--rank", nargs=5, help=argparse.SUPPRESS)
@@ -327,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     shared = str(work / "numba-cache") if args.cache == "shared" else None
     if args.start == "fork":
-        _warm_parent()
+        _warm_parent(args.warm_torch)
     knobs = ", ".join(f"{k}={v}" for k, v in opts.items())
     print(f"{args.runs} runs x {args.world} ranks, start={args.start}, cache={args.cache}, {knobs}", flush=True)
     failures = 0

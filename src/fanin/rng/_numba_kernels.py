@@ -114,7 +114,6 @@ def _kernel(**opts):
     return decorate
 
 
-
 # ------------------------------------------------------------------ launching (threads, forks, processes)
 
 #: The lock file, in numba's cache directory of these kernels, held while a kernel is first
