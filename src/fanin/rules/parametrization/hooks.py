@@ -13,9 +13,9 @@ multipliers would apply twice).
 >>> import torch, fanin
 >>> from fanin.rules.parametrization import bind, mup
 >>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
->>> plan = fanin.plan(model, bind(mup(base_width=64), model), seed=0)
+>>> plan = fanin.apply(model, bind(mup(base_width=64), model), seed=0)
 >>> x = torch.randn(2, 8)
->>> before = model(x)
+>>> before = model(x)  # the readout's bias is 0: W·(x/4) + b = (W·x + b)/4
 >>> with mup_hooks(model, plan) as hooks:
 ...     torch.allclose(model(x), before / 4)
 True
