@@ -26,7 +26,13 @@ from torch import nn
 
 import fanin
 import fanin.models
-from fanin.diagnostics.coord_check import CoordCheck, CoordCheckError, coord_check, default_group, plot_coord_check
+from fanin.diagnostics.coord_check import (
+    CoordCheck,
+    CoordCheckError,
+    coord_check,
+    default_group,
+    plot_coord_check,
+)
 from fanin.rules.parametrization import Attention, mup
 
 WORKER_TIMEOUT_S = 180
@@ -55,7 +61,7 @@ GPT_MUP = mup(base_width=64, std=0.02, attention=Attention("*.attn.c_attn", spli
 
 @pytest.fixture(scope="module")
 def mlp_runs():
-    kw = dict(steps=3, lr=0.02, seeds=(0,))
+    kw = {"steps": 3, "lr": 0.02, "seeds": (0,)}
     widths = [64, 128, 256, 512, 1024]
     return (coord_check(make_mlp, widths, mlp_data(), **kw),
             coord_check(make_mlp, widths, mlp_data(), rules=mup(base_width=64, zero_readout=True), **kw))
@@ -63,7 +69,7 @@ def mlp_runs():
 
 @pytest.fixture(scope="module")
 def gpt_runs():
-    kw = dict(steps=4, lr=0.003)
+    kw = {"steps": 4, "lr": 0.003}
     widths = [64, 128, 256, 512]
     return (coord_check(make_gpt, widths, gpt_data(), seeds=(0,), **kw),
             coord_check(make_gpt, widths, gpt_data(), rules=GPT_MUP, seeds=(0, 1), **kw))
@@ -255,7 +261,7 @@ def _worker(out: Path) -> None:
     x, y = mlp_data()
     half = x.shape[0] // world
     rules = mup(base_width=64, zero_readout=True)
-    kw = dict(steps=2, lr=0.02, rules=rules)
+    kw = {"steps": 2, "lr": 0.02, "rules": rules}
 
     def shard(model):
         for layer in model:
