@@ -23,6 +23,7 @@ from fanin.rules.parametrization import (
     Attention,
     MupError,
     bind,
+    depth_conflicts,
     depth_mup,
     mup,
     mup_hooks,
@@ -449,6 +450,9 @@ def test_depth_mup_with_a_depth_scaled_residual_init_is_refused():
     for use in (mup_table, lambda q: mup_hooks(model, q), lambda q: mup_param_groups(model, q, lr=1.0)):
         with pytest.raises(MupError, match=message):
             use(p)
+    conflicts = depth_conflicts(p)
+    assert [n for n, _, _ in conflicts] == ["h.0.attn.c_proj.weight", "h.0.mlp.c_proj.weight", "h.1.attn.c_proj.weight", "h.1.mlp.c_proj.weight"]
+    assert conflicts[0][1] == str(gpt2_residual) and depth_conflicts(planned(model, mup(base_width=32))) == []
     width_only = planned(model, [gpt2_residual, mup(base_width=32, std=0.02)])
     with pytest.raises(MupError, match=r"a depth-scaled std constant in width breaks that, and depth belongs to fanin.depth_mup"):
         mup_table(width_only)

@@ -35,6 +35,7 @@ from fanin.rules.parametrization.table import (
     MupRow,
     MupTable,
     build_table,
+    depth_conflicts,
     mup_table,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "Tensors",
     "bind",
     "build_table",
+    "depth_conflicts",
     "depth_mup",
     "mup",
     "mup_hooks",

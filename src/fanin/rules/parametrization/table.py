@@ -492,15 +492,7 @@ def _scales_depth(init: object) -> bool:
     return isinstance(init, DepthScaledNormal) or bool(getattr(init, "scales_depth", False))
 
 
-def mup_table(plan) -> MupTable:
-    """The :class:`MupTable` of a plan resolved with :func:`fanin.mup` / ``depth_mup`` / ``u_mup`` rules.
-
-    Refuses a plan in which a rule that scales residual projections by depth
-    (:class:`~fanin.rules.rules.DepthScaledNormal`, the ``gpt2`` preset's ``c_proj`` rule, or any
-    init with ``scales_depth = True``) initializes a tensor: with depth-muP depth would be counted
-    twice, and with muP that tensor's init would not scale with width. ``overridden`` lists the
-    tensors that another rule initialized although the parametrization has an init for them.
-    """
+def _tables(plan) -> tuple[list[MupTable], set[int]]:
     from fanin.rules.plan import Plan
 
     if not isinstance(plan, Plan):
@@ -512,28 +504,54 @@ def mup_table(plan) -> MupTable:
         if isinstance(table, MupTable):
             tables.setdefault(id(table), table)
             own.add(i)
+    return list(tables.values()), own
+
+
+def depth_conflicts(plan) -> list[tuple[str, str, str]]:
+    """``(tensor, rule, why)`` for every tensor of a muP / depth-muP plan that a depth-scaled rule
+    initializes (:class:`~fanin.rules.rules.DepthScaledNormal`, or an init with ``scales_depth =
+    True``); empty for a plan without a parametrization. :func:`mup_table` refuses such plans; a
+    lint can report them one by one."""
+    tables, _ = _tables(plan)
+    if len(tables) != 1:
+        return []
+    kind = tables[0].spec.kind
+    if kind == "depth_mup":
+        why = ("depth would be counted twice: depth_mup already multiplies each residual branch by √(L₀/L) in the "
+               "forward pass and scales its Adam learning rate")
+    else:
+        why = (f"{kind} scales these tensors with width; a depth-scaled std constant in width breaks that, and "
+               "depth belongs to fanin.depth_mup")
+    return [(e.name, e.rule, why) for e in plan if e.rule_index is not None and _scales_depth(plan.rules[e.rule_index].init)]
+
+
+def mup_table(plan) -> MupTable:
+    """The :class:`MupTable` of a plan resolved with :func:`fanin.mup` / ``depth_mup`` / ``u_mup`` rules.
+
+    Refuses a plan in which a rule that scales residual projections by depth
+    (:class:`~fanin.rules.rules.DepthScaledNormal`, the ``gpt2`` preset's ``c_proj`` rule, or any
+    init with ``scales_depth = True``) initializes a tensor (:func:`depth_conflicts`): with
+    depth-muP depth would be counted twice, and with muP that tensor's init would not scale with
+    width. ``overridden`` lists the tensors that another rule initialized although the
+    parametrization has an init for them.
+    """
+    tables, own = _tables(plan)
     if not tables:
         raise MupError(
             "this plan has no muP rules: resolve it with fanin.mup(...), fanin.depth_mup(...) or fanin.u_mup(...) "
             f"(its rules: {', '.join(literal(r) for r in plan.rules) or 'none'})"
         )
     if len(tables) > 1:
-        found = sorted({str(t.spec) for t in tables.values()})
+        found = sorted({str(t.spec) for t in tables})
         raise MupError(f"this plan holds {len(tables)} parametrizations ({', '.join(found)}): use one")
-    table = next(iter(tables.values()))
-    depth_scaled = [(e.name, e.rule) for e in plan if e.rule_index is not None and _scales_depth(plan.rules[e.rule_index].init)]
-    if depth_scaled:
-        names = ", ".join(repr(literal(n)) for n, _ in depth_scaled[:6]) + (f", ... ({len(depth_scaled) - 6} more)" if len(depth_scaled) > 6 else "")
-        if table.spec.kind == "depth_mup":
-            why = ("depth would be counted twice: depth_mup already multiplies each residual branch by √(L₀/L) in the "
-                   "forward pass and scales its Adam learning rate")
-        else:
-            why = (f"{table.spec.kind} scales these tensors with width; a depth-scaled std constant in width "
-                   "breaks that, and depth belongs to fanin.depth_mup")
+    table = tables[0]
+    conflicts = depth_conflicts(plan)
+    if conflicts:
+        names = ", ".join(repr(literal(n)) for n, _, _ in conflicts[:6]) + (f", ... ({len(conflicts) - 6} more)" if len(conflicts) > 6 else "")
         raise MupError(
-            f"{len(depth_scaled)} tensor(s) are initialized by a rule that scales residual projections by depth "
-            f"({names}; rule {literal(depth_scaled[0][1])!r}) in a {table.spec} plan: {why}. Drop that rule (e.g. the "
-            "gpt2 preset's '*c_proj.weight' rule) and let the parametrization initialize them."
+            f"{len(conflicts)} tensor(s) are initialized by a rule that scales residual projections by depth "
+            f"({names}; rule {literal(conflicts[0][1])!r}) in a {table.spec} plan: {conflicts[0][2]}. Drop that rule (e.g. "
+            "the gpt2 preset's '*c_proj.weight' rule) and let the parametrization initialize them."
         )
     described = {r.name for r in table.rows}
     overridden = tuple(
