@@ -158,6 +158,7 @@ def test_record_round_trips_through_json(gpt_runs, tmp_path):
 
 
 def test_the_figure(gpt_runs, tmp_path):
+    pytest.importorskip("matplotlib")
     sp, _ = gpt_runs
     path = plot_coord_check(sp, tmp_path / "sp.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
@@ -243,6 +244,8 @@ def test_fsdp2_on_two_gloo_ranks_equals_one_process(tmp_path):
         found = json.loads(result.read_text())
         assert found["sharded"] == "ok" and found["world_size"] == 2, found
         assert found["mismatched"] == [], found
+        assert found["buffer_error"] == ("Buffered has buffers on the meta device and neither reset_buffers() nor "
+                                         "reset_running_stats() to fill them once sharded")
 
 
 def _worker(out: Path) -> None:
@@ -279,7 +282,18 @@ def _worker(out: Path) -> None:
         (a[:4], a[6], b[6]) for a, b in zip(reference.records, sharded.records)
         if a[:6] != b[:6] or not math.isclose(a[6], b[6], rel_tol=1e-4, abs_tol=1e-7)
     ]
+    class Buffered(nn.Sequential):
+        def __init__(self, width):
+            super().__init__(nn.Linear(16, width), nn.Linear(width, 10))
+            self.register_buffer("scale", torch.ones(width))  # on meta, and no reset_buffers() to fill it
+
+    try:
+        coord_check(Buffered, [64, 128], local, parallelize=shard, **kw)
+        buffer_error = "no error"
+    except CoordCheckError as err:
+        buffer_error = str(err)
     found = {
+        "buffer_error": buffer_error,
         "sharded": "ok" if len(reference.records) == len(sharded.records) else "record counts differ",
         "world_size": sharded.world_size,
         "mismatched": mismatched[:10],
@@ -291,3 +305,18 @@ def _worker(out: Path) -> None:
 
 if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
     _worker(Path(sys.argv[2]))
+
+
+def test_the_figure_without_matplotlib(gpt_runs, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
+    with pytest.raises(CoordCheckError, match=r"plotting needs matplotlib \(.*\): pip install 'fanin\[plot\]'"):
+        plot_coord_check(gpt_runs[0], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_layers_and_groups_can_be_chosen(mlp_runs):
+    res = coord_check(make_mlp, [64, 128], mlp_data(), steps=1, layers=lambda name, m: isinstance(m, nn.Linear),
+                      groups=lambda name: "linear")
+    assert res.groups == ("linear",) and {r[3] for r in res.records} == {"0", "2", "4"}
+    with pytest.raises(KeyError, match=r"Unknown layer group 'relu'. Accepted: 'linear'."):
+        res.verdict("relu")

@@ -603,3 +603,39 @@ def test_parameters_of_other_modules_are_classified_by_their_dimensions():
     ]
     p = planned(Tokens(), [{"cls_token": "zeros", "mix": "zeros", "temperature": "ones"}, mup(base_width=32)])
     assert mup_table(p)["mix"].adam_lr == 0.5 and mup_table(p)["cls_token"].sgd_lr == 2
+
+
+def test_read_roles_errors_when_called_directly():
+    with pytest.raises(TypeError, match=r"read_roles needs a torch.nn.Module, got model='mlp' \(str\)"):
+        read_roles("mlp")
+    with pytest.raises(MupError, match=r"Sequential has no input layer to read its width from: give width= \(or inputs=\)"):
+        read_roles(nn.Sequential(nn.Linear(4, 2)))
+    with pytest.raises(MupError, match=r"width must be a positive int, got width=-3"):
+        read_roles(mlp(), width=-3)
+    with pytest.raises(MupError, match=r"roles takes a mapping \{tensor-name glob: role\}, got roles=\['hidden'\]"):
+        read_roles(mlp(), roles=["hidden"])
+    with pytest.raises(MupError, match=r"roles keys are tensor-name globs, got 3"):
+        read_roles(mlp(), roles={3: "hidden"})
+    with pytest.raises(MupError, match=r"Unknown role 'vectors'. Did you mean 'vector'\? .* \(in roles=\{'\*.bias': 'vectors'\}\)"):
+        read_roles(mlp(), roles={"*.bias": "vectors"})
+
+
+def test_table_lookup_and_a_model_with_a_parameter_the_plan_lacks():
+    model = mlp()
+    p = planned(model, mup(base_width=64))
+    with pytest.raises(KeyError, match=r"Unknown tensor name '2.wieght'. Did you mean '2.weight' or"):
+        mup_table(p)["2.wieght"]
+    grown = mlp()
+    grown.register_parameter("extra", nn.Parameter(torch.zeros(3)))
+    with pytest.raises(MupError, match=r"the plan does not describe this model \(Sequential\): 'extra': not in the plan"):
+        mup_hooks(grown, p)
+
+
+def test_a_split_multiplier_on_an_output_of_another_width_is_refused():
+    from fanin.rules.parametrization.hooks import _hook
+    from fanin.rules.parametrization.table import Multiplier
+
+    hook = _hook(Multiplier("q", "query", 0.5, "test", split=3))
+    torch.testing.assert_close(hook(None, (), torch.ones(2, 6)), torch.tensor([[0.5, 0.5, 1, 1, 1, 1]] * 2))
+    with pytest.raises(MupError, match=r"'q''s output has a last dimension of 4, not divisible by split=3"):
+        hook(None, (), torch.zeros(2, 4))

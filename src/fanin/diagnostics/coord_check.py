@@ -375,15 +375,21 @@ def _build(make_model, width: int, rules: object, seed: int, device: torch.devic
     p = make_plan(model, bound, seed=seed)
     if any(_is_dtensor(t) for t in model.parameters()):
         # Sharded: allocate each rank's shards in place, fill them by the plan, recompute the buffers.
-        with_meta_buffers = [m for m in model.modules() if any(b.is_meta for b in m.buffers(recurse=False))]
+        refills = []
+        for m in model.modules():
+            if any(b.is_meta for b in m.buffers(recurse=False)):
+                hook = next((h for h in BUFFER_HOOKS if callable(getattr(m, h, None))), None)
+                if hook is None:
+                    raise CoordCheckError(
+                        f"{_class_name(m)} has buffers on the meta device and neither "
+                        f"{' nor '.join(h + '()' for h in BUFFER_HOOKS)} to fill them once sharded"
+                    )
+                refills.append(getattr(m, hook))
         model.to_empty(device=device)
         apply(model, p)
         with torch.no_grad():
-            for m in with_meta_buffers:
-                hook = next((getattr(m, h) for h in BUFFER_HOOKS if callable(getattr(m, h, None))), None)
-                if hook is None:
-                    raise CoordCheckError(f"{type(m).__name__} has meta buffers and no {' or '.join(BUFFER_HOOKS)}() to fill them")
-                hook()
+            for refill in refills:
+                refill()
     else:
         p = materialize(model, p, device=device)
     return model, p
