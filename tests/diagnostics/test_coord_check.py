@@ -151,6 +151,9 @@ def test_record_round_trips_through_json(gpt_runs, tmp_path):
     again = CoordCheck.load(path)
     assert again == mu and again.verdicts == mu.verdicts
     assert repr(mu).startswith("<CoordCheck 'make_gpt' (mup(base_width=64, std=0.02, attention=")
+    text = mu.describe().splitlines()
+    assert text[1].split()[:3] == ["group", "t=0", "t=1"] and len(text) == 2 + len(mu.groups)
+    assert text[-1].startswith("  lm_head") and text[-1].endswith(mu.verdict("lm_head").text)
     with pytest.raises(CoordCheckError, match=r"not a coordinate check record: format=None, expected 'fanin.coord_check/1'"):
         CoordCheck.from_dict({})
     with pytest.raises(KeyError, match=r"Unknown layer group 'lm_haed'. Did you mean 'lm_head'\?"):

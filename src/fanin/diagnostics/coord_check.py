@@ -173,6 +173,16 @@ class CoordCheck:
                 f"widths {self.widths[0]}..{self.widths[-1]}, {self.steps} steps): {len(self.verdicts)} groups, "
                 f"{len(unstable)} not stable; largest |slope| {abs(worst.slope):.3g} ({literal(worst.group)})>")
 
+    def describe(self) -> str:
+        """Plain text: one line per layer group, its slope at every step and its verdict."""
+        steps = " ".join(f"{f't={t}':>7}" for t in range(self.steps + 1))
+        width = max(len(literal(g)) for g in self.groups)
+        lines = [repr(self), f"  {'group':<{width}}  {steps}  verdict (tolerance {self.tolerance:g})"]
+        for v in self.verdicts:
+            slopes = " ".join(f"{self.slope(v.group, t):>+7.3f}" for t in range(self.steps + 1))
+            lines.append(f"  {literal(v.group):<{width}}  {slopes}  {v.text}")
+        return "\n".join(lines)
+
     # ------------------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
@@ -612,6 +622,9 @@ def plot_coord_check(result: CoordCheck, path: str | os.PathLike[str], *, column
     FigureCanvasAgg(fig)
     cmap = colormaps["viridis"]
     colors = {w: cmap(0.85 - 0.75 * i / max(1, len(result.widths) - 1)) for i, w in enumerate(result.widths)}
+    module_of: dict[str, str] = {}
+    for record in result.records:
+        module_of.setdefault(record[4], record[5])
     for i, group in enumerate(groups):
         ax = fig.add_subplot(rows, columns, i + 1)
         shown: list[float] = []
@@ -626,7 +639,7 @@ def plot_coord_check(result: CoordCheck, path: str | os.PathLike[str], *, column
             center = math.sqrt(max(shown) * min(shown))
             ax.set_ylim(center / math.sqrt(10), center * math.sqrt(10))
         verdict = result.verdict(group)
-        ax.set_title(f"{literal(group)}\n{verdict.text}", fontsize=8.5, parse_math=False,
+        ax.set_title(f"{literal(group)} ({literal(module_of.get(group, '?'))})\n{verdict.text}", fontsize=8.5, parse_math=False,
                      color="black" if verdict.kind == "stable" else "firebrick")
         ax.set_yscale("log")
         ax.yaxis.set_minor_formatter(NullFormatter())
