@@ -338,3 +338,8 @@ def test_captured_and_block_plans_serialize_to_json():
     by_name = {e["name"]: e for e in record["entries"]}
     assert by_name["gates"]["scheme"] == {"name": "fanin.blocks", "args": {"scheme": "xavier_uniform", "layout": "split(3)"}}
     assert by_name["w"]["scheme"]["args"]["steps"].startswith("erfinv trunc_normal(mean=0.0, std=0.05")
+
+
+def test_captured_plan_repr_is_one_short_line():
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 10))
+    assert repr(capture(model)) == "<CapturedPlan Sequential: 4 tensors from reset_parameters() of every module>"

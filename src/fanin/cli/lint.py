@@ -17,7 +17,7 @@ from fanin.cli.output import Renderers, emit, output_for, output_options
 __all__ = ["lint_command"]
 
 
-@click.command("lint", short_help="Find the init bugs that recur in a model, with the fix for each.")
+@click.command("lint", short_help="Find recurring init bugs in a model, with the fix for each.")
 @click.argument("model")
 @arg_option
 @rules_option("captured", "Check a plan of these rules (a rules file or a preset) instead of the model's own "

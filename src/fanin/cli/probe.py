@@ -60,7 +60,7 @@ def _first_embedding(module) -> int | None:
     return None
 
 
-@click.command("probe", short_help="Statistics of every layer of a model in one pass, with verdicts.")
+@click.command("probe", short_help="Statistics of every layer of a model in one pass; verdicts.")
 @click.argument("model")
 @arg_option
 @click.option(

@@ -828,7 +828,7 @@ def _statistics(scheme: Scheme, steps: tuple, shape: tuple[int, ...], dtype: tor
 # ------------------------------------------------------------------------------------- the plan
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class CapturedPlan(Plan):
     """A :class:`Plan` read from a model's own init code (see :mod:`fanin.rules.capture`).
 
@@ -844,6 +844,11 @@ class CapturedPlan(Plan):
     draw_order: str | None = None
     burns: tuple[tuple[str, int], ...] = ()
     notes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        n, opaque = len(self.entries), len(self.opaque)
+        return (f"<CapturedPlan {self.model or 'model'}: {n} tensor{'s' * (n != 1)} from {self.entry_point or 'init code'}"
+                f"{f', {opaque} opaque' if opaque else ''}>")
 
     def lint(self, model: torch.nn.Module | None = None):
         """The lint findings of this plan (:func:`fanin.rules.lint.lint`)."""
