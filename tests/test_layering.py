@@ -1,11 +1,16 @@
-"""Imports flow one way, over the whole package (STYLE.md): no module of src/fanin imports a module
-of a layer to its right -- at top level, inside a function, under ``TYPE_CHECKING``, or by name
-through ``importlib.import_module("...")`` and the registry's ``_PROVIDERS``.
+"""Imports flow one way, over the whole package: no module of src/fanin imports a module of a layer
+to its right -- at top level, inside a function, under ``TYPE_CHECKING``, or by name through
+``importlib.import_module("...")``.
 
 The layers, left to right (a module may import its own layer and the layers to its left):
 
-    errors < formulas < rng < schemes, init, keras, tf1, jax, composite, gains
+    errors < formulas < rng < schemes, gains < frameworks, init, keras, tf1, jax, composite
     < rules, models < diagnostics, auditing < report < cli, fanin (the public face)
+
+The registry of schemes loads the package that defines them, :mod:`fanin.frameworks`, by name on
+first lookup (``fanin.schemes.registry.PROVIDER``): the one import of a layer to the right, a
+plugin load (nothing of it is used by the registry), allowed for exactly that package, one layer
+to the right, and nothing else.
 
 One exception (the project's shared decision on records): a record's ``__str__`` (what ``print()``
 shows) may import its renderer from ``fanin.report`` inside that method, so that records stay plain
@@ -13,7 +18,9 @@ data and ``print(plan)`` still gives the table. Only a method named ``__str__``,
 ``fanin.report``, only inside the method body.
 
 ``fanin.gains`` is math on activations *with torch* (it imports only errors and formulas), so it
-sits with the schemes rather than in the torch-free formulas. ``fanin/__init__.py`` (the public
+sits with the schemes rather than in the torch-free formulas. The public faces ``fanin.init``,
+``fanin.keras``, ``fanin.tf1``, ``fanin.jax`` and ``fanin.composite`` re-export the framework modules
+and sit in their layer. ``fanin/__init__.py`` (the public
 face, which re-exports every layer) and ``fanin/__main__.py`` (the entry point) are exempt;
 importing the public face itself (``import fanin``, ``from fanin import __version__``) counts as
 importing the rightmost layer. ``from fanin import X`` is resolved to what it loads: the module
@@ -21,11 +28,13 @@ importing the rightmost layer. ``from fanin import X`` is resolved to what it lo
 """
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
 
 import fanin
+import fanin.frameworks
 import fanin.schemes.registry
 
 PACKAGE = Path(fanin.__file__).parent
@@ -34,7 +43,8 @@ LAYERS = (
     ("fanin.errors",),
     ("fanin.formulas",),
     ("fanin.rng",),
-    ("fanin.schemes", "fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite", "fanin.gains"),
+    ("fanin.schemes", "fanin.gains"),
+    ("fanin.frameworks", "fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite"),
     ("fanin.rules", "fanin.models"),
     ("fanin.diagnostics", "fanin.auditing"),
     ("fanin.report",),
@@ -133,11 +143,14 @@ def violations(path: Path, module: str, root: Path = PACKAGE) -> list[str]:
     ]
 
 
-def provider_violations(providers: tuple[str, ...]) -> list[str]:
-    """The registry imports its providers by name (importlib) on first lookup: the same rule applies."""
+def provider_violations(provider: str) -> list[str]:
+    """The registry imports its provider by name (importlib) on first lookup: allowed for the
+    frameworks package only, which sits one layer to the right of the registry."""
     mine = layer_of("fanin.schemes.registry")
-    return [f"fanin.schemes.registry._PROVIDERS imports {p} (layer {layer_of(p)} > {mine})"
-            for p in providers if layer_of(p) is not None and layer_of(p) > mine]
+    if provider == "fanin.frameworks" and layer_of(provider) == mine + 1:
+        return []
+    return [f"fanin.schemes.registry.PROVIDER is {provider} (layer {layer_of(provider)}), not the frameworks "
+            f"package one layer to the right of the registry (layer {mine})"]
 
 
 def source_files() -> list[tuple[Path, str]]:
@@ -218,19 +231,21 @@ def test_only_str_may_import_its_renderer(tree):
     ]
 
 
-def test_the_scanner_sees_providers_to_the_right():
-    before = ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.diagnostics.lsuv", "fanin.rules.defaults")
-    assert [v.split(" (")[0] for v in provider_violations(before)] == [
-        "fanin.schemes.registry._PROVIDERS imports fanin.diagnostics.lsuv",
-        "fanin.schemes.registry._PROVIDERS imports fanin.rules.defaults",
-    ]
+def test_the_scanner_allows_only_the_frameworks_package_as_provider():
+    assert provider_violations("fanin.frameworks") == []
+    for provider in ("fanin.diagnostics.lsuv", "fanin.rules.defaults", "fanin.frameworks.torch.x", "fanin.rng"):
+        assert [v.split(" (")[0] for v in provider_violations(provider)] == [
+            f"fanin.schemes.registry.PROVIDER is {provider}"
+        ]
 
 
-def test_the_layers_are_ordered_as_style_md_says():
-    order = ["fanin.errors", "fanin.formulas.fans", "fanin.rng.stream", "fanin.composite", "fanin.rules.plan",
-             "fanin.diagnostics.lsuv", "fanin.report.table", "fanin.cli.main"]
+def test_the_layers_are_ordered_as_documented():
+    order = ["fanin.errors", "fanin.formulas.fans", "fanin.rng.stream", "fanin.schemes.registry",
+             "fanin.frameworks.torch", "fanin.rules.plan", "fanin.diagnostics.lsuv", "fanin.report.table",
+             "fanin.cli.main"]
     assert [layer_of(m) for m in order] == list(range(len(LAYERS)))
-    assert layer_of("fanin.gains") == layer_of("fanin.schemes.registry") == layer_of("fanin.init")
+    assert layer_of("fanin.gains") == layer_of("fanin.schemes.registry")
+    assert layer_of("fanin.init") == layer_of("fanin.composite") == layer_of("fanin.frameworks")
     assert layer_of("fanin.models") == layer_of("fanin.rules")
     assert layer_of("fanin.auditing.infer") == layer_of("fanin.diagnostics")
     assert layer_of("torch.nn") is None and layer_of("faninx") is None
@@ -243,16 +258,18 @@ def test_every_module_has_a_layer():
     unplaced = [m for _, m in source_files() if m not in EXEMPT and layer_of(m) in (None, len(LAYERS) - 1)
                 and not m.startswith("fanin.cli")]
     assert unplaced == []
-    assert {m for _, m in source_files()} >= {"fanin.composite", "fanin.schemes.registry", "fanin.cli.main"}
+    assert {m for _, m in source_files()} >= {"fanin.frameworks.fanin", "fanin.schemes.registry", "fanin.cli.main"}
 
 
 def test_no_module_imports_to_its_right():
     offending = [v for path, module in source_files() if module not in EXEMPT for v in violations(path, module)]
-    offending += provider_violations(fanin.schemes.registry._PROVIDERS)
+    offending += provider_violations(fanin.schemes.registry.PROVIDER)
     assert offending == []
 
 
-def test_the_registry_loads_the_scheme_namespaces():
-    providers = fanin.schemes.registry._PROVIDERS
-    assert providers == ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite")
-    assert {layer_of(p) for p in providers} == {layer_of("fanin.schemes.registry")}
+def test_the_registry_loads_the_frameworks_package():
+    assert fanin.schemes.registry.PROVIDER == "fanin.frameworks"
+    # ... which lists every framework module, and the registry's schemes come from those modules
+    modules = {importlib.import_module(f"fanin.frameworks.{f.name}") for f in fanin.frameworks.FRAMEWORKS}
+    entries = [fanin.schemes.registry.lookup(n) for n in fanin.schemes.registry.list_schemes()]
+    assert {e.fn.__module__ for e in entries} == {m.__name__ for m in modules}

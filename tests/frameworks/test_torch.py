@@ -22,6 +22,7 @@ import torch
 import torch.nn.init as TI
 
 import fanin
+import fanin.frameworks.torch
 import fanin.init as FI
 from fanin.rng import Stream
 
@@ -282,7 +283,7 @@ def test_trunc_normal_warns_like_torch_when_mean_is_far():
 
 def test_trunc_normal_mirrors_the_installed_torch_algorithm():
     # torch 2.12 replaced the inverse-CDF algorithm by rejection sampling (PR #174997).
-    assert FI._TRUNC_NORMAL_REJECTION is (tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 12))
+    assert fanin.frameworks.torch._TRUNC_NORMAL_REJECTION is (tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 12))
 
 
 @pytest.mark.parametrize("params", [(0.5, 2.0, -1.0, 3.0), (0.0, 1.0, 1.0, 2.5), (0.0, 1.0, -2.0, 2.0)])

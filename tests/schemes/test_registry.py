@@ -162,10 +162,10 @@ def test_a_second_import_of_the_same_definition_keeps_the_first_entry():
     # must not refuse the very same function defined again, and must keep the first entry.
     import importlib.util
 
-    import fanin.init
+    import fanin.frameworks.torch
 
     first = lookup("kaiming_normal")
-    spec = importlib.util.spec_from_file_location("fanin_init_again", fanin.init.__file__)
+    spec = importlib.util.spec_from_file_location("fanin_torch_again", fanin.frameworks.torch.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert lookup("kaiming_normal") is first

@@ -1,9 +1,9 @@
 r"""fanin's own composite schemes: per-gate blocks, padded rows, the LSUV start and mark.
 
 Schemes that no framework namespace (:mod:`fanin.init`, :mod:`fanin.keras`, :mod:`fanin.tf1`,
-:mod:`fanin.jax`) has, built from the same random source; they sit beside those namespaces so
-that the registry reaches every scheme without importing the layers to its right (STYLE.md:
-math -> random source -> schemes -> rules -> diagnostics -> reports -> CLI).
+:mod:`fanin.jax`) has, built from the same random source. They form the framework ``"fanin"``
+(:data:`FANIN`, names ``fanin.*``, torch's layout); ``"lsuv"`` keeps its bare torch-style name
+and is registered as a torch scheme.
 
 - The framework presets (:mod:`fanin.rules.defaults`) need a layer's default as *one* scheme where
   a framework composes several steps or variables: ``fanin.padded_normal`` (an embedding table with
@@ -23,14 +23,16 @@ from __future__ import annotations
 
 import torch
 
-from fanin import init as _init
 from fanin import rng
 from fanin.errors import SchemeArgumentError, shown
+from fanin.frameworks import torch as torch_schemes
+from fanin.frameworks.record import Framework
+from fanin.frameworks.torch import TORCH
 from fanin.rng import Stream
 from fanin.schemes.checks import check_int, check_number, fills_in_place
-from fanin.schemes.registry import register
 
 __all__ = [
+    "FANIN",
     "LSUV_MARK",
     "gate_constant_",
     "gate_uniform_",
@@ -40,6 +42,10 @@ __all__ = [
     "padded_normal_",
     "zeros_after_uniform_",
 ]
+
+#: fanin's own schemes: torch-layout tensors, torch's fans; none runs shard-locally (their
+#: blocks, rows and orthogonal matrices need the whole tensor), and no layer defaults of their own.
+FANIN = Framework(name="fanin", title="fanin", prefix="fanin.", layout="torch")
 
 #: The attribute the ``"lsuv"`` scheme sets (to ``True``) on the tensor object it fills.
 LSUV_MARK = "_fanin_lsuv"
@@ -52,7 +58,7 @@ def _validate_lsuv() -> None:
     return None
 
 
-@register("lsuv", family="orthogonal", framework="torch", validate=_validate_lsuv)
+@TORCH.register("lsuv", family="orthogonal", validate=_validate_lsuv)
 def lsuv_scheme(tensor: torch.Tensor, generator: torch.Generator | Stream | None = None) -> torch.Tensor:
     r"""LSUV's first step: a (semi-)orthogonal start, and a mark for :func:`fanin.lsuv_` to calibrate.
 
@@ -74,7 +80,7 @@ def lsuv_scheme(tensor: torch.Tensor, generator: torch.Generator | Stream | None
             f"lsuv initializes the weight of a Linear or convolution layer (2 or more dims), got a tensor of "
             f"shape {tuple(tensor.shape)}; assign it to weights only (e.g. a rule on '*.weight')"
         )
-    _init.orthogonal_(tensor, 1.0, generator=generator)
+    torch_schemes.orthogonal_(tensor, 1.0, generator=generator)
     setattr(tensor, LSUV_MARK, True)
     return tensor
 
@@ -113,7 +119,7 @@ def _validate_padded_normal(padding_idx, mean, std):
     check_int("fanin.padded_normal", "padding_idx", padding_idx)
 
 
-@register("fanin.padded_normal", family="normal", framework="fanin", validate=_validate_padded_normal)
+@FANIN.register("fanin.padded_normal", family="normal", validate=_validate_padded_normal)
 @fills_in_place
 def padded_normal_(tensor, padding_idx, mean=0.0, std=1.0, *, generator=None):
     r"""A normal embedding table whose padding row is zero (``nn.Embedding(padding_idx=...)``).
@@ -145,7 +151,7 @@ def _validate_zeros_after_uniform(a, b):
         raise SchemeArgumentError(f"fanin.zeros_after_uniform: needs a <= b, got a={shown(a)}, b={shown(b)}")
 
 
-@register("fanin.zeros_after_uniform", family="constant", framework="fanin", validate=_validate_zeros_after_uniform)
+@FANIN.register("fanin.zeros_after_uniform", family="constant", validate=_validate_zeros_after_uniform)
 @fills_in_place
 def zeros_after_uniform_(tensor, a, b, *, generator=None):
     r"""Zeros, after one thrown-away :math:`\mathcal{U}[a, b)` draw of the tensor's size.
@@ -169,7 +175,7 @@ def _validate_gate_constant(values):
     _check_numbers("fanin.gate_constant", "values", values)
 
 
-@register("fanin.gate_constant", family="constant", framework="fanin", validate=_validate_gate_constant)
+@FANIN.register("fanin.gate_constant", family="constant", validate=_validate_gate_constant)
 @fills_in_place
 def gate_constant_(tensor, values, *, generator=None):
     r"""A gate-stacked bias: the first dimension splits into ``len(values)`` equal blocks, block
@@ -193,7 +199,7 @@ def _validate_gate_uniform(bounds):
     _check_numbers("fanin.gate_uniform", "bounds", bounds, nonnegative=True)
 
 
-@register("fanin.gate_uniform", family="uniform", framework="fanin", validate=_validate_gate_uniform)
+@FANIN.register("fanin.gate_uniform", family="uniform", validate=_validate_gate_uniform)
 @fills_in_place
 def gate_uniform_(tensor, bounds, *, generator=None):
     r"""Gate-stacked uniform: block ``k`` of the first dimension is :math:`\mathcal{U}(\pm\text{bounds}_k)`.
@@ -221,7 +227,7 @@ def _validate_gatewise_orthogonal(gates, scale):
     check_number("fanin.gatewise_orthogonal", "scale", scale)
 
 
-@register("fanin.gatewise_orthogonal", family="orthogonal", framework="fanin", validate=_validate_gatewise_orthogonal)
+@FANIN.register("fanin.gatewise_orthogonal", family="orthogonal", validate=_validate_gatewise_orthogonal)
 @fills_in_place
 def gatewise_orthogonal_(tensor, gates=4, scale=1.0, *, generator=None):
     r"""An independent orthogonal matrix for each of ``gates`` blocks of the first dimension.
@@ -231,7 +237,7 @@ def gatewise_orthogonal_(tensor, gates=4, scale=1.0, *, generator=None):
     Flax's LSTM/GRU cells hold one recurrent Dense per gate, each ``orthogonal()`` on its square
     (h, h) kernel; torch stacks them as ``weight_hh`` (G·h, h). One Gaussian draw of shape
     (G, max(h, c), min(h, c)), a batched reduced QR and the sign fix of Mezzadri (2007), as
-    :func:`fanin.schemes.framework.orthogonal_matrix` does for one matrix.
+    :func:`fanin.frameworks.shared.orthogonal_matrix` does for one matrix.
 
     >>> w = gatewise_orthogonal_(torch.empty(8, 2), gates=4, generator=torch.Generator().manual_seed(0))
     >>> torch.allclose(w[2:4] @ w[2:4].T, torch.eye(2), atol=1e-6)

@@ -30,16 +30,18 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from fanin import rng
 from fanin.errors import SchemeArgumentError, describe_choice, shown
+from fanin.frameworks.layers import LayerDefaults
+from fanin.frameworks.record import ELEMENTWISE, Framework
+from fanin.frameworks.shared import check_layout, kernel_view, orthogonal_matrix, variance_scaling_fill
 from fanin.schemes.checks import check_number, fills_in_place
-from fanin.schemes.framework import check_layout, kernel_view, orthogonal_matrix, variance_scaling_fill
-from fanin.schemes.registry import register
 from fanin.schemes.scheme import Scheme
 
 __all__ = [
-    "constant", "constant_", "delta_orthogonal", "delta_orthogonal_", "glorot_normal", "glorot_normal_",
+    "JAX", "FlaxLayers", "constant", "constant_", "delta_orthogonal", "delta_orthogonal_", "glorot_normal", "glorot_normal_",
     "glorot_uniform", "glorot_uniform_", "he_normal", "he_normal_", "he_uniform", "he_uniform_",
     "lecun_normal", "lecun_normal_", "lecun_uniform", "lecun_uniform_", "normal", "normal_", "ones", "ones_",
     "orthogonal", "orthogonal_", "truncated_normal", "truncated_normal_", "uniform", "uniform_",
@@ -48,6 +50,61 @@ __all__ = [
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
 DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
+
+
+class FlaxLayers(LayerDefaults):
+    """What a layer of the same architecture gets in Flax linen (the ``"flax"`` preset).
+
+    Dense and Conv kernels ``lecun_normal``, biases 0; a ``ConvTranspose`` kernel
+    (*k, in, features) counts its **input** channels as fan_in: the torch weight (in, out/g, *k)
+    maps to the kernel (*k, out/g, in), whose in is axis -1; ``Embed``
+    ``variance_scaling(1.0, 'fan_in', 'normal', out_axis=0)`` on the (num, features) table, the
+    layout of the torch table (in_axis -2 and out_axis 0 are the same axis, fan_in = features):
+    N(0, 1/features), untruncated; norms 1 / 0 and running statistics 0 / 1; an LSTM/GRU cell's
+    input kernels ``lecun_normal``, its recurrent kernels one ``orthogonal()`` per gate (each gate
+    has its own (h, h) Dense: ``fanin.gatewise_orthogonal`` on torch's stacked weight), biases 0;
+    MultiheadAttention's projections ``lecun_normal`` (fan_in E, stacked or not), biases 0;
+    PReLU's ``negative_slope_init`` 0.01.
+    """
+
+    zeros_name = "jax.zeros"
+    ones_name = "jax.ones"
+
+    def kernel(self, transposed: bool = False) -> Scheme:
+        if transposed:
+            return Scheme("jax.lecun_normal", in_axis=-1, out_axis=-2)
+        return Scheme("jax.lecun_normal")
+
+    def embedding(self, module: nn.Module) -> list[tuple[str, Scheme]]:
+        return [("weight", Scheme("jax.variance_scaling", scale=1.0, mode="fan_in", distribution="normal",
+                                  out_axis=0, layout="jax"))]
+
+    def rnn_weight(self, name: str, own: dict[str, torch.Tensor], gates: int) -> Scheme:
+        if not name.startswith("weight_hh"):
+            return self.kernel()
+        if gates == 1:
+            return Scheme("jax.orthogonal")
+        return Scheme("fanin.gatewise_orthogonal", gates=gates)
+
+    def prelu(self, module: nn.Module) -> list[tuple[str, Scheme]]:
+        return [("weight", Scheme("jax.constant", value=0.01))]
+
+
+#: JAX (``jax.nn.initializers``, which Flax re-exports) with Flax linen's layer defaults: kernels
+#: (*kernel, in, out), fans by JAX's rule with the ``in_axis``/``out_axis``/``batch_axis`` arguments.
+#: The framework is called "jax", as its schemes are (``jax.lecun_normal``); "flax", the name of
+#: its preset, is accepted wherever a framework is named.
+JAX = Framework(
+    name="jax",
+    title="JAX / Flax",
+    prefix="jax.",
+    layout="jax",
+    aliases=("flax",),
+    fan_axes=(("in_axis", "in_axis", -2), ("out_axis", "out_axis", -1), ("batch_axis", "batch_axis", ())),
+    element_local=ELEMENTWISE,
+    preset="flax",
+    layer_defaults=FlaxLayers(),
+)
 
 
 def _check_axes(scheme, name, axes, allow_empty=False):
@@ -73,7 +130,7 @@ def _validate_vs(scale, mode, distribution, in_axis, out_axis, batch_axis, layou
     _check_axes("jax.variance_scaling", "in_axis", in_axis)
     _check_axes("jax.variance_scaling", "out_axis", out_axis)
     _check_axes("jax.variance_scaling", "batch_axis", batch_axis, allow_empty=True)
-    check_layout("jax.variance_scaling", layout, "jax")
+    check_layout("jax.variance_scaling", layout, JAX)
 
 
 def _vs(tensor, scale, mode, distribution, in_axis, out_axis, batch_axis, layout, generator):
@@ -81,12 +138,12 @@ def _vs(tensor, scale, mode, distribution, in_axis, out_axis, batch_axis, layout
     return variance_scaling_fill(
         tensor, scale=scale, mode=mode,
         distribution="untruncated_normal" if distribution == "normal" else distribution,
-        fans_layout="jax", layout=layout, guard=False, generator=generator,
-        in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis,
+        framework=JAX, layout=layout, guard=False, generator=generator,
+        axes={"in_axis": in_axis, "out_axis": out_axis, "batch_axis": batch_axis},
     )
 
 
-@register("jax.variance_scaling", family="truncated_normal", framework="jax", validate=_validate_vs)
+@JAX.register("jax.variance_scaling", family="truncated_normal", validate=_validate_vs)
 @fills_in_place
 def variance_scaling_(tensor, scale, mode, distribution, in_axis=-2, out_axis=-1, batch_axis=(), layout="torch",
                       *, generator=None):
@@ -114,7 +171,7 @@ def _specialization(name, scale, mode, distribution, aliases=()):
         _validate_vs(scale, mode, distribution, in_axis, out_axis, batch_axis, layout)
 
     family = "uniform" if distribution == "uniform" else "truncated_normal"
-    return register(f"jax.{name}", family=family, framework="jax", aliases=aliases, validate=validate)(fills_in_place(fn))
+    return JAX.register(f"jax.{name}", family=family, aliases=aliases, validate=validate)(fills_in_place(fn))
 
 
 glorot_uniform_ = _specialization("glorot_uniform", 1.0, "fan_avg", "uniform", ("jax.xavier_uniform",))
@@ -132,7 +189,7 @@ def _validate_scalar(scheme, name):
     return validate
 
 
-@register("jax.constant", family="constant", framework="jax", validate=_validate_scalar("jax.constant", "value"))
+@JAX.register("jax.constant", family="constant", validate=_validate_scalar("jax.constant", "value"))
 @fills_in_place
 def constant_(tensor, value, *, generator=None):
     """``jax.nn.initializers.constant``: every element ``value``.
@@ -143,7 +200,7 @@ def constant_(tensor, value, *, generator=None):
     return tensor.fill_(value)
 
 
-@register("jax.zeros", family="constant", framework="jax", validate=lambda: None)
+@JAX.register("jax.zeros", family="constant", validate=lambda: None)
 @fills_in_place
 def zeros_(tensor, *, generator=None):
     """``jax.nn.initializers.zeros``.
@@ -154,7 +211,7 @@ def zeros_(tensor, *, generator=None):
     return tensor.zero_()
 
 
-@register("jax.ones", family="constant", framework="jax", validate=lambda: None)
+@JAX.register("jax.ones", family="constant", validate=lambda: None)
 @fills_in_place
 def ones_(tensor, *, generator=None):
     """``jax.nn.initializers.ones``.
@@ -165,7 +222,7 @@ def ones_(tensor, *, generator=None):
     return tensor.fill_(1.0)
 
 
-@register("jax.uniform", family="uniform", framework="jax", validate=_validate_scalar("jax.uniform", "scale"))
+@JAX.register("jax.uniform", family="uniform", validate=_validate_scalar("jax.uniform", "scale"))
 @fills_in_place
 def uniform_(tensor, scale=1e-2, *, generator=None):
     r"""``jax.nn.initializers.uniform``: :math:`\mathcal{U}[0, \text{scale})` (not symmetric), default scale 0.01.
@@ -176,7 +233,7 @@ def uniform_(tensor, scale=1e-2, *, generator=None):
     return rng.uniform_(tensor, 0.0, scale, generator)
 
 
-@register("jax.normal", family="normal", framework="jax", validate=_validate_scalar("jax.normal", "stddev"))
+@JAX.register("jax.normal", family="normal", validate=_validate_scalar("jax.normal", "stddev"))
 @fills_in_place
 def normal_(tensor, stddev=1e-2, *, generator=None):
     r"""``jax.nn.initializers.normal``: :math:`\mathcal{N}(0, \text{stddev}^2)`, default stddev 0.01.
@@ -195,7 +252,7 @@ def _validate_truncated(stddev, lower, upper):
         raise SchemeArgumentError(f"jax.truncated_normal: needs lower < upper, got lower={shown(lower)}, upper={shown(upper)}")
 
 
-@register("jax.truncated_normal", family="truncated_normal", framework="jax", validate=_validate_truncated)
+@JAX.register("jax.truncated_normal", family="truncated_normal", validate=_validate_truncated)
 @fills_in_place
 def truncated_normal_(tensor, stddev=1e-2, lower=-2.0, upper=2.0, *, generator=None):
     r"""``jax.nn.initializers.truncated_normal``: stddev · N(0, 1) truncated to [lower, upper] (in units of stddev).
@@ -213,7 +270,7 @@ def _validate_orthogonal(scheme):
         check_number(scheme, "scale", scale)
         if isinstance(column_axis, bool) or not isinstance(column_axis, int):
             raise SchemeArgumentError(f"{scheme}: column_axis must be an int, got column_axis={shown(column_axis)}")
-        check_layout(scheme, layout, "jax")
+        check_layout(scheme, layout, JAX)
 
     return validate
 
@@ -228,7 +285,7 @@ def _orthogonal_kernel(shape, column_axis, dtype, device, generator):
     return torch.movedim(q.reshape(*rest, n_cols), -1, column_axis)
 
 
-@register("jax.orthogonal", family="orthogonal", framework="jax", validate=_validate_orthogonal("jax.orthogonal"))
+@JAX.register("jax.orthogonal", family="orthogonal", validate=_validate_orthogonal("jax.orthogonal"))
 @fills_in_place
 def orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=None):
     r"""``jax.nn.initializers.orthogonal``: the kernel as (numel / shape[column_axis], shape[column_axis]) is
@@ -243,8 +300,8 @@ def orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=
     return tensor.copy_(to_tensor(scale * kernel))
 
 
-@register("jax.delta_orthogonal", family="orthogonal", framework="jax",
-          validate=_validate_orthogonal("jax.delta_orthogonal"))
+@JAX.register("jax.delta_orthogonal", family="orthogonal",
+              validate=_validate_orthogonal("jax.delta_orthogonal"))
 @fills_in_place
 def delta_orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=None):
     r"""``jax.nn.initializers.delta_orthogonal`` (Xiao et al., 2018): an orthogonal (in, out) matrix times

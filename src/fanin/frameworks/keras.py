@@ -32,11 +32,13 @@ import math
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from fanin import rng
 from fanin.errors import SchemeArgumentError, describe_choice, shown
-from fanin.schemes.checks import check_number, fills_in_place
-from fanin.schemes.framework import (
+from fanin.frameworks.layers import LayerDefaults, glorot_limit
+from fanin.frameworks.record import ELEMENTWISE, Framework
+from fanin.frameworks.shared import (
     check_layout,
     check_seed,
     kernel_view,
@@ -44,16 +46,18 @@ from fanin.schemes.framework import (
     resolve_generator,
     variance_scaling_fill,
 )
-from fanin.schemes.registry import register
+from fanin.schemes.checks import check_number, fills_in_place
 from fanin.schemes.scheme import Scheme
 
 __all__ = [
+    "KERAS",
     "Constant",
     "GlorotNormal",
     "GlorotUniform",
     "HeNormal",
     "HeUniform",
     "Identity",
+    "KerasLayers",
     "LecunNormal",
     "LecunUniform",
     "Ones",
@@ -84,6 +88,59 @@ MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("uniform", "truncated_normal", "untruncated_normal")
 
 
+class KerasLayers(LayerDefaults):
+    """What a layer of the same architecture gets in Keras 3 (the ``"keras"`` preset).
+
+    Dense and Conv kernels ``glorot_uniform`` (fans of the equivalent Keras kernel; a transposed
+    convolution's fan_in counts its output channels, as in Keras), biases 0; Embedding
+    ``RandomUniform(-0.05, 0.05)`` (``mask_zero`` keeps the padding row); norms 1 / 0 and running
+    statistics 0 / 1; an RNN's input kernel ``glorot_uniform``, its recurrent kernel one
+    ``orthogonal`` over the whole (G·h, h) weight, its bias 0 with the LSTM forget gate 1
+    (``unit_forget_bias``); MultiheadAttention's three (E, E) projections Glorot each (the
+    ``EinsumDense`` axes give fan_in = fan_out = E), biases 0; PReLU ``alpha`` 0.
+
+    Permuting column blocks of a Haar-orthogonal matrix leaves it Haar-orthogonal with
+    orthonormal rows, so the Keras GRU's (z, r, h) order against torch's (r, z, n) needs no
+    remapping of the recurrent weight; only the LSTM forget bias must land in its block, which is
+    block 1 in both packings.
+    """
+
+    zeros_name = "keras.zeros"
+    ones_name = "keras.ones"
+
+    def kernel(self, transposed: bool = False) -> Scheme:
+        return Scheme("keras.glorot_uniform")
+
+    def embedding(self, module: nn.Module) -> list[tuple[str, Scheme]]:
+        return [("weight", Scheme("keras.random_uniform"))]
+
+    def rnn_weight(self, name: str, own: dict[str, torch.Tensor], gates: int) -> Scheme:
+        return Scheme("keras.orthogonal") if name.startswith("weight_hh") else self.kernel()
+
+    def rnn_input_bias(self, gates: int) -> Scheme:
+        if gates == 4:  # unit_forget_bias=True: the forget gate (block 1 of i, f, g, o) starts at 1
+            return Scheme("fanin.gate_constant", values=[0.0, 1.0, 0.0, 0.0])
+        return self.zeros()
+
+    def in_projection(self, module: nn.Module) -> Scheme:
+        limit = glorot_limit(module.embed_dim, module.embed_dim)
+        return Scheme("keras.random_uniform", minval=-limit, maxval=limit)
+
+
+#: Keras 3: kernels (*kernel, in, out), fans by ``keras.initializers`` (explicit ``input_axes`` and
+#: ``output_axes`` replace the rule when both are given).
+KERAS = Framework(
+    name="keras",
+    title="Keras 3",
+    prefix="keras.",
+    layout="keras",
+    fan_axes=(("in_axis", "input_axes", None), ("out_axis", "output_axes", None)),
+    element_local=ELEMENTWISE,
+    preset="keras",
+    layer_defaults=KerasLayers(),
+)
+
+
 def _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout):
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < math.inf:
         raise SchemeArgumentError(f"Argument `scale` must be positive float. Received: scale={shown(scale)}")
@@ -109,7 +166,7 @@ def _validate_variance_scaling(scale, mode, distribution, seed, input_axes, outp
 
 def _validate_common(seed=None, layout="torch"):
     check_seed("keras", seed)
-    check_layout("keras", layout, "keras")
+    check_layout("keras", layout, KERAS)
 
 
 def _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, output_axes, layout, generator):
@@ -124,17 +181,16 @@ def _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, outpu
         scale=scale,
         mode=mode,
         distribution=distribution,
-        fans_layout="keras",
+        framework=KERAS,
         layout=layout,
         guard=True,
         generator=resolve_generator("keras", seed, generator, tensor.device),
-        in_axis=list(input_axes) if input_axes is not None and output_axes is not None else None,
-        out_axis=list(output_axes) if input_axes is not None and output_axes is not None else None,
+        axes={"input_axes": input_axes, "output_axes": output_axes},
     )
 
 
-@register(
-    "keras.variance_scaling", family="truncated_normal", framework="keras",
+@KERAS.register(
+    "keras.variance_scaling", family="truncated_normal",
     aliases=("keras.VarianceScaling",), validate=_validate_variance_scaling,
 )
 @fills_in_place
@@ -179,7 +235,7 @@ def _specialization(name: str, scale: float, mode: str, distribution: str, formu
     def validate(seed, input_axes, output_axes, layout):
         _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout)
 
-    return register(f"keras.{name}", family=family, framework="keras", aliases=(f"keras.{camel}",), validate=validate)(
+    return KERAS.register(f"keras.{name}", family=family, aliases=(f"keras.{camel}",), validate=validate)(
         fills_in_place(fn)
     )
 
@@ -198,8 +254,8 @@ def _validate_random_normal(mean, stddev, seed, layout):
     _validate_common(seed, layout)
 
 
-@register(
-    "keras.random_normal", family="normal", framework="keras",
+@KERAS.register(
+    "keras.random_normal", family="normal",
     aliases=("keras.RandomNormal", "keras.normal"), validate=_validate_random_normal,
 )
 @fills_in_place
@@ -220,8 +276,8 @@ def _validate_random_uniform(minval, maxval, seed, layout):
     _validate_common(seed, layout)
 
 
-@register(
-    "keras.random_uniform", family="uniform", framework="keras",
+@KERAS.register(
+    "keras.random_uniform", family="uniform",
     aliases=("keras.RandomUniform", "keras.uniform"), validate=_validate_random_uniform,
 )
 @fills_in_place
@@ -240,8 +296,8 @@ def _validate_truncated_normal(mean, stddev, seed, layout):
     _validate_common(seed, layout)
 
 
-@register(
-    "keras.truncated_normal", family="truncated_normal", framework="keras",
+@KERAS.register(
+    "keras.truncated_normal", family="truncated_normal",
     aliases=("keras.TruncatedNormal",), validate=_validate_truncated_normal,
 )
 @fills_in_place
@@ -262,8 +318,8 @@ def _validate_orthogonal(gain, seed, layout):
     _validate_common(seed, layout)
 
 
-@register(
-    "keras.orthogonal", family="orthogonal", framework="keras",
+@KERAS.register(
+    "keras.orthogonal", family="orthogonal",
     aliases=("keras.Orthogonal", "keras.OrthogonalInitializer"), validate=_validate_orthogonal,
 )
 @fills_in_place
@@ -285,7 +341,7 @@ def orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
             "The tensor to initialize must be at least two-dimensional. "
             f"Received: shape={shape} of rank {len(shape)}."
         )
-    rows, cols = math.prod(shape[:-1]), shape[-1]
+    rows, cols = KERAS.orthogonal_shape(shape)
     g = resolve_generator("keras", seed, generator, tensor.device)
     q = orthogonal_matrix(rows, cols, dtype=tensor.dtype, device=tensor.device, generator=g)
     return tensor.copy_(to_tensor((gain * q).reshape(shape)))
@@ -296,8 +352,8 @@ def _validate_identity(gain, layout):
     _validate_common(None, layout)
 
 
-@register(
-    "keras.identity", family="identity", framework="keras",
+@KERAS.register(
+    "keras.identity", family="identity",
     aliases=("keras.Identity", "keras.IdentityInitializer"), validate=_validate_identity,
 )
 @fills_in_place
@@ -329,7 +385,7 @@ def _validate_constant(value, layout):
     _validate_common(None, layout)
 
 
-@register("keras.constant", family="constant", framework="keras", aliases=("keras.Constant",), validate=_validate_constant)
+@KERAS.register("keras.constant", family="constant", aliases=("keras.Constant",), validate=_validate_constant)
 @fills_in_place
 def constant_(tensor, value=0.0, layout="torch", *, generator=None):
     r"""Keras ``Constant``: ``value`` broadcast to the kernel shape (a scalar, or an array that broadcasts).
@@ -350,7 +406,7 @@ def constant_(tensor, value=0.0, layout="torch", *, generator=None):
     return tensor.copy_(to_tensor(kernel))
 
 
-@register("keras.zeros", family="constant", framework="keras", aliases=("keras.Zeros", "keras.zero"), validate=_validate_common)
+@KERAS.register("keras.zeros", family="constant", aliases=("keras.Zeros", "keras.zero"), validate=_validate_common)
 @fills_in_place
 def zeros_(tensor, layout="torch", *, generator=None):
     """Keras ``Zeros``.
@@ -361,7 +417,7 @@ def zeros_(tensor, layout="torch", *, generator=None):
     return tensor.zero_()
 
 
-@register("keras.ones", family="constant", framework="keras", aliases=("keras.Ones", "keras.one"), validate=_validate_common)
+@KERAS.register("keras.ones", family="constant", aliases=("keras.Ones", "keras.one"), validate=_validate_common)
 @fills_in_place
 def ones_(tensor, layout="torch", *, generator=None):
     """Keras ``Ones``.

@@ -23,11 +23,13 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from fanin import rng
 from fanin.errors import SchemeArgumentError, describe_choice, shown
-from fanin.schemes.checks import check_number, fills_in_place
-from fanin.schemes.framework import (
+from fanin.frameworks.layers import LayerDefaults, glorot_limit
+from fanin.frameworks.record import ELEMENTWISE, Framework
+from fanin.frameworks.shared import (
     check_layout,
     check_seed,
     kernel_view,
@@ -35,10 +37,12 @@ from fanin.schemes.framework import (
     resolve_generator,
     variance_scaling_fill,
 )
-from fanin.schemes.registry import register
+from fanin.schemes.checks import check_number, fills_in_place
 from fanin.schemes.scheme import Scheme
 
 __all__ = [
+    "TF1",
+    "TF1Layers",
     "constant_initializer",
     "constant_initializer_",
     "convolutional_delta_orthogonal",
@@ -71,17 +75,75 @@ MODES = ("fan_in", "fan_out", "fan_avg")
 DISTRIBUTIONS = ("normal", "uniform", "truncated_normal", "untruncated_normal")
 
 
+class TF1Layers(LayerDefaults):
+    """What a layer of the same architecture gets in TF 1.x (``tf.layers``, ``tf.nn.rnn_cell``,
+    ``tf.get_variable``: the ``"tf1"`` preset).
+
+    Dense and Conv kernels ``glorot_uniform_initializer``, biases 0; an embedding table
+    ``glorot_uniform`` (``tf.get_variable``'s default initializer; the (vocab, dim) table is
+    already in TF's layout); norms 1 / 0 and running statistics 0 / 1. An RNN cell has one kernel
+    ``[input_depth + h_depth, G·h]`` (``glorot_uniform``) that multiplies ``concat(x, h)``, which
+    torch splits into ``weight_ih`` and ``weight_hh``: both get the uniform bound of the joint
+    kernel (a GRU keeps its gates (r, z) and its candidate in two kernels, hence two bounds). The
+    LSTM's ``forget_bias=1.0`` is added at run time, the GRU's gate bias is 1 and its candidate
+    bias 0: torch sums ``bias_ih`` and ``bias_hh``, so the 1 goes into ``bias_ih``.
+    MultiheadAttention's three (E, E) projections Glorot each; PReLU 0.
+    """
+
+    zeros_name = "tf1.zeros_initializer"
+    ones_name = "tf1.ones_initializer"
+
+    def kernel(self, transposed: bool = False) -> Scheme:
+        return Scheme("tf1.glorot_uniform_initializer")
+
+    def embedding(self, module: nn.Module) -> list[tuple[str, Scheme]]:
+        return [("weight", Scheme("tf1.glorot_uniform_initializer", layout="keras"))]
+
+    def rnn_weight(self, name: str, own: dict[str, torch.Tensor], gates: int) -> Scheme:
+        suffix = name[len("weight_ih"):]
+        depth = own["weight_ih" + suffix].shape[1] + own["weight_hh" + suffix].shape[1]
+        h = own[name].shape[0] // gates
+        if gates == 3:
+            gate, candidate = glorot_limit(depth, 2 * h), glorot_limit(depth, h)
+            return Scheme("fanin.gate_uniform", bounds=[gate, gate, candidate])
+        limit = glorot_limit(depth, gates * h)
+        return Scheme("tf1.random_uniform_initializer", minval=-limit, maxval=limit)
+
+    def rnn_input_bias(self, gates: int) -> Scheme:
+        if gates == 4:  # forget_bias=1.0 on the forget gate, torch's block 1
+            return Scheme("fanin.gate_constant", values=[0.0, 1.0, 0.0, 0.0])
+        if gates == 3:  # GRUCell: gates/bias constant_initializer(1.0), candidate/bias zeros
+            return Scheme("fanin.gate_constant", values=[1.0, 1.0, 0.0])
+        return self.zeros()
+
+    def in_projection(self, module: nn.Module) -> Scheme:
+        limit = glorot_limit(module.embed_dim, module.embed_dim)
+        return Scheme("tf1.random_uniform_initializer", minval=-limit, maxval=limit)
+
+
+#: TensorFlow 1.x: kernels (*kernel, in, out), the layout and fans rule Keras has.
+TF1 = Framework(
+    name="tf1",
+    title="TensorFlow 1.x",
+    prefix="tf1.",
+    layout="keras",
+    element_local=ELEMENTWISE,
+    preset="tf1",
+    layer_defaults=TF1Layers(),
+)
+
+
 def _common(scheme, seed=None, layout="torch"):
     check_seed(scheme, seed)
-    check_layout(scheme, layout, "keras")
+    check_layout(scheme, layout, TF1)
 
 
 def _gen(seed, generator, tensor):
     return resolve_generator("tf1", seed, generator, tensor.device)
 
 
-@register("tf1.zeros_initializer", family="constant", framework="tf1",
-          validate=lambda layout: _common("tf1.zeros_initializer", None, layout))
+@TF1.register("tf1.zeros_initializer", family="constant",
+              validate=lambda layout: _common("tf1.zeros_initializer", None, layout))
 @fills_in_place
 def zeros_initializer_(tensor, layout="torch", *, generator=None):
     """``tf.zeros_initializer``: 0.
@@ -92,8 +154,8 @@ def zeros_initializer_(tensor, layout="torch", *, generator=None):
     return tensor.zero_()
 
 
-@register("tf1.ones_initializer", family="constant", framework="tf1",
-          validate=lambda layout: _common("tf1.ones_initializer", None, layout))
+@TF1.register("tf1.ones_initializer", family="constant",
+              validate=lambda layout: _common("tf1.ones_initializer", None, layout))
 @fills_in_place
 def ones_initializer_(tensor, layout="torch", *, generator=None):
     """``tf.ones_initializer``: 1.
@@ -123,7 +185,7 @@ def _flatten(value):
     return [value]
 
 
-@register("tf1.constant_initializer", family="constant", framework="tf1", validate=_validate_constant)
+@TF1.register("tf1.constant_initializer", family="constant", validate=_validate_constant)
 @fills_in_place
 def constant_initializer_(tensor, value=0, verify_shape=False, layout="torch", *, generator=None):
     """``tf.constant_initializer``: a scalar fills everything; a list fills the kernel in row-major
@@ -169,8 +231,8 @@ def _validate_normal(name):
     return validate
 
 
-@register("tf1.random_normal_initializer", family="normal", framework="tf1",
-          validate=_validate_normal("tf1.random_normal_initializer"))
+@TF1.register("tf1.random_normal_initializer", family="normal",
+              validate=_validate_normal("tf1.random_normal_initializer"))
 @fills_in_place
 def random_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.random_normal_initializer``: :math:`\mathcal{N}(\text{mean}, \text{stddev}^2)`, default stddev 1.
@@ -181,8 +243,8 @@ def random_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="
     return rng.normal_(tensor, mean, stddev, _gen(seed, generator, tensor))
 
 
-@register("tf1.truncated_normal_initializer", family="truncated_normal", framework="tf1",
-          validate=_validate_normal("tf1.truncated_normal_initializer"))
+@TF1.register("tf1.truncated_normal_initializer", family="truncated_normal",
+              validate=_validate_normal("tf1.truncated_normal_initializer"))
 @fills_in_place
 def truncated_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.truncated_normal_initializer``: normal cut at mean ± 2·stddev, no variance correction.
@@ -206,7 +268,7 @@ def _validate_uniform(minval, maxval, seed, layout):
     _common("tf1.random_uniform_initializer", seed, layout)
 
 
-@register("tf1.random_uniform_initializer", family="uniform", framework="tf1", validate=_validate_uniform)
+@TF1.register("tf1.random_uniform_initializer", family="uniform", validate=_validate_uniform)
 @fills_in_place
 def random_uniform_initializer_(tensor, minval=0, maxval=None, seed=None, layout="torch", *, generator=None):
     r"""``tf.random_uniform_initializer``: :math:`\mathcal{U}[\text{minval}, \text{maxval})`; maxval None means 1.
@@ -239,11 +301,11 @@ def _vs(tensor, scale, mode, distribution, seed, layout, generator):
     return variance_scaling_fill(
         tensor, scale=scale, mode=mode,
         distribution="truncated_normal" if dist == "normal" else dist,
-        fans_layout="keras", layout=layout, guard=True, generator=_gen(seed, generator, tensor),
+        framework=TF1, layout=layout, guard=True, generator=_gen(seed, generator, tensor),
     )
 
 
-@register("tf1.variance_scaling_initializer", family="truncated_normal", framework="tf1", validate=_validate_vs)
+@TF1.register("tf1.variance_scaling_initializer", family="truncated_normal", validate=_validate_vs)
 @fills_in_place
 def variance_scaling_initializer_(tensor, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
                                   layout="torch", *, generator=None):
@@ -257,8 +319,8 @@ def variance_scaling_initializer_(tensor, scale=1.0, mode="fan_in", distribution
     return _vs(tensor, scale, mode, distribution, seed, layout, generator)
 
 
-@register("tf1.glorot_uniform_initializer", family="uniform", framework="tf1",
-          validate=lambda seed, layout: _common("tf1.glorot_uniform_initializer", seed, layout))
+@TF1.register("tf1.glorot_uniform_initializer", family="uniform",
+              validate=lambda seed, layout: _common("tf1.glorot_uniform_initializer", seed, layout))
 @fills_in_place
 def glorot_uniform_initializer_(tensor, seed=None, layout="torch", *, generator=None):
     r"""``tf.glorot_uniform_initializer`` (the ``tf.get_variable`` default): :math:`\mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})`.
@@ -269,8 +331,8 @@ def glorot_uniform_initializer_(tensor, seed=None, layout="torch", *, generator=
     return _vs(tensor, 1.0, "fan_avg", "uniform", seed, layout, generator)
 
 
-@register("tf1.glorot_normal_initializer", family="truncated_normal", framework="tf1",
-          validate=lambda seed, layout: _common("tf1.glorot_normal_initializer", seed, layout))
+@TF1.register("tf1.glorot_normal_initializer", family="truncated_normal",
+              validate=lambda seed, layout: _common("tf1.glorot_normal_initializer", seed, layout))
 @fills_in_place
 def glorot_normal_initializer_(tensor, seed=None, layout="torch", *, generator=None):
     r"""``tf.glorot_normal_initializer``: truncated normal, std after truncation :math:`\sqrt{2/(n_{in}+n_{out})}`.
@@ -287,7 +349,7 @@ def _validate_uus(factor, seed, layout):
     _common("tf1.uniform_unit_scaling_initializer", seed, layout)
 
 
-@register("tf1.uniform_unit_scaling_initializer", family="uniform", framework="tf1", validate=_validate_uus)
+@TF1.register("tf1.uniform_unit_scaling_initializer", family="uniform", validate=_validate_uus)
 @fills_in_place
 def uniform_unit_scaling_initializer_(tensor, factor=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.uniform_unit_scaling_initializer`` (deprecated in TF): :math:`\mathcal{U}(\pm \text{factor}\sqrt{3/\max(1, \prod \text{shape}[:-1])})`.
@@ -306,7 +368,7 @@ def _validate_orthogonal(gain, seed, layout):
     _common("tf1.orthogonal_initializer", seed, layout)
 
 
-@register("tf1.orthogonal_initializer", family="orthogonal", framework="tf1", validate=_validate_orthogonal)
+@TF1.register("tf1.orthogonal_initializer", family="orthogonal", validate=_validate_orthogonal)
 @fills_in_place
 def orthogonal_initializer_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.orthogonal_initializer``: the kernel flattened to (prod(shape[:-1]), shape[-1]) is (semi-)orthogonal, times gain.
@@ -321,8 +383,8 @@ def orthogonal_initializer_(tensor, gain=1.0, seed=None, layout="torch", *, gene
             "The tensor to initialize must be at least two-dimensional. "
             f"Received: shape={shape} of rank {len(shape)}."
         )
-    q = orthogonal_matrix(math.prod(shape[:-1]), shape[-1], dtype=tensor.dtype, device=tensor.device,
-                          generator=_gen(seed, generator, tensor))
+    rows, cols = TF1.orthogonal_shape(shape)
+    q = orthogonal_matrix(rows, cols, dtype=tensor.dtype, device=tensor.device, generator=_gen(seed, generator, tensor))
     return tensor.copy_(to_tensor((gain * q).reshape(shape)))
 
 
@@ -331,7 +393,7 @@ def _validate_identity(gain, layout):
     _common("tf1.identity_initializer", None, layout)
 
 
-@register("tf1.identity_initializer", family="identity", framework="tf1", validate=_validate_identity)
+@TF1.register("tf1.identity_initializer", family="identity", validate=_validate_identity)
 @fills_in_place
 def identity_initializer_(tensor, gain=1.0, layout="torch", *, generator=None):
     """``tf.initializers.identity``: gain · I, 2-D only.
@@ -354,7 +416,7 @@ def _validate_cdo(gain, seed, layout):
     _common("tf1.convolutional_delta_orthogonal", seed, layout)
 
 
-@register("tf1.convolutional_delta_orthogonal", family="orthogonal", framework="tf1", validate=_validate_cdo)
+@TF1.register("tf1.convolutional_delta_orthogonal", family="orthogonal", validate=_validate_cdo)
 @fills_in_place
 def convolutional_delta_orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.initializers.convolutional_delta_orthogonal`` (Xiao et al., 2018): an orthogonal
@@ -366,7 +428,7 @@ def convolutional_delta_orthogonal_(tensor, gain=1.0, seed=None, layout="torch",
     Versions: TF 1.x from r1.13 (and r1.15, which fanin follows, as for variance scaling)
     multiplies by ``gain``; earlier 1.x releases multiplied by ``sqrt(gain)``. With the default
     gain 1 they agree. TF draws an (out × out) Gaussian, orthogonalizes it and keeps its first
-    ``in`` rows; fanin draws the (out × in) Gaussian of :func:`~fanin.schemes.framework.orthogonal_matrix`:
+    ``in`` rows; fanin draws the (out × in) Gaussian of :func:`~fanin.frameworks.shared.orthogonal_matrix`:
     the same distribution, a semi-orthogonal (in, out) matrix with orthonormal rows.
 
     >>> w = convolutional_delta_orthogonal_(torch.empty(4, 2, 3), seed=0)   # torch Conv1d (out=4, in=2, k=3)

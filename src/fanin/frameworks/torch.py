@@ -42,17 +42,21 @@ import warnings
 from collections.abc import Callable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.torch_version import TorchVersion
 
 from fanin import rng
 from fanin.errors import SchemeArgumentError, describe_choice, shown
 from fanin.formulas.fans import compute_fans
 from fanin.formulas.gains import TABLE_NONLINEARITIES, calculate_gain
+from fanin.frameworks.layers import Entries, LayerDefaults, own_parameters
+from fanin.frameworks.record import ELEMENTWISE, Framework
 from fanin.schemes.checks import check_int, check_number
-from fanin.schemes.registry import register
+from fanin.schemes.scheme import Scheme
 
 __all__ = [
+    "TORCH",
+    "TorchLayers",
     "calculate_gain",
     "constant_",
     "dirac_",
@@ -84,6 +88,141 @@ __all__ = [
 
 # torch 2.12 replaced trunc_normal_'s inverse-CDF algorithm by rejection sampling (PR #174997).
 _TRUNC_NORMAL_REJECTION = TorchVersion(torch.__version__) >= "2.12"
+
+
+# --- what each built-in layer gets: reset_parameters ------------------------------------------
+
+
+def _kaiming_uniform_sqrt5() -> Scheme:
+    # Linear.reset_parameters and _ConvNd.reset_parameters: bound 1/sqrt(fan_in) to within an ulp.
+    return Scheme("kaiming_uniform", a=math.sqrt(5))
+
+
+def _bias_bound(weight: Tensor) -> float:
+    # torch.nn.init._calculate_fan_in_and_fan_out: size(1) times the receptive field; 0 for fan_in 0.
+    fan_in = weight.shape[1] * math.prod(weight.shape[2:])
+    return 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+
+
+def _uniform(bound: float) -> Scheme:
+    return Scheme("uniform", a=-bound, b=bound)
+
+
+class TorchLayers(LayerDefaults):
+    r"""``reset_parameters`` (and the constructor) of every built-in layer, in the order they draw
+    from the RNG (the ``"torch"`` preset).
+
+    Applied in ``model.named_modules()`` order with one ``torch.Generator`` seeded ``s`` (or the
+    global RNG after ``torch.manual_seed(s)``), the values are bit-identical to building the model
+    under ``torch.manual_seed(s)``, for models whose construction order equals their module order
+    (``KU√5`` is ``kaiming_uniform(a=sqrt(5))``, bound :math:`1/\sqrt{\text{fan\_in}}` to within an ulp):
+
+    =====================================  ==========================================================
+    Linear, Conv*, ConvTranspose*          weight KU√5; bias :math:`\mathcal{U}(\pm 1/\sqrt{\text{fan\_in}})`
+                                           (fan_in of the weight: (in/groups)·prod(k), (out/groups)·prod(k)
+                                           for transposed convolutions; 0 when fan_in = 0)
+    Bilinear                               weight and bias :math:`\mathcal{U}(\pm 1/\sqrt{\text{in1}})`
+    BatchNorm*, InstanceNorm*, SyncBN      running_mean 0, running_var 1, num_batches_tracked 0, then
+                                           weight 1, bias 0
+    LayerNorm, GroupNorm, RMSNorm          weight 1, bias 0
+    Embedding, EmbeddingBag                :math:`\mathcal{N}(0, 1)`, then the ``padding_idx`` row 0
+    RNN/LSTM/GRU and their cells           every parameter :math:`\mathcal{U}(\pm 1/\sqrt{\text{hidden}})`,
+                                           projections ``weight_hr`` included
+    MultiheadAttention                     out_proj.weight KU√5; out_proj.bias drawn then zeroed;
+                                           in_proj_weight (or q, k, v) xavier_uniform on the stacked
+                                           (3E, E) matrix; in_proj_bias 0; bias_k, bias_v xavier_normal
+    PReLU                                  the module's ``init`` (0.25)
+    =====================================  ==========================================================
+
+    Exceptions, where applying "torch" is *not* the same as construction under the seed:
+
+    - ``nn.TransformerEncoder`` / ``nn.TransformerDecoder`` deep-copy their layer, so in torch all
+      layers start equal. Here each layer is drawn afresh in module order: layer 0 equals torch's,
+      the others are independent draws of the same distribution.
+    - ``nn.Transformer`` ends its constructor with ``xavier_uniform_`` on every parameter of more
+      than one dimension, on top of the copies above. Here its layers get their own layers'
+      defaults (KU√5 Linear weights, xavier in-projections); apply an explicit xavier rule for
+      torch's values.
+    - A module that builds its children in another order than it registers them (``a =
+      Linear(...); b = Linear(...); self.b = b; self.a = a``) draws in construction order in torch
+      and in registration order here.
+    - ``nn.MultiheadAttention`` builds ``out_proj`` before drawing its in-projection, although it
+      comes after it in module order. Its list therefore starts with ``out_proj.weight`` and
+      ``out_proj.bias`` (its child's tensors, named relative to it): a caller that honours such
+      dotted names applies them at the parent's position and skips the child's own entries for
+      those tensors, and gets torch's values bit for bit. The ``out_proj`` submodule
+      (``NonDynamicallyQuantizableLinear``, which torch uses only there) also lists its own two
+      tensors (Linear weight, bias drawn then zeroed), so a caller that looks at own tensors only
+      still covers them, with torch's distribution but not its draw order.
+    - Embedding built from ``_weight`` / ``from_pretrained`` and lazy modules draw nothing at
+      construction; channels-last convolution weights are drawn contiguous by torch.
+
+    >>> [(n, str(s)) for n, s in TorchLayers()(torch.nn.Linear(256, 64))]
+    [('weight', 'kaiming_uniform(a=2.23606797749979)'), ('bias', 'uniform(a=-0.0625, b=0.0625)')]
+    """
+
+    def linear(self, module: nn.Module) -> Entries:
+        entries = [("weight", _kaiming_uniform_sqrt5())]
+        if module.bias is not None:
+            entries.append(("bias", _uniform(_bias_bound(module.weight))))
+        return entries
+
+    def out_proj(self, module: nn.Module) -> Entries:
+        # torch draws the Linear defaults of MultiheadAttention.out_proj, then _reset_parameters
+        # zeroes the bias (a layer built with bias=True has in_proj_bias too; both are zeroed).
+        entries = [("weight", _kaiming_uniform_sqrt5())]
+        if module.bias is not None:
+            bound = _bias_bound(module.weight)
+            entries.append(("bias", Scheme("fanin.zeros_after_uniform", a=-bound, b=bound)))
+        return entries
+
+    def bilinear(self, module: nn.Module) -> Entries:
+        if module.weight.size(1) <= 0:
+            raise ValueError(f"in1_features must be > 0, but got (in1_features={module.weight.size(1)})")
+        bound = 1 / math.sqrt(module.weight.size(1))  # in1 only, not in1*in2 (Bilinear.reset_parameters)
+        entries = [("weight", _uniform(bound))]
+        if module.bias is not None:
+            entries.append(("bias", _uniform(bound)))
+        return entries
+
+    def embedding(self, module: nn.Module) -> Entries:
+        if module.padding_idx is None:
+            return [("weight", Scheme("normal"))]
+        return [("weight", Scheme("fanin.padded_normal", padding_idx=int(module.padding_idx)))]
+
+    def rnn(self, module: nn.Module) -> Entries:
+        # RNNBase/RNNCellBase.reset_parameters: every parameter, in registration order.
+        stdv = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
+        return [(name, _uniform(stdv)) for name in own_parameters(module)]
+
+    def mha(self, module: nn.Module) -> Entries:
+        own = own_parameters(module)
+        # out_proj is constructed (and draws its Linear defaults) before _reset_parameters runs.
+        entries: Entries = [(f"out_proj.{n}", s) for n, s in self.out_proj(module.out_proj)]
+        for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
+            if own.get(name) is not None:
+                entries.append((name, Scheme("xavier_uniform")))
+        if own.get("in_proj_bias") is not None:
+            entries.append(("in_proj_bias", Scheme("zeros")))
+        for name in ("bias_k", "bias_v"):
+            if own.get(name) is not None:
+                entries.append((name, Scheme("xavier_normal")))
+        return entries
+
+    def prelu(self, module: nn.Module) -> Entries:
+        return [("weight", Scheme("constant", val=float(module.init)))]
+
+
+#: PyTorch: weights (out, in, *kernel), fans by ``torch.nn.init``; the scalar fills run shard-locally too.
+TORCH = Framework(
+    name="torch",
+    title="PyTorch",
+    prefix="",
+    layout="torch",
+    element_local=ELEMENTWISE | {"constant"},
+    preset="torch",
+    layer_defaults=TorchLayers(),
+)
 
 
 # --- validation of scheme arguments, run when a Scheme is built --------------------------------
@@ -163,7 +302,7 @@ def _no_validation():
 # --- the functions ------------------------------------------------------------------------------
 
 
-@register("uniform", family="uniform", framework="torch", aliases=("uniform_",), validate=_validate_uniform)
+@TORCH.register("uniform", family="uniform", aliases=("uniform_",), validate=_validate_uniform)
 def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill the input Tensor with values drawn from the uniform distribution.
 
@@ -178,7 +317,7 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Ge
         return rng.uniform_(tensor, a, b, generator)
 
 
-@register("normal", family="normal", framework="torch", aliases=("normal_",), validate=_validate_normal)
+@TORCH.register("normal", family="normal", aliases=("normal_",), validate=_validate_normal)
 def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill the input Tensor with values drawn from the normal distribution.
 
@@ -195,8 +334,8 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torc
         return rng.normal_(tensor, mean, std, generator)
 
 
-@register(
-    "trunc_normal", family="truncated_normal", framework="torch", aliases=("trunc_normal_",),
+@TORCH.register(
+    "trunc_normal", family="truncated_normal", aliases=("trunc_normal_",),
     validate=_validate_trunc_normal,
 )
 def trunc_normal_(
@@ -287,7 +426,7 @@ def _trunc_normal_inverse_cdf(tensor, mean, std, a, b, generator):
     return tensor
 
 
-@register("constant", family="constant", framework="torch", aliases=("constant_",), validate=_validate_constant)
+@TORCH.register("constant", family="constant", aliases=("constant_",), validate=_validate_constant)
 def constant_(tensor: Tensor, val: float) -> Tensor:
     r"""Fill the input Tensor with the value :math:`\text{val}`.
 
@@ -300,7 +439,7 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
         return tensor.fill_(val)
 
 
-@register("ones", family="constant", framework="torch", aliases=("ones_",), validate=_no_validation)
+@TORCH.register("ones", family="constant", aliases=("ones_",), validate=_no_validation)
 def ones_(tensor: Tensor) -> Tensor:
     r"""Fill the input Tensor with the scalar value 1.
 
@@ -311,7 +450,7 @@ def ones_(tensor: Tensor) -> Tensor:
         return tensor.fill_(1.0)
 
 
-@register("zeros", family="constant", framework="torch", aliases=("zeros_",), validate=_no_validation)
+@TORCH.register("zeros", family="constant", aliases=("zeros_",), validate=_no_validation)
 def zeros_(tensor: Tensor) -> Tensor:
     r"""Fill the input Tensor with the scalar value 0.
 
@@ -322,7 +461,7 @@ def zeros_(tensor: Tensor) -> Tensor:
         return tensor.zero_()
 
 
-@register("eye", family="identity", framework="torch", aliases=("eye_",), validate=_no_validation)
+@TORCH.register("eye", family="identity", aliases=("eye_",), validate=_no_validation)
 def eye_(tensor: Tensor) -> Tensor:
     r"""Fill the 2-dimensional input Tensor with the identity matrix (ones on the main diagonal).
 
@@ -337,7 +476,7 @@ def eye_(tensor: Tensor) -> Tensor:
     return tensor
 
 
-@register("dirac", family="identity", framework="torch", aliases=("dirac_",), validate=_validate_dirac)
+@TORCH.register("dirac", family="identity", aliases=("dirac_",), validate=_validate_dirac)
 def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
     r"""Fill the {3, 4, 5}-dimensional input Tensor with the Dirac delta function.
 
@@ -381,8 +520,8 @@ def _correct_fan(tensor: Tensor, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-@register(
-    "xavier_uniform", family="uniform", framework="torch", aliases=("xavier_uniform_",),
+@TORCH.register(
+    "xavier_uniform", family="uniform", aliases=("xavier_uniform_",),
     validate=_validate_gain("xavier_uniform", minimum=0),
 )
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
@@ -401,8 +540,8 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generato
         return rng.uniform_(tensor, -a, a, generator)
 
 
-@register(
-    "xavier_normal", family="normal", framework="torch", aliases=("xavier_normal_",),
+@TORCH.register(
+    "xavier_normal", family="normal", aliases=("xavier_normal_",),
     validate=_validate_gain("xavier_normal", minimum=0),
 )
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
@@ -419,8 +558,8 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
         return rng.normal_(tensor, 0.0, std, generator)
 
 
-@register(
-    "kaiming_uniform", family="uniform", framework="torch", aliases=("kaiming_uniform_",),
+@TORCH.register(
+    "kaiming_uniform", family="uniform", aliases=("kaiming_uniform_",),
     validate=_validate_kaiming("kaiming_uniform"),
 )
 def kaiming_uniform_(
@@ -456,8 +595,8 @@ def kaiming_uniform_(
         return rng.uniform_(tensor, -bound, bound, generator)
 
 
-@register(
-    "kaiming_normal", family="normal", framework="torch", aliases=("kaiming_normal_",),
+@TORCH.register(
+    "kaiming_normal", family="normal", aliases=("kaiming_normal_",),
     validate=_validate_kaiming("kaiming_normal"),
 )
 def kaiming_normal_(
@@ -487,8 +626,8 @@ def kaiming_normal_(
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
-@register(
-    "orthogonal", family="orthogonal", framework="torch", aliases=("orthogonal_",),
+@TORCH.register(
+    "orthogonal", family="orthogonal", aliases=("orthogonal_",),
     validate=_validate_gain("orthogonal"),
 )
 def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | None = None) -> Tensor:
@@ -514,8 +653,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
     if isinstance(generator, rng.Stream):
         # The stream's Gaussian, factorized in float64 on one thread: bits independent of threads.
         return generator.orthogonal_(tensor, gain)
-    rows = tensor.size(0)
-    cols = tensor.numel() // rows
+    rows, cols = TORCH.orthogonal_shape(tensor.shape)
     # torch's CPU QR has no float16/bfloat16 kernel: draw and factorize exactly as torch does for a
     # float32 tensor, so the result is torch's float32 result (times gain) rounded once.
     work = torch.float32 if tensor.dtype in _LOW_PRECISION else tensor.dtype
@@ -536,7 +674,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
     return tensor
 
 
-@register("sparse", family="sparse", framework="torch", aliases=("sparse_",), validate=_validate_sparse)
+@TORCH.register("sparse", family="sparse", aliases=("sparse_",), validate=_validate_sparse)
 def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill the 2D input Tensor as a sparse matrix (Martens, 2010).
 
