@@ -7,7 +7,7 @@ import torch
 import fanin
 from fanin.errors import SchemeArgumentError, SchemeSpecError, UnknownSchemeError
 from fanin.schemes import FAMILIES, Scheme, get, list_schemes, lookup, parse_spec
-from fanin.schemes.registry import register
+from fanin.schemes.registry import declare_framework, register
 
 TORCH_NAMES = [
     "constant", "dirac", "eye", "kaiming_normal", "kaiming_uniform", "normal", "ones", "orthogonal",
@@ -147,6 +147,16 @@ def test_register_rejects_duplicates_and_unknown_family():
         register("zeros", family="constant", framework="torch")(lambda t, generator=None: t)
     with pytest.raises(ValueError, match="Unknown family 'gauss'"):
         register("x.gauss", family="gauss", framework="x")
+
+
+def test_register_and_declare_know_only_the_declared_frameworks():
+    with pytest.raises(ValueError, match=r"Unknown framework 'pytorch'\. Did you mean 'torch'\? Accepted: 'fanin', "
+                                         r"'flax', 'jax', 'keras', 'tf1', 'torch'\."):
+        register("x.normal", family="normal", framework="pytorch")
+    with pytest.raises(ValueError, match=r"framework name 'flax' already names framework 'jax'"):
+        declare_framework("flaxlike", ("flax",))
+    with pytest.raises(ValueError, match=r"Unknown framework 'flaxlike'"):  # nothing half declared
+        register("flaxlike.normal", family="normal", framework="flaxlike")
 
 
 def test_scheme_equality_and_hash():

@@ -47,7 +47,7 @@ from fanin.frameworks.tf1 import TF1
 from fanin.frameworks.torch import TORCH
 from fanin.schemes.registry import declare_framework
 
-__all__ = ["FRAMEWORKS", "Framework", "framework_names", "get_framework"]
+__all__ = ["FRAMEWORKS", "Framework", "framework_names", "framework_of", "get_framework"]
 
 #: Every framework, in the order fanin presents them.
 FRAMEWORKS: tuple[Framework, ...] = (TORCH, KERAS, TF1, JAX, FANIN)
@@ -79,3 +79,19 @@ def get_framework(name: str, *, with_layer_defaults: bool = False) -> Framework:
             describe_choice("framework", name, framework_names(with_layer_defaults=with_layer_defaults))
         )
     return found
+
+
+def framework_of(scheme: object) -> Framework:
+    """The record of the framework a :class:`~fanin.schemes.Scheme` (or its
+    :class:`~fanin.schemes.registry.SchemeEntry`) belongs to.
+
+    Every registered scheme names one of :data:`FRAMEWORKS` (the registry refuses any other).
+    A scheme that rules build without registering it (a fused tensor drawn per block, a library's
+    captured steps) is fanin's own, and fanin's record (torch's layout and fans rule) answers for it.
+
+    >>> from fanin.schemes import get
+    >>> framework_of(get("jax.lecun_normal")).name, framework_of(get("kaiming_normal")).name
+    ('jax', 'torch')
+    """
+    entry = getattr(scheme, "entry", scheme)
+    return _BY_NAME.get(getattr(entry, "framework", None), FANIN)

@@ -102,6 +102,7 @@ JAX = Framework(
     aliases=("flax",),
     fan_axes=(("in_axis", "in_axis", -2), ("out_axis", "out_axis", -1), ("batch_axis", "batch_axis", ())),
     element_local=ELEMENTWISE,
+    orthogonal=frozenset({"jax.orthogonal"}),
     preset="flax",
     layer_defaults=FlaxLayers(),
 )

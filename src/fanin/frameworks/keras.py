@@ -136,6 +136,7 @@ KERAS = Framework(
     layout="keras",
     fan_axes=(("in_axis", "input_axes", None), ("out_axis", "output_axes", None)),
     element_local=ELEMENTWISE,
+    orthogonal=frozenset({"keras.orthogonal"}),
     preset="keras",
     layer_defaults=KerasLayers(),
 )

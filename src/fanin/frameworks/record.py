@@ -16,6 +16,9 @@ field / method      what it answers
                     with the scheme arguments named in ``fan_axes``
 :meth:`orthogonal_  how its orthogonal schemes flatten a kernel to a matrix: torch
 shape`              (shape[0], prod(shape[1:])), the others (prod(shape[:-1]), shape[-1])
+``orthogonal``      the names of its schemes that draw gain·Q for that flattened matrix (the
+                    other schemes of the orthogonal family, delta-orthogonal and per-gate, are
+                    structured); :meth:`orthogonal_matrix` gives the matrix one of them draws
 ``element_local``   the families whose schemes (registered through :meth:`register`) write every
                     element from its own draw only, so they may run on a DTensor's local shard
                     (:mod:`fanin.rng.sharded`); other schemes are computed whole on every rank
@@ -67,6 +70,7 @@ class Framework:
     aliases: tuple[str, ...] = ()
     fan_axes: tuple[tuple[str, str, Any], ...] = ()
     element_local: frozenset[str] = frozenset()
+    orthogonal: frozenset[str] = frozenset()
     preset: str | None = None
     layer_defaults: LayerDefaults | None = field(default=None, compare=False, repr=False)
 
@@ -78,6 +82,9 @@ class Framework:
         unknown = sorted(set(self.element_local) - set(FAMILIES))
         if unknown:
             raise ValueError(f"framework {self.name!r}: element_local names unknown families {unknown}")
+        foreign = sorted(n for n in self.orthogonal if not self._owns(n))
+        if foreign:
+            raise ValueError(f"framework {self.name!r}: orthogonal names schemes of other frameworks {foreign}")
         if (self.preset is None) != (self.layer_defaults is None):
             raise ValueError(f"framework {self.name!r}: a preset needs layer defaults, and layer defaults a preset")
 
@@ -126,6 +133,24 @@ class Framework:
             return kernel[0], math.prod(kernel[1:])
         return math.prod(kernel[:-1]), kernel[-1]
 
+    def orthogonal_matrix(self, name: str, shape: Sequence[int], arguments: Mapping[str, Any] | None = None) -> tuple[int, int] | None:
+        """The (rows, cols) matrix that scheme ``name`` of this framework draws gain·Q for, on a tensor
+        of ``shape`` (2 or more dims) with the scheme's ``arguments`` (its ``layout``: a torch weight
+        unless it says otherwise); ``None`` when ``name`` is not one of :attr:`orthogonal`.
+
+        >>> from fanin.frameworks import get_framework
+        >>> keras = get_framework("keras")
+        >>> keras.orthogonal_matrix("keras.orthogonal", (8, 3, 5, 5)), keras.orthogonal_matrix("keras.zeros", (8, 3))
+        ((75, 8), None)
+        """
+        if name not in self.orthogonal:
+            return None
+        layout = (arguments or {}).get("layout")
+        return self.orthogonal_shape(self.kernel_shape(shape, "torch" if layout is None else layout))
+
+    def _owns(self, name: str) -> bool:
+        return (name.partition(".")[0] + "." if "." in name else "") == self.prefix
+
     def register(
         self,
         name: str,
@@ -139,8 +164,7 @@ class Framework:
         The name must carry the framework's prefix; the entry is element-local when its family
         is one of ``element_local``.
         """
-        head = name.partition(".")[0] + "." if "." in name else ""
-        if head != self.prefix:
+        if not self._owns(name):
             rule = f"starts with {self.prefix!r}" if self.prefix else "has no prefix (no '.')"
             raise ValueError(f"the name of a {self.name} scheme {rule}, got name={name!r}")
         declare_framework(self.name, self.aliases)

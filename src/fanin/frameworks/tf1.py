@@ -128,6 +128,7 @@ TF1 = Framework(
     prefix="tf1.",
     layout="keras",
     element_local=ELEMENTWISE,
+    orthogonal=frozenset({"tf1.orthogonal_initializer"}),
     preset="tf1",
     layer_defaults=TF1Layers(),
 )

@@ -220,6 +220,7 @@ TORCH = Framework(
     prefix="",
     layout="torch",
     element_local=ELEMENTWISE | {"constant"},
+    orthogonal=frozenset({"orthogonal", "lsuv"}),
     preset="torch",
     layer_defaults=TorchLayers(),
 )

@@ -39,7 +39,7 @@ import torch
 
 from fanin.errors import FaninError, describe_choice
 from fanin.formulas.fans import Fans
-from fanin.frameworks import get_framework
+from fanin.frameworks import framework_of
 from fanin.frameworks.torch import TORCH
 from fanin.rng.stream import canonical_name
 from fanin.rules.guards import colliding_keys, is_uninitialized, overlapping_tensors
@@ -236,12 +236,9 @@ def _fans_for(shape: tuple[int, ...], scheme: Scheme | None) -> Fans | None:
             return block_fans(parts_of(scheme)[1], shape)
         except (ValueError, TypeError):
             return None
-    if scheme is None:
-        framework, args = TORCH, {}
-    else:
-        framework, args = get_framework(scheme.framework), scheme.arguments
+    framework = TORCH if scheme is None else framework_of(scheme)
     try:
-        return framework.fans(shape, args)
+        return framework.fans(shape, {} if scheme is None else scheme.arguments)
     except (ValueError, TypeError):
         return None
 

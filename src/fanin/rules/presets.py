@@ -8,7 +8,7 @@ torch       ``defaults:torch``: every built-in layer's own ``reset_parameters``,
 keras       ``defaults:keras``: what a Keras layer of the same architecture gets (glorot_uniform
             kernels, zero biases, orthogonal recurrent kernels, forget-gate bias 1, ...)
 tf1         ``defaults:tf1``: TensorFlow 1.x (``tf.layers``/``get_variable`` defaults)
-flax        ``defaults:jax`` (``"flax"`` is the framework ``jax``'s alias): Flax linen
+flax        ``defaults:flax`` (``"flax"`` is the framework ``jax``'s alias): Flax linen
             (lecun_normal kernels, zero biases, ...)
 resnet      Conv2d weight: kaiming_normal(mode='fan_out', nonlinearity='relu');
             BatchNorm2d/GroupNorm weight 1, bias 0 (torchvision's ResNet); the rest (the final

@@ -158,20 +158,22 @@ class ResetParameters(Init):
 class FrameworkDefaults(Init):
     """The schemes a framework gives a module of this type by default (see :mod:`fanin.rules.defaults`).
 
-    ``framework`` is a name or an alias of a framework that has layer defaults; the init keeps the
-    canonical name (``"flax"`` reads as ``"jax"``).
+    ``framework`` is a name or an alias of a framework that has layer defaults
+    (:func:`fanin.frameworks.get_framework` checks it); the init keeps it as written, so a rule
+    reads back as it was given.
 
-    >>> str(FrameworkDefaults("flax"))
-    'defaults:jax'
+    >>> str(FrameworkDefaults("flax")), str(FrameworkDefaults("jax"))
+    ('defaults:flax', 'defaults:jax')
     """
 
     action = "defaults"
 
     def __init__(self, framework: str) -> None:
         try:
-            self.framework = get_framework(framework, with_layer_defaults=True).name
+            get_framework(framework, with_layer_defaults=True)
         except UnknownFrameworkError as err:
             raise RuleError(str(err)) from None
+        self.framework = framework
 
     def __str__(self) -> str:
         return f"defaults:{self.framework}"

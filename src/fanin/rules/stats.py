@@ -38,6 +38,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from fanin.formulas.variance import truncnorm_std
+from fanin.frameworks import framework_of
 from fanin.schemes import Scheme
 from fanin.schemes.dryrun import dry_run
 
@@ -80,16 +81,12 @@ def _orthogonal(scheme: Scheme, shape: tuple[int, ...]) -> Statistics | None:
     gain = args.get("gain", args.get("scale", 1.0))
     if len(shape) < 2 or not isinstance(gain, (int, float)):
         return None
-    if scheme.framework == "torch":
-        rows, cols = shape[0], math.prod(shape[1:])
-    elif scheme.name in ("orthogonal", "keras.orthogonal", "tf1.orthogonal_initializer", "jax.orthogonal"):
-        # Keras/TF/JAX flatten the kernel (*k, in, out) to (prod(shape[:-1]), out); a torch-layout
-        # weight (out, in, *k) is that kernel permuted, so the same pair of sizes.
-        rows, cols = math.prod(shape[1:]), shape[0]
-        if args.get("layout") not in (None, "torch"):
-            rows, cols = math.prod(shape[:-1]), shape[-1]
-    else:
+    # The framework's record knows which of its schemes draw gain·Q and how they flatten the
+    # kernel: a torch-layout weight (out, in, *k) is the kernel (*k, in, out) permuted.
+    matrix = framework_of(scheme).orthogonal_matrix(scheme.name, shape, args)
+    if matrix is None:
         return None
+    rows, cols = matrix
     if rows * cols == 0:
         return None
     g = abs(float(gain))
