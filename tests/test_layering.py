@@ -172,7 +172,6 @@ def source_files() -> list[tuple[Path, str]]:
 KNOWN_SWITCHES = {
     "fanin.auditing": "the audit (auditing/, cli/audit.py) is being rewritten on its own branch",
     "fanin.cli.audit": "the audit's command, rewritten with the audit",
-    "fanin.diagnostics.theory": "weight_variance's tables by scheme name, to be replaced by the one draw model",
 }
 
 
