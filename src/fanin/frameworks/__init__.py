@@ -16,8 +16,9 @@ module                                 framework    prefix   what it holds
 
 Each module defines a :class:`~fanin.frameworks.record.Framework` record (:data:`FRAMEWORKS`
 lists them, :func:`get_framework` finds one by name or alias) and registers its schemes through
-it; :mod:`fanin.frameworks.layers` and :mod:`fanin.frameworks.shared` hold what several of them
-share. Importing this package registers every scheme: the registry
+it (:func:`framework_of` gives a scheme's record); :mod:`fanin.frameworks.layers` and
+:mod:`fanin.frameworks.shared` hold what several of them share, and :mod:`fanin.frameworks.draws`
+says what any scheme draws at a shape (the one draw model). Importing this package registers every scheme: the registry
 (:mod:`fanin.schemes.registry`) loads it on first lookup. The public faces :mod:`fanin.init`,
 :mod:`fanin.keras`, :mod:`fanin.tf1`, :mod:`fanin.jax` and :mod:`fanin.composite` re-export the
 modules' names.

@@ -3,7 +3,7 @@ r"""A drop-in for :mod:`torch.nn.init`, bit-identical to the installed torch.
 The same 15 public names, signatures, defaults, return values and errors. Given the same
 ``torch.Generator`` (or the same global seed), every function makes the same sampler calls on the
 same tensors in the same order as torch, with bounds computed by the same Python-float expressions,
-so the values are identical bit for bit (tests/test_init.py checks this over a grid of shapes,
+so the values are identical bit for bit (tests/frameworks/test_torch.py checks this over a grid of shapes,
 dtypes, layouts, modes and nonlinearities, and checks the generator state afterwards).
 
 Every function also accepts a :class:`fanin.Stream` as ``generator``: the values are then the
