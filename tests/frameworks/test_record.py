@@ -42,7 +42,7 @@ def test_fans_read_the_scheme_arguments():
 
 
 def test_fans_raise_what_the_rule_raises():
-    with pytest.raises(ValueError, match="Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"):
+    with pytest.raises(ValueError, match="Fan in and fan out can not be computed for tensor with fewer than 2 dim"):
         BY_NAME["torch"].fans((4,))
     with pytest.raises(ValueError, match="Can't compute input and output sizes of a 1-dimensional weights tensor"):
         BY_NAME["jax"].fans((4,))

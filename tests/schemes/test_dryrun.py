@@ -1,7 +1,6 @@
 """fanin.schemes.dryrun: a scheme's own code at a shape, drawing and writing nothing."""
 
 import pytest
-import torch
 
 from fanin.schemes import Scheme, get
 from fanin.schemes.dryrun import Trace, dry_run, trace

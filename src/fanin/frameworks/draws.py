@@ -154,7 +154,8 @@ def _orthogonal(scheme: Scheme, shape: tuple[int, ...]) -> Draw | None:
         return None
     rows, cols = matrix
     g = abs(float(gain))
-    return Draw("orthogonal", {"gain": float(gain), "rows": rows, "cols": cols}, 0.0, g / math.sqrt(max(rows, cols)), -g, g)
+    rms = g / math.sqrt(max(rows, cols))
+    return Draw("orthogonal", {"gain": float(gain), "rows": rows, "cols": cols}, 0.0, rms, -g, g)
 
 
 def _constant(scheme: Scheme) -> Draw | None:

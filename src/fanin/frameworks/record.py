@@ -133,7 +133,9 @@ class Framework:
             return kernel[0], math.prod(kernel[1:])
         return math.prod(kernel[:-1]), kernel[-1]
 
-    def orthogonal_matrix(self, name: str, shape: Sequence[int], arguments: Mapping[str, Any] | None = None) -> tuple[int, int] | None:
+    def orthogonal_matrix(
+        self, name: str, shape: Sequence[int], arguments: Mapping[str, Any] | None = None
+    ) -> tuple[int, int] | None:
         """The (rows, cols) matrix that scheme ``name`` of this framework draws gain·Q for, on a tensor
         of ``shape`` (2 or more dims) with the scheme's ``arguments`` (its ``layout``: a torch weight
         unless it says otherwise); ``None`` when ``name`` is not one of :attr:`orthogonal`.

@@ -33,7 +33,6 @@ random schemes with their own ``seed`` (the plan does not record that generator)
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
