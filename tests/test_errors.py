@@ -1,6 +1,6 @@
 import pytest
 
-from fanin.errors import SchemeArgumentError, SchemeSpecError, UnknownSchemeError, describe_choice
+from fanin.errors import SchemeArgumentError, SchemeSpecError, UnknownFrameworkError, UnknownSchemeError, describe_choice
 
 
 def test_describe_choice_suggests_close_match_and_lists_sorted():
@@ -17,6 +17,6 @@ def test_describe_choice_truncates_long_lists():
     assert msg.endswith("'n000', 'n001', 'n002', ... (67 more).")
 
 
-@pytest.mark.parametrize("cls", [SchemeArgumentError, SchemeSpecError, UnknownSchemeError])
+@pytest.mark.parametrize("cls", [SchemeArgumentError, SchemeSpecError, UnknownFrameworkError, UnknownSchemeError])
 def test_errors_are_value_errors(cls):
     assert issubclass(cls, ValueError)

@@ -1,11 +1,16 @@
-"""Imports flow one way, over the whole package (STYLE.md): no module of src/fanin imports a module
-of a layer to its right -- at top level, inside a function, under ``TYPE_CHECKING``, or by name
-through ``importlib.import_module("...")`` and the registry's ``_PROVIDERS``.
+"""Imports flow one way, over the whole package: no module of src/fanin imports a module of a layer
+to its right -- at top level, inside a function, under ``TYPE_CHECKING``, or by name through
+``importlib.import_module("...")``.
 
 The layers, left to right (a module may import its own layer and the layers to its left):
 
-    errors < formulas < rng < schemes, init, keras, tf1, jax, composite, gains
+    errors < formulas < rng < schemes, gains < frameworks, init, keras, tf1, jax, composite
     < rules, models < diagnostics, auditing < report < cli, fanin (the public face)
+
+The registry of schemes loads the package that defines them, :mod:`fanin.frameworks`, by name on
+first lookup (``fanin.schemes.registry.PROVIDER``): the one import of a layer to the right, a
+plugin load (nothing of it is used by the registry), allowed for exactly that package, one layer
+to the right, and nothing else.
 
 One exception (the project's shared decision on records): a record's ``__str__`` (what ``print()``
 shows) may import its renderer from ``fanin.report`` inside that method, so that records stay plain
@@ -13,7 +18,9 @@ data and ``print(plan)`` still gives the table. Only a method named ``__str__``,
 ``fanin.report``, only inside the method body.
 
 ``fanin.gains`` is math on activations *with torch* (it imports only errors and formulas), so it
-sits with the schemes rather than in the torch-free formulas. ``fanin/__init__.py`` (the public
+sits with the schemes rather than in the torch-free formulas. The public faces ``fanin.init``,
+``fanin.keras``, ``fanin.tf1``, ``fanin.jax`` and ``fanin.composite`` re-export the framework modules
+and sit in their layer. ``fanin/__init__.py`` (the public
 face, which re-exports every layer) and ``fanin/__main__.py`` (the entry point) are exempt;
 importing the public face itself (``import fanin``, ``from fanin import __version__``) counts as
 importing the rightmost layer. ``from fanin import X`` is resolved to what it loads: the module
@@ -21,11 +28,13 @@ importing the rightmost layer. ``from fanin import X`` is resolved to what it lo
 """
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
 
 import fanin
+import fanin.frameworks
 import fanin.schemes.registry
 
 PACKAGE = Path(fanin.__file__).parent
@@ -34,7 +43,8 @@ LAYERS = (
     ("fanin.errors",),
     ("fanin.formulas",),
     ("fanin.rng",),
-    ("fanin.schemes", "fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite", "fanin.gains"),
+    ("fanin.schemes", "fanin.gains"),
+    ("fanin.frameworks", "fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite"),
     ("fanin.rules", "fanin.models"),
     ("fanin.diagnostics", "fanin.auditing"),
     ("fanin.report",),
@@ -133,15 +143,118 @@ def violations(path: Path, module: str, root: Path = PACKAGE) -> list[str]:
     ]
 
 
-def provider_violations(providers: tuple[str, ...]) -> list[str]:
-    """The registry imports its providers by name (importlib) on first lookup: the same rule applies."""
+def provider_violations(provider: str) -> list[str]:
+    """The registry imports its provider by name (importlib) on first lookup: allowed for the
+    frameworks package only, which sits one layer to the right of the registry."""
     mine = layer_of("fanin.schemes.registry")
-    return [f"fanin.schemes.registry._PROVIDERS imports {p} (layer {layer_of(p)} > {mine})"
-            for p in providers if layer_of(p) is not None and layer_of(p) > mine]
+    if provider == "fanin.frameworks" and layer_of(provider) == mine + 1:
+        return []
+    return [f"fanin.schemes.registry.PROVIDER is {provider} (layer {layer_of(provider)}), not the frameworks "
+            f"package one layer to the right of the registry (layer {mine})"]
 
 
 def source_files() -> list[tuple[Path, str]]:
     return [(p, module_name(p)) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+# --- framework knowledge lives in fanin.frameworks ----------------------------------------------
+#
+# A *string switch on a framework* is code that branches on, or tabulates by, a framework's name:
+# a comparison or ``match`` against a framework name or alias, a dict keyed by one, a subscript
+# or a loop over literal names, a literal collection of them, a ``startswith`` on a scheme-name
+# prefix, or one literal table of scheme names of several frameworks (``{"keras.orthogonal": ...,
+# "tf1.orthogonal_initializer": ...}``). Outside fanin.frameworks such code asks the framework's
+# record instead. A layout (``"torch"``, ``"keras"``, ``"jax"``: fanin.formulas.fans.LAYOUTS) and
+# the stream's ``"torch"`` backend share the words but are other concepts: a comparison whose other
+# side, or a literal whose assigned name, says ``layout`` or ``backend`` is not a switch.
+
+#: Modules that still switch on framework names, each with the reason (being rewritten elsewhere).
+KNOWN_SWITCHES = {
+    "fanin.auditing": "the audit (auditing/, cli/audit.py) is being rewritten on its own branch",
+    "fanin.cli.audit": "the audit's command, rewritten with the audit",
+}
+
+
+def _framework_words() -> tuple[frozenset[str], tuple[str, ...]]:
+    names = frozenset(n for f in fanin.frameworks.FRAMEWORKS for n in f.names)
+    prefixes = tuple(f.prefix for f in fanin.frameworks.FRAMEWORKS if f.prefix)
+    return names, prefixes
+
+
+def _strings(node: ast.AST) -> list[str]:
+    """The string constants of ``node`` itself or, for a literal tuple/list/set, of its elements."""
+    items = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+    return [i.value for i in items if isinstance(i, ast.Constant) and isinstance(i.value, str)]
+
+
+def _is_other_concept(*nodes: ast.AST | None) -> bool:
+    text = " ".join(ast.unparse(n).lower() for n in nodes if n is not None)
+    return "layout" in text or "backend" in text
+
+
+def framework_switches(path: Path) -> list[str]:
+    """``"line: code"`` for every string switch on a framework name in the file ``path``."""
+    names, prefixes = _framework_words()
+
+    def named(values: list[str]) -> bool:
+        return any(v in names for v in values)
+
+    def several_frameworks(values: list[str]) -> bool:
+        return len({p for v in values for p in prefixes if v.startswith(p)}) >= 2
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    targets: dict[int, ast.AST] = {}  # id(value node) -> the name it is assigned to
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for t in node.targets:
+                targets[id(node.value)] = t
+        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets[id(node.value)] = node.target
+    judged = set()  # literals judged as a part of the comparison, loop or subscript they sit in
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            judged.update(id(o) for o in (node.left, *node.comparators))
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            judged.add(id(node.iter))
+        elif isinstance(node, ast.Subscript):
+            judged.add(id(node.slice))
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        hit = False
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            values = [v for o in operands for v in _strings(o)]
+            hit = (named(values) or several_frameworks(values)) and not _is_other_concept(
+                *[o for o in operands if not _strings(o)]
+            )
+        elif isinstance(node, ast.match_case):
+            values = [p.value.value for p in ast.walk(node.pattern)
+                      if isinstance(p, ast.MatchValue) and isinstance(p.value, ast.Constant)
+                      and isinstance(p.value.value, str)]
+            hit = named(values)
+        elif isinstance(node, ast.Dict):
+            keys = [v for k in node.keys if k is not None for v in _strings(k)]
+            hit = (named(keys) or several_frameworks(keys)) and not _is_other_concept(targets.get(id(node)))
+        elif isinstance(node, ast.Subscript):
+            hit = named(_strings(node.slice)) and not _is_other_concept(node.value)
+        elif isinstance(node, (ast.For, ast.comprehension)):
+            hit = named(_strings(node.iter))
+        elif isinstance(node, (ast.Tuple, ast.List, ast.Set)) and id(node) not in judged:
+            values = _strings(node)
+            hit = (named(values) or several_frameworks(values)) and not _is_other_concept(targets.get(id(node)))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr in ("startswith", "endswith", "removeprefix")):
+            hit = any(v in prefixes for a in node.args for v in _strings(a))
+        if hit:
+            anchor = node.iter if isinstance(node, ast.comprehension) else node.pattern if isinstance(
+                node, ast.match_case) else node
+            found.append((anchor.lineno, ast.unparse(anchor).splitlines()[0][:100]))
+    return [f"{line}: {code}" for line, code in sorted(set(found))]
+
+
+def _switch_exempt(module: str) -> bool:
+    inside = ("fanin.frameworks", *KNOWN_SWITCHES)
+    return module in EXEMPT or any(module == m or module.startswith(m + ".") for m in inside)
 
 
 # --- the scanner ---------------------------------------------------------------------------------
@@ -218,19 +331,48 @@ def test_only_str_may_import_its_renderer(tree):
     ]
 
 
-def test_the_scanner_sees_providers_to_the_right():
-    before = ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.diagnostics.lsuv", "fanin.rules.defaults")
-    assert [v.split(" (")[0] for v in provider_violations(before)] == [
-        "fanin.schemes.registry._PROVIDERS imports fanin.diagnostics.lsuv",
-        "fanin.schemes.registry._PROVIDERS imports fanin.rules.defaults",
-    ]
+def test_the_scanner_allows_only_the_frameworks_package_as_provider():
+    assert provider_violations("fanin.frameworks") == []
+    for provider in ("fanin.diagnostics.lsuv", "fanin.rules.defaults", "fanin.frameworks.torch.x", "fanin.rng"):
+        assert [v.split(" (")[0] for v in provider_violations(provider)] == [
+            f"fanin.schemes.registry.PROVIDER is {provider}"
+        ]
 
 
-def test_the_layers_are_ordered_as_style_md_says():
-    order = ["fanin.errors", "fanin.formulas.fans", "fanin.rng.stream", "fanin.composite", "fanin.rules.plan",
-             "fanin.diagnostics.lsuv", "fanin.report.table", "fanin.cli.main"]
+def test_the_switch_scanner_sees_framework_names(tmp_path):
+    path = tmp_path / "switchy.py"
+    path.write_text(
+        "def f(scheme, args, layout, backend):\n"
+        "    if scheme.framework == 'keras':\n"            # 2: a comparison
+        "        pass\n"
+        "    if scheme.framework in ('tf1', 'jax'):\n"      # 4: membership in a literal
+        "        pass\n"
+        "    match scheme.framework:\n"
+        "        case 'flax':\n"                            # 7: match
+        "            pass\n"
+        "    TABLE = {'torch': 1, 'other': 2}\n"            # 9: a table keyed by framework
+        "    x = TABLE['fanin']\n"                          # 10: a subscript
+        "    for fw in ('keras', 'jax'):\n"                 # 11: a loop over names
+        "        pass\n"
+        "    names = {'keras.orthogonal': 'gain', 'tf1.orthogonal_initializer': 'gain'}\n"  # 13
+        "    ok = scheme.name.startswith('jax.')\n"         # 14: a prefix test
+        "    if layout == 'torch' or backend == 'torch' or args.get('layout') in (None, 'keras'):\n"  # other concepts
+        "        pass\n"
+        "    LAYOUTS = ('jax', 'keras', 'torch')\n"         # a layout list
+        "    one = ('normal', 'fanin.padded_normal')\n"      # a scheme name, one framework: not a table
+        "    return scheme.name == 'fanin.padded_normal', get('torch'), Fans(1, 1, 1, 'torch')\n"
+    )
+    lines = [int(v.split(":")[0]) for v in framework_switches(path)]
+    assert sorted(set(lines)) == [2, 4, 7, 9, 10, 11, 13, 14]
+
+
+def test_the_layers_are_ordered_as_documented():
+    order = ["fanin.errors", "fanin.formulas.fans", "fanin.rng.stream", "fanin.schemes.registry",
+             "fanin.frameworks.torch", "fanin.rules.plan", "fanin.diagnostics.lsuv", "fanin.report.table",
+             "fanin.cli.main"]
     assert [layer_of(m) for m in order] == list(range(len(LAYERS)))
-    assert layer_of("fanin.gains") == layer_of("fanin.schemes.registry") == layer_of("fanin.init")
+    assert layer_of("fanin.gains") == layer_of("fanin.schemes.registry")
+    assert layer_of("fanin.init") == layer_of("fanin.composite") == layer_of("fanin.frameworks")
     assert layer_of("fanin.models") == layer_of("fanin.rules")
     assert layer_of("fanin.auditing.infer") == layer_of("fanin.diagnostics")
     assert layer_of("torch.nn") is None and layer_of("faninx") is None
@@ -243,16 +385,31 @@ def test_every_module_has_a_layer():
     unplaced = [m for _, m in source_files() if m not in EXEMPT and layer_of(m) in (None, len(LAYERS) - 1)
                 and not m.startswith("fanin.cli")]
     assert unplaced == []
-    assert {m for _, m in source_files()} >= {"fanin.composite", "fanin.schemes.registry", "fanin.cli.main"}
+    assert {m for _, m in source_files()} >= {"fanin.frameworks.fanin", "fanin.schemes.registry", "fanin.cli.main"}
 
 
 def test_no_module_imports_to_its_right():
     offending = [v for path, module in source_files() if module not in EXEMPT for v in violations(path, module)]
-    offending += provider_violations(fanin.schemes.registry._PROVIDERS)
+    offending += provider_violations(fanin.schemes.registry.PROVIDER)
     assert offending == []
 
 
-def test_the_registry_loads_the_scheme_namespaces():
-    providers = fanin.schemes.registry._PROVIDERS
-    assert providers == ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite")
-    assert {layer_of(p) for p in providers} == {layer_of("fanin.schemes.registry")}
+def test_no_module_outside_frameworks_switches_on_a_framework_name():
+    offending = [f"{module}:{hit}" for path, module in source_files() if not _switch_exempt(module)
+                 for hit in framework_switches(path)]
+    assert offending == []
+
+
+def test_the_known_switches_are_still_there():
+    # An exception that no longer has a switch to excuse is removed from KNOWN_SWITCHES.
+    modules = {module for path, module in source_files() if framework_switches(path)}
+    stale = [known for known in KNOWN_SWITCHES if not any(m == known or m.startswith(known + ".") for m in modules)]
+    assert stale == []
+
+
+def test_the_registry_loads_the_frameworks_package():
+    assert fanin.schemes.registry.PROVIDER == "fanin.frameworks"
+    # ... which lists every framework module, and the registry's schemes come from those modules
+    modules = {importlib.import_module(f"fanin.frameworks.{f.name}") for f in fanin.frameworks.FRAMEWORKS}
+    entries = [fanin.schemes.registry.lookup(n) for n in fanin.schemes.registry.list_schemes()]
+    assert {e.fn.__module__ for e in entries} == {m.__name__ for m in modules}

@@ -17,6 +17,7 @@ __all__ = [
     "FaninError",
     "SchemeArgumentError",
     "SchemeSpecError",
+    "UnknownFrameworkError",
     "UnknownSchemeError",
     "describe_choice",
     "shown",
@@ -32,6 +33,10 @@ class FaninError(Exception):
 
 class UnknownSchemeError(FaninError, ValueError):
     """A scheme name that is not in the registry."""
+
+
+class UnknownFrameworkError(FaninError, ValueError):
+    """A framework name that is none of :data:`fanin.frameworks.FRAMEWORKS`' names or aliases."""
 
 
 class SchemeSpecError(FaninError, ValueError):

@@ -1,51 +1,48 @@
-r"""Keras 3 initializers, with Keras semantics, applied to torch tensors.
+"""``fanin.keras``: Keras 3 initializers with Keras semantics, applied to torch tensors.
 
-Fans are those Keras computes for the equivalent layer's kernel: a torch weight (``layout="torch"``,
-the default) is read as the Keras kernel ``(*kernel, in, out)`` of the same layer, so a Conv2d
-weight (O, I, kh, kw) gets the fans of the Keras kernel (kh, kw, I, O). ``input_axes`` and
-``output_axes`` index that Keras kernel shape. Pass ``layout="keras"`` for a tensor that already has
-the Keras layout.
+The public face of :mod:`fanin.frameworks.keras`, which defines them: in-place functions
+(``glorot_uniform_``) and constructors named as in ``keras.initializers`` (``GlorotUniform``)
+that build a :class:`fanin.Scheme`.
 
-Differences from Keras, each deliberate:
-
-- Randomness comes from the call's ``generator`` (or torch's global RNG). ``seed=int`` gives the
-  Keras behaviour: every call draws from a fresh generator seeded with it, so it returns the same
-  values. Keras's ``seed=None`` picks a random seed once at construction; fanin's draws from the
-  call's generator instead.
-- Truncated normals are exact (inverse CDF). Keras's torch backend takes the first of 4 draws
-  inside ±2σ and keeps an out-of-range draw when all 4 miss (probability 4e-6 per element); fanin
-  never returns a value outside the cut.
-- Arguments are validated when the scheme is built, with Keras's messages.
-
->>> import torch
->>> w = torch.empty(64, 32)
->>> bound = (6 / (32 + 64)) ** 0.5
->>> bool(glorot_uniform_(w, seed=0).abs().max() <= bound)
+>>> import torch, fanin.frameworks.keras
+>>> glorot_uniform_ is fanin.frameworks.keras.glorot_uniform_
 True
 >>> str(VarianceScaling(scale=2.0))
 'keras.variance_scaling(scale=2.0)'
 """
 
-from __future__ import annotations
-
-import math
-from collections.abc import Sequence
-
-import torch
-
-from fanin import rng
-from fanin.errors import SchemeArgumentError, describe_choice, shown
-from fanin.schemes.checks import check_number, fills_in_place
-from fanin.schemes.framework import (
-    check_layout,
-    check_seed,
-    kernel_view,
-    orthogonal_matrix,
-    resolve_generator,
-    variance_scaling_fill,
+from fanin.frameworks.keras import (
+    Constant,
+    GlorotNormal,
+    GlorotUniform,
+    HeNormal,
+    HeUniform,
+    Identity,
+    LecunNormal,
+    LecunUniform,
+    Ones,
+    Orthogonal,
+    RandomNormal,
+    RandomUniform,
+    TruncatedNormal,
+    VarianceScaling,
+    Zeros,
+    constant_,
+    glorot_normal_,
+    glorot_uniform_,
+    he_normal_,
+    he_uniform_,
+    identity_,
+    lecun_normal_,
+    lecun_uniform_,
+    ones_,
+    orthogonal_,
+    random_normal_,
+    random_uniform_,
+    truncated_normal_,
+    variance_scaling_,
+    zeros_,
 )
-from fanin.schemes.registry import register
-from fanin.schemes.scheme import Scheme
 
 __all__ = [
     "Constant",
@@ -79,325 +76,3 @@ __all__ = [
     "variance_scaling_",
     "zeros_",
 ]
-
-MODES = ("fan_in", "fan_out", "fan_avg")
-DISTRIBUTIONS = ("uniform", "truncated_normal", "untruncated_normal")
-
-
-def _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout):
-    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < math.inf:
-        raise SchemeArgumentError(f"Argument `scale` must be positive float. Received: scale={shown(scale)}")
-    # Keras's wording, with the accepted values sorted (Keras prints a set, whose order varies).
-    if mode not in MODES:
-        raise SchemeArgumentError(
-            f"Invalid `mode` argument: {mode}. " + describe_choice("mode", mode, MODES)
-            + (" Modes are case-sensitive." if isinstance(mode, str) and mode.lower() in MODES else "")
-        )
-    dist = distribution.lower() if isinstance(distribution, str) else distribution
-    if dist not in (*DISTRIBUTIONS, "normal"):
-        raise SchemeArgumentError(
-            f"Invalid `distribution` argument: {distribution}. "
-            + describe_choice("distribution", distribution, (*DISTRIBUTIONS, "normal"))
-        )
-    _validate_common(seed, layout)
-    for name, axes in (("input_axes", input_axes), ("output_axes", output_axes)):
-        if axes is not None and (
-            not isinstance(axes, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes)
-        ):
-            raise SchemeArgumentError(f"keras: {name} must be None or a list of ints, got {name}={shown(axes)}")
-
-
-def _validate_common(seed=None, layout="torch"):
-    check_seed("keras", seed)
-    check_layout("keras", layout, "keras")
-
-
-def _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, output_axes, layout, generator):
-    # A direct call bypasses Scheme's validation: check here too, or a typo would silently fall
-    # through to some distribution.
-    _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout)
-    distribution = distribution.lower()
-    if distribution == "normal":  # Keras: "normal" means the truncated normal
-        distribution = "truncated_normal"
-    return variance_scaling_fill(
-        tensor,
-        scale=scale,
-        mode=mode,
-        distribution=distribution,
-        fans_layout="keras",
-        layout=layout,
-        guard=True,
-        generator=resolve_generator("keras", seed, generator, tensor.device),
-        in_axis=list(input_axes) if input_axes is not None and output_axes is not None else None,
-        out_axis=list(output_axes) if input_axes is not None and output_axes is not None else None,
-    )
-
-
-@register(
-    "keras.variance_scaling", family="truncated_normal", framework="keras",
-    aliases=("keras.VarianceScaling",), validate=_validate_variance_scaling,
-)
-@fills_in_place
-def variance_scaling_(
-    tensor: torch.Tensor,
-    scale: float = 1.0,
-    mode: str = "fan_in",
-    distribution: str = "truncated_normal",
-    seed: int | None = None,
-    input_axes: Sequence[int] | None = None,
-    output_axes: Sequence[int] | None = None,
-    layout: str = "torch",
-    *,
-    generator=None,
-) -> torch.Tensor:
-    r"""Keras ``VarianceScaling``: target variance scale / max(1, fan).
-
-    .. math:: \sigma_{\text{after truncation}} = \sqrt{\text{scale} / \max(1, n)}, \quad
-              L_{\text{uniform}} = \sqrt{3\,\text{scale} / \max(1, n)}
-
-    ``distribution``: ``truncated_normal`` (default; ``normal`` is an alias of it, as in Keras),
-    ``untruncated_normal`` or ``uniform``; ``mode``: fan_in, fan_out or fan_avg (case-sensitive).
-
-    >>> variance_scaling_(torch.empty(3, 4), scale=2.0, distribution="uniform", seed=1).shape
-    torch.Size([3, 4])
-    """
-    return _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, output_axes, layout, generator)
-
-
-def _specialization(name: str, scale: float, mode: str, distribution: str, formula: str):
-    def fn(tensor, seed=None, input_axes=None, output_axes=None, layout="torch", *, generator=None):
-        return _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, output_axes, layout, generator)
-
-    fn.__name__ = fn.__qualname__ = f"{name}_"
-    fn.__doc__ = (
-        f"Keras ``{name}``: variance scaling with scale={scale}, mode={mode!r}, distribution={distribution!r}.\n\n"
-        f"    .. math:: {formula}\n"
-    )
-    family = "uniform" if distribution == "uniform" else "truncated_normal"
-    camel = "".join(part.capitalize() for part in name.split("_"))
-
-    def validate(seed, input_axes, output_axes, layout):
-        _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout)
-
-    return register(f"keras.{name}", family=family, framework="keras", aliases=(f"keras.{camel}",), validate=validate)(
-        fills_in_place(fn)
-    )
-
-
-glorot_uniform_ = _specialization("glorot_uniform", 1.0, "fan_avg", "uniform", r"\mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})")
-glorot_normal_ = _specialization("glorot_normal", 1.0, "fan_avg", "truncated_normal", r"\sigma = \sqrt{2/(n_{in}+n_{out})}\ \text{after truncation}")
-lecun_uniform_ = _specialization("lecun_uniform", 1.0, "fan_in", "uniform", r"\mathcal{U}(\pm\sqrt{3/n_{in}})")
-lecun_normal_ = _specialization("lecun_normal", 1.0, "fan_in", "truncated_normal", r"\sigma = \sqrt{1/n_{in}}\ \text{after truncation}")
-he_uniform_ = _specialization("he_uniform", 2.0, "fan_in", "uniform", r"\mathcal{U}(\pm\sqrt{6/n_{in}})")
-he_normal_ = _specialization("he_normal", 2.0, "fan_in", "truncated_normal", r"\sigma = \sqrt{2/n_{in}}\ \text{after truncation}")
-
-
-def _validate_random_normal(mean, stddev, seed, layout):
-    check_number("keras.random_normal", "mean", mean)
-    check_number("keras.random_normal", "stddev", stddev, minimum=0)
-    _validate_common(seed, layout)
-
-
-@register(
-    "keras.random_normal", family="normal", framework="keras",
-    aliases=("keras.RandomNormal", "keras.normal"), validate=_validate_random_normal,
-)
-@fills_in_place
-def random_normal_(tensor, mean=0.0, stddev=0.05, seed=None, layout="torch", *, generator=None):
-    r"""Keras ``RandomNormal``: :math:`\mathcal{N}(\text{mean}, \text{stddev}^2)`, default stddev 0.05.
-
-    >>> random_normal_(torch.empty(2, 2), seed=0).shape
-    torch.Size([2, 2])
-    """
-    return rng.normal_(tensor, mean, stddev, resolve_generator("keras", seed, generator, tensor.device))
-
-
-def _validate_random_uniform(minval, maxval, seed, layout):
-    check_number("keras.random_uniform", "minval", minval)
-    check_number("keras.random_uniform", "maxval", maxval)
-    if minval > maxval:
-        raise SchemeArgumentError(f"keras.random_uniform: needs minval <= maxval, got minval={shown(minval)}, maxval={shown(maxval)}")
-    _validate_common(seed, layout)
-
-
-@register(
-    "keras.random_uniform", family="uniform", framework="keras",
-    aliases=("keras.RandomUniform", "keras.uniform"), validate=_validate_random_uniform,
-)
-@fills_in_place
-def random_uniform_(tensor, minval=-0.05, maxval=0.05, seed=None, layout="torch", *, generator=None):
-    r"""Keras ``RandomUniform``: :math:`\mathcal{U}[\text{minval}, \text{maxval})`, default ±0.05.
-
-    >>> bool(random_uniform_(torch.empty(100), seed=0).abs().max() <= 0.05)
-    True
-    """
-    return rng.uniform_(tensor, minval, maxval, resolve_generator("keras", seed, generator, tensor.device))
-
-
-def _validate_truncated_normal(mean, stddev, seed, layout):
-    check_number("keras.truncated_normal", "mean", mean)
-    check_number("keras.truncated_normal", "stddev", stddev, above=0)
-    _validate_common(seed, layout)
-
-
-@register(
-    "keras.truncated_normal", family="truncated_normal", framework="keras",
-    aliases=("keras.TruncatedNormal",), validate=_validate_truncated_normal,
-)
-@fills_in_place
-def truncated_normal_(tensor, mean=0.0, stddev=0.05, seed=None, layout="torch", *, generator=None):
-    r"""Keras ``TruncatedNormal``: :math:`\mathcal{N}(\text{mean}, \text{stddev}^2)` cut at mean ± 2·stddev.
-
-    No variance correction: the std after truncation is about 0.88·stddev.
-
-    >>> bool(truncated_normal_(torch.empty(1000), seed=0).abs().max() <= 0.1)
-    True
-    """
-    g = resolve_generator("keras", seed, generator, tensor.device)
-    return rng.truncated_normal_(tensor, mean, stddev, mean - 2.0 * stddev, mean + 2.0 * stddev, g)
-
-
-def _validate_orthogonal(gain, seed, layout):
-    check_number("keras.orthogonal", "gain", gain)
-    _validate_common(seed, layout)
-
-
-@register(
-    "keras.orthogonal", family="orthogonal", framework="keras",
-    aliases=("keras.Orthogonal", "keras.OrthogonalInitializer"), validate=_validate_orthogonal,
-)
-@fills_in_place
-def orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
-    r"""Keras ``Orthogonal``: the kernel flattened to (prod(shape[:-1]), shape[-1]) is (semi-)orthogonal.
-
-    .. math:: Q^\top Q = \text{gain}^2 I \ \text{(rows} \ge \text{cols)}
-
-    For a torch weight the flattening is that of the Keras kernel (*kernel, in, out), so an
-    (out, in) Linear weight has orthonormal rows when out <= in, as in Keras.
-
-    >>> w = orthogonal_(torch.empty(3, 5), seed=0)
-    >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
-    True
-    """
-    shape, to_tensor = kernel_view(tensor, layout)
-    if len(shape) < 2:
-        raise ValueError(
-            "The tensor to initialize must be at least two-dimensional. "
-            f"Received: shape={shape} of rank {len(shape)}."
-        )
-    rows, cols = math.prod(shape[:-1]), shape[-1]
-    g = resolve_generator("keras", seed, generator, tensor.device)
-    q = orthogonal_matrix(rows, cols, dtype=tensor.dtype, device=tensor.device, generator=g)
-    return tensor.copy_(to_tensor((gain * q).reshape(shape)))
-
-
-def _validate_identity(gain, layout):
-    check_number("keras.identity", "gain", gain)
-    _validate_common(None, layout)
-
-
-@register(
-    "keras.identity", family="identity", framework="keras",
-    aliases=("keras.Identity", "keras.IdentityInitializer"), validate=_validate_identity,
-)
-@fills_in_place
-def identity_(tensor, gain=1.0, layout="torch", *, generator=None):
-    r"""Keras ``Identity``: gain · I on a 2-D kernel.
-
-    >>> identity_(torch.empty(2, 3), gain=2.0)
-    tensor([[2., 0., 0.],
-            [0., 2., 0.]])
-    """
-    shape, to_tensor = kernel_view(tensor, layout)
-    if len(shape) != 2:
-        raise ValueError(
-            "Identity matrix initializer can only be used for 2D matrices. "
-            f"Received: shape={shape} of rank {len(shape)}."
-        )
-    eye = torch.eye(*shape, dtype=torch.float64, device=tensor.device)
-    return tensor.copy_(to_tensor(gain * eye))
-
-
-def _validate_constant(value, layout):
-    def ok(v):
-        if isinstance(v, (list, tuple)):
-            return all(ok(x) for x in v)
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    if not ok(value):
-        raise SchemeArgumentError(f"keras.constant: value must be a number or nested lists of numbers, got value={shown(value)}")
-    _validate_common(None, layout)
-
-
-@register("keras.constant", family="constant", framework="keras", aliases=("keras.Constant",), validate=_validate_constant)
-@fills_in_place
-def constant_(tensor, value=0.0, layout="torch", *, generator=None):
-    r"""Keras ``Constant``: ``value`` broadcast to the kernel shape (a scalar, or an array that broadcasts).
-
-    >>> constant_(torch.empty(2, 2), value=[1.0, 2.0], layout="keras")
-    tensor([[1., 2.],
-            [1., 2.]])
-    """
-    shape, to_tensor = kernel_view(tensor, layout)
-    values = torch.as_tensor(value, dtype=torch.float64, device=tensor.device)
-    try:
-        kernel = values.broadcast_to(shape)
-    except RuntimeError:
-        raise ValueError(
-            f"keras.constant: value must broadcast to the kernel shape {shape}, got value={shown(value)} "
-            f"of shape {tuple(values.shape)}"
-        ) from None
-    return tensor.copy_(to_tensor(kernel))
-
-
-@register("keras.zeros", family="constant", framework="keras", aliases=("keras.Zeros", "keras.zero"), validate=_validate_common)
-@fills_in_place
-def zeros_(tensor, layout="torch", *, generator=None):
-    """Keras ``Zeros``.
-
-    >>> zeros_(torch.empty(2))
-    tensor([0., 0.])
-    """
-    return tensor.zero_()
-
-
-@register("keras.ones", family="constant", framework="keras", aliases=("keras.Ones", "keras.one"), validate=_validate_common)
-@fills_in_place
-def ones_(tensor, layout="torch", *, generator=None):
-    """Keras ``Ones``.
-
-    >>> ones_(torch.empty(2))
-    tensor([1., 1.])
-    """
-    return tensor.fill_(1.0)
-
-
-def VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None, output_axes=None, layout="torch") -> Scheme:  # noqa: N802
-    """``keras.initializers.VarianceScaling`` as a fanin :class:`~fanin.Scheme`."""
-    return Scheme("keras.variance_scaling", scale=scale, mode=mode, distribution=distribution, seed=seed,
-                  input_axes=input_axes, output_axes=output_axes, layout=layout)
-
-
-def _constructor(name: str):
-    def build(**kwargs) -> Scheme:
-        return Scheme(name, **kwargs)
-
-    build.__name__ = build.__qualname__ = "".join(p.capitalize() for p in name.split(".")[1].split("_"))
-    build.__doc__ = f"``keras.initializers.{build.__name__}`` as a fanin :class:`~fanin.Scheme` (the arguments of ``{name}``)."
-    return build
-
-
-GlorotUniform = _constructor("keras.glorot_uniform")
-GlorotNormal = _constructor("keras.glorot_normal")
-LecunUniform = _constructor("keras.lecun_uniform")
-LecunNormal = _constructor("keras.lecun_normal")
-HeUniform = _constructor("keras.he_uniform")
-HeNormal = _constructor("keras.he_normal")
-RandomNormal = _constructor("keras.random_normal")
-RandomUniform = _constructor("keras.random_uniform")
-TruncatedNormal = _constructor("keras.truncated_normal")
-Orthogonal = _constructor("keras.orthogonal")
-Identity = _constructor("keras.identity")
-Constant = _constructor("keras.constant")
-Zeros = _constructor("keras.zeros")
-Ones = _constructor("keras.ones")

@@ -95,6 +95,11 @@ def test_kinked_activation_uses_scaled_breakpoints():
         ("tf1.variance_scaling_initializer(scale=3.0, mode='fan_out')", (64, 32), 3 / 64),
         ("jax.variance_scaling(1.0, 'fan_geo_avg', 'uniform')", (64, 16), 1 / 32),
         ("keras.random_normal(stddev=0.2)", (4, 4), 0.04),
+        # the scheme's own fans: the torch weight (6, 2) is the kernel (2, 6); input_axes=[1] makes fan_in 6
+        ("keras.he_normal(input_axes=[1], output_axes=[0])", (6, 2), 2 / 6),
+        ("keras.he_normal", (6, 2), 2 / 2),
+        ("tf1.random_uniform_initializer(minval=-0.5, maxval=0.5)", (4, 4), 1 / 12),
+        ("jax.orthogonal(scale=3.0)", (8, 2), 9 / 8),
     ],
 )
 def test_weight_variance_closed_forms(scheme, shape, expected):
@@ -124,12 +129,15 @@ def test_weight_variance_measured_on_draws():
 @pytest.mark.parametrize(
     "scheme, message",
     [
-        ("normal(mean=0.1)", r"needs zero-mean weights; scheme 'normal\(mean=0.1\)' has mean 0.1 \(mean=0.1\)"),
-        ("uniform", r"scheme 'uniform' has mean 0.5 \(a=0.0, b=1.0\)"),
+        ("normal(mean=0.1)", r"needs zero-mean weights; scheme 'normal\(mean=0.1\)' has mean 0.1 \(normal mean=0.1, std=1\)"),
+        ("uniform", r"scheme 'uniform' has mean 0.5 \(uniform low=0, high=1\)"),
         ("trunc_normal(a=0.0)", r"scheme 'trunc_normal\(a=0.0\)' has mean 0.72"),
-        ("zeros", r"weight variance of scheme 'zeros' is not known in closed form .* known for: jax.glorot_normal"),
+        ("zeros", r"weight variance of scheme 'zeros' is not known in closed form \(data-dependent, constant, .*\); "
+                  r"known for the schemes whose draw over the whole tensor is one of: normal, orthogonal, sparse normal, "
+                  r"truncated normal, uniform\. Pass weight_var="),
+        ("fanin.gatewise_orthogonal(gates=2)", r"scheme 'fanin.gatewise_orthogonal\(gates=2\)' is not known in closed form"),
+        ("eye", r"scheme 'eye' is not known in closed form"),
         ("lsuv", r"scheme 'lsuv' is not known in closed form \(data-dependent"),
-        ("keras.glorot_uniform(input_axes=[0], output_axes=[1])", r"keras.glorot_uniform with the default axes only"),
     ],
 )
 def test_weight_variance_errors(scheme, message):

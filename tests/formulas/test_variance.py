@@ -12,6 +12,7 @@ from fanin.formulas.variance import (
     ScaledDistribution,
     scaled_variance,
     truncated_normal_stddev,
+    truncnorm_mean,
     truncnorm_std,
     uniform_limit,
     untruncated_normal_stddev,
@@ -149,3 +150,39 @@ def test_truncnorm_std_in_a_far_tail():
     # Far in the tail the closed form above cancels (it gives 0.1508260, 6 digits); scipy keeps
     # ~1e-11. Reference: the same closed form at 50 significant digits (mpmath, dps=50).
     assert truncnorm_std(6.0, 7.0) == pytest.approx(0.15082566465131765154, rel=1e-9)
+
+
+@pytest.mark.parametrize(("a", "b"), [(-2.0, 2.0), (-1.0, 3.0), (0.0, 2.0), (-math.inf, 0.0), (0.5, math.inf)])
+def test_truncnorm_mean_closed_form(a, b):
+    # E[Z | a <= Z <= b] = (φ(a) - φ(b)) / (Φ(b) - Φ(a)), by hand
+    def pdf(x):
+        return 0.0 if math.isinf(x) else math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+    def cdf(x):
+        return 0.5 * math.erfc(-x / math.sqrt(2))
+
+    expected = (pdf(a) - pdf(b)) / (cdf(b) - cdf(a))
+    assert truncnorm_mean(a, b) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+
+
+def test_truncnorm_mean_in_a_tail():
+    # At [6, 7] the mass is Φ(7) - Φ(6) ~ 1e-9: by hand with the upper tail erfc(x/√2)/2, which keeps
+    # its digits there (1 - Φ would not).
+    def pdf(x):
+        return math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
+
+    mass = 0.5 * (math.erfc(6 / math.sqrt(2)) - math.erfc(7 / math.sqrt(2)))
+    assert truncnorm_mean(6.0, 7.0) == pytest.approx((pdf(6) - pdf(7)) / mass, rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        (1.0, 1.0, r"truncnorm_mean needs lower < upper, got lower=1\.0, upper=1\.0"),
+        (math.nan, 1.0, r"lower must be a number \(infinities allowed\), got lower=nan"),
+        (0.0, None, r"upper must be a number \(infinities allowed\), got upper=None"),
+    ],
+)
+def test_truncnorm_mean_errors(a, b, message):
+    with pytest.raises(ValueError, match=message):
+        truncnorm_mean(a, b)

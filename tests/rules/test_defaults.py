@@ -237,7 +237,7 @@ def test_module_types_without_defaults():
 
 def test_unknown_framework_error():
     with pytest.raises(ValueError, match=r"default_schemes: Unknown framework 'kears'. Did you mean 'keras'\? "
-                                         r"Accepted: 'flax', 'keras', 'tf1', 'torch'."):
+                                         r"Accepted: 'flax', 'jax', 'keras', 'tf1', 'torch'."):
         default_schemes(nn.Linear(2, 2), "kears")
 
 

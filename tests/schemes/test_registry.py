@@ -7,7 +7,7 @@ import torch
 import fanin
 from fanin.errors import SchemeArgumentError, SchemeSpecError, UnknownSchemeError
 from fanin.schemes import FAMILIES, Scheme, get, list_schemes, lookup, parse_spec
-from fanin.schemes.registry import register
+from fanin.schemes.registry import declare_framework, register
 
 TORCH_NAMES = [
     "constant", "dirac", "eye", "kaiming_normal", "kaiming_uniform", "normal", "ones", "orthogonal",
@@ -149,6 +149,16 @@ def test_register_rejects_duplicates_and_unknown_family():
         register("x.gauss", family="gauss", framework="x")
 
 
+def test_register_and_declare_know_only_the_declared_frameworks():
+    with pytest.raises(ValueError, match=r"Unknown framework 'pytorch'\. Did you mean 'torch'\? Accepted: 'fanin', "
+                                         r"'flax', 'jax', 'keras', 'tf1', 'torch'\."):
+        register("x.normal", family="normal", framework="pytorch")
+    with pytest.raises(ValueError, match=r"framework name 'flax' already names framework 'jax'"):
+        declare_framework("flaxlike", ("flax",))
+    with pytest.raises(ValueError, match=r"Unknown framework 'flaxlike'"):  # nothing half declared
+        register("flaxlike.normal", family="normal", framework="flaxlike")
+
+
 def test_scheme_equality_and_hash():
     a, b = get("normal(std=2.0)"), Scheme("normal", std=2.0)
     assert a == b and hash(a) == hash(b) and a != get("normal")
@@ -162,10 +172,10 @@ def test_a_second_import_of_the_same_definition_keeps_the_first_entry():
     # must not refuse the very same function defined again, and must keep the first entry.
     import importlib.util
 
-    import fanin.init
+    import fanin.frameworks.torch
 
     first = lookup("kaiming_normal")
-    spec = importlib.util.spec_from_file_location("fanin_init_again", fanin.init.__file__)
+    spec = importlib.util.spec_from_file_location("fanin_torch_again", fanin.frameworks.torch.__file__)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert lookup("kaiming_normal") is first

@@ -6,17 +6,7 @@ import click
 
 from fanin.cli.output import Renderers, emit, output_for, output_options
 
-__all__ = ["FRAMEWORK_ALIASES", "schemes_command"]
-
-# The preset and the rules call JAX's layer defaults "flax"; its schemes are registered as "jax".
-FRAMEWORK_ALIASES = {"flax": "jax"}
-
-
-def _frameworks() -> list[str]:
-    from fanin.schemes.registry import SchemeEntry, list_schemes, lookup
-
-    entries: list[SchemeEntry] = [lookup(n) for n in list_schemes()]
-    return sorted({e.framework for e in entries} | set(FRAMEWORK_ALIASES))
+__all__ = ["schemes_command"]
 
 
 @click.command("schemes", short_help="List the registered schemes, with a summary of each.")
@@ -26,15 +16,16 @@ def _frameworks() -> list[str]:
 def schemes_command(framework, output, fmt) -> None:
     """List the registered schemes: name, framework, family and a one-sentence summary."""
     from fanin.cli.errors import usage
-    from fanin.errors import describe_choice
+    from fanin.errors import UnknownFrameworkError
+    from fanin.frameworks import get_framework
     from fanin.report.formats import render_schemes, render_schemes_json, render_schemes_markdown
     from fanin.schemes import list_schemes, lookup
 
     out = output_for(output, fmt)
     if framework is not None:
-        known = _frameworks()
-        if framework not in known:
-            raise usage(describe_choice("framework", framework, known), "--framework")
-        framework = FRAMEWORK_ALIASES.get(framework, framework)
+        try:
+            framework = get_framework(framework).name
+        except UnknownFrameworkError as err:
+            raise usage(str(err), "--framework") from None
     entries = [lookup(name) for name in list_schemes(framework)]
     emit(out, entries, Renderers(render_schemes, render_schemes_markdown, render_schemes_json))

@@ -69,11 +69,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from fanin import init as _init
-# The "lsuv" scheme (step 1) and its mark are defined with the other schemes, left of diagnostics;
-# re-exported here beside lsuv_ (step 2), which reads the mark.
-from fanin.composite import is_marked, lsuv_scheme
 from fanin.errors import FaninError, describe_choice
+from fanin.frameworks import torch as torch_schemes
+
+# The "lsuv" scheme (step 1) and its mark are fanin's own schemes (fanin.frameworks.fanin), left of
+# diagnostics; re-exported here beside lsuv_ (step 2), which reads the mark.
+from fanin.frameworks.fanin import is_marked, lsuv_scheme
 from fanin.rng import Stream, canonical_name, check_generator
 
 __all__ = [
@@ -452,7 +453,7 @@ def _orthogonal_start(weight: torch.Tensor, name: str, generator) -> None:
         return  # orthogonality needs a matrix; LSUV still rescales such a weight
     if isinstance(generator, Stream):
         generator = Stream(generator.seed, canonical_name(name))
-    _init.orthogonal_(weight, 1.0, generator=generator)
+    torch_schemes.orthogonal_(weight, 1.0, generator=generator)
 
 
 def _execution_order(model, selected, call, reset_rng) -> tuple[list[tuple[str, nn.Module]], dict[int, int]]:

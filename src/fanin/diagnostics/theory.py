@@ -18,8 +18,9 @@ second moment is :math:`m_l = E[f(\sqrt{q_l} z)^2]`, computed by the quadrature 
 :func:`fanin.gain` (a Gauss-Legendre panel rule, 1e-9 relative, cut at the activation's kinks
 scaled by :math:`1/\sqrt{q_l}`): :math:`m = 1/\text{gain}(z \mapsto f(\sqrt{q}\,z))^2`.
 
-:math:`\sigma_w^2` comes from the scheme (:func:`weight_variance`): Kaiming :math:`g^2/\text{fan}`,
-Xavier :math:`g^2\cdot 2/(\text{fan\_in}+\text{fan\_out})`, ``normal(std)`` :math:`\text{std}^2`,
+:math:`\sigma_w^2` comes from the scheme (:func:`weight_variance`, read from the draw model
+:func:`fanin.frameworks.draws.draw_of`): Kaiming :math:`g^2/\text{fan}`, Xavier
+:math:`g^2\cdot 2/(\text{fan\_in}+\text{fan\_out})`, ``normal(std)`` :math:`\text{std}^2`,
 orthogonal :math:`g^2/\max(\text{rows}, \text{cols})`, variance scaling ``scale / fan``, ...
 
 Closed forms the recursion reproduces: ReLU with Kaiming (:math:`\sigma_w^2 = 2/n`) keeps
@@ -47,8 +48,8 @@ import torch
 import torch.nn.functional as F
 
 from fanin.errors import SchemeArgumentError, describe_choice
-from fanin.formulas.fans import compute_fans
-from fanin.formulas.gains import calculate_gain
+from fanin.frameworks import draws
+from fanin.frameworks.fanin import lsuv_scheme
 from fanin.gains import ACTIVATIONS, ALIASES, activation_function, gain
 from fanin.rng.threads import one_thread
 from fanin.schemes import Scheme, get
@@ -66,129 +67,45 @@ __all__ = [
 KINDS = ("cnn", "mlp")
 _LINEAR = (None, "linear", "identity")
 
-# Variance-scaling schemes of other frameworks: name -> (scale, mode) of their fixed arguments.
-_VS_FIXED = {
-    f"{fw}.{name}": spec
-    for fw in ("keras", "jax")
-    for name, spec in {
-        "glorot_uniform": (1.0, "fan_avg"),
-        "glorot_normal": (1.0, "fan_avg"),
-        "lecun_uniform": (1.0, "fan_in"),
-        "lecun_normal": (1.0, "fan_in"),
-        "he_uniform": (2.0, "fan_in"),
-        "he_normal": (2.0, "fan_in"),
-    }.items()
-} | {"tf1.glorot_uniform_initializer": (1.0, "fan_avg"), "tf1.glorot_normal_initializer": (1.0, "fan_avg")}
-_VS_ARGS = ("keras.variance_scaling", "jax.variance_scaling", "tf1.variance_scaling_initializer")
-_ORTHOGONAL = {"orthogonal": "gain", "keras.orthogonal": "gain", "tf1.orthogonal_initializer": "gain", "jax.orthogonal": "scale"}
-_NORMAL = {
-    "normal": ("mean", "std"),
-    "keras.random_normal": ("mean", "stddev"),
-    "tf1.random_normal_initializer": ("mean", "stddev"),
-    "jax.normal": (None, "stddev"),
-}
-_TRUNCATED = {
-    "trunc_normal": ("mean", "std", "a", "b", True),  # a, b absolute bounds
-    "keras.truncated_normal": ("mean", "stddev", -2.0, 2.0, False),  # bounds in stds
-    "tf1.truncated_normal_initializer": ("mean", "stddev", -2.0, 2.0, False),
-    "jax.truncated_normal": (None, "stddev", "lower", "upper", False),
-}
-_UNIFORM = {"uniform": ("a", "b"), "keras.random_uniform": ("minval", "maxval")}
-KNOWN_SCHEMES = tuple(
-    sorted(
-        {*_VS_FIXED, *_VS_ARGS, *_ORTHOGONAL, *_NORMAL, *_TRUNCATED, *_UNIFORM}
-        | {"kaiming_normal", "kaiming_uniform", "xavier_normal", "xavier_uniform", "sparse"}
-    )
-)
-
-
 def weight_variance(scheme: str | Scheme, shape: tuple[int, ...]) -> float:
     r"""The variance :math:`\sigma_w^2` of one weight entry that ``scheme`` draws for a torch-layout ``shape``.
 
-    Zero-mean schemes only (the recursion assumes zero-mean weights); for the orthogonal schemes
-    the per-entry variance :math:`g^2/\max(\text{rows}, \text{cols})`, which gives the same
-    :math:`n\sigma_w^2` as an i.i.d. draw (rows of norm g, or columns).
+    Read from the one draw model (:func:`fanin.frameworks.draws.draw_of`: the scheme's own code at
+    this shape, nothing drawn), so every scheme that draws one uniform, normal, truncated-normal or
+    sparse-normal distribution, or an orthogonal matrix, over the whole tensor is known, with the
+    arguments it is given (fan modes, axes, layouts). Zero-mean schemes only (the recursion assumes
+    zero-mean weights); for the orthogonal schemes the per-entry variance
+    :math:`g^2/\max(\text{rows}, \text{cols})`, which gives the same :math:`n\sigma_w^2` as an
+    i.i.d. draw (rows of norm g, or columns).
 
-    >>> weight_variance("kaiming_normal(nonlinearity='relu')", (256, 128)) * 128
-    2.0000000000000004
-    >>> weight_variance("xavier_uniform", (30, 10))
+    >>> round(weight_variance("kaiming_normal(nonlinearity='relu')", (256, 128)) * 128, 12)
+    2.0
+    >>> round(weight_variance("xavier_uniform", (30, 10)), 15)
     0.05
     >>> weight_variance("uniform", (3, 3))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    fanin.errors.SchemeArgumentError: The variance recursion needs zero-mean weights; scheme 'uniform' has mean 0.5 (a=0.0, b=1.0)
+    fanin.errors.SchemeArgumentError: The variance recursion needs zero-mean weights; scheme 'uniform' has mean 0.5 (uniform low=0, high=1)
     """
     s = get(scheme)
     shape = tuple(int(d) for d in shape)
     if len(shape) < 2:
         raise ValueError(f"weight_variance needs a weight shape (out, in, *kernel), got shape={shape!r}")
-    fans = compute_fans(shape)
-    args, name = s.arguments, s.name
-
-    def fan(mode: str) -> float:
-        if mode == "fan_in":
-            return fans.fan_in
-        if mode == "fan_out":
-            return fans.fan_out
-        if mode == "fan_avg":
-            return (fans.fan_in + fans.fan_out) / 2
-        return math.sqrt(fans.fan_in * fans.fan_out)  # jax's fan_geo_avg
-
-    def zero_mean(mean: float, detail: str) -> None:
-        if abs(mean) > 1e-12:
-            raise SchemeArgumentError(
-                f"The variance recursion needs zero-mean weights; scheme {str(s)!r} has mean {mean:g} ({detail})"
-            )
-
-    if name in ("kaiming_normal", "kaiming_uniform"):
-        mode = args["mode"].lower()
-        return calculate_gain(args["nonlinearity"], args["a"]) ** 2 / fan(mode)
-    if name in ("xavier_normal", "xavier_uniform"):
-        return args["gain"] ** 2 * 2.0 / (fans.fan_in + fans.fan_out)
-    if name in _VS_FIXED or name in _VS_ARGS:
-        scale, mode = _VS_FIXED.get(name) or (args["scale"], args["mode"])
-        for key in ("input_axes", "output_axes"):
-            if args.get(key) is not None:
-                raise SchemeArgumentError(f"weight_variance supports {name} with the default axes only, got {key}={args[key]!r}")
-        if any(key in args and args[key] != default for key, default in (("in_axis", -2), ("out_axis", -1), ("batch_axis", ()))):
-            raise SchemeArgumentError(f"weight_variance supports {name} with the default axes only, got {s}")
-        return scale / max(1.0, fan(mode))
-    if name in _ORTHOGONAL:
-        rows = shape[0]
-        cols = math.prod(shape) // rows
-        return args[_ORTHOGONAL[name]] ** 2 / max(rows, cols)
-    if name in _NORMAL:
-        mean_key, std_key = _NORMAL[name]
-        mean = 0.0 if mean_key is None else args[mean_key]
-        zero_mean(mean, f"{mean_key}={mean!r}")
-        return float(args[std_key]) ** 2
-    if name in _TRUNCATED:
-        from scipy.stats import truncnorm
-
-        mean_key, std_key, low, high, absolute = _TRUNCATED[name]
-        mean = 0.0 if mean_key is None else float(args[mean_key])
-        std = float(args[std_key])
-        low = args[low] if isinstance(low, str) else low
-        high = args[high] if isinstance(high, str) else high
-        if absolute:
-            low, high = (low - mean) / std, (high - mean) / std
-        dist = truncnorm(low, high, loc=mean, scale=std)
-        zero_mean(float(dist.mean()), f"{mean_key or 'mean'}={mean!r}, bounds {low!r} to {high!r} stds")
-        return float(dist.var())
-    if name in _UNIFORM:
-        a_key, b_key = _UNIFORM[name]
-        a, b = float(args[a_key]), float(args[b_key])
-        zero_mean((a + b) / 2, f"{a_key}={args[a_key]!r}, {b_key}={args[b_key]!r}")
-        return (b - a) ** 2 / 12.0
-    if name == "sparse":
-        rows = shape[0]
-        zeros = math.ceil(args["sparsity"] * rows)  # torch.nn.init.sparse_: zeros per column
-        return args["std"] ** 2 * (rows - zeros) / rows
-    raise SchemeArgumentError(
-        f"The weight variance of scheme {str(s)!r} is not known in closed form (data-dependent, constant, "
-        f"identity or not zero-mean); known for: {', '.join(KNOWN_SCHEMES)}. Pass weight_var= to give the "
-        "variance directly."
-    )
+    draw = None if s.entry.fn is lsuv_scheme else draws.draw_of(s, shape)
+    if draw is None or draw.kind == "constant":
+        raise SchemeArgumentError(
+            f"The weight variance of scheme {str(s)!r} is not known in closed form (data-dependent, constant, "
+            "identity, structured or several draws); known for the schemes whose draw over the whole tensor is "
+            f"one of: {', '.join(k for k in draws.KINDS if k != 'constant')}. "
+            "Pass weight_var= to give the variance directly."
+        )
+    if abs(draw.mean) > 1e-12:
+        drawn = ", ".join(f"{k}={v:g}" for k, v in draw.parameters.items())
+        raise SchemeArgumentError(
+            f"The variance recursion needs zero-mean weights; scheme {str(s)!r} has mean {draw.mean:g} "
+            f"({draw.kind} {drawn})"
+        )
+    return draw.variance
 
 
 def _second_moment(activation: str | None, param: float | None, q: float) -> float:

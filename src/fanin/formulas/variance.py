@@ -42,6 +42,7 @@ __all__ = [
     "ScaledDistribution",
     "scaled_variance",
     "truncated_normal_stddev",
+    "truncnorm_mean",
     "truncnorm_std",
     "uniform_limit",
     "untruncated_normal_stddev",
@@ -180,24 +181,40 @@ def truncnorm_std(lower: float, upper: float) -> float:
     ...
     ValueError: truncnorm_std needs lower < upper, got lower=1.0, upper=1.0
     """
-    for name, value in (("lower", lower), ("upper", upper)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-            raise ValueError(f"{name} must be a number (infinities allowed), got {name}={value!r}")
-    a, b = float(lower), float(upper)
-    if not a < b:
-        raise ValueError(f"truncnorm_std needs lower < upper, got lower={lower!r}, upper={upper!r}")
-    import warnings
-
-    import numpy as np
-    from scipy.stats import truncnorm
-
-    # Far in a tail scipy loses every digit; it warns and returns nan, which is reported below.
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore", RuntimeWarning)
-        std = float(truncnorm.std(a, b))
+    std = _truncnorm("truncnorm_std", "std", lower, upper)
     if not math.isfinite(std) or std <= 0.0:
         raise ValueError(
             f"the std of N(0, 1) truncated to [lower, upper] is not computable in double precision "
             f"(scipy.stats.truncnorm gives {std!r}), got lower={lower!r}, upper={upper!r}"
         )
     return std
+
+
+def truncnorm_mean(lower: float, upper: float) -> float:
+    r"""The mean of N(0, 1) truncated to [lower, upper] (both in units of the std):
+    :math:`(\varphi(a) - \varphi(b)) / (\Phi(b) - \Phi(a))`, by ``scipy.stats.truncnorm``.
+
+    >>> truncnorm_mean(-2.0, 2.0)
+    0.0
+    >>> round(truncnorm_mean(0.0, 2.0), 12)  # (phi(0) - phi(2)) / (Phi(2) - 1/2)
+    0.722789752245
+    """
+    return _truncnorm("truncnorm_mean", "mean", lower, upper)
+
+
+def _truncnorm(caller: str, moment: str, lower: float, upper: float) -> float:
+    for name, value in (("lower", lower), ("upper", upper)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+            raise ValueError(f"{name} must be a number (infinities allowed), got {name}={value!r}")
+    a, b = float(lower), float(upper)
+    if not a < b:
+        raise ValueError(f"{caller} needs lower < upper, got lower={lower!r}, upper={upper!r}")
+    import warnings
+
+    import numpy as np
+    from scipy.stats import truncnorm
+
+    # Far in a tail scipy loses every digit; it warns and returns nan, which the caller reports.
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(getattr(truncnorm, moment)(a, b))

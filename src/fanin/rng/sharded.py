@@ -10,12 +10,12 @@ single-process init with the same seed, for any mesh, placements and world size.
 
 Where each kind of scheme goes (:func:`call_scheme`, reached from ``Scheme.__call__``):
 
-- element-wise random schemes (the uniform, normal and truncated-normal families of
-  ``fanin.init``, ``fanin.keras``, ``fanin.tf1``, ``fanin.jax``) and the scalar constants run on
-  the DTensor itself; their draws reach :func:`fill_` and touch only local memory, no
-  communication, cost proportional to the local shard.
-- every other scheme (orthogonal, identity/eye/dirac, sparse, array constants, schemes registered
-  elsewhere) needs the whole value: each rank computes the full parameter from the same stream
+- element-local schemes (``SchemeEntry.element_local``: the uniform, normal and truncated-normal
+  families of torch, Keras, TF 1.x and JAX, and torch's scalar constants, as each framework's
+  record declares) run on the DTensor itself; their draws reach :func:`fill_` and touch only
+  local memory, no communication, cost proportional to the local shard.
+- every other scheme (orthogonal, identity/eye/dirac, sparse, array constants, fanin's gate and
+  padded schemes, schemes registered elsewhere) needs the whole value: each rank computes the full parameter from the same stream
   in a scratch tensor and keeps its slice (:func:`fill_from_full`). No communication and
   bit-identical by construction; the cost is one full-size scratch tensor per rank and, for
   orthogonal, a QR of the whole ``rows x cols`` matrix in float64 on every rank
@@ -58,11 +58,6 @@ __all__ = [
     "shard_boxes",
 ]
 
-# Registry modules whose uniform/normal/truncated_normal schemes draw through the sampling seam
-# over the whole tensor (tests/rules/test_sharded.py checks every one of them on DTensors).
-_SEAM_MODULES = ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax")
-_ELEMENTWISE_FAMILIES = ("uniform", "normal", "truncated_normal")
-_SCALAR_FILLS = ("zeros", "ones", "constant")  # tensor.fill_/zero_: DTensor does these shard-locally
 _DRAWLESS_FAMILIES = ("constant", "identity")
 
 
@@ -271,14 +266,6 @@ def orthogonal_(stream: Any, dtensor: torch.Tensor, gain: float, **box: Any) -> 
     return fill_from_full(dtensor, full)
 
 
-def _runs_on_dtensor(entry: Any) -> bool:
-    """Whether a scheme can be called on the DTensor itself (its values are element-local)."""
-    module = getattr(entry.fn, "__module__", "")
-    if entry.family in _ELEMENTWISE_FAMILIES and module in _SEAM_MODULES:
-        return True
-    return module == "fanin.init" and entry.name in _SCALAR_FILLS
-
-
 def call_scheme(scheme: Any, dtensor: torch.Tensor, generator: object) -> torch.Tensor:
     """Run ``scheme`` on a DTensor parameter: local fills where possible, else the full value's slice.
 
@@ -290,7 +277,9 @@ def call_scheme(scheme: Any, dtensor: torch.Tensor, generator: object) -> torch.
         check_generator_for(dtensor, generator)
     if dtensor.is_meta or dtensor.numel() == 0:
         return dtensor
-    if _runs_on_dtensor(entry):
+    # An element-local scheme draws through the sampling seam over the whole tensor (or fills a
+    # scalar, which DTensor does shard-locally): tests/rules/test_sharded.py checks every one.
+    if entry.element_local:
         with torch.no_grad():
             if entry.takes_generator:
                 entry.fn(dtensor, generator=generator, **scheme.args)

@@ -115,7 +115,7 @@ _PLUMBING_FILES = (
     "transformers/initialization.py",
     "timm/layers/weight_init.py",
     "timm/models/_manipulate.py",
-    "fanin/init.py",
+    "fanin/frameworks/torch.py",
     "fanin/rng/",
     "fanin/rules/capture.py",
     "/contextlib.py",
@@ -570,7 +570,7 @@ class _Mode(TorchFunctionMode):
 def _known_codes() -> dict:
     codes = {}
     modules = [torch.nn.init]
-    fanin_init = sys.modules.get("fanin.init")
+    fanin_init = sys.modules.get("fanin.frameworks.torch")
     if fanin_init is not None:
         modules.append(fanin_init)
     for module in modules:

@@ -60,7 +60,7 @@ from typing import Any
 import torch
 
 from fanin.errors import describe_choice
-from fanin.rng.recording import DrawRecorder
+from fanin.frameworks.draws import draw_of
 from fanin.rng.sharded import is_dtensor
 from fanin.rules.plan import Plan, PlanEntry, collect_targets, plan
 from fanin.rules.rules import FrameworkDefaults, RuleError, as_rules
@@ -173,21 +173,20 @@ def _draw(e: PlanEntry):
 
 
 def _record(scheme, shape):
-    if scheme.family not in ("normal", "truncated_normal", "uniform") or not scheme.entry.takes_generator:
-        return None
-    recorder = DrawRecorder(stop_at_structure=True)
+    """The normal or truncated normal ``scheme`` draws at ``shape`` (:func:`fanin.frameworks.draws.draw_of`),
+    as ``(kind, mean, std, low, high)`` with the parameters it passes; ``None`` for anything else."""
+    if scheme.family not in ("normal", "truncated_normal", "uniform") or scheme.arguments.get("seed") is not None:
+        return None  # a scheme with its own seed draws from a generator the plan does not hold
     try:
-        scheme(torch.empty(()).expand(tuple(shape)), generator=recorder)
-    except (DrawRecorder.Stop, RuntimeError, ValueError, TypeError):
+        draw = draw_of(scheme, tuple(shape))
+    except (RuntimeError, ValueError, TypeError):
         return None
-    if len(recorder.calls) != 1:
+    if draw is None or draw.kind not in ("normal", "truncated normal"):
         return None
-    call = recorder.calls[0]
-    if call[0] == "normal":
-        return ("normal", call[1], call[2], None, None)
-    if call[0] == "truncated_normal":
-        return call
-    return None
+    drawn = draw.parameters
+    if draw.kind == "normal":
+        return ("normal", drawn["mean"], drawn["std"], None, None)
+    return ("truncated_normal", drawn["mean"], drawn["std"], drawn["low"], drawn["high"])
 
 
 def _default_bounds(e: PlanEntry) -> bool:

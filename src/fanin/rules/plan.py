@@ -38,7 +38,9 @@ from typing import Any
 import torch
 
 from fanin.errors import FaninError, describe_choice
-from fanin.formulas.fans import Fans, compute_fans, kernel_shape_from_torch
+from fanin.formulas.fans import Fans
+from fanin.frameworks import framework_of
+from fanin.frameworks.torch import TORCH
 from fanin.rng.stream import canonical_name
 from fanin.rules.guards import colliding_keys, is_uninitialized, overlapping_tensors
 from fanin.rules.rules import (
@@ -234,23 +236,9 @@ def _fans_for(shape: tuple[int, ...], scheme: Scheme | None) -> Fans | None:
             return block_fans(parts_of(scheme)[1], shape)
         except (ValueError, TypeError):
             return None
-    framework = scheme.framework if scheme is not None else "torch"
-    args = scheme.arguments if scheme is not None else {}
-    layout = args.get("layout", "torch")
+    framework = TORCH if scheme is None else framework_of(scheme)
     try:
-        if framework in ("keras", "tf1"):
-            kernel = kernel_shape_from_torch(shape) if layout == "torch" else shape
-            return compute_fans(kernel, "keras")
-        if framework == "jax":
-            kernel = kernel_shape_from_torch(shape) if layout == "torch" else shape
-            return compute_fans(
-                kernel,
-                "jax",
-                in_axis=args.get("in_axis", -2),
-                out_axis=args.get("out_axis", -1),
-                batch_axis=args.get("batch_axis", ()),
-            )
-        return compute_fans(shape, "torch") if len(shape) >= 2 else None
+        return framework.fans(shape, {} if scheme is None else scheme.arguments)
     except (ValueError, TypeError):
         return None
 

@@ -8,7 +8,8 @@ torch       ``defaults:torch``: every built-in layer's own ``reset_parameters``,
 keras       ``defaults:keras``: what a Keras layer of the same architecture gets (glorot_uniform
             kernels, zero biases, orthogonal recurrent kernels, forget-gate bias 1, ...)
 tf1         ``defaults:tf1``: TensorFlow 1.x (``tf.layers``/``get_variable`` defaults)
-flax        ``defaults:flax``: Flax linen (lecun_normal kernels, zero biases, ...)
+flax        ``defaults:flax`` (``"flax"`` is the framework ``jax``'s alias): Flax linen
+            (lecun_normal kernels, zero biases, ...)
 resnet      Conv2d weight: kaiming_normal(mode='fan_out', nonlinearity='relu');
             BatchNorm2d/GroupNorm weight 1, bias 0 (torchvision's ResNet); the rest (the final
             Linear, conv biases) ``leftovers='reset_parameters'``
@@ -55,6 +56,7 @@ import inspect
 from collections.abc import Callable
 
 from fanin.errors import FaninError, describe_choice, shown
+from fanin.frameworks import FRAMEWORKS
 from fanin.rules.rules import (
     DepthScaledNormal,
     EmbeddingNormal,
@@ -71,8 +73,19 @@ __all__ = ["PRESETS", "bert", "framework", "gpt2", "list_presets", "preset", "re
 
 
 def framework(name: str) -> Rules:
-    """Every module as framework ``name`` initializes it by default."""
+    """Every module as framework ``name`` (a name or an alias) initializes it by default."""
     return Rules((Rule(Everything(), FrameworkDefaults(name)),), name=name)
+
+
+def _framework_preset(name: str) -> Callable[[], Rules]:
+    """The preset ``name`` of a framework's layer defaults (:attr:`fanin.frameworks.Framework.preset`)."""
+
+    def rules() -> Rules:
+        return framework(name)
+
+    rules.__name__ = rules.__qualname__ = name
+    rules.__doc__ = f"Every module as the {name!r} preset's framework initializes it by default."
+    return rules
 
 
 def resnet() -> Rules:
@@ -147,13 +160,10 @@ def vit(std: float = 0.02) -> Rules:
 
 
 PRESETS: dict[str, Callable[..., Rules]] = {
+    **{f.preset: _framework_preset(f.preset) for f in FRAMEWORKS if f.preset is not None},
     "bert": bert,
-    "flax": lambda: framework("flax"),
     "gpt2": gpt2,
-    "keras": lambda: framework("keras"),
     "resnet": resnet,
-    "tf1": lambda: framework("tf1"),
-    "torch": lambda: framework("torch"),
     "vit": vit,
     **RECIPES,
     "depth_mup": depth_mup,

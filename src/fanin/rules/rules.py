@@ -6,9 +6,10 @@ A :class:`Rule` pairs a :class:`~fanin.rules.selectors.Selector` with an *init*:
   config dict, a :class:`~fanin.Scheme`),
 - ``"keep"``: leave the tensor as it is (recorded in the plan),
 - ``"reset_parameters"``: defer to the owning module's own ``reset_parameters()``,
-- ``"defaults:<framework>"`` (``torch``, ``keras``, ``tf1``, ``flax``): the schemes that
-  framework gives the owning module's type (:func:`fanin.rules.defaults.default_schemes`); the
-  rule covers exactly the tensors that function lists, in the order it lists them,
+- ``"defaults:<framework>"`` (``torch``, ``keras``, ``tf1``, ``jax`` or its alias ``flax``): the
+  schemes that framework gives the owning module's type
+  (:func:`fanin.rules.defaults.default_schemes`); the rule covers exactly the tensors that
+  function lists, in the order it lists them,
 - :class:`DepthScaledNormal`: GPT-2's residual projections, ``std / sqrt(per_layer · n_layer)``.
 
 **Precedence**: rules are tried in order and the first rule that matches a tensor wins; a
@@ -33,12 +34,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any as AnyType
 
-from fanin.errors import FaninError, describe_choice, shown
+from fanin.errors import FaninError, UnknownFrameworkError, describe_choice, shown
+from fanin.frameworks import framework_names, get_framework
 from fanin.rules.selectors import All, Any, Kind, Name, Not, Role, Selector, Target
 from fanin.schemes import Scheme, get
 
 __all__ = [
-    "FRAMEWORKS",
     "LEFTOVERS",
     "DepthScaledNormal",
     "EmbeddingNormal",
@@ -56,7 +57,6 @@ __all__ = [
     "read_rules",
 ]
 
-FRAMEWORKS = ("flax", "keras", "tf1", "torch")
 LEFTOVERS = ("error", "keep", "reset_parameters")
 RULE_KINDS = ("any", "buffer", "parameter")
 
@@ -156,13 +156,23 @@ class ResetParameters(Init):
 
 
 class FrameworkDefaults(Init):
-    """The schemes a framework gives a module of this type by default (see :mod:`fanin.rules.defaults`)."""
+    """The schemes a framework gives a module of this type by default (see :mod:`fanin.rules.defaults`).
+
+    ``framework`` is a name or an alias of a framework that has layer defaults
+    (:func:`fanin.frameworks.get_framework` checks it); the init keeps it as written, so a rule
+    reads back as it was given.
+
+    >>> str(FrameworkDefaults("flax")), str(FrameworkDefaults("jax"))
+    ('defaults:flax', 'defaults:jax')
+    """
 
     action = "defaults"
 
     def __init__(self, framework: str) -> None:
-        if framework not in FRAMEWORKS:
-            raise RuleError(describe_choice("framework", framework, FRAMEWORKS))
+        try:
+            get_framework(framework, with_layer_defaults=True)
+        except UnknownFrameworkError as err:
+            raise RuleError(str(err)) from None
         self.framework = framework
 
     def __str__(self) -> str:
@@ -224,7 +234,7 @@ def as_init(init: object) -> Init:
         raise RuleError(
             "A rule's init is a scheme spec ('xavier_uniform', 'normal(std=0.02)', {'name': ..., 'args': "
             "{...}}, a Scheme), 'keep', 'reset_parameters' or 'defaults:<framework>' "
-            f"({', '.join(FRAMEWORKS)}); got init={shown(init)} ({type(init).__name__})"
+            f"({', '.join(framework_names(with_layer_defaults=True))}); got init={shown(init)} ({type(init).__name__})"
         ) from None
 
 

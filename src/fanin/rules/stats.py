@@ -1,25 +1,26 @@
-r"""What a scheme draws for a given shape: its distribution, std and bounds, read from the scheme itself.
+r"""What a scheme draws for a given shape, as the plan shows it: distribution, std and bounds.
 
-The plan shows, for every tensor, the standard deviation and bounds the scheme will use. Rather
-than re-deriving each scheme's formula here (and drifting from it), :func:`scheme_statistics` runs
-the scheme once on a zero-stride view of the tensor's shape (no memory) with a
-:class:`~fanin.rng.recording.DrawRecorder` (:func:`fanin.schemes.dryrun.dry_run`): every scheme draws through the sampling seam, so the
-recorder sees the exact ``low``/``high``, ``mean``/``std`` or truncation bounds the real run passes, computed by the
-scheme's own code from the same shape. From those:
+The plan shows, for every tensor, the standard deviation and bounds the scheme will use. They
+come from the one draw model, :func:`fanin.frameworks.draws.draw_of`, which runs the scheme's own
+code once at the tensor's shape with a draw recorder (nothing drawn, nothing written), so no
+formula is re-derived here. What the plan shows of each kind of draw:
 
 ==================  ============================================================================
-family              statistics
+distribution        statistics
 ==================  ============================================================================
 uniform U[l, h)     mean (l+h)/2, std :math:`(h-l)/\sqrt{12}`, bounds [l, h]
 normal              mean, std as drawn, unbounded
-truncated normal    std after truncation :math:`\sigma\sqrt{\operatorname{Var}(Z \mid a \le Z \le b)}`
+truncated normal    the mean passed to the draw, the std after truncation
+                    :math:`\sigma\sqrt{\operatorname{Var}(Z \mid a \le Z \le b)}`
                     (:func:`fanin.formulas.variance.truncnorm_std`), bounds [lower, upper]
 orthogonal          gain·Q with Q (semi-)orthogonal of shape (r, c): every entry's RMS is exactly
                     :math:`\text{gain}/\sqrt{\max(r, c)}`; bounds [-gain, gain]
+sparse normal       the mean and std of the normal before the zeros
 constant            the value, std 0
 ==================  ============================================================================
 
-Schemes the recorder cannot follow (several draws, structured writes) report ``None``.
+Schemes the recorder cannot follow (several draws, structured writes) report ``None``, and so do
+random schemes with their own ``seed`` (the plan does not record that generator).
 
 >>> import torch
 >>> from fanin.schemes import get
@@ -32,14 +33,12 @@ Schemes the recorder cannot follow (several draws, structured writes) report ``N
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 
-from fanin.formulas.variance import truncnorm_std
+from fanin.frameworks.draws import draw_of
 from fanin.schemes import Scheme
-from fanin.schemes.dryrun import dry_run
 
 __all__ = ["Statistics", "scheme_statistics"]
 
@@ -75,70 +74,22 @@ class Statistics:
         return " ".join(parts)
 
 
-def _orthogonal(scheme: Scheme, shape: tuple[int, ...]) -> Statistics | None:
-    args = scheme.arguments
-    gain = args.get("gain", args.get("scale", 1.0))
-    if len(shape) < 2 or not isinstance(gain, (int, float)):
-        return None
-    if scheme.framework == "torch":
-        rows, cols = shape[0], math.prod(shape[1:])
-    elif scheme.name in ("orthogonal", "keras.orthogonal", "tf1.orthogonal_initializer", "jax.orthogonal"):
-        # Keras/TF/JAX flatten the kernel (*k, in, out) to (prod(shape[:-1]), out); a torch-layout
-        # weight (out, in, *k) is that kernel permuted, so the same pair of sizes.
-        rows, cols = math.prod(shape[1:]), shape[0]
-        if args.get("layout") not in (None, "torch"):
-            rows, cols = math.prod(shape[:-1]), shape[-1]
-    else:
-        return None
-    if rows * cols == 0:
-        return None
-    g = abs(float(gain))
-    return Statistics("orthogonal", 0.0, g / math.sqrt(max(rows, cols)), -g, g)
-
-
-def _constant(scheme: Scheme) -> Statistics | None:
-    args = scheme.arguments
-    for key in ("val", "value"):
-        if key in args:
-            v = args[key]
-            return Statistics("constant", float(v), 0.0, float(v), float(v)) if isinstance(v, (int, float)) else None
-    if "zeros" in scheme.name:
-        return Statistics("constant", 0.0, 0.0, 0.0, 0.0)
-    if "ones" in scheme.name:
-        return Statistics("constant", 1.0, 0.0, 1.0, 1.0)
-    return None
-
-
 def scheme_statistics(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Statistics | None:
     """The statistics of what ``scheme`` draws for a tensor of ``shape`` (``None`` if unknown).
 
-    The scheme's own code runs first at this shape and dtype (:func:`fanin.schemes.dryrun.dry_run`,
+    The scheme's own code runs first at this shape and dtype (:func:`fanin.frameworks.draws.draw_of`,
     drawing and writing nothing), so errors it raises for a tensor it cannot take (a 1-D tensor
     for an orthogonal or fan-based scheme, a bad layout, a gate count that does not divide the
     rows) propagate, and a plan reports them before anything is written.
     """
-    shape = tuple(int(s) for s in shape)
-    calls = dry_run(scheme, shape, dtype)
-    if scheme.family == "constant":
-        return _constant(scheme)
-    if scheme.family == "orthogonal":
-        return _orthogonal(scheme, shape)
-    if scheme.family == "identity" or math.prod(shape) == 0 or not scheme.entry.takes_generator:
+    draw = draw_of(scheme, tuple(int(s) for s in shape), dtype)
+    if draw is None:
         return None
-    if "seed" in scheme.arguments and scheme.arguments["seed"] is not None:
+    if draw.kind not in ("constant", "orthogonal") and scheme.arguments.get("seed") is not None:
         return None  # draws from its own seeded generator, which the plan does not record
-    if scheme.family == "sparse" and calls and calls[0][0] == "normal":
-        _, mean, std = calls[0]
-        return Statistics("sparse normal", mean, std)
-    if len(calls) != 1:
-        return None
-    call = calls[0]
-    if call[0] == "uniform":
-        low, high = call[1], call[2]
-        return Statistics("uniform", (low + high) / 2, (high - low) / math.sqrt(12.0), low, high)
-    if call[0] == "normal":
-        return Statistics("normal", call[1], call[2])
-    _, mean, std, lower, upper = call
-    return Statistics(
-        "truncated normal", mean, std * truncnorm_std((lower - mean) / std, (upper - mean) / std), lower, upper
-    )
+    drawn = draw.parameters
+    if draw.kind == "sparse normal":
+        return Statistics(draw.kind, drawn["mean"], drawn["std"])
+    if draw.kind == "truncated normal":
+        return Statistics(draw.kind, drawn["mean"], draw.std, draw.low, draw.high)
+    return Statistics(draw.kind, draw.mean, draw.std, draw.low, draw.high)

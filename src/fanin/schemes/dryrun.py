@@ -28,13 +28,14 @@ ValueError: Only tensors with 2 or more dimensions are supported
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import torch
 
 from fanin.rng.recording import DrawRecorder
 from fanin.schemes.scheme import Scheme
 
-__all__ = ["dry_run"]
+__all__ = ["Trace", "dry_run", "trace"]
 
 # torch's wording when a write would store several elements into one memory location
 # (aten's assert_no_internal_overlap / assert_no_partial_overlap).
@@ -44,10 +45,33 @@ _SHARED_MEMORY = ("refers to a single memory location", "refer to a single memor
 def dry_run(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list[tuple]:
     """The draws ``scheme`` makes for a tensor of ``shape`` and ``dtype`` (see the module docstring);
     raises what the scheme raises for a tensor it cannot take."""
+    return trace(scheme, shape, dtype).calls
+
+
+@dataclass(frozen=True)
+class Trace:
+    """What a dry run saw: the draws (:class:`~fanin.rng.recording.DrawRecorder`'s ``calls``), and
+    whether the scheme then wrote values computed from them (``wrote``: the write torch refused on
+    the zero-stride view; a scheme whose draw is the final value writes nothing more)."""
+
+    calls: list[tuple]
+    wrote: bool
+
+
+def trace(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Trace:
+    """:func:`dry_run`, with whether the scheme wrote computed values after its draws.
+
+    >>> from fanin.schemes import get
+    >>> trace(get("fanin.gate_uniform(bounds=[1.0, 2.0])"), (4, 3)).wrote  # U(-1, 1) scaled per block
+    True
+    >>> trace(get("xavier_uniform"), (4, 6)).wrote
+    False
+    """
     if "seed" in scheme.args:
         scheme = Scheme(scheme.entry, **{k: v for k, v in scheme.args.items() if k != "seed"})
     recorder = DrawRecorder(stop_at_structure=True)
     view = torch.empty((), dtype=dtype).expand(tuple(int(s) for s in shape))
+    wrote = False
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the real run warns (zero-size kaiming, far trunc_normal mean)
@@ -58,4 +82,5 @@ def dry_run(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype = torch.f
     except RuntimeError as err:
         if not any(text in str(err) for text in _SHARED_MEMORY):
             raise
-    return list(recorder.calls)
+        wrote = True
+    return Trace(list(recorder.calls), wrote)

@@ -5,7 +5,11 @@ A *scheme function* fills a tensor in place, ``fn(tensor, *, generator=None, **a
 :func:`fanin.get` as a :class:`~fanin.schemes.scheme.Scheme` with bound, validated arguments.
 
 Names are ``name`` for PyTorch's schemes and ``framework.name`` for the others
-(``keras.glorot_normal``, ``tf1.truncated_normal_initializer``, ``jax.lecun_normal``).
+(``keras.glorot_normal``, ``tf1.truncated_normal_initializer``, ``jax.lecun_normal``). The schemes
+are defined by the framework modules of :mod:`fanin.frameworks`, each through its
+:class:`~fanin.frameworks.record.Framework` record; the registry loads that package on first
+lookup (by name: it is the one import here of a layer to the right, a plugin load, and nothing of
+it is used here), so that ``fanin.get`` works whichever of fanin's modules was imported first.
 """
 
 from __future__ import annotations
@@ -17,7 +21,16 @@ from dataclasses import dataclass, field
 
 from fanin.errors import UnknownSchemeError, describe_choice
 
-__all__ = ["FAMILIES", "REQUIRED", "SchemeEntry", "entry_for", "list_schemes", "lookup", "register"]
+__all__ = [
+    "FAMILIES",
+    "REQUIRED",
+    "SchemeEntry",
+    "declare_framework",
+    "entry_for",
+    "list_schemes",
+    "lookup",
+    "register",
+]
 
 # What the values of a scheme look like, for audits and docs.
 FAMILIES = (
@@ -30,9 +43,8 @@ FAMILIES = (
     "uniform",
 )
 
-# Modules whose import registers schemes. Loaded on first lookup so that `fanin.get` works
-# whichever of fanin's modules the caller imported first.
-_PROVIDERS = ("fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite")
+# The package whose import registers every scheme (it lists the framework modules).
+PROVIDER = "fanin.frameworks"
 
 
 class _Required:
@@ -45,7 +57,13 @@ REQUIRED = _Required()
 
 @dataclass(frozen=True)
 class SchemeEntry:
-    """A registered scheme function and what is known about it."""
+    """A registered scheme function and what is known about it.
+
+    ``framework`` names its framework (:func:`fanin.frameworks.get_framework` gives the record);
+    ``element_local`` says that every element it writes comes from that element's own draw, so
+    the scheme may run on a DTensor's local shard (decided by the framework's record when the
+    scheme is registered through it; ``False`` for any other registration).
+    """
 
     name: str
     fn: Callable
@@ -55,6 +73,7 @@ class SchemeEntry:
     aliases: tuple[str, ...] = ()
     takes_generator: bool = True
     validate: Callable[..., None] | None = field(default=None, compare=False)
+    element_local: bool = False
 
     @property
     def summary(self) -> str:
@@ -65,6 +84,7 @@ class SchemeEntry:
 _REGISTRY: dict[str, SchemeEntry] = {}
 _ALIASES: dict[str, str] = {}
 _BY_FUNCTION: dict[Callable, str] = {}
+_FRAMEWORKS: dict[str, str] = {}  # a framework's name or alias -> its name
 _loaded = False
 
 
@@ -75,14 +95,22 @@ def register(
     framework: str,
     aliases: tuple[str, ...] = (),
     validate: Callable[..., None] | None = None,
+    element_local: bool = False,
 ) -> Callable[[Callable], Callable]:
     """Register a scheme function under ``name`` (a decorator; the function is returned unchanged).
 
     ``validate(**args)``, if given, is called with the full argument set (defaults filled in) when
     a :class:`Scheme` is built, so bad arguments fail at construction, not when the scheme runs.
+    fanin's own schemes register through their framework's record
+    (:meth:`fanin.frameworks.record.Framework.register`), which sets ``framework`` and ``element_local``.
     """
     if family not in FAMILIES:
         raise ValueError(describe_choice("family", family, FAMILIES))
+    if not (isinstance(framework, str) and framework in _FRAMEWORKS):
+        _load_providers()  # a scheme registered before fanin's own: the frameworks are declared there
+    if not (isinstance(framework, str) and framework in _FRAMEWORKS):
+        raise ValueError(describe_choice("framework", framework, _FRAMEWORKS))
+    framework = _FRAMEWORKS[framework]
 
     def decorator(fn: Callable) -> Callable:
         params: dict[str, object] = {}
@@ -97,7 +125,9 @@ def register(
             return fn
         if name in _REGISTRY or name in _ALIASES:
             raise ValueError(f"scheme {name!r} is already registered")
-        entry = SchemeEntry(name, fn, family, framework, params, tuple(aliases), "generator" in signature, validate)
+        entry = SchemeEntry(
+            name, fn, family, framework, params, tuple(aliases), "generator" in signature, validate, element_local
+        )
         _REGISTRY[name] = entry
         for alias in aliases:
             _ALIASES[alias] = name
@@ -123,8 +153,16 @@ def _load_providers() -> None:
     global _loaded
     if not _loaded:
         _loaded = True
-        for module in _PROVIDERS:
-            importlib.import_module(module)
+        importlib.import_module(PROVIDER)
+
+
+def declare_framework(name: str, aliases: tuple[str, ...] = ()) -> None:
+    """Make ``name`` (and its ``aliases``) a framework that schemes may be registered under and
+    :func:`list_schemes` accepts; called for each record of :mod:`fanin.frameworks`."""
+    for key in (name, *aliases):
+        if _FRAMEWORKS.get(key, name) != name:
+            raise ValueError(f"framework name {key!r} already names framework {_FRAMEWORKS[key]!r}")
+    _FRAMEWORKS.update(dict.fromkeys((name, *aliases), name))
 
 
 def lookup(name: str) -> SchemeEntry:
@@ -147,15 +185,20 @@ def entry_for(fn: Callable) -> SchemeEntry | None:
 
 
 def list_schemes(framework: str | None = None) -> list[str]:
-    """Sorted canonical names of the registered schemes, optionally of one framework.
+    """Sorted canonical names of the registered schemes, optionally of one framework (a name or an
+    alias of one: ``"flax"`` is JAX's).
 
     >>> "kaiming_normal" in list_schemes()
     True
-    >>> list_schemes("jax")[:2]
-    ['jax.constant', 'jax.delta_orthogonal']
+    >>> list_schemes("jax")[:2] == list_schemes("flax")[:2] == ['jax.constant', 'jax.delta_orthogonal']
+    True
     """
     _load_providers()
     frameworks = sorted({e.framework for e in _REGISTRY.values()})
-    if framework is not None and framework not in frameworks:
-        raise ValueError(describe_choice("framework", framework, frameworks))
+    if framework is not None:
+        canonical = _FRAMEWORKS.get(framework) if isinstance(framework, str) else None
+        if canonical not in frameworks:
+            accepted = [k for k, v in _FRAMEWORKS.items() if v in frameworks]
+            raise ValueError(describe_choice("framework", framework, accepted))
+        framework = canonical
     return sorted(n for n, e in _REGISTRY.items() if framework is None or e.framework == framework)

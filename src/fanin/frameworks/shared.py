@@ -1,27 +1,29 @@
-"""What the Keras, TF 1.x and JAX namespaces share: layouts, seeds, orthogonal matrices, variance scaling.
+"""What the Keras, TF 1.x and JAX schemes share: layouts, seeds, orthogonal matrices, variance scaling.
 
 Those frameworks store kernels as (*kernel, in, out); torch stores (out, in, *kernel). A scheme
 of theirs applied to a torch weight (``layout="torch"``) computes its fans and structure on the
-equivalent kernel shape (:func:`fanin.formulas.fans.kernel_shape_from_torch`) and writes the values
-back in the torch layout, so the torch layer ends up as that framework's layer would.
+equivalent kernel shape (:meth:`fanin.frameworks.record.Framework.kernel_shape`) and writes the
+values back in the torch layout, so the torch layer ends up as that framework's layer would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import torch
 
 from fanin import rng
 from fanin.errors import SchemeArgumentError, describe_choice, shown
-from fanin.formulas.fans import compute_fans, kernel_shape_from_torch
-from fanin.rng.threads import one_thread
+from fanin.formulas.fans import kernel_shape_from_torch
 from fanin.formulas.variance import (
     scaled_variance,
     truncated_normal_stddev,
     uniform_limit,
     untruncated_normal_stddev,
 )
+from fanin.frameworks.record import Framework
+from fanin.rng.threads import one_thread
 
 __all__ = [
     "check_layout",
@@ -33,12 +35,14 @@ __all__ = [
 ]
 
 
-def check_layout(scheme: str, layout: object, native: str) -> None:
-    if layout not in ("torch", native):
-        raise SchemeArgumentError(f"{scheme}: " + describe_choice("layout", layout, ["torch", native]))
+def check_layout(scheme: str, layout: object, framework: Framework) -> None:
+    """A scheme's ``layout`` argument: ``"torch"`` (a torch weight) or the framework's native layout."""
+    if layout not in ("torch", framework.layout):
+        raise SchemeArgumentError(f"{scheme}: " + describe_choice("layout", layout, ["torch", framework.layout]))
 
 
 def check_seed(scheme: str, seed: object) -> None:
+    """A Keras/TF 1.x ``seed`` argument: ``None`` or an int in [0, 2**64)."""
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**64):
         raise SchemeArgumentError(f"{scheme}: seed must be None or an int in [0, 2**64), got seed={shown(seed)}")
 
@@ -97,22 +101,21 @@ def variance_scaling_fill(
     scale: float,
     mode: str,
     distribution: str,
-    fans_layout: str,
+    framework: Framework,
     layout: str,
     guard: bool,
     generator,
-    in_axis=None,
-    out_axis=None,
-    batch_axis=(),
+    axes: Mapping[str, Any] | None = None,
 ) -> torch.Tensor:
     """Fill ``tensor`` by variance scaling; ``distribution`` is one of uniform, truncated_normal,
-    untruncated_normal (already mapped from each framework's own names)."""
+    untruncated_normal (already mapped from each framework's own names). The fans are the
+    framework's (:meth:`~fanin.frameworks.record.Framework.fans`, with the scheme's ``layout`` and
+    its axis arguments ``axes``), the very fans a plan shows for the scheme."""
     if distribution not in ("uniform", "truncated_normal", "untruncated_normal"):
         raise ValueError(
             describe_choice("distribution", distribution, ("truncated_normal", "uniform", "untruncated_normal"))
         )
-    kernel_shape, _ = kernel_view(tensor, layout)
-    fans = compute_fans(kernel_shape, fans_layout, in_axis=in_axis, out_axis=out_axis, batch_axis=batch_axis)
+    fans = framework.fans(tuple(tensor.shape), {**(axes or {}), "layout": layout})
     variance = scaled_variance(scale, fans.select(mode), guard=guard)
     if distribution == "uniform":
         limit = uniform_limit(variance)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.init as TI
 
 import fanin
+import fanin.frameworks.torch
 import fanin.init as FI
 from fanin.rng import Stream
 
@@ -282,7 +283,7 @@ def test_trunc_normal_warns_like_torch_when_mean_is_far():
 
 def test_trunc_normal_mirrors_the_installed_torch_algorithm():
     # torch 2.12 replaced the inverse-CDF algorithm by rejection sampling (PR #174997).
-    assert FI._TRUNC_NORMAL_REJECTION is (tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 12))
+    assert fanin.frameworks.torch._TRUNC_NORMAL_REJECTION is (tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 12))
 
 
 @pytest.mark.parametrize("params", [(0.5, 2.0, -1.0, 3.0), (0.0, 1.0, 1.0, 2.5), (0.0, 1.0, -2.0, 2.0)])
@@ -290,7 +291,7 @@ def test_trunc_normal_inverse_cdf_branch_is_truncnorm(params, monkeypatch):
     # The torch <= 2.11 branch, run here by switching the version flag. KS against
     # scipy.stats.truncnorm with standardized bounds computed here; fixed seed, threshold p > 1e-3.
     mean, std, a, b = params
-    monkeypatch.setattr(FI, "_TRUNC_NORMAL_REJECTION", False)
+    monkeypatch.setattr(fanin.frameworks.torch, "_TRUNC_NORMAL_REJECTION", False)
     n = 20000
     g = torch.Generator().manual_seed(2024)
     values = FI.trunc_normal_(torch.empty(n, dtype=torch.float64), mean, std, a, b, generator=g)
@@ -303,13 +304,13 @@ def test_trunc_normal_inverse_cdf_branch_is_truncnorm(params, monkeypatch):
     p = scipy.stats.kstest(values.numpy(), scipy.stats.truncnorm(alpha, beta, loc=mean, scale=std).cdf).pvalue
     assert p > 1e-3
     # and it is a different algorithm from the rejection sampler
-    monkeypatch.setattr(FI, "_TRUNC_NORMAL_REJECTION", True)
+    monkeypatch.setattr(fanin.frameworks.torch, "_TRUNC_NORMAL_REJECTION", True)
     other = FI.trunc_normal_(torch.empty(n, dtype=torch.float64), mean, std, a, b, generator=torch.Generator().manual_seed(2024))
     assert not torch.equal(values, other)
 
 
 def test_trunc_normal_inverse_cdf_branch_in_float32(monkeypatch):
-    monkeypatch.setattr(FI, "_TRUNC_NORMAL_REJECTION", False)
+    monkeypatch.setattr(fanin.frameworks.torch, "_TRUNC_NORMAL_REJECTION", False)
     values = FI.trunc_normal_(torch.empty(20000), 0.0, 1.0, -1.5, 0.5, generator=torch.Generator().manual_seed(7))
     assert values.dtype == torch.float32
     assert -1.5 <= values.min().item() and values.max().item() <= 0.5

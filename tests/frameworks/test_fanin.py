@@ -1,4 +1,4 @@
-"""fanin.composite: fanin's own composite schemes (per-gate blocks, padded rows, the LSUV start and mark).
+"""fanin.frameworks.fanin (public face fanin.composite): fanin's own composite schemes (per-gate blocks, padded rows, the LSUV start and mark).
 
 Bit-exact against torch's own draws where a scheme reuses them (padded_normal, zeros_after_uniform),
 exact properties (zero rows, gate blocks, W^T W = scale^2 I) and KS tests (scipy, fixed seed,
@@ -15,7 +15,7 @@ from scipy import stats
 import fanin
 import fanin.composite
 import fanin.diagnostics.lsuv
-import fanin.rules.defaults
+import fanin.frameworks.fanin
 from fanin.composite import LSUV_MARK, is_marked, lsuv_scheme
 from fanin.errors import SchemeArgumentError
 from fanin.schemes.registry import lookup
@@ -42,13 +42,13 @@ def test_the_registry_finds_them_in_this_module():
     names = ["fanin.gate_constant", "fanin.gate_uniform", "fanin.gatewise_orthogonal", "fanin.padded_normal",
              "fanin.zeros_after_uniform", "lsuv"]
     assert [n for n in fanin.list_schemes() if n.startswith("fanin.") or n == "lsuv"] == names
-    assert {lookup(n).fn.__module__ for n in names} == {"fanin.composite"}
+    assert {lookup(n).fn.__module__ for n in names} == {"fanin.frameworks.fanin"}
     assert fanin.get("lsuv").framework == "torch" and fanin.get("fanin.gate_constant(values=[1.0])").framework == "fanin"
 
 
-def test_former_homes_re_export_the_same_objects():
-    for name in ("gate_constant_", "gate_uniform_", "gatewise_orthogonal_", "padded_normal_", "zeros_after_uniform_"):
-        assert getattr(fanin.rules.defaults, name) is getattr(fanin.composite, name)
+def test_the_public_face_and_lsuv_re_export_the_same_objects():
+    for name in fanin.composite.__all__:
+        assert getattr(fanin.composite, name) is getattr(fanin.frameworks.fanin, name)
     assert fanin.diagnostics.lsuv.lsuv_scheme is lsuv_scheme
     assert fanin.diagnostics.lsuv.is_marked is is_marked
 

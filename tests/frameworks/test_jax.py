@@ -268,8 +268,9 @@ def test_direct_calls_are_validated_too():
 
 
 def test_fill_rejects_an_unmapped_distribution():
-    from fanin.schemes.framework import variance_scaling_fill
+    from fanin.frameworks.jax import JAX
+    from fanin.frameworks.shared import variance_scaling_fill
 
     with pytest.raises(ValueError, match=r"Unknown distribution 'normal'\. Did you mean 'uniform'\? Accepted: 'truncated_normal', 'uniform', 'untruncated_normal'\."):
-        variance_scaling_fill(torch.empty(3, 4), scale=1.0, mode="fan_in", distribution="normal", fans_layout="jax",
+        variance_scaling_fill(torch.empty(3, 4), scale=1.0, mode="fan_in", distribution="normal", framework=JAX,
                               layout="torch", guard=False, generator=None)
