@@ -1,4 +1,4 @@
-"""Imports flow one way (STYLE.md): diagnostics import nothing from reports or the CLI, and the
+"""Imports flow one way (CONTRIBUTING.md): diagnostics import nothing from reports or the CLI, and the
 probe function is not shadowed by a module of the same name. The one exception, as in
 tests/test_layering.py: a record's ``__str__`` may import its renderer from ``fanin.report``."""
 

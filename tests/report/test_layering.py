@@ -1,4 +1,4 @@
-"""Reports sit left of the CLI (STYLE.md): nothing in fanin.report imports fanin.cli."""
+"""Reports sit left of the CLI (CONTRIBUTING.md): nothing in fanin.report imports fanin.cli."""
 
 import ast
 from pathlib import Path
