@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from fanin.auditing.hypotheses import Dist
 from fanin.rng import Stream
 from fanin.rng.recording import DrawRecorder
 from fanin.rng.transforms import Normal, TruncatedNormal, Uniform
@@ -46,9 +47,13 @@ from fanin.schemes.scheme import Scheme
 
 __all__ = [
     "ARG_VARIANTS",
+    "FRAMEWORK_ORDER",
     "NOTES",
     "Candidate",
     "GATE_ARGS",
+    "Group",
+    "continuous_groups",
+    "group_candidates",
     "continuous_candidates",
     "entries_of",
     "fit_direct",
@@ -91,6 +96,18 @@ GATE_ARGS: dict[str, str] = {"values": "constant", "bounds": "uniform", "gates":
 _IGNORED = {"seed", "layout", "verify_shape"}
 _MAX_VARIANTS = 400
 _PROXY_ELEMENTS = 4096
+# A normal cut at ±6.1 std leaves out 1.1e-9 of its mass: indistinguishable from the normal below
+# a billion values (timm's trunc_normal_(std=0.02) cuts at ±2, i.e. ±100 std).
+_UNCUT = 6.1
+
+#: Schemes listed after every other equivalent name: a data-dependent scheme whose start is the
+#: distribution (LSUV starts orthogonal, then rescales each layer by its activations).
+DEMOTED = frozenset({"lsuv"})
+
+#: Framework order of equivalent names: the module's native framework first ("torch" for
+#: PyTorch modules and torch-layout checkpoints, "keras" for keras-layout ones).
+FRAMEWORK_ORDER = {"torch": ("torch", "fanin", "keras", "tf1", "jax"),
+                   "keras": ("keras", "jax", "tf1", "torch", "fanin")}
 
 
 @dataclass(frozen=True)
@@ -117,12 +134,22 @@ class Candidate:
         return NOTES.get(self.scheme.split(" at ")[0], "")
 
     def effective_kind(self) -> str:
-        """``normal`` for a truncated normal cut beyond ±4 std (indistinguishable from a normal)."""
+        """The kind of :meth:`as_dist` (a truncated normal cut beyond ±6.1 std is a normal)."""
+        return self.as_dist().kind if self.kind in _CONTINUOUS else self.kind
+
+    def as_dist(self) -> Dist:
+        """The candidate as a :class:`~fanin.auditing.hypotheses.Dist` (continuous kinds), a
+        truncated normal whose cut leaves out less than 1e-9 of the mass being the normal."""
+        p = self.params
+        if self.kind in ("normal", "sparse"):
+            return Dist("normal", (p.get("mean", 0.0), p["std"]))
+        if self.kind == "uniform":
+            return Dist("uniform", (p["low"], p["high"]))
         if self.kind == "truncated_normal":
-            p = self.params
-            if (p["upper"] - p["mean"]) / p["std"] > 4 and (p["mean"] - p["lower"]) / p["std"] > 4:
-                return "normal"
-        return self.kind
+            if min(p["upper"] - p["mean"], p["mean"] - p["lower"]) / p["std"] > _UNCUT:
+                return Dist("normal", (p["mean"], p["std"]))
+            return Dist("truncated_normal", (p["mean"], p["std"], p["lower"], p["upper"]))
+        raise ValueError(f"a {self.kind} candidate is not a continuous distribution")
 
     @functools.cached_property
     def moments(self) -> tuple[float, float, float, float, float]:
@@ -236,7 +263,7 @@ def _dedupe(found: list[Candidate]) -> list[Candidate]:
     return list(best.values())
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=512)
 def continuous_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
     """Every registered uniform / normal / truncated-normal scheme, with its argument variants, at ``shape``."""
     found = []
@@ -268,7 +295,7 @@ def _proxy(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(min(d, 8) if i < 2 else min(d, 3) for i, d in enumerate(shape))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)
 def orthogonal_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
     """Every registered orthogonal scheme at its defaults and gain variants, with the gain it gives."""
     found = []
@@ -493,3 +520,75 @@ def _shortest(value: float, dtype: torch.dtype) -> float:
         if torch.tensor(short, dtype=dtype).item() == value:
             return short
     return float(value)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Candidates that draw the same distribution at this shape: one hypothesis, several names.
+    ``members`` are ordered native framework first; ``fitted`` when every member's arguments
+    were solved from the data; ``at_fans`` when every member was evaluated at the layer weight's
+    fans rather than the tensor's own shape."""
+
+    dist: Dist
+    members: tuple[Candidate, ...]
+    fitted: bool
+    at_fans: bool = False
+
+    @property
+    def first(self) -> Candidate:
+        return self.members[0]
+
+
+def _dist_key(d: Dist) -> tuple:
+    return (d.kind, *(float(f"{v:.10g}") for v in d.params))
+
+
+def _member_order(native: str):
+    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+
+    def key(c: Candidate):
+        rank = order.index(c.framework) if c.framework in order else len(order)
+        return (c.entry in DEMOTED, rank, not c.note, len(c.scheme), c.scheme)
+
+    return key
+
+
+def group_candidates(cands: list[Candidate], native: str = "torch") -> list[Group]:
+    """Group continuous candidates by distribution (:meth:`Candidate.as_dist`, equal to 10
+    significant digits), members ordered by :data:`FRAMEWORK_ORDER` of ``native``, then noted
+    before plain, then the shorter spec.
+
+    >>> [g.first.scheme for g in group_candidates(list(continuous_candidates((64, 32))))
+    ...  if "xavier_uniform" in [c.scheme for c in g.members]]
+    ['xavier_uniform']
+    """
+    groups: dict[tuple, list[Candidate]] = {}
+    dists: dict[tuple, Dist] = {}
+    for c in cands:
+        d = c.as_dist()
+        key = _dist_key(d)
+        groups.setdefault(key, []).append(c)
+        dists.setdefault(key, d)
+    out = []
+    order = _member_order(native)
+    for key, members in groups.items():
+        seen, unique = set(), []
+        for m in sorted(members, key=order):
+            if m.scheme not in seen:
+                seen.add(m.scheme)
+                unique.append(m)
+        out.append(Group(dists[key], tuple(unique), all(m.fitted for m in unique)))
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def continuous_groups(shape: tuple[int, ...], fans_shape: tuple[int, ...] | None = None,
+                      native: str = "torch") -> tuple[Group, ...]:
+    """:func:`group_candidates` of every continuous candidate at ``shape`` and, for a tensor whose
+    scheme takes another tensor's fans (a bias), at ``fans_shape``; a group whose distribution
+    only the fans' candidates draw is ``at_fans``."""
+    own = list(continuous_candidates(shape))
+    own_keys = {_dist_key(c.as_dist()) for c in own}
+    extra = [] if fans_shape is None else list(continuous_candidates(tuple(fans_shape)))
+    groups = group_candidates(own + extra, native)
+    return tuple(Group(g.dist, g.members, g.fitted, _dist_key(g.dist) not in own_keys) for g in groups)
