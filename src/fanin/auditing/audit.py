@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from fanin.auditing.candidates import NOTES as _NOTES
 from fanin.auditing.dtypes import dtype_name, unreadable_reason
 from fanin.auditing.evidence import holm
 from fanin.auditing.hypotheses import PARAMS, Dist, SampleView, assess
@@ -292,7 +293,35 @@ def audit(source: object, *, layout: str = "torch", names: list[str] | None = No
             by_name[target] = replace(by_name[target], tied=by_name[target].tied + (alias,))
     records = [by_name[r.name] for r in records]
     records, pools = _pool(records, small, src)
+    records = _consensus(records)
     return AuditReport(src.label, src.layout_note, tuple(_alarms(records, alpha)), skipped, tied, alpha, tuple(pools))
+
+
+def _consensus(records: list[TensorRecord]) -> list[TensorRecord]:
+    """Among a first match's equivalent names (the same distribution at that shape), the one that
+    the most tensors of the source share comes first: a square conv's ``kaiming_normal`` is also
+    ``kaiming_normal(mode='fan_out')``, which the model's other convs single out (ties keep the
+    native framework first)."""
+    counts: dict[str, int] = {}
+    for r in records:
+        if r.inference.matches:
+            for n in set(r.inference.matches[0].names):
+                counts[n] = counts.get(n, 0) + 1
+    out = []
+    for r in records:
+        i = r.inference
+        if not i.matches or len(i.matches[0].names) < 2:
+            out.append(r)
+            continue
+        first = i.matches[0]
+        names = tuple(sorted(first.names, key=lambda n: -counts.get(n, 0)))  # stable: ties keep their order
+        if names[0] == first.scheme:
+            out.append(r)
+            continue
+        note = first.note if not _NOTES.get(names[0]) else _NOTES[names[0]]
+        moved = replace(first, scheme=names[0], names=names, note=note)
+        out.append(replace(r, inference=replace(i, matches=(moved,) + i.matches[1:])))
+    return out
 
 
 def _alarms(records: list[TensorRecord], alpha: float) -> list[TensorRecord]:
@@ -377,29 +406,80 @@ def _pool_label(r: TensorRecord, count: int) -> str:
 
 
 def role_groups(records: tuple[TensorRecord, ...] | list[TensorRecord]) -> tuple[RoleGroup, ...]:
-    """Records grouped by (role, answer): the lines of a report's summary, roles in
-    :data:`~fanin.auditing.roles.ROLES` order, larger groups first. A fitted normal std that is
-    another group's std over :math:`\\sqrt{2L}` (L the model's number of blocks, within 4
-    standard errors) is noted as residual scaling (GPT-2's ``c_proj``)."""
+    r"""Records grouped by (role, answer): the lines of a report's summary, roles in
+    :data:`~fanin.auditing.roles.ROLES` order, larger groups first.
+
+    Tensors of one name pattern whose fitted literals differ only by rounding (``normal(std=0.007)``
+    and ``normal(std=0.0071)``) share one line when one of their literals is within 4 standard
+    errors of every member's std. A fitted normal std that is another group's std over
+    :math:`\sqrt{2L}` or :math:`\sqrt L` (L the model's number of blocks, within 4 standard errors)
+    is noted as residual scaling (GPT-2's ``c_proj``)."""
+    answers = _summary_answers(list(records))
     buckets: dict[tuple, list[TensorRecord]] = {}
     for r in records:
-        i = r.inference
-        first = i.matches[0] if i.matches and not i.trained else None
-        key = (r.role, r.module_type if r.role == "other" else None, i.label, first.description if first else i.family)
+        label, description, _ = answers[r.name]
+        key = (r.role, r.module_type if r.role == "other" else None, label, description)
         buckets.setdefault(key, []).append(r)
     layers = layer_count([r.name for r in records])
-    stds = _literal_stds(buckets)
+    stds = _literal_stds(buckets, answers)
     out = []
     for (role, module_type, label, description), members in buckets.items():
         first_inf = members[0].inference
-        first = first_inf.matches[0] if first_inf.matches and not first_inf.trained else None
+        _, _, match = answers[members[0].name]
         patterns = tuple(dict.fromkeys(name_pattern(m.name) for m in members))
-        relation = _relation(members, first, stds, layers) if first is not None else ""
-        out.append(RoleGroup(role if module_type is None else f"{role} ({module_type})", patterns, len(members), label, description if first else
-                             ("looks trained" if first_inf.trained else first_inf.family),
-                             first.note if first else "", first.names if first else (), first_inf.trained, relation))
+        relation = _relation(members, match, stds, layers) if match is not None else ""
+        out.append(RoleGroup(role if module_type is None else f"{role} ({module_type})", patterns, len(members), label,
+                             description, match.note if match else "", match.names if match else (),
+                             first_inf.trained, relation))
     out.sort(key=lambda g: (_role_rank(g.role), -g.count, g.label))
     return tuple(out)
+
+
+def _summary_answers(records: list[TensorRecord]) -> dict[str, tuple[str, str, object]]:
+    """name -> (label, description, first match or None) for the summary, with literals that
+    differ by rounding within a name pattern unified (see :func:`role_groups`)."""
+    out: dict[str, tuple[str, str, object]] = {}
+    for r in records:
+        i = r.inference
+        if i.trained or not i.matches:
+            out[r.name] = ("looks trained" if i.trained else i.family, "looks trained" if i.trained else i.family, None)
+        else:
+            out[r.name] = (i.label, i.matches[0].description, i.matches[0])
+    by_pattern: dict[tuple, list[TensorRecord]] = {}
+    for r in records:
+        m = out[r.name][2]
+        if m is not None and m.fitted and m.family in ("normal", "uniform"):
+            by_pattern.setdefault((name_pattern(r.name), r.shape, m.family), []).append(r)
+    for members in by_pattern.values():
+        matches = {out[r.name][2].scheme: out[r.name][2] for r in members}
+        if len(matches) < 2:
+            continue
+        for m in sorted(matches.values(), key=lambda m: (len(m.description), m.description)):
+            std = _match_std(m)
+            if std and all(_std_close(r, std) for r in members):
+                for r in members:
+                    out[r.name] = (m.label, m.description, m)
+                break
+    return out
+
+
+def _match_std(m) -> float | None:
+    """The std a fitted normal or symmetric uniform literal describes (from its description)."""
+    try:
+        if m.family == "normal":
+            mean, std = (float(v) for v in m.description[2:-1].split(","))
+            return std if mean == 0 else None
+        if m.description.startswith("U(±"):
+            return float(m.description[3:-1]) / math.sqrt(3)
+    except ValueError:
+        return None
+    return None
+
+
+def _std_close(r: TensorRecord, std: float) -> bool:
+    s = r.summary
+    se = math.sqrt(max(s.kurtosis + 2, 0.1) / (4 * max(s.numel, 1)))
+    return abs(s.std / std - 1) <= 4 * se + 1e-4
 
 
 def _role_rank(role: str) -> int:
@@ -407,16 +487,15 @@ def _role_rank(role: str) -> int:
     return ROLES.index(base) if base in ROLES else len(ROLES)
 
 
-def _literal_stds(buckets) -> list[tuple[float, int]]:
+def _literal_stds(buckets, answers) -> list[tuple[float, int]]:
     """(std, tensor count) of the fitted zero-mean normal answers, most common first."""
     found: dict[float, int] = {}
     for members in buckets.values():
-        i = members[0].inference
-        if i.trained or not i.matches:
+        m = answers[members[0].name][2]
+        if m is None or members[0].inference.trained or m.family != "normal" or not m.fitted:
             continue
-        m = i.matches[0]
-        if m.family == "normal" and m.fitted and i.distribution.get("mean", 1.0) == 0.0:
-            std = i.distribution["std"]
+        std = _match_std(m)
+        if std:
             found[std] = found.get(std, 0) + len(members)
     return sorted(found.items(), key=lambda kv: -kv[1])
 

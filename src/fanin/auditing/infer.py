@@ -373,11 +373,14 @@ def _truncnorm_std(t: float) -> float:
 
 
 def _solve_cut(ratio: float) -> float | None:
-    """t with std(N(0,1) cut at ±t) / t = ratio (decreasing from 1/sqrt(3) at 0); None beyond [0.05, 5]."""
+    """t with std(N(0,1) cut at ±t) / t = ratio (decreasing from 1/sqrt(3) at 0); None outside
+    [0.05, 3]: a fitted cut beyond 3 std leaves out less than 0.27% of the mass and, placed at
+    the largest value, buys likelihood for free (the normal is the answer there; registered
+    truncations at any cut remain candidates)."""
     from scipy.optimize import brentq
 
     f = lambda t: _truncnorm_std(t) / t - ratio  # noqa: E731
-    lo, hi = 0.05, 5.0
+    lo, hi = 0.05, 3.0
     if not (f(lo) > 0 > f(hi)):
         return None
     return float(brentq(f, lo, hi, xtol=1e-10))
@@ -430,16 +433,19 @@ def _literal_spec(d: Dist) -> str:
 
 
 def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
-    """(passing, best rejected) fitted literal per family."""
+    """(passing, best rejected) fitted literal per family: the roundest literal that passes the
+    tests and is within sampling error of the family's best fit in likelihood (:func:`_close_to_best`)."""
     shape = ctx.shape or (tuple(t.shape) if t.dim() >= 1 else (1,))
     passing, rejected = [], []
     for kind in ("uniform", "normal", "truncated_normal"):
         best = None
         literals = _literals(kind, s)
         fits = assess_all([d for d, _ in literals], s, view, eff)
+        top_ll = max((f.loglik for f in fits), default=-math.inf)
+        top_ll = max(top_ll, _best_loglik(kind, s, eff))
         for (dist, k), fit in zip(literals, fits):
             hyp = _Hyp(dist, None, (), "", k, False, fit, _score(fit, k, s.n))
-            if fit.p >= ALPHA_FIT:
+            if fit.p >= ALPHA_FIT and _close_to_best(kind, k, top_ll - fit.loglik):
                 names = _literal_names(dist.kind, dist.params, shape, ctx.native) or (_literal_spec(dist),)
                 note = next((NOTES[n] for n in names if n in NOTES), "")
                 passing.append(replace(hyp, names=names, note=note))
@@ -450,6 +456,28 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
             if best is not None:
                 rejected.append(replace(best, names=(_literal_spec(best.dist),)))
     return passing, rejected
+
+
+def _best_loglik(kind: str, s: Scan, eff: torch.dtype) -> float:
+    """The family's maximum log-likelihood where it is known in closed form: a uniform's on
+    [min, max] (scan units, as :func:`~fanin.auditing.hypotheses.assess_all`)."""
+    if kind != "uniform" or not s.hi > s.lo:
+        return -math.inf
+    return -s.n * math.log(s.hi - s.lo)
+
+
+def _close_to_best(kind: str, k: int, drop: float) -> bool:
+    r"""Whether a literal ``drop`` nats below the family's best fit is within sampling error, at
+    :data:`ALPHA_FIT`: the likelihood-ratio statistic :math:`2\Delta` is :math:`\chi^2_k` for the
+    normal families (Wilks), and :math:`\Delta` is a sum of k unit exponentials for a uniform's
+    bounds (:math:`n(b - \hat b)/b \sim \mathrm{Exp}(1)` for a bound estimated by an extreme)."""
+    from scipy.special import chdtri, gammainccinv
+
+    if drop <= 0:
+        return True
+    if kind == "uniform":
+        return drop <= float(gammainccinv(k, ALPHA_FIT))
+    return 2 * drop <= float(chdtri(k, ALPHA_FIT))
 
 
 def _merge(named: list[_Hyp], fitted: list[_Hyp], native: str) -> list[_Hyp]:
@@ -545,10 +573,13 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
         return Inference("unknown", {}, s.std, (), "none", False,
                          f"no hypothesis passes at the {ALPHA_FIT:g} level (closest: {shown})", tuple(ev),
                          combine(ev), s.n, dt, ed, tuple(notes), rejected_matches)
-    # A fitted literal within 1% (total variation) of a better-ranked hypothesis says nothing new.
+    # A fitted literal of another family within 1% (total variation) of a better-ranked hypothesis
+    # says nothing new (a normal cut at 3 std beside the normal); one of the same family is the
+    # literal description of a formula's fit and is reported beside it.
     kept: list[_Hyp] = []
     for h in passing:
-        if h.fitted and any(total_variation(h.dist, k.dist) < MATERIAL_TV for k in kept):
+        if h.fitted and any(k.dist.kind != h.dist.kind and total_variation(h.dist, k.dist) < MATERIAL_TV
+                            for k in kept):
             continue
         kept.append(h)
     passing = kept
