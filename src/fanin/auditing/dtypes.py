@@ -77,10 +77,11 @@ def mantissa_digits(dtype: torch.dtype) -> int:
     return 1 - int(round(np.log2(_finfo(dtype)[0])))
 
 
-def rounding_interval(values: np.ndarray, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+def rounding_interval(values: np.ndarray, dtype: torch.dtype, *, nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi): the real numbers that round to each of ``values`` (representable in ``dtype``)
     under some rounding mode: from the previous representable value to the next one (see the
-    module docstring)."""
+    module docstring); with ``nearest``, under round-to-nearest only (half a spacing each side:
+    the intervals then tile the line, as a probability mass function needs)."""
     eps, tiny = _finfo(dtype)
     v = np.asarray(values, dtype=np.float64)
     a = np.abs(v)
@@ -90,6 +91,8 @@ def rounding_interval(values: np.ndarray, dtype: torch.dtype) -> tuple[np.ndarra
     sub = a < tiny
     up = np.where(sub, tiny * eps, up)
     down = np.where(sub, tiny * eps, down)
+    if nearest:
+        up, down = up / 2, down / 2
     # Toward larger magnitude the spacing is `up`, toward smaller `down`: mirrored for negatives.
     hi = np.where(v >= 0, v + up, v + down)
     lo = np.where(v > 0, v - down, v - up)

@@ -90,11 +90,9 @@ def tw1_sf(s: float) -> float:
     """
     from scipy.special import itairy
 
-    if s >= 0:
-        tail = 1 / 3 - float(itairy(s)[0])
-    else:
-        tail = 1 / 3 + float(itairy(-s)[2])
-    return float(min(1.0, max(0.0, 0.5 * tail)))
+    if s <= 0:  # the Airy approximation is a right-tail one; below the median region say 1 (conservative)
+        return 1.0
+    return float(min(1.0, max(0.0, 0.5 * (1 / 3 - float(itairy(s)[0])))))
 
 
 def _p_text(p: float) -> str:

@@ -164,7 +164,7 @@ class Dist:
         if mantissa_digits(dtype) > 4:
             return self.moments
         grid = _grid(dtype)
-        lo, hi = rounding_interval(grid, dtype)
+        lo, hi = rounding_interval(grid, dtype, nearest=True)  # a cast rounds to nearest
         p = np.clip(self.cdf(hi) - self.cdf(lo), 0.0, None)
         total = p.sum()
         if not total > 0:
