@@ -399,7 +399,8 @@ def _pool_label(r: TensorRecord, count: int) -> str:
     where = r.module_type or r.role
     if r.fans is not None:
         where += f"({r.fans[0]:g}->{r.fans[1]:g})"
-    return f"{where} {kind}{'s' if count != 1 else ''}"
+    plural = "" if count == 1 else ("es" if kind.endswith("s") else "s")
+    return f"{where} {kind}{plural}"
 
 
 # --------------------------------------------------------------------------- summary by role

@@ -74,9 +74,15 @@ _LOG_SQRT2PI = math.log(2 * math.pi) / 2
 
 
 def _ndtr(x):
-    from scipy.special import ndtr
+    return _special().ndtr(x)
 
-    return ndtr(x)
+
+@functools.lru_cache(maxsize=1)
+def _special():
+    """``scipy.special``, imported on first use (heavy imports are deferred)."""
+    import scipy.special
+
+    return scipy.special
 
 
 @dataclass(frozen=True)
@@ -290,10 +296,11 @@ def assess(dist: Dist, s: Scan, view: SampleView, dtype: torch.dtype, *, skip: t
 
 
 def assess_all(dists: list[Dist], s: Scan, view: SampleView, dtype: torch.dtype, *, skip: tuple[str, ...] = (),
-               delta: float | None = None) -> list[Fit]:
+               delta: float | None = None, cutoff: float | None = None) -> list[Fit]:
     r"""Run the tests of the module docstring for each of ``dists`` (in the tensor's own units)
     against the scan ``s`` of values stored in ``dtype``; ``skip`` names tests a fitted parameter
-    came from. Also the log-likelihood of all values, in scan units (the constant
+    came from; with ``cutoff``, the KS test (the costly one) is run only for hypotheses that the
+    other tests have not already rejected below it. Also the log-likelihood of all values, in scan units (the constant
     :math:`-n \log(\text{unit})` left out): :math:`-\tfrac n2 \log 2\pi\sigma^2 - n(m_2 + (\bar x -
     \mu)^2)/2\sigma^2` for a normal, :math:`-n \log(b - a)` for a uniform, the normal's minus
     :math:`n \log Z` for a truncated normal; :math:`-\infty` when the minimum or the maximum lies
@@ -339,15 +346,22 @@ def assess_all(dists: list[Dist], s: Scan, view: SampleView, dtype: torch.dtype,
             parts = np.stack([-np.expm1(_log_pow(sf[:, 0], n)), np.exp(_log_pow(sf[:, 1], n)),
                               -np.expm1(_log_pow(cdf[:, 0], n)), np.exp(_log_pow(cdf[:, 1], n))])
             tests["extremes"] = np.minimum(1.0, 4 * parts.min(axis=0))
+        ks = np.zeros(len(dists))
         if view.size:
-            f_hi, f_lo = batch.cdf(view.hi), batch.cdf(view.lo)
-            ks = np.maximum(np.max(view.cum[None, :] - f_hi, axis=1), np.max(f_lo - view.prev[None, :], axis=1))
-            ks = np.maximum(ks, 0.0)
+            alive = np.ones(len(dists), dtype=bool)
+            if cutoff is not None and tests:
+                ntests = len(tests) + ("ks" not in skip)
+                alive = ntests * np.min(np.stack(list(tests.values())), axis=0) >= cutoff
+            rows = np.flatnonzero(alive)
+            if rows.size:
+                sub = _Batch([dists[i] for i in rows], u)
+                f_hi, f_lo = sub.cdf(view.hi), sub.cdf(view.lo)
+                d = np.maximum(np.max(view.cum[None, :] - f_hi, axis=1), np.max(f_lo - view.prev[None, :], axis=1))
+                ks[rows] = np.maximum(d, 0.0)
             if "ks" not in skip:
                 root = math.sqrt(view.size)
-                tests["ks"] = np.where(ks > 0, kolmogorov((root + 0.12 + 0.11 / root) * ks), 1.0)
-        else:
-            ks = np.zeros(len(dists))
+                p_ks = np.where(ks > 0, kolmogorov((root + 0.12 + 0.11 / root) * ks), 1.0)
+                tests["ks"] = np.where(alive, p_ks, np.nan)
         # Log-likelihood; a bounded support must hold the minimum and the maximum after rounding.
         lows = np.where(batch.uni, batch.p[:, 0], np.where(batch.trunc, batch.p[:, 2], -np.inf))
         highs = np.where(batch.uni, batch.p[:, 1], np.where(batch.trunc, batch.p[:, 3], np.inf))
@@ -359,7 +373,8 @@ def assess_all(dists: list[Dist], s: Scan, view: SampleView, dtype: torch.dtype,
     names = list(tests)
     out = []
     for i in range(len(dists)):
-        t = {k: float(tests[k][i]) for k in names}
-        p = min(1.0, len(t) * min(t.values())) if t else 1.0
+        t = {k: float(tests[k][i]) for k in names if not np.isnan(tests[k][i])}
+        # Bonferroni over the tests the hypothesis was given (a skipped KS still counts).
+        p = min(1.0, len(names) * min(t.values())) if t else 1.0
         out.append(Fit(p, t, float(ll[i]), float(ratio[i]), float(ks[i])))
     return out

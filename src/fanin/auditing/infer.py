@@ -74,6 +74,7 @@ from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess_all
 from fanin.auditing.records import Inference, Match, Summary
 from fanin.auditing.roles import is_norm
 from fanin.auditing.scan import Scan, scan
+from fanin.rng.threads import one_thread
 from fanin.auditing.structure import (
     describe,
     infer_constant,
@@ -195,11 +196,14 @@ def analyse(tensor: torch.Tensor, ctx: Context = Context()) -> tuple[Inference, 
     if t.is_meta:
         return _unreadable(t, "on the meta device (no values)"), None
     work = t.to(torch.float16) if t.dtype in _VIA_FLOAT16 else t
-    try:
-        s = scan(work)
-    except (RuntimeError, TypeError, NotImplementedError) as err:  # a dtype torch can convert but not reduce
-        return _unreadable(t, f"dtype={dtype_name(t.dtype)}: {str(err).splitlines()[0] if str(err) else err}"), None
-    inference = _infer(work, s, ctx)
+    # One torch thread: small float64 ops are 20x slower on two contended threads (measured), and
+    # the eigenvalues and Gram matrices then have the same bits whatever the thread count.
+    with one_thread():
+        try:
+            s = scan(work)
+        except (RuntimeError, TypeError, NotImplementedError) as err:  # a dtype torch converts but cannot reduce
+            return _unreadable(t, f"dtype={dtype_name(t.dtype)}: {str(err).splitlines()[0] if str(err) else err}"), None
+        inference = _infer(work, s, ctx)
     if work is not t:
         inference = replace(inference, dtype=dtype_name(t.dtype))
     return inference, s
@@ -297,7 +301,7 @@ def _named(t, s, view, eff, ctx) -> list[_Hyp]:
     keep = _prescreen(moments, s, unit_roundoff(eff))
     chosen = [g for g, ok in zip(groups, keep) if ok]
     out = []
-    for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff)):
+    for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT)):
         k = 0 if not g.fitted else 1
         out.append(_Hyp(g.dist, g, tuple(c.scheme for c in g.members), g.first.note, k, g.at_fans, fit,
                         _score(fit, k, s.n)))
@@ -320,6 +324,7 @@ def _literals(kind: str, s: Scan) -> list[tuple[Dist, int]]:
         for d in digits:
             mu = 0.0 if zero_mean else nice(mean, d)
             out.append((Dist("normal", (mu, nice(sd, d))), 1 + (mu != 0)))
+        out.append((Dist("normal", (mean, sd)), 2))  # the free fit, mean not snapped to 0
     elif kind == "uniform":
         w = hi - lo
         # Symmetric within noise (the range's ends move by about w/n) and a spacing of the dtype.
@@ -349,6 +354,7 @@ def _literals(kind: str, s: Scan) -> list[tuple[Dist, int]]:
                 out.append((Dist("truncated_normal", (mu, std, mu - 2 * std, mu + 2 * std)), 1 + extra))
             half = nice(c, d)
             out.append((Dist("truncated_normal", (mu, std, mu - half, mu + half)), 2 + extra))
+        out.append((Dist("truncated_normal", (mean, s_pre, mean - c, mean + c)), 3))  # the free fit
     return out
 
 
@@ -440,18 +446,18 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
     for kind in ("uniform", "normal", "truncated_normal"):
         best = None
         literals = _literals(kind, s)
-        fits = assess_all([d for d, _ in literals], s, view, eff)
+        fits = assess_all([d for d, _ in literals], s, view, eff, cutoff=ALPHA_FIT)
         top_ll = max((f.loglik for f in fits), default=-math.inf)
         top_ll = max(top_ll, _best_loglik(kind, s, eff))
         for (dist, k), fit in zip(literals, fits):
             hyp = _Hyp(dist, None, (), "", k, False, fit, _score(fit, k, s.n))
+            if best is None or fit.p > best.fit.p:
+                best = hyp
             if fit.p >= ALPHA_FIT and _close_to_best(kind, k, top_ll - fit.loglik):
                 names = _literal_names(dist.kind, dist.params, shape, ctx.native) or (_literal_spec(dist),)
                 note = next((NOTES[n] for n in names if n in NOTES), "")
                 passing.append(replace(hyp, names=names, note=note))
                 break
-            if best is None or fit.p > best.fit.p:
-                best = hyp
         else:
             if best is not None:
                 rejected.append(replace(best, names=(_literal_spec(best.dist),)))
@@ -565,7 +571,7 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
         if h.dist.kind not in best_rejected or h.fit.p > best_rejected[h.dist.kind].fit.p:
             best_rejected[h.dist.kind] = h
     rejected_matches = tuple(h.match(ctx.fans_of) for h in best_rejected.values())
-    best_p = max([h.fit.p for h in everything], default=0.0)
+    best_p = max([h.fit.p for h in everything + fit_rejected], default=0.0)
     ev = _evidence(t, s, keep_rows, ctx, None if passing else best_p)
     if not passing:
         shown = "; ".join(f"{h.dist.kind} {describe(h.dist)}: p={h.fit.p:.2g} ({_tests_text(h.fit)})"

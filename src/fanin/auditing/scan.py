@@ -1,9 +1,14 @@
 r"""One streaming pass over a tensor: exact moments of every value, row/column sums, a fixed sample.
 
-:func:`scan` reads the tensor in chunks of at most :data:`CHUNK` values, converts each chunk to
-float64 (the only float64 copy in memory is one chunk) and merges the chunk's central moments
-into running totals with the pairwise update of Pébay (2008, *Formulas for robust, one-pass
-parallel computation of covariances and arbitrary-order statistical moments*): for two parts
+:func:`scan` first draws the fixed sample (below), then reads the tensor in chunks of at most
+:data:`CHUNK` values and accumulates, in float64, the power sums :math:`\sum (x - c)^k`,
+:math:`k = 1..8`, about the sample's mean :math:`c` (a fraction of a standard deviation from the
+mean, so the central moments follow from them without cancellation), with one numba loop that
+reads each value once (:mod:`fanin.auditing._kernels`; numpy without numba). A chunk is converted
+at most to float32 (bfloat16 and float16 values are float32 values exactly); no float64 copy of
+the tensor, or of a chunk, is made. Subsets of values are removed (:meth:`Scan.without_rows`) with
+the pairwise update of Pébay (2008, *Formulas for robust, one-pass parallel computation of
+covariances and arbitrary-order statistical moments*) run backwards: for two parts
 :math:`a, b` with :math:`\delta = \bar x_b - \bar x_a` and :math:`n = n_a + n_b`,
 
 .. math::
@@ -12,11 +17,12 @@ parallel computation of covariances and arbitrary-order statistical moments*): f
     M_4 &= M_{4a} + M_{4b} + \delta^4 n_a n_b (n_a^2 - n_a n_b + n_b^2)/n^3
            + 6\delta^2 (n_a^2 M_{2b} + n_b^2 M_{2a})/n^2 + 4\delta (n_a M_{3b} - n_b M_{3a})/n
 
-(:math:`M_k = \sum (x - \bar x)^k`), and its general form for every order up to 8 (the norm
-tests of :mod:`fanin.auditing.evidence` need the kurtosis of squared values). Values are first divided by a power of two :attr:`Scan.unit`
-(within a factor 2 of the largest magnitude: an exact scaling), so no sum overflows even for values near the float64
-limit. The same pass accumulates, for tensors of 2 or more dims viewed as (shape[0], rest), the
-sum and the sum of squares of every row and every column, and counts exact zeros.
+(:math:`M_k = \sum (x - \bar x)^k`), and its general form (eq. 3.1) for every order up to 8 (the
+norm tests of :mod:`fanin.auditing.evidence` need the kurtosis of squared values). Values are
+divided by a power of two :attr:`Scan.unit` (within a factor 2 of the largest magnitude: an exact
+scaling), so no sum overflows even for values near the float64 limit. The same pass accumulates,
+for tensors of 2 or more dims viewed as (shape[0], rest), the sum and the sum of squares of every
+row and every column, and counts exact zeros.
 
 Distribution tests use a fixed sample: :data:`SAMPLE_SIZE` values drawn without replacement with
 ``numpy.random.default_rng(SAMPLE_SEED)`` (every value when the tensor has fewer), so a report is
@@ -278,6 +284,47 @@ def _count_nonfinite(t: torch.Tensor) -> tuple[int, int, int]:
     return nan, posinf, neginf
 
 
+def _kernels():
+    """:mod:`fanin.auditing._kernels`, or ``None`` without numba (imported once)."""
+    global _KERNELS
+    if _KERNELS is False:
+        try:
+            from fanin.auditing import _kernels as k
+        except ImportError:
+            k = None
+        _KERNELS = k
+    return _KERNELS
+
+
+_KERNELS: object = False
+
+
+def _central(raw: np.ndarray) -> tuple[float, tuple[float, ...]]:
+    """(mean, central moments of order 2..8) from the raw moments ``raw[k-1]`` = mean of v^k."""
+    a = [1.0, *raw.tolist()]
+    d = a[1]
+    out = []
+    for k in range(2, ORDER + 1):
+        out.append(sum(math.comb(k, j) * a[j] * (-d) ** (k - j) for j in range(k + 1)))
+    return d, tuple(max(v, 0.0) if k % 2 == 0 else v for k, v in zip(range(2, ORDER + 1), out))
+
+
+def _numpy_sums(b: np.ndarray, shift: float, inv: float, sums, row1, row2, col1, col2, c0: int) -> int:
+    """The kernel's sums with numpy (no numba): the same quantities in several passes, on a
+    float64 copy of the chunk (a float32 array minus a Python float stays float32 in numpy)."""
+    v = (b.astype(np.float64) - shift) * inv
+    v2 = v * v
+    v4 = v2 * v2
+    flat, flat2, flat4 = v.reshape(-1), v2.reshape(-1), v4.reshape(-1)
+    sums += [flat.sum(), flat2.sum(), flat2 @ flat, flat4.sum(), flat4 @ flat, flat4 @ flat2,
+             (flat4 * flat2) @ flat, flat4 @ flat4]
+    row1 += v.sum(1)
+    row2 += v2.sum(1)
+    col1[c0:c0 + b.shape[1]] += v.sum(0)
+    col2[c0:c0 + b.shape[1]] += v2.sum(0)
+    return int(b.size - np.count_nonzero(b))
+
+
 def scan(tensor: torch.Tensor) -> Scan:
     """One pass over ``tensor`` (any floating dtype torch converts to float64); see the module docstring."""
     t = tensor.detach()
@@ -294,43 +341,41 @@ def scan(tensor: torch.Tensor) -> Scan:
     biggest = max(abs(lo), abs(hi))
     unit = 1.0 if biggest == 0 else math.ldexp(1.0, math.frexp(biggest)[1] - 1)  # |x| / unit < 2
     inv = 1.0 / unit
-    rows, cols = _as_rows(t)
-    matrix = t.dim() >= 2
-    row_sum = np.zeros(rows) if matrix else None
-    row_sq = np.zeros(rows) if matrix else None
-    col_sum = np.zeros(cols) if matrix else None
-    col_sq = np.zeros(cols) if matrix else None
-    total = Moments.empty()
-    zeros = 0
-    for rs, cs in _blocks(rows, cols):
-        if matrix:
-            part = t[rs].reshape(rs.stop - rs.start, cols)[:, cs]
-        else:
-            part = (t.unsqueeze(0) if t.dim() == 1 else t.reshape(1, 1))[:, cs]
-        b = part.to(device="cpu", dtype=torch.float64).numpy()
-        if unit != 1.0:
-            b = b * inv
-        cnt = b.size
-        cm = float(b.mean())
-        dd = b - cm
-        powers, d2 = _powers(dd)
-        if matrix:
-            rsd, rqd = dd.sum(axis=1), d2.sum(axis=1)
-            csd, cqd = dd.sum(axis=0), d2.sum(axis=0)
-            ncols, nrows = b.shape[1], b.shape[0]
-            row_sum[rs] += rsd + ncols * cm
-            row_sq[rs] += rqd + 2 * cm * rsd + ncols * cm * cm
-            col_sum[cs] += csd + nrows * cm
-            col_sq[cs] += cqd + 2 * cm * csd + nrows * cm * cm
-        total = Moments.merge(total, Moments(cnt, cm, powers))
-        zeros += cnt - int(np.count_nonzero(b))
     if n <= SAMPLE_SIZE:
         flat = np.arange(n)
         sample = values_of(t) * inv
     else:
         flat = np.sort(np.random.default_rng(SAMPLE_SEED).choice(n, SAMPLE_SIZE, replace=False))
         sample = values_of(t, flat) * inv
-    return Scan(shape, t.dtype, unit, total, lo * inv, hi * inv, zeros, rows=rows, cols=cols, row_sum=row_sum,
+    # Power sums about the sample's mean (within a fraction of a std of the mean): the central
+    # moments then follow from them without cancellation.
+    shift = float(sample.mean()) * unit
+    rows, cols = _as_rows(t)
+    matrix = t.dim() >= 2
+    row1, row2 = np.zeros(rows), np.zeros(rows)
+    col1, col2 = np.zeros(cols), np.zeros(cols)
+    sums = np.zeros(ORDER)
+    zeros = 0
+    kernels = _kernels()
+    for rs, cs in _blocks(rows, cols):
+        if matrix:
+            part = t[rs].reshape(rs.stop - rs.start, cols)[:, cs]
+        else:
+            part = (t.unsqueeze(0) if t.dim() == 1 else t.reshape(1, 1))[:, cs]
+        if part.dtype not in (torch.float32, torch.float64):
+            part = part.to(torch.float32)  # bfloat16, float16 (and the float16 copy of float8): exact
+        b = np.ascontiguousarray(part.to(device="cpu").numpy())
+        add = kernels.power_sums if kernels is not None else _numpy_sums
+        zeros += add(b, shift, inv, sums, row1[rs], row2[rs], col1, col2, cs.start)
+    mean_v, central = _central(sums / n)
+    s0 = shift * inv
+    moments = Moments(n, mean_v + s0, central)
+    if matrix:
+        row_sum, row_sq = row1 + cols * s0, row2 + 2 * s0 * row1 + cols * s0 * s0
+        col_sum, col_sq = col1 + rows * s0, col2 + 2 * s0 * col1 + rows * s0 * s0
+    else:
+        row_sum = row_sq = col_sum = col_sq = None
+    return Scan(shape, t.dtype, unit, moments, lo * inv, hi * inv, zeros, rows=rows, cols=cols, row_sum=row_sum,
                 row_sq=row_sq, col_sum=col_sum, col_sq=col_sq, sample=sample, sample_rows=flat // cols,
                 sample_index=flat)
 

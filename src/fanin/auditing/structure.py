@@ -423,8 +423,16 @@ def infer_gate_uniform(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference 
         live = [p for p, z in zip(parts, zero) if not z]
         if not live or any(p.min() == p.max() for p in live):
             continue
-        if len(live) == len(parts) and stats.levene(*live, center="median").pvalue >= P_BLOCKS_DIFFER:
-            continue
+        if len(live) == len(parts):
+            # Blocks of one distribution have sample variances within a few standard errors
+            # (relative sd about sqrt(2/m) for m values); only a spread beyond 6 of them goes to
+            # Levene's test, which decides.
+            var = np.array([p.var() for p in live])
+            m = min(p.size for p in live)
+            if var.max() / var.min() < 1 + 6 * math.sqrt(2 / m) * (1 + math.sqrt(2 / m)):
+                continue
+            if stats.levene(*live, center="median").pvalue >= P_BLOCKS_DIFFER:
+                continue
         blocks = t.split(h)
         bounds, fits, scans = [], [], []
         for b, z in zip(blocks, zero):
