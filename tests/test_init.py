@@ -21,6 +21,7 @@ import scipy.stats
 import torch
 import torch.nn.init as TI
 
+import fanin
 import fanin.init as FI
 from fanin.rng import Stream
 
@@ -686,3 +687,23 @@ def test_torch_function_overrides_like_torch(name, kwargs):
         result = fn(_Intercepts(), **kwargs)
         assert result[0] == "intercepted" and result[1] is fn
         assert {k: v for k, v in result[2].items() if k in kwargs} == kwargs
+
+
+# --- non-finite arguments: a direct call behaves as torch's; the Scheme refuses ----------------
+
+NON_FINITE_CASES = [
+    ("normal_", {"std": math.inf}), ("normal_", {"mean": math.nan}), ("normal_", {"std": math.nan}),
+    ("uniform_", {"a": -math.inf, "b": math.inf}), ("constant_", {"val": math.nan}),
+    ("orthogonal_", {"gain": math.nan}), ("xavier_normal_", {"gain": math.inf}), ("xavier_uniform_", {"gain": math.nan}),
+    ("kaiming_normal_", {"a": math.inf}), ("trunc_normal_", {"std": math.inf}),
+]
+
+
+@pytest.mark.parametrize("name, kwargs", NON_FINITE_CASES, ids=[f"{n}-{k}" for n, k in NON_FINITE_CASES])
+def test_direct_calls_with_non_finite_arguments_behave_as_torch(name, kwargs):
+    # The drop-in does what torch does (inf/NaN weights, or torch's own error); the scheme built
+    # from it (fanin.get, rules, presets, the CLI) refuses the same arguments before any tensor.
+    assert_parity(name, lambda: torch.empty(4, 3), kwargs, 0)
+    spec = f"{name[:-1]}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    with pytest.raises(ValueError, match=r"must be a finite number, got"):
+        fanin.get(spec)

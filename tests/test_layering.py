@@ -7,6 +7,11 @@ The layers, left to right (a module may import its own layer and the layers to i
     errors < formulas < rng < schemes, init, keras, tf1, jax, composite, gains
     < rules, models < diagnostics, auditing < report < cli, fanin (the public face)
 
+One exception (the project's shared decision on records): a record's ``__str__`` (what ``print()``
+shows) may import its renderer from ``fanin.report`` inside that method, so that records stay plain
+data and ``print(plan)`` still gives the table. Only a method named ``__str__``, only imports of
+``fanin.report``, only inside the method body.
+
 ``fanin.gains`` is math on activations *with torch* (it imports only errors and formulas), so it
 sits with the schemes rather than in the torch-free formulas. ``fanin/__init__.py`` (the public
 face, which re-exports every layer) and ``fanin/__main__.py`` (the entry point) are exempt;
@@ -92,14 +97,39 @@ def imported_modules(path: Path, module: str, root: Path = PACKAGE) -> list[tupl
     return sorted((line, m) for line, m in found if m == "fanin" or m.startswith("fanin."))
 
 
+def str_method_import_lines(path: Path) -> set[int]:
+    """Lines of the import statements written inside a function named ``__str__`` (at any depth
+    of that method's body, not in a function nested inside it)."""
+    lines: set[int] = set()
+
+    def visit(node: ast.AST, in_str: bool) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                visit(child, getattr(child, "name", None) == "__str__")
+            elif isinstance(child, ast.ClassDef):
+                visit(child, False)
+            else:
+                if in_str and isinstance(child, (ast.Import, ast.ImportFrom)):
+                    lines.add(child.lineno)
+                visit(child, in_str)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), False)
+    return lines
+
+
+def _allowed(target: str, line: int, str_lines: set[int]) -> bool:
+    return line in str_lines and (target == "fanin.report" or target.startswith("fanin.report."))
+
+
 def violations(path: Path, module: str, root: Path = PACKAGE) -> list[str]:
     mine = layer_of(module)
     if mine is None:
         return []  # an unplaced module: test_every_module_has_a_layer names it
+    str_lines = str_method_import_lines(path)
     return [
         f"{module}:{line} imports {target} (layer {layer_of(target)} > {mine})"
         for line, target in imported_modules(path, module, root)
-        if layer_of(target) is not None and layer_of(target) > mine
+        if layer_of(target) is not None and layer_of(target) > mine and not _allowed(target, line, str_lines)
     ]
 
 
@@ -159,6 +189,32 @@ def test_the_scanner_sees_every_kind_of_import(tree):
         "fanin.schemes.registry:8 imports fanin.diagnostics.lsuv",
         "fanin.schemes.registry:9 imports fanin.diagnostics.lsuv",
         "fanin.schemes.registry:10 imports fanin",
+    ]
+
+
+def test_only_str_may_import_its_renderer(tree):
+    path = tree / "rules" / "plan.py"
+    path.write_text(
+        "class Plan:\n"
+        "    def __str__(self):\n"
+        "        from fanin.report.plan import render_plan_text\n"
+        "        return render_plan_text(self)\n"
+        "    def __repr__(self):\n"
+        "        from fanin.report.plan import render_plan_text\n"
+        "    def explain(self):\n"
+        "        from fanin.report import plan\n"
+        "    def __str__(self):\n"
+        "        import fanin.cli.main\n"
+        "        def helper():\n"
+        "            from fanin.report import plan\n"
+        "from fanin.report.plan import render_plan_text\n"
+    )
+    assert [v.split(" (")[0] for v in violations(path, "fanin.rules.plan", tree)] == [
+        "fanin.rules.plan:6 imports fanin.report.plan",  # __repr__
+        "fanin.rules.plan:8 imports fanin.report",  # another method
+        "fanin.rules.plan:10 imports fanin.cli.main",  # __str__, but not a renderer
+        "fanin.rules.plan:12 imports fanin.report",  # a function inside __str__
+        "fanin.rules.plan:13 imports fanin.report.plan",  # module level
     ]
 
 

@@ -244,7 +244,7 @@ def test_registry_round_trip():
          r"Invalid `distribution` argument: gauss\. Unknown distribution 'gauss'\. Accepted: 'normal', 'truncated_normal', 'uniform', 'untruncated_normal'\."),
         ("tf1.variance_scaling_initializer(distribution=1)", ValueError, r"Invalid `distribution` argument: 1\."),
         ("tf1.glorot_uniform_initializer(seed=1.5)", ValueError,
-         r"tf1\.glorot_uniform_initializer: seed must be None or a non-negative int, got seed=1\.5"),
+         r"tf1\.glorot_uniform_initializer: seed must be None or an int in \[0, 2\*\*64\), got seed=1\.5"),
         ("tf1.zeros_initializer(layout='jax')", ValueError, r"tf1\.zeros_initializer: Unknown layout 'jax'\. Accepted: 'keras', 'torch'\."),
         ("tf1.constant_initializer(value='x')", TypeError, r"Invalid type for initial value: 'x'"),
         ("tf1.constant_initializer(verify_shape=1)", ValueError,

@@ -52,6 +52,10 @@ _EXPORTS: dict[str, str | None] = {
     "load_rules": "fanin.rules.load",
     "materialize": "fanin.rules.materialize",
     "plan": "fanin.rules.plan",
+    "capture": "fanin.rules.capture",
+    "CapturedPlan": "fanin.rules.capture",
+    "lint": "fanin.rules.lint",
+    "LintReport": "fanin.rules.lint",
     # diagnostics (issue 5)
     "ProbeReport": "fanin.diagnostics.records",
     "probe": "fanin.diagnostics.probing",
@@ -91,4 +95,6 @@ if TYPE_CHECKING:  # what static tools see; at run time the names load on first 
     from fanin.gains import compare_gains, gain
     from fanin.rng import STREAM_VERSION, Stream, streams_for
     from fanin.rules import Plan, Rule, apply, load_rules, materialize, plan
+    from fanin.rules.capture import CapturedPlan, capture
+    from fanin.rules.lint import LintReport, lint
     from fanin.schemes import Scheme, get, list_schemes

@@ -25,10 +25,9 @@ import torch
 
 from fanin import init as _init
 from fanin import rng
-from fanin.errors import SchemeArgumentError
+from fanin.errors import SchemeArgumentError, shown
 from fanin.rng import Stream
-from fanin.schemes.checks import fills_in_place
-from fanin.schemes.framework import check_number
+from fanin.schemes.checks import check_int, check_number, fills_in_place
 from fanin.schemes.registry import register
 
 __all__ = [
@@ -69,7 +68,7 @@ def lsuv_scheme(tensor: torch.Tensor, generator: torch.Generator | Stream | None
     (True, True)
     """
     if not isinstance(tensor, torch.Tensor):
-        raise TypeError(f"lsuv fills a torch.Tensor in place, got tensor={tensor!r} ({type(tensor).__name__})")
+        raise TypeError(f"lsuv fills a torch.Tensor in place, got tensor={shown(tensor)} ({type(tensor).__name__})")
     if tensor.dim() < 2:
         raise ValueError(
             f"lsuv initializes the weight of a Linear or convolution layer (2 or more dims), got a tensor of "
@@ -88,19 +87,13 @@ def is_marked(tensor: torch.Tensor) -> bool:
 # --- per-gate blocks and padded rows ------------------------------------------------------------
 
 
-def _check_int(scheme: str, name: str, value: object, minimum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
-        need = "an int" if minimum is None else f"an int >= {minimum}"
-        raise SchemeArgumentError(f"{scheme}: {name} must be {need}, got {name}={value!r}")
-
-
 def _check_numbers(scheme: str, name: str, values: object, *, nonnegative: bool = False) -> None:
     ok = isinstance(values, (list, tuple)) and len(values) > 0
     ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
     if not ok or (nonnegative and any(v < 0 for v in values)):
         kind = "non-negative numbers" if nonnegative else "numbers"
         raise SchemeArgumentError(
-            f"{scheme}: {name} must be a non-empty list or tuple of {kind}, one per gate, got {name}={values!r}"
+            f"{scheme}: {name} must be a non-empty list or tuple of {kind}, one per gate, got {name}={shown(values)}"
         )
 
 
@@ -116,10 +109,8 @@ def _gate_rows(scheme: str, tensor: torch.Tensor, gates: int) -> int:
 
 def _validate_padded_normal(padding_idx, mean, std):
     check_number("fanin.padded_normal", "mean", mean)
-    check_number("fanin.padded_normal", "std", std)
-    if std < 0:
-        raise SchemeArgumentError(f"fanin.padded_normal: std must be >= 0, got std={std!r}")
-    _check_int("fanin.padded_normal", "padding_idx", padding_idx)
+    check_number("fanin.padded_normal", "std", std, minimum=0)
+    check_int("fanin.padded_normal", "padding_idx", padding_idx)
 
 
 @register("fanin.padded_normal", family="normal", framework="fanin", validate=_validate_padded_normal)
@@ -151,7 +142,7 @@ def _validate_zeros_after_uniform(a, b):
     check_number("fanin.zeros_after_uniform", "a", a)
     check_number("fanin.zeros_after_uniform", "b", b)
     if a > b:
-        raise SchemeArgumentError(f"fanin.zeros_after_uniform: needs a <= b, got a={a!r}, b={b!r}")
+        raise SchemeArgumentError(f"fanin.zeros_after_uniform: needs a <= b, got a={shown(a)}, b={shown(b)}")
 
 
 @register("fanin.zeros_after_uniform", family="constant", framework="fanin", validate=_validate_zeros_after_uniform)
@@ -226,7 +217,7 @@ def gate_uniform_(tensor, bounds, *, generator=None):
 
 
 def _validate_gatewise_orthogonal(gates, scale):
-    _check_int("fanin.gatewise_orthogonal", "gates", gates, minimum=1)
+    check_int("fanin.gatewise_orthogonal", "gates", gates, minimum=1)
     check_number("fanin.gatewise_orthogonal", "scale", scale)
 
 

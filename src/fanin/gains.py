@@ -46,11 +46,19 @@ sigmoid   1            1.8462285   torch's docs give no derivation. Sigmoid's ou
 
 ``relu`` (sqrt 2), ``leaky_relu`` (sqrt(2/(1+a^2))) and ``linear`` (1) are exact in the table.
 
-``method="empirical"`` reproduces the measurement of the depth-experiment document instead:
-``x ~ N(0, 1)`` (``samples`` float32 draws from a ``torch.Generator`` seeded with ``seed``),
-``gain = std(x) / std(f(x))``. That is a ratio of standard deviations, not the second-moment
-gain: the two agree for odd activations (tanh: about 1.59 either way) but not when f(z) has a
-non-zero mean (ReLU: the std ratio is about 1.71, the exact gain sqrt 2).
+Two Monte-Carlo estimates from ``samples`` draws :math:`z_i \sim \mathcal{N}(0, 1)` seeded with
+``seed`` (a private ``torch.Generator``):
+
+- ``method="monte_carlo"``: the definition itself, :math:`\hat g = 1/\sqrt{\hat m}` with
+  :math:`\hat m = \frac1n \sum f(z_i)^2` (float64 draws). :func:`compare_gains` gives its standard
+  error by the delta method, :math:`\operatorname{se}(\hat g) = \tfrac12 \hat m^{-3/2}
+  \operatorname{se}(\hat m)`, :math:`\operatorname{se}(\hat m) = s_{f^2}/\sqrt n`: a check of the
+  exact value that any activation passes within a few standard errors.
+- ``method="std_ratio"``: the measurement of the depth-experiment document, ``std(z) / std(f(z))``
+  over float32 draws. It equals the gain only when :math:`E[f(z)] = 0` (odd activations such as
+  tanh: about 1.59 either way), because :math:`E[f^2] = \operatorname{Var} f + (E f)^2`; otherwise
+  it overstates it (ReLU: about 1.72 against :math:`\sqrt 2`; :func:`compare_gains` reports the
+  estimated mean of :math:`f(z)` to show which case applies).
 
 >>> round(gain("relu"), 12)
 1.414213562373
@@ -81,6 +89,7 @@ __all__ = [
     "ALIASES",
     "GainComparison",
     "GainError",
+    "MonteCarlo",
     "UnknownActivationError",
     "activation_function",
     "activation_names",
@@ -88,7 +97,8 @@ __all__ = [
     "gain",
 ]
 
-METHODS = ("empirical", "exact")
+METHODS = ("exact", "monte_carlo", "std_ratio")
+SAMPLES = 100_000  # default draws of the Monte-Carlo estimates
 
 # Relative agreement demanded of E[f(z)^2] between a rule and its refinement. The gain is its
 # inverse square root, so its relative error is half of this: well inside the promised 1e-9.
@@ -345,7 +355,7 @@ def gain(
     *,
     method: str = "exact",
     param: float | None = None,
-    samples: int = 10_000,
+    samples: int = SAMPLES,
     seed: int = 0,
     breakpoints: Sequence[float] | None = None,
 ) -> float:
@@ -360,11 +370,14 @@ def gain(
     ``method="exact"`` (the default) integrates by quadrature, evaluating f on float64 tensors,
     to 1e-9 relative; it raises :class:`GainError` when f returns inf/NaN or when a callable's
     kinks keep the quadrature from converging (pass their locations as ``breakpoints``).
-    ``method="empirical"`` is the document's std ratio ``std(x) / std(f(x))`` over ``samples``
-    float32 draws seeded with ``seed`` (not the second-moment gain; see the module docs).
+    ``method="monte_carlo"`` estimates the same definition from ``samples`` float64 draws seeded
+    with ``seed``; ``method="std_ratio"`` is the document's ``std(z) / std(f(z))`` over float32
+    draws, the gain only when :math:`E[f(z)] = 0` (see the module docs).
 
-    >>> round(gain("linear"), 12), round(gain(torch.nn.Tanh(), method="empirical"), 1)
+    >>> round(gain("linear"), 12), round(gain(torch.nn.Tanh(), method="std_ratio"), 1)
     (1.0, 1.6)
+    >>> round(gain("relu", method="monte_carlo"), 2), round(gain("relu", method="std_ratio"), 2)
+    (1.41, 1.72)
     >>> gain("tanhh")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -373,8 +386,10 @@ def gain(
     if method not in METHODS:
         raise ValueError(describe_choice("method", method, METHODS))
     resolved = _resolve(activation, param, breakpoints)
-    if method == "empirical":
-        return _empirical(resolved, samples, seed)
+    if method == "std_ratio":
+        return _std_ratio(resolved, samples, seed)
+    if method == "monte_carlo":
+        return _monte_carlo(resolved, samples, seed).gain
     return 1.0 / math.sqrt(_second_moment(resolved))
 
 
@@ -476,20 +491,61 @@ def _second_moment(r: _Resolved) -> float:
     return fine
 
 
-# -- empirical ----------------------------------------------------------------------------------
+# -- Monte-Carlo -------------------------------------------------------------------------------
 
 
-def _empirical(r: _Resolved, samples: int, seed: int) -> float:
+def _check_draws(samples: object, seed: object) -> None:
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
         raise ValueError(f"samples must be an int >= 2, got samples={samples!r}")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got seed={seed!r}")
-    x = torch.randn(samples, generator=torch.Generator().manual_seed(seed))
+
+
+def _apply(r: _Resolved, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     with torch.no_grad():
-        y = torch.as_tensor(r.fn(x.clone()))  # an in-place f must not change x
+        out = fn(x.clone())  # an in-place f must not change x
+    try:
+        y = torch.as_tensor(out)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"activation {r.label!r} must return a tensor of its input's shape, got {type(out).__name__}") from None
+    if y.shape != x.shape:
+        raise GainError(f"activation {r.label!r} must return a tensor of its input's shape {tuple(x.shape)}, "
+                        f"got shape {tuple(y.shape)}")
+    return y
+
+
+@dataclass(frozen=True)
+class MonteCarlo:
+    """The Monte-Carlo estimate of the gain and of :math:`E[f(z)]`, each with its standard error."""
+
+    gain: float
+    gain_se: float
+    mean: float
+    mean_se: float
+
+
+def _monte_carlo(r: _Resolved, samples: int, seed: int) -> MonteCarlo:
+    _check_draws(samples, seed)
+    z = torch.randn(samples, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    y = _apply(r, r.fn64, z).to(torch.float64)
+    if not bool(torch.isfinite(y).all()):
+        raise GainError(f"activation {r.label!r} returned non-finite values on the draws; no estimate of E[f(z)^2]")
+    squares = y * y
+    m = float(squares.mean())
+    if not m > 0:
+        raise GainError(f"activation {r.label!r} is 0 on every draw: mean of f(z)^2 is {m!r}, no gain exists")
+    root_n = math.sqrt(samples)
+    m_se = float(squares.std()) / root_n
+    return MonteCarlo(m ** -0.5, 0.5 * m ** -1.5 * m_se, float(y.mean()), float(y.std()) / root_n)
+
+
+def _std_ratio(r: _Resolved, samples: int, seed: int) -> float:
+    _check_draws(samples, seed)
+    x = torch.randn(samples, generator=torch.Generator().manual_seed(seed))
+    y = _apply(r, r.fn, x)
     ratio = (x.std() / y.std()).item()
     if not math.isfinite(ratio):
-        raise GainError(f"std(x)/std(f(x)) of activation {r.label!r} is {ratio!r} (f constant or non-finite)")
+        raise GainError(f"std(z)/std(f(z)) of activation {r.label!r} is {ratio!r} (f constant or non-finite)")
     return ratio
 
 
@@ -498,20 +554,33 @@ def _empirical(r: _Resolved, samples: int, seed: int) -> float:
 
 @dataclass(frozen=True)
 class GainComparison:
-    """The exact gain of one activation beside PyTorch's table value and the empirical std ratio.
+    """The exact gain of one activation beside PyTorch's table value and two Monte-Carlo estimates.
 
     ``table`` is ``None`` where torch's ``calculate_gain`` has no entry (it raises for 'gelu').
-    ``note`` explains a difference between ``table`` and ``exact`` (tanh, selu, sigmoid).
+    ``monte_carlo`` ± ``monte_carlo_se`` estimates the exact definition; ``mean`` ± ``mean_se``
+    estimates :math:`E[f(z)]` from the same draws; ``std_ratio`` is ``std(z)/std(f(z))``, the gain
+    only when :math:`E[f(z)] = 0`. ``note`` explains a difference between ``table`` and ``exact``
+    (tanh, selu, sigmoid).
     """
 
     activation: str
     param: float | None
     exact: float
     table: float | None
-    empirical: float
+    monte_carlo: float
+    monte_carlo_se: float
+    mean: float
+    mean_se: float
+    std_ratio: float
     samples: int
     seed: int
     note: str | None
+
+    @property
+    def std_ratio_valid(self) -> bool:
+        """Whether the draws are consistent with :math:`E[f(z)] = 0` (the estimated mean within 3
+        of its standard errors of 0), the one case where the std ratio estimates the gain."""
+        return abs(self.mean) <= 3 * self.mean_se
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -519,7 +588,12 @@ class GainComparison:
             "param": self.param,
             "exact": self.exact,
             "table": self.table,
-            "empirical": self.empirical,
+            "monte_carlo": self.monte_carlo,
+            "monte_carlo_se": self.monte_carlo_se,
+            "mean": self.mean,
+            "mean_se": self.mean_se,
+            "std_ratio": self.std_ratio,
+            "std_ratio_valid": self.std_ratio_valid,
             "samples": self.samples,
             "seed": self.seed,
             "note": self.note,
@@ -530,14 +604,17 @@ def compare_gains(
     activation: str | Callable[[torch.Tensor], torch.Tensor] | nn.Module,
     param: float | None = None,
     *,
-    samples: int = 10_000,
+    samples: int = SAMPLES,
     seed: int = 0,
 ) -> GainComparison:
-    """Exact gain, torch's table value (or ``None``) and the empirical std ratio, side by side.
+    """Exact gain, torch's table value (or ``None``), the Monte-Carlo estimate with its standard
+    error and the std ratio, side by side.
 
-    >>> c = compare_gains("tanh")
-    >>> c.table, round(c.exact, 4), round(c.empirical, 1)
-    (1.6666666666666667, 1.5925, 1.6)
+    >>> c = compare_gains("relu")
+    >>> round(c.exact, 4), round(c.monte_carlo, 2), round(c.std_ratio, 2), c.std_ratio_valid
+    (1.4142, 1.41, 1.72, False)
+    >>> abs(c.monte_carlo - c.exact) < 4 * c.monte_carlo_se
+    True
     >>> compare_gains("gelu").table is None
     True
     """
@@ -550,4 +627,6 @@ def compare_gains(
     if table is not None and abs(table - exact) > 1e-9 * exact:
         note = _NOTES.get(r.name or "")
     label = r.label if r.name is None or r.label == r.name else f"{r.name} ({r.label})"
-    return GainComparison(label, r.param, exact, table, _empirical(r, samples, seed), samples, seed, note)
+    mc = _monte_carlo(r, samples, seed)
+    return GainComparison(label, r.param, exact, table, mc.gain, mc.gain_se, mc.mean, mc.mean_se,
+                          _std_ratio(r, samples, seed), samples, seed, note)

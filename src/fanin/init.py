@@ -21,6 +21,13 @@ Two places do better than torch without breaking parity where torch works:
 ``trunc_normal_`` mirrors the algorithm of the installed torch: rejection sampling from torch 2.12
 on, the inverse-CDF-and-clamp algorithm before.
 
+Arguments: called directly, these functions accept what torch accepts, non-finite values
+included (``constant_(t, float("nan"))`` fills NaN, ``normal_(t, std=float("inf"))`` infinities,
+``trunc_normal_(t, a=-inf, b=inf)`` is untruncated), as a drop-in must. A scheme built from them
+(:func:`fanin.get`, rules, presets, the CLI) is validated when it is built
+(:mod:`fanin.schemes.checks`): every argument finite and in its domain (``std >= 0``,
+``a <= b``, ``gain >= 0`` for the Xavier schemes, a sparsity in [0, 1), ...).
+
 >>> import torch
 >>> g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
 >>> torch.equal(kaiming_normal_(torch.empty(4, 3), generator=g1),
@@ -39,9 +46,10 @@ from torch import Tensor
 from torch.torch_version import TorchVersion
 
 from fanin import rng
-from fanin.errors import SchemeArgumentError, describe_choice
+from fanin.errors import SchemeArgumentError, describe_choice, shown
 from fanin.formulas.fans import compute_fans
 from fanin.formulas.gains import TABLE_NONLINEARITIES, calculate_gain
+from fanin.schemes.checks import check_int, check_number
 from fanin.schemes.registry import register
 
 __all__ = [
@@ -79,21 +87,11 @@ _TRUNC_NORMAL_REJECTION = TorchVersion(torch.__version__) >= "2.12"
 
 
 # --- validation of scheme arguments, run when a Scheme is built --------------------------------
-
-
-def _arg_error(scheme: str, name: str, value: object, accepted: str) -> SchemeArgumentError:
-    return SchemeArgumentError(f"{scheme}: {name} must be {accepted}, got {name}={value!r}")
-
-
-def _check_number(scheme: str, name: str, value: object, *, minimum: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _arg_error(scheme, name, value, "a number")
-    if minimum is not None and not value >= minimum:
-        raise _arg_error(scheme, name, value, f"a number >= {minimum}")
+# Every number is also checked finite, for every scheme, by fanin.schemes.checks.check_arguments.
 
 
 def _check_mode(scheme: str, mode: object) -> None:
-    if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
+    if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):  # torch lower-cases it
         raise SchemeArgumentError(f"{scheme}: " + describe_choice("mode", mode, ["fan_in", "fan_out"]))
 
 
@@ -103,45 +101,45 @@ def _check_nonlinearity(scheme: str, nonlinearity: object, param: object) -> Non
     try:
         calculate_gain(nonlinearity, param)  # type: ignore[arg-type]
     except ValueError as err:
-        raise SchemeArgumentError(f"{scheme}: {err} (a={param!r})") from None
+        raise SchemeArgumentError(f"{scheme}: {err} (a={shown(param)})") from None
 
 
 def _validate_uniform(a, b):
-    _check_number("uniform", "a", a)
-    _check_number("uniform", "b", b)
+    check_number("uniform", "a", a)
+    check_number("uniform", "b", b)
     if a > b:
-        raise SchemeArgumentError(f"uniform: needs a <= b, got a={a!r}, b={b!r}")
+        raise SchemeArgumentError(f"uniform: needs a <= b, got a={shown(a)}, b={shown(b)}")
 
 
 def _validate_normal(mean, std):
-    _check_number("normal", "mean", mean)
-    _check_number("normal", "std", std, minimum=0)
+    check_number("normal", "mean", mean)
+    check_number("normal", "std", std, minimum=0)
 
 
 def _validate_trunc_normal(mean, std, a, b):
     for name, value in (("mean", mean), ("a", a), ("b", b)):
-        _check_number("trunc_normal", name, value)
-    _check_number("trunc_normal", "std", std)
-    if not std > 0:
-        raise _arg_error("trunc_normal", "std", std, "a number > 0")
+        check_number("trunc_normal", name, value)
+    check_number("trunc_normal", "std", std, above=0)
     if not a < b:
-        raise SchemeArgumentError(f"trunc_normal: needs a < b, got a={a!r}, b={b!r}")
+        raise SchemeArgumentError(f"trunc_normal: needs a < b, got a={shown(a)}, b={shown(b)}")
 
 
 def _validate_constant(val):
-    _check_number("constant", "val", val)
+    check_number("constant", "val", val)
 
 
-def _validate_gain(scheme):
+def _validate_gain(scheme, *, minimum=None):
+    # Xavier's bound and std are gain times a positive number: a negative gain would ask for
+    # U(a, -a) or a negative std, which torch refuses only when the scheme runs.
     def validate(gain):
-        _check_number(scheme, "gain", gain)
+        check_number(scheme, "gain", gain, minimum=minimum)
 
     return validate
 
 
 def _validate_kaiming(scheme):
     def validate(a, mode, nonlinearity):
-        _check_number(scheme, "a", a)
+        check_number(scheme, "a", a)
         _check_mode(scheme, mode)
         _check_nonlinearity(scheme, nonlinearity, a)
 
@@ -149,15 +147,13 @@ def _validate_kaiming(scheme):
 
 
 def _validate_dirac(groups):
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise _arg_error("dirac", "groups", groups, "a positive int")
+    check_int("dirac", "groups", groups, minimum=1)
 
 
 def _validate_sparse(sparsity, std):
-    _check_number("sparse", "sparsity", sparsity, minimum=0)
-    if sparsity > 1:
-        raise _arg_error("sparse", "sparsity", sparsity, "a fraction in [0, 1]")
-    _check_number("sparse", "std", std, minimum=0)
+    # sparsity 1 (or more) would zero every element: not a sparse matrix.
+    check_number("sparse", "sparsity", sparsity, minimum=0, below=1)
+    check_number("sparse", "std", std, minimum=0)
 
 
 def _no_validation():
@@ -387,7 +383,7 @@ def _correct_fan(tensor: Tensor, mode: str) -> int:
 
 @register(
     "xavier_uniform", family="uniform", framework="torch", aliases=("xavier_uniform_",),
-    validate=_validate_gain("xavier_uniform"),
+    validate=_validate_gain("xavier_uniform", minimum=0),
 )
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill the input Tensor with Xavier/Glorot uniform values (Glorot & Bengio, 2010).
@@ -407,7 +403,7 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generato
 
 @register(
     "xavier_normal", family="normal", framework="torch", aliases=("xavier_normal_",),
-    validate=_validate_gain("xavier_normal"),
+    validate=_validate_gain("xavier_normal", minimum=0),
 )
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill the input Tensor with Xavier/Glorot normal values (Glorot & Bengio, 2010), untruncated.
@@ -552,7 +548,7 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: torch
     ``generator`` is given. fanin draws them from ``generator`` when one is given, so the whole
     result is reproducible from the generator alone; with ``generator=None`` both use the global
     RNG and the result is bit-identical to torch. As in torch, ``sparsity`` is not validated here
-    (values above 1 zero everything); a scheme built with ``fanin.get`` requires it in [0, 1].
+    (values of 1 and above zero everything); a scheme built with ``fanin.get`` requires it in [0, 1).
 
     >>> w = sparse_(torch.empty(10, 4), sparsity=0.3, generator=torch.Generator().manual_seed(0))
     >>> (w == 0).sum(0).tolist()

@@ -32,9 +32,9 @@ import math
 import torch
 
 from fanin import rng
-from fanin.errors import SchemeArgumentError, describe_choice
-from fanin.schemes.checks import fills_in_place
-from fanin.schemes.framework import check_layout, check_number, kernel_view, orthogonal_matrix, variance_scaling_fill
+from fanin.errors import SchemeArgumentError, describe_choice, shown
+from fanin.schemes.checks import check_number, fills_in_place
+from fanin.schemes.framework import check_layout, kernel_view, orthogonal_matrix, variance_scaling_fill
 from fanin.schemes.registry import register
 from fanin.schemes.scheme import Scheme
 
@@ -53,13 +53,14 @@ DISTRIBUTIONS = ("truncated_normal", "normal", "uniform")
 def _check_axes(scheme, name, axes, allow_empty=False):
     items = (axes,) if isinstance(axes, int) and not isinstance(axes, bool) else axes
     if not isinstance(items, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in items):
-        raise SchemeArgumentError(f"{scheme}: {name} must be an int or a sequence of ints, got {name}={axes!r}")
+        raise SchemeArgumentError(f"{scheme}: {name} must be an int or a sequence of ints, got {name}={shown(axes)}")
     if not items and not allow_empty:
-        raise SchemeArgumentError(f"{scheme}: {name} must name at least one axis, got {name}={axes!r}")
+        raise SchemeArgumentError(f"{scheme}: {name} must name at least one axis, got {name}={shown(axes)}")
 
 
 def _validate_vs(scale, mode, distribution, in_axis, out_axis, batch_axis, layout):
-    check_number("jax.variance_scaling", "scale", scale)
+    # JAX does not check; scale <= 0 gives a zero or imaginary std (sqrt(scale / n)).
+    check_number("jax.variance_scaling", "scale", scale, above=0)
     if mode not in MODES:
         raise SchemeArgumentError(
             f"invalid mode for variance scaling initializer: {mode}. " + describe_choice("mode", mode, MODES)
@@ -126,9 +127,7 @@ he_normal_ = _specialization("he_normal", 2.0, "fan_in", "truncated_normal", ("j
 
 def _validate_scalar(scheme, name):
     def validate(**kwargs):
-        check_number(scheme, name, kwargs[name])
-        if name != "value" and kwargs[name] < 0:
-            raise SchemeArgumentError(f"{scheme}: {name} must be >= 0, got {name}={kwargs[name]!r}")
+        check_number(scheme, name, kwargs[name], minimum=None if name == "value" else 0)
 
     return validate
 
@@ -189,11 +188,11 @@ def normal_(tensor, stddev=1e-2, *, generator=None):
 
 
 def _validate_truncated(stddev, lower, upper):
-    check_number("jax.truncated_normal", "stddev", stddev, positive=True)
+    check_number("jax.truncated_normal", "stddev", stddev, above=0)
     check_number("jax.truncated_normal", "lower", lower)
     check_number("jax.truncated_normal", "upper", upper)
     if not lower < upper:
-        raise SchemeArgumentError(f"jax.truncated_normal: needs lower < upper, got lower={lower!r}, upper={upper!r}")
+        raise SchemeArgumentError(f"jax.truncated_normal: needs lower < upper, got lower={shown(lower)}, upper={shown(upper)}")
 
 
 @register("jax.truncated_normal", family="truncated_normal", framework="jax", validate=_validate_truncated)
@@ -213,7 +212,7 @@ def _validate_orthogonal(scheme):
     def validate(scale, column_axis, layout):
         check_number(scheme, "scale", scale)
         if isinstance(column_axis, bool) or not isinstance(column_axis, int):
-            raise SchemeArgumentError(f"{scheme}: column_axis must be an int, got column_axis={column_axis!r}")
+            raise SchemeArgumentError(f"{scheme}: column_axis must be an int, got column_axis={shown(column_axis)}")
         check_layout(scheme, layout, "jax")
 
     return validate

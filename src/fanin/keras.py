@@ -34,11 +34,10 @@ from collections.abc import Sequence
 import torch
 
 from fanin import rng
-from fanin.errors import SchemeArgumentError, describe_choice
-from fanin.schemes.checks import fills_in_place
+from fanin.errors import SchemeArgumentError, describe_choice, shown
+from fanin.schemes.checks import check_number, fills_in_place
 from fanin.schemes.framework import (
     check_layout,
-    check_number,
     check_seed,
     kernel_view,
     orthogonal_matrix,
@@ -87,7 +86,7 @@ DISTRIBUTIONS = ("uniform", "truncated_normal", "untruncated_normal")
 
 def _validate_variance_scaling(scale, mode, distribution, seed, input_axes, output_axes, layout):
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < math.inf:
-        raise SchemeArgumentError(f"Argument `scale` must be positive float. Received: scale={scale!r}")
+        raise SchemeArgumentError(f"Argument `scale` must be positive float. Received: scale={shown(scale)}")
     # Keras's wording, with the accepted values sorted (Keras prints a set, whose order varies).
     if mode not in MODES:
         raise SchemeArgumentError(
@@ -105,7 +104,7 @@ def _validate_variance_scaling(scale, mode, distribution, seed, input_axes, outp
         if axes is not None and (
             not isinstance(axes, (list, tuple)) or not all(isinstance(a, int) and not isinstance(a, bool) for a in axes)
         ):
-            raise SchemeArgumentError(f"keras: {name} must be None or a list of ints, got {name}={axes!r}")
+            raise SchemeArgumentError(f"keras: {name} must be None or a list of ints, got {name}={shown(axes)}")
 
 
 def _validate_common(seed=None, layout="torch"):
@@ -195,9 +194,7 @@ he_normal_ = _specialization("he_normal", 2.0, "fan_in", "truncated_normal", r"\
 
 def _validate_random_normal(mean, stddev, seed, layout):
     check_number("keras.random_normal", "mean", mean)
-    check_number("keras.random_normal", "stddev", stddev)
-    if stddev < 0:
-        raise SchemeArgumentError(f"keras.random_normal: stddev must be >= 0, got stddev={stddev!r}")
+    check_number("keras.random_normal", "stddev", stddev, minimum=0)
     _validate_common(seed, layout)
 
 
@@ -219,7 +216,7 @@ def _validate_random_uniform(minval, maxval, seed, layout):
     check_number("keras.random_uniform", "minval", minval)
     check_number("keras.random_uniform", "maxval", maxval)
     if minval > maxval:
-        raise SchemeArgumentError(f"keras.random_uniform: needs minval <= maxval, got minval={minval!r}, maxval={maxval!r}")
+        raise SchemeArgumentError(f"keras.random_uniform: needs minval <= maxval, got minval={shown(minval)}, maxval={shown(maxval)}")
     _validate_common(seed, layout)
 
 
@@ -239,7 +236,7 @@ def random_uniform_(tensor, minval=-0.05, maxval=0.05, seed=None, layout="torch"
 
 def _validate_truncated_normal(mean, stddev, seed, layout):
     check_number("keras.truncated_normal", "mean", mean)
-    check_number("keras.truncated_normal", "stddev", stddev, positive=True)
+    check_number("keras.truncated_normal", "stddev", stddev, above=0)
     _validate_common(seed, layout)
 
 
@@ -328,7 +325,7 @@ def _validate_constant(value, layout):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     if not ok(value):
-        raise SchemeArgumentError(f"keras.constant: value must be a number or nested lists of numbers, got value={value!r}")
+        raise SchemeArgumentError(f"keras.constant: value must be a number or nested lists of numbers, got value={shown(value)}")
     _validate_common(None, layout)
 
 
@@ -347,7 +344,7 @@ def constant_(tensor, value=0.0, layout="torch", *, generator=None):
         kernel = values.broadcast_to(shape)
     except RuntimeError:
         raise ValueError(
-            f"keras.constant: value must broadcast to the kernel shape {shape}, got value={value!r} "
+            f"keras.constant: value must broadcast to the kernel shape {shape}, got value={shown(value)} "
             f"of shape {tuple(values.shape)}"
         ) from None
     return tensor.copy_(to_tensor(kernel))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import math
 from collections.abc import Callable
 from typing import Any
@@ -24,11 +25,27 @@ from torch import nn
 
 from fanin.errors import FaninError, describe_choice
 
-__all__ = ["MODELS", "GPT", "ModelSpecError", "build", "cnn", "gpt", "mlp", "parse_model_spec"]
+__all__ = [
+    "GPT",
+    "MAX_SPEC_LENGTH",
+    "MODELS",
+    "ModelBuildError",
+    "ModelSpecError",
+    "accepted_arguments",
+    "build",
+    "cnn",
+    "gpt",
+    "mlp",
+    "parse_model_spec",
+]
 
 
 class ModelSpecError(FaninError, ValueError):
     """A model spec that names no model or passes arguments it cannot read."""
+
+
+class ModelBuildError(FaninError, ValueError):
+    """The factory of a well-formed model spec raised while building the model (the cause is chained)."""
 
 
 def mlp(in_features: int = 16, hidden: int = 32, depth: int = 2, out_features: int = 10) -> nn.Sequential:
@@ -58,6 +75,8 @@ def cnn(in_channels: int = 3, channels: int = 16, classes: int = 10) -> nn.Seque
 
 
 class CausalSelfAttention(nn.Module):
+    mask: torch.Tensor
+
     def __init__(self, n_embd: int, n_head: int, block_size: int) -> None:
         super().__init__()
         if n_embd % n_head:
@@ -107,10 +126,15 @@ class Block(nn.Module):
 
 
 class GPT(nn.Module):
-    """A GPT-2 style decoder (Radford et al., 2019), nanoGPT layout, ``lm_head`` tied to ``wte``."""
+    """A GPT-2 style decoder (Radford et al., 2019), nanoGPT layout, ``lm_head`` tied to ``wte``.
+
+    ``n_layer`` (the number of blocks) is kept as an attribute: depth-scaled presets such as
+    ``"gpt2"`` read it from there.
+    """
 
     def __init__(self, vocab_size: int = 256, block_size: int = 32, n_layer: int = 2, n_head: int = 2, n_embd: int = 32) -> None:
         super().__init__()
+        self.n_layer = n_layer
         self.wte = nn.Embedding(vocab_size, n_embd)
         self.wpe = nn.Embedding(block_size, n_embd)
         self.h = nn.ModuleList(Block(n_embd, n_head, block_size) for _ in range(n_layer))
@@ -132,6 +156,7 @@ def gpt(vocab_size: int = 256, block_size: int = 32, n_layer: int = 2, n_head: i
 
 
 MODELS: dict[str, Callable[..., nn.Module]] = {"cnn": cnn, "gpt": gpt, "mlp": mlp}
+MAX_SPEC_LENGTH = 10_000  # characters of a model spec; a longer one is refused before it is parsed
 
 
 def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -144,23 +169,30 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     ('torchvision.models:resnet18', {'num_classes': 10})
     """
     text = spec.strip()
-    target, _, rest = text.partition("(")
+    if len(text) > MAX_SPEC_LENGTH:
+        raise ModelSpecError(f"Cannot read model spec {spec[:60]!r}...: {len(text)} characters, more than {MAX_SPEC_LENGTH}")
+    target, paren, rest = text.partition("(")
     target = target.strip()
     if not target:
         raise ModelSpecError(f"Cannot read model spec {spec!r}: expected 'name(key=value)' or 'package.module:factory'")
-    if not rest:
+    if not paren:
         return target, {}
+    if not rest.rstrip().endswith(")"):
+        raise ModelSpecError(f"Cannot read model spec {spec!r}: the argument list is not closed with ')'")
     try:
         node = ast.parse("f(" + rest, mode="eval").body
-    except SyntaxError as err:
-        raise ModelSpecError(f"Cannot read model spec {spec!r}: {err.msg}") from None
+    except (SyntaxError, RecursionError, MemoryError, ValueError) as err:
+        raise ModelSpecError(f"Cannot read model spec {spec!r}: {getattr(err, 'msg', None) or type(err).__name__}") from None
     if not isinstance(node, ast.Call) or node.args or any(kw.arg is None for kw in node.keywords):
         raise ModelSpecError(f"Cannot read model spec {spec!r}: arguments are keyword literals, e.g. gpt(n_layer=4)")
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     for kw in node.keywords:
+        assert kw.arg is not None  # **mapping was refused above
+        if kw.arg in kwargs:
+            raise ModelSpecError(f"Cannot read model spec {spec!r}: {kw.arg} is given twice")
         try:
             kwargs[kw.arg] = ast.literal_eval(kw.value)
-        except ValueError:
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
             raise ModelSpecError(
                 f"Cannot read model spec {spec!r}: the value of {kw.arg} must be a literal (number, string, "
                 "True/False/None, tuple, list, dict)"
@@ -168,10 +200,52 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     return target, kwargs
 
 
+def accepted_arguments(factory: Callable[..., Any]) -> list[str] | None:
+    """The keyword arguments ``factory`` accepts, sorted; ``None`` when it takes any (``**kwargs``)
+    or its signature cannot be read.
+
+    >>> accepted_arguments(mlp)
+    ['depth', 'hidden', 'in_features', 'out_features']
+    """
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+    params = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return None
+    return sorted(p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+
+
+def _check_arguments(target: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    accepted = accepted_arguments(factory)
+    if accepted is None:
+        return
+    for key, value in kwargs.items():
+        if key not in accepted:
+            raise ModelSpecError(describe_choice(f"argument of {target}", key, accepted).replace(
+                "Accepted:", "Accepted arguments:") if accepted else f"{target} takes no arguments, got {key}={value!r}")
+    try:
+        inspect.signature(factory).bind(**kwargs)
+    except TypeError as err:
+        raise ModelSpecError(f"Cannot build {target!r} with {kwargs!r}: {err}. "
+                             f"Accepted arguments: {', '.join(accepted) or 'none'}.") from None
+
+
 def build(spec: str, **overrides: Any) -> nn.Module:
-    """The model ``spec`` names: a built-in demo (:data:`MODELS`) or an import path ``module:factory``.
+    """The model ``spec`` names: a built-in demo (:data:`MODELS`) or an import path ``module:factory``,
+    called with the spec's keyword arguments updated by ``overrides``.
 
     Build it under ``with torch.device("meta"):`` to get its shapes without memory.
+
+    Raises :class:`ModelSpecError` for a spec that names nothing buildable or arguments the factory
+    does not accept (the message lists the accepted ones), :class:`ModelBuildError` when the
+    factory itself raises (out of memory, a constraint of the model), with the cause chained.
+
+    >>> build("mlp", widht=8)
+    Traceback (most recent call last):
+    ...
+    fanin.models.ModelSpecError: Unknown argument of mlp 'widht'. Accepted arguments: 'depth', 'hidden', 'in_features', 'out_features'.
     """
     target, kwargs = parse_model_spec(spec)
     kwargs.update(overrides)
@@ -181,7 +255,10 @@ def build(spec: str, **overrides: Any) -> nn.Module:
             module = importlib.import_module(module_name)
         except ImportError as err:
             raise ModelSpecError(f"Cannot import {module_name!r} for model spec {spec!r}: {err}") from None
-        factory = module
+        except Exception as err:  # the module's own code raised while importing
+            raise ModelBuildError(f"Importing {module_name!r} for model spec {spec!r} failed: "
+                                  f"{type(err).__name__}: {err}") from err
+        factory: Any = module
         for part in attr.split("."):
             factory = getattr(factory, part, None)
             if factory is None:
@@ -192,10 +269,14 @@ def build(spec: str, **overrides: Any) -> nn.Module:
         raise ModelSpecError(describe_choice("model", target, MODELS) + " Or give an import path 'package.module:factory'.")
     if not callable(factory):
         raise ModelSpecError(f"{target!r} is not callable (model spec {spec!r})")
+    _check_arguments(target, factory, kwargs)
     try:
         model = factory(**kwargs)
-    except TypeError as err:
-        raise ModelSpecError(f"Cannot build {target!r} with {kwargs!r}: {err}") from None
+    except ModelSpecError:
+        raise
+    except Exception as err:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ModelBuildError(f"Building {target}({shown}) failed: {type(err).__name__}: {err}") from err
     if not isinstance(model, nn.Module):
         raise ModelSpecError(f"{target!r} returned {type(model).__name__}, not a torch.nn.Module")
     return model

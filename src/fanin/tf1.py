@@ -25,11 +25,10 @@ import math
 import torch
 
 from fanin import rng
-from fanin.errors import SchemeArgumentError, describe_choice
-from fanin.schemes.checks import fills_in_place
+from fanin.errors import SchemeArgumentError, describe_choice, shown
+from fanin.schemes.checks import check_number, fills_in_place
 from fanin.schemes.framework import (
     check_layout,
-    check_number,
     check_seed,
     kernel_view,
     orthogonal_matrix,
@@ -112,9 +111,9 @@ def _validate_constant(value, verify_shape, layout):
         return all(numbers(x) if isinstance(x, (list, tuple)) else isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
 
     if not numbers(flat):
-        raise TypeError(f"Invalid type for initial value: {value!r} (expected a number or a list of numbers)")
+        raise TypeError(f"Invalid type for initial value: {shown(value)} (expected a number or a list of numbers)")
     if not isinstance(verify_shape, bool):
-        raise SchemeArgumentError(f"tf1.constant_initializer: verify_shape must be a bool, got verify_shape={verify_shape!r}")
+        raise SchemeArgumentError(f"tf1.constant_initializer: verify_shape must be a bool, got verify_shape={shown(verify_shape)}")
     _common("tf1.constant_initializer", None, layout)
 
 
@@ -161,11 +160,10 @@ def _shape_of(value):
 def _validate_normal(name):
     def validate(mean, stddev, seed, layout):
         check_number(name, "mean", mean)
-        check_number(name, "stddev", stddev)
-        if name.endswith("truncated_normal_initializer") and not stddev > 0:
-            raise SchemeArgumentError(f"{name}: stddev must be > 0, got stddev={stddev!r}")
-        if stddev < 0:
-            raise SchemeArgumentError(f"{name}: stddev must be >= 0, got stddev={stddev!r}")
+        if name.endswith("truncated_normal_initializer"):
+            check_number(name, "stddev", stddev, above=0)
+        else:
+            check_number(name, "stddev", stddev, minimum=0)
         _common(name, seed, layout)
 
     return validate
@@ -203,7 +201,7 @@ def _validate_uniform(minval, maxval, seed, layout):
     hi = 1.0 if maxval is None else maxval
     if minval > hi:
         raise SchemeArgumentError(
-            f"tf1.random_uniform_initializer: needs minval <= maxval, got minval={minval!r}, maxval={maxval!r}"
+            f"tf1.random_uniform_initializer: needs minval <= maxval, got minval={shown(minval)}, maxval={shown(maxval)}"
         )
     _common("tf1.random_uniform_initializer", seed, layout)
 
@@ -221,7 +219,7 @@ def random_uniform_initializer_(tensor, minval=0, maxval=None, seed=None, layout
 
 def _validate_vs(scale, mode, distribution, seed, layout):
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 < scale < math.inf:
-        raise SchemeArgumentError(f"`scale` must be positive float. Received: scale={scale!r}")
+        raise SchemeArgumentError(f"`scale` must be positive float. Received: scale={shown(scale)}")
     if mode not in MODES:
         raise SchemeArgumentError(
             f"Invalid `mode` argument: {mode}. " + describe_choice("mode", mode, MODES)
@@ -284,7 +282,8 @@ def glorot_normal_initializer_(tensor, seed=None, layout="torch", *, generator=N
 
 
 def _validate_uus(factor, seed, layout):
-    check_number("tf1.uniform_unit_scaling_initializer", "factor", factor)
+    # A negative factor would ask for U(limit, -limit): an empty range.
+    check_number("tf1.uniform_unit_scaling_initializer", "factor", factor, minimum=0)
     _common("tf1.uniform_unit_scaling_initializer", seed, layout)
 
 

@@ -108,5 +108,5 @@ def test_audit_of_an_import_path_builds_the_model_and_reports_bad_paths():
     ]:
         result = CliRunner().invoke(main, ["audit", spec])
         assert result.exit_code == 2, result.output
-        assert "is neither a file nor a buildable 'package.module:factory'" in result.output
+        assert "Invalid value for SOURCE" in result.output
         assert why in result.output, result.output

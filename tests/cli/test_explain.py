@@ -12,11 +12,11 @@ def run(*args):
 
 
 def test_explain_builtin_model_with_a_preset():
-    result = run("explain", "gpt(n_layer=1)", "--rules", "gpt2", "--seed", "0")
+    result = run("explain", "gpt(n_layer=1)", "--rules", "gpt2(n_layer=1)", "--seed", "0")
     assert result.exit_code == 0, result.output
     assert "fanin plan: GPT (16 tensors; random source: counter stream, seed=0)" in result.output
     assert "wte.weight (= lm_head.weight)" in result.output
-    assert "normal(std=0.02/sqrt(2*n_layer))" in result.output
+    assert "normal(std=0.02/sqrt(2*1))" in result.output
     assert "(0, 'h.0.attn.c_proj.weight')" in result.output
 
 
@@ -36,7 +36,8 @@ def test_explain_markdown():
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0] == "# fanin plan: Sequential (8 tensors, source: global)"
-    assert lines[4].startswith("| 0 | 0.weight | 16×3×3×3 | 27/144 | #0 module=Conv2d & role='weight' -> kaiming_normal")
+    assert lines[2] == "| \\# | tensor | shape | fan in/out | rule | init | std | bound |"  # no stream key: no seed
+    assert lines[4].startswith("| 0 | `0.weight` | 16×3×3×3 | 27/144 | `#0 module=Conv2d & role='weight' -> kaiming_normal")
     assert "Leftovers: reset_parameters" in result.output
 
 
@@ -47,7 +48,7 @@ def test_explain_errors(tmp_path):
     result = run("explain", "no_such_module_xyz:factory")
     assert result.exit_code == 2 and "Cannot import 'no_such_module_xyz'" in result.output
     result = run("explain", "mlp", "--rules", "*.weight")
-    assert result.exit_code == 1 and "Unknown preset '*.weight'" in result.output
+    assert result.exit_code == 2 and "Unknown preset '*.weight'" in result.output
     result = run("explain", "mlp", "--rules", str(tmp_path / "none.toml"))
     assert result.exit_code == 2 and "Cannot read rules file" in result.output
     bad = tmp_path / "bad.json"

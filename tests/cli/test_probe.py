@@ -33,10 +33,12 @@ def test_probe_args_json_and_check(runner):
 def test_probe_import_path_and_outputs(runner, tmp_path):
     args = ["probe", "torch.nn:Linear", "--arg", "in_features=4", "--arg", "out_features=3", "--input-shape", "5,4"]
     out = tmp_path / "r.json"
-    result = runner.invoke(main, [*args, "--format", "markdown", "-o", str(out), "--seed", "3"])
+    result = runner.invoke(main, [*args, "--format", "markdown", "--seed", "3"])
     assert result.exit_code == 0, result.output
-    assert "| 0 | (model) | Linear | 5x3 |" in result.stdout
-    assert result.stderr == f"wrote {out}\n"
+    assert "| 0 | `(model)` | Linear | 5x3 |" in result.stdout
+    result = runner.invoke(main, [*args, "-o", str(out), "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"wrote {out}\n" and result.stdout == ""
     report = load_report(out)
     assert report.input_shapes == ((5, 4),) and report.label == "torch.nn:Linear"
     again = runner.invoke(main, [*args, "--format", "json", "--seed", "3"])
@@ -44,7 +46,7 @@ def test_probe_import_path_and_outputs(runner, tmp_path):
     md, png = tmp_path / "r.md", tmp_path / "r.png"
     assert runner.invoke(main, [*args, "-o", str(md)]).exit_code == 0
     assert md.read_text().startswith("**torch.nn:Linear (Linear)")
-    assert runner.invoke(main, [*args, "-o", str(png)]).exit_code == 0
+    assert runner.invoke(main, [*args, "--plot", str(png)]).exit_code == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -67,12 +69,16 @@ def test_probe_with_rules(runner):
     ("args", "code", "message"),
     [
         (["probe", "mlpp"], 2, "Unknown model 'mlpp'. Did you mean 'mlp'"),
-        (["probe", "mlp", "--arg", "depth"], 2, "expected key=value, got 'depth'"),
+        (["probe", "mlp", "--arg", "depth"], 2, "expected KEY=VALUE, got 'depth'"),
+        (["probe", "mlp", "--arg", "widht=3"], 2, ("Unknown argument of mlp 'widht'. Accepted arguments: 'depth', "
+                                                   "'hidden', 'in_features', 'out_features'.")),
         (["probe", "mlp", "--arg", "depth=six"], 2, "the value of depth must be a Python literal"),
         (["probe", "mlp", "--input-shape", "8,a"], 2, "expected positive integers separated by commas"),
         (["probe", "torch.nn:Linear", "--arg", "in_features=2", "--arg", "out_features=2"], 2,
          "give the input's shape with --input-shape"),
-        (["probe", "mlp", "-o", "r.txt"], 2, "the output's suffix must be one of .png, .md, .json, got output='r.txt'"),
+        (["probe", "mlp", "-o", "r.png"], 2, ("cannot tell the report's format from output='r.png': the suffix is .png; "
+                                              "accepted suffixes: .json (json), .md (markdown), .txt (table)")),
+        (["probe", "mlp", "--plot", "r.jpg"], 2, "Unknown figure format 'jpg' (from path='r.jpg'). Did you mean 'png'?"),
         (["probe", "mlp", "--input-shape", "8,3"], 1, "probing mlp failed"),
         (["probe", "mlp", "--rules", "no_such_rules.toml"], 2, "--rules"),
     ],
@@ -86,8 +92,8 @@ def test_probe_errors(runner, args, code, message):
 def test_probe_png_without_matplotlib(runner, tmp_path, monkeypatch):
     for module in ("matplotlib", "matplotlib.figure", "matplotlib.backends.backend_agg"):
         monkeypatch.setitem(sys.modules, module, None)
-    result = runner.invoke(main, ["probe", "mlp", "-o", str(tmp_path / "p.png")])
-    assert result.exit_code == 1 and "pip install 'fanin[plot]'" in result.stderr
+    result = runner.invoke(main, ["probe", "mlp", "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 1 and "pip install 'fanin[plot]'" in result.stderr and result.stdout == ""
 
 
 def test_demo_runs_through_the_probe(runner, monkeypatch):

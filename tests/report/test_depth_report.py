@@ -19,6 +19,7 @@ from fanin.report import (
     snapshot_layers,
     write_plot,
 )
+from fanin.report.table import plain_text
 from fanin.schemes import lookup
 
 SMALL = {"depth": 4, "width": 4, "batch": 2}
@@ -113,9 +114,30 @@ def test_table_of_the_demo():
     text = console.export_text()
     for cell in ("15.96", "256.6", "0.9975", "1.002", "exploding", "stable", "99"):
         assert cell in text
-    assert f"{report.runs[0].nonfinite_layer} (std), 31 (x)" in text
+    limit = next(line for line in text.splitlines() if line.strip().startswith("limit"))
+    assert limit.split()[:3] == ["limit", f"{report.runs[0].nonfinite_layer}", "(std)"]
     assert text.startswith("Std of the activations after layer i (width 256, batch 16, seed 1)\n")
     assert "normal (none, normal(std=1.0)): exploding: std exceeds 1000 at layer 2" in text
+
+
+def test_demo_table_fits_80_columns_and_is_the_same_at_any_larger_width():
+    report = depth_report(run_depth_experiment(c) for c in DEMO_CONFIGS)
+    natural = plain_text(render_table(report, None), None)
+    assert max(len(line) for line in natural.splitlines()) <= 80
+    assert plain_text(render_table(report, 80), 80) == natural == plain_text(render_table(report, 200), 200)
+    assert "limit: the first layer whose std is NaN/inf (std)" in natural
+
+
+def test_names_are_rendered_literally(small_report):
+    import dataclasses
+
+    run = small_report.runs[0]
+    odd = dataclasses.replace(run, config=dataclasses.replace(run.config, name="[bold red]x\x1b[2J"))
+    report = depth_report([odd])
+    text = plain_text(render_table(report, None), None)
+    assert "[bold red]x\\x1b[2J" in text and "\x1b" not in text
+    md = render_markdown(report)
+    assert "\\[bold red\\]x\\\\x1b\\[2J" in md and "\x1b" not in md
 
 
 def test_plot_is_a_png(small_report, tmp_path):
@@ -140,14 +162,35 @@ def test_render_gain():
     assert lines[0] == "activation   tanh"
     assert lines[1].startswith("exact        1.59253741972")
     assert lines[2] == "torch table  1.6666666666666667  torch.nn.init.calculate_gain"
-    assert lines[3].startswith("empirical    1.59") and "10000 float32 samples, seed 0" in lines[3]
-    assert lines[4].startswith("note         torch's docs give no derivation for 5/3")
+    assert lines[3].startswith("monte carlo  1.5901 ± 0.0020") and "100000 float64 draws," in lines[3]
+    assert lines[5].startswith("std ratio    1.5928") and "consistent with 0, so it estimates the gain" in text
+    assert "note         torch's docs give no derivation for 5/3" in text
+    assert max(len(line) for line in lines) <= 80
+    relu = render_gain(compare_gains("relu"))
+    assert "here E[f(z)] = 0.4002 ± 0.0019, so it" in relu and "is not the gain" in relu
     assert "not in torch's table" in render_gain(compare_gains("gelu"))
 
 
 def test_render_schemes():
-    text = render_schemes([lookup("kaiming_normal"), lookup("normal")])
-    first, second = text.splitlines()
+    text = plain_text(render_schemes([lookup("kaiming_normal"), lookup("normal")]))
+    header, _rule, first, second = text.splitlines()
+    assert header.split() == ["scheme", "framework", "family", "summary"]
     assert first.split()[:3] == ["kaiming_normal", "torch", "normal"]
     assert second.split()[:3] == ["normal", "torch", "normal"]
-    assert render_schemes([]) == ""
+    narrow = plain_text(render_schemes([lookup("tf1.uniform_unit_scaling_initializer")], 60), 60)
+    assert "tf1.uniform_unit_scaling_initializer" in narrow and "framework" not in narrow
+
+
+def test_scheme_summaries_are_plain_whole_sentences():
+    from fanin.report.formats import plain_summary
+    from fanin.schemes import list_schemes
+
+    for name in list_schemes():
+        summary = plain_summary(lookup(name).fn.__doc__)
+        assert summary.endswith((".", ")")), (name, summary)
+        for rest in ("``", ":math:", ":func:", "`", "\\", "\\text", "\\mathcal"):
+            assert rest not in summary, (name, summary)
+    assert plain_summary("Zeros, after one :math:`\\mathcal{U}[a, b)` draw of ``n`` values.") == (
+        "Zeros, after one U[a, b) draw of n values.")
+    assert plain_summary("A bias: the first dimension splits\ninto blocks, block") == "A bias: the first dimension splits into blocks, block."
+    assert plain_summary("One sentence. And a cut-off sec") == "One sentence."

@@ -23,6 +23,7 @@ from fanin.report import (
     render_table,
     write_plot,
 )
+from fanin.report.probe import probe_markdown, probe_text
 
 GOLDEN = Path(__file__).parent / "golden"
 NAN, INF = float("nan"), float("inf")
@@ -55,7 +56,63 @@ def test_markdown_golden():
 
 
 def test_table_golden():
-    assert _text(render_table(golden_report())) == (GOLDEN / "probe.txt").read_text()
+    assert probe_text(golden_report(), 120) == (GOLDEN / "probe.txt").read_text()
+    assert str(golden_report()) + "\n" == probe_text(golden_report())  # print(report) shows the tables
+
+
+def test_repr_is_one_short_line():
+    text = repr(golden_report())
+    assert text == "<ProbeReport 'golden' (Net): 3 layer calls, input 2x3, forward and backward: exploding, saturating>"
+    assert repr(_small_run()).startswith("<ProbeReport 'small' (Sequential): 4 layer calls, input 16x8")
+
+
+def test_table_fits_80_columns_with_whole_names():
+    import dataclasses
+
+    long = "encoder.layers.11.self_attention.query_key_value"
+    layers = tuple(dataclasses.replace(r, name=long) for r in golden_report().layers)
+    report = dataclasses.replace(golden_report(), layers=layers)
+    text = probe_text(report, 80)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    assert text.count(long) == 3  # whole, in every row
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("#"))
+    assert header.split()[:3] == ["#", "layer", "std"] and "E[y^2]" not in header and "grad" in header
+    wide = probe_text(report, 200)
+    assert "E[y^2]" in wide and "module" in wide
+
+
+def test_columns_that_measured_nothing_are_left_out():
+    text = probe_text(_small_run(backward=False), None)
+    header = next(line for line in text.splitlines() if line.lstrip().startswith("#"))
+    assert "grad std" not in header and "saturated" in header  # tanh is measured, no backward pass
+    md = render_markdown(_small_run(backward=False))
+    assert "grad std" not in md
+
+
+def test_token_id_inputs_are_named_as_such():
+    import dataclasses
+
+    report = dataclasses.replace(golden_report(), input_std=NAN, input_dtypes=("torch.int64",))
+    assert "input 2x3 (int64 token ids: no std)" in " ".join(probe_text(report).split())
+    unknown = dataclasses.replace(golden_report(), input_std=NAN)
+    assert "std not measured: no floating-point input, or NaN values" in " ".join(probe_text(unknown).split())
+    assert ProbeReport.from_dict(json.loads(report.to_json())).input_dtypes == ("torch.int64",)
+
+
+def test_names_from_the_model_are_rendered_literally():
+    import dataclasses
+
+    hostile = ("[/oops]", "[bold red]x", "a\x1b[31mb", "line\nbreak", "pipe|`tick`")
+    layers = tuple(dataclasses.replace(r, name=n) for r, n in zip(golden_report().layers, hostile))
+    params = tuple(dataclasses.replace(p, name=n) for p, n in zip(golden_report().params, hostile[3:]))
+    report = dataclasses.replace(golden_report(), layers=layers, params=params, label="[red]label")
+    text = probe_text(report, 100)
+    for shown in ("[/oops]", "[bold red]x", "a\\x1b[31mb", "line\\nbreak", "[red]label"):
+        assert shown in text
+    assert "\x1b" not in text and "\nbreak" not in text
+    md = probe_markdown(report)
+    assert "\x1b" not in md and all(line.startswith(("|", "-", "*", "L", "R", "P")) or not line for line in md.splitlines())
+    assert "`` pipe\\|`tick` ``" in md
 
 
 def test_json_golden():
@@ -113,10 +170,11 @@ def test_assert_healthy():
 def test_real_run_renders():
     report = _small_run()
     md = render_markdown(report)
-    assert md.startswith("**small (Sequential): 4 layer calls, train mode, forward and backward, input 16x8")
-    assert "| 1 | 1 | Tanh | 16x8 |" in md and "- **stable**:" in md
+    assert "4 layer calls, train mode, forward and backward, input 16x8" in md.splitlines()[0]
+    assert "| 1 | `1` | Tanh | 16x8 |" in md and "- **stable**:" in md
     text = _text(render_table(report), width=160)
     assert "layers in execution order" in text and "parameters" in text and "2.weight" in text
+    assert md.startswith("**small (Sequential): 4 layer calls")
 
 
 def test_png_several_runs(tmp_path):

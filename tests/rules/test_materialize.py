@@ -20,7 +20,7 @@ def all_tensors(model):
 
 def test_gpt_on_meta_becomes_real_equal_to_apply_on_a_real_model():
     model = meta(fanin.models.gpt, n_layer=2)
-    record = fanin.materialize(model, "gpt2", seed=0)
+    record = fanin.materialize(model, "gpt2(n_layer=2)", seed=0)
     assert not any(t.is_meta for t in all_tensors(model))
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert model.lm_head.weight is model.wte.weight  # still tied
@@ -29,7 +29,7 @@ def test_gpt_on_meta_becomes_real_equal_to_apply_on_a_real_model():
     assert torch.equal(model.h[0].attn.mask, torch.ones(32, 32, dtype=torch.bool).tril())
     assert record["h.0.attn.mask"].init == "CausalSelfAttention.reset_buffers()"
     real = fanin.models.gpt(n_layer=2)
-    fanin.apply(real, "gpt2", seed=0)
+    fanin.apply(real, "gpt2(n_layer=2)", seed=0)
     for (name, a), b in zip(real.state_dict().items(), model.state_dict().values()):
         assert torch.equal(a, b), name
     # and the model runs
@@ -150,3 +150,64 @@ def test_materialize_peak_memory_is_about_the_model_size():
     measured = json.loads(out.stdout)
     assert measured["size"] == 24 * (1024 * 1024 + 1024) * 4
     assert measured["peak"] <= 1.25 * measured["size"], measured
+
+
+# --- all or nothing -----------------------------------------------------------------------------------
+
+
+def snapshot(model):
+    """(name, object, device) of every parameter and buffer: a failed materialize changes none of them."""
+    return [(n, id(t), t.device.type) for n, t in [*model.named_parameters(), *model.named_buffers()]]
+
+
+def test_a_value_that_cannot_be_computed_leaves_the_model_on_meta(monkeypatch):
+    import threading
+
+    class Locked(nn.Linear):
+        def __init__(self, *args):
+            super().__init__(*args)
+            self.lock = threading.Lock()  # deep-copying this module fails with "cannot pickle"
+
+        def reset_parameters(self):
+            if getattr(self, "armed", False):
+                raise RuntimeError("broken reset")
+            super().reset_parameters()
+
+    model = meta(lambda: nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), Locked(3, 2)))
+    before = snapshot(model)
+    record = fanin.materialize(model, {"0.*": "ones", "*": "reset_parameters"})  # the lock is no obstacle
+    assert record["2.weight"].init == "Locked.reset_parameters()" and not model[2].weight.is_meta
+    model = meta(lambda: nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3), Locked(3, 2)))
+    model[2].armed = True
+    before = snapshot(model)
+    with pytest.raises(fanin.errors.ApplyError) as info:
+        fanin.materialize(model, {"0.*": "ones", "*": "reset_parameters"})
+    assert str(info.value) == (
+        "Cannot compute '2.weight': Locked.reset_parameters() of module '2' raised RuntimeError: broken reset. "
+        "Nothing was written."
+    )
+    assert snapshot(model) == before and all(t.is_meta for t in all_tensors(model))
+
+
+@pytest.mark.parametrize("error", [RuntimeError("store failed"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
+def test_a_failing_swap_puts_every_tensor_back(error):
+    class Exploding(dict):
+        # a module store that refuses the first real tensor: the swap fails half-way
+        def __setitem__(self, key, value):
+            if isinstance(value, torch.Tensor) and not value.is_meta:
+                raise error
+            super().__setitem__(key, value)
+
+    model = meta(lambda: nn.Sequential(nn.Linear(2, 3), nn.Linear(3, 3), nn.Linear(3, 2)))
+    model[1].__dict__["_parameters"] = Exploding(model[1]._parameters)
+    before = snapshot(model)
+    with pytest.raises(type(error)):
+        fanin.materialize(model, {"*": "zeros"}, seed=0)
+    assert snapshot(model) == before and all(t.is_meta for t in all_tensors(model))
+
+
+def test_materialize_refuses_what_plan_refuses():
+    model = meta(lambda: nn.Sequential(nn.Linear(3, 2)))
+    with pytest.raises(RuleError, match=r"scheme 'orthogonal' cannot initialize '0.bias' \(Linear '0'\)"):
+        fanin.materialize(model, {"*": "orthogonal"})
+    assert all(t.is_meta for t in all_tensors(model))

@@ -99,8 +99,8 @@ def test_scheme_shape_errors_are_raised_at_plan_time_with_the_tensor():
     with pytest.raises(RuleError) as info:
         fanin.plan(Net(), {"*": "xavier_uniform"})
     assert str(info.value) == (
-        "Rule \"name='*' -> xavier_uniform\": scheme 'xavier_uniform' cannot initialize 'encoder.bias' of "
-        "shape=(4,): Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+        "Rule \"name='*' -> xavier_uniform\": scheme 'xavier_uniform' cannot initialize 'encoder.bias' (Linear "
+        "'encoder') of shape=(4,): Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
     )
 
 
@@ -139,7 +139,7 @@ def test_framework_fans_use_that_frameworks_layout():
 
 def test_tied_parameters_appear_once_with_aliases():
     model = fanin.models.gpt(n_layer=1)
-    p = fanin.plan(model, "gpt2")
+    p = fanin.plan(model, "gpt2(n_layer=1)")
     names = [e.name for e in p]
     assert "lm_head.weight" not in names
     assert p["wte.weight"].aliases == ("lm_head.weight",)
@@ -157,14 +157,16 @@ def test_buffers_only_when_a_rule_covers_them():
     assert p["1.running_var"].rule_index == 0
 
 
-def test_depth_scaled_normal_infers_n_layer():
-    p = fanin.plan(fanin.models.gpt(n_layer=3), "gpt2")
+def test_depth_scaled_normal_needs_n_layer():
+    p = fanin.plan(fanin.models.gpt(n_layer=3), "gpt2(n_layer=3)")
     # 3 blocks x (attn.c_proj, mlp.c_proj) -> N = 6 residual layers
     assert p["h.2.mlp.c_proj.weight"].statistics.std == pytest.approx(0.02 / math.sqrt(6), rel=1e-15)
-    with pytest.raises(RuleError, match=r"covers 3; give n_layer explicitly"):
-        DepthScaledNormal(0.02).scheme_for(3)
-    with pytest.raises(RuleError, match=r"DepthScaledNormal needs std > 0, got std=0"):
-        DepthScaledNormal(0)
+    with pytest.raises(TypeError, match=r"n_layer"):
+        DepthScaledNormal(0.02)
+    with pytest.raises(RuleError, match=r"DepthScaledNormal needs a positive int n_layer, got n_layer=None"):
+        DepthScaledNormal(0.02, n_layer=None)
+    with pytest.raises(RuleError, match=r"DepthScaledNormal needs a finite std > 0, got std=0"):
+        DepthScaledNormal(0, n_layer=1)
 
 
 def test_plan_errors():
@@ -172,23 +174,31 @@ def test_plan_errors():
         fanin.plan(3, {"*": "zeros"})
     with pytest.raises(TypeError, match=r"seed must be None or an int in \[0, 2\*\*64\), got seed=-1 \(int\)"):
         fanin.plan(Net(), {"*": "zeros"}, seed=-1)
-    with pytest.raises(RuleError, match=r"has dtype=torch.int64, not floating point"):
 
-        class IntParam(nn.Module):
-            def __init__(self):
-                super().__init__()
-                self.w = nn.Parameter(torch.zeros(2, dtype=torch.int64), requires_grad=False)
+    class IntParam(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(2, dtype=torch.int64), requires_grad=False)
 
-        fanin.plan(IntParam(), {"*": "zeros"})
+    with pytest.raises(RuleError) as info:
+        fanin.plan(IntParam(), {"*": "normal"})
+    assert str(info.value) == (
+        "Rule \"name='*' -> normal\": scheme 'normal' cannot initialize 'w' (IntParam '<root>') of shape=(2,): it "
+        "draws random values, and the tensor has dtype=torch.int64; random schemes fill floating-point tensors "
+        "(float16, bfloat16, float32, float64)"
+    )
+    assert fanin.plan(IntParam(), {"*": "zeros"})["w"].init == "zeros"  # a constant an int64 tensor holds
 
 
 def test_explain_render_and_json():
     p = fanin.plan(Net(), [("head.*", "zeros"), (Name("*.weight") & Ndim(2), "orthogonal"), ("*", "zeros")], seed=3)
-    text = p.render(width=220)
+    from fanin.report.plan import render_plan_text
+
+    text = render_plan_text(p, width=220)
     assert "counter stream, seed=3" in text
     assert "#1 name='*.weight' & ndim=2 -> orthogonal" in text
     assert "(3, 'encoder.weight')" in text
-    assert "Rules (first match wins): #0 name='head.*' -> zeros" in text
+    assert "Rules (first match wins):" in text and "#0 name='head.*' -> zeros" in text
     data = json.loads(p.to_json())
     assert data["seed"] == 3 and data["leftovers"] == "error"
     first = data["entries"][0]
@@ -198,7 +208,7 @@ def test_explain_render_and_json():
     assert first["fans"] == {"fan_in": 8, "fan_out": 4, "receptive_field": 1, "layout": "torch"}
     # orthogonal (4, 8): rows orthonormal, every entry's RMS is 1/sqrt(8)
     assert first["statistics"]["std"] == pytest.approx(1 / math.sqrt(8), rel=1e-15)
-    assert str(p) == p.render()
+    assert str(p) == p.explain() == render_plan_text(p).rstrip("\n")
 
 
 def test_plan_getitem_error():

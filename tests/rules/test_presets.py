@@ -8,12 +8,15 @@ from scipy import stats
 from torch import nn
 
 import fanin
+from fanin.report.plan import render_plan_text
 import fanin.models
 from fanin.rules import RuleError, list_presets, preset
+from fanin.rules.recipes import RECIPES
 
 
 def test_list_presets():
-    assert list_presets() == ["bert", "flax", "gpt2", "keras", "resnet", "tf1", "torch", "vit"]
+    assert {"bert", "flax", "gpt2", "keras", "resnet", "tf1", "torch", "vit"} <= set(list_presets())
+    assert set(RECIPES) <= set(list_presets())
 
 
 def test_resnet_recipe():
@@ -31,7 +34,7 @@ def test_resnet_recipe():
 
 def test_gpt2_recipe():
     model = fanin.models.gpt(n_layer=4, n_embd=64)
-    fanin.apply(model, "gpt2", seed=0)
+    fanin.apply(model, "gpt2(n_layer=4)", seed=0)
     # residual projections: N(0, (0.02 / sqrt(2 * 4))^2); 4 * 2 matrices pooled
     proj = torch.cat([b.attn.c_proj.weight.flatten() for b in model.h] + [b.mlp.c_proj.weight.flatten() for b in model.h])
     assert stats.kstest(proj.detach().double().numpy(), "norm", args=(0, 0.02 / math.sqrt(8))).pvalue > 1e-3
@@ -115,9 +118,36 @@ def test_framework_presets_list_unknown_module_parameters():
         ("bret", r"Unknown preset 'bret'. Did you mean 'bert'"),
         ("gpt2(foo=1)", r"Preset 'gpt2' got unexpected argument\(s\) foo=1. Accepted arguments: n_layer, std."),
         ("gpt2(12)", r"Cannot read preset 'gpt2\(12\)': arguments are keywords, e.g. gpt2\(n_layer=24\)"),
-        ("gpt2(n_layer=0)", r"DepthScaledNormal needs a positive int n_layer, got n_layer=0"),
+        ("gpt2(n_layer=0)", r"gpt2 needs a positive int n_layer, got n_layer=0"),
     ],
 )
 def test_preset_errors(spec, message):
     with pytest.raises(RuleError, match=message):
         preset(spec)
+
+
+def test_embedding_rule_says_what_is_done_to_each_table():
+    # gpt2/bert describe the padding row as conditional, and each table's entry shows its own scheme
+    model = torch.nn.ModuleDict({"wte": torch.nn.Embedding(8, 4), "pad": torch.nn.Embedding(8, 4, padding_idx=0)})
+    p = fanin.plan(model, "bert")
+    assert p["wte.weight"].rule == "role='embedding' -> normal(std=0.02), padding_idx row (if any) 0"
+    assert p["wte.weight"].init == "normal(std=0.02)"
+    assert p["pad.weight"].init == "fanin.padded_normal(padding_idx=0, std=0.02)"
+    assert "with the padding_idx row 0" not in render_plan_text(fanin.plan(fanin.models.gpt(n_layer=1), "gpt2(n_layer=1)"), width=None)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        (5, "A preset is named by a str such as 'gpt2(n_layer=24)', got 5 (int)"),
+        ("gpt2(n_layer=2, n_layer=3)", "Cannot read preset 'gpt2(n_layer=2, n_layer=3)': argument 'n_layer' given twice"),
+        ("bert(std=nan)", "Preset 'bert(std=nan)': normal: std must be a finite number, got std=nan"),
+        ("gpt2(n_layer=2, std=inf)", "DepthScaledNormal needs a finite std > 0, got std=inf"),
+        ("x" * 20_000, "Unknown preset 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (20000 characters)."),
+        ("gpt2(" + "[" * 40 + ")", "Cannot read preset 'gpt2([[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[)': "),
+    ],
+)
+def test_hostile_preset_specs(spec, message):
+    with pytest.raises(RuleError) as info:
+        preset(spec)
+    assert str(info.value).startswith(message), str(info.value)

@@ -4,7 +4,10 @@ import pytest
 import torch
 from torch import nn
 
+import fanin
+from fanin.rules import Rule
 from fanin.rules.selectors import (
+    MAX_PATTERN_LENGTH,
     All,
     Any,
     Everything,
@@ -169,3 +172,58 @@ def test_composition_truth_table():
     assert str(~(Name("a") & Name("b"))) == "~(name='a' & name='b')"
     assert len((Name("a") & Name("b") & Name("c")).parts) == 3
     assert Name("a") & Name("b") == All(Name("a"), Name("b"))
+
+
+# --- patterns from files cannot hang a plan ------------------------------------------------------
+
+
+@pytest.mark.parametrize("pattern", [r"(a+)+$", r"(a|aa)*b", r"(x+x+)+y", r"(.*a){20}"])
+def test_catastrophic_regexes_match_in_linear_time(pattern):
+    # Python's backtracking re takes hours on (a+)+$ against 40 a's and a '!'; RE2 is linear
+    # in the name whatever the pattern, so this returns at once (and would hang, not fail, if
+    # the engine were ever switched back).
+    import re2
+
+    sel = Name(pattern, regex=True)
+    assert isinstance(sel._compiled, re2._Regexp)
+    assert sel.matches_name("a" * 40 + "!") is False
+    model = torch.nn.ModuleDict({"a" * 40 + "x": torch.nn.Linear(2, 2)})
+    plan = fanin.plan(model, [Rule(Name(pattern, regex=True), "zeros"), Rule("*", "ones")])
+    assert [e.rule_index for e in plan] == [1, 1]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        (r"(a)\1", r"Name got an invalid regex pattern='\(a\)\\\\1': invalid escape sequence: \\1 \(RE2 syntax: no backreferences or lookaround\)"),
+        (r"(?=a)a", r"invalid perl operator: \(\?= \(RE2 syntax"),
+        (r"(?<!a)b", r"invalid perl operator: \(\?<"),
+        ("a{2000}", r"invalid repetition size: \{2000\}"),
+    ],
+)
+def test_regex_outside_re2_syntax_is_refused(pattern, message, capfd):
+    with pytest.raises(SelectorError, match=message):
+        Name(pattern, regex=True)
+    assert capfd.readouterr().err == ""  # RE2's own error log is switched off
+
+
+def test_pattern_length_is_bounded():
+    Name("x" * MAX_PATTERN_LENGTH)
+    for regex in (False, True):
+        with pytest.raises(SelectorError, match=rf"^Name patterns are at most {MAX_PATTERN_LENGTH} characters, got pattern='xxx"):
+            Name("x" * (MAX_PATTERN_LENGTH + 1), regex=regex)
+
+
+def test_hostile_globs_stay_fast():
+    # fnmatch translates each '*' to an atomic group: no backtracking blow-up
+    assert not Name("*a" * 30 + "*b").matches_name("a" * 200)
+    assert not Name("*" + "?*" * 100 + "b").matches_name("a" * 200)
+
+
+def test_regex_selectors_pickle_and_copy():
+    import copy
+    import pickle
+
+    sel = Name(r"h\.\d+", regex=True) & Role("weight")
+    for clone in (pickle.loads(pickle.dumps(sel)), copy.deepcopy(sel)):
+        assert clone == sel and clone.parts[0].matches_name("h.12")

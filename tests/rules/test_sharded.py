@@ -20,7 +20,7 @@ import json
 import math
 import os
 import re
-import socket
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +32,10 @@ import torch
 from fanin.rng import Stream
 from fanin.rng.sharded import Box, check_generator_for, is_dtensor, shard_boxes
 
-WORKER_TIMEOUT_S = 150
+# Guards against a hang only: a run is about 30 s on 2 idle cores, but on a cold JIT cache the
+# first world compiles the stream's kernels (one rank compiles, the others wait for its cache
+# files: fanin.rng._numba_kernels) and a loaded shared machine is several times slower.
+WORKER_TIMEOUT_S = 900
 
 
 # ------------------------------------------------------------------------------ geometry
@@ -45,7 +48,8 @@ def _torch_local_shape_and_offset(global_shape, mesh_shape, coordinate, placemen
 
 
 def _all_coordinates(mesh_shape):
-    return [tuple(int(c) for c in idx) for idx in torch.cartesian_prod(*[torch.arange(k) for k in mesh_shape]).reshape(-1, len(mesh_shape)).tolist()]
+    grid = torch.cartesian_prod(*[torch.arange(k) for k in mesh_shape]).reshape(-1, len(mesh_shape))
+    return [tuple(int(c) for c in idx) for idx in grid.tolist()]
 
 
 LAYOUTS = [
@@ -85,8 +89,8 @@ def test_boxes_of_all_ranks_cover_the_tensor_once_per_replica(shape, mesh, place
     count = torch.zeros(shape, dtype=torch.int64)
     for coord in _all_coordinates(mesh):
         for b in shard_boxes(shape, mesh_shape=mesh, coordinate=coord, placements=placements):
-            count[tuple(slice(o, o + n) for o, n in zip(b.offsets, b.shape))] += 1
-    replicas = math.prod(k for k, p in zip(mesh, placements) if p[0] == "replicate")
+            count[tuple(slice(o, o + n) for o, n in zip(b.offsets, b.shape, strict=True))] += 1
+    replicas = math.prod(k for k, p in zip(mesh, placements, strict=True) if p[0] == "replicate")
     assert bool((count == replicas).all())
 
 
@@ -101,7 +105,7 @@ def test_stream_fills_of_every_rank_reassemble_the_full_generation(shape, mesh, 
         for b in boxes:
             s.normal_(local[b.local], 0.0, 0.02, full_shape=shape, offsets=b.offsets)
         for b in boxes:
-            got[tuple(slice(o, o + n) for o, n in zip(b.offsets, b.shape))] = local[b.local]
+            got[tuple(slice(o, o + n) for o, n in zip(b.offsets, b.shape, strict=True))] = local[b.local]
     assert torch.equal(got, full)
 
 
@@ -145,12 +149,6 @@ def test_plain_tensors_are_not_dtensors_and_take_any_generator():
 # ------------------------------------------------------------------------ distributed runs
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 _RUNS: dict[int, dict | str] = {}
 
 
@@ -169,21 +167,26 @@ def _run_world(world: int, tmp_root: Path) -> dict:
 
 
 def _start_world(world: int, out: Path) -> dict | str:
+    """Run the worker on ``world`` ranks.
+
+    The ranks meet through a file store in ``out`` (``init_method="file://..."``), not a TCP port:
+    a port found free here can be taken before rank 0 binds it, by another test run on the same
+    machine (whose ranks could then join this run's store) or by an ephemeral socket; a file in a
+    fresh directory belongs to this run alone. Every rank also has its own log and result file.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    port = _free_port()
     procs, logs = [], []
     for rank in range(world):
         env = dict(
             os.environ,
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
+            FANIN_TEST_INIT_METHOD=f"file://{out / 'rendezvous'}",
             RANK=str(rank),
             WORLD_SIZE=str(world),
             OMP_NUM_THREADS="1",
             NUMBA_NUM_THREADS="1",
             PYTHONWARNINGS="ignore",
         )
-        log = open(out / f"rank{rank}.log", "w")  # noqa: SIM115 - closed below
+        log = open(out / f"rank{rank}.log", "w")  # closed below
         logs.append(log)
         procs.append(
             subprocess.Popen(
@@ -191,6 +194,7 @@ def _start_world(world: int, out: Path) -> dict | str:
             )
         )
     deadline = time.monotonic() + WORKER_TIMEOUT_S
+    killed: set[int] = set()
     try:
         # A rank that fails leaves the others waiting in a collective: stop them at once.
         while any(p.poll() is None for p in procs):
@@ -198,18 +202,22 @@ def _start_world(world: int, out: Path) -> dict | str:
                 break
             time.sleep(0.1)
     finally:
-        for p in procs:
+        for rank, p in enumerate(procs):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+                killed.add(rank)
         for log in logs:
             log.close()
+    if len(killed) == world:
+        return f"gloo workers of world {world} still running after {WORKER_TIMEOUT_S} s: stopped\n" + _log_tail(out, 0)
     results = {}
-    for rank, p in enumerate(procs):
+    # The ranks that ended on their own first: the one that failed, not the ones stopped above.
+    for rank in sorted(range(world), key=lambda r: r in killed):
+        p = procs[rank]
         path = out / f"rank{rank}.json"
         if p.returncode != 0 or not path.exists():
-            tail = (out / f"rank{rank}.log").read_text()[-3000:]
-            return f"gloo worker rank {rank} of {world} exited with {p.returncode}:\n{tail}"
+            return f"gloo worker rank {rank} of {world} {_ended(p.returncode, rank in killed)}:\n{_log_tail(out, rank)}"
         results[rank] = json.loads(path.read_text())
     # Every rank checks the gathered tensors; they must agree (timings aside).
     strip = [{k: v for k, v in results[r].items() if not k.startswith("time/")} for r in range(world)]
@@ -218,6 +226,18 @@ def _start_world(world: int, out: Path) -> dict | str:
             diff = sorted(k for k in set(strip[0]) | set(strip[rank]) if strip[0].get(k) != strip[rank].get(k))
             return f"rank {rank} of {world} saw something else than rank 0 for {diff[:10]}"
     return results[0]
+
+
+def _ended(returncode: int, killed: bool) -> str:
+    if killed:
+        return "was stopped after another rank failed"
+    if returncode < 0:
+        return f"was killed by signal {signal.Signals(-returncode).name}"
+    return f"exited with {returncode}"
+
+
+def _log_tail(out: Path, rank: int) -> str:
+    return (out / f"rank{rank}.log").read_text(errors="replace")[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -327,7 +347,7 @@ def _worker(out: Path) -> None:
     from fanin.schemes import list_schemes
 
     rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=os.environ["FANIN_TEST_INIT_METHOD"], rank=rank, world_size=world)
     found: dict[str, str] = {}
 
     def check(name, fn):
@@ -372,7 +392,9 @@ def _worker(out: Path) -> None:
                 tag = f"scheme/{name}/{mesh_name}{[str(p) for p in placements]}/{dtype}"
                 want = scheme(torch.empty(shape, dtype=dtype), generator=Stream(0, name))
 
-                def run(placements=placements, mesh_name=mesh_name, dtype=dtype, want=want):
+                def run(
+                    placements=placements, mesh_name=mesh_name, dtype=dtype, want=want, shape=shape, scheme=scheme, name=name
+                ):
                     d = distribute_tensor(torch.full(shape, float("nan"), dtype=dtype), meshes[mesh_name], placements)
                     scheme(d, generator=Stream(0, name))
                     return same(d.full_tensor(), want)
@@ -505,7 +527,8 @@ def _worker(out: Path) -> None:
             m = torch.nn.Sequential(torch.nn.Linear(6, 10), torch.nn.Linear(10, 7))
             fully_shard(m, mesh=mesh)
             fanin.apply(m, spec, seed=0)
-            bad = [n for (n, p), (_, q) in zip(m.named_parameters(), plain.named_parameters()) if same(p.full_tensor().detach(), q.detach()) != "ok"]
+            pairs = zip(m.named_parameters(), plain.named_parameters(), strict=True)
+            bad = [n for (n, p), (_, q) in pairs if same(p.full_tensor().detach(), q.detach()) != "ok"]
             return "ok" if not bad else f"differ: {bad}"
 
         check("apply/fsdp2", apply_check)

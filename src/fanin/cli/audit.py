@@ -1,160 +1,133 @@
 """``fanin audit`` and ``fanin diff``: parse, call :mod:`fanin.auditing`, pick a renderer, write.
 
-A source is a checkpoint path (.safetensors, .pt, .pth, .bin, .ckpt; pickles are loaded
-weights-only) or ``package.module:factory``, a function called with no arguments that returns an
-``nn.Module`` (your own code, imported as Python imports it).
+A source is any form of :mod:`fanin.cli.models`: a checkpoint file (.safetensors, .pt, .pth,
+.bin, .ckpt; pickles are loaded weights-only) or directory, a built-in model (``mlp``, ``cnn``,
+``gpt``: its PyTorch default initialization, built under ``--seed``) or ``package.module:factory``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import inspect
+import os
 
 import click
 
-from fanin.cli.common import stdout_console
+from fanin.cli.common import FiniteFloat
+from fanin.cli.models import arg_option
+from fanin.cli.output import Renderers, emit, output_for, output_options, plot_for, plot_option, write_figure
 
 __all__ = ["audit_command", "diff_command"]
 
-FORMATS = ("table", "markdown", "json")
+_LAYOUT = click.option("--layout", type=click.Choice(["torch", "keras"]), default="torch", show_default=True,
+                       help="Weight layout of a checkpoint (a module's layouts come from its layer types).")
+_SEED = click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
+                     help="Seed under which a built model (not a checkpoint) is constructed.")
 
 
-def _load(spec: str, param: str):
-    """A checkpoint path as it is, or the model an import path ``package.module:factory`` builds."""
-    if Path(spec).exists() or ":" not in spec:
-        return spec
-    from fanin.models import ModelSpecError, build
-
+def _with_width(render):
+    """A table renderer as :class:`Renderers` calls it, whether or not it takes a width."""
     try:
-        return build(spec)
-    except ModelSpecError as err:
-        raise click.BadParameter(f"{spec!r} is neither a file nor a buildable 'package.module:factory': {err}",
-                                 param_hint=param) from None
+        takes_width = "width" in inspect.signature(render).parameters
+    except (TypeError, ValueError):
+        takes_width = False
+    return (lambda report, width: render(report, width=width)) if takes_width else (lambda report, _w: render(report))
 
 
-def _progress_bar():
-    from rich.console import Console
-    from rich.progress import Progress
-
-    stderr = Console(stderr=True)
-    return Progress(console=stderr, transient=True, disable=not stderr.is_terminal)
+def _inputs(*sources) -> list[str]:
+    return [s for s in sources if isinstance(s, str) and os.path.exists(s)]
 
 
-def _emit(text_or_table, fmt: str, output: str | None) -> None:
-    if output is not None:
-        try:
-            Path(output).write_text(text_or_table)
-        except OSError as err:
-            raise click.ClickException(f"Cannot write the report to {output}: {err}") from None
-        click.echo(f"wrote {output}", err=True)
-        return
-    if fmt == "table":
-        stdout_console().print(text_or_table)
-    else:
-        click.echo(text_or_table, nl=False)
-
-
-def _format_for(output: str | None, fmt: str | None) -> str:
-    if fmt is not None:
-        return fmt
-    if output is not None and output.endswith(".json"):
-        return "json"
-    if output is not None:
-        return "markdown"
-    return "table"
-
-
-@click.command("audit")
-@click.argument("source", metavar="PATH_OR_MODEL")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the report here (Markdown, or JSON for a .json name) instead of stdout.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Report format.")
-@click.option("--layout", type=click.Choice(["torch", "keras"]), default="torch", show_default=True,
-              help="Weight layout of a checkpoint (a module's layouts come from its layer types).")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG of histograms against the inferred densities.")
+@click.command("audit", short_help="How each tensor of a checkpoint or model looks initialized.")
+@click.argument("source", metavar="SOURCE")
+@arg_option
+@_LAYOUT
 @click.option("--tensor", "names", multiple=True, metavar="NAME", help="Only these tensors (repeatable).")
-def audit_command(source, output, fmt, layout, plot_path, names) -> None:
-    """How every tensor of PATH_OR_MODEL looks initialized: scheme, scale, fit, confidence."""
-    from fanin.auditing import CheckpointError, audit
+@_SEED
+@output_options()
+@plot_option("histograms of the tensors against the inferred densities")
+def audit_command(source, args, layout, names, seed, output, fmt, plot_path) -> None:
+    """How every tensor of SOURCE looks initialized: scheme, scale, fit, confidence. SOURCE is a
+    checkpoint file or directory, a built-in model (cnn, gpt, mlp) or 'package.module:factory'."""
+    from fanin.auditing import audit
+    from fanin.cli.common import progress
+    from fanin.cli.errors import fail, usage
+    from fanin.cli.models import model_or_checkpoint, parse_args
     from fanin.report.audit import render_audit_json, render_audit_markdown, render_audit_table
+    from fanin.report.text import rich_escape
 
-    fmt = _format_for(output, fmt)
-    model = _load(source, "PATH_OR_MODEL")
-    with _progress_bar() as progress:
-        task = progress.add_task("audit", total=None)
+    out = output_for(output, fmt, inputs=_inputs(source))
+    plot = plot_for(plot_path, inputs=_inputs(source), outputs=[out])
+    model = model_or_checkpoint(source, parse_args(args), param="SOURCE", seed=seed)
+    with progress("audit") as (bar, task):
 
         def step(i, total, name):
-            progress.update(task, total=total, completed=i, description=f"audit {name}")
+            bar.update(task, total=total, completed=i, description=f"audit {rich_escape(name)}")
 
         try:
             report = audit(model, layout=layout, names=list(names) or None, progress=step)
-        except CheckpointError as err:
-            raise click.ClickException(str(err)) from None
         except KeyError as err:
-            raise click.BadParameter(str(err.args[0]), param_hint="--tensor") from None
-    if fmt == "table" and output is None:
-        rendered = render_audit_table(report)
-    elif fmt == "json":
-        rendered = render_audit_json(report)
-    else:
-        rendered = render_audit_markdown(report)
-    if fmt == "table" and output is not None:
-        rendered = render_audit_markdown(report)
-    _emit(rendered, fmt, output)
-    if plot_path is not None:
-        _plot(report, model, layout, plot_path, list(names) or None)
+            raise usage(err.args[0] if err.args else err, "--tensor") from None
+        except (ValueError, TypeError, OSError) as err:
+            raise fail(err) from None
+    emit(out, report, Renderers(_with_width(render_audit_table), render_audit_markdown, render_audit_json))
+    write_figure(lambda path: _plot(report, model, layout, path, list(names) or None), plot)
 
 
-def _plot(report, model, layout, plot_path, names):
+def _plot(report, model, layout, path, names):
     from fanin.auditing.sources import open_source
     from fanin.report.audit import write_audit_plot
-    from fanin.report.plot import MissingExtraError
 
     src = open_source(model, layout=layout)
     chosen = names or [r.name for r in report.records
                        if r.inference.family in ("uniform", "normal", "truncated_normal", "unknown", "sparse")][:6]
     values = {n: src.get(n) for n in chosen}
-    try:
-        written = write_audit_plot(report, plot_path, chosen, values=values)
-    except MissingExtraError as err:
-        raise click.ClickException(str(err)) from None
-    except ValueError as err:
-        raise click.UsageError(str(err)) from None
-    except OSError as err:
-        raise click.ClickException(f"Cannot write the plot to {plot_path}: {err}") from None
-    click.echo(f"wrote {written}", err=True)
+    return write_audit_plot(report, path, chosen, values=values)
 
 
-@click.command("diff")
+def _differs(report) -> bool:
+    """Whether A and B were not initialized the same way (``--exit-code``'s "no")."""
+    flag = getattr(report, "any_different", None)
+    if flag is not None:
+        return bool(flag)
+    return not report.same_architecture or any(t.status == "different" for t in report.tensors)
+
+
+@click.command("diff", short_help="Were two checkpoints or models initialized the same way?")
 @click.argument("a", metavar="A")
 @click.argument("b", metavar="B")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write the report here (Markdown, or JSON for a .json name) instead of stdout.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None, help="Report format.")
-@click.option("--layout", type=click.Choice(["torch", "keras"]), default="torch", show_default=True)
-@click.option("--rtol", type=float, default=1e-5, show_default=True, help="Relative tolerance of 'close'.")
-@click.option("--atol", type=float, default=1e-8, show_default=True, help="Absolute tolerance of 'close'.")
-def diff_command(a, b, output, fmt, layout, rtol, atol) -> None:
-    """Were A and B initialized the same way? One line first, then per tensor."""
-    from fanin.auditing import CheckpointError, diff
+@arg_option
+@_LAYOUT
+@click.option("--rtol", type=FiniteFloat(min=0, max=1e6), default=1e-5, show_default=True,
+              help="Relative tolerance of 'close'.")
+@click.option("--atol", type=FiniteFloat(min=0, max=1e6), default=1e-8, show_default=True,
+              help="Absolute tolerance of 'close'.")
+@click.option("--exit-code", "exit_code", is_flag=True,
+              help="Exit with status 1 when A and B were not initialized the same way.")
+@_SEED
+@output_options()
+def diff_command(a, b, args, layout, rtol, atol, exit_code, seed, output, fmt) -> None:
+    """Were A and B initialized the same way? One line first, then per tensor. A and B are
+    checkpoint files or directories, built-in models or 'package.module:factory'."""
+    from fanin.auditing import diff
+    from fanin.cli.common import progress
+    from fanin.cli.errors import answer, fail
+    from fanin.cli.models import model_or_checkpoint, parse_args
     from fanin.report.audit import render_diff_json, render_diff_markdown, render_diff_table
+    from fanin.report.text import rich_escape
 
-    fmt = _format_for(output, fmt)
-    ma, mb = _load(a, "A"), _load(b, "B")
-    with _progress_bar() as progress:
-        task = progress.add_task("diff", total=None)
+    out = output_for(output, fmt, inputs=_inputs(a, b))
+    overrides = parse_args(args)
+    ma = model_or_checkpoint(a, overrides, param="A", seed=seed)
+    mb = model_or_checkpoint(b, overrides, param="B", seed=seed)
+    with progress("diff") as (bar, task):
 
         def step(i, total, name):
-            progress.update(task, total=total, completed=i, description=f"diff {name}")
+            bar.update(task, total=total, completed=i, description=f"diff {rich_escape(name)}")
 
         try:
             report = diff(ma, mb, layout=layout, rtol=rtol, atol=atol, progress=step)
-        except CheckpointError as err:
-            raise click.ClickException(str(err)) from None
-    if fmt == "json":
-        rendered = render_diff_json(report)
-    elif fmt == "table" and output is None:
-        rendered = render_diff_table(report)
-    else:
-        rendered = render_diff_markdown(report)
-    _emit(rendered, fmt, output)
+        except (ValueError, TypeError, OSError) as err:
+            raise fail(err) from None
+    emit(out, report, Renderers(_with_width(render_diff_table), render_diff_markdown, render_diff_json))
+    if exit_code:
+        answer(not _differs(report))

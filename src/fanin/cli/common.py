@@ -1,31 +1,79 @@
-"""What several commands share: reading ``--rules`` and the console results are printed on."""
+"""What several commands share beyond outputs and models: ``--rules`` and progress on stderr."""
 
 from __future__ import annotations
 
 import os
-import sys
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-__all__ = ["rules_from_option", "stdout_console"]
+from fanin.cli.errors import fail, usage
+
+__all__ = ["FiniteFloat", "is_rules_file", "progress", "rules_from_option", "rules_option"]
 
 
-def rules_from_option(rules_arg: str):
-    """``--rules FILE|PRESET``: the rules loaded from a ``.toml``/``.json`` file (or any path), else the
-    preset name itself, for :func:`fanin.plan` / :func:`fanin.apply` to resolve."""
-    if not (rules_arg.lower().endswith((".toml", ".json")) or os.path.sep in rules_arg):
-        return rules_arg
-    from fanin.rules import RuleError, load_rules
+class FiniteFloat(click.FloatRange):
+    """A float option in a range that also refuses NaN (which every comparison lets through)."""
 
+    name = "finite float"
+
+    def convert(self, value, param, ctx):
+        import math
+
+        rv = super().convert(value, param, ctx)
+        if isinstance(rv, float) and math.isnan(rv):
+            self.fail(f"expected a finite number, got {value!r}", param, ctx)
+        return rv
+
+
+def rules_option(default: str | None, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--rules FILE|PRESET`` (parameter ``rules_arg``)."""
+    return click.option("--rules", "rules_arg", default=default, show_default=default is not None,
+                        metavar="FILE|PRESET", help=help)
+
+
+def is_rules_file(rules_arg: str) -> bool:
+    """A ``.toml``/``.json`` name or any path with a directory part is a file; anything else a preset."""
+    return rules_arg.lower().endswith((".toml", ".json")) or os.sep in rules_arg or "/" in rules_arg
+
+
+def rules_from_option(rules_arg: str, model=None):
+    """``--rules FILE|PRESET``: the rules read from a ``.toml``/``.json`` file, or the preset's
+    rules (what a preset needs and is not given is read from ``model``'s documented attributes). A preset that does not exist and a file that is not there are usage errors (status
+    2); a file that exists but cannot be read as rules is a failure (status 1)."""
+    from fanin.errors import FaninError
+
+    if not is_rules_file(rules_arg):
+        from fanin.rules.presets import preset
+
+        try:
+            return preset(rules_arg, model)
+        except (FaninError, ValueError, TypeError) as err:
+            raise usage(err, "--rules") from None
+    from fanin.rules import load_rules
+
+    if not os.path.isfile(rules_arg):
+        what = "is not a file" if os.path.exists(rules_arg) else "does not exist"
+        raise usage(f"Cannot read rules file {rules_arg!r}: it {what}", "--rules")
     try:
         return load_rules(rules_arg)
-    except RuleError as err:
-        raise click.BadParameter(str(err), param_hint="--rules") from None
+    except (FaninError, ValueError, TypeError, OSError, RecursionError, MemoryError) as err:
+        raise fail(f"rules file {rules_arg!r}: {err}") from None
 
 
-def stdout_console():
-    """The rich console for results: the terminal's width, or 200 columns when stdout is a pipe or
-    a file (so tables are not cut at rich's 80-column default)."""
+def progress(description: str, total: int | None = None):
+    """A transient progress bar on stderr, shown only on a terminal: ``with progress(...) as (bar, task)``."""
+    from contextlib import contextmanager
+
     from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    return Console(width=None if sys.stdout.isatty() else 200, highlight=False)
+    @contextmanager
+    def bar():
+        stderr = Console(stderr=True)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, console=stderr, transient=True, disable=not stderr.is_terminal) as p:
+            yield p, p.add_task(description, total=total)
+
+    return bar()

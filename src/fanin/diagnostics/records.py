@@ -136,7 +136,10 @@ class ProbeReport:
 
     ``label`` names the run in tables and plots (several reports on one plot compare schemes);
     ``residual_exponent`` is :math:`x` of the stream's std :math:`\\propto k^x` (``None`` with
-    too few blocks).
+    too few blocks); ``input_dtypes`` the dtypes of the input tensors when known (``()`` otherwise):
+    integer inputs (token ids) have no std, and the summary says what they are instead.
+
+    ``repr()`` is one line; ``print(report)`` shows the tables (:mod:`fanin.report.probe`).
     """
 
     label: str
@@ -152,6 +155,19 @@ class ProbeReport:
     blocks: tuple[BlockStats, ...]
     residual_exponent: float | None
     verdicts: tuple[Verdict, ...]
+    input_dtypes: tuple[str, ...] = ()
+
+    def __repr__(self) -> str:
+        kinds = ", ".join(v.kind for v in self.verdicts) or "no verdict"
+        shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes) or "no input"
+        n = len(self.layers)
+        return (f"<ProbeReport {self.label!r} ({self.model}): {n} layer call{'s' * (n != 1)}, input {shapes}, "
+                f"{'forward and backward' if self.backward else 'forward only'}: {kinds}>")
+
+    def __str__(self) -> str:
+        from fanin.report.probe import probe_text
+
+        return probe_text(self).rstrip("\n")
 
     @property
     def healthy(self) -> bool:
@@ -193,6 +209,7 @@ class ProbeReport:
             "input_std": _enc(self.input_std),
             "residual_exponent": _enc(self.residual_exponent),
             "verdicts": [v.to_dict() for v in self.verdicts],
+            "input_dtypes": list(self.input_dtypes),
             "layers": [r.to_dict() for r in self.layers],
             "params": [r.to_dict() for r in self.params],
             "blocks": [r.to_dict() for r in self.blocks],
@@ -211,6 +228,7 @@ class ProbeReport:
             tuple(BlockStats.from_dict(r) for r in data["blocks"]),
             _dec(data["residual_exponent"]),
             tuple(Verdict.from_dict(v) for v in data["verdicts"]),
+            tuple(data.get("input_dtypes", ())),
         )
 
     def to_json(self) -> str:

@@ -2,19 +2,24 @@
 
 A record is plain data (``to_dict()`` is its JSON form); a renderer turns a record into text
 (:func:`render_table` for the terminal, :func:`render_markdown`, :func:`render_json`) or a
-picture (:func:`write_plot`, needing the ``fanin[plot]`` extra). Each takes a depth report
-(:mod:`fanin.report.depth`) or a probe report (its records in :mod:`fanin.diagnostics.records`,
-re-exported here; rendered by :mod:`fanin.report.probe`).
+figure (:func:`write_plot`, PNG, SVG or PDF by suffix, needing the ``fanin[plot]`` extra). Each
+takes a depth report (:mod:`fanin.report.depth`) or a probe report (its records in
+:mod:`fanin.diagnostics.records`, re-exported here; rendered by :mod:`fanin.report.probe`).
+Plans render with :mod:`fanin.report.plan`, audits with :mod:`fanin.report.audit`; the shared
+pieces are :mod:`fanin.report.table` (tables that fit a width), :mod:`fanin.report.markdown`,
+:mod:`fanin.report.text` (names rendered literally), :mod:`fanin.report.plot` (the figure style)
+and :mod:`fanin.report.files` (atomic writes).
 """
 
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport, UnhealthyModelError, load_report
 from fanin.report.depth import SNAPSHOT_LAYERS, DepthReport, depth_report, snapshot_layers
 from fanin.report.formats import render_gain, render_json, render_markdown, render_schemes
-from fanin.report.plot import MissingExtraError, write_plot
-from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport, UnhealthyModelError, load_report
-from fanin.report.probe import probe_json, probe_markdown, probe_plot, probe_table
-from fanin.report.table import render_table
+from fanin.report.plot import FIGURE_FORMATS, MissingExtraError, write_plot
+from fanin.report.probe import probe_json, probe_markdown, probe_plot, probe_table, probe_text
+from fanin.report.table import plain_text, render_table
 
 __all__ = [
+    "FIGURE_FORMATS",
     "SNAPSHOT_LAYERS",
     "BlockStats",
     "DepthReport",
@@ -23,12 +28,14 @@ __all__ = [
     "ParamStats",
     "ProbeReport",
     "UnhealthyModelError",
+    "depth_report",
     "load_report",
+    "plain_text",
     "probe_json",
     "probe_markdown",
     "probe_plot",
     "probe_table",
-    "depth_report",
+    "probe_text",
     "render_gain",
     "render_json",
     "render_markdown",

@@ -17,11 +17,44 @@ straight loop that LLVM vectorizes; the uniform writes whole blocks straight int
 Each kernel has a ``parallel=True`` form and a serial form (``*_serial``) with the same units,
 used for fills of at most :data:`SERIAL_MAX` elements, where waking the thread pool costs more
 than the work.
+
+**Several threads, forks and processes.** The kernels are reached through :class:`Launch`, which
+makes three things safe that numba leaves to its caller (each was reproduced on this machine with
+numba 0.68 and torch 2.13, see ``scripts/gloo_soak.py`` and tests/rng/test_numba_launch.py):
+
+- *Threads.* numba's ``workqueue`` layer is not thread-safe: two Python threads in a
+  ``parallel=True`` kernel at once make it print "Concurrent access has been detected" and
+  ``abort()`` the process (SIGABRT; 4 threads filling 1M-element tensors die at once). Every
+  parallel launch therefore holds one process-wide lock; the kernel already uses every thread
+  it is given, so nothing is lost by queueing callers.
+- *Forks.* On Linux numba's default choice is the ``omp`` layer (GNU OpenMP; TBB is rarely
+  installed), which is not fork-safe: a process forked after a parallel fill is killed with
+  SIGTERM ("fork() called from a process already using GNU OpenMP") at its first parallel fill,
+  4 of 4 ranks in every one of 8 ``multiprocessing`` fork runs. It also loads a second GNU OpenMP
+  runtime beside torch's own ``libgomp``. Unless the user chose a layer (``NUMBA_THREADING_LAYER``
+  or ``numba.config.THREADING_LAYER``) or numba's threads are already running, fanin asks numba
+  for ``"forksafe"``: TBB where installed, else ``workqueue``, made thread-safe by the lock above.
+- *Processes starting together* (the ranks of a distributed job on a cold cache). numba's
+  on-disk cache is one index per function mapping each signature to a numbered data file; a
+  process saving a signature reads the index, picks the next free number and rewrites both files,
+  with no lock (``numba.core.caching.IndexDataCacheFile.save``; numba issues 4807 and 10128).
+  Two ranks saving the float32 and float64 forms of one kernel within the same milliseconds can
+  both pick file 1: the index then names one signature's code while the file holds the other's,
+  and every later process runs machine code compiled for the wrong dtype (not observed in 30
+  rounds of 4 processes racing on a small kernel: the window is narrow, the damage permanent).
+  The first call of each kernel and dtype (compile, or load from the cache) therefore
+  holds an exclusive ``flock`` on a lock file in the kernel's cache directory: one rank compiles
+  and saves, the others wait and load (a cold 4-rank start also compiles once instead of 4 times).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
 
 import numba as nb
 import numpy as np
@@ -36,9 +69,13 @@ __all__ = [
     "KIND_NORMAL",
     "KIND_TRUNC",
     "KIND_UNIFORM",
+    "LOCK_NAME",
     "SERIAL_KERNELS",
     "SERIAL_MAX",
+    "Launch",
+    "cache_lock",
     "launch_threads",
+    "prefer_fork_safe_layer",
     "to_bfloat16",
     "to_bfloat16_serial",
 ]
@@ -75,6 +112,128 @@ def _kernel(**opts):
             return nb.njit(**{**_OPTS, "cache": False}, **opts)(fn)
 
     return decorate
+
+
+# ------------------------------------------------------------------ launching (threads, forks, processes)
+
+#: The lock file, in numba's cache directory of these kernels, held while a kernel is first
+#: compiled or loaded for a dtype.
+LOCK_NAME = "fanin-kernels.lock"
+
+_launch_lock = threading.Lock()  # one parallel launch at a time in this process
+
+
+def _fresh_launch_lock() -> None:
+    # A fork taken while another thread held the lock would leave it held forever in the child.
+    global _launch_lock
+    _launch_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_fresh_launch_lock)
+
+
+def prefer_fork_safe_layer() -> str | None:
+    """Ask numba for its ``"forksafe"`` threading layer unless a layer is already chosen; the choice.
+
+    Returns the layer now requested, or None when it was left alone: the user set
+    ``NUMBA_THREADING_LAYER`` (or ``numba.config.THREADING_LAYER``), or numba's threads are
+    already running (the layer cannot change any more). Called before the first parallel kernel
+    is compiled or loaded, which is when numba starts its threads.
+    """
+    from numba.np.ufunc import parallel
+
+    if getattr(parallel, "_is_initialized", False) or os.environ.get("NUMBA_THREADING_LAYER"):
+        return None
+    if str(nb.config.THREADING_LAYER).lower() != "default":
+        return None
+    nb.config.THREADING_LAYER = "forksafe"
+    return "forksafe"
+
+
+def _lock_path(kernel: Any) -> str | None:
+    """The lock file in ``kernel``'s numba cache directory (created), or None when it has none."""
+    cache_dir = getattr(getattr(kernel, "_cache", None), "cache_path", None)
+    if not cache_dir:
+        return None
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+    except OSError:
+        return None
+    return os.path.join(cache_dir, LOCK_NAME)
+
+
+@contextlib.contextmanager
+def cache_lock(kernel: Any) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``kernel``'s cache directory; yields whether it is held.
+
+    Without a cache directory, ``fcntl`` (Windows) or a writable lock file, nothing is locked and
+    the block runs anyway: a lock is an optimisation of numba's own (unlocked) behaviour, never a
+    reason to fail a fill.
+    """
+    path = _lock_path(kernel)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        path = None
+    fd = None
+    if path is not None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            if fd is not None:
+                os.close(fd)
+            fd = None
+    try:
+        yield fd is not None
+    finally:
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+
+class Launch:
+    """A kernel as fanin calls it: parallel launches one at a time, first calls under the cache lock.
+
+    ``Launch(kernel, parallel=True)(*args)`` runs ``kernel(*args)``; the first call for each dtype
+    of the output array (numba compiles or loads a new signature then) holds :func:`cache_lock`,
+    and every call of a parallel kernel holds this process's launch lock (the module docstring
+    says why). Other attributes (``stats``, ``signatures``, ``py_func``) are the kernel's.
+    """
+
+    def __init__(self, kernel: Any, *, parallel: bool) -> None:
+        self.kernel = kernel
+        self.parallel = parallel
+        self.__name__ = getattr(kernel, "__name__", type(kernel).__name__)
+        self.__doc__ = getattr(kernel, "__doc__", None)
+        self._ready: set[str] = set()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["kernel"], name)
+
+    def __repr__(self) -> str:
+        return f"Launch({self.__name__}, parallel={self.parallel})"
+
+    def __call__(self, *args: Any) -> None:
+        dtype = args[0].dtype.str
+        if dtype in self._ready:
+            self._run(args)
+            return
+        if self.parallel:
+            prefer_fork_safe_layer()
+        with cache_lock(self.kernel):
+            self._run(args)
+        self._ready.add(dtype)
+
+    def _run(self, args: tuple[Any, ...]) -> None:
+        if self.parallel:
+            with _launch_lock:
+                self.kernel(*args)
+        else:
+            self.kernel(*args)
+
+
+prefer_fork_safe_layer()
 
 _M0 = np.uint64(0xD2511F53)
 _M1 = np.uint64(0xCD9E8D57)
@@ -545,8 +704,17 @@ def launch_threads() -> None:
         from numba.np.ufunc.parallel import _launch_threads
     except ImportError:  # pragma: no cover - private API moved; the pool starts on first use
         return
+    prefer_fork_safe_layer()
     _launch_threads()
 
 
+# What fanin.rng.stream calls: every kernel behind its Launch (the raw numba dispatchers stay
+# reachable as ``.kernel``).
+fill_uniform, fill_normal, fill_trunc, to_bfloat16 = (
+    Launch(k, parallel=True) for k in (fill_uniform, fill_normal, fill_trunc, to_bfloat16)
+)
+fill_uniform_serial, fill_normal_serial, fill_trunc_serial, to_bfloat16_serial = (
+    Launch(k, parallel=False) for k in (fill_uniform_serial, fill_normal_serial, fill_trunc_serial, to_bfloat16_serial)
+)
 KERNELS = {KIND_UNIFORM: fill_uniform, KIND_NORMAL: fill_normal, KIND_TRUNC: fill_trunc}
 SERIAL_KERNELS = {KIND_UNIFORM: fill_uniform_serial, KIND_NORMAL: fill_normal_serial, KIND_TRUNC: fill_trunc_serial}

@@ -20,6 +20,13 @@ Selector keys in one rule must all match. ``kind = "buffer"`` (or ``"any"``) let
 buffers. ``rules`` may instead be a table ``{glob = init}`` (in order). In JSON the same document
 is an object with the same keys.
 
+Reading is strict and bounded: a key given twice in a table (TOML or JSON) is an error, not
+last-one-wins; a file is a regular file of at most :data:`MAX_FILE_BYTES` bytes (a FIFO,
+a device or a directory is refused before it is opened); a document holds at most
+:data:`MAX_RULES` rules and ``exclude`` nests at most :data:`MAX_EXCLUDE_DEPTH` levels; every
+failure is a :class:`~fanin.rules.rules.RuleError` naming the file, the rule (``rules[2]``) and
+what is accepted, quoting at most an excerpt of the bad value.
+
 >>> doc = {"leftovers": "keep", "rules": [{"module": "Linear", "role": "bias", "init": "zeros"}]}
 >>> r = rules_from_dict(doc)
 >>> r.leftovers, str(r[0])
@@ -35,20 +42,39 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 from collections.abc import Mapping
 from typing import Any
 
-from fanin.errors import FaninError
-from fanin.rules.rules import Rule, RuleError, Rules, as_rules
+from fanin.errors import FaninError, describe_choice, shown
+from fanin.rules.rules import LEFTOVERS, RULE_KINDS, Rule, RuleError, Rules, as_rules
 from fanin.rules.selectors import All, Kind, Module, Name, Ndim, Not, Role, Selector
 
-__all__ = ["DOCUMENT_KEYS", "RULE_KEYS", "is_document", "load_rules", "rules_from_dict", "selector_from_dict"]
+__all__ = [
+    "DOCUMENT_KEYS",
+    "MAX_EXCLUDE_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_RULES",
+    "RULE_KEYS",
+    "is_document",
+    "load_rules",
+    "rules_from_dict",
+    "selector_from_dict",
+]
 
 DOCUMENT_KEYS = ("leftovers", "preset", "rules")
 SELECTOR_KEYS = ("exclude", "module", "name", "ndim", "regex", "role")
 RULE_KEYS = ("exclude", "init", "kind", "module", "name", "ndim", "regex", "role")
 
-_NDIM = re.compile(r"^\s*(>=|<=|==|>|<)?\s*(\d+)\s*$")
+#: The largest rules file :func:`load_rules` reads.
+MAX_FILE_BYTES = 1 << 20
+#: The most rules one document may hold.
+MAX_RULES = 1000
+#: How deeply ``exclude`` tables may nest.
+MAX_EXCLUDE_DEPTH = 4
+
+_NDIM = re.compile(r"^\s*(>=|<=|==|>|<)?\s*(\d{1,4})\s*$")
+_INIT_FORMS = "a scheme spec, {name = ..., args = {...}}, 'keep', 'reset_parameters' or 'defaults:<framework>'"
 
 
 def is_document(data: Mapping[Any, Any]) -> bool:
@@ -59,7 +85,7 @@ def is_document(data: Mapping[Any, Any]) -> bool:
 def _strings(where: str, key: str, value: object) -> list[str]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(v, str) and v for v in items):
-        raise RuleError(f"{where}: {key} must be a string or a list of strings, got {key}={value!r}")
+        raise RuleError(f"{where}: {key} must be a string or a list of strings, got {key}={shown(value)}")
     return items
 
 
@@ -68,7 +94,7 @@ def _ndim(where: str, value: object) -> Ndim:
         return Ndim(value)
     match = _NDIM.match(value) if isinstance(value, str) else None
     if match is None:
-        raise RuleError(f"{where}: ndim must be an int or '>=n', '<=n', '>n', '<n', '==n', got ndim={value!r}")
+        raise RuleError(f"{where}: ndim must be an int or '>=n', '<=n', '>n', '<n', '==n', got ndim={shown(value)}")
     op, n = match.group(1) or "==", int(match.group(2))
     if op == "<" and n == 0:
         raise RuleError(f"{where}: no tensor has ndim {value}")
@@ -76,7 +102,7 @@ def _ndim(where: str, value: object) -> Ndim:
             ">": lambda: Ndim(min=n + 1), "<": lambda: Ndim(max=n - 1)}[op]()
 
 
-def selector_from_dict(data: Mapping[str, Any], where: str = "selector") -> Selector:
+def selector_from_dict(data: Mapping[str, Any], where: str = "selector", _depth: int = 0) -> Selector:
     """The selector that a rule's (or an ``exclude``'s) keys describe: all of them must match."""
     parts: list[Selector] = []
     try:
@@ -94,9 +120,12 @@ def selector_from_dict(data: Mapping[str, Any], where: str = "selector") -> Sele
             excluded = data["exclude"]
             if not isinstance(excluded, Mapping) or set(excluded) - set(SELECTOR_KEYS) or not excluded:
                 raise RuleError(
-                    f"{where}: exclude must be a table of selector keys ({', '.join(SELECTOR_KEYS)}), got exclude={excluded!r}"
+                    f"{where}: exclude must be a table of selector keys ({', '.join(SELECTOR_KEYS)}), "
+                    f"got exclude={shown(excluded)}"
                 )
-            parts.append(Not(selector_from_dict(excluded, f"{where}.exclude")))
+            if _depth >= MAX_EXCLUDE_DEPTH:
+                raise RuleError(f"{where}: exclude tables nest at most {MAX_EXCLUDE_DEPTH} levels deep")
+            parts.append(Not(selector_from_dict(excluded, f"{where}.exclude", _depth + 1)))
     except FaninError as err:
         if isinstance(err, RuleError):
             raise
@@ -108,75 +137,137 @@ def selector_from_dict(data: Mapping[str, Any], where: str = "selector") -> Sele
 
 def _rule(data: object, where: str) -> Rule:
     if not isinstance(data, Mapping):
-        raise RuleError(f"{where}: a rule is a table/object with selector keys and init, got {data!r}")
-    unknown = sorted(set(data) - set(RULE_KEYS))
+        raise RuleError(f"{where}: a rule is a table/object with selector keys and init, got {shown(data)} ({type(data).__name__})")
+    unknown = sorted(str(k) for k in set(data) - set(RULE_KEYS))
     if unknown:
-        raise RuleError(f"{where}: unknown key {unknown[0]!r}. Accepted keys: {', '.join(RULE_KEYS)}.")
+        raise RuleError(f"{where}: unknown key {shown(unknown[0])}. Accepted keys: {', '.join(RULE_KEYS)}.")
     if "init" not in data:
         raise RuleError(f"{where}: missing key 'init' (a scheme spec, 'keep', 'reset_parameters' or 'defaults:<framework>')")
     selector = selector_from_dict(data, where)
     kind = data.get("kind")
-    if kind is not None and "kind" in data:
-        selector = selector & Kind(kind) if kind != "any" else selector
+    if "kind" in data and kind not in RULE_KINDS:
+        raise RuleError(f"{where}: kind: " + describe_choice("rule kind", kind, RULE_KINDS))
+    if kind is not None and kind != "any":
+        selector = selector & Kind(kind)
     try:
         return Rule(selector, data["init"], kind=kind)
-    except FaninError as err:
-        if isinstance(err, RuleError):
-            raise RuleError(f"{where}: {err}") from None
-        raise RuleError(f"{where}: {err}") from None
+    except (FaninError, TypeError, ValueError) as err:
+        raise RuleError(f"{where}: init: {err}") from None
 
 
 def rules_from_dict(data: Mapping[str, Any]) -> Rules:
-    """Read a rules document (the schema above) from a dict."""
+    """Read a rules document (the schema above) from a dict; every error is a :class:`RuleError`."""
     if not isinstance(data, Mapping):
-        raise RuleError(f"A rules document is a table/object, got {type(data).__name__}")
-    unknown = sorted(set(data) - set(DOCUMENT_KEYS))
+        raise RuleError(f"A rules document is a table/object, got {shown(data)} ({type(data).__name__})")
+    unknown = sorted(str(k) for k in set(data) - set(DOCUMENT_KEYS))
     if unknown:
-        raise RuleError(f"unknown top-level key {unknown[0]!r} in a rules document. Accepted keys: {', '.join(DOCUMENT_KEYS)}.")
+        raise RuleError(
+            f"unknown top-level key {shown(unknown[0])} in a rules document. Accepted keys: {', '.join(DOCUMENT_KEYS)}."
+        )
     rules: list[Rule] = []
     body = data.get("rules", [])
+    if not isinstance(body, (Mapping, list)):
+        raise RuleError(f"rules must be a list of rules or a table {{glob = init}}, got rules={shown(body)} ({type(body).__name__})")
+    if len(body) > MAX_RULES:
+        raise RuleError(f"a rules document holds at most {MAX_RULES} rules, got {len(body)}")
     if isinstance(body, Mapping):
         for i, (glob, init) in enumerate(body.items()):
-            rules.append(_rule({"name": glob, "init": init}, f"rules[{i}] ({glob!r})"))
-    elif isinstance(body, list):
+            if not isinstance(glob, str):
+                raise RuleError(f"rules[{i}]: the keys of a rules table are name globs, got {shown(glob)} ({type(glob).__name__})")
+            rules.append(_rule({"name": glob, "init": init}, f"rules[{i}] ({shown(glob)})"))
+    else:
         for i, item in enumerate(body):
             rules.append(_rule(item, f"rules[{i}]"))
-    else:
-        raise RuleError(f"rules must be a list of rules or a table {{glob = init}}, got rules={body!r}")
     leftovers = data.get("leftovers")
+    if leftovers is not None and leftovers not in LEFTOVERS:
+        raise RuleError("leftovers: " + describe_choice("leftovers policy", leftovers, LEFTOVERS))
     presets = data.get("preset", [])
-    tail = as_rules([presets] if isinstance(presets, str) else list(presets))
-    return Rules((*rules, *tail.rules), leftovers if leftovers is not None else tail.leftovers)
+    names = [presets] if isinstance(presets, str) else presets
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise RuleError(
+            "preset must be a preset name such as 'torch' or 'gpt2(n_layer=24)', or a list of them, "
+            f"got preset={shown(presets)} ({type(presets).__name__})"
+        )
+    tail: list[Rule] = []
+    preset_leftovers = None
+    for i, name in enumerate(names):
+        try:
+            part = as_rules(name)
+        except FaninError as err:
+            raise RuleError(f"preset{'' if isinstance(presets, str) else f'[{i}]'}: {err}") from None
+        tail.extend(part.rules)
+        if len(rules) + len(tail) > MAX_RULES:
+            raise RuleError(f"a rules document holds at most {MAX_RULES} rules, its presets included; preset={shown(presets)}")
+        preset_leftovers = preset_leftovers or part.leftovers
+    return Rules((*rules, *tail), leftovers if leftovers is not None else preset_leftovers)
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _read(path: str) -> bytes:
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise RuleError(f"Cannot read rules file {path!r}: {err.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise RuleError(f"Cannot read rules file {path!r}: it is {kind}")
+    if info.st_size > MAX_FILE_BYTES:
+        raise RuleError(f"Rules file {path!r} is {info.st_size} bytes; rules files are at most {MAX_FILE_BYTES} bytes")
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)  # bounded even if the file grows after the stat
+    except OSError as err:
+        raise RuleError(f"Cannot read rules file {path!r}: {err.strerror}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise RuleError(f"Rules file {path!r} is larger than {MAX_FILE_BYTES} bytes, the limit for rules files")
+    return raw
 
 
 def load_rules(path: str | os.PathLike[str]) -> Rules:
     """Read rules from a ``.toml`` or ``.json`` file (the schema above).
 
-    TOML is read with :mod:`tomllib` (Python 3.11+) or ``tomli`` on 3.10.
+    TOML is read with :mod:`tomllib` (Python 3.11+) or ``tomli`` on 3.10; both refuse a key given
+    twice. JSON objects are read with a hook that refuses one too. Every error is a
+    :class:`~fanin.rules.rules.RuleError` that starts with the path.
     """
     path = os.fspath(path)
+    if not isinstance(path, str):
+        raise RuleError(f"A rules file path is a str or os.PathLike, got {shown(path)}")
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in (".toml", ".json"):
         raise RuleError(f"Rules files are .toml or .json, got path={path!r}")
+    raw = _read(path)
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
-    except OSError as err:
-        raise RuleError(f"Cannot read rules file {path!r}: {err.strerror}") from None
-    try:
+        text = raw.decode("utf-8")
         if suffix == ".json":
-            data = json.loads(raw.decode("utf-8"))
+            data = json.loads(text, object_pairs_hook=_no_duplicates)
         else:
             try:
                 import tomllib
             except ImportError:  # Python 3.10
                 import tomli as tomllib  # type: ignore[no-redef]
-            data = tomllib.loads(raw.decode("utf-8"))
+            data = tomllib.loads(text)
+    except _DuplicateKey as err:
+        raise RuleError(f"Cannot parse rules file {path!r}: key {shown(err.args[0])} given twice in one object") from None
+    except (RecursionError, MemoryError):
+        raise RuleError(f"Cannot parse rules file {path!r}: it nests too deeply") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise RuleError(f"Cannot parse rules file {path!r}: {err}") from None
     if not isinstance(data, Mapping):
         raise RuleError(f"Rules file {path!r} must hold a table/object, got {type(data).__name__}")
     try:
         return rules_from_dict(data)
-    except RuleError as err:
+    except (FaninError, TypeError, ValueError, RecursionError) as err:
         raise RuleError(f"{path}: {err}") from None

@@ -3,10 +3,13 @@
 The plan is resolved first, on the meta model (no memory): a parameter without a rule, a kept
 parameter that is still on meta, or a meta buffer that neither a rule nor its module can fill
 raises before anything is allocated. Then each planned tensor is allocated on ``device`` and
-filled, one after the other, and only when all are filled are they swapped into the modules
-(as new ``nn.Parameter`` objects with the old ``requires_grad``; tied parameters stay tied). Peak
-memory is therefore about the model's size plus one scheme's scratch space; a failure leaves the
-model on meta, unchanged.
+filled, one after the other, and only when all are filled (and the tensors that only move to
+``device`` are moved) are they swapped into the modules (as new ``nn.Parameter`` objects with the
+old ``requires_grad``; tied parameters stay tied). Peak memory is therefore about the model's size
+plus one scheme's scratch space. A failure, Ctrl-C during the swap included, leaves the model on
+meta, unchanged: the plan's checks run first (:func:`fanin.plan`), a value that cannot be computed
+raises :class:`~fanin.errors.ApplyError` naming the tensor and module before any swap, and the
+swap puts every old tensor back if it is interrupted.
 
 Buffers: a rule may cover them (``Rule(Role("running_var"), "ones")``); otherwise a meta buffer is
 filled by its module's own hook, run on a copy of the module materialized on ``device``:
@@ -30,7 +33,7 @@ from dataclasses import replace
 
 import torch
 
-from fanin.rules.apply import _check_generator, _owner, _source, fill_values, resolve_plan
+from fanin.rules.apply import _check_generator, _owner, _sigint_deferred, _source, fill_values, marks_of, resolve_plan
 from fanin.rules.plan import Plan, PlanEntry, collect_targets
 from fanin.rules.rules import RuleError
 
@@ -111,31 +114,53 @@ def materialize(
 
     values = fill_values(model, p, generator=generator, empty=empty, device=device)
 
-    # Commit: swap the new tensors in; tied names get the same new Parameter.
+    # Everything that will be stored is made before the first swap: the new tensors (tied names
+    # get the same new Parameter), then what was neither planned nor on meta (kept parameters,
+    # real buffers), moved to the device. A failure up to here has touched nothing.
+    swaps: list[tuple[dict, str, torch.Tensor]] = []
     with torch.no_grad():
         for e in p:
             if e.name not in values:
                 continue
             new = values[e.name]
-            old = _tensor(model, e)
+            marks = marks_of(new)
             if e.kind == "parameter":
-                new = torch.nn.Parameter(new, requires_grad=old.requires_grad)
+                new = torch.nn.Parameter(new, requires_grad=_tensor(model, e).requires_grad)
+            for key, mark in marks.items():
+                setattr(new, key, mark)
             for name in (e.name, *e.aliases):
                 module_name, _, local = name.rpartition(".")
                 owner = model.get_submodule(module_name) if module_name else model
-                (owner._parameters if e.kind == "parameter" else owner._buffers)[local] = new
-        # What was neither planned nor on meta (kept parameters, real buffers) follows to the device.
+                swaps.append((owner._parameters if e.kind == "parameter" else owner._buffers, local, new))
+        replaced = {(id(store), local) for store, local, _ in swaps}
         moved: dict[int, torch.Tensor] = {}
         for module in model.modules():
             for store in (module._parameters, module._buffers):
                 for local, t in list(store.items()):
-                    if t is None or t.device == device or t.is_meta:
+                    if t is None or t.device == device or t.is_meta or (id(store), local) in replaced:
                         continue
                     if id(t) not in moved:
                         data = t.detach().to(device)
                         moved[id(t)] = torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
-                    store[local] = moved[id(t)]
+                    swaps.append((store, local, moved[id(t)]))
+    _swap_all(swaps)
     return p.with_source(_source(p.seed, generator))
+
+
+def _swap_all(swaps: list[tuple[dict, str, torch.Tensor]]) -> None:
+    """Store every new tensor; on any exception (a deferred Ctrl-C included) put the old ones back."""
+    done: list[tuple[dict, str, torch.Tensor | None]] = []
+    with _sigint_deferred() as interrupted:
+        try:
+            for store, local, new in swaps:
+                done.append((store, local, store[local]))
+                store[local] = new
+            if interrupted():
+                raise KeyboardInterrupt
+        except BaseException:
+            for store, local, old in reversed(done):
+                store[local] = old
+            raise
 
 
 def _tensor(model: torch.nn.Module, e: PlanEntry) -> torch.Tensor:

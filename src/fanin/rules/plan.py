@@ -40,6 +40,7 @@ import torch
 from fanin.errors import FaninError, describe_choice
 from fanin.formulas.fans import Fans, compute_fans, kernel_shape_from_torch
 from fanin.rng.stream import canonical_name
+from fanin.rules.guards import colliding_keys, is_uninitialized, overlapping_tensors
 from fanin.rules.rules import (
     LEFTOVERS,
     FrameworkDefaults,
@@ -54,7 +55,7 @@ from fanin.rules.selectors import Target
 from fanin.rules.stats import Statistics, scheme_statistics
 from fanin.schemes import Scheme
 
-__all__ = ["Plan", "PlanEntry", "PlanMismatchError", "collect_targets", "plan", "reset_method"]
+__all__ = ["Plan", "PlanEntry", "PlanMismatchError", "check_independent", "collect_targets", "plan", "reset_method"]
 
 SOURCES = ("generator", "global", "stream")
 
@@ -165,63 +166,30 @@ class Plan:
 
     # ------------------------------------------------------------------------------- renderers
 
-    def explain(self):
-        """A rich table: one row per tensor, with the rule that matched it.
-
-        >>> import torch, fanin
-        >>> table = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
-        >>> [c.header for c in table.columns][:4]
-        ['#', 'tensor', 'shape', 'fan in/out']
-        """
-        from rich.table import Table
-
-        source = {"stream": f"counter stream, seed={self.seed}", "generator": "torch.Generator", "global": "torch global RNG"}
-        table = Table(
-            title=f"fanin plan{': ' + self.model if self.model else ''} ({len(self.entries)} tensors; "
-            f"random source: {source[self.source]})",
-            caption="Rules (first match wins): " + describe_rules(self.rules) + f"; leftovers: {self.leftovers}",
-            caption_justify="left",
-        )
-        for header, justify in (
-            ("#", "right"),
-            ("tensor", "left"),
-            ("shape", "left"),
-            ("fan in/out", "left"),
-            ("rule", "left"),
-            ("init", "left"),
-            ("std", "right"),
-            ("bound", "right"),
-            ("stream key", "left"),
-        ):
-            table.add_column(header, justify=justify)  # type: ignore[arg-type]
-        for i, e in enumerate(self.entries):
-            fans = "" if e.fans is None else f"{e.fans.fan_in:g}/{e.fans.fan_out:g}"
-            stats = e.statistics
-            std = "" if stats is None or stats.std is None else f"{stats.std:.4g}"
-            if stats is None or stats.low is None or stats.high is None:
-                bound = ""
-            elif stats.distribution == "constant":
-                bound = f"= {stats.high:g}"
-            elif stats.low == -stats.high:
-                bound = f"±{stats.high:.4g}"
-            else:
-                bound = f"[{stats.low:.4g}, {stats.high:.4g}]"
-            key = f"({e.stream[0]}, {e.stream[1]!r})" if e.stream is not None else ""
-            name = e.name + (f" (= {', '.join(e.aliases)})" if e.aliases else "")
-            rule = f"#{e.rule_index} {e.rule}" if e.rule_index is not None else e.rule
-            table.add_row(str(i), name, "×".join(map(str, e.shape)) or "()", fans, rule, e.init, std, bound, key)
-        return table
-
-    def render(self, width: int = 160) -> str:
-        """:meth:`explain` as plain text ``width`` columns wide."""
-        from rich.console import Console
-
-        console = Console(width=width, record=True, file=_Null(), color_system=None, highlight=False)
-        console.print(self.explain())
-        return console.export_text()
+    def __repr__(self) -> str:
+        source = {"stream": f"counter stream, seed={self.seed}", "generator": "torch.Generator",
+                  "global": "torch global RNG"}.get(self.source, self.source)
+        n, r = len(self.entries), len(self.rules)
+        return (f"<Plan {self.model or 'model'}: {n} tensor{'s' * (n != 1)}, {r} rule{'s' * (r != 1)}, "
+                f"leftovers={self.leftovers}, {source}>")
 
     def __str__(self) -> str:
-        return self.render()
+        """The plan's table as plain text, fitted to 80 columns (:func:`fanin.report.plan.render_plan_text`)."""
+        from fanin.report.plan import render_plan_text
+
+        return render_plan_text(self).rstrip("\n")
+
+    def explain(self) -> str:
+        """The plan as a table: one row per tensor, with the rule that matched it, what is done,
+        the std and bound of the values and the stream key (``str(plan)``; for a given width or
+        Markdown, :mod:`fanin.report.plan`).
+
+        >>> import torch, fanin
+        >>> text = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
+        >>> text.splitlines()[1].split()
+        ['#', 'tensor', 'shape', 'rule', 'init', 'std']
+        """
+        return str(self)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,13 +204,12 @@ class Plan:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def lint(self, model: torch.nn.Module | None = None):
+        """The init bugs this plan would make (:func:`fanin.rules.lint.lint`); pass the model to check
+        what the plan leaves uninitialized and its buffers too."""
+        from fanin.rules.lint import lint
 
-class _Null:
-    def write(self, s: str) -> int:
-        return len(s)
-
-    def flush(self) -> None:
-        pass
+        return lint(model, self)
 
 
 # ---------------------------------------------------------------------------------- resolution
@@ -258,6 +225,15 @@ def reset_method(module: torch.nn.Module):
 
 
 def _fans_for(shape: tuple[int, ...], scheme: Scheme | None) -> Fans | None:
+    """The fans the scheme computes for a tensor of ``shape``: of the logical block for a fused or
+    stacked tensor (:func:`fanin.rules.blocks.block_fans`), else by the scheme's framework and layout."""
+    from fanin.rules.blocks import block_fans, is_blocked, parts_of
+
+    if scheme is not None and is_blocked(scheme):
+        try:
+            return block_fans(parts_of(scheme)[1], shape)
+        except (ValueError, TypeError):
+            return None
     framework = scheme.framework if scheme is not None else "torch"
     args = scheme.arguments if scheme is not None else {}
     layout = args.get("layout", "torch")
@@ -320,6 +296,11 @@ def collect_targets(model: torch.nn.Module):
                 name = f"{module_name}.{local}" if module_name else local
                 if first.get(id(tensor)) != name:
                     continue  # a tied alias, listed under its first name
+                if is_uninitialized(tensor):
+                    raise RuleError(
+                        f"{name!r} of {type(module).__name__} (module {module_name or '<root>'!r}) is an uninitialized "
+                        "lazy parameter or buffer, which has no shape yet: run one forward pass, then plan"
+                    )
                 own.append((Target.of(module, name, local, kind, tensor), tensor, tuple(aliases[id(tensor)])))
         out.append((module_name, module, own))
     return out
@@ -341,13 +322,20 @@ def plan(
     names and the rules; ``"keep"`` records them as kept; ``"reset_parameters"`` defers to their
     module's own ``reset_parameters()``. Buffers no rule covers are not part of the plan.
 
-    Nothing is written: scheme errors for a tensor's shape (e.g. a fan-based scheme on a 1-D
-    tensor) are raised here, naming the tensor and the rule.
+    Nothing is written, and everything that would make a write fail or lie is refused here,
+    naming the tensor and the rule (:class:`~fanin.rules.rules.RuleError`): a scheme that cannot
+    take a tensor's shape or dtype (its own checks run at that shape, :func:`fanin.schemes.dryrun.dry_run`:
+    ``orthogonal`` on a bias, a fan-based scheme on a 1-D tensor; a random scheme on an integer
+    buffer; a constant an integer tensor cannot hold; values beyond the dtype's range, e.g.
+    ``constant(val=1e5)`` on float16), a scheme with its own ``seed`` in a plan
+    with a seed, two written tensors that share memory without being one tied object
+    (:func:`fanin.rules.guards.overlapping_tensors`), two tensors whose stream keys collide
+    (:func:`fanin.rules.guards.colliding_keys`) and lazy parameters that have no shape yet.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"plan needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")
     _check_seed(seed)
-    ruleset = as_rules(rules)
+    ruleset = as_rules(rules, model)
     if leftovers is not None and leftovers not in LEFTOVERS:
         raise RuleError(describe_choice("leftovers policy", leftovers, LEFTOVERS))
     policy = leftovers or ruleset.leftovers or "error"
@@ -430,15 +418,7 @@ def plan(
         tensor = _tensor_of(module, target)
         statistics = None
         if scheme is not None:
-            if target.kind == "parameter" and not tensor.is_floating_point():
-                raise RuleError(f"Rule {rule_text!r}: {target.name!r} has dtype={tensor.dtype}, not floating point")
-            try:
-                statistics = scheme_statistics(scheme, target.shape, tensor.dtype if tensor.is_floating_point() else torch.float32)
-            except (ValueError, TypeError) as err:
-                raise RuleError(
-                    f"Rule {rule_text!r}: scheme {str(scheme)!r} cannot initialize {target.name!r} of "
-                    f"shape={target.shape}: {err}"
-                ) from None
+            statistics = _check_scheme_takes(scheme, target, tensor, rule_text, seed)
         entry = PlanEntry(
             name=target.name,
             kind=target.kind,
@@ -459,6 +439,7 @@ def plan(
         )
         placed.append((placement, entry))
     entries = tuple(e for _, e in sorted(placed, key=lambda pair: pair[0]))
+    check_independent(targets, entries, seed)
     return Plan(
         entries=entries,
         rules=ruleset,
@@ -468,6 +449,80 @@ def plan(
         model=type(model).__name__,
         skipped_buffers=tuple(skipped),
     )
+
+
+def _where(target: Target) -> str:
+    return f"{target.module_type.__name__} {target.module_name or '<root>'!r}"
+
+
+def _check_scheme_takes(
+    scheme: Scheme, target: Target, tensor: torch.Tensor, rule_text: str, seed: int | None
+) -> Statistics | None:
+    """The statistics of ``scheme`` on this tensor, or a RuleError naming the tensor and the rule."""
+    head = f"Rule {rule_text!r}: scheme {str(scheme)!r} cannot initialize {target.name!r} ({_where(target)}) of shape={target.shape}"
+    if seed is not None and scheme.arguments.get("seed") is not None:
+        raise RuleError(
+            f"{head}: it draws from its own seed={scheme.arguments['seed']!r}, and the plan draws every tensor "
+            f"from a counter stream (seed={seed}); drop one of the two seeds"
+        )
+    if not tensor.is_floating_point() and scheme.family not in ("constant", "identity"):
+        raise RuleError(
+            f"{head}: it draws random values, and the tensor has dtype={tensor.dtype}; "
+            "random schemes fill floating-point tensors (float16, bfloat16, float32, float64)"
+        )
+    try:
+        statistics = scheme_statistics(scheme, target.shape, tensor.dtype)
+    except Exception as err:  # noqa: BLE001 - whatever the scheme's own checks raise for this tensor
+        raise RuleError(f"{head}: {err}") from None
+    reach = _reach(statistics)
+    if tensor.is_floating_point() and reach is not None and reach > torch.finfo(tensor.dtype).max:
+        raise RuleError(
+            f"{head}: its values reach {reach:.4g}, beyond the largest finite {str(tensor.dtype).replace('torch.', '')} "
+            f"({torch.finfo(tensor.dtype).max:.4g}), so the tensor would hold infinities"
+        )
+    if not tensor.is_floating_point() and statistics is not None and statistics.mean is not None:
+        value = statistics.mean
+        try:
+            held = torch.tensor(value, dtype=torch.float64).to(tensor.dtype).item() == value
+        except (RuntimeError, OverflowError):
+            held = False
+        if not held:
+            raise RuleError(f"{head}: a tensor of dtype={tensor.dtype} cannot hold the value {value!r}")
+    return statistics
+
+
+def _reach(statistics: Statistics | None) -> float | None:
+    """How far from 0 the values go: the bounds, else 10 standard deviations past the mean (a normal
+    exceeds that with probability 2e-23 per element)."""
+    if statistics is None:
+        return None
+    if statistics.low is not None and statistics.high is not None:
+        return max(abs(statistics.low), abs(statistics.high))
+    if statistics.mean is not None and statistics.std is not None:
+        return abs(statistics.mean) + 10.0 * statistics.std
+    return None
+
+
+def check_independent(targets, entries: tuple[PlanEntry, ...], seed: int | None) -> None:
+    """Refuse written tensors that share memory, and (with a seed) stream keys that collide."""
+    writes = {e.name for e in entries if e.action != "keep"}
+    named = [(t.name, tensor) for _, _, own in targets for t, tensor, _ in own]
+    for first, second in overlapping_tensors(named):
+        if first in writes or second in writes:
+            raise RuleError(
+                f"{first!r} and {second!r} are different tensors that share memory (views of one storage, e.g. "
+                "p2 = nn.Parameter(p1[:2])): initializing one changes the other, so the plan would record "
+                "values that are not there. Tie them (assign the same Parameter object) or give each its own "
+                "storage (.clone())."
+            )
+    if seed is not None:
+        for key, first, second in colliding_keys((e.name, e.stream[1]) for e in entries if e.stream is not None):
+            raise RuleError(
+                f"{first!r} and {second!r} have the same stream key {key!r} (canonical names drop wrapper "
+                "components: a leading 'module', '_orig_mod', '_fsdp_wrapped_module', "
+                f"'_checkpoint_wrapped_module'), so with seed={seed} they would get identical values. Rename one "
+                "of the modules, or initialize with generator= instead of seed=."
+            )
 
 
 def _tensor_of(module: torch.nn.Module, target: Target) -> torch.Tensor:

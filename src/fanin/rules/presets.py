@@ -13,14 +13,18 @@ resnet      Conv2d weight: kaiming_normal(mode='fan_out', nonlinearity='relu');
             BatchNorm2d/GroupNorm weight 1, bias 0 (torchvision's ResNet); the rest (the final
             Linear, conv biases) ``leftovers='reset_parameters'``
 gpt2        ``*c_proj.weight``: N(0, (0.02/sqrt(2·n_layer))²) (the residual projections); other
-            weights N(0, 0.02²); embeddings N(0, 0.02²) with the padding row 0; biases and norm
-            biases 0; norm weights 1. ``n_layer`` defaults to half the number of c_proj weights.
-bert        weights and embeddings N(0, 0.02²) (padding row 0); biases 0; LayerNorm 1 / 0
+            weights N(0, 0.02²); embeddings N(0, 0.02²), their padding_idx row (if any) 0; biases and norm
+            biases 0; norm weights 1. ``n_layer`` is required (never guessed).
+bert        weights and embeddings N(0, 0.02²) (a padding_idx row, if any, 0); biases 0; LayerNorm 1 / 0
 vit         timm's ``init_weights`` ('timm' mode): ``*pos_embed`` trunc_normal(std=0.02),
             ``*cls_token``/``*reg_token`` N(0, 1e-12); Linear weight trunc_normal(std=0.02)
             (cut at ±2, absolute, as timm's ``trunc_normal_``), Linear bias 0; norms 1 / 0; the
             rest (the patch-embedding Conv2d) ``leftovers='reset_parameters'``
 ==========  ====================================================================================
+
+The recipes large models are trained with (torchtitan Llama 3, Megatron-LM, OLMo, GPT-NeoX, T5,
+DeepNorm, T-Fixup, Fixup, zero_init_residual, the timm ViT modes) are presets too, each citing its
+paper and reference code: :mod:`fanin.rules.recipes`.
 
 A preset is named by a string, with keyword arguments where it takes them:
 ``"gpt2(n_layer=24, std=0.02)"``, ``"bert(std=0.02)"``, ``"vit(std=0.02)"``.
@@ -38,16 +42,15 @@ fanin.get('normal(std=0.004082482904638631)')
 >>> preset("bret")
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'flax', 'gpt2', 'keras', 'resnet', 'tf1', 'torch', 'vit'.
+fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
 """
 
 from __future__ import annotations
 
-import ast
 import inspect
 from collections.abc import Callable
 
-from fanin.errors import FaninError, describe_choice
+from fanin.errors import FaninError, describe_choice, shown
 from fanin.rules.rules import (
     DepthScaledNormal,
     EmbeddingNormal,
@@ -56,6 +59,7 @@ from fanin.rules.rules import (
     RuleError,
     Rules,
 )
+from fanin.rules.recipes import RECIPES, call_with_model_note, read_parameters
 from fanin.rules.selectors import Everything, Module, Name, Role
 
 __all__ = ["PRESETS", "bert", "framework", "gpt2", "list_presets", "preset", "resnet", "vit"]
@@ -81,7 +85,21 @@ def resnet() -> Rules:
 
 
 def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
-    """GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``)."""
+    r"""GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``): the
+    residual projections ``*c_proj.weight`` get :math:`\mathcal{N}(0, (\text{std}/\sqrt{2 n_\text{layer}})^2)`.
+
+    ``n_layer`` is the number of transformer blocks (``GPT2Config.n_layer``) and has no default: it
+    is not guessed from the model. ``fanin.rules.recipes.for_model("gpt2", model)`` reads it from
+    ``model.config.n_layer``.
+
+    >>> gpt2()
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none. Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
+    """
+    from fanin.rules.recipes import _need
+
+    _need("gpt2", n_layer=n_layer)
     return Rules(
         (
             Rule(Name("*c_proj.weight") & Role("weight"), DepthScaledNormal(std, n_layer=n_layer, per_layer=2)),
@@ -132,6 +150,7 @@ PRESETS: dict[str, Callable[..., Rules]] = {
     "tf1": lambda: framework("tf1"),
     "torch": lambda: framework("torch"),
     "vit": vit,
+    **RECIPES,
 }
 
 
@@ -139,39 +158,56 @@ def list_presets() -> list[str]:
     """Sorted preset names.
 
     >>> list_presets()
-    ['bert', 'flax', 'gpt2', 'keras', 'resnet', 'tf1', 'torch', 'vit']
+    ['bert', 'deepnorm', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual']
     """
     return sorted(PRESETS)
 
 
-def preset(spec: str) -> Rules:
-    """The rules of preset ``spec``: a name, optionally with keyword arguments (``"gpt2(n_layer=24)"``)."""
-    from fanin.schemes.spec import parse_spec
+def preset(spec: str, model: object | None = None) -> Rules:
+    """The rules of preset ``spec``: a name, optionally with keyword arguments (``"gpt2(n_layer=24)"``).
 
-    text = spec.strip()
-    name = text.split("(", 1)[0].strip()
+    With ``model``, a parameter the preset needs and the spec does not give is read from the
+    model's documented attributes (:func:`fanin.rules.recipes.read_parameters`: ``config.n_layer``,
+    ``config.num_hidden_layers``, ...), and the rules' name says where it came from; without it,
+    or when the model has none of them, the error names the parameter.
+
+    The spec is read as scheme specs are (:func:`fanin.schemes.spec.parse_call`: literals only,
+    bounded in length and nesting, no argument twice); every error is a :class:`RuleError`.
+    """
+    from fanin.schemes.spec import parse_call
+
+    if not isinstance(spec, str):
+        raise RuleError(f"A preset is named by a str such as 'gpt2(n_layer=24)', got {shown(spec)} ({type(spec).__name__})")
+    try:
+        name, positional, args, quoted = parse_call(spec, "preset")
+    except FaninError as err:
+        head = spec.split("(", 1)[0].strip()
+        if head not in PRESETS:  # the name decides which error helps: an unknown name first
+            raise RuleError(describe_choice("preset", head, PRESETS)) from None
+        raise RuleError(f"{err}; arguments are keyword literals, e.g. gpt2(n_layer=24)") from None
     if name not in PRESETS:
         raise RuleError(describe_choice("preset", name, PRESETS))
+    if positional:
+        raise RuleError(f"Cannot read preset {quoted}: arguments are keywords, e.g. gpt2(n_layer=24)")
     factory = PRESETS[name]
-    if "(" in text:
-        try:
-            node = ast.parse(text, mode="eval").body
-        except SyntaxError:
-            node = None
-        if isinstance(node, ast.Call) and node.args:
-            raise RuleError(f"Cannot read preset {spec!r}: arguments are keywords, e.g. gpt2(n_layer=24)")
-        try:
-            _, args = parse_spec(text)
-        except (FaninError, ValueError) as err:
-            raise RuleError(f"Cannot read preset {spec!r}: arguments are keyword literals, e.g. gpt2(n_layer=24); {err}") from None
-    else:
-        args = {}
     accepted = list(inspect.signature(factory).parameters)
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         raise RuleError(
-            f"Preset {name!r} got unexpected argument(s) {', '.join(f'{k}={args[k]!r}' for k in unknown)}. "
+            f"Preset {name!r} got unexpected argument(s) {', '.join(f'{shown(k)[1:-1]}={shown(args[k])}' for k in unknown[:8])}. "
             f"Accepted arguments: {', '.join(accepted) or 'none'}."
         )
-    rules = factory(**args)
-    return Rules(rules.rules, rules.leftovers, name=text)
+    found: dict[str, str] = {}
+    looked: list[str] = []
+    if model is not None:
+        args, found, looked = read_parameters(factory, model, args)
+    try:
+        rules = call_with_model_note(factory, args, model, looked)
+    except FaninError as err:
+        if isinstance(err, RuleError):
+            raise
+        raise RuleError(f"Preset {quoted}: {err}") from None
+    name = spec.strip()
+    if found:
+        name += " with " + ", ".join(f"{k}={args[k]!r} (the model's {path})" for k, path in found.items())
+    return Rules(rules.rules, rules.leftovers, name=name)

@@ -33,7 +33,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any as AnyType
 
-from fanin.errors import FaninError, SchemeSpecError, describe_choice
+from fanin.errors import FaninError, describe_choice, shown
 from fanin.rules.selectors import All, Any, Kind, Name, Not, Role, Selector, Target
 from fanin.schemes import Scheme, get
 
@@ -105,9 +105,16 @@ class EmbeddingNormal(Init):
     r"""N(mean, std²) for an embedding table, with its ``padding_idx`` row zero when it has one
     (``fanin.padded_normal``), as Hugging Face's BERT and GPT-2 ``_init_weights`` do.
 
+    Each table gets the scheme that describes it: ``normal`` for a table without a padding row,
+    ``fanin.padded_normal`` for one with (the plan shows which).
+
     >>> import torch
     >>> EmbeddingNormal(0.02).resolve(torch.nn.Embedding(5, 2, padding_idx=0), 1)
     fanin.get('fanin.padded_normal(padding_idx=0, std=0.02)')
+    >>> EmbeddingNormal(0.02).resolve(torch.nn.Embedding(5, 2), 1)
+    fanin.get('normal(std=0.02)')
+    >>> str(EmbeddingNormal(0.02))
+    'normal(std=0.02), padding_idx row (if any) 0'
     """
 
     def __init__(self, std: float = 0.02, mean: float = 0.0) -> None:
@@ -123,7 +130,7 @@ class EmbeddingNormal(Init):
 
     def __str__(self) -> str:
         mean = f"mean={self.mean!r}, " if self.mean else ""
-        return f"normal({mean}std={self.std!r}) with the padding_idx row 0"
+        return f"normal({mean}std={self.std!r}), padding_idx row (if any) 0"
 
 
 class Keep(Init):
@@ -164,20 +171,19 @@ class DepthScaledNormal(Init):
     r"""N(0, σ²) with :math:`\sigma = \text{std} / \sqrt{\text{per\_layer} \cdot n_\text{layer}}`.
 
     GPT-2 (Radford et al., 2019) scales the weights of the residual projections by
-    :math:`1/\sqrt{N}`, N the number of residual layers: two per block (attention and MLP). With
-    ``n_layer=None`` the number of blocks is the number of tensors the rule covers divided by
-    ``per_layer``.
+    :math:`1/\sqrt{N}`, N the number of residual layers: two per block (attention and MLP).
+    ``n_layer`` (the number of blocks) is required: it is never guessed from the model.
 
     >>> DepthScaledNormal(0.02, n_layer=12).scheme_for(24)
     fanin.get('normal(std=0.004082482904638631)')
     """
 
-    def __init__(self, std: float = 0.02, *, n_layer: int | None = None, per_layer: int = 2) -> None:
-        if isinstance(std, bool) or not isinstance(std, (int, float)) or not std > 0:
-            raise RuleError(f"DepthScaledNormal needs std > 0, got std={std!r}")
+    def __init__(self, std: float = 0.02, *, n_layer: int, per_layer: int = 2) -> None:
+        if isinstance(std, bool) or not isinstance(std, (int, float)) or not 0 < std < math.inf:
+            raise RuleError(f"DepthScaledNormal needs a finite std > 0, got std={shown(std)}")
         for what, v in (("n_layer", n_layer), ("per_layer", per_layer)):
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-                raise RuleError(f"DepthScaledNormal needs a positive int {what}, got {what}={v!r}")
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise RuleError(f"DepthScaledNormal needs a positive int {what}, got {what}={shown(v)}")
         self.std = float(std)
         self.n_layer = n_layer
         self.per_layer = per_layer
@@ -186,20 +192,11 @@ class DepthScaledNormal(Init):
         return self.scheme_for(matched)
 
     def scheme_for(self, matched: int) -> Scheme:
-        """The scheme when the rule covers ``matched`` tensors."""
-        n_layer = self.n_layer
-        if n_layer is None:
-            if matched == 0 or matched % self.per_layer:
-                raise RuleError(
-                    f"DepthScaledNormal infers n_layer as the number of tensors it covers divided by "
-                    f"per_layer={self.per_layer}, but it covers {matched}; give n_layer explicitly"
-                )
-            n_layer = matched // self.per_layer
-        return Scheme("normal", std=self.std / math.sqrt(self.per_layer * n_layer))
+        """The scheme (the same whichever number of tensors, ``matched``, the rule covers)."""
+        return Scheme("normal", std=self.std / math.sqrt(self.per_layer * self.n_layer))
 
     def __str__(self) -> str:
-        n = "n_layer" if self.n_layer is None else str(self.n_layer)
-        return f"normal(std={self.std!r}/sqrt({self.per_layer}*{n}))"
+        return f"normal(std={self.std!r}/sqrt({self.per_layer}*{self.n_layer}))"
 
 
 def as_init(init: object) -> Init:
@@ -225,7 +222,7 @@ def as_init(init: object) -> Init:
         raise RuleError(
             "A rule's init is a scheme spec ('xavier_uniform', 'normal(std=0.02)', {'name': ..., 'args': "
             "{...}}, a Scheme), 'keep', 'reset_parameters' or 'defaults:<framework>' "
-            f"({', '.join(FRAMEWORKS)}); got init={init!r} ({type(init).__name__})"
+            f"({', '.join(FRAMEWORKS)}); got init={shown(init)} ({type(init).__name__})"
         ) from None
 
 
@@ -252,6 +249,11 @@ class Rule:
     names a buffer role or ``Kind("buffer")``), ``"buffer"`` or ``"any"``. A ``defaults:``
     rule covers parameters and buffers alike, as the framework lists them.
 
+    ``blocks=`` (a number of equal row blocks, their sizes, or a
+    :class:`~fanin.rules.blocks.Layout`) or ``fans=`` (``"experts"``, ``"experts:in_out"``) say
+    that the tensor holds several logical layers: the scheme is drawn per block with the block's
+    fans (:mod:`fanin.rules.blocks`).
+
     >>> Rule("*.weight", "orthogonal").kind
     'parameter'
     >>> Rule(Role("running_var"), "ones").kind
@@ -262,14 +264,21 @@ class Rule:
     init: Init
     kind: str = "parameter"
 
-    def __init__(self, select: Selector | str, init: object, *, kind: str | None = None) -> None:
+    def __init__(
+        self, select: Selector | str, init: object, *, kind: str | None = None, blocks: object = None, fans: object = None
+    ) -> None:
         if isinstance(select, str):
             select = Name(select)
         if not isinstance(select, Selector):
             raise RuleError(
-                f"A rule's selector is a Selector or a name glob, got select={select!r} ({type(select).__name__})"
+                f"A rule's selector is a Selector or a name glob, got select={shown(select)} ({type(select).__name__})"
             )
         init = as_init(init)
+        if blocks is not None or fans is not None:
+            # A fused or stacked tensor: the scheme per logical block (fanin.rules.blocks).
+            from fanin.rules.blocks import BlockedInit, rule_layout
+
+            init = BlockedInit(init, rule_layout(blocks, fans))
         if kind is None:
             kind = "any" if isinstance(init, FrameworkDefaults) or _mentions_buffers(select) else "parameter"
         if kind not in RULE_KINDS:
@@ -335,17 +344,20 @@ def _from_mapping(mapping: Mapping[AnyType, AnyType]) -> list[Rule]:
     rules = []
     for key, value in mapping.items():
         if not isinstance(key, (str, Selector)):
-            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={key!r} ({type(key).__name__})")
+            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={shown(key)} ({type(key).__name__})")
         try:
             rules.append(Rule(key, value))
-        except SchemeSpecError as err:
-            raise RuleError(f"Rule {key!r}: {err}") from None
+        except FaninError as err:
+            if isinstance(err, RuleError) and str(err).startswith("Rule "):
+                raise
+            raise RuleError(f"Rule {shown(key)}: {err}") from None
     return rules
 
 
-def as_rules(rules: object) -> Rules:
+def as_rules(rules: object, model: object | None = None) -> Rules:
     """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
-    ``"gpt2(n_layer=24)"``), a mapping ``{glob or selector: init}``, a rules document
+    ``"gpt2(n_layer=24)"``; with ``model``, what a preset needs and is not given is read from the
+    model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping ``{glob or selector: init}``, a rules document
     (``{"rules": [...], "leftovers": ...}``, see :mod:`fanin.rules.load`), or a list of any of
     these and ``(selector, init)`` pairs, concatenated in order. The leftovers policy is the first
     one stated.
@@ -364,7 +376,7 @@ def as_rules(rules: object) -> Rules:
     if isinstance(rules, str):
         from fanin.rules.presets import preset
 
-        return preset(rules)
+        return preset(rules, model)
     if isinstance(rules, Mapping):
         from fanin.rules.load import is_document, rules_from_dict
 
@@ -378,13 +390,13 @@ def as_rules(rules: object) -> Rules:
             if isinstance(item, tuple) and len(item) == 2 and not isinstance(item, Rule):
                 out.append(Rule(item[0], item[1]))
                 continue
-            part = as_rules(item)
+            part = as_rules(item, model)
             out.extend(part.rules)
             leftovers = leftovers or part.leftovers
         return Rules(tuple(out), leftovers)
     raise RuleError(
         "Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; "
-        f"got rules={rules!r} ({type(rules).__name__})"
+        f"got rules={shown(rules)} ({type(rules).__name__})"
     )
 
 

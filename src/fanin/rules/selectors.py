@@ -10,7 +10,8 @@ selector                        matches
 ``Name("*.weight")``            the qualified name, a glob (``fnmatch``; ``*`` also crosses dots).
                                 A pattern starting with ``*.`` also matches at the top level, so
                                 ``*.weight`` matches ``weight`` of a bare ``nn.Linear``.
-``Name(r"h\\.\\d+\\..*", regex=True)``  the qualified name, ``re.fullmatch``
+``Name(r"h\\.\\d+\\..*", regex=True)``  the qualified name, a full match of an RE2 regular expression
+                                (linear time: a pattern can never hang a plan)
 ``Module("Linear", nn.Conv2d)``  the owning module's type: a class (``isinstance``) or a class
                                 name, bare or dotted (``"torch.nn.Linear"``), matched on the MRO
 ``Role("bias", "norm_weight")`` the parameter's role (see :data:`ROLES` and :func:`role_of`)
@@ -31,16 +32,17 @@ True
 from __future__ import annotations
 
 import fnmatch
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any as AnyType
 
 import torch
 
-from fanin.errors import FaninError, describe_choice
+from fanin.errors import FaninError, describe_choice, shown
 
 __all__ = [
     "KINDS",
+    "MAX_PATTERN_LENGTH",
     "ROLES",
     "All",
     "Any",
@@ -58,6 +60,9 @@ __all__ = [
 ]
 
 KINDS = ("buffer", "parameter")
+
+#: The longest glob or regex a :class:`Name` accepts, in characters.
+MAX_PATTERN_LENGTH = 1000
 
 #: The roles :func:`role_of` assigns. ``weight``/``bias`` are the plain ones (Linear, Conv, ...).
 ROLES = (
@@ -196,27 +201,41 @@ class Everything(Selector):
 
 
 class Name(Selector):
-    """The qualified name: a glob (``fnmatch.fnmatchcase``) or, with ``regex=True``, ``re.fullmatch``.
+    """The qualified name: a glob (``fnmatch.fnmatchcase``) or, with ``regex=True``, a regular expression
+    that must match the whole name.
+
+    Regular expressions use RE2 (the ``google-re2`` binding), whose matching time is linear in the
+    name's length whatever the pattern: a pattern from a rules file, such as ``(a+)+$``, can never
+    hang a plan (Python's backtracking :mod:`re` takes hours on it against a 40-character name).
+    The syntax is RE2's (https://github.com/google/re2/wiki/Syntax): Python's syntax minus
+    backreferences (``\\1``) and lookaround (``(?=``, ``(?<=``), repetition counts up to 1000;
+    ``\\d``, ``\\w`` and ``\\s`` are ASCII classes. Globs are linear too (:mod:`fnmatch`
+    translates ``*`` to an atomic, non-backtracking group). Patterns are at most
+    :data:`MAX_PATTERN_LENGTH` characters.
 
     >>> Name("*.weight").matches_name("weight"), Name("*.weight").matches_name("0.weight")
     (True, True)
     >>> Name(r"h\\.\\d+\\.attn\\..*", regex=True).matches_name("h.11.attn.c_proj.weight")
     True
+    >>> Name(r"(a)\\1", regex=True)
+    Traceback (most recent call last):
+    ...
+    fanin.rules.selectors.SelectorError: Name got an invalid regex pattern='(a)\\\\1': invalid escape sequence: \\1 (RE2 syntax: no backreferences or lookaround)
     """
 
     def __init__(self, pattern: str, *, regex: bool = False) -> None:
         if not isinstance(pattern, str) or not pattern:
-            raise SelectorError(f"Name needs a non-empty str pattern, got pattern={pattern!r}")
+            raise SelectorError(f"Name needs a non-empty str pattern, got pattern={shown(pattern)}")
+        if len(pattern) > MAX_PATTERN_LENGTH:
+            raise SelectorError(
+                f"Name patterns are at most {MAX_PATTERN_LENGTH} characters, got pattern={shown(pattern)}"
+            )
         self.pattern = pattern
         self.regex = bool(regex)
-        if self.regex:
-            try:
-                self._compiled = re.compile(pattern)
-            except re.error as err:
-                raise SelectorError(f"Name got an invalid regex pattern={pattern!r}: {err}") from None
+        self._compiled = _compile_regex(pattern) if self.regex else None
 
     def matches_name(self, name: str) -> bool:
-        if self.regex:
+        if self._compiled is not None:
             return self._compiled.fullmatch(name) is not None
         if fnmatch.fnmatchcase(name, self.pattern):
             return True
@@ -226,8 +245,34 @@ class Name(Selector):
     def matches(self, target: Target) -> bool:
         return self.matches_name(target.name)
 
+    def __getstate__(self) -> dict[str, AnyType]:
+        # A compiled RE2 pattern does not pickle: rebuild it from the pattern.
+        return {"pattern": self.pattern, "regex": self.regex}
+
+    def __setstate__(self, state: dict[str, AnyType]) -> None:
+        self.__init__(state["pattern"], regex=state["regex"])  # type: ignore[misc]
+
     def __str__(self) -> str:
         return f"name~{self.pattern!r}" if self.regex else f"name={self.pattern!r}"
+
+
+def _compile_regex(pattern: str):
+    try:
+        import re2
+    except ImportError:  # pragma: no cover - google-re2 is a dependency of fanin
+        raise SelectorError(
+            "regex selectors need the google-re2 package (linear-time matching): pip install google-re2"
+        ) from None
+    options = re2.Options()
+    options.log_errors = False  # the error is raised, not also logged to stderr
+    try:
+        return re2.compile(pattern, options)
+    except re2.error as err:
+        reason = err.args[0].decode("utf-8", "replace") if err.args and isinstance(err.args[0], bytes) else str(err)
+        raise SelectorError(
+            f"Name got an invalid regex pattern={shown(pattern)}: {reason} "
+            "(RE2 syntax: no backreferences or lookaround)"
+        ) from None
 
 
 class Module(Selector):
@@ -245,8 +290,10 @@ class Module(Selector):
         for t in types:
             if not (isinstance(t, str) and t) and not (isinstance(t, type) and issubclass(t, torch.nn.Module)):
                 raise SelectorError(
-                    f"Module takes torch.nn.Module subclasses or class names, got {t!r} ({type(t).__name__})"
+                    f"Module takes torch.nn.Module subclasses or class names, got {shown(t)} ({type(t).__name__})"
                 )
+            if isinstance(t, str) and len(t) > MAX_PATTERN_LENGTH:
+                raise SelectorError(f"Module class names are at most {MAX_PATTERN_LENGTH} characters, got {shown(t)}")
         self.types = tuple(types)
 
     def matches_type(self, cls: type) -> bool:
@@ -307,7 +354,7 @@ class Ndim(Selector):
     def __init__(self, n: int | None = None, *, min: int | None = None, max: int | None = None) -> None:  # noqa: A002
         for what, v in (("n", n), ("min", min), ("max", max)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
-                raise SelectorError(f"Ndim needs non-negative ints, got {what}={v!r}")
+                raise SelectorError(f"Ndim needs non-negative ints, got {what}={shown(v)}")
         if n is not None and (min is not None or max is not None):
             raise SelectorError(f"Ndim takes n or min/max, not both; got n={n!r}, min={min!r}, max={max!r}")
         if n is None and min is None and max is None:
@@ -353,7 +400,7 @@ def _flatten(cls: type, parts: Iterable[Selector]) -> tuple[Selector, ...]:
     out: list[Selector] = []
     for p in parts:
         if not isinstance(p, Selector):
-            raise SelectorError(f"{cls.__name__} composes selectors, got {p!r} ({type(p).__name__})")
+            raise SelectorError(f"{cls.__name__} composes selectors, got {shown(p)} ({type(p).__name__})")
         out.extend(p.parts if isinstance(p, cls) else (p,))
     return tuple(out)
 
@@ -393,7 +440,7 @@ class Not(Selector):
 
     def __init__(self, part: Selector) -> None:
         if not isinstance(part, Selector):
-            raise SelectorError(f"Not negates a selector, got {part!r} ({type(part).__name__})")
+            raise SelectorError(f"Not negates a selector, got {shown(part)} ({type(part).__name__})")
         self.part = part
 
     def matches(self, target: Target) -> bool:

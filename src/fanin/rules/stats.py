@@ -3,7 +3,7 @@ r"""What a scheme draws for a given shape: its distribution, std and bounds, rea
 The plan shows, for every tensor, the standard deviation and bounds the scheme will use. Rather
 than re-deriving each scheme's formula here (and drifting from it), :func:`scheme_statistics` runs
 the scheme once on a zero-stride view of the tensor's shape (no memory) with a
-:class:`~fanin.rng.recording.DrawRecorder`: every scheme draws through the sampling seam, so the
+:class:`~fanin.rng.recording.DrawRecorder` (:func:`fanin.schemes.dryrun.dry_run`): every scheme draws through the sampling seam, so the
 recorder sees the exact ``low``/``high``, ``mean``/``std`` or truncation bounds the real run passes, computed by the
 scheme's own code from the same shape. From those:
 
@@ -33,14 +33,13 @@ Schemes the recorder cannot follow (several draws, structured writes) report ``N
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import asdict, dataclass
 
 import torch
 
 from fanin.formulas.variance import truncnorm_std
-from fanin.rng.recording import DrawRecorder
 from fanin.schemes import Scheme
+from fanin.schemes.dryrun import dry_run
 
 __all__ = ["Statistics", "scheme_statistics"]
 
@@ -113,10 +112,13 @@ def _constant(scheme: Scheme) -> Statistics | None:
 def scheme_statistics(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> Statistics | None:
     """The statistics of what ``scheme`` draws for a tensor of ``shape`` (``None`` if unknown).
 
-    Errors the scheme raises for this shape (a 1-D tensor for a fan-based scheme, a bad layout)
-    propagate, so a plan can report them before anything is written.
+    The scheme's own code runs first at this shape and dtype (:func:`fanin.schemes.dryrun.dry_run`,
+    drawing and writing nothing), so errors it raises for a tensor it cannot take (a 1-D tensor
+    for an orthogonal or fan-based scheme, a bad layout, a gate count that does not divide the
+    rows) propagate, and a plan reports them before anything is written.
     """
     shape = tuple(int(s) for s in shape)
+    calls = dry_run(scheme, shape, dtype)
     if scheme.family == "constant":
         return _constant(scheme)
     if scheme.family == "orthogonal":
@@ -124,21 +126,13 @@ def scheme_statistics(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype
     if scheme.family == "identity" or math.prod(shape) == 0 or not scheme.entry.takes_generator:
         return None
     if "seed" in scheme.arguments and scheme.arguments["seed"] is not None:
-        return None  # draws from its own seeded generator: the recorder cannot be passed
-    recorder = DrawRecorder(stop_at_structure=True)
-    view = torch.empty((), dtype=dtype).expand(shape)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            scheme(view, generator=recorder)
-    except (DrawRecorder.Stop, RuntimeError):
-        pass
-    if scheme.family == "sparse" and recorder.calls and recorder.calls[0][0] == "normal":
-        _, mean, std = recorder.calls[0]
+        return None  # draws from its own seeded generator, which the plan does not record
+    if scheme.family == "sparse" and calls and calls[0][0] == "normal":
+        _, mean, std = calls[0]
         return Statistics("sparse normal", mean, std)
-    if len(recorder.calls) != 1:
+    if len(calls) != 1:
         return None
-    call = recorder.calls[0]
+    call = calls[0]
     if call[0] == "uniform":
         low, high = call[1], call[2]
         return Statistics("uniform", (low + high) / 2, (high - low) / math.sqrt(12.0), low, high)

@@ -130,6 +130,8 @@ def _load_providers() -> None:
 def lookup(name: str) -> SchemeEntry:
     """The entry registered under ``name`` or one of its aliases; ``UnknownSchemeError`` otherwise."""
     _load_providers()
+    if not isinstance(name, str):
+        raise UnknownSchemeError(describe_choice("scheme", name, [*_REGISTRY, *_ALIASES]))
     canonical = _ALIASES.get(name, name)
     try:
         return _REGISTRY[canonical]

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fanin.errors import SchemeArgumentError
+from fanin.errors import SchemeArgumentError, shown
 from fanin.rng.sampling import check_generator
 from fanin.rng.sharded import call_scheme, is_dtensor
+from fanin.schemes.checks import check_arguments
 from fanin.schemes.registry import REQUIRED, SchemeEntry, lookup
 
 __all__ = ["Scheme"]
@@ -18,6 +19,9 @@ class Scheme:
 
     Calling it fills a tensor in place and returns it, like the ``torch.nn.init`` functions.
     ``str(scheme)`` and ``scheme.to_config()`` both round-trip through :func:`fanin.get`.
+
+    The arguments are validated when the scheme is built, for every scheme: every number finite
+    (:func:`fanin.schemes.checks.check_arguments`), then the scheme's own domain checks.
 
     >>> import torch
     >>> s = Scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
@@ -37,7 +41,8 @@ class Scheme:
             accepted = ", ".join(entry.parameters) or "none"
             raise SchemeArgumentError(
                 f"Scheme {entry.name!r} got unexpected argument(s) "
-                + ", ".join(f"{k}={args[k]!r}" for k in unknown)
+                + ", ".join(f"{k if len(k) <= 60 else shown(k)}={shown(args[k])}" for k in unknown[:8])
+                + (f", ... ({len(unknown) - 8} more)" if len(unknown) > 8 else "")
                 + f". Accepted arguments: {accepted}."
                 + _suggest(unknown, entry.parameters)
             )
@@ -50,6 +55,7 @@ class Scheme:
         # Keep only what differs from the defaults, in signature order: the canonical form.
         self._entry = entry
         self._args = {k: args[k] for k in entry.parameters if k in args and not _same(args[k], entry.parameters[k])}
+        check_arguments(entry.name, self.arguments)
         if entry.validate is not None:
             entry.validate(**self.arguments)
 
@@ -116,7 +122,9 @@ def _suggest(unknown: list[str], parameters: Mapping[str, object]) -> str:
     import difflib
 
     hints = []
-    for k in unknown:
+    for k in unknown[:8]:
+        if len(k) > 100:
+            continue
         close = difflib.get_close_matches(k, list(parameters), n=1)
         if close:
             hints.append(f"{k!r} -> {close[0]!r}")

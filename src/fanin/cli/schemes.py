@@ -1,0 +1,40 @@
+"""``fanin schemes``: the registered schemes, one a row, with a plain-text summary."""
+
+from __future__ import annotations
+
+import click
+
+from fanin.cli.output import Renderers, emit, output_for, output_options
+
+__all__ = ["FRAMEWORK_ALIASES", "schemes_command"]
+
+# The preset and the rules call JAX's layer defaults "flax"; its schemes are registered as "jax".
+FRAMEWORK_ALIASES = {"flax": "jax"}
+
+
+def _frameworks() -> list[str]:
+    from fanin.schemes.registry import SchemeEntry, list_schemes, lookup
+
+    entries: list[SchemeEntry] = [lookup(n) for n in list_schemes()]
+    return sorted({e.framework for e in entries} | set(FRAMEWORK_ALIASES))
+
+
+@click.command("schemes", short_help="List the registered schemes, with a summary of each.")
+@click.option("--framework", default=None, metavar="NAME",
+              help="Only this framework's schemes: fanin, jax (or flax), keras, tf1, torch.")
+@output_options("the list")
+def schemes_command(framework, output, fmt) -> None:
+    """List the registered schemes: name, framework, family and a one-sentence summary."""
+    from fanin.cli.errors import usage
+    from fanin.errors import describe_choice
+    from fanin.report.formats import render_schemes, render_schemes_json, render_schemes_markdown
+    from fanin.schemes import list_schemes, lookup
+
+    out = output_for(output, fmt)
+    if framework is not None:
+        known = _frameworks()
+        if framework not in known:
+            raise usage(describe_choice("framework", framework, known), "--framework")
+        framework = FRAMEWORK_ALIASES.get(framework, framework)
+    entries = [lookup(name) for name in list_schemes(framework)]
+    emit(out, entries, Renderers(render_schemes, render_schemes_markdown, render_schemes_json))
