@@ -1,11 +1,11 @@
 """Storage dtypes: rounding intervals (one spacing each side, every rounding mode), effective
-dtypes of upcast values, and the dtypes that cannot be read."""
+dtypes of upcast values."""
 
 import numpy as np
 import pytest
 import torch
 
-from fanin.auditing.dtypes import effective_dtype, mantissa_digits, rounding_interval, unit_roundoff, unreadable_reason
+from fanin.auditing.dtypes import effective_dtype, mantissa_digits, rounding_interval, unit_roundoff
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float8_e4m3fn])
@@ -46,10 +46,3 @@ def test_effective_dtype_is_the_coarsest_grid_that_holds_the_values():
     assert effective_dtype(x, torch.float64) == torch.float64
     as_f8 = torch.from_numpy(x).to(torch.float8_e4m3fn).double().numpy()
     assert effective_dtype(as_f8, torch.float16) == torch.float8_e4m3fn
-
-
-def test_unreadable_dtypes_say_why():
-    assert unreadable_reason(torch.float32) is None and unreadable_reason(torch.float8_e5m2) is None
-    assert unreadable_reason(torch.int64) == "not floating point (dtype=int64)"
-    why = unreadable_reason(torch.float4_e2m1fn_x2)
-    assert why.startswith("dtype=float4_e2m1fn_x2: torch cannot convert its values to float64 (")

@@ -44,13 +44,13 @@ import numpy as np
 import torch
 
 from fanin.auditing.candidates import NOTES as _NOTES
-from fanin.auditing.dtypes import dtype_name, unreadable_reason
+from fanin.auditing.dtypes import dtype_name
 from fanin.auditing.evidence import holm
 from fanin.auditing.hypotheses import PARAMS, Dist, SampleView, assess
 from fanin.auditing.infer import ALPHA_FIT, Context, Inference, Summary, analyse, decide
 from fanin.auditing.roles import ROLES, layer_count, name_pattern, parameter_kind, role_of
 from fanin.auditing.scan import Scan, scan
-from fanin.auditing.sources import Source, SourceInfo, open_source
+from fanin.auditing.sources import Source, SourceInfo, open_source, skip_reason
 from fanin.errors import describe_choice
 from fanin.formulas.fans import compute_fans
 
@@ -271,14 +271,14 @@ def audit(source: object, *, layout: str = "torch", names: list[str] | None = No
     for i, name in enumerate(chosen):
         if progress is not None:
             progress(i, len(chosen), name)
-        if name in src.aliases:
-            tied[name] = src.aliases[name]
-            continue
         if name in src.skipped:
             skipped[name] = src.skipped[name]
             continue
+        if name in src.aliases:
+            tied[name] = src.aliases[name]
+            continue
         tensor = src.get(name)
-        why = "on the meta device (no values)" if tensor.is_meta else unreadable_reason(tensor.dtype)
+        why = skip_reason(tensor)
         if why is not None:
             skipped[name] = why
             continue

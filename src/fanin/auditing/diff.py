@@ -46,10 +46,11 @@ import numpy as np
 import torch
 
 from fanin.auditing.audit import TensorRecord, audit_tensor
-from fanin.auditing.dtypes import dtype_name, unit_roundoff, unreadable_reason
+from fanin.auditing.dtypes import dtype_name, unit_roundoff
 from fanin.auditing.evidence import holm
 from fanin.auditing.scan import CHUNK, Scan
-from fanin.auditing.sources import open_source
+from fanin.auditing.checkpoint import CheckpointError
+from fanin.auditing.sources import Source, open_source, skip_reason
 from fanin.auditing.structure import orthogonal_tolerance
 
 __all__ = ["ALPHA", "STATUSES", "DiffReport", "TensorDiff", "diff"]
@@ -319,23 +320,26 @@ def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, ato
     for i, name in enumerate(both):
         if progress is not None:
             progress(i, len(both), name)
-        if name in sa.aliases and sa.aliases.get(name) == sb.aliases.get(name):
-            tied[name] = sa.aliases[name]
+        if name in sa.skipped or name in sb.skipped:
+            row = _skipped_pair(name, sa, sb)
+            if isinstance(row, str):
+                skipped[name] = row
+            else:
+                rows.append(row)
+                ses.append(None)
+            continue
+        ta_alias, tb_alias = sa.aliases.get(name), sb.aliases.get(name)
+        if ta_alias is not None or tb_alias is not None:
+            if ta_alias == tb_alias:
+                tied[name] = ta_alias  # compared once, under its first name
+            else:
+                rows.append(_tying_differs(name, sa, sb, ta_alias, tb_alias))
+                ses.append(None)
             continue
         ta, tb = sa.get(name), sb.get(name)
-        ra_why = "on the meta device (no values)" if ta.is_meta else unreadable_reason(ta.dtype)
-        rb_why = "on the meta device (no values)" if tb.is_meta else unreadable_reason(tb.dtype)
-        if ra_why or rb_why:
-            if not (ta.is_floating_point() or tb.is_floating_point()) and not (ta.is_meta or tb.is_meta):
-                equal = ta.dtype == tb.dtype and torch.equal(ta, tb)
-                rows.append(TensorDiff(name, tuple(ta.shape), "identical" if equal else "different",
-                                       dtype_name(ta.dtype), dtype_name(tb.dtype), "integer", "integer", "-", "-",
-                                       None, None, {} if equal else {"values": 0.0}, None if equal else 0.0,
-                                       None if equal else "values",
-                                       None, "bitwise equal" if equal else "values differ (not floating point)"))
-                ses.append(None)
-                continue
-            skipped[name] = f"a: {ra_why}" if ra_why else f"b: {rb_why}"
+        why_a, why_b = skip_reason(ta), skip_reason(tb)
+        if why_a or why_b:
+            skipped[name] = "; ".join(f"{side}: {why}" for side, why in (("a", why_a), ("b", why_b)) if why)
             continue
         row, ra, rb, se = _pair(name, ta, tb, sa, sb, rtol, atol)
         rows.append(row)
@@ -346,6 +350,39 @@ def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, ato
     decided = _decide(rows, ses, alpha)
     return DiffReport(sa.label, sb.label, missing, extra, reshaped, tuple(decided), tuple(recs_a), tuple(recs_b),
                       skipped, tied, alpha)
+
+
+def _skipped_pair(name: str, sa: Source, sb: Source) -> TensorDiff | str:
+    """A tensor skipped on a side: integer tensors on both sides (a step counter, BatchNorm's
+    ``num_batches_tracked``) compared for equality; otherwise why it is not compared."""
+    why = "; ".join(f"{side}: {src.skipped[name]}" for side, src in (("a", sa), ("b", sb)) if name in src.skipped)
+    da, db = sa.dtypes.get(name), sb.dtypes.get(name)
+    if da is None or db is None or da.is_floating_point or db.is_floating_point or da.is_complex or db.is_complex:
+        return why
+    try:
+        ta, tb = sa.get(name), sb.get(name)
+    except CheckpointError:
+        return why
+    if ta.is_meta or tb.is_meta:
+        return why
+    equal = ta.dtype == tb.dtype and torch.equal(ta, tb)
+    return TensorDiff(name, tuple(ta.shape), "identical" if equal else "different", dtype_name(ta.dtype),
+                      dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None, {} if equal else {"values": 0.0},
+                      None if equal else 0.0, None if equal else "values",
+                      None, "bitwise equal" if equal else "values differ (not floating point)")
+
+
+def _tying_differs(name: str, sa: Source, sb: Source, ta: str | None, tb: str | None) -> TensorDiff:
+    """A tensor tied (sharing storage) to different tensors, or on one side only: a difference in
+    how the model was built, certain, read from the sources without reading values again."""
+    def where(side, target):
+        return f"{side} ties it to {target}" if target else f"{side} stores its own"
+
+    shape = sa.shapes[name]
+    da, db = sa.dtype_names.get(name, "-"), sb.dtype_names.get(name, "-")
+    return TensorDiff(name, tuple(shape), "different", da, db, "tied" if ta else "-", "tied" if tb else "-",
+                      f"= {ta}" if ta else "-", f"= {tb}" if tb else "-", None, None, {"tying": 0.0}, 0.0, "tying",
+                      None, f"{where('a', ta)}; {where('b', tb)} (shared storage differs)")
 
 
 def _decide(rows: list[TensorDiff], ses: list[float | None], alpha: float) -> list[TensorDiff]:

@@ -35,7 +35,7 @@ import functools
 import numpy as np
 import torch
 
-__all__ = ["effective_dtype", "dtype_name", "mantissa_digits", "rounding_interval", "unit_roundoff", "unreadable_reason"]
+__all__ = ["effective_dtype", "dtype_name", "mantissa_digits", "rounding_interval", "unit_roundoff"]
 
 # Coarse grids a wider tensor may have been rounded to (coarsest first: fewest mantissa digits).
 _COARSE = tuple(d for d in (getattr(torch, n, None) for n in ("float8_e5m2", "float8_e4m3fn", "bfloat16", "float16"))
@@ -44,21 +44,6 @@ _COARSE = tuple(d for d in (getattr(torch, n, None) for n in ("float8_e5m2", "fl
 
 def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
-
-
-@functools.lru_cache(maxsize=None)
-def unreadable_reason(dtype: torch.dtype) -> str | None:
-    """Why values of ``dtype`` cannot be analysed (``None`` when they can): not floating point,
-    or a floating dtype that torch cannot convert to float64 (packed float4, ...)."""
-    if not dtype.is_floating_point:
-        return f"not floating point (dtype={dtype_name(dtype)})"
-    try:
-        torch.zeros(2, dtype=dtype).to(torch.float64)
-        torch.finfo(dtype)
-    except (RuntimeError, TypeError, NotImplementedError) as err:
-        first = str(err).splitlines()[0] if str(err) else type(err).__name__
-        return f"dtype={dtype_name(dtype)}: torch cannot convert its values to float64 ({first})"
-    return None
 
 
 @functools.lru_cache(maxsize=None)

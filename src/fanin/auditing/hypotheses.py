@@ -17,8 +17,9 @@ each with an exact or stated null distribution, judge it against a :class:`~fani
     the exact order-statistic probabilities of the observed minimum :math:`m` and maximum
     :math:`M`: :math:`P(\max \ge M) = 1 - F(\mathrm{lo}(M))^n`, :math:`P(\max \le M) =
     F(\mathrm{hi}(M))^n` and the same for the minimum, with lo/hi the rounding interval of the
-    stored value widened to one spacing at the largest magnitude (a scheme computed in the storage
-    dtype rounds relative to its range: torch's bfloat16 ``uniform_(0, 1)`` stores 0.2% zeros);
+    stored value widened to :data:`EXTREME_SPACINGS` spacings at the largest magnitude (a scheme
+    computed in the storage dtype rounds its bounds, its width and its result: torch's bfloat16
+    ``uniform_(0, 1)`` stores 0.2% zeros);
     Bonferroni over the four. A value beyond a bounded hypothesis' support has p = 0,
     a range much narrower than an unbounded one's (a truncated normal under a normal hypothesis)
     a tiny p.
@@ -71,6 +72,9 @@ __all__ = ["KINDS", "PARAMS", "Dist", "Fit", "SampleView", "assess", "assess_all
 KINDS = ("uniform", "normal", "truncated_normal")
 PARAMS = {"uniform": ("low", "high"), "normal": ("mean", "std"), "truncated_normal": ("mean", "std", "lower", "upper")}
 _LOG_SQRT2PI = math.log(2 * math.pi) / 2
+#: How far (in spacings of the dtype at the largest magnitude) the stored extremes may lie inside
+#: the drawn distribution's bounds (see :meth:`SampleView.of`).
+EXTREME_SPACINGS = 3
 
 
 def _ndtr(x):
@@ -208,11 +212,15 @@ class SampleView:
         cum = np.cumsum(counts)
         with np.errstate(over="ignore"):
             lo, hi = rounding_interval(u * s.unit, dtype)
-            # The extremes move by up to one spacing at the largest magnitude: torch's bfloat16
-            # uniform_ stores U(0, 1)'s draws below ~2^-9 as 0 (a 0.2% point mass, measured).
+            # The extremes move by up to EXTREME_SPACINGS spacings at the largest magnitude: a
+            # scheme computed in the storage dtype rounds relative to its range (torch's bfloat16
+            # uniform_ stores U(0, 1)'s draws below ~2^-9 as 0, a 0.2% point mass), and torch's
+            # from + u * (to - from) rounds the bounds (half a spacing each), the width (one) and
+            # the result (one): bfloat16 U(±0.08839) at 768x768 stores nothing above 0.08789,
+            # a spacing below the largest representable value under the bound (measured).
             big = max(abs(s.lo), abs(s.hi)) * s.unit
             b_lo, b_hi = rounding_interval(np.array([big]), dtype)
-            step = max(float(b_hi[0]) - big, big - float(b_lo[0]))
+            step = EXTREME_SPACINGS * max(float(b_hi[0]) - big, big - float(b_lo[0]))
             elo, ehi = rounding_interval(np.array([s.lo, s.hi]) * s.unit, dtype)
             elo = np.minimum(elo, np.array([s.lo, s.hi]) * s.unit - step)
             ehi = np.maximum(ehi, np.array([s.lo, s.hi]) * s.unit + step)

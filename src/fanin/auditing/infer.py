@@ -68,12 +68,13 @@ import numpy as np
 import torch
 
 from fanin.auditing.candidates import FRAMEWORK_ORDER, NOTES, Group, continuous_groups, fit_direct, group_candidates
-from fanin.auditing.dtypes import dtype_name, effective_dtype, rounding_interval, unit_roundoff, unreadable_reason
+from fanin.auditing.dtypes import dtype_name, effective_dtype, rounding_interval, unit_roundoff
 from fanin.auditing.evidence import Evidence, combine, matrix_evidence, tail_evidence
 from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess_all
 from fanin.auditing.records import Inference, Match, Summary
 from fanin.auditing.roles import is_norm
 from fanin.auditing.scan import Scan, scan
+from fanin.auditing.sources import skip_reason
 from fanin.rng.threads import one_thread
 from fanin.auditing.structure import (
     describe,
@@ -190,11 +191,9 @@ def _unreadable(t: torch.Tensor, why: str) -> Inference:
 def analyse(tensor: torch.Tensor, ctx: Context = Context()) -> tuple[Inference, Scan | None]:
     """The inference (``trained`` not yet decided) and the scan it was computed from."""
     t = tensor.detach()
-    why = unreadable_reason(t.dtype)
+    why = skip_reason(t)
     if why is not None:
         return _unreadable(t, why), None
-    if t.is_meta:
-        return _unreadable(t, "on the meta device (no values)"), None
     work = t.to(torch.float16) if t.dtype in _VIA_FLOAT16 else t
     # One torch thread: small float64 ops are 20x slower on two contended threads (measured), and
     # the eigenvalues and Gram matrices then have the same bits whatever the thread count.
@@ -380,13 +379,14 @@ def _truncnorm_std(t: float) -> float:
 
 def _solve_cut(ratio: float) -> float | None:
     """t with std(N(0,1) cut at ±t) / t = ratio (decreasing from 1/sqrt(3) at 0); None outside
-    [0.05, 3]: a fitted cut beyond 3 std leaves out less than 0.27% of the mass and, placed at
-    the largest value, buys likelihood for free (the normal is the answer there; registered
-    truncations at any cut remain candidates)."""
+    [1, 3]: a fitted cut beyond 3 std leaves out less than 0.27% of the mass and, placed at the
+    largest value, buys likelihood for free (the normal is the answer there), and one below 1 std
+    is a nearly flat density that mimics a uniform with one more parameter (libraries cut at 2 or
+    3 std; registered truncations at any cut remain candidates)."""
     from scipy.optimize import brentq
 
     f = lambda t: _truncnorm_std(t) / t - ratio  # noqa: E731
-    lo, hi = 0.05, 3.0
+    lo, hi = 1.0, 3.0
     if not (f(lo) > 0 > f(hi)):
         return None
     return float(brentq(f, lo, hi, xtol=1e-10))
@@ -443,10 +443,12 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
     tests and is within sampling error of the family's best fit in likelihood (:func:`_close_to_best`)."""
     shape = ctx.shape or (tuple(t.shape) if t.dim() >= 1 else (1,))
     passing, rejected = [], []
-    for kind in ("uniform", "normal", "truncated_normal"):
+    by_kind = {kind: _literals(kind, s) for kind in ("uniform", "normal", "truncated_normal")}
+    every = assess_all([d for literals in by_kind.values() for d, _ in literals], s, view, eff, cutoff=ALPHA_FIT)
+    offsets = np.cumsum([0] + [len(v) for v in by_kind.values()])
+    for (kind, literals), i0 in zip(by_kind.items(), offsets):
         best = None
-        literals = _literals(kind, s)
-        fits = assess_all([d for d, _ in literals], s, view, eff, cutoff=ALPHA_FIT)
+        fits = every[i0:i0 + len(literals)]
         top_ll = max((f.loglik for f in fits), default=-math.inf)
         top_ll = max(top_ll, _best_loglik(kind, s, eff))
         for (dist, k), fit in zip(literals, fits):
@@ -512,6 +514,48 @@ def _name_order(native: str):
     return key
 
 
+#: Prior odds of a documented library default (:data:`~fanin.auditing.candidates.NOTES`: PyTorch's
+#: layer default, GPT-2's N(0, 0.02), ones and zeros) against any other hypothesis.
+PRIOR_DEFAULT = 20.0
+#: Prior odds against each non-default argument of a named formula.
+PRIOR_PER_ARGUMENT = 3.0
+
+
+def _log_prior(h: _Hyp) -> float:
+    r"""The log prior weight of a hypothesis in the ranking (not in the confidence, which is the
+    data's): :math:`\ln 20` for a documented default, :math:`-\ln 3` per non-default argument of
+    a formula (a fitted literal pays BIC's :math:`\tfrac k2 \ln n` instead). It decides only
+    what the data cannot: a 32-value bias under ``kaiming_uniform(a=sqrt(5))`` passes a dozen
+    formulas whose bounds differ by 10%, the likelihood prefers the narrowest bound that holds the
+    largest value, and the prior names PyTorch's default first unless the data favour another by
+    more than 20:1."""
+    prior = math.log(PRIOR_DEFAULT) if any(n in NOTES for n in h.names) else 0.0
+    if not h.fitted and h.names:
+        prior -= math.log(PRIOR_PER_ARGUMENT) * min(n.count("=") for n in h.names)
+    return prior
+
+
+#: Free parameters of each family: among descriptions within :data:`MATERIAL_TV` of each other,
+#: the family with fewer comes first.
+_FAMILY_PARAMETERS = {"uniform": 2, "normal": 2, "truncated_normal": 4}
+
+
+def _parsimonious(ranked: list[_Hyp]) -> list[_Hyp]:
+    """``ranked`` with the first hypothesis replaced by the best one of a simpler family that is
+    within :data:`MATERIAL_TV` of it (total variation): a normal cut at ±0.2 std *is* a uniform
+    to 1%, and the uniform is the description to report (a fitted cut placed just inside the
+    rounded extremes otherwise buys likelihood that the data does not support)."""
+    if not ranked:
+        return ranked
+    top = ranked[0]
+    simpler = [h for h in ranked[1:] if _FAMILY_PARAMETERS[h.dist.kind] < _FAMILY_PARAMETERS[top.dist.kind]
+               and total_variation(h.dist, top.dist) < MATERIAL_TV]
+    if not simpler:
+        return ranked
+    best = simpler[0]
+    return [best] + [h for h in ranked if h is not best]
+
+
 def _confidence(ranked: list[_Hyp], n: int) -> tuple[str, str]:
     top = ranked[0]
     # Rivals: another formula or default (a different name), or another family that differs from
@@ -526,15 +570,19 @@ def _confidence(ranked: list[_Hyp], n: int) -> tuple[str, str]:
         return "too few values", f"only {n} values"
     if family_margin < _MEDIUM:
         rival = max(family_rivals, key=lambda h: h.score)
-        return "too few values", (f"{rival.dist.kind} ({rival.names[0]}) fits almost as well (log-likelihood "
-                                  f"{family_margin:.2g} lower): the family is not determined by {n} values")
+        return "too few values", (f"{rival.dist.kind} ({rival.names[0]}) fits about as well (log-likelihood "
+                                  f"{_lower(family_margin)}): the family is not determined by {n} values")
     why = "no other hypothesis passes" if not rivals else \
-        f"next: {max(rivals, key=lambda h: h.score).names[0]}, log-likelihood {margin:.3g} lower"
+        f"next: {max(rivals, key=lambda h: h.score).names[0]}, log-likelihood {_lower(margin)}"
     if margin >= _HIGH and top.fit.p >= 0.01:
         return "high", why
     if margin >= _MEDIUM:
         return "medium", why
     return "low", why
+
+
+def _lower(margin: float) -> str:
+    return f"{margin:.3g} lower" if margin >= 0 else f"{-margin:.3g} higher"
 
 
 def _tests_text(fit: Fit) -> str:
@@ -564,7 +612,8 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
     named = _named(t, s, view, eff, ctx)
     fitted, fit_rejected = _fitted(t, s, view, eff, ctx)
     everything = _merge(named, fitted, ctx.native)
-    passing = sorted((h for h in everything if h.fit.p >= ALPHA_FIT), key=lambda h: -h.score)
+    passing = _parsimonious(sorted((h for h in everything if h.fit.p >= ALPHA_FIT),
+                                   key=lambda h: -(h.score + _log_prior(h))))
     rejected = sorted((h for h in everything if h.fit.p < ALPHA_FIT), key=lambda h: -h.fit.p)
     best_rejected: dict[str, _Hyp] = {}
     for h in rejected + fit_rejected:

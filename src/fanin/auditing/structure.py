@@ -483,7 +483,7 @@ def _gate_uniform_result(t, s, eff, gates, bounds, fits, scans) -> Inference:
 
 
 def zero_rows(s: Scan, t: torch.Tensor | None = None) -> list[int]:
-    """All-zero rows of a 2-D or wider tensor (an embedding's padding row), when fewer than a quarter.
+    """All-zero rows of a 2-D or wider tensor (an embedding's padding row), at most a quarter (one of 4).
 
     The scan's row sums of squares are accumulated about each chunk's mean, so an all-zero row
     can leave a residue of rounding; candidates are the rows below 1e-12 of the mean row, each
@@ -494,27 +494,34 @@ def zero_rows(s: Scan, t: torch.Tensor | None = None) -> list[int]:
     rows = np.flatnonzero(np.abs(s.row_sq) <= 1e-12 * typical).tolist()
     if t is not None:
         rows = [r for r in rows if not bool(t[r].any())]
-    return rows if 0 < len(rows) < s.rows // 4 else []
+    return rows if 0 < len(rows) <= max(1, s.rows // 4) and len(rows) < s.rows else []
 
 
 def infer_sparse(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None:
-    """2-D, the same number (>= 1) of exact zeros in every column, the other values normal."""
+    """2-D, the same number (>= 1) of exact zeros in every column, the other values normal.
+
+    Exact zeros in equal numbers per column are a structure a continuous draw has probability 0
+    of producing, so even a tiny tensor is reported sparse ("too few values" below 64 non-zeros).
+    The candidates are every registered sparse scheme at its default std, then the roundest
+    literal std (1 to 4 significant digits) within the sampling error of the measured one; each
+    is kept when the KS test of the non-zero values does not reject it at :data:`P_FIT`."""
     from scipy import stats
 
-    if t.dim() != 2 or s.zeros == 0 or s.zeros >= s.n or zero_rows(s, t):
+    rows, cols = (t.shape if t.dim() == 2 else (0, 0))
+    if t.dim() != 2 or s.zeros < cols or s.zeros >= s.n or zero_rows(s, t):
         return None
-    rows, cols = t.shape
-    if s.zeros % cols:
-        return None
-    z = s.zeros // cols
     counts = np.zeros(cols, dtype=np.int64)
     step = max(1, CHUNK // max(cols, 1))
     for r0 in range(0, rows, step):
         counts += (t[r0:r0 + step] == 0).sum(0).numpy()
-    if int(counts.min()) != z or int(counts.max()) != z:
-        return None
+    z = int(counts.min())
     nz = s.sample[s.sample != 0] * s.unit
-    if nz.size < 8 or np.unique(nz).size < 0.5 * min(nz.size, 50):
+    if z == 0 or nz.size < 2 or np.unique(nz).size < 0.5 * min(nz.size, 50):
+        return None
+    # Draws that round to 0 in the storage dtype (below half its smallest subnormal: N(0, 0.01) in
+    # float16 stores about 2 such zeros per million values) add to some columns' counts.
+    excess = s.zeros - z * cols
+    if excess and excess > _underflow_bound(s, rows - z, cols, t.dtype):
         return None
     # torch's sparse_ zeroes ceil(sparsity * rows) per column: the roundest sparsity that gives z.
     sparsity = next((v for d in range(1, 6) if math.ceil((v := round(z / rows, d)) * rows) == z), z / rows)
@@ -522,17 +529,62 @@ def infer_sparse(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None
     std = math.sqrt(s.n * (s.moments.m2 + s.moments.mean ** 2) / nnz) * s.unit
     ks = stats.kstest(nz, stats.norm(0, std).cdf)
     p = float(ks.pvalue)
-    matches = []
-    for digits in (2, 3, 4):
-        for c in fit_direct("sparse", {"sparsity": sparsity, "std": std}, tuple(t.shape),
-                            lambda name, v, d=digits: nice(v, d)):
-            cp = float(stats.kstest(nz, stats.norm(0, c.params["std"]).cdf).pvalue)
-            if cp >= P_FIT and abs(std / c.params["std"] - 1) < 4 / math.sqrt(2 * nnz) + unit_roundoff(eff):
-                matches.append(Match(c.scheme, describe(c), "sparse", (c.scheme,), c.note, True, cp, {"ks": cp},
-                                     std / c.params["std"], float(ks.statistic)))
-        if matches:
+    # The std of the non-zeros has relative standard error sqrt(1/(2 nnz)); 4 of them, and the
+    # dtype's rounding, is within sampling error.
+    within = 4 / math.sqrt(2 * nnz) + unit_roundoff(eff)
+
+    def match(c: Candidate) -> Match | None:
+        cp = float(stats.kstest(nz, stats.norm(0, c.params["std"]).cdf).pvalue)
+        if cp >= P_FIT and abs(std / c.params["std"] - 1) < within:
+            return Match(c.scheme, describe(c), "sparse", (c.scheme,), c.note, c.fitted, cp, {"ks": cp},
+                         std / c.params["std"], float(ks.statistic))
+        return None
+
+    matches = [m for m in (match(c) for c in _sparse_defaults(sparsity, tuple(t.shape))) if m is not None]
+    for digits in (1, 2, 3, 4):
+        found = [m for m in (match(c) for c in fit_direct("sparse", {"sparsity": sparsity, "std": std}, tuple(t.shape),
+                                                           lambda name, v, d=digits: nice(v, d)))
+                 if m is not None and m.scheme not in {x.scheme for x in matches}]
+        if found:
+            matches += found
             break
-    confidence = "high" if matches and p >= 0.01 else "medium" if p >= P_FIT else "low"
+    if nnz < 64:
+        confidence = "too few values"
+    else:
+        confidence = "high" if matches and p >= 0.01 else "medium" if p >= P_FIT else "low"
     return Inference("sparse", {"sparsity": sparsity, "std": std}, std, tuple(matches), confidence, False,
-                     f"{z} of {rows} values zero in every column; the rest N(0, {std:.4g}) (KS p={p:.3g})",
+                     f"{z} of {rows} values zero in every column (what torch's sparse_ gives for any sparsity in "
+                     f"({(z - 1) / rows:.3g}, {z / rows:.3g}]); the rest N(0, {std:.4g}) (KS p={p:.3g})",
                      n=s.n, dtype=dtype_name(t.dtype), effective_dtype=dtype_name(eff))
+
+
+def _underflow_bound(s: Scan, per_column: int, cols: int, dtype: torch.dtype) -> float:
+    """A 1e-6 upper bound on the zeros that rounding the non-zero draws (normal, std from the
+    scan) to ``dtype`` produces: Poisson with mean ``per_column * cols * P(|x| < tiny_sub / 2)``."""
+    from scipy import stats
+
+    info = torch.finfo(dtype)
+    smallest = float(info.tiny) * float(info.eps)  # the smallest subnormal
+    std = s.std * math.sqrt(s.n / max(per_column * cols, 1))
+    if not std > 0:
+        return 0.0
+    p = 2 * float(stats.norm.cdf(smallest / 2 / std) - 0.5)
+    return float(stats.poisson.isf(1e-6, per_column * cols * p))
+
+
+def _sparse_defaults(sparsity: float, shape: tuple[int, ...]) -> list[Candidate]:
+    """Every registered sparse scheme with ``sparsity`` and its other arguments at their defaults."""
+    from fanin.auditing.candidates import entries_of, pretty_spec, probe
+    from fanin.schemes.scheme import Scheme
+
+    out = []
+    for entry in entries_of({"sparse"}):
+        try:
+            scheme = Scheme(entry, sparsity=sparsity)
+        except (TypeError, ValueError):
+            continue
+        got = probe(scheme, shape)
+        if got is not None and got[0] == "normal":
+            out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "sparse",
+                                 {**got[1], "sparsity": sparsity}, fitted=False))
+    return out
