@@ -3,6 +3,8 @@
 # CUDA build, several GB), then fanin itself with its extras. The CPU build is tried from the
 # configured indexes first (a local mirror or wheel directory may have it), then from PyTorch's
 # CPU index; macOS wheels carry no "+cpu" label, so the plain pin is the last resort.
+# Everything after torch is installed under a constraint that keeps that torch (torchvision, which
+# the test extra needs, would otherwise pull the torch release it was built for).
 # Recipes are silent and pip is quiet, so that `make demo` prints only the demo's output (the
 # README shows it whole, and tests/test_readme.py checks that it is what `fanin demo` prints).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -23,7 +25,8 @@ $(STAMP): pyproject.toml Makefile
 	@$(PIP) install "$(TORCH_PIN)+cpu" 2>/dev/null \
 	  || $(PIP) install --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)+cpu" 2>/dev/null \
 	  || $(PIP) install "$(TORCH_PIN)"
-	@$(PIP) install -e ".[plot,audit,test]"
+	@printf '%s\n' "$(TORCH_PIN)" > $(VENV)/torch-constraint.txt
+	@$(PIP) install -c $(VENV)/torch-constraint.txt -e ".[plot,audit,test]"
 	@touch $(STAMP)
 
 demo: $(STAMP)

@@ -56,6 +56,14 @@ _EXPORTS: dict[str, str | None] = {
     "CapturedPlan": "fanin.rules.capture",
     "lint": "fanin.rules.lint",
     "LintReport": "fanin.rules.lint",
+    "mup": "fanin.rules.parametrization.rules",
+    "depth_mup": "fanin.rules.parametrization.rules",
+    "u_mup": "fanin.rules.parametrization.rules",
+    "mup_table": "fanin.rules.parametrization.table",
+    "mup_param_groups": "fanin.rules.parametrization.optim",
+    "mup_hooks": "fanin.rules.parametrization.hooks",
+    "coord_check": "fanin.diagnostics.coord_check",
+    "CoordCheck": "fanin.diagnostics.coord_check",
     # diagnostics (issue 5)
     "ProbeReport": "fanin.diagnostics.records",
     "probe": "fanin.diagnostics.probing",
@@ -97,4 +105,6 @@ if TYPE_CHECKING:  # what static tools see; at run time the names load on first 
     from fanin.rules import Plan, Rule, apply, load_rules, materialize, plan
     from fanin.rules.capture import CapturedPlan, capture
     from fanin.rules.lint import LintReport, lint
+    from fanin.rules.parametrization import depth_mup, mup, mup_hooks, mup_param_groups, mup_table, u_mup
+    from fanin.diagnostics.coord_check import CoordCheck, coord_check
     from fanin.schemes import Scheme, get, list_schemes

@@ -18,11 +18,13 @@ COMMANDS = {
     "gain": ["gain", "relu", "--samples", "200"],
     "schemes": ["schemes", "--framework", "keras"],
     "explain": ["explain", "mlp(depth=1)"],
+    "lint": ["lint", "mlp(depth=1)"],
+    "coord-check": ["coord-check", "mlp(depth=1)", "--widths", "8,16", "--steps", "1"],
     "probe": ["probe", "mlp(depth=1)"],
     "audit": ["audit", "mlp(depth=1)"],
     "diff": ["diff", "mlp(depth=1)", "mlp(depth=1)"],
 }
-PLOTTING = ("demo", "probe", "audit")
+PLOTTING = ("demo", "probe", "coord-check", "audit")
 
 
 def run(*args, **kwargs):
@@ -90,7 +92,7 @@ def test_figures_by_suffix(command, tmp_path):
 
 
 def test_commands_without_a_figure_have_no_plot_option():
-    for command in ("gain", "schemes", "explain", "diff"):
+    for command in ("gain", "schemes", "explain", "lint", "diff"):
         result = run(*COMMANDS[command], "--plot", "x.png")
         assert result.exit_code == 2 and "No such option '--plot'" in result.stderr
 

@@ -164,6 +164,17 @@ BAD_OPTIONS = [
     ["probe", "gpt", "--int-inputs", "100000"],
     ["probe", "torch.nn:Embedding", "--arg", "num_embeddings=5", "--arg", "embedding_dim=3", "--input-shape", "2,3",
      "--int-inputs", "50"],
+    ["lint", "mlp", "--rules", "gpt2(bogus=1)"],
+    ["lint", "[/oops]"],
+    ["lint", "mlp", "--arg", "bogus=1"],
+    ["coord-check", "mlp", "--widths", "64"],
+    ["coord-check", "mlp", "--widths", "64,32"],
+    ["coord-check", "mlp", "--widths", "a,b"],
+    ["coord-check", "mlp", "--widths", "8,16", "--width-arg", "bogus"],
+    ["coord-check", "mlp(hidden=8)", "--widths", "8,16"],
+    ["coord-check", "torch.nn:Identity", "--widths", "8,16", "--width-arg", "x"],
+    ["coord-check", "mlp", "--widths", "8,16", "--lr", "nan"],
+    ["coord-check", "mlp", "--widths", "8,16", "--rules", "mup(bogus=1)"],
     ["audit", "mlp", "--layout", "jax"],
     ["audit", "mlp", "--tensor", "[/oops]"],
     ["diff", "mlp", "mlp", "--rtol", "nan"],
@@ -186,13 +197,14 @@ def test_a_model_too_large_to_build_fails_in_one_line(command):
 
 
 @pytest.mark.parametrize("command", [["demo", "--depth", "2"], ["gain", "relu"], ["schemes"], ["explain", "mlp"],
+                                     ["lint", "mlp"], ["coord-check", "mlp", "--widths", "8,16", "--steps", "1"],
                                      ["probe", "mlp"], ["audit", "mlp"], ["diff", "mlp", "mlp"]])
 def test_bad_output_paths(command, tmp_path):
     for bad in ("", "/", str(tmp_path) + "/", str(tmp_path / "missing" / "x.md"), str(tmp_path / "x.csv"),
                 "/dev/null", str(tmp_path / "x\x1b[31m.yaml")):
         args = [*command, "-o", bad]
         _assert_clean_failure(run(*args), args)
-    if command[0] in ("demo", "probe", "audit"):
+    if command[0] in ("demo", "probe", "audit", "coord-check"):
         for bad in (str(tmp_path / "x.gif"), str(tmp_path / "missing" / "x.png"), "/dev/null", str(tmp_path)):
             args = [*command, "--plot", bad]
             _assert_clean_failure(run(*args), args)

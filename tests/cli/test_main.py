@@ -183,6 +183,7 @@ def test_schemes_json_and_markdown(runner):
 def test_help_shows_whole_one_line_summaries(runner):
     result = runner.invoke(main, ["--help"], terminal_width=80)
     commands = result.stdout.split("Commands:\n", 1)[1].splitlines()
-    assert [line.split()[0] for line in commands] == ["audit", "demo", "diff", "explain", "gain", "probe", "schemes"]
+    assert [line.split()[0] for line in commands] == ["audit", "coord-check", "demo", "diff", "explain", "gain", "lint", "probe",
+                                                          "schemes"]
     for line in commands:
         assert line.rstrip().endswith((".", "?")) and "..." not in line and len(line) <= 80, line

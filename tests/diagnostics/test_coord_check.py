@@ -25,13 +25,14 @@ import torch
 from torch import nn
 
 import fanin
+from fanin.report.coord_check import render_coord_check_text, write_coord_plot
+from fanin.report.plot import MissingExtraError
 import fanin.models
 from fanin.diagnostics.coord_check import (
     CoordCheck,
     CoordCheckError,
     coord_check,
     default_group,
-    plot_coord_check,
 )
 from fanin.rules.parametrization import Attention, mup
 
@@ -151,9 +152,11 @@ def test_record_round_trips_through_json(gpt_runs, tmp_path):
     again = CoordCheck.load(path)
     assert again == mu and again.verdicts == mu.verdicts
     assert repr(mu).startswith("<CoordCheck 'make_gpt' (mup(base_width=64, std=0.02, attention=")
-    text = mu.describe().splitlines()
-    assert text[1].split()[:3] == ["group", "t=0", "t=1"] and len(text) == 2 + len(mu.groups)
-    assert text[-1].startswith("  lm_head") and text[-1].endswith(mu.verdict("lm_head").text)
+    text = render_coord_check_text(mu, width=None).splitlines()
+    header = next(i for i, line in enumerate(text) if line.split()[:1] == ["group"])
+    assert text[header].split()[:3] == ["group", "t=0", "t=1"] and len(text) == header + 2 + len(mu.groups)
+    assert text[-1].split()[0] == "lm_head" and text[-1].endswith(mu.verdict("lm_head").text)
+    assert str(mu) == render_coord_check_text(mu)
     with pytest.raises(CoordCheckError, match=r"not a coordinate check record: format=None, expected 'fanin.coord_check/1'"):
         CoordCheck.from_dict({})
     with pytest.raises(KeyError, match=r"Unknown layer group 'lm_haed'. Did you mean 'lm_head'\?"):
@@ -163,13 +166,15 @@ def test_record_round_trips_through_json(gpt_runs, tmp_path):
 def test_the_figure(gpt_runs, tmp_path):
     pytest.importorskip("matplotlib")
     sp, _ = gpt_runs
-    path = plot_coord_check(sp, tmp_path / "sp.png")
+    path = write_coord_plot(sp, tmp_path / "sp.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 20_000
-    assert not list(tmp_path.glob("*.tmp.png"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sp.png"]  # written atomically, nothing left over
     from matplotlib.image import imread
 
     image = imread(path)
-    assert image.shape[:2] == (3 * 260 + 90, 4 * 320)  # 10 groups: 3 rows of 4 panels at 100 dpi
+    assert image.shape[:2] == (round(150 * (3 * 2.6 + 0.9)), 4 * 480)  # 10 groups: 3 rows of 4 panels at 150 dpi
+    svg = write_coord_plot(sp, tmp_path / "sp.svg")
+    assert "<svg" in svg.read_text()[:500]
 
 
 @pytest.mark.parametrize(
@@ -312,8 +317,8 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
 
 def test_the_figure_without_matplotlib(gpt_runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
-    with pytest.raises(CoordCheckError, match=r"plotting needs matplotlib \(.*\): pip install 'fanin\[plot\]'"):
-        plot_coord_check(gpt_runs[0], tmp_path / "x.png")
+    with pytest.raises(MissingExtraError, match=r"Plotting needs matplotlib, which is not installed \(.*\). Install it with: pip install 'fanin\[plot\]'"):
+        write_coord_plot(gpt_runs[0], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
 
 

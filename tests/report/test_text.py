@@ -35,4 +35,4 @@ def test_markdown_code_and_cell_hold_any_text():
     assert markdown_code("a`b") == "`` a`b ``"
     assert markdown_code("x|y") == "`x\\|y`"
     assert markdown_code("x\ny") == "`x\\ny`"
-    assert markdown_cell("*bold* [link](u) |") == "\\*bold\\* \\[link\\]\\(u\\) \\|"
+    assert markdown_cell("*bold* [link](u) |") == "\\*bold\\* \\[link\\](u) \\|"

@@ -304,16 +304,11 @@ def test_materialize_on_meta_by_the_bound_rules():
     torch.testing.assert_close(model.h[0].mlp.c_fc.weight, other.h[0].mlp.c_fc.weight * 0.01, rtol=1e-6, atol=0)
 
 
-def test_plan_binds_the_rules_once_the_plan_hook_is_there():
-    """fanin.plan binds graph rules itself once Rules.bind exists (the hook asked for in plan()); before,
-    the unbound rule says what to do."""
+def test_plan_binds_the_rules_to_the_model():
+    """fanin.plan binds graph rules itself (fanin.rules.rules.bind_rules), also from a preset string."""
     model = mlp()
-    if hasattr(Rules, "bind"):
-        assert fanin.plan(model, mup(base_width=64), seed=0) == planned(model, mup(base_width=64))
-    else:
-        with pytest.raises(MupError, match=r"mup\(base_width=64\) depends on the model's graph .* rules.bind\(model\)"):
-            fanin.plan(model, [{"*.bias": "zeros"}, mup(base_width=64)])
-
+    assert fanin.plan(model, mup(base_width=64), seed=0) == planned(model, mup(base_width=64))
+    assert fanin.plan(model, "mup(base_width=64)", seed=0) == planned(model, mup(base_width=64))
 
 def test_bind_keeps_other_rules_and_leaves_plain_rules_alone():
     model = mlp()

@@ -9,7 +9,7 @@ from fanin.cli.output import Renderers, emit, output_for, output_options, plot_f
 __all__ = ["demo_command"]
 
 
-@click.command("demo", short_help="Std of the activations through a deep MLP, for six initializations.")
+@click.command("demo", short_help="Activation std through a deep MLP, for six initializations.")
 @click.option("--depth", type=click.IntRange(min=1, max=10_000), default=100, show_default=True, help="Linear layers.")
 @click.option("--width", type=click.IntRange(min=1, max=65_536), default=256, show_default=True,
               help="Units per layer.")

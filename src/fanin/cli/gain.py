@@ -9,7 +9,7 @@ from fanin.cli.output import Renderers, emit, output_for, output_options
 __all__ = ["gain_command"]
 
 
-@click.command("gain", short_help="Exact gain of an activation, torch's value and Monte-Carlo checks.")
+@click.command("gain", short_help="Exact gain of an activation, torch's value, Monte-Carlo checks.")
 @click.argument("activation")
 @click.option("--param", type=float, default=None, help="The activation's parameter (leaky_relu: negative slope).")
 @click.option("--samples", type=click.IntRange(min=2, max=100_000_000), default=100_000, show_default=True,

@@ -13,10 +13,12 @@ import click
 
 from fanin import __version__
 from fanin.cli.audit import audit_command, diff_command
+from fanin.cli.coord_check import coord_check_command
 from fanin.cli.demo import demo_command
 from fanin.cli.errors import Group
 from fanin.cli.explain import explain_command
 from fanin.cli.gain import gain_command
+from fanin.cli.lint import lint_command
 from fanin.cli.probe import probe_command
 from fanin.cli.schemes import schemes_command
 
@@ -33,6 +35,6 @@ def main() -> None:
     """
 
 
-for command in (demo_command, gain_command, schemes_command, explain_command, probe_command, audit_command,
-                diff_command):
+for command in (demo_command, gain_command, schemes_command, explain_command, lint_command, probe_command,
+                coord_check_command, audit_command, diff_command):
     main.add_command(command)

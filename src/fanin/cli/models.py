@@ -26,7 +26,7 @@ import click
 
 from fanin.cli.errors import fail, usage
 
-__all__ = ["CHECKPOINT_SUFFIXES", "arg_option", "build_model", "model_or_checkpoint", "parse_args"]
+__all__ = ["CHECKPOINT_SUFFIXES", "arg_option", "build_model", "captured_plan", "model_or_checkpoint", "parse_args"]
 
 CHECKPOINT_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".safetensors")
 
@@ -110,3 +110,19 @@ def model_or_checkpoint(spec: str, args: dict[str, object], *, param: str, seed:
             param,
         )
     return build_model(spec, args, param=param, seed=seed)
+
+
+def captured_plan(spec: str, args: dict[str, object], *, seed: int | None = None, param: str = "MODEL"):
+    """``fanin.capture`` of the model ``spec`` builds: its construction (every module's own
+    ``reset_parameters``, a Hugging Face model's ``_init_weights``, ...) recorded as a plan. The
+    model is built once first, so a spec or argument that is wrong is a usage error as for every
+    other command; a factory or init code that fails is a failure."""
+    from fanin.errors import FaninError
+    from fanin.models import build
+    from fanin.rules.capture import capture
+
+    build_model(spec, args, param=param, meta=True)
+    try:
+        return capture(lambda: build(spec, **args), seed=seed)
+    except (FaninError, ValueError, TypeError, RuntimeError) as err:
+        raise fail(f"cannot capture the init of {spec!r}: {err}") from None

@@ -28,8 +28,8 @@ batch; the sums behind each statistic are all-reduced, so every rank gets the st
 global batch. ``parallelize`` (e.g. ``lambda m: fully_shard(m) or m``) is applied to the meta model
 before it is materialized (``to_empty`` + :func:`fanin.apply`, which fills each rank's shards).
 
-The result is plain data (:class:`CoordCheck`: ``to_dict``/``from_dict``/``save``/``load``); the
-figure is :func:`plot_coord_check`.
+The result is plain data (:class:`CoordCheck`: ``to_dict``/``from_dict``/``save``/``load``);
+``print()`` shows its table and :func:`fanin.report.coord_check.write_coord_plot` draws the figure.
 
 >>> import torch, fanin
 >>> from fanin.rules.parametrization import mup
@@ -73,7 +73,7 @@ from fanin.rules.plan import Plan
 from fanin.rules.plan import plan as make_plan
 
 __all__ = ["FORMAT", "OPTIMIZERS", "STATISTICS", "CoordCheck", "CoordCheckError", "CoordFit", "CoordVerdict",
-           "coord_check", "default_group", "plot_coord_check"]
+           "coord_check", "default_group"]
 
 FORMAT = "fanin.coord_check/1"
 STATISTICS = ("l1", "rms")
@@ -173,15 +173,10 @@ class CoordCheck:
                 f"widths {self.widths[0]}..{self.widths[-1]}, {self.steps} steps): {len(self.verdicts)} groups, "
                 f"{len(unstable)} not stable; largest |slope| {abs(worst.slope):.3g} ({literal(worst.group)})>")
 
-    def describe(self) -> str:
-        """Plain text: one line per layer group, its slope at every step and its verdict."""
-        steps = " ".join(f"{f't={t}':>7}" for t in range(self.steps + 1))
-        width = max(len(literal(g)) for g in self.groups)
-        lines = [repr(self), f"  {'group':<{width}}  {steps}  verdict (tolerance {self.tolerance:g})"]
-        for v in self.verdicts:
-            slopes = " ".join(f"{self.slope(v.group, t):>+7.3f}" for t in range(self.steps + 1))
-            lines.append(f"  {literal(v.group):<{width}}  {slopes}  {v.text}")
-        return "\n".join(lines)
+    def __str__(self) -> str:
+        from fanin.report.coord_check import render_coord_check_text
+
+        return render_coord_check_text(self)
 
     # ------------------------------------------------------------------------------ JSON
 
@@ -598,67 +593,3 @@ def _analyse(records, widths: list[int], steps: int, tolerance: float):
         present = [w for w in widths if (layer, w) in by_layer]
         layer_fits.append(_fit(layer, steps, present, [mean(by_layer[(layer, w)]) for w in present]))
     return fits, verdicts, layer_fits
-
-
-# ------------------------------------------------------------------------------------ the figure
-
-
-def plot_coord_check(result: CoordCheck, path: str | os.PathLike[str], *, columns: int = 4, max_groups: int = 16) -> Path:
-    """The familiar figure: a panel per layer group (the first ``max_groups``), the statistic against
-    the training step on a log scale, one line per width (light to dark as the width grows), the
-    verdict in the panel's title. Drawn on matplotlib's Agg canvas into a PNG at ``path``."""
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError as err:
-        raise CoordCheckError(f"plotting needs matplotlib ({err}): pip install 'fanin[plot]'") from None
-    from matplotlib import colormaps
-    from matplotlib.ticker import NullFormatter
-
-    groups = list(result.groups)[:max_groups]
-    columns = max(1, min(columns, len(groups)))
-    rows = math.ceil(len(groups) / columns)
-    fig = Figure(figsize=(3.2 * columns, 2.6 * rows + 0.9), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
-    cmap = colormaps["viridis"]
-    colors = {w: cmap(0.85 - 0.75 * i / max(1, len(result.widths) - 1)) for i, w in enumerate(result.widths)}
-    module_of: dict[str, str] = {}
-    for record in result.records:
-        module_of.setdefault(record[4], record[5])
-    for i, group in enumerate(groups):
-        ax = fig.add_subplot(rows, columns, i + 1)
-        shown: list[float] = []
-        for w in result.widths:
-            points = [(f.step, f.values[f.widths.index(w)]) for f in result.fits if f.group == group and w in f.widths]
-            steps = [s for s, v in points if math.isfinite(v) and v > 0]
-            values = [v for s, v in points if math.isfinite(v) and v > 0]
-            shown += values
-            ax.plot(steps, values, marker="o", markersize=3, linewidth=1.4, color=colors[w], label=f"width {w}")
-        if shown and max(shown) < 10 * min(shown):
-            # At least a decade on every panel: flat lines look flat, and panels compare by eye.
-            center = math.sqrt(max(shown) * min(shown))
-            ax.set_ylim(center / math.sqrt(10), center * math.sqrt(10))
-        verdict = result.verdict(group)
-        ax.set_title(f"{literal(group)} ({literal(module_of.get(group, '?'))})\n{verdict.text}", fontsize=8.5, parse_math=False,
-                     color="black" if verdict.kind == "stable" else "firebrick")
-        ax.set_yscale("log")
-        ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_xticks(range(result.steps + 1))
-        ax.tick_params(labelsize=7)
-        if i % columns == 0:
-            ax.set_ylabel(f"{result.statistic} of output", fontsize=8)
-        if i >= len(groups) - columns:
-            ax.set_xlabel("step", fontsize=8)
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=len(result.widths), fontsize=8, frameon=False)
-    omitted = len(result.groups) - len(groups)
-    fig.suptitle(
-        f"coordinate check: {literal(result.label)}, {literal(result.rules)}, {result.optimizer} lr={result.lr:g}"
-        + (f" ({omitted} more groups not shown)" if omitted else ""),
-        fontsize=10, parse_math=False,
-    )
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, format="png")
-    tmp.replace(path)
-    return path

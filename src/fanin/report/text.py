@@ -50,7 +50,9 @@ def rich_text(text: object, style: str = ""):
     return Text(printable(text), style=style)
 
 
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>()#+!|~])")
+# Backslash-escaped where they would format: emphasis, code, links/images ([ ]), HTML (< >), headings
+# and lists (# + -, only at a line's start, but escaped anywhere for simplicity), tables (|), strikethrough.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#+|~])")
 
 
 def markdown_cell(text: object) -> str:

@@ -144,6 +144,11 @@ class LintReport:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    def __str__(self) -> str:
+        from fanin.report.lint import render_lint_text
+
+        return render_lint_text(self)
+
     def __repr__(self) -> str:
         counts = ", ".join(f"{len(self.of(s))} {s}{'s' if len(self.of(s)) != 1 else ''}" for s in SEVERITIES)
         return f"<LintReport {self.model!r} ({self.rules}): {counts}>"

@@ -22,6 +22,9 @@ vit         timm's ``init_weights`` ('timm' mode): ``*pos_embed`` trunc_normal(s
             rest (the patch-embedding Conv2d) ``leftovers='reset_parameters'``
 ==========  ====================================================================================
 
+muP, depth-muP and u-muP are presets as well (``"mup(base_width=64)"``): their rules bind to the
+model when planned (:mod:`fanin.rules.parametrization`).
+
 The recipes large models are trained with (torchtitan Llama 3, Megatron-LM, OLMo, GPT-NeoX, T5,
 DeepNorm, T-Fixup, Fixup, zero_init_residual, the timm ViT modes) are presets too, each citing its
 paper and reference code: :mod:`fanin.rules.recipes`.
@@ -42,11 +45,12 @@ fanin.get('normal(std=0.004082482904638631)')
 >>> preset("bret")
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
+fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Callable
 
@@ -59,6 +63,7 @@ from fanin.rules.rules import (
     RuleError,
     Rules,
 )
+from fanin.rules.parametrization import depth_mup, mup, u_mup
 from fanin.rules.recipes import RECIPES, call_with_model_note, read_parameters
 from fanin.rules.selectors import Everything, Module, Name, Role
 
@@ -151,6 +156,9 @@ PRESETS: dict[str, Callable[..., Rules]] = {
     "torch": lambda: framework("torch"),
     "vit": vit,
     **RECIPES,
+    "depth_mup": depth_mup,
+    "mup": mup,
+    "u_mup": u_mup,
 }
 
 
@@ -158,7 +166,7 @@ def list_presets() -> list[str]:
     """Sorted preset names.
 
     >>> list_presets()
-    ['bert', 'deepnorm', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual']
+    ['bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual']
     """
     return sorted(PRESETS)
 
@@ -210,4 +218,4 @@ def preset(spec: str, model: object | None = None) -> Rules:
     name = spec.strip()
     if found:
         name += " with " + ", ".join(f"{k}={args[k]!r} (the model's {path})" for k, path in found.items())
-    return Rules(rules.rules, rules.leftovers, name=name)
+    return dataclasses.replace(rules, name=name)  # keeps the rules' own type (a parametrization binds to the model)

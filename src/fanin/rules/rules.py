@@ -52,6 +52,8 @@ __all__ = [
     "SchemeInit",
     "as_init",
     "as_rules",
+    "bind_rules",
+    "read_rules",
 ]
 
 FRAMEWORKS = ("flax", "keras", "tf1", "torch")
@@ -355,6 +357,13 @@ def _from_mapping(mapping: Mapping[AnyType, AnyType]) -> list[Rule]:
 
 
 def as_rules(rules: object, model: object | None = None) -> Rules:
+    """See :func:`read_rules`; with ``model``, rules that depend on the model are bound to it
+    (:func:`bind_rules`)."""
+    ruleset = read_rules(rules, model)
+    return ruleset if model is None else bind_rules(ruleset, model)
+
+
+def read_rules(rules: object, model: object | None = None) -> Rules:
     """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
     ``"gpt2(n_layer=24)"``; with ``model``, what a preset needs and is not given is read from the
     model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping ``{glob or selector: init}``, a rules document
@@ -390,7 +399,7 @@ def as_rules(rules: object, model: object | None = None) -> Rules:
             if isinstance(item, tuple) and len(item) == 2 and not isinstance(item, Rule):
                 out.append(Rule(item[0], item[1]))
                 continue
-            part = as_rules(item, model)
+            part = read_rules(item, model)
             out.extend(part.rules)
             leftovers = leftovers or part.leftovers
         return Rules(tuple(out), leftovers)
@@ -398,6 +407,19 @@ def as_rules(rules: object, model: object | None = None) -> Rules:
         "Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; "
         f"got rules={shown(rules)} ({type(rules).__name__})"
     )
+
+
+def bind_rules(rules: Rules, model: object) -> Rules:
+    """``rules`` for ``model``: every rule whose meaning depends on the model (it has an
+    ``expand(model)`` method, as a muP parametrization that reads the model's width and readout
+    does) replaced, in place, by the concrete rules it expands to, so the rules before it keep
+    their precedence. Rules with nothing to bind come back as they are."""
+    if not any(hasattr(r, "expand") for r in rules):
+        return rules
+    out: list[Rule] = []
+    for r in rules:
+        out.extend(r.expand(model) if hasattr(r, "expand") else (r,))  # type: ignore[attr-defined]
+    return Rules(tuple(out), rules.leftovers, name=rules.name)
 
 
 def describe_rules(rules: Iterable[Rule]) -> str:

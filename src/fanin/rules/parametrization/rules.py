@@ -137,13 +137,7 @@ def bind(rules: object, model: nn.Module) -> Rules:
     """``rules`` (anything :func:`fanin.rules.rules.as_rules` reads) for ``model``: every rule with an
     ``expand(model)`` method replaced by the concrete rules it expands to, in place (so that the rules
     before it keep their precedence)."""
-    ruleset = as_rules(rules)
-    if not any(hasattr(r, "expand") for r in ruleset):
-        return ruleset
-    out: list[Rule] = []
-    for r in ruleset:
-        out.extend(r.expand(model) if hasattr(r, "expand") else (r,))  # type: ignore[attr-defined]
-    return Rules(tuple(out), ruleset.leftovers, name=ruleset.name)
+    return as_rules(rules, model)
 
 
 @dataclass(frozen=True, repr=False)
