@@ -43,6 +43,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
+from fanin.auditing.candidates import FRAMEWORK_ORDER
 from fanin.auditing.candidates import NOTES as _NOTES
 from fanin.auditing.dtypes import dtype_name
 from fanin.auditing.evidence import holm
@@ -314,7 +315,10 @@ def _consensus(records: list[TensorRecord]) -> list[TensorRecord]:
             out.append(r)
             continue
         first = i.matches[0]
-        names = tuple(sorted(first.names, key=lambda n: -counts.get(n, 0)))  # stable: ties keep their order
+        # Within the native framework's names only: a torch module's xavier_uniform stays first
+        # even where more tensors share keras.glorot_uniform (a Bilinear's 3-D weight has it alone).
+        rank = _framework_rank(r)
+        names = tuple(sorted(first.names, key=lambda n: (rank(n), -counts.get(n, 0))))  # stable: ties keep their order
         if names[0] == first.scheme:
             out.append(r)
             continue
@@ -322,6 +326,19 @@ def _consensus(records: list[TensorRecord]) -> list[TensorRecord]:
         moved = replace(first, scheme=names[0], names=names, note=note)
         out.append(replace(r, inference=replace(i, matches=(moved,) + i.matches[1:])))
     return out
+
+
+def _framework_rank(r: TensorRecord):
+    """The rank of a name's framework in the record's native order (:data:`FRAMEWORK_ORDER`)."""
+    native = "keras" if r.module_type is None and r.layout == "keras" else "torch"
+    order = FRAMEWORK_ORDER[native]
+
+    def rank(spec: str) -> int:
+        head = spec.split("(")[0]
+        framework = head.split(".")[0] if "." in head else "torch"
+        return order.index(framework) if framework in order else len(order)
+
+    return rank
 
 
 def _alarms(records: list[TensorRecord], alpha: float) -> list[TensorRecord]:

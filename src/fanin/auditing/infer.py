@@ -68,7 +68,7 @@ import numpy as np
 import torch
 
 from fanin.auditing.candidates import FRAMEWORK_ORDER, NOTES, Group, continuous_groups, fit_direct, group_candidates
-from fanin.auditing.dtypes import dtype_name, effective_dtype, rounding_interval, unit_roundoff
+from fanin.auditing.dtypes import dtype_name, effective_dtype, mantissa_digits, rounding_interval, unit_roundoff
 from fanin.auditing.evidence import Evidence, combine, matrix_evidence, tail_evidence
 from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess_all
 from fanin.auditing.records import Inference, Match, Summary
@@ -78,6 +78,7 @@ from fanin.auditing.sources import skip_reason
 from fanin.rng.threads import one_thread
 from fanin.auditing.structure import (
     describe,
+    gate_uniform_alternative,
     infer_constant,
     infer_gate_constant,
     infer_gate_orthogonal,
@@ -274,16 +275,18 @@ def _table(shape: tuple[int, ...], fans_shape: tuple[int, ...] | None, native: s
     return groups, moments
 
 
-def _prescreen(moments: np.ndarray, s: Scan, delta: float) -> np.ndarray:
+def _prescreen(moments: np.ndarray, s: Scan, delta: float, grid: float) -> np.ndarray:
     """Candidates whose mean and variance are within :data:`_PRESCREEN_Z` standard errors (a
-    loose filter before the full tests, which decide)."""
+    loose filter before the full tests, which decide), the mean allowed ``delta`` standard
+    deviations and ``grid`` times sqrt(12) of them (a uniform's draw grid, see
+    :mod:`fanin.auditing.hypotheses`)."""
     n, m = s.n, s.moments
     with np.errstate(over="ignore", under="ignore"):
         mean = moments[:, 0] / s.unit
         var = moments[:, 1] / s.unit / s.unit
         mu4 = moments[:, 2] / s.unit / s.unit / s.unit / s.unit
     sd = np.sqrt(np.maximum(var, 1e-300))
-    z_mean = np.maximum(np.abs(m.mean - mean) - delta * sd, 0) / (sd / math.sqrt(n))
+    z_mean = np.maximum(np.abs(m.mean - mean) - (delta + math.sqrt(12) * grid) * sd, 0) / (sd / math.sqrt(n))
     se_var = np.sqrt(np.maximum(mu4 - var * var, 1e-300) / max(n - 1, 1)) + 2 * delta * var
     z_var = np.abs(m.m2 - var) / se_var
     return (z_mean < _PRESCREEN_Z) & (z_var < _PRESCREEN_Z * (1 + 4 / math.sqrt(max(n, 1))))
@@ -297,7 +300,7 @@ def _named(t, s, view, eff, ctx) -> list[_Hyp]:
     groups, moments = _table(ctx.shape or tuple(t.shape), ctx.fans_shape, ctx.native)
     if not groups:
         return []
-    keep = _prescreen(moments, s, unit_roundoff(eff))
+    keep = _prescreen(moments, s, unit_roundoff(eff), 2.0 ** -mantissa_digits(eff))
     chosen = [g for g, ok in zip(groups, keep) if ok]
     out = []
     for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT)):
@@ -450,7 +453,7 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
         best = None
         fits = every[i0:i0 + len(literals)]
         top_ll = max((f.loglik for f in fits), default=-math.inf)
-        top_ll = max(top_ll, _best_loglik(kind, s, eff))
+        top_ll = max(top_ll, _best_loglik(kind, s, view))
         for (dist, k), fit in zip(literals, fits):
             hyp = _Hyp(dist, None, (), "", k, False, fit, _score(fit, k, s.n))
             if best is None or fit.p > best.fit.p:
@@ -466,12 +469,16 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
     return passing, rejected
 
 
-def _best_loglik(kind: str, s: Scan, eff: torch.dtype) -> float:
-    """The family's maximum log-likelihood where it is known in closed form: a uniform's on
-    [min, max] (scan units, as :func:`~fanin.auditing.hypotheses.assess_all`)."""
+def _best_loglik(kind: str, s: Scan, view: SampleView) -> float:
+    """The family's maximum log-likelihood where it is known in closed form: a uniform's over the
+    widest range the stored extremes allow (their rounding intervals, :attr:`SampleView.ends`:
+    bounds anywhere in them fit the stored values equally, and a bfloat16 maximum lies up to
+    three spacings under the drawn bound), in scan units as :func:`~fanin.auditing.hypotheses.assess_all`."""
     if kind != "uniform" or not s.hi > s.lo:
         return -math.inf
-    return -s.n * math.log(s.hi - s.lo)
+    lo_min, _, _, hi_max = view.ends
+    width = hi_max - lo_min if math.isfinite(hi_max - lo_min) and hi_max > lo_min else s.hi - s.lo
+    return -s.n * math.log(width)
 
 
 def _close_to_best(kind: str, k: int, drop: float) -> bool:
@@ -647,6 +654,13 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
     reason = f"{top.dist.kind} {describe(top.dist)} passes (p={top.fit.p:.3g}: {_tests_text(top.fit)}); {why}"
     if len(passing) > 1:
         reason += f"; {len(passing)} hypotheses pass"
+    if not any(h.dist.kind == "uniform" for h in passing):
+        alternative = gate_uniform_alternative(t, eff)
+        if alternative is not None:
+            confidence = "too few values"
+            reason += (f"; also {alternative.description} ({alternative.scheme}), which gate blocks this small "
+                       "cannot tell from one distribution")
+            matches = matches + (alternative,)
     if orthogonal is not None:
         confidence = "too few values"
         reason += (f"; also orthogonal to the {ed} tolerance (gain {orthogonal.scale:.4g}), which i.i.d. values of "
