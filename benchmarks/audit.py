@@ -41,6 +41,15 @@ def best_time(fn, repeat: int) -> tuple[float, float]:
     return best, cpu
 
 
+#: The issue's targets on the 2-core development machine.
+TARGET_MB_S = 200.0
+TARGET_SMALL_MS = 5.0
+
+
+def verdict(ok: bool) -> str:
+    return "meets the target" if ok else "BELOW the target"
+
+
 def large(sizes_mb: list[int], repeat: int) -> None:
     print("large tensors: N(0, 0.02) matrices, MB of the stored dtype per second (best of %d)" % repeat)
     print(f"{'size':>8} {'dtype':>9} {'shape':>14} {'infer s':>8} {'MB/s':>7} {'cpu s':>7} {'MB/cpu s':>9} "
@@ -55,7 +64,8 @@ def large(sizes_mb: list[int], repeat: int) -> None:
             t_scan, _ = best_time(lambda: scan(w), repeat)
             size = w.numel() * item / 2**20
             print(f"{size:>6.0f}MB {str(dtype)[6:]:>9} {f'{rows}x{cols}':>14} {t_infer:>8.3f} {size / t_infer:>7.0f} "
-                  f"{c_infer:>7.3f} {size / c_infer:>9.0f} {t_scan:>7.3f} {t_infer - t_scan:>7.3f}")
+                  f"{c_infer:>7.3f} {size / c_infer:>9.0f} {t_scan:>7.3f} {t_infer - t_scan:>7.3f}  "
+                  f"{verdict(size / c_infer >= TARGET_MB_S)} (>= {TARGET_MB_S:.0f} MB per CPU s)")
             del w
 
 
@@ -92,7 +102,8 @@ def small(count: int) -> None:
     print(f"\nsmall tensors: {len(tensors)} tensors of {sizes[0]} to {sizes[-1]} values (biases, norms, 64x128 "
           "matrices)")
     print(f"  warm: median {1e3 * statistics.median(warm):.2f} ms, mean {1e3 * statistics.mean(warm):.2f} ms per tensor "
-          f"(CPU time: median {1e3 * statistics.median(cpu):.2f} ms)")
+          f"(CPU time: median {1e3 * statistics.median(cpu):.2f} ms, mean {1e3 * statistics.mean(cpu):.2f} ms): "
+          f"{verdict(statistics.mean(cpu) * 1e3 <= TARGET_SMALL_MS)} (<= {TARGET_SMALL_MS:g} ms per tensor)")
     print(f"  cold (first tensor of each of {len(cold)} shapes, candidates built): mean "
           f"{1e3 * statistics.mean(cold):.1f} ms")
 
