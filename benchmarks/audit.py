@@ -51,7 +51,7 @@ def verdict(ok: bool) -> str:
 
 
 def large(sizes_mb: list[int], repeat: int) -> None:
-    print("large tensors: N(0, 0.02) matrices, MB of the stored dtype per second (best of %d)" % repeat)
+    print(f"large tensors: N(0, 0.02) matrices, MB of the stored dtype per second (best of {repeat})")
     print(f"{'size':>8} {'dtype':>9} {'shape':>14} {'infer s':>8} {'MB/s':>7} {'cpu s':>7} {'MB/cpu s':>9} "
           f"{'scan s':>7} {'rest s':>7}")
     for i, mb in enumerate(sizes_mb):
@@ -60,8 +60,8 @@ def large(sizes_mb: list[int], repeat: int) -> None:
             cols = 4096
             rows = max(1, mb * 2**20 // (item * cols))
             w = torch.empty(rows, cols).normal_(0, 0.02, generator=torch.Generator().manual_seed(0)).to(dtype)
-            t_infer, c_infer = best_time(lambda: infer(w), repeat)
-            t_scan, _ = best_time(lambda: scan(w), repeat)
+            t_infer, c_infer = best_time(lambda w=w: infer(w), repeat)
+            t_scan, _ = best_time(lambda w=w: scan(w), repeat)
             size = w.numel() * item / 2**20
             print(f"{size:>6.0f}MB {str(dtype)[6:]:>9} {f'{rows}x{cols}':>14} {t_infer:>8.3f} {size / t_infer:>7.0f} "
                   f"{c_infer:>7.3f} {size / c_infer:>9.0f} {t_scan:>7.3f} {t_infer - t_scan:>7.3f}  "

@@ -49,7 +49,13 @@ from fanin.auditing.dtypes import dtype_name
 from fanin.auditing.evidence import holm
 from fanin.auditing.hypotheses import PARAMS, Dist, SampleView, assess
 from fanin.auditing.infer import ALPHA_FIT, Context, Inference, Summary, analyse, decide
-from fanin.auditing.roles import ROLES, layer_count, name_pattern, parameter_kind, role_of
+from fanin.auditing.roles import (
+    ROLES,
+    layer_count,
+    name_pattern,
+    parameter_kind,
+    role_of,
+)
 from fanin.auditing.scan import Scan, scan
 from fanin.auditing.sources import Source, SourceInfo, open_source, skip_reason
 from fanin.errors import describe_choice
@@ -371,7 +377,7 @@ def _pool(records: list[TensorRecord], small: dict[str, torch.Tensor], src: Sour
             groups.setdefault(_pool_key(r), []).append(r)
     replaced: dict[str, TensorRecord] = {}
     pools = []
-    for key, members in groups.items():
+    for members in groups.values():
         if len(members) < 2:
             continue
         tensors = [small[m.name] for m in members]

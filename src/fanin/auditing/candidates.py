@@ -48,16 +48,16 @@ from fanin.schemes.scheme import Scheme
 __all__ = [
     "ARG_VARIANTS",
     "FRAMEWORK_ORDER",
+    "GATE_ARGS",
     "NOTES",
     "Candidate",
-    "GATE_ARGS",
     "Group",
-    "continuous_groups",
-    "group_candidates",
     "continuous_candidates",
+    "continuous_groups",
     "entries_of",
     "fit_direct",
     "gate_candidates",
+    "group_candidates",
     "pretty_spec",
     "probe",
 ]
@@ -329,7 +329,7 @@ def identity_candidates(shape: tuple[int, ...]) -> list[tuple[Candidate, torch.T
                 continue
             try:
                 w = scheme(torch.zeros(shape, dtype=torch.float64), generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001  as in probe()
+            except Exception:  # noqa: BLE001, S112  as in probe()
                 continue
             gain = float(w.abs().max()) if w.numel() else 0.0
             out.append((Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "identity",
@@ -356,7 +356,7 @@ def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> lis
                 continue
             try:
                 w = scheme(torch.empty(2, 2, dtype=dtype), generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001  a scheme that cannot run here is not a candidate
+            except Exception:  # noqa: BLE001, S112  a scheme that cannot run here is not a candidate
                 continue
             if bool((w == value).all()):
                 out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "constant",
@@ -464,7 +464,7 @@ def fit_direct(kind: str, target: dict[str, float], shape: tuple[int, ...], nice
                   for k in keys}
         try:  # parameters a real draw would refuse make no candidate
             _CONTINUOUS[model.kind](*(params[k] for k in _PARAMS[model.kind]))
-        except Exception:  # noqa: BLE001  the transform's own checks, any error type
+        except Exception:  # noqa: BLE001, S112  the transform's own checks, any error type
             continue
         out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework,
                              "sparse" if kind == "sparse" else model.kind,
@@ -548,7 +548,7 @@ def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
             try:
                 w = scheme(torch.empty(proxy, dtype=dtype if kind == "constant" else torch.float64),
                            generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001  as in probe()
+            except Exception:  # noqa: BLE001, S112  as in probe()
                 continue
             if _shows(kind, w, gates, per_block):
                 out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, kind,

@@ -35,7 +35,7 @@ import functools
 import numpy as np
 import torch
 
-__all__ = ["effective_dtype", "dtype_name", "mantissa_digits", "rounding_interval", "unit_roundoff"]
+__all__ = ["dtype_name", "effective_dtype", "mantissa_digits", "rounding_interval", "unit_roundoff"]
 
 # Coarse grids a wider tensor may have been rounded to (coarsest first: fewest mantissa digits).
 _COARSE = tuple(d for d in (getattr(torch, n, None) for n in ("float8_e5m2", "float8_e4m3fn", "bfloat16", "float16"))
@@ -46,7 +46,7 @@ def dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).replace("torch.", "")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _finfo(dtype: torch.dtype) -> tuple[float, float]:
     info = torch.finfo(dtype)
     return float(info.eps), float(info.tiny)
@@ -59,7 +59,7 @@ def unit_roundoff(dtype: torch.dtype) -> float:
 
 def mantissa_digits(dtype: torch.dtype) -> int:
     """Binary digits of the significand, the implicit one included (float32: 24, bfloat16: 8)."""
-    return 1 - int(round(np.log2(_finfo(dtype)[0])))
+    return 1 - round(float(np.log2(_finfo(dtype)[0])))
 
 
 def rounding_interval(values: np.ndarray, dtype: torch.dtype, *, nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:

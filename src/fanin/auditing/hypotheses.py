@@ -188,7 +188,7 @@ class Dist:
         return m, float((p * d * d).sum()), float((p * d**4).sum())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _grid(dtype: torch.dtype) -> np.ndarray:
     bits = torch.arange(256, dtype=torch.int32).to(torch.uint8).view(dtype).to(torch.float64).numpy()
     return np.unique(bits[np.isfinite(bits)])

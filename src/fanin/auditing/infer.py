@@ -67,15 +67,27 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from fanin.auditing.candidates import FRAMEWORK_ORDER, NOTES, Group, continuous_groups, fit_direct, group_candidates
-from fanin.auditing.dtypes import dtype_name, effective_dtype, mantissa_digits, rounding_interval, unit_roundoff
+from fanin.auditing.candidates import (
+    FRAMEWORK_ORDER,
+    NOTES,
+    Group,
+    continuous_groups,
+    fit_direct,
+    group_candidates,
+)
+from fanin.auditing.dtypes import (
+    dtype_name,
+    effective_dtype,
+    mantissa_digits,
+    rounding_interval,
+    unit_roundoff,
+)
 from fanin.auditing.evidence import Evidence, combine, matrix_evidence, tail_evidence
 from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess_all
 from fanin.auditing.records import Inference, Match, Summary
 from fanin.auditing.roles import is_norm
 from fanin.auditing.scan import Scan, scan
 from fanin.auditing.sources import skip_reason
-from fanin.rng.threads import one_thread
 from fanin.auditing.structure import (
     describe,
     gate_uniform_alternative,
@@ -89,6 +101,7 @@ from fanin.auditing.structure import (
     nice,
     zero_rows,
 )
+from fanin.rng.threads import one_thread
 
 __all__ = ["ALPHA_FIT", "ALPHA_TRAINED", "MIN_VALUES", "Inference", "Match", "Summary", "analyse", "infer"]
 
@@ -361,7 +374,7 @@ def _literals(kind: str, s: Scan) -> list[tuple[Dist, int]]:
 
 
 def _spacing(v: float, dtype: torch.dtype) -> float:
-    lo, hi = rounding_interval(np.array([v]), dtype)
+    _, hi = rounding_interval(np.array([v]), dtype)
     return float(hi[0] - v)
 
 
@@ -388,7 +401,7 @@ def _solve_cut(ratio: float) -> float | None:
     3 std; registered truncations at any cut remain candidates)."""
     from scipy.optimize import brentq
 
-    f = lambda t: _truncnorm_std(t) / t - ratio  # noqa: E731
+    f = lambda t: _truncnorm_std(t) / t - ratio
     lo, hi = 1.0, 3.0
     if not (f(lo) > 0 > f(hi)):
         return None
@@ -412,7 +425,7 @@ def _same(a: Dist, b: Dist) -> bool:
 def _padded_names(dist: Dist, row: int, shape: tuple[int, ...]) -> tuple[str, ...]:
     """The registered padded-normal schemes (a normal with one zero row, an embedding's
     ``padding_idx``) that draw ``dist`` with that row zero, read from their own draws."""
-    from fanin.auditing.candidates import probe, pretty_spec
+    from fanin.auditing.candidates import pretty_spec, probe
     from fanin.schemes import Scheme, list_schemes, lookup
 
     out = []
