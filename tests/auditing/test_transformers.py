@@ -15,7 +15,14 @@ transformers = pytest.importorskip("transformers")  # the "test" extra; skipped 
 def models():
     import warnings
 
-    from transformers import BertConfig, BertModel, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+    from transformers import (
+        BertConfig,
+        BertModel,
+        GPT2Config,
+        GPT2LMHeadModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+    )
 
     torch.manual_seed(0)
     with warnings.catch_warnings():
