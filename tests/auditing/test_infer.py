@@ -348,3 +348,24 @@ def test_plain_tensors_are_not_gate_blocked(seed):
             assert not any(m.scheme.startswith("fanin.gate") for m in r.matches), (family, seed, r.matches)
     w = torch.cat([torch.randn(48, 64, generator=g), 3 * torch.randn(48, 64, generator=g)])
     assert "gate block" not in infer(w).reason
+
+
+def test_low_precision_uniform_is_named_despite_torch_s_draw_grid():
+    # torch's bfloat16 uniform_ draws its unit variate on a 2^-8 grid: the mean is 0.2% of the
+    # width low (U(0, 1): 0.4981), 7 standard errors at 4M values; the mean test allows one step.
+    w = fanin.init.xavier_uniform_(torch.empty(1024, 4096, dtype=torch.bfloat16),
+                                   generator=torch.Generator().manual_seed(0))
+    r = infer(w)
+    assert r.family == "uniform" and not r.trained, r.reason
+    assert "xavier_uniform" in {n for m in r.matches for n in m.names}
+
+
+def test_sparse_allows_the_exact_zeros_torch_s_normal_draws():
+    # torch's float32 normal_ returns exactly 0 at a rate of 2^-24: this seed's draw has two
+    # columns with one zero more than the others.
+    w = torch.nn.init.sparse_(torch.empty(1024, 4096), 0.1, generator=torch.Generator().manual_seed(12))
+    counts = (w == 0).sum(0)
+    assert int(counts.max()) == int(counts.min()) + 1  # the case this test is about
+    r = infer(w)
+    assert r.family == "sparse" and not r.trained, r.reason
+    assert r.matches[0].scheme == "sparse(sparsity=0.1)"
