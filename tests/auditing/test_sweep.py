@@ -21,7 +21,7 @@ dtype gets one seed, rotated over 0-19 across the schemes; on :data:`LARGEST` (2
 1024x4096) each scheme gets one dtype and one seed, both rotated across the schemes. The full
 product does not fit the budget above 16x8x3x3: 20 seeds x 3 dtypes of every scheme at 256x1024
 alone take about 2.5 minutes here (about 40 ms per inference, measured on the shared machine),
-and at 1024x4096 up to 1 s per orthogonal draw. The whole sweep took 99 s (199 s with the
+and at 1024x4096 up to 1 s per orthogonal draw. The whole sweep took 68-99 s (199 s with the
 machine's two cores shared by other work).
 """
 
