@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from fanin.auditing.hypotheses import Dist
 from fanin.rng import Stream
 from fanin.rng.recording import DrawRecorder
 from fanin.rng.transforms import Normal, TruncatedNormal, Uniform
@@ -46,13 +47,17 @@ from fanin.schemes.scheme import Scheme
 
 __all__ = [
     "ARG_VARIANTS",
+    "FRAMEWORK_ORDER",
+    "GATE_ARGS",
     "NOTES",
     "Candidate",
-    "GATE_ARGS",
+    "Group",
     "continuous_candidates",
+    "continuous_groups",
     "entries_of",
     "fit_direct",
     "gate_candidates",
+    "group_candidates",
     "pretty_spec",
     "probe",
 ]
@@ -91,6 +96,18 @@ GATE_ARGS: dict[str, str] = {"values": "constant", "bounds": "uniform", "gates":
 _IGNORED = {"seed", "layout", "verify_shape"}
 _MAX_VARIANTS = 400
 _PROXY_ELEMENTS = 4096
+# A normal cut at ±6.1 std leaves out 1.1e-9 of its mass: indistinguishable from the normal below
+# a billion values (timm's trunc_normal_(std=0.02) cuts at ±2, i.e. ±100 std).
+_UNCUT = 6.1
+
+#: Schemes listed after every other equivalent name: a data-dependent scheme whose start is the
+#: distribution (LSUV starts orthogonal, then rescales each layer by its activations).
+DEMOTED = frozenset({"lsuv"})
+
+#: Framework order of equivalent names: the module's native framework first ("torch" for
+#: PyTorch modules and torch-layout checkpoints, "keras" for keras-layout ones).
+FRAMEWORK_ORDER = {"torch": ("torch", "fanin", "keras", "tf1", "jax"),
+                   "keras": ("keras", "jax", "tf1", "torch", "fanin")}
 
 
 @dataclass(frozen=True)
@@ -117,12 +134,22 @@ class Candidate:
         return NOTES.get(self.scheme.split(" at ")[0], "")
 
     def effective_kind(self) -> str:
-        """``normal`` for a truncated normal cut beyond ±4 std (indistinguishable from a normal)."""
+        """The kind of :meth:`as_dist` (a truncated normal cut beyond ±6.1 std is a normal)."""
+        return self.as_dist().kind if self.kind in _CONTINUOUS else self.kind
+
+    def as_dist(self) -> Dist:
+        """The candidate as a :class:`~fanin.auditing.hypotheses.Dist` (continuous kinds), a
+        truncated normal whose cut leaves out less than 1e-9 of the mass being the normal."""
+        p = self.params
+        if self.kind in ("normal", "sparse"):
+            return Dist("normal", (p.get("mean", 0.0), p["std"]))
+        if self.kind == "uniform":
+            return Dist("uniform", (p["low"], p["high"]))
         if self.kind == "truncated_normal":
-            p = self.params
-            if (p["upper"] - p["mean"]) / p["std"] > 4 and (p["mean"] - p["lower"]) / p["std"] > 4:
-                return "normal"
-        return self.kind
+            if min(p["upper"] - p["mean"], p["mean"] - p["lower"]) / p["std"] > _UNCUT:
+                return Dist("normal", (p["mean"], p["std"]))
+            return Dist("truncated_normal", (p["mean"], p["std"], p["lower"], p["upper"]))
+        raise ValueError(f"a {self.kind} candidate is not a continuous distribution")
 
     @functools.cached_property
     def moments(self) -> tuple[float, float, float, float, float]:
@@ -227,16 +254,17 @@ def probe(scheme: Scheme, shape: tuple[int, ...]) -> tuple[str, dict[str, float]
 
 
 def _dedupe(found: list[Candidate]) -> list[Candidate]:
-    """One candidate per (entry, distribution): the shortest spec (fewest non-default arguments)."""
+    """One candidate per (entry, distribution, spec), shortest spec first within an entry's
+    distribution: equal variants (``kaiming_normal`` and ``kaiming_normal(mode='fan_out')`` on a
+    square kernel) all stay, so a report can name the one its other tensors single out."""
     best: dict[tuple, Candidate] = {}
     for c in found:
-        key = (c.entry, c.kind, tuple(sorted((k, round(v, 12)) for k, v in c.params.items())))
-        if key not in best or len(c.scheme) < len(best[key].scheme):
-            best[key] = c
-    return list(best.values())
+        key = (c.entry, c.kind, tuple(sorted((k, round(v, 12)) for k, v in c.params.items())), c.scheme)
+        best.setdefault(key, c)
+    return sorted(best.values(), key=lambda c: (c.entry, len(c.scheme), c.scheme))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=512)
 def continuous_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
     """Every registered uniform / normal / truncated-normal scheme, with its argument variants, at ``shape``."""
     found = []
@@ -252,14 +280,22 @@ def continuous_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
 
 
 def _measure_gain(scheme: Scheme, shape: tuple[int, ...]) -> float | None:
+    r"""The gain :math:`g` of the scheme's draw at ``shape``: :math:`\|M\|_F / \sqrt{\min(M)}` for
+    the matrix :math:`M` it is orthogonal on (the tensor as (shape[0], rest), or for a
+    delta-orthogonal kernel its centre tap, (out, in)), whose smaller side holds orthonormal
+    vectors times :math:`g`."""
     try:
         w = scheme(torch.empty(shape, dtype=torch.float64), generator=Stream(0, "fanin.auditing.proxy"))
     except Exception:  # noqa: BLE001  as in probe()
         return None
+    if w.dim() >= 3:
+        index = (..., *(k // 2 for k in w.shape[2:]))
+        rest = w.clone()
+        rest[index] = 0
+        if not bool(rest.any()):  # non-zero only at the centre tap
+            w = w[index]
     m = w.reshape(w.shape[0], -1)
-    if m.shape[0] > m.shape[1]:
-        m = m.T
-    return float(torch.linalg.norm(m, dim=1).mean())
+    return float(torch.linalg.norm(m) / math.sqrt(min(m.shape)))
 
 
 def _proxy(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -268,7 +304,7 @@ def _proxy(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(min(d, 8) if i < 2 else min(d, 3) for i, d in enumerate(shape))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)
 def orthogonal_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
     """Every registered orthogonal scheme at its defaults and gain variants, with the gain it gives."""
     found = []
@@ -293,7 +329,7 @@ def identity_candidates(shape: tuple[int, ...]) -> list[tuple[Candidate, torch.T
                 continue
             try:
                 w = scheme(torch.zeros(shape, dtype=torch.float64), generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001  as in probe()
+            except Exception:  # noqa: BLE001, S112  as in probe()
                 continue
             gain = float(w.abs().max()) if w.numel() else 0.0
             out.append((Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "identity",
@@ -320,7 +356,7 @@ def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> lis
                 continue
             try:
                 w = scheme(torch.empty(2, 2, dtype=dtype), generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001  a scheme that cannot run here is not a candidate
+            except Exception:  # noqa: BLE001, S112  a scheme that cannot run here is not a candidate
                 continue
             if bool((w == value).all()):
                 out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "constant",
@@ -333,71 +369,106 @@ def _fields(kind: str, params: dict[str, float]) -> list[float]:
     return [params[k] for k in sorted(params)]
 
 
+@dataclass(frozen=True)
+class _Direct:
+    """How an entry's literal arguments move its distribution at one shape: the draw ``p0`` at
+    ``start`` and, for each *direct* argument, its column of d(parameter)/d(argument)."""
+
+    entry: SchemeEntry
+    kind: str
+    start: dict
+    p0: dict[str, float]
+    args: tuple[str, ...]
+    columns: tuple[tuple[float, ...], ...]  # one per direct argument, over sorted(p0)
+
+
+def _linear(col: list[float]) -> bool:
+    moved = [abs(c) > 1e-12 for c in col]
+    return any(moved) and all(abs(abs(c) - 1) < 1e-9 or abs(abs(c) - 2) < 1e-9 or not m for c, m in zip(col, moved))
+
+
+@functools.lru_cache(maxsize=1024)
+def _direct_model(name: str, kind: str, shape: tuple[int, ...], fixed: tuple = ()) -> _Direct | None:
+    """The :class:`_Direct` model of the entry ``name`` for ``kind`` at ``shape`` (``None`` when
+    it has no direct argument): each numeric argument probed at three values, kept when it moves
+    parameters one for one (or two for one: a cut at ±2·stddev) at both steps."""
+    entry = lookup(name)
+    base_args = {k: (1.0 if d is not None and not isinstance(d, (int, float)) else d)
+                 for k, d in entry.parameters.items() if k not in _IGNORED}
+    numeric = {k: d for k, d in base_args.items() if not isinstance(d, bool) and isinstance(d, (int, float))}
+    if entry.family == "sparse":
+        numeric = {"std": entry.parameters["std"]}
+    if not numeric:
+        return None
+    start = {**{k: float(v) for k, v in numeric.items()}, **dict(fixed)}
+    scheme = _scheme(entry, start)
+    got = probe(scheme, shape) if scheme is not None else None
+    if got is None:
+        return None
+    got_kind, p0 = got
+    if got_kind != ("normal" if kind == "sparse" else kind) and not (kind == "normal" and got_kind == "truncated_normal"):
+        return None
+    keys = sorted(p0)
+    args, columns = [], []
+    for arg, value in numeric.items():
+        cols = []
+        for step in (0.5 * abs(value) if value else 0.25, 1.5 * abs(value) if value else 0.75):
+            s2 = _scheme(entry, {**start, arg: float(value) + step})
+            g2 = probe(s2, shape) if s2 is not None else None
+            if g2 is None or g2[0] != got_kind:
+                break
+            cols.append([(g2[1][k] - p0[k]) / step for k in keys])
+        if len(cols) == 2 and _linear(cols[0]) and all(abs(a - b) < 1e-9 for a, b in zip(*cols)):
+            args.append(arg)
+            columns.append(tuple(cols[0]))
+    if not args:
+        return None
+    return _Direct(entry, got_kind, start, p0, tuple(args), tuple(columns))
+
+
 def fit_direct(kind: str, target: dict[str, float], shape: tuple[int, ...], nice) -> list[Candidate]:
     """Registered schemes whose *literal* arguments can be set to reproduce ``target``.
 
-    For each entry whose default draw is of ``kind``, each numeric argument is probed at two
-    values; an argument that moves exactly one distribution parameter one for one (``std`` ->
-    std, ``a`` -> low, ``stddev`` -> std and the ±2·stddev cut) is a *direct* argument. The direct
-    arguments are solved for ``target`` (least squares over the parameters that ``target``
-    names), each solution is rounded by ``nice(name, value)`` and the result is probed again; a
-    scheme whose probe reproduces ``target`` (relative 1e-9 after rounding is accounted for by
-    the caller's statistical test) is returned with ``fitted=True``.
+    For each entry whose default draw is of ``kind``, each numeric argument is probed at three
+    values; an argument that moves distribution parameters one for one (``std`` -> std, ``a`` ->
+    low, ``stddev`` -> std and the ±2·stddev cut), the same at both steps, is a *direct* argument
+    (:func:`_direct_model`, computed once per entry and shape). The direct arguments are solved
+    for ``target`` (least squares over the parameters that ``target`` names), each solution is
+    rounded by ``nice(name, value)``, and the distribution follows from the linear model exactly.
+    Every candidate returned has ``fitted=True``.
     """
     import numpy as np
 
     out = []
     families = {"uniform": {"uniform"}, "normal": {"normal", "truncated_normal"},
                 "truncated_normal": {"truncated_normal"}, "sparse": {"sparse"}}[kind]
+    fixed = (("sparsity", target["sparsity"]),) if kind == "sparse" else ()
     for entry in entries_of(families):
-        base_args = {k: (1.0 if d is not None and not isinstance(d, (int, float)) else d)
-                     for k, d in entry.parameters.items() if k not in _IGNORED}
-        numeric = {k: d for k, d in base_args.items()
-                   if not isinstance(d, bool) and isinstance(d, (int, float))}
-        if entry.family == "sparse":
-            numeric = {"std": entry.parameters["std"]}
-            fixed = {"sparsity": target["sparsity"]}
-        else:
-            fixed = {}
-        if not numeric:
+        model = _direct_model(entry.name, kind, shape, fixed if entry.family == "sparse" else ())
+        if model is None:
             continue
-        start = {**{k: float(v) for k, v in numeric.items()}, **fixed}
-        scheme = _scheme(entry, start)
-        got = probe(scheme, shape) if scheme is not None else None
-        if got is None:
-            continue
-        got_kind, p0 = got
-        names = [k for k in sorted(target) if k in p0]
-        if got_kind != ("normal" if kind == "sparse" else kind) and not (kind == "normal" and got_kind == "truncated_normal"):
-            continue
-        columns, direct = [], []
-        for arg, value in numeric.items():
-            step = 0.5 * abs(value) if value else 0.25
-            s2 = _scheme(entry, {**start, arg: float(value) + step})
-            g2 = probe(s2, shape) if s2 is not None else None
-            if g2 is None or g2[0] != got_kind:
-                continue
-            col = [(g2[1][k] - p0[k]) / step for k in sorted(p0)]
-            moved = [abs(c) > 1e-12 for c in col]
-            if any(moved) and all(abs(abs(c) - 1) < 1e-9 or abs(c - 2) < 1e-9 or abs(c + 2) < 1e-9 or not m
-                                  for c, m in zip(col, moved)):
-                columns.append([col[sorted(p0).index(k)] for k in names])
-                direct.append(arg)
-        if not direct:
-            continue
-        a = np.array(columns, dtype=float).T
-        b = np.array([target[k] - p0[k] for k in names], dtype=float)
+        keys = sorted(model.p0)
+        names = [k for k in sorted(target) if k in model.p0]
+        a = np.array([[col[keys.index(k)] for k in names] for col in model.columns], dtype=float).T
+        b = np.array([target[k] - model.p0[k] for k in names], dtype=float)
         delta, *_ = np.linalg.lstsq(a, b, rcond=None)
-        args = dict(start)
-        for arg, d in zip(direct, delta):
-            args[arg] = nice(arg, start[arg] + float(d))
+        args = dict(model.start)
+        moved = {}
+        for arg, d in zip(model.args, delta):
+            args[arg] = nice(arg, model.start[arg] + float(d))
+            moved[arg] = args[arg] - model.start[arg]
         scheme = _scheme(entry, args)
-        got = probe(scheme, shape) if scheme is not None else None
-        if got is None:
+        if scheme is None:
+            continue
+        params = {k: model.p0[k] + sum(col[keys.index(k)] * moved[arg] for arg, col in zip(model.args, model.columns))
+                  for k in keys}
+        try:  # parameters a real draw would refuse make no candidate
+            _CONTINUOUS[model.kind](*(params[k] for k in _PARAMS[model.kind]))
+        except Exception:  # noqa: BLE001, S112  the transform's own checks, any error type
             continue
         out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework,
-                             "sparse" if kind == "sparse" else got[0],
-                             {**got[1], **({"sparsity": target["sparsity"]} if kind == "sparse" else {})},
+                             "sparse" if kind == "sparse" else model.kind,
+                             {**params, **({"sparsity": target["sparsity"]} if kind == "sparse" else {})},
                              fitted=True))
     return out
 
@@ -477,7 +548,7 @@ def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
             try:
                 w = scheme(torch.empty(proxy, dtype=dtype if kind == "constant" else torch.float64),
                            generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001  as in probe()
+            except Exception:  # noqa: BLE001, S112  as in probe()
                 continue
             if _shows(kind, w, gates, per_block):
                 out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, kind,
@@ -493,3 +564,75 @@ def _shortest(value: float, dtype: torch.dtype) -> float:
         if torch.tensor(short, dtype=dtype).item() == value:
             return short
     return float(value)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Candidates that draw the same distribution at this shape: one hypothesis, several names.
+    ``members`` are ordered native framework first; ``fitted`` when every member's arguments
+    were solved from the data; ``at_fans`` when every member was evaluated at the layer weight's
+    fans rather than the tensor's own shape."""
+
+    dist: Dist
+    members: tuple[Candidate, ...]
+    fitted: bool
+    at_fans: bool = False
+
+    @property
+    def first(self) -> Candidate:
+        return self.members[0]
+
+
+def _dist_key(d: Dist) -> tuple:
+    return (d.kind, *(float(f"{v:.10g}") for v in d.params))
+
+
+def _member_order(native: str):
+    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+
+    def key(c: Candidate):
+        rank = order.index(c.framework) if c.framework in order else len(order)
+        return (c.entry in DEMOTED, rank, not c.note, len(c.scheme), c.scheme)
+
+    return key
+
+
+def group_candidates(cands: list[Candidate], native: str = "torch") -> list[Group]:
+    """Group continuous candidates by distribution (:meth:`Candidate.as_dist`, equal to 10
+    significant digits), members ordered by :data:`FRAMEWORK_ORDER` of ``native``, then noted
+    before plain, then the shorter spec.
+
+    >>> [g.first.scheme for g in group_candidates(list(continuous_candidates((64, 32))))
+    ...  if "xavier_uniform" in [c.scheme for c in g.members]]
+    ['xavier_uniform']
+    """
+    groups: dict[tuple, list[Candidate]] = {}
+    dists: dict[tuple, Dist] = {}
+    for c in cands:
+        d = c.as_dist()
+        key = _dist_key(d)
+        groups.setdefault(key, []).append(c)
+        dists.setdefault(key, d)
+    out = []
+    order = _member_order(native)
+    for key, members in groups.items():
+        seen, unique = set(), []
+        for m in sorted(members, key=order):
+            if m.scheme not in seen:
+                seen.add(m.scheme)
+                unique.append(m)
+        out.append(Group(dists[key], tuple(unique), all(m.fitted for m in unique)))
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def continuous_groups(shape: tuple[int, ...], fans_shape: tuple[int, ...] | None = None,
+                      native: str = "torch") -> tuple[Group, ...]:
+    """:func:`group_candidates` of every continuous candidate at ``shape`` and, for a tensor whose
+    scheme takes another tensor's fans (a bias), at ``fans_shape``; a group whose distribution
+    only the fans' candidates draw is ``at_fans``."""
+    own = list(continuous_candidates(shape))
+    own_keys = {_dist_key(c.as_dist()) for c in own}
+    extra = [] if fans_shape is None else list(continuous_candidates(tuple(fans_shape)))
+    groups = group_candidates(own + extra, native)
+    return tuple(Group(g.dist, g.members, g.fitted, _dist_key(g.dist) not in own_keys) for g in groups)

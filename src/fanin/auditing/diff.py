@@ -1,74 +1,106 @@
-"""``fanin.diff(a, b)``: were two models or checkpoints initialized the same way?
+r"""``fanin.diff(a, b)``: were two models or checkpoints initialized the same way? Answered by tests.
 
-First the architecture: tensors only in ``a`` (missing from ``b``), only in ``b`` (extra) and
-in both with different shapes (reshaped). Then, for every tensor in both with the same shape, the
-strongest statement that holds, in this order:
+First the architecture: tensors only in ``a`` (missing from ``b``), only in ``b`` (extra), and in
+both with different shapes (reshaped). Then each tensor in both with the same shape gets the
+strongest statement that holds:
 
 ==================  ========================================================================
-identical           the same values bit for bit (``torch.equal``)
-close               ``torch.allclose(a, b, rtol, atol)``
-same scheme         not the same values, but the audit names a common scheme (or both are
-                    the same constant / structure) at the same scale: a different seed
-same distribution   the same inferred family and the two-sample KS test
-                    (``scipy.stats.ks_2samp``) does not reject at p >= 0.001, but no common
-                    named scheme (e.g. both unknown)
-different           none of the above: a different scheme or scale (both named in the detail)
+identical           the same dtype and the same values bit for bit
+close               every :math:`|a - b| \le \text{atol} + \text{rtol}\,|b|` (read in float64)
+same distribution   not rejected: the two-sample tests below do not reject at the corrected
+                    level, and no exact structure (constant, identity, orthogonal, sparse)
+                    holds on one side only
+different           rejected: the test that rejected, its p-value, the scale ratio and both
+                    sides' families are in the detail
 ==================  ========================================================================
 
-The one-line :attr:`DiffReport.headline` comes first, e.g. "same architecture (4 tensors); same
-initialization scheme for all 4 tensors; values differ (different seeds)".
+**Tests** (all values for the moments, the fixed samples of :mod:`fanin.auditing.scan` for KS):
+the two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``); equal means,
+:math:`z = (\bar a - \bar b)/\sqrt{s_a^2/n_a + s_b^2/n_b}`; equal scales,
+:math:`z = \ln(s_a^2/s_b^2) / \sqrt{(\beta_{2a} - 1)/n_a + (\beta_{2b} - 1)/n_b}` (the delta-method
+variance of a log sample variance, :math:`\beta_2` the kurtosis of each side); a band of the
+dtypes' unit roundoff is not tested, as in :mod:`fanin.auditing.hypotheses`. A tensor's p-value
+is their Bonferroni combination, and "different" controls the family-wise error rate over all
+compared tensors (Holm's procedure at ``alpha``, default 0.01): two models initialized the same
+way are called different anywhere with probability at most ``alpha``. An exact structure holding
+on one side only, different constants, orthogonal gains apart by more than the dtype tolerance,
+or non-finite values on one side are differences with certainty. Names of schemes are shown,
+never compared: two tensors whose first names differ are "same distribution" unless a test
+rejects. ``resolution`` is the relative scale difference the scale test could detect (at the
+corrected level), so a "same distribution" of 32 values says how little it means.
 
 >>> import torch
 >>> torch.manual_seed(0) is not None
 True
 >>> a, b = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
 >>> diff(a, b).headline
-'same architecture (2 tensors); same initialization scheme for all 2 tensors; values differ (different seeds)'
+'same architecture (2 tensors); same initialization for all 2 tensors (2 same distribution: values differ)'
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from fanin.auditing.audit import TensorRecord, audit_tensor
-from fanin.auditing.sources import open_source
+from fanin.auditing.dtypes import dtype_name, unit_roundoff
+from fanin.auditing.evidence import holm
+from fanin.auditing.scan import CHUNK, Scan
+from fanin.auditing.checkpoint import CheckpointError
+from fanin.auditing.sources import Source, open_source, skip_reason
+from fanin.auditing.structure import orthogonal_tolerance
 
-__all__ = ["DiffReport", "TensorDiff", "diff"]
+__all__ = ["ALPHA", "STATUSES", "DiffReport", "TensorDiff", "diff"]
 
-P_SAME = 1e-3
-STATUSES = ("identical", "close", "same scheme", "same distribution", "different")
+#: Family-wise level of "different" over one diff.
+ALPHA = 0.01
+STATUSES = ("identical", "close", "same distribution", "different")
+_EXACT = ("constant", "identity", "orthogonal", "sparse")
+
+
+def _num(v):
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 @dataclass(frozen=True)
 class TensorDiff:
-    """One tensor present in both sources with the same shape."""
+    """One tensor present in both sources with the same shape.
+
+    ``tests``: test -> p-value; ``p_value`` their Bonferroni combination (``0.0`` for a certain
+    difference); ``test`` the one with the smallest p-value; ``scale_ratio`` std of b over std
+    of a; ``resolution`` the relative scale difference the scale test could detect."""
 
     name: str
     shape: tuple[int, ...]
     status: str
+    dtype_a: str
+    dtype_b: str
+    family_a: str
+    family_b: str
     scheme_a: str
     scheme_b: str
-    common_scheme: str | None
-    max_abs_diff: float
-    ks_statistic: float | None
-    p_value: float | None
-    detail: str
+    max_abs_diff: float | None
+    scale_ratio: float | None
+    tests: dict[str, float] = field(default_factory=dict)
+    p_value: float | None = None
+    test: str | None = None
+    resolution: float | None = None
+    detail: str = ""
 
     def to_dict(self) -> dict:
-        out = dict(self.__dict__)
+        out = {k: _num(v) for k, v in self.__dict__.items()}
         out["shape"] = list(self.shape)
-        for k in ("max_abs_diff", "ks_statistic", "p_value"):
-            if isinstance(out[k], float) and not math.isfinite(out[k]):
-                out[k] = None
+        out["tests"] = {k: _num(v) for k, v in self.tests.items()}
         return out
 
 
 @dataclass(frozen=True)
 class DiffReport:
-    """Architecture comparison and per-tensor comparison of two sources."""
+    """Architecture comparison and per-tensor answers; ``tied`` names sharing storage with an
+    earlier name on both sides (compared once), ``skipped`` name -> why not compared."""
 
     source_a: str
     source_b: str
@@ -78,38 +110,49 @@ class DiffReport:
     tensors: tuple[TensorDiff, ...]
     records_a: tuple[TensorRecord, ...] = ()
     records_b: tuple[TensorRecord, ...] = ()
+    skipped: dict[str, str] = field(default_factory=dict)
+    tied: dict[str, str] = field(default_factory=dict)
+    alpha: float = ALPHA
 
     @property
     def same_architecture(self) -> bool:
         return not (self.missing or self.extra or self.reshaped)
 
     @property
+    def counts(self) -> dict[str, int]:
+        """How many tensors got each answer (every status of :data:`STATUSES`)."""
+        return {s: sum(t.status == s for t in self.tensors) for s in STATUSES}
+
+    @property
+    def any_different(self) -> bool:
+        """Whether any compared tensor is ``different`` (``fanin diff --exit-code`` exits 1)."""
+        return any(t.status == "different" for t in self.tensors)
+
+    @property
     def headline(self) -> str:
-        """The one-line answer."""
+        """The one-line answer, counting each answer."""
         n = len(self.tensors)
         if self.same_architecture:
             arch = f"same architecture ({n} tensors)"
         else:
             arch = (f"different architecture ({len(self.missing)} missing from b, {len(self.extra)} extra in b, "
                     f"{len(self.reshaped)} reshaped; {n} compared)")
-        counts = {s: sum(t.status == s for t in self.tensors) for s in STATUSES}
         if n == 0:
             return f"{arch}; no tensor to compare"
-        if counts["identical"] == n:
-            return f"{arch}; identical values for all {n} tensors (same scheme and seed)"
-        if counts["identical"] + counts["close"] == n:
-            return f"{arch}; values equal within tolerance for all {n} tensors"
-        same = counts["identical"] + counts["close"] + counts["same scheme"]
-        if same == n:
-            return f"{arch}; same initialization scheme for all {n} tensors; values differ (different seeds)"
+        c = self.counts
+        if c["identical"] == n:
+            return f"{arch}; identical values for all {n} tensors"
+        parts = [f"{c['identical']} identical"] * bool(c["identical"]) + \
+            [f"{c['close']} equal within tolerance"] * bool(c["close"]) + \
+            [f"{c['same distribution']} same distribution"] * bool(c["same distribution"])
+        same = ", ".join(parts)
+        if not c["different"]:
+            tail = ": values differ" if c["same distribution"] else ""
+            return f"{arch}; same initialization for all {n} tensors ({same}{tail})"
         differ = [t.name for t in self.tensors if t.status == "different"]
-        text = f"{arch}; same initialization scheme for {same} of {n} tensors"
-        if counts["same distribution"]:
-            text += f", same distribution (no named scheme) for {counts['same distribution']}"
-        if differ:
-            shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
-            text += f"; different initialization for {len(differ)} ({shown})"
-        return text
+        shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
+        text = f"{arch}; different initialization for {c['different']} of {n} tensors ({shown})"
+        return text + (f"; the others: {same}" if same else "")
 
     def to_dict(self) -> dict:
         return {
@@ -117,80 +160,255 @@ class DiffReport:
             "source_b": self.source_b,
             "headline": self.headline,
             "same_architecture": self.same_architecture,
+            "any_different": self.any_different,
+            "counts": self.counts,
+            "alpha": self.alpha,
             "missing": list(self.missing),
             "extra": list(self.extra),
             "reshaped": [{"name": n, "shape_a": list(a), "shape_b": list(b)} for n, a, b in self.reshaped],
             "tensors": [t.to_dict() for t in self.tensors],
+            "skipped": dict(self.skipped),
+            "tied": dict(self.tied),
         }
 
+    def __repr__(self) -> str:
+        c = self.counts
+        return (f"<DiffReport {self.source_a!r} vs {self.source_b!r}: {len(self.tensors)} tensors, "
+                f"{c['identical']} identical, {c['close']} close, {c['same distribution']} same distribution, "
+                f"{c['different']} different>")
 
-def _common(ra: TensorRecord, rb: TensorRecord) -> str | None:
+    def __str__(self) -> str:
+        from fanin.report.audit import render_diff_text
+
+        return render_diff_text(self)
+
+
+def _check_tolerance(name: str, value: object, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} is {what}, a finite number >= 0; got {name}={value!r}")
+    return float(value)
+
+
+def _compare_values(ta: torch.Tensor, tb: torch.Tensor, rtol: float, atol: float) -> tuple[bool, bool, float]:
+    """(bitwise identical, close, max |a - b|), one row block at a time."""
+    same = ta.dtype == tb.dtype
+    close, biggest = True, 0.0
+    a2 = ta.reshape(ta.shape[0], -1) if ta.dim() >= 2 else ta.reshape(1, -1)
+    b2 = tb.reshape(tb.shape[0], -1) if tb.dim() >= 2 else tb.reshape(1, -1)
+    step = max(1, CHUNK // max(a2.shape[1], 1))
+    for r0 in range(0, a2.shape[0], step):
+        pa, pb = a2[r0:r0 + step], b2[r0:r0 + step]
+        if same and not torch.equal(pa, pb):
+            same = False
+        da, db = pa.to(torch.float64), pb.to(torch.float64)
+        delta = (da - db).abs()
+        if delta.numel():
+            m = float(delta.max())
+            biggest = max(biggest, m) if not math.isnan(m) else math.nan
+        if close and not bool((delta <= atol + rtol * db.abs()).all()):
+            close = False
+    return same, close, biggest
+
+
+def _structure(r: TensorRecord) -> str | None:
+    f = r.inference.family
+    return f if f in _EXACT else None
+
+
+def _certain(name, shape, ra, rb, detail, test, max_abs, ratio) -> TensorDiff:
     ia, ib = ra.inference, rb.inference
-    if ia.trained or ib.trained or ia.family != ib.family:
-        return None
-    names_b = {m.scheme for m in ib.matches}
-    for m in ia.matches:
-        if m.scheme in names_b:
-            return m.scheme
-    return None
+    return TensorDiff(name, shape, "different", ra.dtype, rb.dtype, ia.family, ib.family, ia.label, ib.label,
+                      max_abs, ratio, {test: 0.0}, 0.0, test, None, detail)
 
 
-def _compare(name: str, ta: torch.Tensor, tb: torch.Tensor, ra: TensorRecord, rb: TensorRecord,
-             rtol: float, atol: float) -> TensorDiff:
+def _two_sample(sa: Scan, sb: Scan, delta: float) -> tuple[dict[str, float], float | None]:
+    """p-values of the KS, mean and scale tests, and the standard error of the log variance ratio."""
     from scipy import stats
+    from scipy.special import ndtr
 
+    tests: dict[str, float] = {}
+    if sa.sample.size >= 2 and sb.sample.size >= 2:
+        tests["ks"] = float(stats.ks_2samp(sa.sample * sa.unit, sb.sample * sb.unit).pvalue)
+    na, nb = sa.n, sb.n
+    va, vb = sa.var, sb.var
+    se_log = None
+    if na >= 2 and nb >= 2 and va > 0 and vb > 0:
+        sd = math.sqrt(max(va, vb))
+        z = max(0.0, abs(sa.mean - sb.mean) - delta * sd) / math.sqrt(va / na + vb / nb)
+        tests["mean"] = float(min(1.0, 2 * ndtr(-z)))
+        ka, kb = sa.kurtosis + 3, sb.kurtosis + 3
+        se_log = math.sqrt(max(ka - 1, 1e-9) / na + max(kb - 1, 1e-9) / nb)
+        z = max(0.0, abs(math.log(va / vb)) - 2 * delta) / se_log
+        tests["scale"] = float(min(1.0, 2 * ndtr(-z)))
+    return tests, se_log
+
+
+def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src, sb_src, rtol: float, atol: float):
+    """(TensorDiff or None when the tests decide, records, se of the log variance ratio)."""
     shape = tuple(ta.shape)
-    label_a, label_b = ra.inference.label, rb.inference.label
-    if ta.dtype != tb.dtype:
-        tb = tb.to(ta.dtype)
-    delta = (ta.double() - tb.double()).abs()
-    max_abs = float(delta.max()) if delta.numel() else 0.0
-    common = _common(ra, rb)
-    if torch.equal(ta, tb):
-        return TensorDiff(name, shape, "identical", label_a, label_b, common, 0.0, None, None, "bitwise equal")
-    if torch.allclose(ta, tb, rtol=rtol, atol=atol):
-        return TensorDiff(name, shape, "close", label_a, label_b, common, max_abs, None, None,
-                          f"max |a-b| = {max_abs:.3g} within rtol={rtol:g}, atol={atol:g}")
-    xa = ta.detach().double().reshape(-1).numpy()
-    xb = tb.detach().double().reshape(-1).numpy()
-    res = stats.ks_2samp(xa, xb)
-    stat, p = float(res.statistic), float(res.pvalue)
-    if common is not None and p >= P_SAME:
-        return TensorDiff(name, shape, "same scheme", label_a, label_b, common, max_abs, stat, p,
-                          f"both {common}; values differ (two-sample KS p={p:.3g})")
-    # A KS test on a few values cannot tell a small uniform from zeros: the families must agree too.
-    same_family = ra.inference.family == rb.inference.family
-    if p >= P_SAME and same_family and not (ra.inference.trained ^ rb.inference.trained):
-        return TensorDiff(name, shape, "same distribution", label_a, label_b, None, max_abs, stat, p,
-                          f"two-sample KS p={p:.3g}; no common named scheme ({label_a} vs {label_b})")
-    why = f"{label_a} vs {label_b}" if label_a != label_b else f"both {label_a}, but distributions differ"
-    return TensorDiff(name, shape, "different", label_a, label_b, None, max_abs, stat, p,
-                      f"{why} (two-sample KS p={p:.3g}; std {ra.summary.std:.4g} vs {rb.summary.std:.4g})")
+    same, close, max_abs = _compare_values(ta, tb, rtol, atol)
+    ra, scan_a = audit_tensor(name, ta, sa_src.infos[name], sa_src)
+    rb, scan_b = audit_tensor(name, tb, sb_src.infos[name], sb_src)
+    ia, ib = ra.inference, rb.inference
+    ratio = rb.summary.std / ra.summary.std if ra.summary.std and math.isfinite(ra.summary.std) else None
+
+    def row(status, detail, tests=None, p=None, test=None, resolution=None):
+        return TensorDiff(name, shape, status, ra.dtype, rb.dtype, ia.family, ib.family, ia.label, ib.label,
+                          max_abs, ratio, tests or {}, p, test, resolution, detail)
+
+    if same:
+        return row("identical", "bitwise equal"), ra, rb, None
+    if close:
+        return row("close", f"max |a-b| = {max_abs:.3g} within rtol={rtol:g}, atol={atol:g}"), ra, rb, None
+    if ia.family == "non-finite" or ib.family == "non-finite":
+        side = "a" if ia.family == "non-finite" else "b"
+        return _certain(name, shape, ra, rb, f"non-finite values in {side}: {(ia if side == 'a' else ib).reason}",
+                        "non-finite", max_abs, ratio), ra, rb, None
+    xa, xb = _structure(ra), _structure(rb)
+    if xa != xb:
+        text = " and ".join(f"{side} is {x} ({r.inference.reason})" for side, x, r in (("a", xa, ra), ("b", xb, rb)) if x)
+        other = "b" if xa else "a"
+        return _certain(name, shape, ra, rb, f"{text}; {other} is not (its values: {(rb if xa else ra).inference.label})",
+                        "structure", max_abs, ratio), ra, rb, None
+    if xa == "constant":
+        return _certain(name, shape, ra, rb, f"constants differ: {ra.summary.min:g} vs {rb.summary.min:g}", "constant",
+                        max_abs, ratio), ra, rb, None
+    if xa == "identity":
+        return _certain(name, shape, ra, rb, f"identity patterns differ: {ia.reason} vs {ib.reason}", "identity",
+                        max_abs, ratio), ra, rb, None
+    if xa == "orthogonal":
+        ga, gb = ia.scale, ib.scale
+        if ga is None or gb is None or ga != ga or gb != gb:
+            return row("same distribution", f"both orthogonal per gate block ({ia.reason}; {ib.reason})", {}, 1.0), \
+                ra, rb, None
+        tol = 2 * max(orthogonal_tolerance(torch.float32, min(shape[0], ta.numel() // shape[0])), 1e-12)
+        if abs(gb / ga - 1) > tol:
+            return _certain(name, shape, ra, rb, f"orthogonal gains differ: {ga:.6g} vs {gb:.6g}", "gain", max_abs,
+                            gb / ga), ra, rb, None
+        return row("same distribution", f"both orthogonal with gain {ga:.6g} (to the dtype tolerance)", {}, 1.0), \
+            ra, rb, None
+    if scan_a is None or scan_b is None:
+        return _certain(name, shape, ra, rb, f"cannot analyse: {ia.reason if scan_a is None else ib.reason}",
+                        "unreadable", max_abs, ratio), ra, rb, None
+    delta = max(unit_roundoff(ta.dtype), unit_roundoff(tb.dtype))
+    tests, se_log = _two_sample(scan_a, scan_b, delta)
+    p = min(1.0, len(tests) * min(tests.values())) if tests else 1.0
+    test = min(tests, key=tests.get) if tests else None
+    pending = row("pending", "", tests, p, test)
+    return pending, ra, rb, se_log
 
 
 def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, atol: float = 1e-8,
-         progress=None) -> DiffReport:
-    """Compare ``a`` and ``b`` (each an ``nn.Module``, a state_dict or a checkpoint path).
-
-    Tensors are read one pair at a time (safetensors streamed). Non-floating tensors are compared
-    for equality only.
-    """
+         progress=None, alpha: float = ALPHA) -> DiffReport:
+    """Compare ``a`` and ``b`` (each an ``nn.Module``, a state_dict or a checkpoint path); see the
+    module docstring. Tensors are read one pair at a time (checkpoints streamed); integer tensors
+    are compared for equality. ``progress(i, total, name)`` is called before each pair."""
+    rtol = _check_tolerance("rtol", rtol, "the relative tolerance of 'close'")
+    atol = _check_tolerance("atol", atol, "the absolute tolerance of 'close'")
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:
+        raise ValueError(f"alpha is the family-wise level of 'different', in (0, 1); got alpha={alpha!r}")
     sa, sb = open_source(a, layout=layout), open_source(b, layout=layout)
     names_b = set(sb.names)
+    names_a = set(sa.names)
     missing = tuple(n for n in sa.names if n not in names_b)
-    extra = tuple(n for n in sb.names if n not in set(sa.names))
+    extra = tuple(n for n in sb.names if n not in names_a)
     reshaped = tuple((n, sa.shapes[n], sb.shapes[n]) for n in sa.names if n in names_b and sa.shapes[n] != sb.shapes[n])
     both = [n for n in sa.names if n in names_b and sa.shapes[n] == sb.shapes[n]]
-    out, recs_a, recs_b = [], [], []
+    rows, recs_a, recs_b, ses = [], [], [], []
+    skipped: dict[str, str] = {}
+    tied: dict[str, str] = {}
     for i, name in enumerate(both):
         if progress is not None:
             progress(i, len(both), name)
-        ta, tb = sa.get(name), sb.get(name)
-        if not (ta.is_floating_point() and tb.is_floating_point()):
+        if name in sa.skipped or name in sb.skipped:
+            row = _skipped_pair(name, sa, sb)
+            if isinstance(row, str):
+                skipped[name] = row
+            else:
+                rows.append(row)
+                ses.append(None)
             continue
-        ra = audit_tensor(name, ta, sa.infos[name], sa)
-        rb = audit_tensor(name, tb, sb.infos[name], sb)
+        ta_alias, tb_alias = sa.aliases.get(name), sb.aliases.get(name)
+        if ta_alias is not None or tb_alias is not None:
+            if ta_alias == tb_alias:
+                tied[name] = ta_alias  # compared once, under its first name
+            else:
+                rows.append(_tying_differs(name, sa, sb, ta_alias, tb_alias))
+                ses.append(None)
+            continue
+        ta, tb = sa.get(name), sb.get(name)
+        why_a, why_b = skip_reason(ta), skip_reason(tb)
+        if why_a or why_b:
+            skipped[name] = "; ".join(f"{side}: {why}" for side, why in (("a", why_a), ("b", why_b)) if why)
+            continue
+        row, ra, rb, se = _pair(name, ta, tb, sa, sb, rtol, atol)
+        rows.append(row)
         recs_a.append(ra)
         recs_b.append(rb)
-        out.append(_compare(name, ta, tb, ra, rb, rtol, atol))
-    return DiffReport(sa.label, sb.label, missing, extra, reshaped, tuple(out), tuple(recs_a), tuple(recs_b))
+        ses.append(se)
+        del ta, tb
+    decided = _decide(rows, ses, alpha)
+    return DiffReport(sa.label, sb.label, missing, extra, reshaped, tuple(decided), tuple(recs_a), tuple(recs_b),
+                      skipped, tied, alpha)
+
+
+def _skipped_pair(name: str, sa: Source, sb: Source) -> TensorDiff | str:
+    """A tensor skipped on a side: integer tensors on both sides (a step counter, BatchNorm's
+    ``num_batches_tracked``) compared for equality; otherwise why it is not compared."""
+    why = "; ".join(f"{side}: {src.skipped[name]}" for side, src in (("a", sa), ("b", sb)) if name in src.skipped)
+    da, db = sa.dtypes.get(name), sb.dtypes.get(name)
+    if da is None or db is None or da.is_floating_point or db.is_floating_point or da.is_complex or db.is_complex:
+        return why
+    try:
+        ta, tb = sa.get(name), sb.get(name)
+    except CheckpointError:
+        return why
+    if ta.is_meta or tb.is_meta:
+        return why
+    equal = ta.dtype == tb.dtype and torch.equal(ta, tb)
+    return TensorDiff(name, tuple(ta.shape), "identical" if equal else "different", dtype_name(ta.dtype),
+                      dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None, {} if equal else {"values": 0.0},
+                      None if equal else 0.0, None if equal else "values",
+                      None, "bitwise equal" if equal else "values differ (not floating point)")
+
+
+def _tying_differs(name: str, sa: Source, sb: Source, ta: str | None, tb: str | None) -> TensorDiff:
+    """A tensor tied (sharing storage) to different tensors, or on one side only: a difference in
+    how the model was built, certain, read from the sources without reading values again."""
+    def where(side, target):
+        return f"{side} ties it to {target}" if target else f"{side} stores its own"
+
+    shape = sa.shapes[name]
+    da, db = sa.dtype_names.get(name, "-"), sb.dtype_names.get(name, "-")
+    return TensorDiff(name, tuple(shape), "different", da, db, "tied" if ta else "-", "tied" if tb else "-",
+                      f"= {ta}" if ta else "-", f"= {tb}" if tb else "-", None, None, {"tying": 0.0}, 0.0, "tying",
+                      None, f"{where('a', ta)}; {where('b', tb)} (shared storage differs)")
+
+
+def _decide(rows: list[TensorDiff], ses: list[float | None], alpha: float) -> list[TensorDiff]:
+    """Holm's procedure over the pending tensors' p-values; certain differences count as tested."""
+    from dataclasses import replace
+
+    from scipy.special import ndtri
+
+    tested = [r.p_value if r.status in ("pending", "different") else None for r in rows]
+    rejected = holm(tested, alpha)
+    m = max(1, sum(p is not None for p in tested))
+    z = float(ndtri(1 - alpha / (2 * 3 * m)))
+    out = []
+    for r, flag, se in zip(rows, rejected, ses):
+        if r.status != "pending":
+            out.append(r)
+            continue
+        resolution = math.exp(z * se / 2) - 1 if se is not None else None
+        tests = ", ".join(f"{k} p={v:.2g}" for k, v in r.tests.items())
+        ratio = f"scale ratio b/a {r.scale_ratio:.4g}" if r.scale_ratio is not None else "scale ratio -"
+        sides = f"a: {r.scheme_a} ({r.family_a}); b: {r.scheme_b} ({r.family_b})"
+        if flag:
+            detail = f"rejected by the {r.test} test (p={r.tests[r.test]:.2g}; {tests}); {ratio}; {sides}"
+            out.append(replace(r, status="different", resolution=resolution, detail=detail))
+        else:
+            weak = f"; scales within {resolution:.0%} cannot be told apart" if resolution and resolution > 0.02 else ""
+            detail = f"not rejected ({tests}); {ratio}{weak}; {sides}"
+            out.append(replace(r, status="same distribution", resolution=resolution, detail=detail))
+    return out

@@ -1,55 +1,55 @@
-r"""Infer how one tensor was initialized: family, scale, matching named schemes, fit and confidence.
+r"""Infer how one tensor was initialized: hypotheses judged by calibrated tests, evidence of training.
 
-The family comes from the values alone, in this order (the first that holds wins):
+**Order.** One streaming pass (:func:`fanin.auditing.scan.scan`) gives the exact moments of every
+value, row/column sums and a fixed sample. Then, the first that holds wins:
 
 ==================  ===========================================================================
 empty               no elements
+non-finite          NaN or infinite values (counted; not an initialization any scheme draws)
 constant            every value equal (``zeros``, ``ones``, ``constant(val=c)``)
-identity            the non-zeros are exactly those of a registered identity scheme (eye, dirac),
-                    all equal to one gain
-orthogonal          :math:`W W^\top = g^2 I` (rows <= cols, W viewed as (shape[0], -1); else
-                    :math:`W^\top W`) to float tolerance
-constant per gate   the rows split into G equal blocks (G = 2, 3, 4, the smallest that holds; PyTorch
-block               packs an RNN's gates so: 4 for an LSTM, 3 for a GRU), each block constant
-orthogonal per      each of G equal row blocks orthogonal (same test); tested before the whole
-gate block          tensor when rows > cols (blocks of orthonormal columns stack to orthogonal
-                    columns of gain sqrt(G) g), after it otherwise (rows of an orthogonal W are)
-sparse              2-D, the same number (>= 1) of exact zeros in every column, the rest continuous
-uniform per gate    each of G equal row blocks fits U(±b_k) (KS p >= 0.001) and the blocks differ in
-block               scale (Levene's test, median-centred, p < 1e-6): a plain uniform or normal
-                    tensor has blocks that do not differ, so it is never reported gate-blocked
-uniform / normal /  the best two-sided KS fit (``scipy.stats.kstest``) of U(lo, hi), N(m, s) and
-truncated_normal    N(m, s) cut symmetrically at ±c; a truncated fit cut beyond ±4 s is a normal,
-                    one cut beyond ±3 s is a normal unless the normal fit fails (p < 0.01); one cut
-                    within ±1 s (a flat top: excess kurtosis -1.2 vs -0.64 at ±2 s vs 0 for a
-                    normal) is a uniform when the uniform fit passes
-unknown             none of the above passes (KS p < 0.001 for every continuous family)
+identity            the non-zeros exactly an identity pattern (eye, dirac), all equal to one gain
+constant per gate   each of G = 2, 3, 4 equal row blocks constant (an RNN's gates)
+orthogonal          :math:`W W^\top = g^2 I` to the dtype's tolerance
+                    (:mod:`fanin.auditing.structure`), per gate block too; when i.i.d. values of
+                    this shape and dtype would pass the tolerance as well, orthogonal is reported
+                    beside the continuous hypotheses instead
+uniform per gate    each gate block :math:`\mathcal U(\pm b_k)`, the blocks' scales different
+sparse              the same number of exact zeros in every column, the rest normal
+continuous          the hypotheses below (all-zero rows, an embedding's padding, left out)
 ==================  ===========================================================================
 
-The **named schemes** are every registered scheme (with its common argument values) evaluated at
-the tensor's shape (:mod:`fanin.auditing.candidates`) whose exact distribution passes, against the
-values, a two-sided KS test (p >= 0.001), a mean test (within 4 standard errors), a std test
-(relative error within :math:`4\sqrt{(\kappa+2)/(4n)} + 10^{-3}`, :math:`\kappa` the candidate's
-excess kurtosis) and, for bounded candidates, a support test (no value beyond the bound by more
-than the dtype's rounding). When no formula matches, literal arguments are solved from the fit
-(``normal(std=0.02)``) and rounded to 1, 2, 3 or 4 significant digits, the first that passes.
+**Hypotheses** are (family, parameters): every registered scheme evaluated at the tensor's shape
+(and, for a bias, at its layer weight's fans) through :class:`~fanin.rng.recording.DrawRecorder`
+(:mod:`fanin.auditing.candidates`), grouped when they draw the same distribution at this shape;
+and, for each of the uniform, normal and truncated-normal families, the *fitted literal*: the
+parameters estimated from the data (mean and unbiased std; bounds widened by one spacing of the
+range; a symmetric truncation solved from the std and the largest deviation) rounded to the fewest
+significant digits (1 to 4) that still pass. Each hypothesis is judged by the tests of
+:mod:`fanin.auditing.hypotheses` (mean, scale, extremes, KS; dtype rounding included) and
+*passes* when their Bonferroni p-value is at least :data:`ALPHA_FIT` = 0.001: a true hypothesis
+fails with probability at most 0.001.
 
-Gate-block families report ``family`` constant / orthogonal / uniform, ``distribution`` with
-``gates`` and the per-block values, gains or bounds, and match the registered gate-block schemes
-(:func:`fanin.auditing.candidates.gate_candidates`) with their arguments read from the blocks
-(bounds rounded to 1 to 4 significant digits, the first that passes every block's tests).
+**Ranking.** The passing hypotheses are ranked by the log-likelihood of all values (exact, from
+the moments and extremes) minus :math:`\tfrac k2 \ln n` for the :math:`k` parameters a fitted
+literal solved from the data (BIC): a formula of the shape or a library default (:math:`k = 0`)
+ranks before the literal of the same family unless the literal fits much better. ``family`` is the
+first match's family. Each match lists every equivalent name, the module's native framework first.
 
-**Confidence** (the stated rule): *high* for an exact structural family (constant, identity,
-orthogonal, sparse with a named match), or a continuous family with KS p >= 0.01 that no other
-family also fits at p >= 0.01 and a named formula that matches; *medium* when the family fits
-(p >= 0.01) but is ambiguous or only fitted arguments match; *low* when 0.001 <= p < 0.01 or
-fewer than 64 values; *none* for unknown. Per gate block: constant and orthogonal are *high*;
-uniform is *medium* (its bounds are fitted) when every block fits at p >= 0.01, else *low*.
+**Confidence**, from the log-likelihood margin :math:`\Delta` between the first match and its best
+*rival* (a passing hypothesis of another family, or another formula or default; the fitted literal
+of the first match's family describes the same fit and is no rival):
 
-**Looks trained** when no family fits, or when the values are within 5% of a named bounded
-scheme's scale but up to 10% of them lie beyond its bound (what a few optimizer steps do to a
-uniform or truncated initialization): such a tensor is reported as ``unknown`` with
-``trained=True``, not forced into a scheme.
+- *too few values*: fewer than :data:`MIN_VALUES` values, or a passing hypothesis of another family
+  within :math:`\Delta < \ln 20` (the family itself is not determined; the list says what remains);
+- *high*: :math:`\Delta \ge \ln 1000` and the first match's p >= 0.01;
+- *medium*: :math:`\Delta \ge \ln 20`; *low*: otherwise;
+- *none*: no hypothesis passes (``unknown``).
+
+**Evidence of training** (:mod:`fanin.auditing.evidence`; never for an exact structure) is the
+Bonferroni combination of its tests. ``infer`` alone calls a tensor trained when it is below
+``alpha`` (default :data:`ALPHA_TRAINED` = 1e-6: a sweep of 10,000 fresh tensors raises no alarm
+with probability 0.99); :func:`fanin.audit` decides instead with Holm's procedure at a
+family-wise level over all of a checkpoint's tensors.
 
 >>> import torch, fanin
 >>> w = fanin.init.kaiming_uniform_(torch.empty(64, 32), a=5 ** 0.5, generator=torch.Generator().manual_seed(0))
@@ -60,493 +60,107 @@ uniform or truncated initialization): such a tensor is reported as ``unknown`` w
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
 from fanin.auditing.candidates import (
-    Candidate,
-    constant_candidates,
-    continuous_candidates,
+    FRAMEWORK_ORDER,
+    NOTES,
+    Group,
+    continuous_groups,
     fit_direct,
-    gate_candidates,
-    identity_candidates,
-    orthogonal_candidates,
+    group_candidates,
 )
+from fanin.auditing.dtypes import (
+    dtype_name,
+    effective_dtype,
+    mantissa_digits,
+    rounding_interval,
+    unit_roundoff,
+)
+from fanin.auditing.evidence import Evidence, combine, matrix_evidence, tail_evidence
+from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess_all
+from fanin.auditing.records import Inference, Match, Summary
+from fanin.auditing.roles import is_norm
+from fanin.auditing.scan import Scan, scan
+from fanin.auditing.sources import skip_reason
+from fanin.auditing.structure import (
+    describe,
+    gate_uniform_alternative,
+    infer_constant,
+    infer_gate_constant,
+    infer_gate_orthogonal,
+    infer_gate_uniform,
+    infer_identity,
+    infer_orthogonal,
+    infer_sparse,
+    nice,
+    zero_rows,
+)
+from fanin.rng.threads import one_thread
 
-__all__ = ["Inference", "Match", "Summary", "infer", "summarize"]
+__all__ = ["ALPHA_FIT", "ALPHA_TRAINED", "MIN_VALUES", "Inference", "Match", "Summary", "analyse", "infer"]
 
-P_FIT = 1e-3
-P_GOOD = 1e-2
-MAX_KS_SAMPLES = 200_000
-_EXACT_IDENTITY_MAX = 1 << 22
-GATE_COUNTS = (2, 3, 4)
-P_BLOCKS_DIFFER = 1e-6
-_MIN_BLOCK_VALUES = 16
+#: Level at which a hypothesis is rejected (its Bonferroni p-value below it).
+ALPHA_FIT = 1e-3
+#: Level of ``infer``'s own training alarm (one tensor judged alone).
+ALPHA_TRAINED = 1e-6
+#: Fewer values than this: "too few values" whatever the tests say.
+MIN_VALUES = 8
+_HIGH = math.log(1000)
+_MEDIUM = math.log(20)
+_PRESCREEN_Z = 8.0
+# float8 tensors, which torch's CPU reductions do not take, are analysed through an exact float16
+# copy (every float8 value is a float16 value); the effective dtype keeps their own rounding.
+_VIA_FLOAT16 = tuple(d for d in (getattr(torch, n, None) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
+                                                                   "float8_e5m2fnuz")) if d is not None)
+#: Two distributions closer than this in total variation are the same answer for the confidence.
+MATERIAL_TV = 0.01
+
+
+def total_variation(a: Dist, b: Dist) -> float:
+    r""":math:`\tfrac12 \int |p_a - p_b|`, by the CDFs on a fine grid over both supports."""
+    lo = min(_quantile_edge(a, low=True), _quantile_edge(b, low=True))
+    hi = max(_quantile_edge(a, low=False), _quantile_edge(b, low=False))
+    x = np.linspace(lo, hi, 4097)
+    da, db = np.diff(a.cdf(x)), np.diff(b.cdf(x))
+    return float(0.5 * np.abs(da - db).sum())
+
+
+def _quantile_edge(d: Dist, low: bool) -> float:
+    lo, hi = d.support
+    if d.kind == "normal" or not math.isfinite(lo if low else hi):
+        mu, s = d.params[0], d.params[1]
+        return mu - 8 * s if low else mu + 8 * s
+    return lo if low else hi
 
 
 @dataclass(frozen=True)
-class Summary:
-    """Summary statistics of a tensor's values (computed in float64 over every element)."""
-
-    numel: int
-    mean: float
-    std: float
-    min: float
-    max: float
-    kurtosis: float
-    zero_fraction: float
-
-    def to_dict(self) -> dict:
-        return {k: _num(v) for k, v in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class Match:
-    """A named scheme that fits: its spec (``fanin.get`` reads it), what it draws, and the fit."""
-
-    scheme: str
-    description: str
-    note: str = ""
-    ks_statistic: float | None = None
-    p_value: float | None = None
-    scale_error: float | None = None
-    fitted: bool = False
-
-    def to_dict(self) -> dict:
-        return {k: _num(v) for k, v in self.__dict__.items()}
-
-
-@dataclass(frozen=True)
-class Inference:
-    """How one tensor looks initialized. ``distribution`` holds the fitted parameters of ``family``."""
-
-    family: str
-    distribution: dict[str, float]
-    scale: float | None
-    ks_statistic: float | None
-    p_value: float | None
-    matches: tuple[Match, ...]
-    confidence: str
-    trained: bool
-    reason: str
-    alternatives: dict[str, float] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """One short phrase: the first match, else the family."""
-        if self.trained:
-            return "looks trained"
-        if self.matches:
-            return self.matches[0].scheme
-        return self.family
-
-    def to_dict(self) -> dict:
-        return {
-            "family": self.family,
-            "distribution": {k: _num(v) for k, v in self.distribution.items()},
-            "scale": _num(self.scale),
-            "ks_statistic": _num(self.ks_statistic),
-            "p_value": _num(self.p_value),
-            "matches": [m.to_dict() for m in self.matches],
-            "confidence": self.confidence,
-            "trained": self.trained,
-            "reason": self.reason,
-            "alternatives": {k: _num(v) for k, v in self.alternatives.items()},
-        }
-
-
-def _num(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    return v
-
-
-def summarize(x: np.ndarray) -> Summary:
-    """:class:`Summary` of a float64 array."""
-    n = x.size
-    if n == 0:
-        return Summary(0, math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
-    mean = float(x.mean())
-    std = float(x.std())
-    kurt = float(((x - mean) ** 4).mean() / std**4 - 3.0) if std > 0 else math.nan
-    return Summary(n, mean, std, float(x.min()), float(x.max()), kurt, float((x == 0).mean()))
-
-
-def _eps(dtype: torch.dtype) -> float:
-    return torch.finfo(dtype).eps if dtype.is_floating_point else 0.0
-
-
-def _nice(value: float, digits: int) -> float:
-    if value == 0 or not math.isfinite(value):
-        return value
-    return float(f"{value:.{digits}g}")
-
-
-def _describe(c: Candidate) -> str:
-    p = c.params
-    if c.kind == "uniform":
-        if abs(p["low"] + p["high"]) <= 1e-12 * abs(p["high"]):
-            return f"U(±{p['high']:.4g})"
-        return f"U({p['low']:.4g}, {p['high']:.4g})"
-    if c.kind in ("normal", "sparse"):
-        text = f"N({p.get('mean', 0.0):.4g}, {p['std']:.4g})"
-        return text + (f" with {p['sparsity']:.3g} of each column zero" if c.kind == "sparse" else "")
-    if c.kind == "truncated_normal":
-        m, s = p["mean"], p["std"]
-        cut_lo, cut_hi = (p["lower"] - m) / s, (p["upper"] - m) / s
-        if c.effective_kind() == "normal":
-            return f"N({m:.4g}, {s:.4g}) cut at [{p['lower']:.4g}, {p['upper']:.4g}] (beyond ±4 std: a normal)"
-        if abs(cut_lo + cut_hi) < 1e-9:
-            return f"N({m:.4g}, {s:.4g}) truncated at ±{cut_hi:.3g} std"
-        return f"N({m:.4g}, {s:.4g}) truncated to [{p['lower']:.4g}, {p['upper']:.4g}]"
-    if c.kind in ("orthogonal", "identity"):
-        return f"{c.kind}, gain {_gain_text(p['gain'])}"
-    return f"constant {p['value']:g}"
-
-
-def _gain_text(g: float) -> str:
-    for k in (2, 3, 5, 6):
-        if abs(g - math.sqrt(k)) < 1e-4 * g:
-            return f"sqrt({k})"
-    if abs(g - 5 / 3) < 1e-4:
-        return "5/3"
-    return f"{g:.4g}"
-
-
-# --------------------------------------------------------------------------- continuous fits
-
-
-def _ks(sample: np.ndarray, dist) -> tuple[float, float]:
-    from scipy import stats
-
-    res = stats.kstest(sample, dist.cdf)
-    return float(res.statistic), float(res.pvalue)
-
-
-def _truncnorm_std(t: float) -> float:
-    from scipy import stats
-
-    return float(stats.truncnorm.std(-t, t))
-
-
-def _fit_families(sample: np.ndarray, n: int) -> dict[str, tuple[dict, object, float, float]]:
-    """family -> (params, frozen dist, KS statistic, p) for the three continuous families."""
-    from scipy import optimize, stats
-
-    out = {}
-    lo, hi = float(sample.min()), float(sample.max())
-    width = hi - lo
-    mean, sd = float(sample.mean()), float(sample.std(ddof=1))
-    # Uniform: the unbiased range estimate widens (min, max) by one spacing on each side.
-    ulo, uhi = lo - width / (n - 1), hi + width / (n - 1)
-    u = stats.uniform(ulo, uhi - ulo)
-    out["uniform"] = ({"low": ulo, "high": uhi}, u, *_ks(sample, u))
-    norm = stats.norm(mean, sd)
-    out["normal"] = ({"mean": mean, "std": sd}, norm, *_ks(sample, norm))
-    # Truncated normal, symmetric about the mean: cut c from the extremes, pre-truncation std s
-    # solved from sd = s * std(N(0,1) cut at ±c/s).
-    c = max(hi - mean, mean - lo) * (1 + 1 / n)
-    ratio = sd / c
-    f = lambda t: _truncnorm_std(t) / t - ratio  # noqa: E731  decreasing from 1/sqrt(3) to 0
-    if 1e-3 < ratio < f(1e-3) + ratio and f(40.0) < 0:
-        t = optimize.brentq(f, 1e-3, 40.0)
-        s = c / t
-        tn = stats.truncnorm(-t, t, loc=mean, scale=s)
-        out["truncated_normal"] = ({"mean": mean, "std": s, "lower": mean - c, "upper": mean + c, "cut": t},
-                                   tn, *_ks(sample, tn))
-    return out
-
-
-def _check_candidate(c: Candidate, sample: np.ndarray, summary: Summary, n: int, dtype) -> Match | None:
-    d_mean, d_std, kurt, lo, hi = c.moments
-    if not d_std > 0:
-        return None
-    if abs(summary.mean - d_mean) > 4 * d_std / math.sqrt(n) + 1e-12:
-        return None
-    rel = summary.std / d_std - 1
-    if abs(rel) > 4 * math.sqrt(max(kurt + 2, 0.1) / (4 * n)) + 1e-3:
-        return None
-    tol = 4 * _eps(dtype) * max(abs(lo), abs(hi), d_std) if math.isfinite(lo) else 0.0
-    if summary.min < lo - tol or summary.max > hi + tol:
-        return None
-    stat, p = _ks(sample, c.frozen)
-    if p < P_FIT:
-        return None
-    return Match(c.scheme, _describe(c), c.note, stat, p, rel, c.fitted)
-
-
-def _near_miss(cands, summary: Summary, x: np.ndarray, dtype) -> tuple[Candidate, float] | None:
-    """A bounded named scheme within 5% of the values' scale with 0 < fraction <= 10% beyond its bound."""
-    best = None
-    for c in cands:
-        if c.fitted or c.effective_kind() not in ("uniform", "truncated_normal"):
-            continue
-        d_mean, d_std, _, lo, hi = c.moments
-        if abs(summary.std / d_std - 1) > 0.05 or abs(summary.mean - d_mean) > 0.05 * d_std:
-            continue
-        tol = 4 * _eps(dtype) * max(abs(lo), abs(hi))
-        beyond = float(((x < lo - tol) | (x > hi + tol)).mean())
-        if 0 < beyond <= 0.10 and (best is None or beyond < best[1]):
-            best = (c, beyond)
-    return best
-
-
-# --------------------------------------------------------------------------- structure
-
-
-def _orthogonal_gain(t: torch.Tensor) -> float | None:
-    if t.dim() < 2:
-        return None
-    m = t.detach().reshape(t.shape[0], -1).double()
-    if m.shape[0] > m.shape[1]:
-        m = m.T
-    if m.shape[0] < 2:
-        return None
-    norms = torch.linalg.norm(m, dim=1)
-    g = float(norms.mean())
-    tol = max(1e-4, 50 * _eps(t.dtype))
-    if not g > 0 or float((norms - g).abs().max()) > tol * g:
-        return None
-    gram = (m @ m.T) / (g * g)
-    if float((gram - torch.eye(m.shape[0], dtype=gram.dtype)).abs().max()) > tol * math.sqrt(m.shape[1]):
-        return None
-    return g
-
-
-def _delta(t: torch.Tensor) -> bool:
-    """Non-zero only at the spatial centre of a convolution kernel (a delta-orthogonal kernel)."""
-    if t.dim() < 3:
-        return False
-    centre = tuple(s // 2 for s in t.shape[2:])
-    mask = torch.zeros(t.shape[2:], dtype=torch.bool)
-    mask[centre] = True
-    return bool((t[..., ~mask] == 0).all()) if (~mask).any() else False
-
-
-def _infer_identity(t: torch.Tensor, x: np.ndarray) -> Inference | None:
-    if t.dim() < 2 or t.numel() > _EXACT_IDENTITY_MAX:
-        return None
-    w = t.detach().double()
-    nonzero = w != 0
-    if not nonzero.any():
-        return None
-    values = w[nonzero]
-    gain = float(values[0])
-    if not bool((values == gain).all()):
-        return None
-    matches = []
-    for c, pattern in identity_candidates(tuple(t.shape)):
-        if torch.equal(pattern != 0, nonzero) and pattern.abs().max() > 0:
-            scale = gain / float(pattern[pattern != 0][0])
-            if abs(scale - 1) <= 4 * _eps(t.dtype):
-                matches.append(Match(c.scheme, _describe(c), c.note))
-            else:
-                matches.append(Match(f"{c.scheme} x {scale:.6g}", f"identity pattern of {c.scheme}, gain {gain:.6g}",
-                                     fitted=True))
-    if not matches:
-        return None
-    matches = rank(matches)
-    return Inference("identity", {"gain": gain}, gain, None, None, tuple(matches), "high", False,
-                     f"the non-zeros are exactly an identity pattern, all equal to {gain:.6g}")
-
-
-def _infer_orthogonal(t: torch.Tensor, gain: float) -> Inference:
-    matches = []
-    delta = _delta(t)
-    for c in orthogonal_candidates(tuple(t.shape)):
-        if abs(c.params["gain"] / gain - 1) < max(1e-3, 100 * _eps(t.dtype)):
-            is_delta = "delta" in c.entry
-            if is_delta == delta:
-                matches.append(Match(c.scheme, _describe(c), c.note, scale_error=gain / c.params["gain"] - 1))
-    if not matches:
-        matches.append(Match(f"orthogonal(gain={_nice(gain, 4)!r})", f"orthogonal, gain {_gain_text(gain)}",
-                             fitted=True))
-    kind = "delta-orthogonal (only the kernel centre is non-zero)" if delta else "orthogonal"
-    return Inference("orthogonal", {"gain": gain}, gain, None, None, tuple(rank(matches)),
-                     "high", False, f"{kind}: W W^T = g^2 I with g = {_gain_text(gain)} to float tolerance")
-
-
-def _infer_sparse(t: torch.Tensor, x: np.ndarray, summary: Summary) -> Inference | None:
-    if t.dim() != 2 or summary.zero_fraction == 0 or summary.zero_fraction >= 1:
-        return None
-    w = t.detach().double()
-    zeros = (w == 0).sum(0)
-    if int(zeros.min()) == 0 or int(zeros.max()) != int(zeros.min()) or _zero_rows(t):
-        return None
-    nz = w[w != 0].numpy()
-    if nz.size < 8 or np.unique(nz).size < 0.9 * nz.size:
-        return None
-    rows = t.shape[0]
-    z = int(zeros[0])
-    # torch's sparse_ zeroes ceil(sparsity * rows) per column: the roundest sparsity that gives z.
-    sparsity = next((v for d in range(1, 6) if math.ceil((v := round(z / rows, d)) * rows) == z), z / rows)
-    from scipy import stats
-
-    std = float(np.sqrt((nz**2).mean()))
-    stat, p = _ks(nz, stats.norm(0, std))
-    target = {"sparsity": sparsity, "std": std}
-    matches = []
-    for digits in (2, 3, 4):
-        for c in fit_direct("sparse", target, tuple(t.shape), lambda name, v, d=digits: _nice(v, d)):
-            d = stats.norm(0, c.params["std"])
-            cs, cp = _ks(nz, d)
-            if cp >= P_FIT and abs(std / c.params["std"] - 1) < 4 / math.sqrt(2 * nz.size) + 1e-3:
-                matches.append(Match(c.scheme, _describe(c), c.note, cs, cp, std / c.params["std"] - 1, True))
-        if matches:
-            break
-    confidence = "high" if matches and p >= P_GOOD else "medium" if p >= P_FIT else "low"
-    return Inference("sparse", {"sparsity": sparsity, "std": std}, std, stat, p, tuple(matches), confidence, False,
-                     f"{int(zeros[0])} of {rows} values zero in every column; the rest N(0, {std:.4g}) (KS p={p:.3g})")
-
-
-# --------------------------------------------------------------------------- gate blocks
-
-
-def _gate_blocks(t: torch.Tensor, gates: int, min_values: int = 2) -> tuple[torch.Tensor, ...] | None:
-    """The first dimension split into ``gates`` equal blocks of at least ``min_values`` values each."""
-    if t.dim() == 0 or t.shape[0] % gates or t.numel() // gates < min_values:
-        return None
-    return t.split(t.shape[0] // gates)
-
-
-def _gate_layout(t: torch.Tensor, gates: int) -> str:
-    return f"{gates} blocks of {t.shape[0] // gates} rows"
-
-
-def _gate_matches(kind: str, found: list[tuple[int, list[float]]], t: torch.Tensor) -> list[Match]:
-    """Named matches for each (gate count, per-block parameters) in ``found`` (a constant or uniform
-    2-block layout is also a 4-block one: the same values, the same distribution)."""
-    matches = []
-    for _, per_block in found:
-        for c in gate_candidates(kind, per_block, tuple(t.shape), t.dtype):
-            text = ", ".join(f"{v:g}" for v in per_block) if kind == "constant" else \
-                ", ".join(f"±{v:.4g}" for v in per_block) if kind == "uniform" else f"gain {_gain_text(per_block[0])}"
-            matches.append(Match(c.scheme, f"{kind} per gate block: {text}", c.note, fitted=c.fitted))
-    return rank(matches)
-
-
-def _infer_gate_constant(t: torch.Tensor) -> Inference | None:
-    """Every gate block constant (not all equal: a constant tensor is caught before)."""
-    found = []
-    for gates in GATE_COUNTS:
-        blocks = _gate_blocks(t, gates)
-        if blocks is not None and all(bool((b == b.reshape(-1)[0]).all()) for b in blocks):
-            found.append((gates, [float(b.reshape(-1)[0]) for b in blocks]))
-    if not found:
-        return None
-    gates, values = found[0]
-    text = "[" + ", ".join(f"{v:g}" for v in values) + "]"
-    dist = {"gates": float(gates)} | {f"value_{k}": v for k, v in enumerate(values)}
-    return Inference("constant", dist, None, None, None, tuple(_gate_matches("constant", found, t)), "high", False,
-                     f"constant per gate block: {text} ({_gate_layout(t, gates)})")
-
-
-def _infer_gate_orthogonal(t: torch.Tensor) -> Inference | None:
-    """Every gate block orthogonal (:func:`_orthogonal_gain`), the whole tensor not."""
-    found = []
-    for gates in GATE_COUNTS:
-        blocks = _gate_blocks(t, gates)
-        if blocks is None or t.dim() < 2:
-            continue
-        gains = [_orthogonal_gain(b) for b in blocks]
-        if all(g is not None for g in gains):
-            found.append((gates, gains))
-    if not found:
-        return None
-    # Tall blocks (rows > cols) of orthonormal columns stack to taller ones that are orthogonal too
-    # (gain sqrt(2) g): the finest layout is the drawn one. Wide blocks split into wide ones that
-    # are orthogonal too (same gain): the coarsest is.
-    tall = t.shape[0] // found[0][0] > t.numel() // t.shape[0]
-    if tall:
-        found.reverse()
-    gates, gains = found[0]
-    tol = max(1e-4, 50 * _eps(t.dtype))
-    same = max(gains) - min(gains) <= tol * max(gains)
-    if same:
-        gain = sum(gains) / len(gains)
-        # Only this layout: independent blocks of another layout would not show its cross-block structure.
-        matches = _gate_matches("orthogonal", [(gates, [gain] * gates)], t)
-        text = f"gain {_gain_text(gain)}"
-    else:
-        gain, matches = None, []
-        text = "gains " + ", ".join(_gain_text(g) for g in gains)
-    dist = {"gates": float(gates)} | ({"gain": gain} if same else {f"gain_{k}": g for k, g in enumerate(gains)})
-    return Inference("orthogonal", dist, gain, None, None, tuple(matches), "high", False,
-                     f"orthogonal per gate block: {text} ({_gate_layout(t, gates)}; each block W W^T = g^2 I "
-                     "to float tolerance)" + ("" if matches else "; no registered scheme matches"))
-
-
-def _infer_gate_uniform(t: torch.Tensor) -> Inference | None:
-    """Every gate block U(±b_k), the blocks' scales significantly different."""
-    from scipy import stats
-
-    for gates in GATE_COUNTS:
-        blocks = _gate_blocks(t, gates, _MIN_BLOCK_VALUES)
-        if blocks is None:
-            continue
-        xs = [b.double().reshape(-1).cpu().numpy() for b in blocks]
-        zero = [bool((v == 0).all()) for v in xs]
-        live = [v for v, z in zip(xs, zero) if not z]
-        if not live or any(v.min() == v.max() for v in live):
-            continue
-        if len(live) == len(xs):
-            cap = MAX_KS_SAMPLES // gates
-            rng = np.random.default_rng(0)
-            sub = [v if v.size <= cap else rng.choice(v, cap, replace=False) for v in live]
-            if stats.levene(*sub, center="median").pvalue >= P_BLOCKS_DIFFER:
-                continue
-        # |x| of U(±b) is U(0, b): the unbiased bound from n values is max|x| (n + 1) / n.
-        bounds = [0.0 if z else float(np.abs(v).max()) * (v.size + 1) / v.size for v, z in zip(xs, zero)]
-        fits = [None if z else _ks(_cap(v), stats.uniform(-b, 2 * b)) for v, z, b in zip(xs, zero, bounds)]
-        if any(f is not None and f[1] < P_FIT for f in fits):
-            continue
-        return _gate_uniform_result(t, gates, xs, bounds, fits)
-    return None
-
-
-def _cap(v: np.ndarray) -> np.ndarray:
-    return v if v.size <= MAX_KS_SAMPLES else np.random.default_rng(0).choice(v, MAX_KS_SAMPLES, replace=False)
-
-
-def _gate_uniform_result(t, gates, xs, bounds, fits) -> Inference:
-    # Bonferroni over the blocks: the family p is the smallest block p times the number of blocks.
-    stat = max(f[0] for f in fits if f is not None)
-    p = min(1.0, gates * min(f[1] for f in fits if f is not None))
-    matches = []
-    for digits in (1, 2, 3, 4):  # the roundest bounds that every block passes
-        nice = [_nice(b, digits) for b in bounds]
-        if all(b == 0 or _check_candidate(Candidate("", "", "", "uniform", {"low": -nb, "high": nb}),
-                                          _cap(v), summarize(v), v.size, t.dtype) is not None
-               for v, b, nb in zip(xs, bounds, nice)):
-            found = [(gates, nice)] + [(g, [b for b in nice for _ in range(g // gates)])
-                                       for g in GATE_COUNTS if g > gates and g % gates == 0]
-            matches = _gate_matches("uniform", found, t)
-            if matches:
-                break
-    text = ", ".join(f"±{b:.4g}" for b in bounds)
-    dist = {"gates": float(gates), "low": -max(bounds), "high": max(bounds)} | {
-        f"bound_{k}": b for k, b in enumerate(bounds)}
-    reason = f"uniform per gate block: bounds {text} ({_gate_layout(t, gates)}; KS p={p:.3g}, Bonferroni over " \
-             "the blocks; the blocks' scales differ, Levene p < 1e-6)"
-    if not matches:
-        reason += "; no registered scheme matches"
-    confidence = "medium" if p >= P_GOOD and t.numel() >= 64 else "low"
-    return Inference("uniform", dist, float(np.concatenate(xs).std()), stat, p, tuple(matches), confidence, False,
-                     reason)
-
-
-# --------------------------------------------------------------------------- entry point
-
-
-def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None) -> Inference:
-    """Infer the initialization of ``tensor`` (see the module docstring for the rules).
-
-    ``fans_shape`` is the shape whose fans a 1-D tensor's scheme used (a bias takes its layer's
-    weight's fans): the named schemes are then evaluated at that shape as well as at the tensor's.
-    Values are read in float64; KS tests use a fixed random subsample of at most 200,000 values.
+class Context:
+    """What the tensor is: the shape whose fans a bias's scheme used, its name and module type
+    (for the norm-layer rule) and the native framework of its names."""
+
+    fans_shape: tuple[int, ...] | None = None
+    fans_of: str | None = None
+    name: str | None = None
+    module_type: str | None = None
+    native: str = "torch"
+    shape: tuple[int, ...] | None = None  # the shape the candidates take, when not the tensor's own (a pool)
+
+
+def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None, name: str | None = None,
+          module_type: str | None = None, framework: str = "torch", alpha: float = ALPHA_TRAINED) -> Inference:
+    """Infer the initialization of ``tensor`` (see the module docstring).
+
+    ``fans_shape``: the shape whose fans a 1-D tensor's scheme used (a bias takes its layer
+    weight's); ``name`` and ``module_type``: where the tensor sits (a norm layer's parameter that is
+    not constant is trained); ``framework``: whose names come first among equivalent ones
+    (``"torch"`` or ``"keras"``); ``alpha``: the level of the training alarm for this one tensor.
+    Never raises on a tensor it cannot read: an unreadable dtype is the family ``unreadable``.
 
     >>> import torch
     >>> infer(torch.zeros(3)).matches[0].scheme
@@ -554,185 +168,532 @@ def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None) ->
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"infer needs a torch.Tensor, got tensor={tensor!r} ({type(tensor).__name__})")
+    if framework not in ("torch", "keras"):
+        from fanin.errors import describe_choice
+
+        raise ValueError(describe_choice("framework", framework, ("keras", "torch")))
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"alpha is the level of the training alarm, in (0, 1); got alpha={alpha!r}")
+    ctx = Context(None if fans_shape is None else tuple(fans_shape), "the layer weight" if fans_shape else None,
+                  name, module_type, framework)
+    inference, _ = analyse(tensor, ctx)
+    return decide(inference, alpha)
+
+
+def decide(inference: Inference, alpha: float, rejected: bool | None = None) -> Inference:
+    """``inference`` with ``trained`` set: the evidence below ``alpha``, or Holm's decision
+    ``rejected`` from an audit; the reason says which evidence."""
+    if inference.evidence_p is None:
+        return inference
+    trained = inference.evidence_p <= alpha if rejected is None else rejected
+    if any(e.p_value is None for e in inference.evidence):
+        trained = True
+    if trained == inference.trained:
+        return inference
+    if not trained:
+        return replace(inference, trained=False)
+    shown = [e for e in inference.evidence if e.p_value is None or e.p_value <= alpha] or list(inference.evidence)
+    text = "; ".join(e.text for e in sorted(shown, key=lambda e: (e.p_value is not None, e.p_value or 0.0)))
+    return replace(inference, trained=True, reason=f"looks trained: {text}. Values: {inference.reason}")
+
+
+def _unreadable(t: torch.Tensor, why: str) -> Inference:
+    return Inference("unreadable", {}, None, (), "none", False, f"cannot analyse: {why}", n=int(t.numel()),
+                     dtype=dtype_name(t.dtype))
+
+
+def analyse(tensor: torch.Tensor, ctx: Context = Context()) -> tuple[Inference, Scan | None]:
+    """The inference (``trained`` not yet decided) and the scan it was computed from."""
     t = tensor.detach()
-    if not t.is_floating_point():
-        return Inference("unknown", {}, None, None, None, (), "none", False,
-                         f"not a floating-point tensor (dtype={t.dtype}): not an initialized weight")
-    x = t.double().reshape(-1).cpu().numpy()
-    n = x.size
-    if n == 0:
-        return Inference("empty", {}, None, None, None, (), "none", False, "no elements")
-    if not np.isfinite(x).all():
-        return Inference("unknown", {}, None, None, None, (), "none", True, "contains NaN or inf")
-    summary = summarize(x)
+    why = skip_reason(t)
+    if why is not None:
+        return _unreadable(t, why), None
+    work = t.to(torch.float16) if t.dtype in _VIA_FLOAT16 else t
+    # One torch thread: small float64 ops are 20x slower on two contended threads (measured), and
+    # the eigenvalues and Gram matrices then have the same bits whatever the thread count.
+    with one_thread():
+        try:
+            s = scan(work)
+        except (RuntimeError, TypeError, NotImplementedError) as err:  # a dtype torch converts but cannot reduce
+            return _unreadable(t, f"dtype={dtype_name(t.dtype)}: {str(err).splitlines()[0] if str(err) else err}"), None
+        inference = _infer(work, s, ctx)
+    if work is not t:
+        inference = replace(inference, dtype=dtype_name(t.dtype))
+    return inference, s
 
-    if summary.min == summary.max:
-        value = summary.min
-        cands = constant_candidates(value, t.dtype)
-        matches = tuple(rank([Match(c.scheme, _describe(c), c.note, fitted=c.fitted) for c in cands]))
-        return Inference("constant", {"value": value}, value, None, None, matches, "high" if n > 1 else "low", False,
-                         f"all {n} values equal {value:g}")
 
-    if summary.zero_fraction >= 0.5:
-        found = _infer_identity(t, x)
+def _infer(t: torch.Tensor, s: Scan, ctx: Context) -> Inference:
+    dt = dtype_name(t.dtype)
+    if t.numel() == 0:
+        return Inference("empty", {}, None, (), "none", False, "no elements", dtype=dt)
+    if not s.finite:
+        parts = [f"{k} {v}" for k, v in (("NaN", s.nan), ("+inf", s.posinf), ("-inf", s.neginf)) if v]
+        return Inference("non-finite", {}, None, (), "none", False,
+                         f"{', '.join(parts)} of {t.numel()} values: no scheme draws non-finite values",
+                         n=int(t.numel()), dtype=dt)
+    if s.lo == s.hi:
+        return infer_constant(s, t.dtype)
+    eff = effective_dtype(s.sample * s.unit, t.dtype)
+    for found in (infer_identity(t, s), infer_gate_constant(t, s)):
         if found is not None:
             return found
-    found = _infer_gate_constant(t)
-    if found is not None:
-        return found
-    # Orthogonal row blocks of a tall tensor (rows > cols) stack to orthogonal columns, so the
-    # blocks are tested first there; with rows <= cols any block of an orthogonal W is orthogonal.
+    # Orthogonal row blocks of a tall tensor (rows > cols) stack to orthogonal columns, so the blocks
+    # are tested first there; with rows <= cols any block of an orthogonal W is orthogonal.
     tall = t.dim() >= 2 and t.shape[0] > t.numel() // t.shape[0]
-    found = _infer_gate_orthogonal(t) if tall else None
-    if found is not None:
-        return found
-    # A delta-orthogonal kernel is orthogonal at its centre tap only.
-    gain = _orthogonal_gain(t[(..., *(s // 2 for s in t.shape[2:]))] if _delta(t) else t)
-    if gain is not None:
-        return _infer_orthogonal(t, gain)
-    found = None if tall else _infer_gate_orthogonal(t)
-    if found is not None:
-        return found
-    found = _infer_gate_uniform(t)
-    if found is not None:
-        return found
-    found = _infer_sparse(t, x, summary)
-    if found is not None:
-        return found
-    return _infer_continuous(t, x, summary, fans_shape)
-
-
-def _zero_rows(t: torch.Tensor) -> list[int]:
-    if t.dim() != 2 or t.shape[0] < 4:
-        return []
-    rows = (t == 0).all(dim=1).nonzero().flatten().tolist()
-    return rows if 0 < len(rows) < t.shape[0] // 4 else []
-
-
-def _infer_continuous(t: torch.Tensor, x: np.ndarray, summary: Summary, fans_shape) -> Inference:
-    notes = []
-    zero_rows = _zero_rows(t)
-    if zero_rows:
-        keep = torch.ones(t.shape[0], dtype=torch.bool)
-        keep[zero_rows] = False
-        x = t[keep].double().reshape(-1).numpy()
-        summary = summarize(x)
-        shown = ", ".join(map(str, zero_rows[:5])) + (", ..." if len(zero_rows) > 5 else "")
-        notes.append(f"row(s) {shown} all zero (e.g. an embedding's padding_idx), left out of the fit")
-    n = x.size
-    sample = x
-    if n > MAX_KS_SAMPLES:
-        sample = np.random.default_rng(0).choice(x, MAX_KS_SAMPLES, replace=False)
-    if n < 3 or np.unique(sample).size < min(n, 50) * 0.5:
-        return Inference("unknown", {}, summary.std, None, None, (), "none", n >= 3,
-                         "too few distinct values for a continuous distribution")
-
-    fits = _fit_families(sample, n)
-    ps = {k: v[3] for k, v in fits.items()}
-    family = max(ps, key=ps.get)
-    if "truncated_normal" in fits:
-        cut = fits["truncated_normal"][0]["cut"]
-        # A truncation is claimed only where it shows: cut within ±3 std, or the normal rejected.
-        if family == "truncated_normal" and cut > 3 and ps["normal"] >= P_GOOD:
-            family = "normal"
-        if family == "truncated_normal" and cut > 4:
-            family = "normal"
-        if family == "truncated_normal" and cut < 1 and ps["uniform"] >= P_FIT:
-            family = "uniform"
-    params, _, stat, p = fits[family]
-    params = {k: v for k, v in params.items() if k != "cut"} | (
-        {"cut_in_std": fits["truncated_normal"][0]["cut"]} if family == "truncated_normal" else {})
-
-    shapes = [tuple(t.shape)] + ([tuple(fans_shape)] if fans_shape is not None else [])
-    cands = [c for s in shapes for c in continuous_candidates(s)]
-    if fans_shape is not None:
-        own = set(continuous_candidates(tuple(t.shape)))
-        cands = [c if c in own else _at_fans(c) for c in cands]
-
-    matches = []
-    seen = set()
-    for c in cands:
-        if c.scheme in seen:
-            continue
-        m = _check_candidate(c, sample, summary, n, t.dtype)
-        if m is not None:
-            seen.add(c.scheme)
-            matches.append(m)
-
-    if not matches:
-        miss = _near_miss(cands, summary, x, t.dtype)
-        if miss is not None:
-            c, beyond = miss
-            return Inference("unknown", params, summary.std, stat, p, (), "none", True,
-                             f"looks trained: within 5% of {c.scheme} ({_describe(c)}) but {beyond:.2%} of the "
-                             "values lie beyond its bound", ps)
-        if p < P_FIT:
-            return Inference("unknown", params, summary.std, stat, p, (), "none", True,
-                             "looks trained (or an unknown scheme): no family fits, KS p < 0.001 for "
-                             + ", ".join(f"{k} ({v:.2g})" for k, v in ps.items()), ps)
-        matches = _fitted_matches(family, params, sample, summary, n, t)
-
-    # A truncated fit cut beyond ±3 std is a normal, one cut within ±1 std a uniform: not a rival.
-    ambiguous = sorted(k for k, v in ps.items() if k != family and v >= P_GOOD
-                       and not (k == "truncated_normal" and family == "normal" and fits[k][0]["cut"] > 3)
-                       and not (k == "truncated_normal" and family == "uniform" and fits[k][0]["cut"] < 1))
-    exact = [m for m in matches if not m.fitted]
-    matches = rank(matches)
-    if n < 64 or p < P_GOOD:
-        confidence = "low"
-    elif exact and not ambiguous:
-        confidence = "high"
-    else:
-        confidence = "medium"
-    reason = f"{family} fits best (KS p={p:.3g}"
-    if ambiguous:
-        reason += "; also fits: " + ", ".join(f"{k} p={ps[k]:.3g}" for k in ambiguous)
-    reason += ")"
-    if len({m.description for m in exact}) > 1:
-        reason += f"; {len(exact)} named schemes fit, with different scales (too few values to tell)"
-    if not matches:
-        reason += "; no registered scheme matches"
-    reason = "; ".join([reason, *notes])
-    return Inference(family, params, summary.std, stat, p, tuple(matches), confidence, False, reason, ps)
-
-
-def rank(matches: list[Match]) -> list[Match]:
-    """Best first: formula before fitted, well-known (noted) before the rest, then the better KS
-    fit, PyTorch's own before other frameworks', the shorter spec (fewer non-default arguments)."""
-    return sorted(matches, key=lambda m: (m.fitted, not m.note, -round(m.p_value or 0.0, 6),
-                                          "." in m.scheme.split("(")[0], len(m.scheme), m.scheme))
-
-
-def _at_fans(c: Candidate) -> Candidate:
-    return Candidate(f"{c.scheme} at the layer weight's fans", c.entry, c.framework, c.kind, c.params, c.fitted)
-
-
-def _fitted_matches(family, params, sample, summary, n, t) -> list[Match]:
-    target = {k: v for k, v in params.items() if k != "cut_in_std"}
-    if family in ("normal", "truncated_normal") and abs(target["mean"]) < 4 * target["std"] / math.sqrt(n):
-        # A mean within noise of 0 is 0 (every registered scheme's default).
-        shift = target["mean"]
-        target = {k: (v - shift if k in ("mean", "lower", "upper") else v) for k, v in target.items()}
-    if family == "normal":
-        target = {"mean": target["mean"], "std": target["std"]}
-    elif family == "uniform":
-        # Snap the range estimate to the nearest symmetric one when it is within noise of it.
-        half = (target["high"] - target["low"]) / 2
-        if abs(target["high"] + target["low"]) < 4 * half / n + 1e-12:
-            target = {"low": -half, "high": half}
-    elif family == "truncated_normal":
-        target = {k: target[k] for k in ("mean", "std", "lower", "upper")}
-    for digits in (1, 2, 3, 4):  # the roundest value that passes: std=0.02 rather than 0.018
-        def nice(name, value, d=digits):
-            return 0.0 if abs(value) < 1e-9 * summary.std else _nice(value, d)
-
-        found = []
-        for c in fit_direct(family, target, tuple(t.shape), nice):
-            if c.effective_kind() != family:
-                continue
-            m = _check_candidate(c, sample, summary, n, t.dtype)
-            if m is not None:
-                found.append(m)
-        if found:
+    if tall:
+        found = infer_gate_orthogonal(t, s, eff)
+        if found is not None:
             return found
-    return []
+    orth = infer_orthogonal(t, s, eff, ctx.native)
+    if orth is not None and orth[1]:
+        return orth[0]
+    if not tall and orth is None:
+        found = infer_gate_orthogonal(t, s, eff)
+        if found is not None:
+            return found
+    for found in (infer_gate_uniform(t, s, eff), infer_sparse(t, s, eff)):
+        if found is not None:
+            return found
+    return _continuous(t, s, eff, ctx, None if orth is None else orth[0])
+
+
+# --------------------------------------------------------------------------- continuous hypotheses
+
+
+@dataclass(frozen=True)
+class _Hyp:
+    dist: Dist
+    group: Group | None  # the named group, or None for a fitted literal without registered names
+    names: tuple[str, ...]
+    note: str
+    k: int  # parameters solved from the data (0: a formula of the shape or a library default)
+    at_fans: bool
+    fit: Fit
+    score: float
+
+    @property
+    def fitted(self) -> bool:
+        return self.k > 0
+
+    def match(self, fans_of: str | None) -> Match:
+        return Match(self.names[0], describe(self.dist), self.dist.kind, self.names, self.note, self.fitted,
+                     self.fit.p, dict(self.fit.tests), self.fit.scale_ratio, self.fit.ks, self.score,
+                     fans_of if self.at_fans else None)
+
+
+@functools.lru_cache(maxsize=512)
+def _table(shape: tuple[int, ...], fans_shape: tuple[int, ...] | None, native: str):
+    groups = continuous_groups(shape, fans_shape, native)
+    moments = np.array([g.dist.moments for g in groups]).reshape(-1, 3)
+    return groups, moments
+
+
+def _prescreen(moments: np.ndarray, s: Scan, delta: float, grid: float) -> np.ndarray:
+    """Candidates whose mean and variance are within :data:`_PRESCREEN_Z` standard errors (a
+    loose filter before the full tests, which decide), the mean allowed ``delta`` standard
+    deviations and ``grid`` times sqrt(12) of them (a uniform's draw grid, see
+    :mod:`fanin.auditing.hypotheses`)."""
+    n, m = s.n, s.moments
+    with np.errstate(over="ignore", under="ignore"):
+        mean = moments[:, 0] / s.unit
+        var = moments[:, 1] / s.unit / s.unit
+        mu4 = moments[:, 2] / s.unit / s.unit / s.unit / s.unit
+    sd = np.sqrt(np.maximum(var, 1e-300))
+    z_mean = np.maximum(np.abs(m.mean - mean) - (delta + math.sqrt(12) * grid) * sd, 0) / (sd / math.sqrt(n))
+    se_var = np.sqrt(np.maximum(mu4 - var * var, 1e-300) / max(n - 1, 1)) + 2 * delta * var
+    z_var = np.abs(m.m2 - var) / se_var
+    return (z_mean < _PRESCREEN_Z) & (z_var < _PRESCREEN_Z * (1 + 4 / math.sqrt(max(n, 1))))
+
+
+def _score(fit: Fit, k: int, n: int) -> float:
+    return fit.loglik - 0.5 * k * math.log(max(n, 2))
+
+
+def _named(t, s, view, eff, ctx) -> list[_Hyp]:
+    groups, moments = _table(ctx.shape or tuple(t.shape), ctx.fans_shape, ctx.native)
+    if not groups:
+        return []
+    keep = _prescreen(moments, s, unit_roundoff(eff), 2.0 ** -mantissa_digits(eff))
+    chosen = [g for g, ok in zip(groups, keep) if ok]
+    out = []
+    for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT)):
+        k = 0 if not g.fitted else 1
+        out.append(_Hyp(g.dist, g, tuple(c.scheme for c in g.members), g.first.note, k, g.at_fans, fit,
+                        _score(fit, k, s.n)))
+    return out
+
+
+def _literals(kind: str, s: Scan) -> list[tuple[Dist, int]]:
+    """Fitted literals of ``kind``, roundest first (1 to 4 significant digits, then 10): (dist, k)."""
+    n, m = s.n, s.moments
+    u = s.unit
+    mean = m.mean * u
+    sd = math.sqrt(m.m2 * n / max(n - 1, 1)) * u
+    lo, hi = s.min, s.max
+    if not sd > 0 or n < 2:
+        return []
+    zero_mean = abs(mean) <= 3 * sd / math.sqrt(n)
+    out: list[tuple[Dist, int]] = []
+    digits = (1, 2, 3, 4, 10)
+    if kind == "normal":
+        for d in digits:
+            mu = 0.0 if zero_mean else nice(mean, d)
+            out.append((Dist("normal", (mu, nice(sd, d))), 1 + (mu != 0)))
+        out.append((Dist("normal", (mean, sd)), 2))  # the free fit, mean not snapped to 0
+    elif kind == "uniform":
+        w = hi - lo
+        # Symmetric within noise (the range's ends move by about w/n) and a spacing of the dtype.
+        if abs(lo + hi) <= 4 * w / n + 2 * _spacing(max(abs(lo), abs(hi)), s.dtype):
+            big = max(abs(lo), abs(hi))
+            b = big * (n + 1) / n
+            for d in digits:
+                for v in dict.fromkeys((nice(b, d), _ceil_digits(big, d))):
+                    out.append((Dist("uniform", (-v, v)), 1))
+        else:
+            a, b = lo - w / (n - 1), hi + w / (n - 1)
+            for d in digits:
+                for va, vb in dict.fromkeys(((nice(a, d), nice(b, d)), (-_ceil_digits(-lo, d), _ceil_digits(hi, d)))):
+                    out.append((Dist("uniform", (va, vb)), 2))
+    elif kind == "truncated_normal":
+        centre = 0.0 if zero_mean else mean
+        c = max(hi - centre, centre - lo) * (1 + 1 / n)
+        cut = _solve_cut(sd / c)
+        if cut is None:
+            return []
+        s_pre = c / cut
+        for d in digits:
+            mu = 0.0 if zero_mean else nice(centre, d)
+            std = nice(s_pre, d)
+            extra = mu != 0
+            if abs(cut - 2) < 0.25:  # Keras / TF1 / JAX cut at 2 std
+                out.append((Dist("truncated_normal", (mu, std, mu - 2 * std, mu + 2 * std)), 1 + extra))
+            half = nice(c, d)
+            out.append((Dist("truncated_normal", (mu, std, mu - half, mu + half)), 2 + extra))
+        out.append((Dist("truncated_normal", (mean, s_pre, mean - c, mean + c)), 3))  # the free fit
+    return out
+
+
+def _spacing(v: float, dtype: torch.dtype) -> float:
+    _, hi = rounding_interval(np.array([v]), dtype)
+    return float(hi[0] - v)
+
+
+def _ceil_digits(v: float, d: int) -> float:
+    """The smallest number of ``d`` significant digits that is >= ``v`` (> 0)."""
+    if not v > 0:
+        return v
+    e = math.floor(math.log10(v)) - d + 1
+    return float(f"{math.ceil(v / 10**e - 1e-9) * 10**e:.{d}g}")
+
+
+@functools.lru_cache(maxsize=256)
+def _truncnorm_std(t: float) -> float:
+    """The std of N(0, 1) cut at ±t."""
+    d = Dist("truncated_normal", (0.0, 1.0, -t, t))
+    return math.sqrt(d.moments[1])
+
+
+def _solve_cut(ratio: float) -> float | None:
+    """t with std(N(0,1) cut at ±t) / t = ratio (decreasing from 1/sqrt(3) at 0); None outside
+    [1, 3]: a fitted cut beyond 3 std leaves out less than 0.27% of the mass and, placed at the
+    largest value, buys likelihood for free (the normal is the answer there), and one below 1 std
+    is a nearly flat density that mimics a uniform with one more parameter (libraries cut at 2 or
+    3 std; registered truncations at any cut remain candidates)."""
+    from scipy.optimize import brentq
+
+    f = lambda t: _truncnorm_std(t) / t - ratio
+    lo, hi = 1.0, 3.0
+    if not (f(lo) > 0 > f(hi)):
+        return None
+    return float(brentq(f, lo, hi, xtol=1e-10))
+
+
+@functools.lru_cache(maxsize=2048)
+def _literal_names(kind: str, params: tuple[float, ...], shape: tuple[int, ...], native: str) -> tuple[str, ...]:
+    """Every registered scheme whose literal arguments reproduce the distribution, native first."""
+    target = Dist(kind, params).named
+    found = [c for c in fit_direct(kind, target, shape, lambda name, v: nice(v, 12))
+             if _same(c.as_dist(), Dist(kind, params))]
+    return tuple(c.scheme for g in group_candidates(found, native) for c in g.members)
+
+
+def _same(a: Dist, b: Dist) -> bool:
+    return a.kind == b.kind and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300) for x, y in zip(a.params, b.params))
+
+
+@functools.lru_cache(maxsize=256)
+def _padded_names(dist: Dist, row: int, shape: tuple[int, ...]) -> tuple[str, ...]:
+    """The registered padded-normal schemes (a normal with one zero row, an embedding's
+    ``padding_idx``) that draw ``dist`` with that row zero, read from their own draws."""
+    from fanin.auditing.candidates import pretty_spec, probe
+    from fanin.schemes import Scheme, list_schemes, lookup
+
+    out = []
+    for name in list_schemes():
+        entry = lookup(name)
+        if entry.family != "normal" or "padding_idx" not in entry.parameters:
+            continue
+        args = {"padding_idx": row, "std": dist.params[1]} | ({"mean": dist.params[0]} if dist.params[0] else {})
+        try:
+            scheme = Scheme(name, **args)
+        except (TypeError, ValueError):
+            continue
+        got = probe(scheme, shape)
+        if got is not None and got[0] == "normal" and _same(Dist("normal", (got[1]["mean"], got[1]["std"])), dist):
+            out.append(pretty_spec(str(scheme)))
+    return tuple(out)
+
+
+def _literal_spec(d: Dist) -> str:
+    """The torch spec of a literal distribution (when no registered scheme was found by probing)."""
+    p = d.params
+    if d.kind == "normal":
+        return f"normal(mean={p[0]!r}, std={p[1]!r})" if p[0] else f"normal(std={p[1]!r})"
+    if d.kind == "uniform":
+        return f"uniform(a={p[0]!r}, b={p[1]!r})"
+    return f"trunc_normal(mean={p[0]!r}, std={p[1]!r}, a={p[2]!r}, b={p[3]!r})"
+
+
+def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
+    """(passing, best rejected) fitted literal per family: the roundest literal that passes the
+    tests and is within sampling error of the family's best fit in likelihood (:func:`_close_to_best`)."""
+    shape = ctx.shape or (tuple(t.shape) if t.dim() >= 1 else (1,))
+    passing, rejected = [], []
+    by_kind = {kind: _literals(kind, s) for kind in ("uniform", "normal", "truncated_normal")}
+    every = assess_all([d for literals in by_kind.values() for d, _ in literals], s, view, eff, cutoff=ALPHA_FIT)
+    offsets = np.cumsum([0] + [len(v) for v in by_kind.values()])
+    for (kind, literals), i0 in zip(by_kind.items(), offsets):
+        best = None
+        fits = every[i0:i0 + len(literals)]
+        top_ll = max((f.loglik for f in fits), default=-math.inf)
+        top_ll = max(top_ll, _best_loglik(kind, s, view))
+        for (dist, k), fit in zip(literals, fits):
+            hyp = _Hyp(dist, None, (), "", k, False, fit, _score(fit, k, s.n))
+            if best is None or fit.p > best.fit.p:
+                best = hyp
+            if fit.p >= ALPHA_FIT and _close_to_best(kind, k, top_ll - fit.loglik):
+                names = _literal_names(dist.kind, dist.params, shape, ctx.native) or (_literal_spec(dist),)
+                note = next((NOTES[n] for n in names if n in NOTES), "")
+                passing.append(replace(hyp, names=names, note=note))
+                break
+        else:
+            if best is not None:
+                rejected.append(replace(best, names=(_literal_spec(best.dist),)))
+    return passing, rejected
+
+
+def _best_loglik(kind: str, s: Scan, view: SampleView) -> float:
+    """The family's maximum log-likelihood where it is known in closed form: a uniform's over the
+    widest range the stored extremes allow (their rounding intervals, :attr:`SampleView.ends`:
+    bounds anywhere in them fit the stored values equally, and a bfloat16 maximum lies up to
+    three spacings under the drawn bound), in scan units as :func:`~fanin.auditing.hypotheses.assess_all`."""
+    if kind != "uniform" or not s.hi > s.lo:
+        return -math.inf
+    lo_min, _, _, hi_max = view.ends
+    width = hi_max - lo_min if math.isfinite(hi_max - lo_min) and hi_max > lo_min else s.hi - s.lo
+    return -s.n * math.log(width)
+
+
+def _close_to_best(kind: str, k: int, drop: float) -> bool:
+    r"""Whether a literal ``drop`` nats below the family's best fit is within sampling error, at
+    :data:`ALPHA_FIT`: the likelihood-ratio statistic :math:`2\Delta` is :math:`\chi^2_k` for the
+    normal families (Wilks), and :math:`\Delta` is a sum of k unit exponentials for a uniform's
+    bounds (:math:`n(b - \hat b)/b \sim \mathrm{Exp}(1)` for a bound estimated by an extreme)."""
+    from scipy.special import chdtri, gammainccinv
+
+    if drop <= 0:
+        return True
+    if kind == "uniform":
+        return drop <= float(gammainccinv(k, ALPHA_FIT))
+    return 2 * drop <= float(chdtri(k, ALPHA_FIT))
+
+
+def _merge(named: list[_Hyp], fitted: list[_Hyp], native: str) -> list[_Hyp]:
+    """Fitted literals equal to a named group's distribution join that group's names."""
+    out = list(named)
+    for f in fitted:
+        same = next((i for i, h in enumerate(out) if _same(h.dist, f.dist)), None)
+        if same is None:
+            out.append(f)
+        else:
+            h = out[same]
+            names = h.names + tuple(n for n in f.names if n not in h.names)
+            out[same] = replace(h, names=tuple(sorted(names, key=_name_order(native))))
+    return out
+
+
+def _name_order(native: str):
+    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+
+    def key(spec: str):
+        head = spec.split("(")[0]
+        framework = head.split(".")[0] if "." in head else "torch"
+        rank = order.index(framework) if framework in order else len(order)
+        return (rank, spec not in NOTES, len(spec), spec)
+
+    return key
+
+
+#: Prior odds of a documented library default (:data:`~fanin.auditing.candidates.NOTES`: PyTorch's
+#: layer default, GPT-2's N(0, 0.02), ones and zeros) against any other hypothesis.
+PRIOR_DEFAULT = 20.0
+#: Prior odds against each non-default argument of a named formula.
+PRIOR_PER_ARGUMENT = 3.0
+
+
+def _log_prior(h: _Hyp) -> float:
+    r"""The log prior weight of a hypothesis in the ranking (not in the confidence, which is the
+    data's): :math:`\ln 20` for a documented default, :math:`-\ln 3` per non-default argument of
+    a formula (a fitted literal pays BIC's :math:`\tfrac k2 \ln n` instead). It decides only
+    what the data cannot: a 32-value bias under ``kaiming_uniform(a=sqrt(5))`` passes a dozen
+    formulas whose bounds differ by 10%, the likelihood prefers the narrowest bound that holds the
+    largest value, and the prior names PyTorch's default first unless the data favour another by
+    more than 20:1."""
+    prior = math.log(PRIOR_DEFAULT) if any(n in NOTES for n in h.names) else 0.0
+    if not h.fitted and h.names:
+        prior -= math.log(PRIOR_PER_ARGUMENT) * min(n.count("=") for n in h.names)
+    return prior
+
+
+#: Free parameters of each family: among descriptions within :data:`MATERIAL_TV` of each other,
+#: the family with fewer comes first.
+_FAMILY_PARAMETERS = {"uniform": 2, "normal": 2, "truncated_normal": 4}
+
+
+def _parsimonious(ranked: list[_Hyp]) -> list[_Hyp]:
+    """``ranked`` with the first hypothesis replaced by the best one of a simpler family that is
+    within :data:`MATERIAL_TV` of it (total variation): a normal cut at ±0.2 std *is* a uniform
+    to 1%, and the uniform is the description to report (a fitted cut placed just inside the
+    rounded extremes otherwise buys likelihood that the data does not support)."""
+    if not ranked:
+        return ranked
+    top = ranked[0]
+    simpler = [h for h in ranked[1:] if _FAMILY_PARAMETERS[h.dist.kind] < _FAMILY_PARAMETERS[top.dist.kind]
+               and total_variation(h.dist, top.dist) < MATERIAL_TV]
+    if not simpler:
+        return ranked
+    best = simpler[0]
+    return [best] + [h for h in ranked if h is not best]
+
+
+def _confidence(ranked: list[_Hyp], n: int) -> tuple[str, str]:
+    top = ranked[0]
+    # Rivals: another formula or default (a different name), or another family that differs from
+    # the first match on at least 1% of the mass (a normal and a normal cut at 3.5 std are not).
+    family_rivals = [h for h in ranked[1:] if h.dist.kind != top.dist.kind
+                     and total_variation(h.dist, top.dist) >= MATERIAL_TV]
+    rivals = family_rivals + [h for h in ranked[1:] if not h.fitted and h not in family_rivals
+                              and (h.dist.kind == top.dist.kind or total_variation(h.dist, top.dist) >= MATERIAL_TV)]
+    margin = top.score - max((h.score for h in rivals), default=-math.inf)
+    family_margin = top.score - max((h.score for h in family_rivals), default=-math.inf)
+    if n < MIN_VALUES:
+        return "too few values", f"only {n} values"
+    if family_margin < _MEDIUM:
+        rival = max(family_rivals, key=lambda h: h.score)
+        return "too few values", (f"{rival.dist.kind} ({rival.names[0]}) fits about as well (log-likelihood "
+                                  f"{_lower(family_margin)}): the family is not determined by {n} values")
+    why = "no other hypothesis passes" if not rivals else \
+        f"next: {max(rivals, key=lambda h: h.score).names[0]}, log-likelihood {_lower(margin)}"
+    if margin >= _HIGH and top.fit.p >= 0.01:
+        return "high", why
+    if margin >= _MEDIUM:
+        return "medium", why
+    return "low", why
+
+
+def _lower(margin: float) -> str:
+    return f"{margin:.3g} lower" if margin >= 0 else f"{-margin:.3g} higher"
+
+
+def _tests_text(fit: Fit) -> str:
+    return ", ".join(f"{k} {v:.2g}" for k, v in fit.tests.items())
+
+
+def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthogonal: Inference | None) -> Inference:
+    notes = []
+    dt, ed = dtype_name(t.dtype), dtype_name(eff)
+    rows = zero_rows(s, t)
+    keep_rows = None
+    if rows:
+        s = s.without_rows(rows, t)
+        keep_rows = np.ones(t.shape[0], dtype=bool)
+        keep_rows[rows] = False
+        shown = ", ".join(map(str, rows[:5])) + (", ..." if len(rows) > 5 else "")
+        notes.append(f"row(s) {shown} all zero (e.g. an embedding's padding_idx), left out")
+    if eff != t.dtype:
+        notes.append(f"every sampled value is exactly representable in {ed}: tolerances are {ed}'s")
+    view = SampleView.of(s, eff)
+    distinct = view.values.size
+    if s.n < 3 or distinct < min(s.n, 50) * 0.5:
+        # Discrete values: no continuous hypothesis and no i.i.d.-continuous null to test training against.
+        return Inference("unknown", {}, s.std, (), "none", False,
+                         f"only {distinct} distinct values among {s.n}: not a continuous distribution",
+                         n=s.n, dtype=dt, effective_dtype=ed, notes=tuple(notes))
+    named = _named(t, s, view, eff, ctx)
+    fitted, fit_rejected = _fitted(t, s, view, eff, ctx)
+    everything = _merge(named, fitted, ctx.native)
+    passing = _parsimonious(sorted((h for h in everything if h.fit.p >= ALPHA_FIT),
+                                   key=lambda h: -(h.score + _log_prior(h))))
+    rejected = sorted((h for h in everything if h.fit.p < ALPHA_FIT), key=lambda h: -h.fit.p)
+    best_rejected: dict[str, _Hyp] = {}
+    for h in rejected + fit_rejected:
+        if h.dist.kind not in best_rejected or h.fit.p > best_rejected[h.dist.kind].fit.p:
+            best_rejected[h.dist.kind] = h
+    rejected_matches = tuple(h.match(ctx.fans_of) for h in best_rejected.values())
+    best_p = max([h.fit.p for h in everything + fit_rejected], default=0.0)
+    ev = _evidence(t, s, keep_rows, ctx, None if passing else best_p)
+    if not passing:
+        shown = "; ".join(f"{h.dist.kind} {describe(h.dist)}: p={h.fit.p:.2g} ({_tests_text(h.fit)})"
+                          for h in best_rejected.values())
+        return Inference("unknown", {}, s.std, (), "none", False,
+                         f"no hypothesis passes at the {ALPHA_FIT:g} level (closest: {shown})", tuple(ev),
+                         combine(ev), s.n, dt, ed, tuple(notes), rejected_matches)
+    # A fitted literal of another family within 1% (total variation) of a better-ranked hypothesis
+    # says nothing new (a normal cut at 3 std beside the normal); one of the same family is the
+    # literal description of a formula's fit and is reported beside it.
+    kept: list[_Hyp] = []
+    for h in passing:
+        if h.fitted and any(k.dist.kind != h.dist.kind and total_variation(h.dist, k.dist) < MATERIAL_TV
+                            for k in kept):
+            continue
+        kept.append(h)
+    passing = kept
+    if len(rows) == 1:
+        passing = [replace(h, names=h.names + _padded_names(h.dist, rows[0], ctx.shape or tuple(t.shape)))
+                   if h.dist.kind == "normal" else h for h in passing]
+    confidence, why = _confidence(passing, s.n)
+    top = passing[0]
+    matches = tuple(h.match(ctx.fans_of) for h in passing)
+    reason = f"{top.dist.kind} {describe(top.dist)} passes (p={top.fit.p:.3g}: {_tests_text(top.fit)}); {why}"
+    if len(passing) > 1:
+        reason += f"; {len(passing)} hypotheses pass"
+    if not any(h.dist.kind == "uniform" for h in passing):
+        alternative = gate_uniform_alternative(t, eff)
+        if alternative is not None:
+            confidence = "too few values"
+            reason += (f"; also {alternative.description} ({alternative.scheme}), which gate blocks this small "
+                       "cannot tell from one distribution")
+            matches = matches + (alternative,)
+    if orthogonal is not None:
+        confidence = "too few values"
+        reason += (f"; also orthogonal to the {ed} tolerance (gain {orthogonal.scale:.4g}), which i.i.d. values of "
+                   f"this shape pass too")
+        matches = matches + orthogonal.matches
+    reason = "; ".join([reason, *notes])
+    return Inference(top.dist.kind, dict(top.dist.named), s.std, matches, confidence, False, reason, tuple(ev),
+                     combine(ev), s.n, dt, ed, tuple(notes), rejected_matches)
+
+
+def _evidence(t: torch.Tensor, s: Scan, keep_rows, ctx: Context, best_p: float | None) -> list[Evidence]:
+    found = list(matrix_evidence(t, s, keep_rows)) if t.dim() >= 2 else []
+    tail = tail_evidence(s)
+    if tail is not None:
+        found.append(tail)
+    if best_p is not None:
+        found.append(Evidence("no family fits", best_p, best_p,
+                              f"no uniform, normal or truncated normal (named or fitted) passes (best p = {best_p:.2g})"))
+    if ctx.name is not None and is_norm(ctx.name, ctx.module_type):
+        found.append(Evidence("norm layer", s.std, None,
+                              f"a norm layer's parameter that is not constant (mean {s.mean:.4g}, std {s.std:.3g}): "
+                              "every library initializes norm layers to a constant (ones or zeros)"))
+    return found
