@@ -17,8 +17,10 @@ import os
 from pathlib import Path
 
 from fanin.auditing.audit import AuditReport, TensorRecord
-from fanin.auditing.diff import DiffReport
-from fanin.report.text import markdown_cell, markdown_code, printable, rich_text
+from fanin.auditing.diff import STATUSES, DiffReport
+from fanin.report.markdown import markdown_table
+from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
+from fanin.report.text import markdown_cell, markdown_code, printable
 
 __all__ = [
     "render_audit_json",
@@ -32,7 +34,6 @@ __all__ = [
     "write_audit_plot",
 ]
 
-_TEXT_WIDTH = 160
 
 
 def _shape(shape) -> str:
@@ -70,93 +71,90 @@ def _evidence_cell(record: TensorRecord) -> str:
     return f"p={i.evidence_p:.2g}" if i.evidence_p > 0 else "decisive"
 
 
-_AUDIT_HEADER = ["tensor", "shape", "dtype", "fan_in / fan_out", "mean", "std", "family", "answer", "fit p",
-                 "confidence", "training evidence"]
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
-def _audit_cells(r: TensorRecord) -> list[str]:
+# The per-tensor table: what goes first when the terminal is narrow (highest rank first; the
+# answer shortens to the first name before the std goes).
+_AUDIT_COLUMNS = [
+    Column("tensor", key=True),
+    Column("shape"),
+    Column("dtype", drop=7),
+    Column("fan_in / fan_out", drop=8),
+    Column("mean", "right", drop=9),
+    Column("std", "right", drop=2),
+    Column("family", drop=6),
+    Column("answer", abbrev=3),
+    Column("fit p", "right", drop=4),
+    Column("confidence"),
+    Column("training evidence", drop=5),
+]
+
+
+def _audit_cells(r: TensorRecord) -> list:
     i, s = r.inference, r.summary
-    name = r.name + (f" (= {', '.join(r.tied)})" if r.tied else "")
-    return [name, _shape(r.shape), r.dtype, _fans(r), f"{s.mean:.3g}", f"{s.std:.3g}", i.family, _answer(r),
+    short = i.label if i.trained or i.matches else _answer(r)
+    return [r.name, _shape(r.shape), r.dtype, _fans(r), f"{s.mean:.3g}", f"{s.std:.3g}", i.family, (_answer(r), short),
             _p(i.p_value), i.confidence, _evidence_cell(r)]
 
 
-def _group_line(g) -> tuple[str, str, str]:
+def _group_cells(g) -> list[str]:
     """(who, answer, names) of a role group, plain text."""
     patterns = ", ".join(g.patterns[:4]) + (f", +{len(g.patterns) - 4} more" if len(g.patterns) > 4 else "")
-    who = f"{g.role}, {g.count} tensor{'s' if g.count != 1 else ''} ({patterns})"
-    answer = g.description if g.trained else f"{g.description}"
-    if g.relation:
-        answer += f" {g.relation}"
+    who = f"{g.role}: {_plural(g.count, 'tensor')} ({patterns})"
+    answer = g.description + (f" {g.relation}" if g.relation else "")
     names = ""
     if g.names and not g.trained:
         names = g.names[0] + (f" [{g.note}]" if g.note else "")
         if len(g.names) > 1:
             names += f"; also {', '.join(g.names[1:4])}" + (" ..." if len(g.names) > 4 else "")
-    return who, answer, names
+    return [who, answer, names]
+
+
+def _skip_lines(report: AuditReport) -> list[str]:
+    lines = []
+    if report.skipped:
+        lines.append("Not audited: " + "; ".join(f"{n} ({why})" for n, why in report.skipped.items()))
+    if report.tied:
+        lines.append("Tied (shares storage, audited once under the second name): "
+                     + "; ".join(f"{a} = {t}" for a, t in report.tied.items()))
+    return lines
 
 
 # --------------------------------------------------------------------------- terminal and plain text
 
 
-def render_audit_table(report: AuditReport):
-    """A ``rich`` renderable: the headline, the summary by role, one row per tensor, then what was
-    skipped or tied (print it with a Console)."""
+def render_audit_table(report: AuditReport, width: int | None = None):
+    """A ``rich`` renderable ``width`` columns wide (``None``: as wide as it needs): the headline,
+    the summary by role, one row per tensor, then the evidence of every tensor that looks trained
+    and what was skipped or tied (print it with a Console)."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    parts = [Text(printable(report.headline), style="bold"),
-             rich_text(f"{report.source}: {report.layout_note}", style="dim")]
-    summary = Table(title="Summary by role", title_justify="left", show_lines=False)
-    for h in ("role and tensors", "looks like", "named"):
-        summary.add_column(h, overflow="fold")
+    parts = [prose(report.headline, width, style="bold"), prose(f"{report.source}: {report.layout_note}", width,
+                                                                 style="dim"), Text("")]
+    parts.append(Text("Summary by role", style="bold"))
     for g in report.groups:
-        summary.add_row(*(rich_text(c) for c in _group_line(g)))
-    parts.append(summary)
-    table = Table(title="Tensors", title_justify="left")
-    for h in _AUDIT_HEADER:
-        table.add_column(h, overflow="fold", justify="right" if h in ("mean", "std", "fit p") else "left")
-    for r in report.records:
-        table.add_row(*(rich_text(c) for c in _audit_cells(r)))
-    parts.append(table)
+        who, answer, names = _group_cells(g)
+        line = prose(f"{who}: {answer}" + (f": {names}" if names else ""), width, indent=1)
+        line.stylize("bold", 1, 1 + len(printable(g.role)))
+        parts.append(line)
+    parts.append(Text(""))
+    parts.append(fit_table(_AUDIT_COLUMNS, [_audit_cells(r) for r in report.records], width, title="Tensors"))
     for r in report.records:
         if r.inference.trained:
-            parts.append(rich_text(f"{r.name}: {r.inference.reason}"))
-    parts += _skip_lines(report, rich=True)
+            parts.append(prose(f"{r.name}: {r.inference.reason}", width, indent=0))
+    parts += [prose(line, width, style="dim") for line in _skip_lines(report)]
     return Group(*parts)
 
 
-def _skip_lines(report: AuditReport, rich: bool) -> list:
-    lines = []
-    if report.skipped:
-        lines.append("Not audited: " + "; ".join(f"{n} ({why})" for n, why in report.skipped.items()))
-    if report.tied:
-        lines.append("Tied (shares storage, audited once): " + "; ".join(f"{a} = {t}" for a, t in report.tied.items()))
-    return [rich_text(line, style="dim") for line in lines] if rich else lines
-
-
-def _to_text(renderable, width: int) -> str:
-    import io
-
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False, record=True,
-                      legacy_windows=False)
-    console.print(renderable)
-    return console.export_text()
-
-
-def render_audit_text(report: AuditReport, width: int = _TEXT_WIDTH) -> str:
-    """:func:`render_audit_table` as plain text (what ``print(report)`` shows)."""
-    return _to_text(render_audit_table(report), width)
+def render_audit_text(report: AuditReport, width: int | None = PRINT_WIDTH) -> str:
+    """:func:`render_audit_table` as plain text (``print(report)``: 80 columns)."""
+    return plain_text(render_audit_table(report, width), width)
 
 
 # --------------------------------------------------------------------------- Markdown and JSON
-
-
-def _md_row(cells) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def render_audit_markdown(report: AuditReport) -> str:
@@ -166,34 +164,32 @@ def render_audit_markdown(report: AuditReport) -> str:
              f"Source: {markdown_code(report.source)} ({markdown_cell(report.layout_note)}).", "",
              "Summary by role:", ""]
     for g in report.groups:
-        who, answer, names = _group_line(g)
+        _, answer, _ = _group_cells(g)
         patterns = ", ".join(markdown_code(p) for p in g.patterns[:4]) + (
             f", +{len(g.patterns) - 4} more" if len(g.patterns) > 4 else "")
-        text = f"- **{markdown_cell(g.role)}**, {g.count} tensor{'s' if g.count != 1 else ''} ({patterns}): " \
-               f"{markdown_cell(answer)}"
+        text = f"- **{markdown_cell(g.role)}**, {_plural(g.count, 'tensor')} ({patterns}): {markdown_cell(answer)}"
         if g.names and not g.trained:
             text += f": {markdown_code(g.names[0])}" + (f" ({markdown_cell(g.note)})" if g.note else "")
             if len(g.names) > 1:
                 text += "; also " + ", ".join(markdown_code(n) for n in g.names[1:4]) + (" ..." if len(g.names) > 4 else "")
         lines.append(text)
-    lines += ["", _md_row(markdown_cell(h) for h in _AUDIT_HEADER), "|" + "|".join(["---"] * len(_AUDIT_HEADER)) + "|"]
-    for r in report.records:
-        cells = _audit_cells(r)
-        lines.append(_md_row([markdown_code(cells[0])] + [markdown_cell(c) for c in cells[1:]]))
+    lines += ["", "Tensors:", ""]
+    lines += markdown_table(_AUDIT_COLUMNS, [_audit_cells(r) for r in report.records])
     lines.append("")
     for r in report.records:
         i = r.inference
         text = f"- {markdown_code(r.name)}: {markdown_cell(i.reason)}."
         for m in i.matches[:4]:
             names = ", ".join(markdown_code(n) for n in m.names[:5]) + (" ..." if len(m.names) > 5 else "")
-            text += f" Passes: {markdown_cell(m.description)} as {names}" + (f" ({markdown_cell(m.note)})" if m.note else "") + "."
+            text += f" Passes: {markdown_cell(m.description)} as {names}" + (
+                f" ({markdown_cell(m.note)})" if m.note else "") + "."
         if len(i.matches) > 4:
             text += f" And {len(i.matches) - 4} more."
         shown = [e for e in i.evidence if e.p_value is None or e.p_value < 0.05]
         if shown:
             text += " Evidence of training: " + "; ".join(markdown_cell(e.text) for e in shown) + "."
         lines.append(text)
-    skipped = _skip_lines(report, rich=False)
+    skipped = _skip_lines(report)
     if skipped:
         lines.append("")
         lines += [markdown_cell(line) for line in skipped]
@@ -205,7 +201,17 @@ def render_audit_json(report: AuditReport) -> str:
     return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
-_DIFF_HEADER = ["tensor", "shape", "status", "test", "p", "scale b/a", "a", "b", "max |a-b|"]
+_DIFF_COLUMNS = [
+    Column("tensor", key=True),
+    Column("shape", drop=3),
+    Column("status"),
+    Column("test", drop=2),
+    Column("p", "right"),
+    Column("scale b/a", "right"),
+    Column("a", drop=4),
+    Column("b", drop=4),
+    Column("max |a-b|", "right", drop=5),
+]
 
 
 def _diff_cells(t) -> list[str]:
@@ -215,8 +221,18 @@ def _diff_cells(t) -> list[str]:
     return [t.name, _shape(t.shape), t.status, t.test or "-", p, ratio, t.scheme_a, t.scheme_b, max_abs]
 
 
+def _diff_counts(report: DiffReport) -> str:
+    c = report.counts
+    said = {"close": "equal within tolerance"}
+    text = ", ".join(f"{said.get(s, s)} {c[s]}" for s in STATUSES)
+    extra = [f"tied {len(report.tied)}"] * bool(report.tied) + [f"not compared {len(report.skipped)}"] * bool(
+        report.skipped)
+    return (f"Counts: {text}" + (f"; {', '.join(extra)}" if extra else "")
+            + f" (different: family-wise level {report.alpha:g}, Holm)")
+
+
 def _arch_lines(report: DiffReport) -> list[str]:
-    lines = []
+    lines = [f"a = {report.source_a}, b = {report.source_b}"]
     if report.missing:
         lines.append("Only in a: " + ", ".join(report.missing))
     if report.extra:
@@ -230,44 +246,33 @@ def _arch_lines(report: DiffReport) -> list[str]:
     return lines
 
 
-def render_diff_table(report: DiffReport):
-    """A ``rich`` renderable: the headline, the sources and architecture differences, one row per
-    compared tensor, then the detail of every different tensor."""
+def render_diff_table(report: DiffReport, width: int | None = None):
+    """A ``rich`` renderable ``width`` columns wide: the headline, the counts, the sources and
+    architecture differences, one row per compared tensor, then the detail of every different
+    tensor."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    parts = [Text(printable(report.headline), style="bold"),
-             rich_text(f"a = {report.source_a}, b = {report.source_b}", style="dim")]
-    parts += [rich_text(line) for line in _arch_lines(report)]
-    table = Table()
-    for h in _DIFF_HEADER:
-        table.add_column(h, overflow="fold")
-    for t in report.tensors:
-        table.add_row(*(rich_text(c) for c in _diff_cells(t)))
-    parts.append(table)
-    parts += [rich_text(f"{t.name}: {t.detail}") for t in report.tensors if t.status == "different"]
+    parts = [prose(report.headline, width, style="bold"), prose(_diff_counts(report), width)]
+    parts += [prose(line, width, style="dim") for line in _arch_lines(report)]
+    if report.tensors:
+        parts += [Text(""), fit_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors], width)]
+    parts += [prose(f"{t.name}: {t.detail}", width) for t in report.tensors if t.status == "different"]
     return Group(*parts)
 
 
-def render_diff_text(report: DiffReport, width: int = _TEXT_WIDTH) -> str:
-    """:func:`render_diff_table` as plain text (what ``print(report)`` shows)."""
-    return _to_text(render_diff_table(report), width)
+def render_diff_text(report: DiffReport, width: int | None = PRINT_WIDTH) -> str:
+    """:func:`render_diff_table` as plain text (``print(report)``: 80 columns)."""
+    return plain_text(render_diff_table(report, width), width)
 
 
 def render_diff_markdown(report: DiffReport) -> str:
-    """The headline, the architecture differences, one row per compared tensor, then the details."""
-    lines = [f"**{markdown_cell(report.headline)}.**", "",
-             f"a = {markdown_code(report.source_a)}, b = {markdown_code(report.source_b)}; "
-             f"different at family-wise level {report.alpha:g} (Holm).", ""]
+    """The headline, the counts, the architecture differences, one row per compared tensor, then
+    the detail of every tensor that is not identical."""
+    lines = [f"**{markdown_cell(report.headline)}.**", "", markdown_cell(_diff_counts(report)) + ".", ""]
     lines += [f"- {markdown_cell(line)}" for line in _arch_lines(report)]
     if report.tensors:
-        lines += ["", _md_row(markdown_cell(h) for h in _DIFF_HEADER), "|" + "|".join(["---"] * len(_DIFF_HEADER)) + "|"]
-        for t in report.tensors:
-            cells = _diff_cells(t)
-            lines.append(_md_row([markdown_code(cells[0])] + [markdown_cell(c) for c in cells[1:6]]
-                                 + [markdown_code(cells[6]), markdown_code(cells[7]), markdown_cell(cells[8])]))
-        lines.append("")
+        lines += [""] + markdown_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors]) + [""]
         lines += [f"- {markdown_code(t.name)}: {markdown_cell(t.status)}: {markdown_cell(t.detail)}."
                   for t in report.tensors if t.status != "identical"]
     return "\n".join(lines) + "\n"
