@@ -20,7 +20,7 @@ __all__ = ["audit_command", "diff_command"]
 _LAYOUT = click.option("--layout", type=click.Choice(["torch", "keras"]), default="torch", show_default=True,
                        help="Weight layout of a checkpoint (a module's layouts come from its layer types).")
 _SEED = click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
-                     help="Seed under which a built model (not a checkpoint) is constructed.")
+                     help="Seed under which a built model (not a checkpoint) is constructed (both A and B for diff).")
 
 
 def _inputs(*sources) -> list[str]:
@@ -64,14 +64,12 @@ def audit_command(source, args, layout, names, seed, output, fmt, plot_path) -> 
 
 
 def _plot(report, model, layout, path, names):
+    """The figure of the ``--tensor`` names (default: every tensor with a spread of values), its
+    values read one tensor at a time from the source again."""
     from fanin.auditing.sources import open_source
     from fanin.report.audit import write_audit_plot
 
-    src = open_source(model, layout=layout)
-    chosen = names or [r.name for r in report.records
-                       if r.inference.family in ("uniform", "normal", "truncated_normal", "unknown", "sparse")][:6]
-    values = {n: src.get(n) for n in chosen}
-    return write_audit_plot(report, path, chosen, values=values)
+    return write_audit_plot(report, path, names, values=open_source(model, layout=layout))
 
 
 @click.command("diff", short_help="Were two checkpoints or models initialized the same way?")

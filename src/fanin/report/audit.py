@@ -323,57 +323,93 @@ def _density(record: TensorRecord):
 
 
 def _values_for(values, name: str):
+    """The values of ``name`` as float64 numpy, from a mapping or a Source; ``None`` if not given."""
     if values is None:
         return None
     try:
-        tensor = values.get(name) if hasattr(values, "get") and not isinstance(values, dict) else values.get(name)
+        tensor = values.get(name)
     except KeyError:
         return None
-    if tensor is None:
+    if tensor is None or tensor.is_meta:
         return None
-    return tensor.detach().to(device="cpu").double().reshape(-1).numpy()
+    import torch
+
+    return tensor.detach().to(device="cpu", dtype=torch.float64).reshape(-1).numpy()
 
 
 def _bins(x, requested):
+    """Rice's rule, :math:`2 n^{1/3}` equal bins (10 to 100) over the range. When values repeat
+    (at most 60 distinct values, or fewer distinct values than half the count: a low-precision
+    dtype) each edge moves to the nearest midpoint between consecutive distinct values, so no bar
+    gets one representable value more than its neighbour (one bar per value up to 60)."""
     import numpy as np
 
     if requested is not None:
         return requested
+    count = int(min(100, max(10, round(2 * x.size ** (1 / 3)))))
     u = np.unique(x)
-    if u.size <= 60:  # few representable values (a low-precision dtype): one bar per value
-        mid = (u[1:] + u[:-1]) / 2 if u.size > 1 else np.array([])
-        step = (u[-1] - u[0]) / max(u.size - 1, 1) if u.size > 1 else 1.0
-        return np.concatenate([[u[0] - step / 2], mid, [u[-1] + step / 2]])
-    return int(min(100, max(10, round(2 * x.size ** (1 / 3)))))  # Rice's rule
+    if u.size > 60 and 2 * u.size > x.size:
+        return count
+    if u.size == 1:
+        half = abs(float(u[0])) * 0.05 or 0.5
+        return np.array([u[0] - half, u[0] + half])
+    mid = (u[1:] + u[:-1]) / 2
+    edges = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
+    if u.size <= 60:
+        return edges
+    even = np.linspace(edges[0], edges[-1], count + 1)
+    nearest = np.clip(np.searchsorted(edges, even), 1, edges.size - 1)
+    below = edges[nearest - 1]
+    above = edges[nearest]
+    snapped = np.where(even - below <= above - even, below, above)
+    return np.unique(snapped)
 
 
-def _title(record: TensorRecord, width: int = 44) -> str:
-    name = printable(record.name)
-    if len(name) > width:
-        name = "…" + name[-(width - 1):]
+def _shorten(text: str, width: int, keep_end: bool) -> str:
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
+
+
+def _title(record: TensorRecord, width: int = 46) -> str:
+    """Two lines: the tensor's name (its end kept when long, where layer names differ) and tied
+    names, then the answer."""
+    from fanin.report.plot import plot_text
+
+    name = printable(record.name) + (f" (= {', '.join(printable(t) for t in record.tied)})" if record.tied else "")
     answer = printable(_answer(record))
-    if len(answer) > width + 8:
-        answer = answer[:width + 7] + "…"
-    return f"{name}\n{answer}"
+    return f"{plot_text(_shorten(name, width, keep_end=True))}\n{plot_text(_shorten(answer, width + 8, False))}"
+
+
+def _names_text(names: list[str], limit: int = 6) -> str:
+    from fanin.report.plot import plot_text
+
+    shown = ", ".join(plot_text(_shorten(printable(n), 40, keep_end=True)) for n in names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: list[str] | None = None,
                      *, values=None, bins=None, max_panels: int = 24) -> Path:
-    """Histograms of the chosen tensors against the first match's density, one panel each, into a
-    PNG at ``path``; returns the path.
+    """Histograms of the chosen tensors against the first match's density, one panel each, into
+    ``path`` (PNG, SVG or PDF by suffix, :mod:`fanin.report.plot`'s style); returns the path.
 
-    ``names``: the tensors to show (default: every tensor with a continuous-looking answer, at most
-    ``max_panels``; the figure says which are left out). ``values``: a mapping of names to tensors or
-    a :class:`~fanin.auditing.sources.Source` (the report keeps statistics, not values); a panel
-    without values shows the density only. ``bins``: default one bar per value for a tensor of at
-    most 60 distinct values (low precision), else Rice's rule :math:`2 n^{1/3}` (10 to 100). Needs the
-    ``fanin[plot]`` extra.
+    ``names``: the tensors to show (default: every tensor with a spread of values; constants,
+    empty and unreadable ones are named in the figure's title instead). At most ``max_panels``
+    panels: the title names the tensors left out. ``values``: a mapping of names to tensors or a
+    :class:`~fanin.auditing.sources.Source`, read one tensor at a time (the report keeps
+    statistics, not values); a panel without values shows the density only. ``bins``: by default
+    one bar per value for at most 60 distinct values (low precision), else Rice's rule
+    :math:`2 n^{1/3}` (10 to 100). Needs the ``fanin[plot]`` extra.
     """
     import numpy as np
 
-    from fanin.report.plot import require_matplotlib
+    from fanin.report.plot import PALETTE, figure, figure_format, legend_below, plot_text, require_matplotlib
 
-    Figure, FigureCanvasAgg = require_matplotlib()
+    figure_format(path)
+    require_matplotlib()
+    if isinstance(max_panels, bool) or not isinstance(max_panels, int) or max_panels < 1:
+        raise ValueError(f"max_panels is the largest number of panels, an integer >= 1; got max_panels={max_panels!r}")
+    not_drawn: list[str] = []
     if names is not None:
         known = {r.name for r in report.records}
         unknown = [n for n in names if n not in known]
@@ -381,47 +417,70 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
             from fanin.errors import describe_choice
 
             raise ValueError(describe_choice("tensor to plot", unknown[0], sorted(known)))
-        records = [r for r in report.records if r.name in set(names)]
+        wanted = set(names)
+        records = [r for r in report.records if r.name in wanted]
     else:
         records = [r for r in report.records if r.inference.family in _PLOTTABLE]
+        not_drawn = [r.name for r in report.records if r.inference.family not in _PLOTTABLE]
     if not records:
-        raise ValueError("no tensor to plot: the report has no tensor with continuous values (constants, empty or "
+        raise ValueError("no tensor to plot: the report has no tensor with a spread of values (constants, empty or "
                          f"unreadable tensors have no histogram); report tensors: "
                          f"{', '.join(printable(r.name) for r in report.records[:10]) or 'none'}")
-    left_out = records[max_panels:]
+    left_out = [r.name for r in records[max_panels:]]
     records = records[:max_panels]
     cols = min(3, len(records))
     rows = math.ceil(len(records) / cols)
-    fig = Figure(figsize=(4.6 * cols, 3.4 * rows + 0.8), dpi=100)
-    FigureCanvasAgg(fig)
-    for k, r in enumerate(records):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        x = _values_for(values, r.name)
-        s = r.summary
-        if x is not None and x.size:
-            ax.hist(x, bins=_bins(x, bins), density=True, color="0.72", label=f"values ({x.size:,})")
-            lo, hi = float(x.min()), float(x.max())
-        else:
-            lo, hi = s.min, s.max
-            ax.text(0.5, 0.5, "(values not given)", transform=ax.transAxes, ha="center", fontsize=8, color="0.4")
-        dist = _density(r)
-        if dist is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo:
-            pad = 0.05 * (hi - lo)
-            grid = np.linspace(lo - pad, hi + pad, 600)
-            first = r.inference.matches[0].description if r.inference.matches else r.inference.family
-            ax.plot(grid, dist.pdf(grid), color="C0", linewidth=1.4, label=printable(first)[:40])
-        ax.set_title(_title(r), fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="upper right")
-    title = printable(report.headline)
-    if len(title) > 150:
-        title = title[:149] + "…"
-    fig.suptitle(title, fontsize=9)
+    notes = []
+    if not_drawn:
+        by_family: dict[str, int] = {}
+        for r in report.records:
+            if r.name in set(not_drawn):
+                by_family[r.inference.family] = by_family.get(r.inference.family, 0) + 1
+        kinds = ", ".join(f"{v} {k}" for k, v in sorted(by_family.items(), key=lambda kv: -kv[1]))
+        notes.append(f"not drawn, no spread of values: {kinds}" + (
+            f" ({_names_text(not_drawn, 3)})" if len(not_drawn) <= 3 else ""))
     if left_out:
-        shown = ", ".join(printable(r.name) for r in left_out[:6]) + (", …" if len(left_out) > 6 else "")
-        fig.text(0.01, 0.005, f"{len(left_out)} more tensors left out (max_panels={max_panels}): {shown}", fontsize=7,
-                 color="0.3")
-    fig.tight_layout(rect=(0, 0.03 if left_out else 0, 1, 0.97))
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+        notes.append(f"{len(left_out)} more left out (max_panels={max_panels}): {_names_text(left_out)}")
+    import textwrap
+
+    notes = [line for note in notes for line in textwrap.wrap(note, width=int(cols * 4.2 * 12))]
+    title = plot_text(_shorten(printable(report.source), 60, keep_end=True)) + ": " + plot_text(
+        _shorten(printable(report.headline), 110, keep_end=False))
+    with figure(path, size=(4.2 * cols, 2.9 * rows + 0.9 + 0.2 * len(notes)), nrows=rows, ncols=cols) as (fig, axes):
+        for k, ax in enumerate(axes.flat):
+            if k >= len(records):
+                ax.set_visible(False)
+                continue
+            r = records[k]
+            x = _values_for(values, r.name)
+            s = r.summary
+            if x is not None and x.size and float(x.min()) == float(x.max()):
+                # a point mass has no density: a stem at the value
+                ax.vlines([x[0]], 0, 1, color="0.45", linewidth=3)
+                ax.set_ylim(0, 1.15)
+                ax.set_yticks([])
+                lo = hi = float(x[0])
+                count = f"all {x.size:,} values {x[0]:.6g}"
+            elif x is not None and x.size:
+                ax.hist(x, bins=_bins(x, bins), density=True, color="0.75", edgecolor="none",
+                        label="values (histogram, density)")
+                lo, hi = float(x.min()), float(x.max())
+                count = f"{x.size:,} values"
+            else:
+                lo, hi = s.min, s.max
+                count = "values not given"
+            dist = _density(r)
+            if dist is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+                pad = 0.05 * (hi - lo)
+                grid = np.linspace(lo - pad, hi + pad, 600)
+                ax.plot(grid, dist.pdf(grid), color=PALETTE[0], linewidth=1.3, label="density of the first match")
+            ax.set_title(_title(r), fontsize=8, loc="left")
+            ax.text(0.99, 0.97, count, transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.35")
+            ax.tick_params(labelsize=7)
+            if k % cols == 0 and lo != hi:
+                ax.set_ylabel("density", fontsize=8)
+            if k >= len(records) - cols:
+                ax.set_xlabel("value", fontsize=8)
+        fig.suptitle("\n".join([title] + notes), fontsize=9)
+        legend_below(fig, list(axes.flat), ncols=2)
+    return Path(path)
