@@ -437,7 +437,7 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
             if r.name in set(not_drawn):
                 by_family[r.inference.family] = by_family.get(r.inference.family, 0) + 1
         kinds = ", ".join(f"{v} {k}" for k, v in sorted(by_family.items(), key=lambda kv: -kv[1]))
-        notes.append(f"not drawn, no spread of values: {kinds}" + (
+        notes.append(f"not drawn (no spread of values): {kinds}" + (
             f" ({_names_text(not_drawn, 3)})" if len(not_drawn) <= 3 else ""))
     if left_out:
         notes.append(f"{len(left_out)} more left out (max_panels={max_panels}): {_names_text(left_out)}")
