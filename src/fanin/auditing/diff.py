@@ -81,7 +81,8 @@ class TensorDiff:
     """One tensor present in both sources with the same shape.
 
     ``tests``: test -> p-value; ``p_value`` their Bonferroni combination (``0.0`` for a certain
-    difference); ``test`` the one with the smallest p-value; ``scale_ratio`` std of b over std
+    difference, which ``certain`` marks: no sampling error, e.g. a constant on one side only);
+    ``test`` the one with the smallest p-value; ``scale_ratio`` std of b over std
     of a; ``resolution`` the relative scale difference the scale test could detect."""
 
     name: str
@@ -100,6 +101,7 @@ class TensorDiff:
     test: str | None = None
     resolution: float | None = None
     detail: str = ""
+    certain: bool = False
 
     def to_dict(self) -> dict:
         out = {k: _num(v) for k, v in self.__dict__.items()}
@@ -320,12 +322,12 @@ def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src: Source, sb_src:
     sd_a, sd_b = ra.summary.std, rb.summary.std
     ratio = sd_b / sd_a if sd_a and math.isfinite(sd_a) and math.isfinite(sd_b) else None
 
-    def row(status, detail, tests=None, p=None, test=None, resolution=None, scale_ratio=ratio):
+    def row(status, detail, tests=None, p=None, test=None, resolution=None, scale_ratio=ratio, sure=False):
         return TensorDiff(name, shape, status, ra.dtype, rb.dtype, ia.family, ib.family, ia.label, ib.label,
-                          max_abs, scale_ratio, tests or {}, p, test, resolution, detail)
+                          max_abs, scale_ratio, tests or {}, p, test, resolution, detail, sure)
 
     def certain(test, detail, scale_ratio=ratio):
-        return row("different", detail, {test: 0.0}, 0.0, test, scale_ratio=scale_ratio)
+        return row("different", detail, {test: 0.0}, 0.0, test, scale_ratio=scale_ratio, sure=True)
 
     def done(r, se=None):
         return r, ra, rb, se
@@ -432,7 +434,7 @@ def _skipped_pair(name: str, sa: Source, sb: Source) -> TensorDiff | str:
     return TensorDiff(name, tuple(ta.shape), "identical" if equal else "different", dtype_name(ta.dtype),
                       dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None, {} if equal else {"values": 0.0},
                       None if equal else 0.0, None if equal else "values",
-                      None, "bitwise equal" if equal else "values differ (not floating point)")
+                      None, "bitwise equal" if equal else "values differ (not floating point)", not equal)
 
 
 def _tying_differs(name: str, sa: Source, sb: Source, ta: str | None, tb: str | None) -> TensorDiff:
@@ -445,7 +447,7 @@ def _tying_differs(name: str, sa: Source, sb: Source, ta: str | None, tb: str | 
     da, db = sa.dtype_names.get(name, "-"), sb.dtype_names.get(name, "-")
     return TensorDiff(name, tuple(shape), "different", da, db, "tied" if ta else "-", "tied" if tb else "-",
                       f"= {ta}" if ta else "-", f"= {tb}" if tb else "-", None, None, {"tying": 0.0}, 0.0, "tying",
-                      None, f"{where('a', ta)}; {where('b', tb)} (shared storage differs)")
+                      None, f"{where('a', ta)}; {where('b', tb)} (shared storage differs)", True)
 
 
 def _decide(rows: list[TensorDiff], ses: list[float | None], alpha: float) -> list[TensorDiff]:

@@ -204,7 +204,7 @@ def render_audit_json(report: AuditReport) -> str:
 _DIFF_COLUMNS = [
     Column("tensor", key=True),
     Column("shape", drop=3),
-    Column("status"),
+    Column("status", abbrev=1),
     Column("test", drop=2),
     Column("p", "right"),
     Column("scale b/a", "right"),
@@ -214,11 +214,18 @@ _DIFF_COLUMNS = [
 ]
 
 
-def _diff_cells(t) -> list[str]:
-    p = "-" if t.p_value is None else ("0 (certain)" if t.p_value == 0 else f"{t.p_value:.2g}")
+_SHORT_STATUS = {"same distribution": "same dist.", "close": "close"}
+
+
+def _diff_cells(t) -> list:
+    if t.certain:
+        p = "certain"
+    else:
+        p = "-" if t.p_value is None else (f"{t.p_value:.2g}" if t.p_value > 0 else "<1e-300")
     ratio = "-" if t.scale_ratio is None else f"{t.scale_ratio:.4g}"
     max_abs = "-" if t.max_abs_diff is None else f"{t.max_abs_diff:.3g}"
-    return [t.name, _shape(t.shape), t.status, t.test or "-", p, ratio, t.scheme_a, t.scheme_b, max_abs]
+    status = (t.status, _SHORT_STATUS.get(t.status, t.status))
+    return [t.name, _shape(t.shape), status, t.test or "-", p, ratio, t.scheme_a, t.scheme_b, max_abs]
 
 
 def _diff_counts(report: DiffReport) -> str:
