@@ -230,3 +230,17 @@ def test_scale_difference_is_detected_and_resolution_shrinks_with_size():
     assert row.status == "different" and row.test == "scale" and abs(row.scale_ratio - 1.05) < 0.01
     (row,) = diff({"w": a}, {"w": torch.randn(256, 256, generator=g)}).tensors
     assert row.status == "same distribution" and row.resolution < 0.03
+
+
+def test_low_precision_copies_are_the_same_distribution_and_shape_differences_are_found():
+    g = torch.Generator().manual_seed(4)
+    a = torch.randn(1024, 256, generator=g) * 0.02
+    for b in (a.bfloat16(), a.half(), (torch.randn(1024, 256, generator=g) * 0.02).bfloat16()):
+        (row,) = diff({"w": a}, {"w": b}).tensors  # bf16 ties: no warning from the KS test (warnings are errors)
+        assert row.status == "same distribution", row
+    # the same std from a uniform: only the distribution test (KS) can tell, and does
+    bound = 0.02 * math.sqrt(3)
+    u = torch.empty(1024, 256).uniform_(-bound, bound, generator=g).bfloat16()
+    (row,) = diff({"w": a.bfloat16()}, {"w": u}).tensors
+    assert row.status == "different" and row.test == "ks" and abs(row.scale_ratio - 1) < 0.01, row
+    assert (row.family_a, row.family_b) == ("normal", "uniform")

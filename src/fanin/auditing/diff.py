@@ -50,6 +50,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -287,7 +288,12 @@ def _two_sample(sa: Scan, sb: Scan, delta: float) -> tuple[dict[str, float], flo
     xa, xb = sa.sample * (sa.unit / c), sb.sample * (sb.unit / c)
     tests: dict[str, float] = {}
     if xa.size >= 2 and xb.size >= 2:
-        tests["ks"] = float(stats.ks_2samp(xa, xb).pvalue)
+        # exact below SMALL values a side; scipy falls back to the asymptotic distribution (with a
+        # RuntimeWarning) when ties in low-precision values defeat the exact computation
+        method = "exact" if min(xa.size, xb.size) < SMALL else "asymp"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+            tests["ks"] = float(stats.ks_2samp(xa, xb, method=method).pvalue)
     na, nb = sa.n, sb.n
     ma, mb = sa.moments.mean * (sa.unit / c), sb.moments.mean * (sb.unit / c)
     va = sa.moments.m2 * (sa.unit / c) ** 2 * na / max(na - 1, 1)  # unbiased
