@@ -139,3 +139,15 @@ def test_bins_follow_the_values_precision():
     few = np.array([0.0, 0.5, 0.5, 1.0])
     assert _bins(few, None).tolist() == [-0.25, 0.25, 0.75, 1.25]  # one bar per value
     assert _bins(few, 7) == 7
+
+
+def test_nothing_audited_says_why_without_empty_tables():
+    report = fanin.audit({"step": torch.tensor(3)})
+    for text in (render_audit_text(report), render_audit_markdown(report)):
+        assert "Not audited: step (not floating point (dtype=int64))" in text
+        assert "Summary by role" not in text and "tensor |" not in text and "confidence" not in text
+    diff = fanin.diff({"step": torch.tensor(3)}, {"x": torch.zeros(2)})
+    text = render_diff_text(diff)
+    assert text.startswith("different architecture (1 only in a, 1 only in b, 0 reshaped; 0 compared); no\n"
+                           "  tensor to compare") and "Only in a: step" in text and "status" not in text
+    assert diff.any_different

@@ -134,6 +134,8 @@ def render_audit_table(report: AuditReport, width: int | None = None):
 
     parts = [prose(report.headline, width, style="bold"), prose(f"{report.source}: {report.layout_note}", width,
                                                                  style="dim"), Text("")]
+    if not report.records:
+        return Group(*parts, *(prose(line, width, style="dim") for line in _skip_lines(report) or ["No tensor."]))
     parts.append(Text("Summary by role", style="bold"))
     for g in report.groups:
         who, answer, names = _group_cells(g)
@@ -161,8 +163,10 @@ def render_audit_markdown(report: AuditReport) -> str:
     """The headline, the summary by role, a table of every tensor, then each tensor's reason,
     equivalent names and evidence of training."""
     lines = [f"**{markdown_cell(report.headline)}.**", "",
-             f"Source: {markdown_code(report.source)} ({markdown_cell(report.layout_note)}).", "",
-             "Summary by role:", ""]
+             f"Source: {markdown_code(report.source)} ({markdown_cell(report.layout_note)}).", ""]
+    if not report.records:
+        return "\n".join(lines + [markdown_cell(line) for line in _skip_lines(report) or ["No tensor."]]) + "\n"
+    lines += ["Summary by role:", ""]
     for g in report.groups:
         _, answer, _ = _group_cells(g)
         patterns = ", ".join(markdown_code(p) for p in g.patterns[:4]) + (
