@@ -153,7 +153,8 @@ class DiffReport:
         else:
             arch = (f"different architecture ({len(self.missing)} only in a, {len(self.extra)} only in b, "
                     f"{len(self.reshaped)} reshaped; {n} compared)")
-        extra = [f"{len(self.tied)} tied"] * bool(self.tied) + [f"{len(self.skipped)} not compared"] * bool(self.skipped)
+        extra = [f"{len(self.tied)} tied"] * bool(self.tied)
+        extra += [f"{len(self.skipped)} not compared"] * bool(self.skipped)
         tail = f"; {', '.join(extra)}" if extra else ""
         if n == 0:
             return f"{arch}; no tensor to compare{tail}"
@@ -438,7 +439,8 @@ def _skipped_pair(name: str, sa: Source, sb: Source) -> TensorDiff | str:
         return why
     equal = ta.dtype == tb.dtype and torch.equal(ta, tb)
     return TensorDiff(name, tuple(ta.shape), "identical" if equal else "different", dtype_name(ta.dtype),
-                      dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None, {} if equal else {"values": 0.0},
+                      dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None,
+                      {} if equal else {"values": 0.0},
                       None if equal else 0.0, None if equal else "values",
                       None, "bitwise equal" if equal else "values differ (not floating point)", not equal)
 

@@ -175,7 +175,8 @@ def render_audit_markdown(report: AuditReport) -> str:
         if g.names and not g.trained:
             text += f": {markdown_code(g.names[0])}" + (f" ({markdown_cell(g.note)})" if g.note else "")
             if len(g.names) > 1:
-                text += "; also " + ", ".join(markdown_code(n) for n in g.names[1:4]) + (" ..." if len(g.names) > 4 else "")
+                more = " ..." if len(g.names) > 4 else ""
+                text += "; also " + ", ".join(markdown_code(n) for n in g.names[1:4]) + more
         lines.append(text)
     lines += ["", "Tensors:", ""]
     lines += markdown_table(_AUDIT_COLUMNS, [_audit_cells(r) for r in report.records])
