@@ -5,60 +5,72 @@ both with different shapes (reshaped). Then each tensor in both with the same sh
 strongest statement that holds:
 
 ==================  ========================================================================
-identical           the same dtype and the same values bit for bit
+identical           the same dtype and the same bytes
 close               every :math:`|a - b| \le \text{atol} + \text{rtol}\,|b|` (read in float64)
 same distribution   not rejected: the two-sample tests below do not reject at the corrected
-                    level, and no exact structure (constant, identity, orthogonal, sparse)
-                    holds on one side only
+                    level (so the scales agree within sampling error), and no exact structure
+                    (constant, identity, orthogonal) holds on one side only
 different           rejected: the test that rejected, its p-value, the scale ratio and both
-                    sides' families are in the detail
+                    sides' families and first names are in the detail
 ==================  ========================================================================
 
-**Tests** (all values for the moments, the fixed samples of :mod:`fanin.auditing.scan` for KS):
-the two-sample Kolmogorov-Smirnov test (``scipy.stats.ks_2samp``); equal means,
-:math:`z = (\bar a - \bar b)/\sqrt{s_a^2/n_a + s_b^2/n_b}`; equal scales,
-:math:`z = \ln(s_a^2/s_b^2) / \sqrt{(\beta_{2a} - 1)/n_a + (\beta_{2b} - 1)/n_b}` (the delta-method
-variance of a log sample variance, :math:`\beta_2` the kurtosis of each side); a band of the
-dtypes' unit roundoff is not tested, as in :mod:`fanin.auditing.hypotheses`. A tensor's p-value
-is their Bonferroni combination, and "different" controls the family-wise error rate over all
-compared tensors (Holm's procedure at ``alpha``, default 0.01): two models initialized the same
-way are called different anywhere with probability at most ``alpha``. An exact structure holding
-on one side only, different constants, orthogonal gains apart by more than the dtype tolerance,
-or non-finite values on one side are differences with certainty. Names of schemes are shown,
-never compared: two tensors whose first names differ are "same distribution" unless a test
-rejects. ``resolution`` is the relative scale difference the scale test could detect (at the
-corrected level), so a "same distribution" of 32 values says how little it means.
+**Tests** (the exact moments of all values, the fixed samples of :mod:`fanin.auditing.scan`):
+
+- *distribution*: the two-sample Kolmogorov-Smirnov test on the samples (``scipy.stats.ks_2samp``);
+- *mean*: Welch's t, :math:`t = (\bar a - \bar b)/\sqrt{s_a^2/n_a + s_b^2/n_b}` with
+  Welch-Satterthwaite degrees of freedom;
+- *scale*: :math:`z = \ln(s_a^2/s_b^2) / \sqrt{v_a + v_b}`,
+  :math:`v = (\kappa - \tfrac{n-3}{n-1})/n` the variance of a log sample variance (:math:`\kappa`
+  the kurtosis, pooled over both sides); below :data:`SMALL` values a side, where that normal
+  approximation rejects up to 10 times too often, Brown-Forsythe's test on all the values
+  (``scipy.stats.levene(center='median')``) instead.
+
+Differences within the coarser dtype's unit roundoff (of the std, for the mean and the scale) are
+not tested, as in :mod:`fanin.auditing.hypotheses`. A tensor's p-value is the Bonferroni
+combination of its tests, and "different" controls the family-wise error rate over the compared
+tensors: Holm's procedure at ``alpha`` (default :data:`ALPHA` = 0.001), so two models initialized
+the same way are called different anywhere with probability at most ``alpha``. Certain
+differences count as rejected tests: an exact structure on one side only, constants or identity
+gains that differ, orthogonal gains apart by more than the dtype tolerance, non-finite values,
+integer tensors (step counters) that differ, a tensor tied to different tensors. Names of schemes
+are shown, never compared: two tensors whose first names differ are "same distribution" unless a
+test rejects. ``resolution`` is the relative scale difference the scale test would detect at the
+corrected level, so a "same distribution" of 32 values says how little it means.
 
 >>> import torch
 >>> torch.manual_seed(0) is not None
 True
 >>> a, b = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
 >>> diff(a, b).headline
-'same architecture (2 tensors); same initialization for all 2 tensors (2 same distribution: values differ)'
+'same architecture (2 tensors); same initialization: 2 same distribution'
+>>> diff(a, a).counts
+{'identical': 2, 'close': 0, 'same distribution': 0, 'different': 0}
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 
-import numpy as np
 import torch
 
 from fanin.auditing.audit import TensorRecord, audit_tensor
+from fanin.auditing.checkpoint import CheckpointError
 from fanin.auditing.dtypes import dtype_name, unit_roundoff
 from fanin.auditing.evidence import holm
 from fanin.auditing.scan import CHUNK, Scan
-from fanin.auditing.checkpoint import CheckpointError
 from fanin.auditing.sources import Source, open_source, skip_reason
 from fanin.auditing.structure import orthogonal_tolerance
 
-__all__ = ["ALPHA", "STATUSES", "DiffReport", "TensorDiff", "diff"]
+__all__ = ["ALPHA", "SMALL", "STATUSES", "DiffReport", "TensorDiff", "diff"]
 
-#: Family-wise level of "different" over one diff.
-ALPHA = 0.01
+#: Family-wise level of "different" over one diff: a pair initialized the same way is called
+#: different anywhere with probability at most this.
+ALPHA = 0.001
 STATUSES = ("identical", "close", "same distribution", "different")
-_EXACT = ("constant", "identity", "orthogonal", "sparse")
+_EXACT = ("constant", "identity", "orthogonal")
+_SAID = {"close": "equal within tolerance"}
 
 
 def _num(v):
@@ -70,7 +82,8 @@ class TensorDiff:
     """One tensor present in both sources with the same shape.
 
     ``tests``: test -> p-value; ``p_value`` their Bonferroni combination (``0.0`` for a certain
-    difference); ``test`` the one with the smallest p-value; ``scale_ratio`` std of b over std
+    difference, which ``certain`` marks: no sampling error, e.g. a constant on one side only);
+    ``test`` the one with the smallest p-value; ``scale_ratio`` std of b over std
     of a; ``resolution`` the relative scale difference the scale test could detect."""
 
     name: str
@@ -89,6 +102,7 @@ class TensorDiff:
     test: str | None = None
     resolution: float | None = None
     detail: str = ""
+    certain: bool = False
 
     def to_dict(self) -> dict:
         out = {k: _num(v) for k, v in self.__dict__.items()}
@@ -125,34 +139,36 @@ class DiffReport:
 
     @property
     def any_different(self) -> bool:
-        """Whether any compared tensor is ``different`` (``fanin diff --exit-code`` exits 1)."""
-        return any(t.status == "different" for t in self.tensors)
+        """Whether a tensor differs: a compared tensor is ``different``, or one is only in ``a``,
+        only in ``b`` or reshaped (``fanin diff --exit-code`` then exits 1)."""
+        return not self.same_architecture or any(t.status == "different" for t in self.tensors)
 
     @property
     def headline(self) -> str:
-        """The one-line answer, counting each answer."""
+        """The one-line answer, then how many tensors got each answer (and how many are tied or
+        not compared)."""
         n = len(self.tensors)
         if self.same_architecture:
-            arch = f"same architecture ({n} tensors)"
+            arch = f"same architecture ({n} tensor{'s' * (n != 1)})"
         else:
-            arch = (f"different architecture ({len(self.missing)} missing from b, {len(self.extra)} extra in b, "
+            arch = (f"different architecture ({len(self.missing)} only in a, {len(self.extra)} only in b, "
                     f"{len(self.reshaped)} reshaped; {n} compared)")
+        extra = [f"{len(self.tied)} tied"] * bool(self.tied)
+        extra += [f"{len(self.skipped)} not compared"] * bool(self.skipped)
+        tail = f"; {', '.join(extra)}" if extra else ""
         if n == 0:
-            return f"{arch}; no tensor to compare"
+            return f"{arch}; no tensor to compare{tail}"
         c = self.counts
-        if c["identical"] == n:
-            return f"{arch}; identical values for all {n} tensors"
-        parts = [f"{c['identical']} identical"] * bool(c["identical"]) + \
-            [f"{c['close']} equal within tolerance"] * bool(c["close"]) + \
-            [f"{c['same distribution']} same distribution"] * bool(c["same distribution"])
-        same = ", ".join(parts)
-        if not c["different"]:
-            tail = ": values differ" if c["same distribution"] else ""
-            return f"{arch}; same initialization for all {n} tensors ({same}{tail})"
-        differ = [t.name for t in self.tensors if t.status == "different"]
-        shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
-        text = f"{arch}; different initialization for {c['different']} of {n} tensors ({shown})"
-        return text + (f"; the others: {same}" if same else "")
+        counts = ", ".join(f"{c[s]} {_SAID.get(s, s)}" for s in STATUSES if c[s])
+        if c["different"]:
+            differ = [t.name for t in self.tensors if t.status == "different"]
+            shown = ", ".join(differ[:3]) + (", ..." if len(differ) > 3 else "")
+            answer = f"different initialization for {c['different']} of {n} ({shown})"
+        elif c["identical"] == n:
+            answer = "identical values"
+        else:
+            answer = "same initialization"
+        return f"{arch}; {answer}: {counts}{tail}"
 
     def to_dict(self) -> dict:
         return {
@@ -189,8 +205,13 @@ def _check_tolerance(name: str, value: object, what: str) -> float:
     return float(value)
 
 
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    """The tensor's bytes (``-0.0`` and ``0.0`` differ, a NaN equals the same NaN)."""
+    return t.contiguous().view(torch.uint8) if t.numel() and t.element_size() else t
+
+
 def _compare_values(ta: torch.Tensor, tb: torch.Tensor, rtol: float, atol: float) -> tuple[bool, bool, float]:
-    """(bitwise identical, close, max |a - b|), one row block at a time."""
+    """(bitwise identical, close, max |a - b|), one row block at a time (float64 per block only)."""
     same = ta.dtype == tb.dtype
     close, biggest = True, 0.0
     a2 = ta.reshape(ta.shape[0], -1) if ta.dim() >= 2 else ta.reshape(1, -1)
@@ -198,7 +219,7 @@ def _compare_values(ta: torch.Tensor, tb: torch.Tensor, rtol: float, atol: float
     step = max(1, CHUNK // max(a2.shape[1], 1))
     for r0 in range(0, a2.shape[0], step):
         pa, pb = a2[r0:r0 + step], b2[r0:r0 + step]
-        if same and not torch.equal(pa, pb):
+        if same and not torch.equal(_bits(pa), _bits(pb)):
             same = False
         da, db = pa.to(torch.float64), pb.to(torch.float64)
         delta = (da - db).abs()
@@ -215,87 +236,138 @@ def _structure(r: TensorRecord) -> str | None:
     return f if f in _EXACT else None
 
 
-def _certain(name, shape, ra, rb, detail, test, max_abs, ratio) -> TensorDiff:
-    ia, ib = ra.inference, rb.inference
-    return TensorDiff(name, shape, "different", ra.dtype, rb.dtype, ia.family, ib.family, ia.label, ib.label,
-                      max_abs, ratio, {test: 0.0}, 0.0, test, None, detail)
+def _dtype(name: str, fallback: torch.dtype) -> torch.dtype:
+    found = getattr(torch, name, None) if name else None
+    return found if isinstance(found, torch.dtype) else fallback
+
+
+def _coarser(ra: TensorRecord, rb: TensorRecord, ta: torch.Tensor, tb: torch.Tensor) -> torch.dtype:
+    """The less precise of the two sides' effective dtypes (the values' own precision)."""
+    da = _dtype(ra.inference.effective_dtype, ta.dtype)
+    db = _dtype(rb.inference.effective_dtype, tb.dtype)
+    return max((da, db), key=unit_roundoff)
+
+
+def _gains(inference) -> dict[str, float]:
+    return {k: v for k, v in inference.distribution.items() if k.startswith("gain")}
+
+
+def _orthogonal(ia, ib, shape, eff: torch.dtype) -> str | None:
+    """Why two orthogonal tensors differ for certain, or ``None``: their gate layouts differ, or a
+    block's gains differ by more than both sides' tolerance :math:`2\tau`
+    (:func:`~fanin.auditing.structure.orthogonal_tolerance`). Orthogonal matrices of one gain are
+    the same distribution (Haar, as every orthogonal scheme draws)."""
+    if ia.distribution.get("gates") != ib.distribution.get("gates"):
+        return f"gate layouts differ: {ia.reason} vs {ib.reason}"
+    ga, gb = _gains(ia), _gains(ib)
+    if ga.keys() != gb.keys():
+        return f"per-block gains differ: {ia.reason} vs {ib.reason}"
+    gates = int(ia.distribution.get("gates", 1))
+    rows = max(1, shape[0] // gates) if shape else 1
+    cols = max(1, math.prod(shape) // max(shape[0], 1)) if shape else 1
+    tol = 2 * orthogonal_tolerance(eff, min(rows, cols))
+    for key in ga:
+        a, b = ga[key], gb[key]
+        if not (math.isfinite(a) and math.isfinite(b)) or abs(b - a) > tol * max(abs(a), abs(b)):
+            return f"orthogonal gains differ: {a:.6g} vs {b:.6g} (tolerance {tol:.2g} relative)"
+    return None
+
+
+#: Below this many values on either side (with every value in the sample) the scale test is
+#: Brown-Forsythe's on the values: the delta method's normal approximation is too liberal there.
+SMALL = 1000
 
 
 def _two_sample(sa: Scan, sb: Scan, delta: float) -> tuple[dict[str, float], float | None]:
-    """p-values of the KS, mean and scale tests, and the standard error of the log variance ratio."""
+    r"""p-values of the KS, mean and scale tests (see the module docstring), and the standard
+    error of the log variance ratio. Computed in a common power-of-two unit, so values near the
+    float64 limit do not overflow."""
     from scipy import stats
     from scipy.special import ndtr
 
+    c = max(sa.unit, sb.unit)
+    xa, xb = sa.sample * (sa.unit / c), sb.sample * (sb.unit / c)
     tests: dict[str, float] = {}
-    if sa.sample.size >= 2 and sb.sample.size >= 2:
-        tests["ks"] = float(stats.ks_2samp(sa.sample * sa.unit, sb.sample * sb.unit).pvalue)
+    if xa.size >= 2 and xb.size >= 2:
+        # exact below SMALL values a side; scipy falls back to the asymptotic distribution (with a
+        # RuntimeWarning) when ties in low-precision values defeat the exact computation
+        method = "exact" if min(xa.size, xb.size) < SMALL else "asymp"
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+            tests["ks"] = float(stats.ks_2samp(xa, xb, method=method).pvalue)
     na, nb = sa.n, sb.n
-    va, vb = sa.var, sb.var
-    se_log = None
-    if na >= 2 and nb >= 2 and va > 0 and vb > 0:
-        sd = math.sqrt(max(va, vb))
-        z = max(0.0, abs(sa.mean - sb.mean) - delta * sd) / math.sqrt(va / na + vb / nb)
-        tests["mean"] = float(min(1.0, 2 * ndtr(-z)))
-        ka, kb = sa.kurtosis + 3, sb.kurtosis + 3
-        se_log = math.sqrt(max(ka - 1, 1e-9) / na + max(kb - 1, 1e-9) / nb)
+    ma, mb = sa.moments.mean * (sa.unit / c), sb.moments.mean * (sb.unit / c)
+    va = sa.moments.m2 * (sa.unit / c) ** 2 * na / max(na - 1, 1)  # unbiased
+    vb = sb.moments.m2 * (sb.unit / c) ** 2 * nb / max(nb - 1, 1)
+    if na < 2 or nb < 2 or not (va > 0 and vb > 0):
+        return tests, None
+    # Welch's t on the means, a band of the dtypes' rounding (delta std) left untested
+    ua, ub = va / na, vb / nb
+    t = max(0.0, abs(ma - mb) - delta * math.sqrt(max(va, vb))) / math.sqrt(ua + ub)
+    df = (ua + ub) ** 2 / (ua * ua / (na - 1) + ub * ub / (nb - 1))
+    tests["mean"] = float(min(1.0, 2 * stats.t.sf(t, df)))
+    # Var(ln s^2) = (kappa - (n-3)/(n-1)) / n (kappa the kurtosis, each side standardized, pooled)
+    kappa = (na * (sa.kurtosis + 3) + nb * (sb.kurtosis + 3)) / (na + nb)
+    var_log = (kappa - (na - 3) / (na - 1)) / na + (kappa - (nb - 3) / (nb - 1)) / nb
+    se_log = math.sqrt(max(var_log, 1e-12))
+    if min(na, nb) < SMALL and xa.size == na and xb.size == nb:
+        tests["scale"] = float(stats.levene(xa, xb, center="median").pvalue)
+    else:
         z = max(0.0, abs(math.log(va / vb)) - 2 * delta) / se_log
         tests["scale"] = float(min(1.0, 2 * ndtr(-z)))
     return tests, se_log
 
 
-def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src, sb_src, rtol: float, atol: float):
-    """(TensorDiff or None when the tests decide, records, se of the log variance ratio)."""
+def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src: Source, sb_src: Source, rtol: float, atol: float):
+    """(TensorDiff, record of a, record of b, se of the log variance ratio); a TensorDiff of
+    status ``pending`` waits for Holm's procedure (:func:`_decide`)."""
     shape = tuple(ta.shape)
     same, close, max_abs = _compare_values(ta, tb, rtol, atol)
     ra, scan_a = audit_tensor(name, ta, sa_src.infos[name], sa_src)
     rb, scan_b = audit_tensor(name, tb, sb_src.infos[name], sb_src)
     ia, ib = ra.inference, rb.inference
-    ratio = rb.summary.std / ra.summary.std if ra.summary.std and math.isfinite(ra.summary.std) else None
+    sd_a, sd_b = ra.summary.std, rb.summary.std
+    ratio = sd_b / sd_a if sd_a and math.isfinite(sd_a) and math.isfinite(sd_b) else None
 
-    def row(status, detail, tests=None, p=None, test=None, resolution=None):
+    def row(status, detail, tests=None, p=None, test=None, resolution=None, scale_ratio=ratio, sure=False):
         return TensorDiff(name, shape, status, ra.dtype, rb.dtype, ia.family, ib.family, ia.label, ib.label,
-                          max_abs, ratio, tests or {}, p, test, resolution, detail)
+                          max_abs, scale_ratio, tests or {}, p, test, resolution, detail, sure)
+
+    def certain(test, detail, scale_ratio=ratio):
+        return row("different", detail, {test: 0.0}, 0.0, test, scale_ratio=scale_ratio, sure=True)
+
+    def done(r, se=None):
+        return r, ra, rb, se
 
     if same:
-        return row("identical", "bitwise equal"), ra, rb, None
+        return done(row("identical", "bitwise equal"))
     if close:
-        return row("close", f"max |a-b| = {max_abs:.3g} within rtol={rtol:g}, atol={atol:g}"), ra, rb, None
-    if ia.family == "non-finite" or ib.family == "non-finite":
-        side = "a" if ia.family == "non-finite" else "b"
-        return _certain(name, shape, ra, rb, f"non-finite values in {side}: {(ia if side == 'a' else ib).reason}",
-                        "non-finite", max_abs, ratio), ra, rb, None
+        return done(row("close", f"max |a-b| = {max_abs:.3g} within rtol={rtol:g}, atol={atol:g}"))
+    bad = [(side, i) for side, i in (("a", ia), ("b", ib)) if i.family in ("non-finite", "unreadable")]
+    if bad:
+        return done(certain(bad[0][1].family, "; ".join(f"{side}: {i.reason}" for side, i in bad)))
     xa, xb = _structure(ra), _structure(rb)
     if xa != xb:
-        text = " and ".join(f"{side} is {x} ({r.inference.reason})" for side, x, r in (("a", xa, ra), ("b", xb, rb)) if x)
-        other = "b" if xa else "a"
-        return _certain(name, shape, ra, rb, f"{text}; {other} is not (its values: {(rb if xa else ra).inference.label})",
-                        "structure", max_abs, ratio), ra, rb, None
-    if xa == "constant":
-        return _certain(name, shape, ra, rb, f"constants differ: {ra.summary.min:g} vs {rb.summary.min:g}", "constant",
-                        max_abs, ratio), ra, rb, None
-    if xa == "identity":
-        return _certain(name, shape, ra, rb, f"identity patterns differ: {ia.reason} vs {ib.reason}", "identity",
-                        max_abs, ratio), ra, rb, None
+        parts = [f"{side} is {x} ({r.inference.reason})" for side, x, r in (("a", xa, ra), ("b", xb, rb)) if x]
+        other = [f"{side} is not ({r.inference.label}: {r.inference.family})"
+                 for side, x, r in (("a", xa, ra), ("b", xb, rb)) if not x]
+        return done(certain("structure", "; ".join(parts + other)))
+    if xa in ("constant", "identity"):
+        # the values are not within tolerance, so the constants or identity gains differ
+        return done(certain(xa, f"{xa} values differ: a {ia.reason}; b {ib.reason}"))
     if xa == "orthogonal":
-        ga, gb = ia.scale, ib.scale
-        if ga is None or gb is None or ga != ga or gb != gb:
-            return row("same distribution", f"both orthogonal per gate block ({ia.reason}; {ib.reason})", {}, 1.0), \
-                ra, rb, None
-        tol = 2 * max(orthogonal_tolerance(torch.float32, min(shape[0], ta.numel() // shape[0])), 1e-12)
-        if abs(gb / ga - 1) > tol:
-            return _certain(name, shape, ra, rb, f"orthogonal gains differ: {ga:.6g} vs {gb:.6g}", "gain", max_abs,
-                            gb / ga), ra, rb, None
-        return row("same distribution", f"both orthogonal with gain {ga:.6g} (to the dtype tolerance)", {}, 1.0), \
-            ra, rb, None
-    if scan_a is None or scan_b is None:
-        return _certain(name, shape, ra, rb, f"cannot analyse: {ia.reason if scan_a is None else ib.reason}",
-                        "unreadable", max_abs, ratio), ra, rb, None
-    delta = max(unit_roundoff(ta.dtype), unit_roundoff(tb.dtype))
+        why = _orthogonal(ia, ib, shape, _coarser(ra, rb, ta, tb))
+        if why is not None:
+            return done(certain("gain", why))
+        return done(row("same distribution", f"both orthogonal, the same gains to the dtype tolerance ({ia.reason})",
+                        {}, 1.0))
+    if scan_a is None or scan_b is None:  # unreachable for readable dtypes; kept certain, never silent
+        return done(certain("unreadable", f"cannot analyse: {ia.reason if scan_a is None else ib.reason}"))
+    delta = max(unit_roundoff(_coarser(ra, rb, ta, tb)), unit_roundoff(ta.dtype), unit_roundoff(tb.dtype))
     tests, se_log = _two_sample(scan_a, scan_b, delta)
     p = min(1.0, len(tests) * min(tests.values())) if tests else 1.0
-    test = min(tests, key=tests.get) if tests else None
-    pending = row("pending", "", tests, p, test)
-    return pending, ra, rb, se_log
+    test = min(tests, key=tests.__getitem__) if tests else None
+    return done(row("pending", "", tests, p, test), se_log)
 
 
 def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, atol: float = 1e-8,
@@ -367,9 +439,10 @@ def _skipped_pair(name: str, sa: Source, sb: Source) -> TensorDiff | str:
         return why
     equal = ta.dtype == tb.dtype and torch.equal(ta, tb)
     return TensorDiff(name, tuple(ta.shape), "identical" if equal else "different", dtype_name(ta.dtype),
-                      dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None, {} if equal else {"values": 0.0},
+                      dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None,
+                      {} if equal else {"values": 0.0},
                       None if equal else 0.0, None if equal else "values",
-                      None, "bitwise equal" if equal else "values differ (not floating point)")
+                      None, "bitwise equal" if equal else "values differ (not floating point)", not equal)
 
 
 def _tying_differs(name: str, sa: Source, sb: Source, ta: str | None, tb: str | None) -> TensorDiff:
@@ -382,13 +455,11 @@ def _tying_differs(name: str, sa: Source, sb: Source, ta: str | None, tb: str | 
     da, db = sa.dtype_names.get(name, "-"), sb.dtype_names.get(name, "-")
     return TensorDiff(name, tuple(shape), "different", da, db, "tied" if ta else "-", "tied" if tb else "-",
                       f"= {ta}" if ta else "-", f"= {tb}" if tb else "-", None, None, {"tying": 0.0}, 0.0, "tying",
-                      None, f"{where('a', ta)}; {where('b', tb)} (shared storage differs)")
+                      None, f"{where('a', ta)}; {where('b', tb)} (shared storage differs)", True)
 
 
 def _decide(rows: list[TensorDiff], ses: list[float | None], alpha: float) -> list[TensorDiff]:
     """Holm's procedure over the pending tensors' p-values; certain differences count as tested."""
-    from dataclasses import replace
-
     from scipy.special import ndtri
 
     tested = [r.p_value if r.status in ("pending", "different") else None for r in rows]

@@ -7,7 +7,6 @@ A source is any form of :mod:`fanin.cli.models`: a checkpoint file (.safetensors
 
 from __future__ import annotations
 
-import inspect
 import os
 
 import click
@@ -21,16 +20,7 @@ __all__ = ["audit_command", "diff_command"]
 _LAYOUT = click.option("--layout", type=click.Choice(["torch", "keras"]), default="torch", show_default=True,
                        help="Weight layout of a checkpoint (a module's layouts come from its layer types).")
 _SEED = click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
-                     help="Seed under which a built model (not a checkpoint) is constructed.")
-
-
-def _with_width(render):
-    """A table renderer as :class:`Renderers` calls it, whether or not it takes a width."""
-    try:
-        takes_width = "width" in inspect.signature(render).parameters
-    except (TypeError, ValueError):
-        takes_width = False
-    return (lambda report, width: render(report, width=width)) if takes_width else (lambda report, _w: render(report))
+                     help="Seed under which a built model (not a checkpoint) is constructed (both A and B for diff).")
 
 
 def _inputs(*sources) -> list[str]:
@@ -69,27 +59,17 @@ def audit_command(source, args, layout, names, seed, output, fmt, plot_path) -> 
             raise usage(err.args[0] if err.args else err, "--tensor") from None
         except (ValueError, TypeError, OSError) as err:
             raise fail(err) from None
-    emit(out, report, Renderers(_with_width(render_audit_table), render_audit_markdown, render_audit_json))
+    emit(out, report, Renderers(render_audit_table, render_audit_markdown, render_audit_json))
     write_figure(lambda path: _plot(report, model, layout, path, list(names) or None), plot)
 
 
 def _plot(report, model, layout, path, names):
+    """The figure of the ``--tensor`` names (default: every tensor with a spread of values), its
+    values read one tensor at a time from the source again."""
     from fanin.auditing.sources import open_source
     from fanin.report.audit import write_audit_plot
 
-    src = open_source(model, layout=layout)
-    chosen = names or [r.name for r in report.records
-                       if r.inference.family in ("uniform", "normal", "truncated_normal", "unknown", "sparse")][:6]
-    values = {n: src.get(n) for n in chosen}
-    return write_audit_plot(report, path, chosen, values=values)
-
-
-def _differs(report) -> bool:
-    """Whether A and B were not initialized the same way (``--exit-code``'s "no")."""
-    flag = getattr(report, "any_different", None)
-    if flag is not None:
-        return bool(flag)
-    return not report.same_architecture or any(t.status == "different" for t in report.tensors)
+    return write_audit_plot(report, path, names, values=open_source(model, layout=layout))
 
 
 @click.command("diff", short_help="Were two checkpoints or models initialized the same way?")
@@ -101,11 +81,14 @@ def _differs(report) -> bool:
               help="Relative tolerance of 'close'.")
 @click.option("--atol", type=FiniteFloat(min=0, max=1e6), default=1e-8, show_default=True,
               help="Absolute tolerance of 'close'.")
+@click.option("--alpha", type=FiniteFloat(min=0, max=1, min_open=True, max_open=True), default=None,
+              help="Family-wise level of 'different' (Holm over the compared tensors; default: "
+                   "fanin.auditing.diff.ALPHA, 0.001).")
 @click.option("--exit-code", "exit_code", is_flag=True,
-              help="Exit with status 1 when A and B were not initialized the same way.")
+              help="Exit with status 1 when a tensor is different (or only on one side, or reshaped).")
 @_SEED
 @output_options()
-def diff_command(a, b, args, layout, rtol, atol, exit_code, seed, output, fmt) -> None:
+def diff_command(a, b, args, layout, rtol, atol, alpha, exit_code, seed, output, fmt) -> None:
     """Were A and B initialized the same way? One line first, then per tensor. A and B are
     checkpoint files or directories, built-in models or 'package.module:factory'."""
     from fanin.auditing import diff
@@ -125,9 +108,10 @@ def diff_command(a, b, args, layout, rtol, atol, exit_code, seed, output, fmt) -
             bar.update(task, total=total, completed=i, description=f"diff {rich_escape(name)}")
 
         try:
-            report = diff(ma, mb, layout=layout, rtol=rtol, atol=atol, progress=step)
+            report = diff(ma, mb, layout=layout, rtol=rtol, atol=atol, progress=step,
+                          **({} if alpha is None else {"alpha": alpha}))
         except (ValueError, TypeError, OSError) as err:
             raise fail(err) from None
-    emit(out, report, Renderers(_with_width(render_diff_table), render_diff_markdown, render_diff_json))
+    emit(out, report, Renderers(render_diff_table, render_diff_markdown, render_diff_json))
     if exit_code:
-        answer(not _differs(report))
+        answer(not report.any_different)

@@ -17,8 +17,10 @@ import os
 from pathlib import Path
 
 from fanin.auditing.audit import AuditReport, TensorRecord
-from fanin.auditing.diff import DiffReport
-from fanin.report.text import markdown_cell, markdown_code, printable, rich_text
+from fanin.auditing.diff import STATUSES, DiffReport
+from fanin.report.markdown import markdown_table
+from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
+from fanin.report.text import markdown_cell, markdown_code, printable
 
 __all__ = [
     "render_audit_json",
@@ -32,7 +34,6 @@ __all__ = [
     "write_audit_plot",
 ]
 
-_TEXT_WIDTH = 160
 
 
 def _shape(shape) -> str:
@@ -70,130 +71,130 @@ def _evidence_cell(record: TensorRecord) -> str:
     return f"p={i.evidence_p:.2g}" if i.evidence_p > 0 else "decisive"
 
 
-_AUDIT_HEADER = ["tensor", "shape", "dtype", "fan_in / fan_out", "mean", "std", "family", "answer", "fit p",
-                 "confidence", "training evidence"]
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'s' if count != 1 else ''}"
 
 
-def _audit_cells(r: TensorRecord) -> list[str]:
+# The per-tensor table: what goes first when the terminal is narrow (highest rank first; the
+# answer shortens to the first name before the std goes).
+_AUDIT_COLUMNS = [
+    Column("tensor", key=True),
+    Column("shape"),
+    Column("dtype", drop=7),
+    Column("fan_in / fan_out", drop=8),
+    Column("mean", "right", drop=9),
+    Column("std", "right", drop=2),
+    Column("family", drop=6),
+    Column("answer", abbrev=3),
+    Column("fit p", "right", drop=4),
+    Column("confidence"),
+    Column("training evidence", drop=5),
+]
+
+
+def _audit_cells(r: TensorRecord) -> list:
     i, s = r.inference, r.summary
-    name = r.name + (f" (= {', '.join(r.tied)})" if r.tied else "")
-    return [name, _shape(r.shape), r.dtype, _fans(r), f"{s.mean:.3g}", f"{s.std:.3g}", i.family, _answer(r),
+    short = i.label if i.trained or i.matches else _answer(r)
+    return [r.name, _shape(r.shape), r.dtype, _fans(r), f"{s.mean:.3g}", f"{s.std:.3g}", i.family, (_answer(r), short),
             _p(i.p_value), i.confidence, _evidence_cell(r)]
 
 
-def _group_line(g) -> tuple[str, str, str]:
+def _group_cells(g) -> list[str]:
     """(who, answer, names) of a role group, plain text."""
     patterns = ", ".join(g.patterns[:4]) + (f", +{len(g.patterns) - 4} more" if len(g.patterns) > 4 else "")
-    who = f"{g.role}, {g.count} tensor{'s' if g.count != 1 else ''} ({patterns})"
-    answer = g.description if g.trained else f"{g.description}"
-    if g.relation:
-        answer += f" {g.relation}"
+    who = f"{g.role}: {_plural(g.count, 'tensor')} ({patterns})"
+    answer = g.description + (f" {g.relation}" if g.relation else "")
     names = ""
     if g.names and not g.trained:
         names = g.names[0] + (f" [{g.note}]" if g.note else "")
         if len(g.names) > 1:
             names += f"; also {', '.join(g.names[1:4])}" + (" ..." if len(g.names) > 4 else "")
-    return who, answer, names
+    return [who, answer, names]
+
+
+def _skip_lines(report: AuditReport) -> list[str]:
+    lines = []
+    if report.skipped:
+        lines.append("Not audited: " + "; ".join(f"{n} ({why})" for n, why in report.skipped.items()))
+    if report.tied:
+        lines.append("Tied (shares storage, audited once under the second name): "
+                     + "; ".join(f"{a} = {t}" for a, t in report.tied.items()))
+    return lines
 
 
 # --------------------------------------------------------------------------- terminal and plain text
 
 
-def render_audit_table(report: AuditReport):
-    """A ``rich`` renderable: the headline, the summary by role, one row per tensor, then what was
-    skipped or tied (print it with a Console)."""
+def render_audit_table(report: AuditReport, width: int | None = None):
+    """A ``rich`` renderable ``width`` columns wide (``None``: as wide as it needs): the headline,
+    the summary by role, one row per tensor, then the evidence of every tensor that looks trained
+    and what was skipped or tied (print it with a Console)."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    parts = [Text(printable(report.headline), style="bold"),
-             rich_text(f"{report.source}: {report.layout_note}", style="dim")]
-    summary = Table(title="Summary by role", title_justify="left", show_lines=False)
-    for h in ("role and tensors", "looks like", "named"):
-        summary.add_column(h, overflow="fold")
+    parts = [prose(report.headline, width, style="bold"), prose(f"{report.source}: {report.layout_note}", width,
+                                                                 style="dim"), Text("")]
+    if not report.records:
+        return Group(*parts, *(prose(line, width, style="dim") for line in _skip_lines(report) or ["No tensor."]))
+    parts.append(Text("Summary by role", style="bold"))
     for g in report.groups:
-        summary.add_row(*(rich_text(c) for c in _group_line(g)))
-    parts.append(summary)
-    table = Table(title="Tensors", title_justify="left")
-    for h in _AUDIT_HEADER:
-        table.add_column(h, overflow="fold", justify="right" if h in ("mean", "std", "fit p") else "left")
-    for r in report.records:
-        table.add_row(*(rich_text(c) for c in _audit_cells(r)))
-    parts.append(table)
+        who, answer, names = _group_cells(g)
+        line = prose(f"{who}: {answer}" + (f": {names}" if names else ""), width, indent=1)
+        line.stylize("bold", 1, 1 + len(printable(g.role)))
+        parts.append(line)
+    parts.append(Text(""))
+    parts.append(fit_table(_AUDIT_COLUMNS, [_audit_cells(r) for r in report.records], width, title="Tensors"))
     for r in report.records:
         if r.inference.trained:
-            parts.append(rich_text(f"{r.name}: {r.inference.reason}"))
-    parts += _skip_lines(report, rich=True)
+            parts.append(prose(f"{r.name}: {r.inference.reason}", width, indent=0))
+    parts += [prose(line, width, style="dim") for line in _skip_lines(report)]
     return Group(*parts)
 
 
-def _skip_lines(report: AuditReport, rich: bool) -> list:
-    lines = []
-    if report.skipped:
-        lines.append("Not audited: " + "; ".join(f"{n} ({why})" for n, why in report.skipped.items()))
-    if report.tied:
-        lines.append("Tied (shares storage, audited once): " + "; ".join(f"{a} = {t}" for a, t in report.tied.items()))
-    return [rich_text(line, style="dim") for line in lines] if rich else lines
-
-
-def _to_text(renderable, width: int) -> str:
-    import io
-
-    from rich.console import Console
-
-    console = Console(file=io.StringIO(), width=width, color_system=None, force_terminal=False, record=True,
-                      legacy_windows=False)
-    console.print(renderable)
-    return console.export_text()
-
-
-def render_audit_text(report: AuditReport, width: int = _TEXT_WIDTH) -> str:
-    """:func:`render_audit_table` as plain text (what ``print(report)`` shows)."""
-    return _to_text(render_audit_table(report), width)
+def render_audit_text(report: AuditReport, width: int | None = PRINT_WIDTH) -> str:
+    """:func:`render_audit_table` as plain text (``print(report)``: 80 columns)."""
+    return plain_text(render_audit_table(report, width), width)
 
 
 # --------------------------------------------------------------------------- Markdown and JSON
-
-
-def _md_row(cells) -> str:
-    return "| " + " | ".join(cells) + " |"
 
 
 def render_audit_markdown(report: AuditReport) -> str:
     """The headline, the summary by role, a table of every tensor, then each tensor's reason,
     equivalent names and evidence of training."""
     lines = [f"**{markdown_cell(report.headline)}.**", "",
-             f"Source: {markdown_code(report.source)} ({markdown_cell(report.layout_note)}).", "",
-             "Summary by role:", ""]
+             f"Source: {markdown_code(report.source)} ({markdown_cell(report.layout_note)}).", ""]
+    if not report.records:
+        return "\n".join(lines + [markdown_cell(line) for line in _skip_lines(report) or ["No tensor."]]) + "\n"
+    lines += ["Summary by role:", ""]
     for g in report.groups:
-        who, answer, names = _group_line(g)
+        _, answer, _ = _group_cells(g)
         patterns = ", ".join(markdown_code(p) for p in g.patterns[:4]) + (
             f", +{len(g.patterns) - 4} more" if len(g.patterns) > 4 else "")
-        text = f"- **{markdown_cell(g.role)}**, {g.count} tensor{'s' if g.count != 1 else ''} ({patterns}): " \
-               f"{markdown_cell(answer)}"
+        text = f"- **{markdown_cell(g.role)}**, {_plural(g.count, 'tensor')} ({patterns}): {markdown_cell(answer)}"
         if g.names and not g.trained:
             text += f": {markdown_code(g.names[0])}" + (f" ({markdown_cell(g.note)})" if g.note else "")
             if len(g.names) > 1:
-                text += "; also " + ", ".join(markdown_code(n) for n in g.names[1:4]) + (" ..." if len(g.names) > 4 else "")
+                more = " ..." if len(g.names) > 4 else ""
+                text += "; also " + ", ".join(markdown_code(n) for n in g.names[1:4]) + more
         lines.append(text)
-    lines += ["", _md_row(markdown_cell(h) for h in _AUDIT_HEADER), "|" + "|".join(["---"] * len(_AUDIT_HEADER)) + "|"]
-    for r in report.records:
-        cells = _audit_cells(r)
-        lines.append(_md_row([markdown_code(cells[0])] + [markdown_cell(c) for c in cells[1:]]))
+    lines += ["", "Tensors:", ""]
+    lines += markdown_table(_AUDIT_COLUMNS, [_audit_cells(r) for r in report.records])
     lines.append("")
     for r in report.records:
         i = r.inference
         text = f"- {markdown_code(r.name)}: {markdown_cell(i.reason)}."
         for m in i.matches[:4]:
             names = ", ".join(markdown_code(n) for n in m.names[:5]) + (" ..." if len(m.names) > 5 else "")
-            text += f" Passes: {markdown_cell(m.description)} as {names}" + (f" ({markdown_cell(m.note)})" if m.note else "") + "."
+            text += f" Passes: {markdown_cell(m.description)} as {names}" + (
+                f" ({markdown_cell(m.note)})" if m.note else "") + "."
         if len(i.matches) > 4:
             text += f" And {len(i.matches) - 4} more."
         shown = [e for e in i.evidence if e.p_value is None or e.p_value < 0.05]
         if shown:
             text += " Evidence of training: " + "; ".join(markdown_cell(e.text) for e in shown) + "."
         lines.append(text)
-    skipped = _skip_lines(report, rich=False)
+    skipped = _skip_lines(report)
     if skipped:
         lines.append("")
         lines += [markdown_cell(line) for line in skipped]
@@ -205,18 +206,45 @@ def render_audit_json(report: AuditReport) -> str:
     return json.dumps(report.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
-_DIFF_HEADER = ["tensor", "shape", "status", "test", "p", "scale b/a", "a", "b", "max |a-b|"]
+_DIFF_COLUMNS = [
+    Column("tensor", key=True),
+    Column("shape", drop=3),
+    Column("status", abbrev=1),
+    Column("test", drop=2),
+    Column("p", "right"),
+    Column("scale b/a", "right"),
+    Column("a", drop=4),
+    Column("b", drop=4),
+    Column("max |a-b|", "right", drop=5),
+]
 
 
-def _diff_cells(t) -> list[str]:
-    p = "-" if t.p_value is None else ("0 (certain)" if t.p_value == 0 else f"{t.p_value:.2g}")
+_SHORT_STATUS = {"same distribution": "same dist.", "close": "close"}
+
+
+def _diff_cells(t) -> list:
+    if t.certain:
+        p = "certain"
+    else:
+        p = "-" if t.p_value is None else (f"{t.p_value:.2g}" if t.p_value > 0 else "<1e-300")
     ratio = "-" if t.scale_ratio is None else f"{t.scale_ratio:.4g}"
     max_abs = "-" if t.max_abs_diff is None else f"{t.max_abs_diff:.3g}"
-    return [t.name, _shape(t.shape), t.status, t.test or "-", p, ratio, t.scheme_a, t.scheme_b, max_abs]
+    status = (t.status, _SHORT_STATUS.get(t.status, t.status))
+    return [t.name, _shape(t.shape), status, t.test or "-", p, ratio, t.scheme_a, t.scheme_b, max_abs]
+
+
+def _diff_counts(report: DiffReport) -> str:
+    c = report.counts
+    said = {"close": "equal within tolerance"}
+    text = ", ".join(f"{said.get(s, s)} {c[s]}" for s in STATUSES)
+    extra = [f"tied {len(report.tied)}"] * bool(report.tied) + [f"not compared {len(report.skipped)}"] * bool(
+        report.skipped)
+    return (f"Counts: {text}" + (f"; {', '.join(extra)}" if extra else "")
+            + f" (different: family-wise level {report.alpha:g}, Holm)")
 
 
 def _arch_lines(report: DiffReport) -> list[str]:
-    lines = []
+    lines = [f"a = {report.source_a}, b = {report.source_b}"]
     if report.missing:
         lines.append("Only in a: " + ", ".join(report.missing))
     if report.extra:
@@ -230,44 +258,33 @@ def _arch_lines(report: DiffReport) -> list[str]:
     return lines
 
 
-def render_diff_table(report: DiffReport):
-    """A ``rich`` renderable: the headline, the sources and architecture differences, one row per
-    compared tensor, then the detail of every different tensor."""
+def render_diff_table(report: DiffReport, width: int | None = None):
+    """A ``rich`` renderable ``width`` columns wide: the headline, the counts, the sources and
+    architecture differences, one row per compared tensor, then the detail of every different
+    tensor."""
     from rich.console import Group
-    from rich.table import Table
     from rich.text import Text
 
-    parts = [Text(printable(report.headline), style="bold"),
-             rich_text(f"a = {report.source_a}, b = {report.source_b}", style="dim")]
-    parts += [rich_text(line) for line in _arch_lines(report)]
-    table = Table()
-    for h in _DIFF_HEADER:
-        table.add_column(h, overflow="fold")
-    for t in report.tensors:
-        table.add_row(*(rich_text(c) for c in _diff_cells(t)))
-    parts.append(table)
-    parts += [rich_text(f"{t.name}: {t.detail}") for t in report.tensors if t.status == "different"]
+    parts = [prose(report.headline, width, style="bold"), prose(_diff_counts(report), width)]
+    parts += [prose(line, width, style="dim") for line in _arch_lines(report)]
+    if report.tensors:
+        parts += [Text(""), fit_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors], width)]
+    parts += [prose(f"{t.name}: {t.detail}", width) for t in report.tensors if t.status == "different"]
     return Group(*parts)
 
 
-def render_diff_text(report: DiffReport, width: int = _TEXT_WIDTH) -> str:
-    """:func:`render_diff_table` as plain text (what ``print(report)`` shows)."""
-    return _to_text(render_diff_table(report), width)
+def render_diff_text(report: DiffReport, width: int | None = PRINT_WIDTH) -> str:
+    """:func:`render_diff_table` as plain text (``print(report)``: 80 columns)."""
+    return plain_text(render_diff_table(report, width), width)
 
 
 def render_diff_markdown(report: DiffReport) -> str:
-    """The headline, the architecture differences, one row per compared tensor, then the details."""
-    lines = [f"**{markdown_cell(report.headline)}.**", "",
-             f"a = {markdown_code(report.source_a)}, b = {markdown_code(report.source_b)}; "
-             f"different at family-wise level {report.alpha:g} (Holm).", ""]
+    """The headline, the counts, the architecture differences, one row per compared tensor, then
+    the detail of every tensor that is not identical."""
+    lines = [f"**{markdown_cell(report.headline)}.**", "", markdown_cell(_diff_counts(report)) + ".", ""]
     lines += [f"- {markdown_cell(line)}" for line in _arch_lines(report)]
     if report.tensors:
-        lines += ["", _md_row(markdown_cell(h) for h in _DIFF_HEADER), "|" + "|".join(["---"] * len(_DIFF_HEADER)) + "|"]
-        for t in report.tensors:
-            cells = _diff_cells(t)
-            lines.append(_md_row([markdown_code(cells[0])] + [markdown_cell(c) for c in cells[1:6]]
-                                 + [markdown_code(cells[6]), markdown_code(cells[7]), markdown_cell(cells[8])]))
-        lines.append("")
+        lines += [""] + markdown_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors]) + [""]
         lines += [f"- {markdown_code(t.name)}: {markdown_cell(t.status)}: {markdown_cell(t.detail)}."
                   for t in report.tensors if t.status != "identical"]
     return "\n".join(lines) + "\n"
@@ -318,57 +335,93 @@ def _density(record: TensorRecord):
 
 
 def _values_for(values, name: str):
+    """The values of ``name`` as float64 numpy, from a mapping or a Source; ``None`` if not given."""
     if values is None:
         return None
     try:
-        tensor = values.get(name) if hasattr(values, "get") and not isinstance(values, dict) else values.get(name)
+        tensor = values.get(name)
     except KeyError:
         return None
-    if tensor is None:
+    if tensor is None or tensor.is_meta:
         return None
-    return tensor.detach().to(device="cpu").double().reshape(-1).numpy()
+    import torch
+
+    return tensor.detach().to(device="cpu", dtype=torch.float64).reshape(-1).numpy()
 
 
 def _bins(x, requested):
+    """Rice's rule, :math:`2 n^{1/3}` equal bins (10 to 100) over the range. When values repeat
+    (at most 60 distinct values, or fewer distinct values than half the count: a low-precision
+    dtype) each edge moves to the nearest midpoint between consecutive distinct values, so no bar
+    gets one representable value more than its neighbour (one bar per value up to 60)."""
     import numpy as np
 
     if requested is not None:
         return requested
+    count = int(min(100, max(10, round(2 * x.size ** (1 / 3)))))
     u = np.unique(x)
-    if u.size <= 60:  # few representable values (a low-precision dtype): one bar per value
-        mid = (u[1:] + u[:-1]) / 2 if u.size > 1 else np.array([])
-        step = (u[-1] - u[0]) / max(u.size - 1, 1) if u.size > 1 else 1.0
-        return np.concatenate([[u[0] - step / 2], mid, [u[-1] + step / 2]])
-    return int(min(100, max(10, round(2 * x.size ** (1 / 3)))))  # Rice's rule
+    if u.size > 60 and 2 * u.size > x.size:
+        return count
+    if u.size == 1:
+        half = abs(float(u[0])) * 0.05 or 0.5
+        return np.array([u[0] - half, u[0] + half])
+    mid = (u[1:] + u[:-1]) / 2
+    edges = np.concatenate([[u[0] - (mid[0] - u[0])], mid, [u[-1] + (u[-1] - mid[-1])]])
+    if u.size <= 60:
+        return edges
+    even = np.linspace(edges[0], edges[-1], count + 1)
+    nearest = np.clip(np.searchsorted(edges, even), 1, edges.size - 1)
+    below = edges[nearest - 1]
+    above = edges[nearest]
+    snapped = np.where(even - below <= above - even, below, above)
+    return np.unique(snapped)
 
 
-def _title(record: TensorRecord, width: int = 44) -> str:
-    name = printable(record.name)
-    if len(name) > width:
-        name = "…" + name[-(width - 1):]
+def _shorten(text: str, width: int, keep_end: bool) -> str:
+    if len(text) <= width:
+        return text
+    return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
+
+
+def _title(record: TensorRecord, width: int = 46) -> str:
+    """Two lines: the tensor's name (its end kept when long, where layer names differ) and tied
+    names, then the answer."""
+    from fanin.report.plot import plot_text
+
+    name = printable(record.name) + (f" (= {', '.join(printable(t) for t in record.tied)})" if record.tied else "")
     answer = printable(_answer(record))
-    if len(answer) > width + 8:
-        answer = answer[:width + 7] + "…"
-    return f"{name}\n{answer}"
+    return f"{plot_text(_shorten(name, width, keep_end=True))}\n{plot_text(_shorten(answer, width + 8, False))}"
+
+
+def _names_text(names: list[str], limit: int = 6) -> str:
+    from fanin.report.plot import plot_text
+
+    shown = ", ".join(plot_text(_shorten(printable(n), 40, keep_end=True)) for n in names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
 
 
 def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: list[str] | None = None,
                      *, values=None, bins=None, max_panels: int = 24) -> Path:
-    """Histograms of the chosen tensors against the first match's density, one panel each, into a
-    PNG at ``path``; returns the path.
+    """Histograms of the chosen tensors against the first match's density, one panel each, into
+    ``path`` (PNG, SVG or PDF by suffix, :mod:`fanin.report.plot`'s style); returns the path.
 
-    ``names``: the tensors to show (default: every tensor with a continuous-looking answer, at most
-    ``max_panels``; the figure says which are left out). ``values``: a mapping of names to tensors or
-    a :class:`~fanin.auditing.sources.Source` (the report keeps statistics, not values); a panel
-    without values shows the density only. ``bins``: default one bar per value for a tensor of at
-    most 60 distinct values (low precision), else Rice's rule :math:`2 n^{1/3}` (10 to 100). Needs the
-    ``fanin[plot]`` extra.
+    ``names``: the tensors to show (default: every tensor with a spread of values; constants,
+    empty and unreadable ones are named in the figure's title instead). At most ``max_panels``
+    panels: the title names the tensors left out. ``values``: a mapping of names to tensors or a
+    :class:`~fanin.auditing.sources.Source`, read one tensor at a time (the report keeps
+    statistics, not values); a panel without values shows the density only. ``bins``: by default
+    one bar per value for at most 60 distinct values (low precision), else Rice's rule
+    :math:`2 n^{1/3}` (10 to 100). Needs the ``fanin[plot]`` extra.
     """
     import numpy as np
 
-    from fanin.report.plot import require_matplotlib
+    from fanin.report.plot import PALETTE, figure, figure_format, legend_below, plot_text, require_matplotlib
 
-    Figure, FigureCanvasAgg = require_matplotlib()
+    figure_format(path)
+    require_matplotlib()
+    if isinstance(max_panels, bool) or not isinstance(max_panels, int) or max_panels < 1:
+        raise ValueError(f"max_panels is the largest number of panels, an integer >= 1; got max_panels={max_panels!r}")
+    not_drawn: list[str] = []
     if names is not None:
         known = {r.name for r in report.records}
         unknown = [n for n in names if n not in known]
@@ -376,47 +429,70 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
             from fanin.errors import describe_choice
 
             raise ValueError(describe_choice("tensor to plot", unknown[0], sorted(known)))
-        records = [r for r in report.records if r.name in set(names)]
+        wanted = set(names)
+        records = [r for r in report.records if r.name in wanted]
     else:
         records = [r for r in report.records if r.inference.family in _PLOTTABLE]
+        not_drawn = [r.name for r in report.records if r.inference.family not in _PLOTTABLE]
     if not records:
-        raise ValueError("no tensor to plot: the report has no tensor with continuous values (constants, empty or "
+        raise ValueError("no tensor to plot: the report has no tensor with a spread of values (constants, empty or "
                          f"unreadable tensors have no histogram); report tensors: "
                          f"{', '.join(printable(r.name) for r in report.records[:10]) or 'none'}")
-    left_out = records[max_panels:]
+    left_out = [r.name for r in records[max_panels:]]
     records = records[:max_panels]
     cols = min(3, len(records))
     rows = math.ceil(len(records) / cols)
-    fig = Figure(figsize=(4.6 * cols, 3.4 * rows + 0.8), dpi=100)
-    FigureCanvasAgg(fig)
-    for k, r in enumerate(records):
-        ax = fig.add_subplot(rows, cols, k + 1)
-        x = _values_for(values, r.name)
-        s = r.summary
-        if x is not None and x.size:
-            ax.hist(x, bins=_bins(x, bins), density=True, color="0.72", label=f"values ({x.size:,})")
-            lo, hi = float(x.min()), float(x.max())
-        else:
-            lo, hi = s.min, s.max
-            ax.text(0.5, 0.5, "(values not given)", transform=ax.transAxes, ha="center", fontsize=8, color="0.4")
-        dist = _density(r)
-        if dist is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo:
-            pad = 0.05 * (hi - lo)
-            grid = np.linspace(lo - pad, hi + pad, 600)
-            first = r.inference.matches[0].description if r.inference.matches else r.inference.family
-            ax.plot(grid, dist.pdf(grid), color="C0", linewidth=1.4, label=printable(first)[:40])
-        ax.set_title(_title(r), fontsize=8)
-        ax.tick_params(labelsize=7)
-        ax.legend(fontsize=6, loc="upper right")
-    title = printable(report.headline)
-    if len(title) > 150:
-        title = title[:149] + "…"
-    fig.suptitle(title, fontsize=9)
+    notes = []
+    if not_drawn:
+        by_family: dict[str, int] = {}
+        for r in report.records:
+            if r.name in set(not_drawn):
+                by_family[r.inference.family] = by_family.get(r.inference.family, 0) + 1
+        kinds = ", ".join(f"{v} {k}" for k, v in sorted(by_family.items(), key=lambda kv: -kv[1]))
+        notes.append(f"not drawn (no spread of values): {kinds}" + (
+            f" ({_names_text(not_drawn, 3)})" if len(not_drawn) <= 3 else ""))
     if left_out:
-        shown = ", ".join(printable(r.name) for r in left_out[:6]) + (", …" if len(left_out) > 6 else "")
-        fig.text(0.01, 0.005, f"{len(left_out)} more tensors left out (max_panels={max_panels}): {shown}", fontsize=7,
-                 color="0.3")
-    fig.tight_layout(rect=(0, 0.03 if left_out else 0, 1, 0.97))
-    path = Path(path)
-    fig.savefig(path, format="png")
-    return path
+        notes.append(f"{len(left_out)} more left out (max_panels={max_panels}): {_names_text(left_out)}")
+    import textwrap
+
+    notes = [line for note in notes for line in textwrap.wrap(note, width=int(cols * 4.2 * 12))]
+    title = plot_text(_shorten(printable(report.source), 60, keep_end=True)) + ": " + plot_text(
+        _shorten(printable(report.headline), 110, keep_end=False))
+    with figure(path, size=(4.2 * cols, 2.9 * rows + 0.9 + 0.2 * len(notes)), nrows=rows, ncols=cols) as (fig, axes):
+        for k, ax in enumerate(axes.flat):
+            if k >= len(records):
+                ax.set_visible(False)
+                continue
+            r = records[k]
+            x = _values_for(values, r.name)
+            s = r.summary
+            if x is not None and x.size and float(x.min()) == float(x.max()):
+                # a point mass has no density: a stem at the value
+                ax.vlines([x[0]], 0, 1, color="0.45", linewidth=3)
+                ax.set_ylim(0, 1.15)
+                ax.set_yticks([])
+                lo = hi = float(x[0])
+                count = f"all {x.size:,} values {x[0]:.6g}"
+            elif x is not None and x.size:
+                ax.hist(x, bins=_bins(x, bins), density=True, color="0.75", edgecolor="none",
+                        label="values (histogram, density)")
+                lo, hi = float(x.min()), float(x.max())
+                count = f"{x.size:,} values"
+            else:
+                lo, hi = s.min, s.max
+                count = "values not given"
+            dist = _density(r)
+            if dist is not None and math.isfinite(lo) and math.isfinite(hi) and hi > lo:
+                pad = 0.05 * (hi - lo)
+                grid = np.linspace(lo - pad, hi + pad, 600)
+                ax.plot(grid, dist.pdf(grid), color=PALETTE[0], linewidth=1.3, label="density of the first match")
+            ax.set_title(_title(r), fontsize=8, loc="left")
+            ax.text(0.99, 0.97, count, transform=ax.transAxes, ha="right", va="top", fontsize=7, color="0.35")
+            ax.tick_params(labelsize=7)
+            if k % cols == 0 and lo != hi:
+                ax.set_ylabel("density", fontsize=8)
+            if k >= len(records) - cols:
+                ax.set_xlabel("value", fontsize=8)
+        fig.suptitle("\n".join([title] + notes), fontsize=9)
+        legend_below(fig, list(axes.flat), ncols=2)
+    return Path(path)
