@@ -181,3 +181,11 @@ def test_audit_of_an_import_path_builds_the_model_and_reports_bad_paths():
         assert result.exit_code == 2, result.output
         assert "Invalid value for SOURCE" in result.output
         assert why in result.output, result.output
+
+
+def test_layout_choices_are_the_sources_layouts():
+    from fanin.auditing.sources import LAYOUTS
+
+    for command in ("audit", "diff"):
+        layout = next(p for p in main.commands[command].params if p.name == "layout")
+        assert tuple(layout.type.choices) == LAYOUTS

@@ -117,7 +117,7 @@ def _skip_lines(report: AuditReport) -> list[str]:
     if report.skipped:
         lines.append("Not audited: " + "; ".join(f"{n} ({why})" for n, why in report.skipped.items()))
     if report.tied:
-        lines.append("Tied (shares storage, audited once under the second name): "
+        lines.append("Tied (shares the storage of the tensor after '=', audited under that name): "
                      + "; ".join(f"{a} = {t}" for a, t in report.tied.items()))
     return lines
 
