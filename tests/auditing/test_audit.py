@@ -156,3 +156,14 @@ def test_to_dict_is_json():
 
 def test_report_is_plain_data():
     assert AuditReport("s", "n", ()).headline == "0 tensors: 0 fresh; no evidence of training (family-wise level 0.01)"
+
+
+def test_unknown_tensors_are_counted_apart_from_fresh_ones():
+    # Two distinct values in a 64x64 matrix: no continuous initialization fits, so it is neither
+    # fresh nor trained; one tensor is "1 tensor".
+    signs = torch.ones(64, 64, dtype=torch.float64)
+    signs[::2] *= -1
+    report = fanin.audit({"signs": signs})
+    assert report.headline == ("1 tensor: 0 fresh, 1 unknown (no initialization fits); "
+                               "no evidence of training (family-wise level 0.01)")
+    assert repr(report) == "<AuditReport 'state_dict': 1 tensor, 0 fresh, 1 unknown, 0 look trained>"

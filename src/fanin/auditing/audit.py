@@ -167,12 +167,17 @@ class AuditReport:
         """One line: how many tensors, what they look like, how many look trained."""
         counts: dict[str, int] = {}
         for r in self.records:
-            if not r.inference.trained:
+            if not r.inference.trained and r.inference.family != "unknown":
                 counts[r.inference.family] = counts.get(r.inference.family, 0) + 1
         trained = len(self.trained)
+        # An unknown tensor (no hypothesis passes, or discrete values) is neither called fresh nor trained.
+        unknown = sum(1 for r in self.records if not r.inference.trained and r.inference.family == "unknown")
         parts = ", ".join(f"{v} {k}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
-        fresh = len(self.records) - trained
-        text = f"{len(self.records)} tensors: {fresh} fresh" + (f" ({parts})" if parts else "")
+        fresh = len(self.records) - trained - unknown
+        n = len(self.records)
+        text = f"{n} tensor{'s' * (n != 1)}: {fresh} fresh" + (f" ({parts})" if parts else "")
+        if unknown:
+            text += f", {unknown} unknown (no initialization fits)"
         if trained:
             text += f", {trained} look trained (family-wise level {self.alpha:g})"
         else:
@@ -206,8 +211,10 @@ class AuditReport:
 
     def __repr__(self) -> str:
         trained = len(self.trained)
-        return (f"<AuditReport {self.source!r}: {len(self.records)} tensors, {len(self.records) - trained} fresh, "
-                f"{trained} look trained>")
+        unknown = sum(1 for r in self.records if not r.inference.trained and r.inference.family == "unknown")
+        n = len(self.records)
+        return (f"<AuditReport {self.source!r}: {n} tensor{'s' * (n != 1)}, {n - trained - unknown} fresh, "
+                + (f"{unknown} unknown, " if unknown else "") + f"{trained} look trained>")
 
     def __str__(self) -> str:
         from fanin.report.audit import render_audit_text
