@@ -347,3 +347,13 @@ def test_cuda(x32):
     report = lsuv_(model, x, generator=torch.Generator(device="cuda").manual_seed(0))
     assert report.converged and torch.equal(torch.cuda.get_rng_state(), state)
     assert max(abs(v - 1) for v in output_variances(model, x).values()) < TOL
+
+
+def test_repr_is_one_short_line():
+    layers = (
+        LSUVLayer("enc", 0, "Conv2d", 2, True, 0.25, 1.004, 3.9841, 2, True),
+        LSUVLayer("head", 1, "Linear", 1, False, 0.0, 0.0, 1.0, 0, False, "output variance is 0"),
+    )
+    assert repr(LSUVReport(layers, 1.0, 0.01, 10, ("spare",))) == (
+        "<LSUVReport: 2 layers calibrated, 1 not converged, target std 1, 1 unused>")
+    assert repr(LSUVReport(layers[:1], 0.5, 0.01, 10)) == "<LSUVReport: 1 layer calibrated, all converged, target std 0.5>"

@@ -167,6 +167,12 @@ class LSUVReport:
                 return layer
         raise KeyError(f"no calibrated layer is named {name!r}; calibrated: {[x.name for x in self.layers]}")
 
+    def __repr__(self) -> str:
+        n, bad = len(self.layers), sum(not layer.converged for layer in self.layers)
+        state = "all converged" if not bad else f"{bad} not converged"
+        unused = f", {len(self.unused)} unused" if self.unused else ""
+        return f"<LSUVReport: {n} layer{'s' * (n != 1)} calibrated, {state}, target std {self.target_std:g}{unused}>"
+
     def summary(self) -> str:
         """One line: how many layers, converged or not, and the criterion."""
         bad = [layer.name for layer in self.layers if not layer.converged]
