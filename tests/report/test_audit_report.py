@@ -139,6 +139,8 @@ def test_bins_follow_the_values_precision():
     few = np.array([0.0, 0.5, 0.5, 1.0])
     assert _bins(few, None).tolist() == [-0.25, 0.25, 0.75, 1.25]  # one bar per value
     assert _bins(few, 7) == 7
+    bias = (torch.rand(32, generator=g) - 0.5).numpy()  # 32 distinct float32 values: equal bins, no spikes
+    assert _bins(bias, None) == 10
 
 
 def test_nothing_audited_says_why_without_empty_tables():

@@ -351,16 +351,19 @@ def _values_for(values, name: str):
 
 def _bins(x, requested):
     """Rice's rule, :math:`2 n^{1/3}` equal bins (10 to 100) over the range. When values repeat
-    (at most 60 distinct values, or fewer distinct values than half the count: a low-precision
-    dtype) each edge moves to the nearest midpoint between consecutive distinct values, so no bar
-    gets one representable value more than its neighbour (one bar per value up to 60)."""
+    (fewer distinct values than half the count, a low-precision dtype; or at most 60 distinct
+    values, some repeated) each edge
+    moves to the nearest midpoint between consecutive distinct values, so no bar gets one
+    representable value more than its neighbour (one bar per value up to 60). Distinct values
+    that do not repeat (a small float32 bias) keep the equal bins: a bar per value would draw
+    each value as a spike."""
     import numpy as np
 
     if requested is not None:
         return requested
     count = int(min(100, max(10, round(2 * x.size ** (1 / 3)))))
     u = np.unique(x)
-    if u.size > 60 and 2 * u.size > x.size:
+    if 2 * u.size > x.size and (u.size > 60 or u.size == x.size):
         return count
     if u.size == 1:
         half = abs(float(u[0])) * 0.05 or 0.5
