@@ -37,18 +37,8 @@ import fanin
 from fanin.auditing import infer
 from fanin.auditing.candidates import pretty_spec
 from fanin.schemes import lookup
+from support.schemes import REQUIRED_ARGS as REQUIRED
 
-#: Arguments of the registered schemes that have required ones.
-REQUIRED = {
-    "constant": {"val": 0.3},
-    "jax.constant": {"value": 0.3},
-    "sparse": {"sparsity": 0.1},
-    "jax.variance_scaling": {"scale": 2.0, "mode": "fan_in", "distribution": "truncated_normal"},
-    "fanin.gate_constant": {"values": [0.0, 1.0, 0.0, 0.0]},
-    "fanin.gate_uniform": {"bounds": [0.1, 0.25, 0.1, 0.05]},
-    "fanin.padded_normal": {"padding_idx": 0, "std": 0.5},
-    "fanin.zeros_after_uniform": {"a": -0.1, "b": 0.1},
-}
 #: Common non-default uses: PyTorch's layer default, GPT-2/BERT's and ViT's inits, a gain.
 VARIANTS = (
     ("kaiming_uniform", {"a": math.sqrt(5)}),
