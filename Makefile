@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 	  || $(PIP) install --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)+cpu" 2>/dev/null \
 	  || $(PIP) install "$(TORCH_PIN)"
 	@printf '%s\n' "$(TORCH_PIN)" > $(VENV)/torch-constraint.txt
-	@$(PIP) install -c $(VENV)/torch-constraint.txt -e ".[plot,audit,test]"
+	@$(PIP) install -c $(VENV)/torch-constraint.txt -e ".[plot,audit,test,dev]"
 	@touch $(STAMP)
 
 demo: $(STAMP)
