@@ -4,7 +4,7 @@ to its right -- at top level, inside a function, under ``TYPE_CHECKING``, or by 
 
 The layers, left to right (a module may import its own layer and the layers to its left):
 
-    errors < formulas < rng < schemes, gains < frameworks, init, keras, tf1, jax, composite
+    errors < formulas < rng < schemes, activations < frameworks, init, keras, tf1, jax, composite
     < rules, models < diagnostics, auditing < report < cli, fanin (the public face)
 
 The registry of schemes loads the package that defines them, :mod:`fanin.frameworks`, by name on
@@ -17,7 +17,7 @@ shows) may import its renderer from ``fanin.report`` inside that method, so that
 data and ``print(plan)`` still gives the table. Only a method named ``__str__``, only imports of
 ``fanin.report``, only inside the method body.
 
-``fanin.gains`` is math on activations *with torch* (it imports only errors and formulas), so it
+``fanin.activations`` is math on activations *with torch* (it imports only errors and formulas), so it
 sits with the schemes rather than in the torch-free formulas. The public faces ``fanin.init``,
 ``fanin.keras``, ``fanin.tf1``, ``fanin.jax`` and ``fanin.composite`` re-export the framework modules
 and sit in their layer. ``fanin/__init__.py`` (the public
@@ -43,7 +43,7 @@ LAYERS = (
     ("fanin.errors",),
     ("fanin.formulas",),
     ("fanin.rng",),
-    ("fanin.schemes", "fanin.gains"),
+    ("fanin.schemes", "fanin.activations"),
     ("fanin.frameworks", "fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite"),
     ("fanin.rules", "fanin.models"),
     ("fanin.diagnostics", "fanin.auditing"),
@@ -371,7 +371,7 @@ def test_the_layers_are_ordered_as_documented():
              "fanin.frameworks.torch", "fanin.rules.plan", "fanin.diagnostics.lsuv", "fanin.report.table",
              "fanin.cli.main"]
     assert [layer_of(m) for m in order] == list(range(len(LAYERS)))
-    assert layer_of("fanin.gains") == layer_of("fanin.schemes.registry")
+    assert layer_of("fanin.activations") == layer_of("fanin.schemes.registry")
     assert layer_of("fanin.init") == layer_of("fanin.composite") == layer_of("fanin.frameworks")
     assert layer_of("fanin.models") == layer_of("fanin.rules")
     assert layer_of("fanin.auditing.infer") == layer_of("fanin.diagnostics")

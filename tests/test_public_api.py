@@ -32,3 +32,32 @@ def test_import_fanin_does_not_import_torch():
     code = "import sys, fanin; print('torch' in sys.modules); fanin.Stream; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "True"]
+
+
+def _face() -> tuple[list[str], dict[str, str | None], dict[str, str]]:
+    """``__all__``, ``_EXPORTS`` and the TYPE_CHECKING imports of fanin/__init__.py, read as source."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(fanin.__file__).read_text(encoding="utf-8"))
+    listed: list[str] = []
+    exports: dict[str, str | None] = {}
+    imported: dict[str, str] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and node.targets[0].id == "__all__":
+            listed = [ast.literal_eval(e) for e in node.value.elts]
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == "_EXPORTS":
+            exports = ast.literal_eval(node.value)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            for statement in node.body:
+                assert isinstance(statement, ast.ImportFrom), ast.dump(statement)
+                imported.update({alias.name: statement.module for alias in statement.names})
+    return listed, exports, imported
+
+
+def test_the_public_face_is_literal_and_its_three_lists_agree():
+    listed, exports, imported = _face()
+    assert len(listed) == len(set(listed))
+    assert set(listed) == {*exports, "__version__"}
+    assert imported == {name: source or "fanin" for name, source in exports.items()}
+    assert listed == fanin.__all__

@@ -19,6 +19,57 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
+# The public names, literally, for tools (ruff, mypy, the API reference) to read;
+# tests/test_public_api.py checks that __all__, the imports under TYPE_CHECKING and _EXPORTS agree.
+__all__ = [
+    "STREAM_VERSION",
+    "CapturedPlan",
+    "CoordCheck",
+    "FaninError",
+    "Fans",
+    "LintReport",
+    "Plan",
+    "ProbeReport",
+    "Rule",
+    "Scheme",
+    "SchemeArgumentError",
+    "SchemeSpecError",
+    "Stream",
+    "UnknownSchemeError",
+    "__version__",
+    "apply",
+    "audit",
+    "calculate_gain",
+    "capture",
+    "compare_gains",
+    "compute_fans",
+    "coord_check",
+    "depth_mup",
+    "diff",
+    "gain",
+    "get",
+    "init",
+    "jax",
+    "keras",
+    "kernel_shape_from_torch",
+    "lint",
+    "list_schemes",
+    "load_rules",
+    "lsuv_",
+    "materialize",
+    "mup",
+    "mup_hooks",
+    "mup_param_groups",
+    "mup_table",
+    "plan",
+    "predict_second_moments",
+    "probe",
+    "signal_propagation",
+    "streams_for",
+    "tf1",
+    "u_mup",
+]
+
 # name -> the module that defines it (not a package that re-exports it: pytest's importlib mode
 # can rebind a package attribute such as fanin.auditing.audit to the submodule of that name);
 # a name that is its own module (fanin.init, ...) maps to None.
@@ -36,8 +87,8 @@ _EXPORTS: dict[str, str | None] = {
     "calculate_gain": "fanin.formulas.gains",
     "compute_fans": "fanin.formulas.fans",
     "kernel_shape_from_torch": "fanin.formulas.fans",
-    "compare_gains": "fanin.gains",
-    "gain": "fanin.gains",
+    "compare_gains": "fanin.activations",
+    "gain": "fanin.activations",
     "Scheme": "fanin.schemes.scheme",
     "get": "fanin.schemes.spec",
     "list_schemes": "fanin.schemes.registry",
@@ -75,15 +126,15 @@ _EXPORTS: dict[str, str | None] = {
     "diff": "fanin.auditing.diff",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
-
 
 def __getattr__(name: str) -> object:
     try:
         source = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module 'fanin' has no attribute {name!r}") from None
-    value = importlib.import_module(f"fanin.{name}") if source is None else getattr(importlib.import_module(source), name)
+    value = (
+        importlib.import_module(f"fanin.{name}") if source is None else getattr(importlib.import_module(source), name)
+    )
     globals()[name] = value
     return value
 
@@ -92,19 +143,31 @@ def __dir__() -> list[str]:
     return sorted({*globals(), *_EXPORTS})
 
 
-if TYPE_CHECKING:  # what static tools see; at run time the names load on first use
+if TYPE_CHECKING:  # what static tools see; at run time the names load on first use (__getattr__)
     from fanin import init, jax, keras, tf1
-    from fanin.auditing import audit, diff
-    from fanin.diagnostics import ProbeReport, probe
+    from fanin.activations import compare_gains, gain
+    from fanin.auditing.audit import audit
+    from fanin.auditing.diff import diff
+    from fanin.diagnostics.coord_check import CoordCheck, coord_check
     from fanin.diagnostics.lsuv import lsuv_
+    from fanin.diagnostics.probing import probe
+    from fanin.diagnostics.records import ProbeReport
     from fanin.diagnostics.theory import predict_second_moments, signal_propagation
     from fanin.errors import FaninError, SchemeArgumentError, SchemeSpecError, UnknownSchemeError
-    from fanin.formulas import Fans, calculate_gain, compute_fans, kernel_shape_from_torch
-    from fanin.gains import compare_gains, gain
-    from fanin.rng import STREAM_VERSION, Stream, streams_for
-    from fanin.rules import Plan, Rule, apply, load_rules, materialize, plan
+    from fanin.formulas.fans import Fans, compute_fans, kernel_shape_from_torch
+    from fanin.formulas.gains import calculate_gain
+    from fanin.rng.stream import STREAM_VERSION, Stream, streams_for
+    from fanin.rules.apply import apply
     from fanin.rules.capture import CapturedPlan, capture
     from fanin.rules.lint import LintReport, lint
-    from fanin.rules.parametrization import depth_mup, mup, mup_hooks, mup_param_groups, mup_table, u_mup
-    from fanin.diagnostics.coord_check import CoordCheck, coord_check
-    from fanin.schemes import Scheme, get, list_schemes
+    from fanin.rules.load import load_rules
+    from fanin.rules.materialize import materialize
+    from fanin.rules.parametrization.hooks import mup_hooks
+    from fanin.rules.parametrization.optim import mup_param_groups
+    from fanin.rules.parametrization.rules import depth_mup, mup, u_mup
+    from fanin.rules.parametrization.table import mup_table
+    from fanin.rules.plan import Plan, plan
+    from fanin.rules.rules import Rule
+    from fanin.schemes.registry import list_schemes
+    from fanin.schemes.scheme import Scheme
+    from fanin.schemes.spec import get

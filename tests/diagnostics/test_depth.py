@@ -18,7 +18,7 @@ from fanin.diagnostics import (
     run_depth_experiment,
 )
 from fanin.errors import UnknownSchemeError
-from fanin.gains import UnknownActivationError
+from fanin.activations import UnknownActivationError
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from fanin.diagnostics.theory import (
     weight_variance,
 )
 from fanin.errors import SchemeArgumentError
-from fanin.gains import UnknownActivationError
+from fanin.activations import UnknownActivationError
 
 WIDTH = 1024
 # The gains that keep E[h^2] at 1: 1/sqrt(E[f(z)^2]), recomputed here with scipy's adaptive quadrature.

@@ -7,7 +7,7 @@ import torch
 from rich.console import Console
 
 from fanin.diagnostics import DEMO_CONFIGS, DepthConfig, run_depth_experiment
-from fanin.gains import compare_gains
+from fanin.activations import compare_gains
 from fanin.report import (
     MissingExtraError,
     depth_report,

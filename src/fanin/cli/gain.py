@@ -24,7 +24,7 @@ def gain_command(activation, param, samples, seed, output, fmt) -> None:
     import json
 
     from fanin.cli.errors import usage
-    from fanin.gains import UnknownActivationError, compare_gains
+    from fanin.activations import UnknownActivationError, compare_gains
     from fanin.report import render_gain
     from fanin.report.formats import render_gain_markdown
 

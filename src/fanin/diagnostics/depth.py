@@ -3,7 +3,7 @@ r"""The depth experiment: how the std of activations evolves through a deep MLP,
 An MLP of ``depth`` bias-free Linear layers of ``width`` units, an optional activation after each,
 a batch of ``batch`` inputs :math:`x \sim \mathcal{N}(0, 1)`. Each layer multiplies the second
 moment by :math:`n \operatorname{Var}(W) E[f(z)^2]`, so the std either stays put, grows or shrinks
-geometrically with depth (see :mod:`fanin.gains`).
+geometrically with depth (see :mod:`fanin.activations`).
 
 The draws are those of the document the experiment comes from, which seeds ``random``, ``numpy``
 and ``torch`` with 1, builds the 100 ``nn.Linear`` layers, re-initializes every weight and then
@@ -80,7 +80,7 @@ from fanin.diagnostics.verdicts import (
 from fanin.diagnostics.probing import probe
 from fanin.errors import describe_choice
 from fanin.formulas.gains import calculate_gain
-from fanin.gains import activation_function
+from fanin.activations import activation_function
 from fanin.rng.threads import one_thread
 from fanin.schemes import get
 
@@ -112,7 +112,7 @@ _NO_ACTIVATION = (None, "linear", "identity")
 class DepthConfig:
     """One run of the depth experiment.
 
-    ``activation`` is ``None`` (no activation) or a name of :func:`fanin.gains.activation_names`;
+    ``activation`` is ``None`` (no activation) or a name of :func:`fanin.activations.activation_names`;
     ``scheme`` is a :func:`fanin.get` spec string. Everything is checked on construction.
 
     >>> DepthConfig("relu-kaiming", "relu", "kaiming_normal(nonlinearity='relu')", depth=3).depth
@@ -327,7 +327,7 @@ class _Activation(nn.Module):
 
 def _depth_model(weights: torch.Tensor, config: DepthConfig) -> nn.Sequential:
     """Layer ``i`` is ``i`` (the Linear) and, with an activation, ``act{i}``: ``nn.Tanh``/``nn.ReLU``
-    (the probe counts their saturated units and zeros) or the function of :mod:`fanin.gains`."""
+    (the probe counts their saturated units and zeros) or the function of :mod:`fanin.activations`."""
     model = nn.Sequential()
     for i, w in enumerate(weights):
         model.add_module(str(i), _DepthLinear(w, config.accumulate))

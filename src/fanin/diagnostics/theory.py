@@ -50,7 +50,7 @@ import torch.nn.functional as F
 from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.frameworks import draws
 from fanin.frameworks.fanin import lsuv_scheme
-from fanin.gains import ACTIVATIONS, ALIASES, activation_function, gain
+from fanin.activations import ACTIVATIONS, ALIASES, activation_function, gain
 from fanin.rng.threads import one_thread
 from fanin.schemes import Scheme, get
 
@@ -171,7 +171,7 @@ def predict_second_moments(
 ) -> tuple[Prediction, ...]:
     r"""The recursion :math:`q_{l+1} = n\sigma_w^2 E[f(\sqrt{q_l}z)^2] + \sigma_b^2`, layer by layer.
 
-    ``activation`` is ``None`` (none) or a :func:`fanin.gains.activation_names` name (``param``
+    ``activation`` is ``None`` (none) or a :func:`fanin.activations.activation_names` name (``param``
     its parameter); ``scheme`` a :func:`fanin.get` spec whose variance :func:`weight_variance`
     knows, or ``weight_var`` the variance itself. ``kind="cnn"``: ``width`` channels and a
     ``kernel_size`` square kernel, :math:`n` = width * k * k.

@@ -73,7 +73,7 @@ class Fans:
         if mode == "fan_avg":
             return (self.fan_in + self.fan_out) / 2.0
         if mode == "fan_geo_avg":
-            return (self.fan_in * self.fan_out) ** 0.5
+            return math.sqrt(self.fan_in * self.fan_out)
         raise ValueError(describe_choice("fan mode", mode, MODES))
 
 
@@ -172,7 +172,7 @@ def _normalize_axes(axes: Axes, ndim: int, name: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _torch_fans(shape, in_axis, out_axis, batch_axis) -> Fans:
+def _torch_fans(shape: Sequence[int], in_axis: Axes | None, out_axis: Axes | None, batch_axis: Axes) -> Fans:
     if len(shape) < 2:
         # The text of torch.nn.init._calculate_fan_in_and_fan_out, so callers see the same error.
         raise ValueError("Fan in and fan out can not be computed for tensor with fewer than 2 dimensions")
@@ -185,13 +185,13 @@ def _torch_fans(shape, in_axis, out_axis, batch_axis) -> Fans:
     return Fans(fan_in, fan_out, rf, "torch")
 
 
-def _keras_out_axes(shape, in_axis, out_axis) -> tuple[int, ...]:
+def _keras_out_axes(shape: Sequence[int], in_axis: Axes | None, out_axis: Axes | None) -> tuple[int, ...]:
     if in_axis is not None and out_axis is not None:
         return _normalize_axes(out_axis, len(shape), "out_axis")
     return (len(shape) - 1,) if shape else ()
 
 
-def _keras_fans(shape, in_axis, out_axis) -> Fans:
+def _keras_fans(shape: Sequence[int], in_axis: Axes | None, out_axis: Axes | None) -> Fans:
     if in_axis is not None and out_axis is not None:
         fan_in = math.prod(shape[a] for a in _normalize_axes(in_axis, len(shape), "in_axis"))
         fan_out = math.prod(shape[a] for a in _normalize_axes(out_axis, len(shape), "out_axis"))
@@ -204,7 +204,7 @@ def _keras_fans(shape, in_axis, out_axis) -> Fans:
     return Fans(shape[-2] * rf, shape[-1] * rf, rf, "keras")
 
 
-def _jax_fans(shape, in_axis, out_axis, batch_axis) -> Fans:
+def _jax_fans(shape: Sequence[int], in_axis: Axes | None, out_axis: Axes | None, batch_axis: Axes) -> Fans:
     if len(shape) <= 1 and (in_axis is None or (type(in_axis) is int and in_axis == -2)):
         # jax raises this whenever in_axis is its default -2 (passed explicitly or not); jax 0.10's
         # message, so a port of code written against jax reads the same error.

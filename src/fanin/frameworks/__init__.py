@@ -95,4 +95,5 @@ def framework_of(scheme: object) -> Framework:
     ('jax', 'torch')
     """
     entry = getattr(scheme, "entry", scheme)
-    return _BY_NAME.get(getattr(entry, "framework", None), FANIN)
+    name = getattr(entry, "framework", None)
+    return _BY_NAME.get(name, FANIN) if isinstance(name, str) else FANIN

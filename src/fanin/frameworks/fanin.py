@@ -94,9 +94,9 @@ def is_marked(tensor: torch.Tensor) -> bool:
 
 
 def _check_numbers(scheme: str, name: str, values: object, *, nonnegative: bool = False) -> None:
-    ok = isinstance(values, (list, tuple)) and len(values) > 0
-    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-    if not ok or (nonnegative and any(v < 0 for v in values)):
+    numbers = values if isinstance(values, (list, tuple)) else ()
+    ok = len(numbers) > 0 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers)
+    if not ok or (nonnegative and any(v < 0 for v in numbers)):
         kind = "non-negative numbers" if nonnegative else "numbers"
         raise SchemeArgumentError(
             f"{scheme}: {name} must be a non-empty list or tuple of {kind}, one per gate, got {name}={shown(values)}"

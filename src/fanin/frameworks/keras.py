@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import nn
@@ -123,7 +124,8 @@ class KerasLayers(LayerDefaults):
         return self.zeros()
 
     def in_projection(self, module: nn.Module) -> Scheme:
-        limit = glorot_limit(module.embed_dim, module.embed_dim)
+        embed_dim = cast(nn.MultiheadAttention, module).embed_dim
+        limit = glorot_limit(embed_dim, embed_dim)
         return Scheme("keras.random_uniform", minval=-limit, maxval=limit)
 
 

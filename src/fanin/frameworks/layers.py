@@ -23,6 +23,7 @@ torch's subclass replaces each kind by ``reset_parameters``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import nn
@@ -213,7 +214,8 @@ class LayerDefaults:
         for name in ("in_proj_bias", "bias_k", "bias_v"):
             if own.get(name) is not None:
                 entries.append((name, self.zeros()))
-        return [*((f"out_proj.{n}", s) for n, s in self.out_proj(module.out_proj) or []), *entries]
+        out_proj = cast(nn.MultiheadAttention, module).out_proj
+        return [*((f"out_proj.{n}", s) for n, s in self.out_proj(out_proj) or []), *entries]
 
     def in_projection(self, module: nn.Module) -> Scheme:
         """The stacked (3E, E) ``in_proj_weight`` of q, k and v."""

@@ -21,6 +21,7 @@ tensor(True)
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import nn
@@ -117,7 +118,8 @@ class TF1Layers(LayerDefaults):
         return self.zeros()
 
     def in_projection(self, module: nn.Module) -> Scheme:
-        limit = glorot_limit(module.embed_dim, module.embed_dim)
+        embed_dim = cast(nn.MultiheadAttention, module).embed_dim
+        limit = glorot_limit(embed_dim, embed_dim)
         return Scheme("tf1.random_uniform_initializer", minval=-limit, maxval=limit)
 
 

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -164,7 +165,7 @@ class TorchLayers(LayerDefaults):
     def linear(self, module: nn.Module) -> Entries:
         entries = [("weight", _kaiming_uniform_sqrt5())]
         if module.bias is not None:
-            entries.append(("bias", _uniform(_bias_bound(module.weight))))
+            entries.append(("bias", _uniform(_bias_bound(cast(nn.Linear, module).weight))))
         return entries
 
     def out_proj(self, module: nn.Module) -> Entries:
@@ -172,33 +173,36 @@ class TorchLayers(LayerDefaults):
         # zeroes the bias (a layer built with bias=True has in_proj_bias too; both are zeroed).
         entries = [("weight", _kaiming_uniform_sqrt5())]
         if module.bias is not None:
-            bound = _bias_bound(module.weight)
+            bound = _bias_bound(cast(nn.Linear, module).weight)
             entries.append(("bias", Scheme("fanin.zeros_after_uniform", a=-bound, b=bound)))
         return entries
 
     def bilinear(self, module: nn.Module) -> Entries:
-        if module.weight.size(1) <= 0:
-            raise ValueError(f"in1_features must be > 0, but got (in1_features={module.weight.size(1)})")
-        bound = 1 / math.sqrt(module.weight.size(1))  # in1 only, not in1*in2 (Bilinear.reset_parameters)
+        in1_features = cast(nn.Bilinear, module).weight.size(1)
+        if in1_features <= 0:
+            raise ValueError(f"in1_features must be > 0, but got (in1_features={in1_features})")
+        bound = 1 / math.sqrt(in1_features)  # in1 only, not in1*in2 (Bilinear.reset_parameters)
         entries = [("weight", _uniform(bound))]
         if module.bias is not None:
             entries.append(("bias", _uniform(bound)))
         return entries
 
     def embedding(self, module: nn.Module) -> Entries:
-        if module.padding_idx is None:
+        padding_idx = cast(nn.Embedding, module).padding_idx
+        if padding_idx is None:
             return [("weight", Scheme("normal"))]
-        return [("weight", Scheme("fanin.padded_normal", padding_idx=int(module.padding_idx)))]
+        return [("weight", Scheme("fanin.padded_normal", padding_idx=int(padding_idx)))]
 
     def rnn(self, module: nn.Module) -> Entries:
         # RNNBase/RNNCellBase.reset_parameters: every parameter, in registration order.
-        stdv = 1.0 / math.sqrt(module.hidden_size) if module.hidden_size > 0 else 0
+        hidden_size = cast(nn.RNNBase, module).hidden_size
+        stdv = 1.0 / math.sqrt(hidden_size) if hidden_size > 0 else 0
         return [(name, _uniform(stdv)) for name in own_parameters(module)]
 
     def mha(self, module: nn.Module) -> Entries:
         own = own_parameters(module)
         # out_proj is constructed (and draws its Linear defaults) before _reset_parameters runs.
-        entries: Entries = [(f"out_proj.{n}", s) for n, s in self.out_proj(module.out_proj)]
+        entries: Entries = [(f"out_proj.{n}", s) for n, s in self.out_proj(cast(nn.MultiheadAttention, module).out_proj)]
         for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
             if own.get(name) is not None:
                 entries.append((name, Scheme("xavier_uniform")))
@@ -210,7 +214,7 @@ class TorchLayers(LayerDefaults):
         return entries
 
     def prelu(self, module: nn.Module) -> Entries:
-        return [("weight", Scheme("constant", val=float(module.init)))]
+        return [("weight", Scheme("constant", val=float(cast(nn.PReLU, module).init)))]
 
 
 #: PyTorch: weights (out, in, *kernel), fans by ``torch.nn.init``; the scalar fills run shard-locally too.
@@ -503,7 +507,8 @@ def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
         tensor.zero_()
         for g in range(groups):
             for d in range(min_dim):
-                tensor[(g * out_chans_per_grp + d, d, *centre)] = 1
+                index = (g * out_chans_per_grp + d, d, *centre)
+                tensor[index] = 1
     return tensor
 
 

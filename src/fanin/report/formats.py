@@ -18,7 +18,7 @@ import textwrap
 from collections.abc import Iterable
 
 from fanin.diagnostics.records import ProbeReport
-from fanin.gains import GainComparison
+from fanin.activations import GainComparison
 from fanin.report.depth import DepthReport, activation_cell, limit_cell, std_cells
 from fanin.report.markdown import Raw, markdown_table
 from fanin.report.table import PROSE_WIDTH, Column, fit_table

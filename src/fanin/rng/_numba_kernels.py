@@ -53,8 +53,8 @@ import contextlib
 import math
 import os
 import threading
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 import numba as nb
 import numpy as np
@@ -85,15 +85,21 @@ KIND_UNIFORM, KIND_NORMAL, KIND_TRUNC = 0, 1, 2
 
 SERIAL_MAX = 1 << 16  # at most this many elements: the serial kernels (no thread-pool launch)
 
-_OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
-_INLINE = {"inline": "always", "error_model": "numpy"}
+_OPTS: dict[str, Any] = {"cache": True, "error_model": "numpy", "nogil": True}
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
 
 #: False when numba found no writable cache directory (in-tree ``__pycache__``,
 #: ``NUMBA_CACHE_DIR``, the user cache): the kernels then compile in every process.
 CACHED = True
 
 
-def _kernel(**opts):
+def _inline(fn: _Fn) -> _Fn:
+    """``numba.njit(inline="always")``: a helper compiled into the kernels that call it."""
+    return cast(_Fn, nb.njit(inline="always", error_model="numpy")(fn))
+
+
+def _kernel(**opts: Any) -> Callable[[_Fn], _Fn]:
     """``numba.njit(cache=True, **opts)``, or without the on-disk cache where none can be written.
 
     numba refuses ``cache=True`` at decoration time when no cache directory is writable
@@ -101,15 +107,15 @@ def _kernel(**opts):
     fast path unimportable on a read-only install; the kernels then compile in each process.
     """
 
-    def decorate(fn):
+    def decorate(fn: _Fn) -> _Fn:
         global CACHED
         try:
-            return nb.njit(**_OPTS, **opts)(fn)
+            return cast(_Fn, nb.njit(**_OPTS, **opts)(fn))
         except RuntimeError as exc:
             if "cannot cache" not in str(exc):
                 raise
             CACHED = False
-            return nb.njit(**{**_OPTS, "cache": False}, **opts)(fn)
+            return cast(_Fn, nb.njit(**{**_OPTS, "cache": False}, **opts)(fn))
 
     return decorate
 
@@ -145,9 +151,9 @@ def prefer_fork_safe_layer() -> str | None:
 
     if getattr(parallel, "_is_initialized", False) or os.environ.get("NUMBA_THREADING_LAYER"):
         return None
-    if str(nb.config.THREADING_LAYER).lower() != "default":
+    if str(nb.config.THREADING_LAYER).lower() != "default":  # type: ignore[attr-defined]
         return None
-    nb.config.THREADING_LAYER = "forksafe"
+    nb.config.THREADING_LAYER = "forksafe"  # type: ignore[attr-defined]
     return "forksafe"
 
 
@@ -249,8 +255,7 @@ _TWO_M32 = T.TWO_M32
 _P_MIN, _P_MAX = T.P_MIN, T.P_MAX
 
 
-@intrinsic
-def _f64_bits(typingctx, x):
+def _f64_bits_typing(typingctx, x):
     sig = types.int64(types.float64)
 
     def codegen(context, builder, signature, args):
@@ -259,8 +264,11 @@ def _f64_bits(typingctx, x):
     return sig, codegen
 
 
-@intrinsic
-def _bits_f64(typingctx, x):
+# called as _f64_bits(x) inside kernels; numba's typing of the intrinsic supplies typingctx
+_f64_bits: Any = intrinsic(_f64_bits_typing)
+
+
+def _bits_f64_typing(typingctx, x):
     sig = types.float64(types.int64)
 
     def codegen(context, builder, signature, args):
@@ -269,7 +277,11 @@ def _bits_f64(typingctx, x):
     return sig, codegen
 
 
-@nb.njit(**_INLINE)
+# called as _bits_f64(x) inside kernels; numba's typing of the intrinsic supplies typingctx
+_bits_f64: Any = intrinsic(_bits_f64_typing)
+
+
+@_inline
 def _philox(block, k0, k1, s, draw):
     # uint64 lanes holding uint32 values; the masks tell LLVM the products are 32x32 -> 64
     # (one vpmuludq each).
@@ -291,7 +303,7 @@ def _philox(block, k0, k1, s, draw):
     return x0 & _MASK, x1 & _MASK, x2 & _MASK, x3 & _MASK
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _words(W, A, B, C, D, f, n, k0, k1, s, draw):
     """Words of flat indices [f, f + n) into W[off : off + n]; returns off = f % 4."""
     b0 = f >> 2
@@ -312,7 +324,7 @@ def _words(W, A, B, C, D, f, n, k0, k1, s, draw):
     return off
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _log(x):
     bits = _f64_bits(x)
     k = (bits >> 52) - 1023
@@ -331,7 +343,7 @@ def _log(x):
     return dk * _LN2_HI - ((hfsq - (s * (hfsq + r) + dk * _LN2_LO)) - f)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _central(p):
     q = p - 0.5
     r = 0.180625 - q * q
@@ -340,7 +352,7 @@ def _central(p):
     return num / den
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _tail_near(p):
     # AS241 outside the centre, for min(p, 1-p) > 1e-10 where r > 5 cannot occur.
     # min(p, 1 - p) equals "p if q <= 0 else 1 - p" bit for bit, and the quotient is positive,
@@ -351,7 +363,7 @@ def _tail_near(p):
     return math.copysign(num / den, p - 0.5)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _tail_full(p):
     rt = math.sqrt(-_log(min(p, 1.0 - p)))
     r = rt - 1.6
@@ -365,7 +377,7 @@ def _tail_full(p):
     return math.copysign(xf if rt > 5.0 else xn, p - 0.5)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _ndtri_block(P, X, I, Q, n, full):
     """X[:n] = ndtri(P[:n]). The centre (85% of a normal's draws) in one vectorized pass; the
     tail probabilities compacted into Q and evaluated in a second vectorized pass, so that log
@@ -391,7 +403,7 @@ def _ndtri_block(P, X, I, Q, n, full):
 SUB = 2048  # elements per ndtri block: four float64/int64 scratch arrays stay in L1/L2
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _segment_uniform(out, o, W, off, n, prm):
     mid = prm[0]
     hs = prm[1]
@@ -405,13 +417,13 @@ def _segment_uniform(out, o, W, off, n, prm):
             out[o + t] = mid + hs * np.float64(v)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _uniform_value(x, mid, hs):
     v = np.int32(np.uint32(x) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216)
     return mid + hs * np.float64(v)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _fused_uniform(out, o, f, n, key, prm, A, B, C, D, W):
     """Uniform values of flat indices [f, f + n) into out[o : o + n]: the whole Philox blocks
     straight into the output (one pass, no word scratch), the partial ones through ``_words``."""
@@ -446,7 +458,7 @@ def _fused_uniform(out, o, f, n, key, prm, A, B, C, D, W):
         _segment_uniform(out, o + head + 4 * nblk, W, off, tail, prm)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _segment_normal(out, o, W, off, n, prm, S):
     mean = prm[0]
     std = prm[1]
@@ -462,7 +474,7 @@ def _segment_normal(out, o, W, off, n, prm, S):
             dst[t] = mean + std * X[t]
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _segment_trunc(out, o, W, off, n, prm, S):
     mean = prm[0]
     std = prm[1]
@@ -488,12 +500,12 @@ def _segment_trunc(out, o, W, off, n, prm, S):
             dst[t] = min(max(mean + std * z, lower), upper)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _fscratch():
     return (np.empty(SUB, np.float64), np.empty(SUB, np.float64), np.empty(SUB, np.int64), np.empty(SUB, np.float64))
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _run_start(r, base, osz, ost):
     st = base
     rr = r
@@ -503,7 +515,7 @@ def _run_start(r, base, osz, ost):
     return st
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _units(e0, n, L):
     """``(first unit, number of units, pieces per run, runs per unit)`` of box elements [e0, e0+n)."""
     r_first = e0 // L
@@ -517,7 +529,7 @@ def _units(e0, n, L):
     return r_first // group, r_last // group - r_first // group + 1, 1, group
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _unit_runs(u, e0, n, L, pieces, group):
     """``(ra, rb, ta, tb)``: unit ``u`` covers elements [ta, tb) of runs [ra, rb), within [e0, e0+n)."""
     if pieces > 1 or group == 1:
@@ -535,7 +547,7 @@ def _unit_runs(u, e0, n, L, pieces, group):
 # costs more than the work: the units and their arithmetic are the same, so are the bits.
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _unit_uniform(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W):
     k0, k1, s, draw = key
     ra, rb, ta, tb = _unit_runs(u, e0, n, L, pieces, group)
@@ -547,7 +559,7 @@ def _unit_uniform(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, 
             _fused_uniform(out, a - e0, f, b - a, key, prm, A, B, C, D, W)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _unit_normal(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S):
     k0, k1, s, draw = key
     ra, rb, ta, tb = _unit_runs(u, e0, n, L, pieces, group)
@@ -560,7 +572,7 @@ def _unit_normal(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B
             _segment_normal(out, a - e0, W, off, b - a, prm, S)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _unit_trunc(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S):
     k0, k1, s, draw = key
     ra, rb, ta, tb = _unit_runs(u, e0, n, L, pieces, group)
@@ -573,7 +585,7 @@ def _unit_trunc(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B,
             _segment_trunc(out, a - e0, W, off, b - a, prm, S)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _key(k0, k1, s, draw):
     return np.uint64(k0), np.uint64(k1), np.uint64(s), np.uint64(draw)
 
@@ -664,7 +676,7 @@ def fill_trunc_serial(out, e0, base, osz, ost, L, k0, k1, s, draw, prm):
         _unit_trunc(out, u0 + g, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W, S)
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _scratch():
     return (
         np.empty(SEG // 4 + 2, np.uint32),
@@ -675,7 +687,7 @@ def _scratch():
     )
 
 
-@nb.njit(**_INLINE)
+@_inline
 def _bf16_range(b, dst, lo, hi):
     for i in range(lo, hi):
         x = b[i]

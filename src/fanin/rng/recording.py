@@ -30,9 +30,13 @@ with :class:`DrawRecorder.Stop`, before it allocates or factorizes anything.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from fanin.rng.stream import Stream
+from fanin.rng.transforms import Transform
 
 __all__ = ["DrawRecorder"]
 
@@ -46,37 +50,43 @@ class DrawRecorder(Stream):
     def __init__(self, *, stop_at_structure: bool = False) -> None:
         super().__init__(0, "fanin.rng.recording")
         self.stop_at_structure = stop_at_structure
-        self.calls: list[tuple] = []
+        self.calls: list[tuple[Any, ...]] = []
 
-    def _structured(self, call: tuple) -> None:
+    def _structured(self, call: tuple[Any, ...]) -> None:
         self.calls.append(call)
         if self.stop_at_structure:
             raise DrawRecorder.Stop(call[0])
 
-    def uniform_(self, tensor, low, high, **box):
+    def uniform_(self, tensor: torch.Tensor, low: float, high: float, **box: Any) -> torch.Tensor:
         self.calls.append(("uniform", float(low), float(high)))
         return tensor
 
-    def normal_(self, tensor, mean, std, **box):
+    def normal_(self, tensor: torch.Tensor, mean: float, std: float, **box: Any) -> torch.Tensor:
         self.calls.append(("normal", float(mean), float(std)))
         return tensor
 
-    def truncated_normal_(self, tensor, mean, std, lower, upper, **box):
+    def truncated_normal_(
+        self, tensor: torch.Tensor, mean: float, std: float, lower: float, upper: float, **box: Any
+    ) -> torch.Tensor:
         self.calls.append(("truncated_normal", float(mean), float(std), float(lower), float(upper)))
         return tensor
 
-    def standard_normal(self, shape, *, dtype, device, **box):
+    def standard_normal(
+        self, shape: Sequence[int], *, dtype: torch.dtype, device: torch.device | str, **box: Any
+    ) -> torch.Tensor:
         self._structured(("normal", 0.0, 1.0))
         return torch.empty(tuple(shape), dtype=dtype, device=device)
 
-    def orthogonal_(self, tensor, gain=1.0, **box):
+    def orthogonal_(self, tensor: torch.Tensor, gain: float = 1.0, **box: Any) -> torch.Tensor:
         self._structured(("orthogonal", float(gain)))
         return tensor
 
-    def sparse_mask(self, shape, num_zeros, *, device=None, **box):
+    def sparse_mask(
+        self, shape: Sequence[int], num_zeros: int, *, device: torch.device | str | None = None, **box: Any
+    ) -> torch.Tensor:
         self._structured(("sparse", int(num_zeros)))
         return torch.zeros(tuple(shape), dtype=torch.bool, device=device)
 
-    def fill_(self, tensor, transform, **box):
+    def fill_(self, tensor: torch.Tensor, transform: Transform, **box: Any) -> torch.Tensor:
         # Every scheme draws through the named methods above; a direct fill is not expected.
         raise TypeError(f"DrawRecorder records the named draws only, got a direct fill_ with {transform!r}")

@@ -42,9 +42,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from itertools import product
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeGuard
 
 import torch
+
+if TYPE_CHECKING:
+    from torch.distributed.tensor import DTensor
 
 __all__ = [
     "Box",
@@ -73,7 +76,7 @@ class Box(NamedTuple):
     shape: tuple[int, ...]
 
 
-def is_dtensor(tensor: object) -> bool:
+def is_dtensor(tensor: object) -> TypeGuard[DTensor]:
     """True for a ``torch.distributed.tensor.DTensor``; cheap, never imports torch.distributed.
 
     No DTensor can exist before ``torch.distributed.tensor`` is imported, so the check looks the
@@ -181,7 +184,7 @@ def shard_boxes(
     ]
 
 
-def local_boxes(dtensor: torch.Tensor) -> list[Box]:
+def local_boxes(dtensor: DTensor) -> list[Box]:
     """:func:`shard_boxes` of this rank's shard of ``dtensor``; checked against its local tensor."""
     mesh = dtensor.device_mesh
     coordinate = mesh.get_coordinate()
@@ -220,7 +223,7 @@ def check_generator_for(tensor: torch.Tensor, generator: object) -> None:
         )
 
 
-def fill_(stream: Any, dtensor: torch.Tensor, transform: Any, **box: Any) -> torch.Tensor:
+def fill_(stream: Any, dtensor: DTensor, transform: Any, **box: Any) -> torch.Tensor:
     """Fill the local shard of ``dtensor`` with ``transform`` of ``stream``; no communication.
 
     Element ``(i, j, ...)`` of the global tensor gets ``stream``'s value at its global row-major
@@ -240,7 +243,7 @@ def fill_(stream: Any, dtensor: torch.Tensor, transform: Any, **box: Any) -> tor
     return dtensor
 
 
-def fill_from_full(dtensor: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
+def fill_from_full(dtensor: DTensor, full: torch.Tensor) -> torch.Tensor:
     """Copy this rank's part of ``full`` (a plain tensor of the global shape) into ``dtensor``."""
     if tuple(full.shape) != tuple(dtensor.shape):
         raise ValueError(f"full has shape={tuple(full.shape)}, the DTensor's global shape is {tuple(dtensor.shape)}")
@@ -254,7 +257,7 @@ def fill_from_full(dtensor: torch.Tensor, full: torch.Tensor) -> torch.Tensor:
     return dtensor
 
 
-def orthogonal_(stream: Any, dtensor: torch.Tensor, gain: float, **box: Any) -> torch.Tensor:
+def orthogonal_(stream: Any, dtensor: DTensor, gain: float, **box: Any) -> torch.Tensor:
     """``stream.orthogonal_`` on a DTensor: the whole matrix on every rank, this rank's slice kept."""
     if any(v is not None for v in box.values()):
         raise TypeError(
@@ -266,7 +269,7 @@ def orthogonal_(stream: Any, dtensor: torch.Tensor, gain: float, **box: Any) -> 
     return fill_from_full(dtensor, full)
 
 
-def call_scheme(scheme: Any, dtensor: torch.Tensor, generator: object) -> torch.Tensor:
+def call_scheme(scheme: Any, dtensor: DTensor, generator: object) -> torch.Tensor:
     """Run ``scheme`` on a DTensor parameter: local fills where possible, else the full value's slice.
 
     Random schemes need a :class:`fanin.Stream`; constant and identity schemes draw nothing and

@@ -165,7 +165,11 @@ def _resolve_box(
     return full, offs
 
 
-def _geometry(shape: tuple[int, ...], full: tuple[int, ...], offs: tuple[int, ...]):
+# (base, outer_sizes, outer_strides, L): a box as runs of L contiguous flat indices
+_Geometry = tuple[int, tuple[int, ...], tuple[int, ...], int]
+
+
+def _geometry(shape: tuple[int, ...], full: tuple[int, ...], offs: tuple[int, ...]) -> _Geometry:
     """``(base, outer_sizes, outer_strides, L)``: the box as runs of ``L`` contiguous indices."""
     strides = [1] * len(full)
     for d in range(len(full) - 2, -1, -1):
@@ -181,7 +185,7 @@ def _geometry(shape: tuple[int, ...], full: tuple[int, ...], offs: tuple[int, ..
     return base, tuple(n for n, _ in outer), tuple(s for _, s in outer), L
 
 
-def _flat_indices(e0: int, n: int, geom, device) -> torch.Tensor:
+def _flat_indices(e0: int, n: int, geom: _Geometry, device: torch.device | str) -> torch.Tensor:
     base, osz, ost, L = geom
     e = torch.arange(e0, e0 + n, dtype=torch.int64, device=device)
     r = torch.div(e, L, rounding_mode="floor")
@@ -198,7 +202,7 @@ _numba_module: Any = None
 _numba_checked = False
 
 
-def _numba():
+def _numba() -> Any:
     """The numba kernels module, or None when numba is not installed (imported once, lazily)."""
     global _numba_module, _numba_checked
     if not _numba_checked:
@@ -257,7 +261,7 @@ _numba_warm: set[tuple[Any, str]] = set()  # (kernel, dtype) pairs already compi
 _numba_threads = threading.local()  # .n: the count this thread last gave numba (it is per thread)
 
 
-def _numba_call(kernel, *args) -> None:
+def _numba_call(kernel: Any, *args: Any) -> None:
     """Call a numba kernel; its first call per dtype (compile or cache load) with numba's
     warnings silenced, later calls straight (``catch_warnings`` costs more than a small fill)."""
     warm = (kernel, args[0].dtype.str)
@@ -280,7 +284,9 @@ def _numba_parallel() -> None:
         _numba_threads.n = threads
 
 
-def _numba_fill(out_np, e0: int, geom, key: tuple[int, int, int], draw: int, transform: Transform) -> None:
+def _numba_fill(
+    out_np: Any, e0: int, geom: _Geometry, key: tuple[int, int, int], draw: int, transform: Transform
+) -> None:
     import numpy as np
 
     nk = _numba()
@@ -332,7 +338,9 @@ def _round_to(values: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return values if dtype == torch.float32 else values.to(dtype)
 
 
-def _torch_fill(out_flat: torch.Tensor, e0: int, geom, key, draw: int, transform: Transform) -> None:
+def _torch_fill(
+    out_flat: torch.Tensor, e0: int, geom: _Geometry, key: tuple[int, int, int], draw: int, transform: Transform
+) -> None:
     """Reference path: box-order elements [e0, e0 + n) into the 1-D tensor ``out_flat``."""
     n = out_flat.numel()
     L = geom[3]
@@ -365,6 +373,9 @@ class Stream:
     """
 
     __slots__ = ("_key", "_name", "_seed")
+    _seed: int
+    _name: str
+    _key: tuple[int, int, int]
 
     def __init__(self, seed: int, name: str) -> None:
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
@@ -408,7 +419,7 @@ class Stream:
     def __hash__(self) -> int:
         return hash((Stream, self._seed, self._name))
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[type[Stream], tuple[int, str]]:
         return (Stream, (self._seed, self._name))
 
     # ------------------------------------------------------------------ random access
@@ -489,7 +500,14 @@ class Stream:
         """A new tensor of N(0, 1) values of this stream (element ``i`` = flat index ``i``)."""
         return self.normal_(torch.empty(tuple(shape), dtype=dtype, device=device), 0.0, 1.0, **box)
 
-    def _fill_box(self, tensor, transform, full, offs, backend) -> None:
+    def _fill_box(
+        self,
+        tensor: torch.Tensor,
+        transform: Transform,
+        full: tuple[int, ...],
+        offs: tuple[int, ...],
+        backend: str,
+    ) -> None:
         dtype = tensor.dtype
         if tensor.is_contiguous():
             geom = _geometry(tuple(tensor.shape), full, offs)

@@ -268,11 +268,13 @@ def _decimal_pi(prec: int) -> decimal.Decimal:
 
 
 def _f64_bits(x: float) -> int:
-    return struct.unpack("<q", struct.pack("<d", x))[0]
+    bits: int = struct.unpack("<q", struct.pack("<d", x))[0]
+    return bits
 
 
 def _bits_f64(b: int) -> float:
-    return struct.unpack("<d", struct.pack("<q", b))[0]
+    value: float = struct.unpack("<d", struct.pack("<q", b))[0]
+    return value
 
 
 def log_scalar(x: float) -> float:

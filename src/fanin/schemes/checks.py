@@ -37,7 +37,7 @@ import functools
 import inspect
 import math
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 
@@ -164,7 +164,7 @@ def fills_in_place(fn: F) -> F:
     first = next(iter(signature.parameters))
 
     @functools.wraps(fn)
-    def wrapper(tensor, *args, generator=None, **kwargs):
+    def wrapper(tensor: torch.Tensor, *args: Any, generator: object = None, **kwargs: Any) -> Any:
         check_floating(tensor, fn.__name__)
         check_generator(generator)
         _validate_call(wrapper, signature, first, tensor, args, kwargs)
@@ -177,7 +177,14 @@ def fills_in_place(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _validate_call(wrapper, signature: inspect.Signature, first: str, tensor, args, kwargs) -> None:
+def _validate_call(
+    wrapper: Callable[..., Any],
+    signature: inspect.Signature,
+    first: str,
+    tensor: torch.Tensor,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> None:
     from fanin.schemes.registry import entry_for
 
     entry = entry_for(wrapper)

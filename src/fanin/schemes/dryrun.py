@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -42,7 +43,7 @@ __all__ = ["Trace", "dry_run", "trace"]
 _SHARED_MEMORY = ("refers to a single memory location", "refer to a single memory location")
 
 
-def dry_run(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list[tuple]:
+def dry_run(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype = torch.float32) -> list[tuple[Any, ...]]:
     """The draws ``scheme`` makes for a tensor of ``shape`` and ``dtype`` (see the module docstring);
     raises what the scheme raises for a tensor it cannot take."""
     return trace(scheme, shape, dtype).calls
@@ -54,7 +55,7 @@ class Trace:
     whether the scheme then wrote values computed from them (``wrote``: the write torch refused on
     the zero-stride view; a scheme whose draw is the final value writes nothing more)."""
 
-    calls: list[tuple]
+    calls: list[tuple[Any, ...]]
     wrote: bool
 
 

@@ -18,6 +18,7 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fanin.errors import UnknownSchemeError, describe_choice
 
@@ -66,7 +67,7 @@ class SchemeEntry:
     """
 
     name: str
-    fn: Callable
+    fn: Callable[..., Any]
     family: str
     framework: str
     parameters: dict[str, object]
@@ -83,7 +84,7 @@ class SchemeEntry:
 
 _REGISTRY: dict[str, SchemeEntry] = {}
 _ALIASES: dict[str, str] = {}
-_BY_FUNCTION: dict[Callable, str] = {}
+_BY_FUNCTION: dict[Callable[..., Any], str] = {}
 _FRAMEWORKS: dict[str, str] = {}  # a framework's name or alias -> its name
 _loaded = False
 
@@ -96,7 +97,7 @@ def register(
     aliases: tuple[str, ...] = (),
     validate: Callable[..., None] | None = None,
     element_local: bool = False,
-) -> Callable[[Callable], Callable]:
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a scheme function under ``name`` (a decorator; the function is returned unchanged).
 
     ``validate(**args)``, if given, is called with the full argument set (defaults filled in) when
@@ -112,7 +113,7 @@ def register(
         raise ValueError(describe_choice("framework", framework, _FRAMEWORKS))
     framework = _FRAMEWORKS[framework]
 
-    def decorator(fn: Callable) -> Callable:
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
         params: dict[str, object] = {}
         signature = inspect.signature(fn).parameters
         for i, p in enumerate(signature.values()):
@@ -137,7 +138,7 @@ def register(
     return decorator
 
 
-def _same_definition(a: Callable, b: Callable) -> bool:
+def _same_definition(a: Callable[..., Any], b: Callable[..., Any]) -> bool:
     a, b = inspect.unwrap(a), inspect.unwrap(b)
     code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
     return (
@@ -177,7 +178,7 @@ def lookup(name: str) -> SchemeEntry:
         raise UnknownSchemeError(describe_choice("scheme", name, [*_REGISTRY, *_ALIASES])) from None
 
 
-def entry_for(fn: Callable) -> SchemeEntry | None:
+def entry_for(fn: Callable[..., Any]) -> SchemeEntry | None:
     """The entry of a registered scheme function, or ``None``."""
     _load_providers()
     name = _BY_FUNCTION.get(fn)

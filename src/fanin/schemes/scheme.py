@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fanin.errors import SchemeArgumentError, shown
+
+if TYPE_CHECKING:
+    import torch
 from fanin.rng.sampling import check_generator
 from fanin.rng.sharded import call_scheme, is_dtensor
 from fanin.schemes.checks import check_arguments
@@ -85,14 +88,17 @@ class Scheme:
         """Every argument, defaults filled in."""
         return {k: self._args.get(k, d) for k, d in self._entry.parameters.items()}
 
-    def __call__(self, tensor, generator=None):
+    def __call__(self, tensor: torch.Tensor, generator: object = None) -> torch.Tensor:
         if is_dtensor(tensor):  # sharded: fill only the local shard (fanin.rng.sharded)
             return call_scheme(self, tensor, generator)
+        filled: torch.Tensor
         if self._entry.takes_generator:
-            return self._entry.fn(tensor, generator=generator, **self._args)
+            filled = self._entry.fn(tensor, generator=generator, **self._args)
+            return filled
         # Deterministic schemes (constants, identities) draw nothing; the generator is still checked.
         check_generator(generator)
-        return self._entry.fn(tensor, **self._args)
+        filled = self._entry.fn(tensor, **self._args)
+        return filled
 
     def to_config(self) -> dict[str, Any]:
         return {"name": self.name, "args": dict(self._args)}

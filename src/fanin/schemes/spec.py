@@ -29,7 +29,7 @@ _NAMES = {"inf": math.inf, "nan": math.nan, "None": None, "True": True, "False":
 _FUNCTIONS: dict[str, Callable[[float], float]] = {"sqrt": math.sqrt}
 
 
-def get(spec: str | Mapping[str, Any] | Scheme | Callable) -> Scheme:
+def get(spec: str | Mapping[str, Any] | Scheme | Callable[..., Any]) -> Scheme:
     """The scheme that ``spec`` describes.
 
     >>> get("kaiming_normal(mode='fan_out', nonlinearity='relu')")

@@ -9,7 +9,7 @@ from torch import nn
 
 import fanin
 from fanin.formulas import calculate_gain
-from fanin.gains import (
+from fanin.activations import (
     GainError,
     UnknownActivationError,
     activation_function,

@@ -75,6 +75,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,22 +122,24 @@ class GainError(FaninError, ValueError):
 
 @dataclass(frozen=True)
 class _Named:
-    fn: Callable[[torch.Tensor, float | None], torch.Tensor]
+    # The second argument is the activation's param: a float for those that take one (``param``
+    # names it), None for the others.
+    fn: Callable[[torch.Tensor, Any], torch.Tensor]
     param: str | None = None  # what ``param`` means for this activation
     default: float | None = None
-    kinks: Callable[[float | None], tuple[float, ...]] | None = None  # None: smooth (Gauss-Hermite)
+    kinks: Callable[[Any], tuple[float, ...]] | None = None  # None: smooth (Gauss-Hermite)
 
 
-def _at(*points: float) -> Callable[[float | None], tuple[float, ...]]:
+def _at(*points: float) -> Callable[[Any], tuple[float, ...]]:
     return lambda p: points
 
 
-def _softplus_kink(beta: float | None) -> tuple[float, ...]:
+def _softplus_kink(beta: float) -> tuple[float, ...]:
     # torch returns x itself once beta*x > threshold (20): a jump of log1p(exp(-20))/beta there.
     return (20.0 / beta,)
 
 
-def _symmetric(lambd: float | None) -> tuple[float, ...]:
+def _symmetric(lambd: float) -> tuple[float, ...]:
     return (-lambd, lambd)
 
 
@@ -196,7 +199,7 @@ _MODULES: dict[type, tuple[str, str | None]] = {
 }
 
 # Plain torch functions recognised as named activations (their defaults).
-_FUNCTIONS: dict[Callable, str] = {
+_FUNCTIONS: dict[Callable[..., Any], str] = {
     torch.tanh: "tanh",
     torch.sigmoid: "sigmoid",
     torch.relu: "relu",
@@ -295,12 +298,12 @@ def _resolve(activation: object, param: object, breakpoints: Sequence[float] | N
         return _Resolved(type(activation).__name__, None, None, double, activation, extra, False)
     if callable(activation):
         try:
-            name = _FUNCTIONS.get(activation)  # type: ignore[call-overload]
+            function_name = _FUNCTIONS.get(activation)
         except TypeError:  # an unhashable callable object
-            name = None
+            function_name = None
         label = getattr(activation, "__name__", None) or repr(activation)
-        if name is not None:
-            return _named(label, name, param, extra)
+        if function_name is not None:
+            return _named(label, function_name, param, extra)
         _no_param(activation, param, "fanin calls the function with one tensor")
         return _Resolved(label, None, None, activation, activation, extra, False)
     raise TypeError(
@@ -323,7 +326,7 @@ def _named(label: str, name: str, param: object, extra: tuple[float, ...]) -> _R
         value = float(param)
     if name == "softplus" and value == 0:
         raise ValueError("param (beta of 'softplus') must be non-zero, got param=0")
-    if name in ("softshrink", "hardshrink") and value < 0:
+    if name in ("softshrink", "hardshrink") and value is not None and value < 0:
         raise ValueError(f"param (lambd of {name!r}) must be >= 0, got param={param!r}")
 
     def fn(x: torch.Tensor) -> torch.Tensor:
@@ -381,7 +384,7 @@ def gain(
     >>> gain("tanhh")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    fanin.gains.UnknownActivationError: Unknown activation 'tanhh'. Did you mean 'tanh' or ... Accepted: ...
+    fanin.activations.UnknownActivationError: Unknown activation 'tanhh'. Did you mean 'tanh' or ... Accepted: ...
     """
     if method not in METHODS:
         raise ValueError(describe_choice("method", method, METHODS))
