@@ -15,7 +15,7 @@ TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
 PIP := $(PY) -m pip --quiet --quiet --disable-pip-version-check
 STAMP := $(VENV)/.fanin-installed
 
-.PHONY: demo test venv build clean
+.PHONY: demo test lint docs check venv build clean
 
 venv: $(STAMP)
 
@@ -35,9 +35,21 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(PY) -m pytest
 
+# The toolchain CI runs besides the suite: ruff (lint and format), mypy, the API reference with
+# warnings as errors.
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check --quiet src tests benchmarks scripts
+	@$(VENV)/bin/ruff format --check --quiet src tests benchmarks scripts
+	@$(VENV)/bin/mypy
+
+docs: $(STAMP)
+	@$(VENV)/bin/mkdocs build --strict --quiet
+
+check: lint docs test
+
 build: $(STAMP)
 	@$(PIP) install build
 	@$(PY) -m build
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache depth.png
+	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache depth.png

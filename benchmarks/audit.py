@@ -52,8 +52,10 @@ def verdict(ok: bool) -> str:
 
 def large(sizes_mb: list[int], repeat: int) -> None:
     print(f"large tensors: N(0, 0.02) matrices, MB of the stored dtype per second (best of {repeat})")
-    print(f"{'size':>8} {'dtype':>9} {'shape':>14} {'infer s':>8} {'MB/s':>7} {'cpu s':>7} {'MB/cpu s':>9} "
-          f"{'scan s':>7} {'rest s':>7}")
+    print(
+        f"{'size':>8} {'dtype':>9} {'shape':>14} {'infer s':>8} {'MB/s':>7} {'cpu s':>7} {'MB/cpu s':>9} "
+        f"{'scan s':>7} {'rest s':>7}"
+    )
     for i, mb in enumerate(sizes_mb):
         for dtype in (torch.float32, torch.bfloat16) if i == 0 else (torch.float32,):
             item = torch.empty((), dtype=dtype).element_size()
@@ -63,9 +65,11 @@ def large(sizes_mb: list[int], repeat: int) -> None:
             t_infer, c_infer = best_time(lambda w=w: infer(w), repeat)
             t_scan, _ = best_time(lambda w=w: scan(w), repeat)
             size = w.numel() * item / 2**20
-            print(f"{size:>6.0f}MB {str(dtype)[6:]:>9} {f'{rows}x{cols}':>14} {t_infer:>8.3f} {size / t_infer:>7.0f} "
-                  f"{c_infer:>7.3f} {size / c_infer:>9.0f} {t_scan:>7.3f} {t_infer - t_scan:>7.3f}  "
-                  f"{verdict(size / c_infer >= TARGET_MB_S)} (>= {TARGET_MB_S:.0f} MB per CPU s)")
+            print(
+                f"{size:>6.0f}MB {str(dtype)[6:]:>9} {f'{rows}x{cols}':>14} {t_infer:>8.3f} {size / t_infer:>7.0f} "
+                f"{c_infer:>7.3f} {size / c_infer:>9.0f} {t_scan:>7.3f} {t_infer - t_scan:>7.3f}  "
+                f"{verdict(size / c_infer >= TARGET_MB_S)} (>= {TARGET_MB_S:.0f} MB per CPU s)"
+            )
             del w
 
 
@@ -73,8 +77,13 @@ def small_model(blocks: int) -> list[torch.Tensor]:
     torch.manual_seed(0)
     layers = []
     for _ in range(blocks):
-        layers += [torch.nn.Linear(64, 128), torch.nn.LayerNorm(128), torch.nn.Linear(128, 64), torch.nn.LayerNorm(64),
-                   torch.nn.Linear(64, 64)]
+        layers += [
+            torch.nn.Linear(64, 128),
+            torch.nn.LayerNorm(128),
+            torch.nn.Linear(128, 64),
+            torch.nn.LayerNorm(64),
+            torch.nn.Linear(64, 64),
+        ]
     return [p.detach() for m in layers for p in m.parameters()]
 
 
@@ -99,13 +108,18 @@ def small(count: int) -> None:
         warm.append(time.perf_counter() - t0)
         cpu.append(time.process_time() - c0)
     sizes = sorted({t.numel() for t in tensors})
-    print(f"\nsmall tensors: {len(tensors)} tensors of {sizes[0]} to {sizes[-1]} values (biases, norms, 64x128 "
-          "matrices)")
-    print(f"  warm: median {1e3 * statistics.median(warm):.2f} ms, mean {1e3 * statistics.mean(warm):.2f} ms per tensor "
-          f"(CPU time: median {1e3 * statistics.median(cpu):.2f} ms, mean {1e3 * statistics.mean(cpu):.2f} ms): "
-          f"{verdict(statistics.mean(cpu) * 1e3 <= TARGET_SMALL_MS)} (<= {TARGET_SMALL_MS:g} ms per tensor)")
-    print(f"  cold (first tensor of each of {len(cold)} shapes, candidates built): mean "
-          f"{1e3 * statistics.mean(cold):.1f} ms")
+    print(
+        f"\nsmall tensors: {len(tensors)} tensors of {sizes[0]} to {sizes[-1]} values (biases, norms, 64x128 matrices)"
+    )
+    print(
+        f"  warm: median {1e3 * statistics.median(warm):.2f} ms, mean {1e3 * statistics.mean(warm):.2f} ms per tensor "
+        f"(CPU time: median {1e3 * statistics.median(cpu):.2f} ms, mean {1e3 * statistics.mean(cpu):.2f} ms): "
+        f"{verdict(statistics.mean(cpu) * 1e3 <= TARGET_SMALL_MS)} (<= {TARGET_SMALL_MS:g} ms per tensor)"
+    )
+    print(
+        f"  cold (first tensor of each of {len(cold)} shapes, candidates built): mean "
+        f"{1e3 * statistics.mean(cold):.1f} ms"
+    )
 
 
 def main() -> None:

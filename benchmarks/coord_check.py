@@ -40,8 +40,14 @@ def cases():
     mlp_data = (torch.randn(64, 16, generator=g), torch.randint(0, 10, (64,), generator=g))
     idx = torch.randint(0, 32, (2, 9), generator=torch.Generator().manual_seed(0))
     yield ("mlp", mlp, mlp_data, "4", {"steps": 3, "lr": 0.02, "seeds": (0,)}, mup(base_width=64, zero_readout=True))
-    yield ("gpt", gpt, (idx[:, :-1], idx[:, 1:]), "lm_head", {"steps": 4, "lr": 0.003, "seeds": (0, 1)},
-           mup(base_width=64, std=0.02, attention=Attention("*.attn.c_attn", split=3, n_head=2)))
+    yield (
+        "gpt",
+        gpt,
+        (idx[:, :-1], idx[:, 1:]),
+        "lm_head",
+        {"steps": 4, "lr": 0.003, "seeds": (0, 1)},
+        mup(base_width=64, std=0.02, attention=Attention("*.attn.c_attn", split=3, n_head=2)),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,14 +61,19 @@ def main(argv: list[str] | None = None) -> int:
         sp = coord_check(make, args.widths, data, label=f"{name} SP", **kw)
         mu = coord_check(make, args.widths, data, rules=rules, label=f"{name} muP", **kw)
         seconds = time.perf_counter() - t0
-        print(f"{name}: widths {args.widths}, {kw['steps']} Adam steps, lr {kw['lr']}, seeds {list(kw['seeds'])} ({seconds:.0f} s)")
+        print(
+            f"{name}: widths {args.widths}, {kw['steps']} Adam steps, lr {kw['lr']}, seeds {list(kw['seeds'])} "
+            f"({seconds:.0f} s)"
+        )
         print(f"  {'group':<20}{'SP slope':>10}{'muP slope':>11}")
         for group in mu.groups:
             print(f"  {group:<20}{sp.slope(group):>10.3f}{mu.slope(group):>11.3f}")
         passed = sp.slope(logits) >= 0.4 and mu.max_abs_slope() <= 0.1
         ok &= passed
-        print(f"  SP logits slope {sp.slope(logits):.3f} (>= 0.4), muP max |slope| {mu.max_abs_slope():.3f} (<= 0.1): "
-              + ("pass" if passed else "FAIL"))
+        print(
+            f"  SP logits slope {sp.slope(logits):.3f} (>= 0.4), muP max |slope| {mu.max_abs_slope():.3f} (<= 0.1): "
+            + ("pass" if passed else "FAIL")
+        )
         if args.plot:
             out = Path(args.plot)
             out.mkdir(parents=True, exist_ok=True)

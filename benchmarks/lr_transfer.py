@@ -113,16 +113,26 @@ def main(argv: list[str] | None = None) -> int:
         for width in args.widths:
             row = []
             for lr in lrs:
-                row.append(sum(train(width, args.depth, lr, parametrization, s, batches) for s in range(args.seeds)) / args.seeds)
-                print(f"\r{parametrization} width {width}: lr 2^{round(math.log2(lr))} loss {row[-1]:.4f}   ",
-                      end="", file=sys.stderr, flush=True)
+                row.append(
+                    sum(train(width, args.depth, lr, parametrization, s, batches) for s in range(args.seeds))
+                    / args.seeds
+                )
+                print(
+                    f"\r{parametrization} width {width}: lr 2^{round(math.log2(lr))} loss {row[-1]:.4f}   ",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
             results[parametrization][width] = row
     print(f"\r{' ' * 60}\r", end="", file=sys.stderr)
 
     header = "lr        " + "".join(f"{f'{p} w={w}':>14}" for p in results for w in args.widths)
     print(header)
     for i, lr in enumerate(lrs):
-        print(f"2^{round(math.log2(lr)):<7} " + "".join(f"{results[p][w][i]:>14.4f}" for p in results for w in args.widths))
+        print(
+            f"2^{round(math.log2(lr)):<7} "
+            + "".join(f"{results[p][w][i]:>14.4f}" for p in results for w in args.widths)
+        )
     summary = {}
     ok = True
     for p, by_width in results.items():
@@ -132,14 +142,30 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "transfers" if abs(shift) <= 1 else "drifts"
         expected = "transfers" if p == "muP" else "drifts"
         ok &= verdict == expected
-        print(f"{p}: best lr " + ", ".join(f"w={w}: 2^{round(math.log2(lrs[i]))}" for w, i in best.items())
-              + f"; shift {shift:+d} grid steps: {verdict} (expected: {expected})")
-    print(f"({time.perf_counter() - t0:.0f} s; {args.steps} Adam steps, batch {args.batch}, {args.seeds} seed(s), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads)")
+        print(
+            f"{p}: best lr "
+            + ", ".join(f"w={w}: 2^{round(math.log2(lrs[i]))}" for w, i in best.items())
+            + f"; shift {shift:+d} grid steps: {verdict} (expected: {expected})"
+        )
+    print(
+        f"({time.perf_counter() - t0:.0f} s; {args.steps} Adam steps, batch {args.batch}, {args.seeds} seed(s), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads)"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"lrs": lrs, "widths": args.widths, "loss": results, "summary": summary, "steps": args.steps,
-                       "batch": args.batch, "seeds": args.seeds}, f, indent=1)
+            json.dump(
+                {
+                    "lrs": lrs,
+                    "widths": args.widths,
+                    "loss": results,
+                    "summary": summary,
+                    "steps": args.steps,
+                    "batch": args.batch,
+                    "seeds": args.seeds,
+                },
+                f,
+                indent=1,
+            )
     if args.plot:
         plot(results, lrs, args.widths, args.plot)
     return 0 if ok else 1
@@ -154,11 +180,18 @@ def plot(results, lrs, widths, path: str) -> None:
     FigureCanvasAgg(fig)
     cmap = colormaps["viridis"]
     axes = fig.subplots(1, 2, sharey=True)
-    for ax, (p, by_width) in zip(axes, results.items()):
+    for ax, (p, by_width) in zip(axes, results.items(), strict=True):
         for i, w in enumerate(widths):
             color = cmap(0.85 - 0.75 * i / max(1, len(widths) - 1))
-            finite = [(lr, v) for lr, v in zip(lrs, by_width[w]) if math.isfinite(v)]
-            ax.plot([lr for lr, _ in finite], [v for _, v in finite], marker="o", markersize=3, color=color, label=f"width {w}")
+            finite = [(lr, v) for lr, v in zip(lrs, by_width[w], strict=True) if math.isfinite(v)]
+            ax.plot(
+                [lr for lr, _ in finite],
+                [v for _, v in finite],
+                marker="o",
+                markersize=3,
+                color=color,
+                label=f"width {w}",
+            )
             lr, v = min(finite, key=lambda t: t[1])
             ax.plot([lr], [v], marker="*", markersize=12, color=color)
         ax.set_xscale("log", base=2)

@@ -145,7 +145,9 @@ def _child(mode: str, size: str, out: str, device: str) -> None:
         seconds=elapsed,
         peak_bytes=peak,
         params=sum(p.numel() for p in model.parameters()),
-        local_bytes=sum((p.to_local() if hasattr(p, "to_local") else p).numel() * p.element_size() for p in model.parameters()),
+        local_bytes=sum(
+            (p.to_local() if hasattr(p, "to_local") else p).numel() * p.element_size() for p in model.parameters()
+        ),
     )
     if mode.startswith("fsdp"):
         world = dist.get_world_size()
@@ -241,6 +243,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  x{w}: largest local shard {shard / gib:.2f} GiB; per-rank seconds {seconds}")
     if cuda:
         print("  (the FSDP2 cases run on CPU ranks over gloo: not run with --device cuda)")
+
 
 if __name__ == "__main__":
     main()

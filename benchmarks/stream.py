@@ -25,9 +25,9 @@ import time
 # the first calls there; the workqueue layer honours it, so the 1-thread rows are 1 thread.
 os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
 
-import torch  # noqa: E402
+import torch
 
-from fanin.rng.stream import STREAM_VERSION, Stream, _numba  # noqa: E402
+from fanin.rng.stream import STREAM_VERSION, Stream, _numba
 
 
 def best_time(fn, repeat: int) -> float:
@@ -75,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     xb.fill_(0.0)
 
     t0 = time.perf_counter()
-    for f in (lambda t: s.uniform_(t, -1, 1), lambda t: s.normal_(t, 0, 1), lambda t: s.truncated_normal_(t, 0, 1, -2, 2)):
+    for f in (
+        lambda t: s.uniform_(t, -1, 1),
+        lambda t: s.normal_(t, 0, 1),
+        lambda t: s.truncated_normal_(t, 0, 1, -2, 2),
+    ):
         f(torch.empty(1000))
         f(torch.empty(1000, dtype=torch.float64))
     print(f"first calls (numba compile or cache load): {time.perf_counter() - t0:.2f} s\n")
@@ -86,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
         g = torch.Generator().manual_seed(0)
         r: dict[str, float] = {}
         r["torch fill_"] = best_time(lambda: x.fill_(0.5), args.repeat)
-        r["torch uniform_"] = best_time(lambda: x.uniform_(-1, 1, generator=g), args.repeat)
-        r["torch normal_"] = best_time(lambda: x.normal_(0, 1, generator=g), args.repeat)
+        r["torch uniform_"] = best_time(lambda g=g: x.uniform_(-1, 1, generator=g), args.repeat)
+        r["torch normal_"] = best_time(lambda g=g: x.normal_(0, 1, generator=g), args.repeat)
         r["torch trunc_normal_"] = best_time(
-            lambda: torch.nn.init.trunc_normal_(x, 0.0, 1.0, -2.0, 2.0, generator=g), args.trunc_repeat
+            lambda g=g: torch.nn.init.trunc_normal_(x, 0.0, 1.0, -2.0, 2.0, generator=g), args.trunc_repeat
         )
         r["stream uniform"] = best_time(lambda: s.uniform_(x, -1, 1), args.repeat)
         d_u = digest(x)
@@ -133,12 +137,12 @@ def main(argv: list[str] | None = None) -> int:
     for numel in (24, 1024, 65536):
         t = torch.empty(numel)
         row = [
-            median_us(lambda: t.uniform_(-1, 1, generator=g)),
-            median_us(lambda: s.uniform_(t, -1, 1)),
-            median_us(lambda: t.normal_(0, 1, generator=g)),
-            median_us(lambda: s.normal_(t, 0, 1)),
+            median_us(lambda t=t: t.uniform_(-1, 1, generator=g)),
+            median_us(lambda t=t: s.uniform_(t, -1, 1)),
+            median_us(lambda t=t: t.normal_(0, 1, generator=g)),
+            median_us(lambda t=t: s.normal_(t, 0, 1)),
         ]
-        print(f"  {numel:>8}" + "".join(f"{v:{w}.1f}" for v, w in zip(row, (16, 16, 15, 15))))
+        print(f"  {numel:>8}" + "".join(f"{v:{w}.1f}" for v, w in zip(row, (16, 16, 15, 15), strict=True)))
     print()
 
     if not args.no_orthogonal:
@@ -160,7 +164,9 @@ def main(argv: list[str] | None = None) -> int:
         same = torch.equal(wb, w.to(torch.bfloat16))
         print(f"orthogonal {m}x{m} (torch threads={threads}, one run each):")
         print(f"  torch nn.init.orthogonal_ float32   {t_torch:7.2f} s")
-        print(f"  stream orthogonal_ float32          {t_stream:7.2f} s   {t_torch / t_stream:.2f}x torch (target >= 1)")
+        print(
+            f"  stream orthogonal_ float32          {t_stream:7.2f} s   {t_torch / t_stream:.2f}x torch (target >= 1)"
+        )
         print(f"  stream orthogonal_ bfloat16         {t_bf16:7.2f} s   equals float32 rounded: {same}")
     return 0
 

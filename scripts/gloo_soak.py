@@ -231,7 +231,9 @@ def _run_once(run: int, args, opts: dict, cache_dir: str | None, work: Path) -> 
             cmd = [sys.executable, os.path.abspath(__file__), "--rank", str(rank), str(world), str(port), str(out)]
             cmd.append(json.dumps(opts))
             procs.append(
-                subprocess.Popen(cmd, env={**os.environ, **env}, cwd=out, preexec_fn=_allow_cores if args.cores else None)
+                subprocess.Popen(
+                    cmd, env={**os.environ, **env}, cwd=out, preexec_fn=_allow_cores if args.cores else None
+                )
             )
         polls = [p.poll for p in procs]
 
@@ -328,9 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--teardown", choices=["barrier", "destroy", "none"], default="barrier")
     ap.add_argument("--rendezvous", choices=["tcp", "file"], default="tcp", help="tcp://127.0.0.1:PORT or file://")
-    ap.add_argument("--concurrent", action="store_true", help="apply to the FSDP2 and TP models from two threads at once")
+    ap.add_argument(
+        "--concurrent", action="store_true", help="apply to the FSDP2 and TP models from two threads at once"
+    )
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per run")
-    ap.add_argument("--warm-torch", action="store_true", help="with --start fork: a parallel torch op in the parent too")
+    ap.add_argument(
+        "--warm-torch", action="store_true", help="with --start fork: a parallel torch op in the parent too"
+    )
     ap.add_argument("--cores", action="store_true", help="allow core files and print gdb backtraces of crashed ranks")
     ap.add_argument("--keep", type=Path, help="keep every run's logs under this directory")
     ap.add_argument("--rank", nargs=5, help=argparse.SUPPRESS)
@@ -339,7 +345,17 @@ def main(argv: list[str] | None = None) -> int:
         rank, world, port, out, opts = args.rank
         _rank_main(int(rank), int(world), int(port), out, json.loads(opts))
         return 0
-    names = ("layer", "numba_threads", "torch_threads", "omp_threads", "width", "layers", "teardown", "rendezvous", "concurrent")
+    names = (
+        "layer",
+        "numba_threads",
+        "torch_threads",
+        "omp_threads",
+        "width",
+        "layers",
+        "teardown",
+        "rendezvous",
+        "concurrent",
+    )
     opts = {k: getattr(args, k) for k in names}
     work = args.keep or Path(tempfile.mkdtemp(prefix="gloo-soak-"))
     work.mkdir(parents=True, exist_ok=True)

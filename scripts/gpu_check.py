@@ -95,10 +95,19 @@ def candidates(explicit: str | None) -> list[str]:
     """Interpreters to try, in order, without duplicates."""
     if explicit:
         return [explicit]
-    found = [os.environ.get("FANIN_PYTHON"), str(ROOT / ".venv" / "bin" / "python"), sys.executable, shutil.which("python3")]
+    found = [
+        os.environ.get("FANIN_PYTHON"),
+        str(ROOT / ".venv" / "bin" / "python"),
+        sys.executable,
+        shutil.which("python3"),
+    ]
     out: list[str] = []
     for c in found:
-        if c and (os.path.exists(c) or shutil.which(c)) and os.path.realpath(c) not in {os.path.realpath(o) for o in out}:
+        if (
+            c
+            and (os.path.exists(c) or shutil.which(c))
+            and os.path.realpath(c) not in {os.path.realpath(o) for o in out}
+        ):
             out.append(c)
     return out
 
@@ -136,7 +145,9 @@ def _cuda_test_files() -> list[str]:
 
 def _help_mentions(python: str, script: Path, option: str) -> bool:
     try:
-        done = subprocess.run([python, str(script), "--help"], capture_output=True, text=True, timeout=60, env=_env(None))
+        done = subprocess.run(
+            [python, str(script), "--help"], capture_output=True, text=True, timeout=60, env=_env(None)
+        )
     except (OSError, subprocess.TimeoutExpired):
         return False
     return option in done.stdout
@@ -158,15 +169,38 @@ def plan(python: str, out: Path, cpus: int) -> list[Step]:
     threads = f"1,{cpus}" if cpus > 1 else "1"
     steps = [
         Step("cuda-tests", [*pytest_argv, *_cuda_test_files()], 120, "the suite's CUDA-marked tests"),
-        Step("stream-bits", [*pytest_argv, STREAM_BITS], 150, "CPU == GPU stream bits, every transform/dtype/box/scheme"),
-        Step("gpu-stream-bench", [python, "scripts/gpu_stream_bench.py", "--n", "50000000"], 90, "stream on GPU vs torch CUDA"),
+        Step(
+            "stream-bits", [*pytest_argv, STREAM_BITS], 150, "CPU == GPU stream bits, every transform/dtype/box/scheme"
+        ),
+        Step(
+            "gpu-stream-bench",
+            [python, "scripts/gpu_stream_bench.py", "--n", "50000000"],
+            90,
+            "stream on GPU vs torch CUDA",
+        ),
         Step(
             "stream-bench",
-            [python, "benchmarks/stream.py", "--n", "20000000", "--threads", threads, "--repeat", "2", "--orthogonal-n", "2048"],
+            [
+                python,
+                "benchmarks/stream.py",
+                "--n",
+                "20000000",
+                "--threads",
+                threads,
+                "--repeat",
+                "2",
+                "--orthogonal-n",
+                "2048",
+            ],
             120,
             "stream on CPU vs torch (benchmarks/stream.py has no device option)",
         ),
-        Step("model-init-bench", [python, "benchmarks/model_init.py", "--device", "cuda"], 120, "GPT-350M init on the GPU"),
+        Step(
+            "model-init-bench",
+            [python, "benchmarks/model_init.py", "--device", "cuda"],
+            120,
+            "GPT-350M init on the GPU",
+        ),
     ]
     audit = ROOT / "benchmarks" / "audit.py"
     if audit.exists():
@@ -236,13 +270,17 @@ _RATIO = re.compile(r"(\d\.\d\dx|time/torch|ratio|speed-up|scaling|target|bit fo
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--python", help="the interpreter to use (torch with CUDA, pytest)")
     ap.add_argument("--budget", type=float, default=BUDGET_S, help=f"seconds for all steps (default {BUDGET_S:.0f})")
     ap.add_argument("--only", nargs="*", metavar="STEP", help="run only these steps (names as in --dry-run)")
     ap.add_argument("--out", type=Path, help="directory for the step logs (default: a new temporary one)")
     ap.add_argument("--dry-run", action="store_true", help="print the interpreter and the plan; run nothing")
-    ap.add_argument("--list", action="store_true", help="list the CUDA tests of steps 1 and 2 (collection only, no GPU needed)")
+    ap.add_argument(
+        "--list", action="store_true", help="list the CUDA tests of steps 1 and 2 (collection only, no GPU needed)"
+    )
     ap.add_argument("--setup", action="store_true", help="run `make venv` first when the repository has no .venv")
     args = ap.parse_args(argv)
 
@@ -266,7 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only is not None:
         unknown = sorted(set(args.only) - {s.name for s in steps})
         if unknown:
-            print(f"gpu_check: unknown step(s) {unknown}; accepted: {', '.join(s.name for s in steps)}", file=sys.stderr)
+            print(
+                f"gpu_check: unknown step(s) {unknown}; accepted: {', '.join(s.name for s in steps)}", file=sys.stderr
+            )
             return 2
         steps = [s for s in steps if s.name in args.only]
 
@@ -281,10 +321,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if python is None:
-        print("gpu_check: no CUDA device: this check needs a machine with a GPU and a CUDA build of torch.", file=sys.stderr)
+        print(
+            "gpu_check: no CUDA device: this check needs a machine with a GPU and a CUDA build of torch.",
+            file=sys.stderr,
+        )
         for info in infos:
             print(f"  tried {describe(info)}", file=sys.stderr)
-        print("  give --python PATH (an interpreter whose torch sees the GPU and has pytest), or --setup.", file=sys.stderr)
+        print(
+            "  give --python PATH (an interpreter whose torch sees the GPU and has pytest), or --setup.",
+            file=sys.stderr,
+        )
         return 2
     out.mkdir(parents=True, exist_ok=True)
     chosen_info = infos[-1]

@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             torch_name = f"torch {kind}_"
             gpu, cpu = r[f"stream {kind}"], r[f"cpu stream {kind}"]
             print(
-                f"    {kind:<13} stream/torch {r[torch_name] / gpu:6.2f}x   stream GPU/CPU speed-up {cpu / gpu:6.2f}x   "
+                f"    {kind:<13} stream/torch {r[torch_name] / gpu:6.2f}x   stream GPU/CPU speed-up {cpu / gpu:6.2f}x "
+                "  "
                 f"stream time / fill_ {gpu / r['torch fill_']:6.2f}"
             )
         print(f"  first 1M truncated-normal values, GPU == CPU bit for bit: {same}")

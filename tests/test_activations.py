@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -8,7 +9,6 @@ from scipy.integrate import quad
 from torch import nn
 
 import fanin
-from fanin.formulas import calculate_gain
 from fanin.activations import (
     GainError,
     UnknownActivationError,
@@ -17,6 +17,7 @@ from fanin.activations import (
     compare_gains,
     gain,
 )
+from fanin.formulas import calculate_gain
 
 # The reference, written out here from torch.nn.functional (not from fanin's table): each name's
 # function and the points where it is not smooth, for scipy's adaptive quadrature.
@@ -58,9 +59,8 @@ def quad_gain(f, breakpoints=()):
         return y * y * math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
 
     edges = sorted({-40.0, 40.0, *range(-12, 13, 2), *breakpoints})
-    total = math.fsum(
-        quad(integrand, a, b, epsabs=1e-17, epsrel=1e-12, limit=200)[0] for a, b in zip(edges, edges[1:])
-    )
+    pieces = itertools.pairwise(edges)
+    total = math.fsum(quad(integrand, a, b, epsabs=1e-17, epsrel=1e-12, limit=200)[0] for a, b in pieces)
     return 1 / math.sqrt(total)
 
 
@@ -208,8 +208,21 @@ def test_compare_gains_records_and_notes():
     gelu = compare_gains("gelu")
     assert gelu.table is None and gelu.note is None
     assert compare_gains("conv2d").table == 1.0
-    assert set(tanh.to_dict()) == {"activation", "param", "exact", "table", "monte_carlo", "monte_carlo_se", "mean",
-                                   "mean_se", "std_ratio", "std_ratio_valid", "samples", "seed", "note"}
+    assert set(tanh.to_dict()) == {
+        "activation",
+        "param",
+        "exact",
+        "table",
+        "monte_carlo",
+        "monte_carlo_se",
+        "mean",
+        "mean_se",
+        "std_ratio",
+        "std_ratio_valid",
+        "samples",
+        "seed",
+        "note",
+    }
 
 
 def test_fast_but_integrable_growth():
@@ -222,7 +235,8 @@ def test_tanh_fixed_point_under_torchs_gain():
     # q = (5/3)^2 E[tanh(sqrt(q) z)^2], about 1.18, not 1.
     q = 1.0
     for _ in range(60):
-        q = (5 / 3) ** 2 / gain(lambda x, s=math.sqrt(q): torch.tanh(s * x)) ** 2
+        scale = math.sqrt(q)
+        q = (5 / 3) ** 2 / gain(lambda x, s=scale: torch.tanh(s * x)) ** 2
     assert q == pytest.approx(1.18, abs=0.005)
 
 

@@ -1,6 +1,12 @@
 import pytest
 
-from fanin.errors import SchemeArgumentError, SchemeSpecError, UnknownFrameworkError, UnknownSchemeError, describe_choice
+from fanin.errors import (
+    SchemeArgumentError,
+    SchemeSpecError,
+    UnknownFrameworkError,
+    UnknownSchemeError,
+    describe_choice,
+)
 
 
 def test_describe_choice_suggests_close_match_and_lists_sorted():

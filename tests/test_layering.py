@@ -149,8 +149,10 @@ def provider_violations(provider: str) -> list[str]:
     mine = layer_of("fanin.schemes.registry")
     if provider == "fanin.frameworks" and layer_of(provider) == mine + 1:
         return []
-    return [f"fanin.schemes.registry.PROVIDER is {provider} (layer {layer_of(provider)}), not the frameworks "
-            f"package one layer to the right of the registry (layer {mine})"]
+    return [
+        f"fanin.schemes.registry.PROVIDER is {provider} (layer {layer_of(provider)}), not the frameworks "
+        f"package one layer to the right of the registry (layer {mine})"
+    ]
 
 
 def source_files() -> list[tuple[Path, str]]:
@@ -228,9 +230,13 @@ def framework_switches(path: Path) -> list[str]:
                 *[o for o in operands if not _strings(o)]
             )
         elif isinstance(node, ast.match_case):
-            values = [p.value.value for p in ast.walk(node.pattern)
-                      if isinstance(p, ast.MatchValue) and isinstance(p.value, ast.Constant)
-                      and isinstance(p.value.value, str)]
+            values = [
+                p.value.value
+                for p in ast.walk(node.pattern)
+                if isinstance(p, ast.MatchValue)
+                and isinstance(p.value, ast.Constant)
+                and isinstance(p.value.value, str)
+            ]
             hit = named(values)
         elif isinstance(node, ast.Dict):
             keys = [v for k in node.keys if k is not None for v in _strings(k)]
@@ -242,12 +248,20 @@ def framework_switches(path: Path) -> list[str]:
         elif isinstance(node, (ast.Tuple, ast.List, ast.Set)) and id(node) not in judged:
             values = _strings(node)
             hit = (named(values) or several_frameworks(values)) and not _is_other_concept(targets.get(id(node)))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr in ("startswith", "endswith", "removeprefix")):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("startswith", "endswith", "removeprefix")
+        ):
             hit = any(v in prefixes for a in node.args for v in _strings(a))
         if hit:
-            anchor = node.iter if isinstance(node, ast.comprehension) else node.pattern if isinstance(
-                node, ast.match_case) else node
+            anchor = (
+                node.iter
+                if isinstance(node, ast.comprehension)
+                else node.pattern
+                if isinstance(node, ast.match_case)
+                else node
+            )
             found.append((anchor.lineno, ast.unparse(anchor).splitlines()[0][:100]))
     return [f"{line}: {code}" for line, code in sorted(set(found))]
 
@@ -343,23 +357,23 @@ def test_the_switch_scanner_sees_framework_names(tmp_path):
     path = tmp_path / "switchy.py"
     path.write_text(
         "def f(scheme, args, layout, backend):\n"
-        "    if scheme.framework == 'keras':\n"            # 2: a comparison
+        "    if scheme.framework == 'keras':\n"  # 2: a comparison
         "        pass\n"
-        "    if scheme.framework in ('tf1', 'jax'):\n"      # 4: membership in a literal
+        "    if scheme.framework in ('tf1', 'jax'):\n"  # 4: membership in a literal
         "        pass\n"
         "    match scheme.framework:\n"
-        "        case 'flax':\n"                            # 7: match
+        "        case 'flax':\n"  # 7: match
         "            pass\n"
-        "    TABLE = {'torch': 1, 'other': 2}\n"            # 9: a table keyed by framework
-        "    x = TABLE['fanin']\n"                          # 10: a subscript
-        "    for fw in ('keras', 'jax'):\n"                 # 11: a loop over names
+        "    TABLE = {'torch': 1, 'other': 2}\n"  # 9: a table keyed by framework
+        "    x = TABLE['fanin']\n"  # 10: a subscript
+        "    for fw in ('keras', 'jax'):\n"  # 11: a loop over names
         "        pass\n"
         "    names = {'keras.orthogonal': 'gain', 'tf1.orthogonal_initializer': 'gain'}\n"  # 13
-        "    ok = scheme.name.startswith('jax.')\n"         # 14: a prefix test
+        "    ok = scheme.name.startswith('jax.')\n"  # 14: a prefix test
         "    if layout == 'torch' or backend == 'torch' or args.get('layout') in (None, 'keras'):\n"  # other concepts
         "        pass\n"
-        "    LAYOUTS = ('jax', 'keras', 'torch')\n"         # a layout list
-        "    one = ('normal', 'fanin.padded_normal')\n"      # a scheme name, one framework: not a table
+        "    LAYOUTS = ('jax', 'keras', 'torch')\n"  # a layout list
+        "    one = ('normal', 'fanin.padded_normal')\n"  # a scheme name, one framework: not a table
         "    return scheme.name == 'fanin.padded_normal', get('torch'), Fans(1, 1, 1, 'torch')\n"
     )
     lines = [int(v.split(":")[0]) for v in framework_switches(path)]
@@ -367,9 +381,17 @@ def test_the_switch_scanner_sees_framework_names(tmp_path):
 
 
 def test_the_layers_are_ordered_as_documented():
-    order = ["fanin.errors", "fanin.formulas.fans", "fanin.rng.stream", "fanin.schemes.registry",
-             "fanin.frameworks.torch", "fanin.rules.plan", "fanin.diagnostics.lsuv", "fanin.report.table",
-             "fanin.cli.main"]
+    order = [
+        "fanin.errors",
+        "fanin.formulas.fans",
+        "fanin.rng.stream",
+        "fanin.schemes.registry",
+        "fanin.frameworks.torch",
+        "fanin.rules.plan",
+        "fanin.diagnostics.lsuv",
+        "fanin.report.table",
+        "fanin.cli.main",
+    ]
     assert [layer_of(m) for m in order] == list(range(len(LAYERS)))
     assert layer_of("fanin.activations") == layer_of("fanin.schemes.registry")
     assert layer_of("fanin.init") == layer_of("fanin.composite") == layer_of("fanin.frameworks")
@@ -382,8 +404,11 @@ def test_the_layers_are_ordered_as_documented():
 
 
 def test_every_module_has_a_layer():
-    unplaced = [m for _, m in source_files() if m not in EXEMPT and layer_of(m) in (None, len(LAYERS) - 1)
-                and not m.startswith("fanin.cli")]
+    unplaced = [
+        m
+        for _, m in source_files()
+        if m not in EXEMPT and layer_of(m) in (None, len(LAYERS) - 1) and not m.startswith("fanin.cli")
+    ]
     assert unplaced == []
     assert {m for _, m in source_files()} >= {"fanin.frameworks.fanin", "fanin.schemes.registry", "fanin.cli.main"}
 
@@ -395,8 +420,12 @@ def test_no_module_imports_to_its_right():
 
 
 def test_no_module_outside_frameworks_switches_on_a_framework_name():
-    offending = [f"{module}:{hit}" for path, module in source_files() if not _switch_exempt(module)
-                 for hit in framework_switches(path)]
+    offending = [
+        f"{module}:{hit}"
+        for path, module in source_files()
+        if not _switch_exempt(module)
+        for hit in framework_switches(path)
+    ]
     assert offending == []
 
 

@@ -50,7 +50,7 @@ def makefile_recipe(target):
     lines = (ROOT / "Makefile").read_text().splitlines()
     start = lines.index(f"{target}: $(STAMP)")
     recipe = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if not line.startswith("\t"):
             break
         recipe.append(line.strip().lstrip("@"))

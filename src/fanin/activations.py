@@ -74,7 +74,7 @@ import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -399,7 +399,7 @@ def gain(
 # -- exact --------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     from numpy.polynomial.hermite_e import hermegauss
 
@@ -407,7 +407,7 @@ def _hermite(n: int) -> tuple[np.ndarray, np.ndarray]:
     return x, w / _SQRT_2PI  # weights of exp(-x^2/2): normalised, they integrate against φ
 
 
-@lru_cache(maxsize=None)
+@cache
 def _legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.polynomial.legendre.leggauss(n)
 
@@ -510,10 +510,14 @@ def _apply(r: _Resolved, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Te
     try:
         y = torch.as_tensor(out)
     except (TypeError, ValueError, RuntimeError):
-        raise TypeError(f"activation {r.label!r} must return a tensor of its input's shape, got {type(out).__name__}") from None
+        raise TypeError(
+            f"activation {r.label!r} must return a tensor of its input's shape, got {type(out).__name__}"
+        ) from None
     if y.shape != x.shape:
-        raise GainError(f"activation {r.label!r} must return a tensor of its input's shape {tuple(x.shape)}, "
-                        f"got shape {tuple(y.shape)}")
+        raise GainError(
+            f"activation {r.label!r} must return a tensor of its input's shape {tuple(x.shape)}, "
+            f"got shape {tuple(y.shape)}"
+        )
     return y
 
 
@@ -539,7 +543,7 @@ def _monte_carlo(r: _Resolved, samples: int, seed: int) -> MonteCarlo:
         raise GainError(f"activation {r.label!r} is 0 on every draw: mean of f(z)^2 is {m!r}, no gain exists")
     root_n = math.sqrt(samples)
     m_se = float(squares.std()) / root_n
-    return MonteCarlo(m ** -0.5, 0.5 * m ** -1.5 * m_se, float(y.mean()), float(y.std()) / root_n)
+    return MonteCarlo(m**-0.5, 0.5 * m**-1.5 * m_se, float(y.mean()), float(y.std()) / root_n)
 
 
 def _std_ratio(r: _Resolved, samples: int, seed: int) -> float:
@@ -631,5 +635,17 @@ def compare_gains(
         note = _NOTES.get(r.name or "")
     label = r.label if r.name is None or r.label == r.name else f"{r.name} ({r.label})"
     mc = _monte_carlo(r, samples, seed)
-    return GainComparison(label, r.param, exact, table, mc.gain, mc.gain_se, mc.mean, mc.mean_se,
-                          _std_ratio(r, samples, seed), samples, seed, note)
+    return GainComparison(
+        label,
+        r.param,
+        exact,
+        table,
+        mc.gain,
+        mc.gain_se,
+        mc.mean,
+        mc.mean_se,
+        _std_ratio(r, samples, seed),
+        samples,
+        seed,
+        note,
+    )

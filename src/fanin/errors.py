@@ -74,7 +74,7 @@ class _Shown(reprlib.Repr):
     def repr_instance(self, x: object, level: int) -> str:
         try:
             text = repr(x)
-        except Exception:  # noqa: BLE001 - a repr that fails must not hide the error being reported
+        except Exception:
             return f"<{type(x).__name__} object>"
         return text if len(text) <= self.maxother else text[: self.maxother - 3] + "..."
 

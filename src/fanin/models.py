@@ -91,7 +91,9 @@ class CausalSelfAttention(nn.Module):
     def reset_buffers(self) -> None:
         """Recompute the causal mask (lower triangle), e.g. after materializing from meta."""
         with torch.no_grad():
-            self.mask.copy_(torch.ones(self.block_size, self.block_size, dtype=torch.bool, device=self.mask.device).tril())
+            self.mask.copy_(
+                torch.ones(self.block_size, self.block_size, dtype=torch.bool, device=self.mask.device).tril()
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, c = x.shape
@@ -132,7 +134,9 @@ class GPT(nn.Module):
     ``"gpt2"`` read it from there.
     """
 
-    def __init__(self, vocab_size: int = 256, block_size: int = 32, n_layer: int = 2, n_head: int = 2, n_embd: int = 32) -> None:
+    def __init__(
+        self, vocab_size: int = 256, block_size: int = 32, n_layer: int = 2, n_head: int = 2, n_embd: int = 32
+    ) -> None:
         super().__init__()
         self.n_layer = n_layer
         self.wte = nn.Embedding(vocab_size, n_embd)
@@ -170,7 +174,9 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """
     text = spec.strip()
     if len(text) > MAX_SPEC_LENGTH:
-        raise ModelSpecError(f"Cannot read model spec {spec[:60]!r}...: {len(text)} characters, more than {MAX_SPEC_LENGTH}")
+        raise ModelSpecError(
+            f"Cannot read model spec {spec[:60]!r}...: {len(text)} characters, more than {MAX_SPEC_LENGTH}"
+        )
     target, paren, rest = text.partition("(")
     target = target.strip()
     if not target:
@@ -182,7 +188,9 @@ def parse_model_spec(spec: str) -> tuple[str, dict[str, Any]]:
     try:
         node = ast.parse("f(" + rest, mode="eval").body
     except (SyntaxError, RecursionError, MemoryError, ValueError) as err:
-        raise ModelSpecError(f"Cannot read model spec {spec!r}: {getattr(err, 'msg', None) or type(err).__name__}") from None
+        raise ModelSpecError(
+            f"Cannot read model spec {spec!r}: {getattr(err, 'msg', None) or type(err).__name__}"
+        ) from None
     if not isinstance(node, ast.Call) or node.args or any(kw.arg is None for kw in node.keywords):
         raise ModelSpecError(f"Cannot read model spec {spec!r}: arguments are keyword literals, e.g. gpt(n_layer=4)")
     kwargs: dict[str, Any] = {}
@@ -214,7 +222,9 @@ def accepted_arguments(factory: Callable[..., Any]) -> list[str] | None:
     params = signature.parameters.values()
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
         return None
-    return sorted(p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY))
+    return sorted(
+        p.name for p in params if p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    )
 
 
 def _check_arguments(target: str, factory: Callable[..., Any], kwargs: dict[str, Any]) -> None:
@@ -223,13 +233,17 @@ def _check_arguments(target: str, factory: Callable[..., Any], kwargs: dict[str,
         return
     for key, value in kwargs.items():
         if key not in accepted:
-            raise ModelSpecError(describe_choice(f"argument of {target}", key, accepted).replace(
-                "Accepted:", "Accepted arguments:") if accepted else f"{target} takes no arguments, got {key}={value!r}")
+            raise ModelSpecError(
+                describe_choice(f"argument of {target}", key, accepted).replace("Accepted:", "Accepted arguments:")
+                if accepted
+                else f"{target} takes no arguments, got {key}={value!r}"
+            )
     try:
         inspect.signature(factory).bind(**kwargs)
     except TypeError as err:
-        raise ModelSpecError(f"Cannot build {target!r} with {kwargs!r}: {err}. "
-                             f"Accepted arguments: {', '.join(accepted) or 'none'}.") from None
+        raise ModelSpecError(
+            f"Cannot build {target!r} with {kwargs!r}: {err}. Accepted arguments: {', '.join(accepted) or 'none'}."
+        ) from None
 
 
 def build(spec: str, **overrides: Any) -> nn.Module:
@@ -245,7 +259,8 @@ def build(spec: str, **overrides: Any) -> nn.Module:
     >>> build("mlp", widht=8)
     Traceback (most recent call last):
     ...
-    fanin.models.ModelSpecError: Unknown argument of mlp 'widht'. Accepted arguments: 'depth', 'hidden', 'in_features', 'out_features'.
+    fanin.models.ModelSpecError: Unknown argument of mlp 'widht'. Accepted arguments: 'depth', 'hidden',
+    'in_features', 'out_features'.
     """
     target, kwargs = parse_model_spec(spec)
     kwargs.update(overrides)
@@ -256,8 +271,9 @@ def build(spec: str, **overrides: Any) -> nn.Module:
         except ImportError as err:
             raise ModelSpecError(f"Cannot import {module_name!r} for model spec {spec!r}: {err}") from None
         except Exception as err:  # the module's own code raised while importing
-            raise ModelBuildError(f"Importing {module_name!r} for model spec {spec!r} failed: "
-                                  f"{type(err).__name__}: {err}") from err
+            raise ModelBuildError(
+                f"Importing {module_name!r} for model spec {spec!r} failed: {type(err).__name__}: {err}"
+            ) from err
         factory: Any = module
         for part in attr.split("."):
             factory = getattr(factory, part, None)
@@ -266,7 +282,9 @@ def build(spec: str, **overrides: Any) -> nn.Module:
     elif target in MODELS:
         factory = MODELS[target]
     else:
-        raise ModelSpecError(describe_choice("model", target, MODELS) + " Or give an import path 'package.module:factory'.")
+        raise ModelSpecError(
+            describe_choice("model", target, MODELS) + " Or give an import path 'package.module:factory'."
+        )
     if not callable(factory):
         raise ModelSpecError(f"{target!r} is not callable (model spec {spec!r})")
     _check_arguments(target, factory, kwargs)

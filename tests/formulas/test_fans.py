@@ -12,6 +12,7 @@ def fans(shape, layout="torch", **kw):
 
 # ---------------------------------------------------------------- torch layout (out, in/groups, *k)
 
+
 @pytest.mark.parametrize(
     ("layer", "shape", "expected"),
     [
@@ -68,6 +69,7 @@ def test_torch_explicit_axes():
 
 # ---------------------------------------------------------------- keras layout (*k, in, out)
 
+
 @pytest.mark.parametrize(
     ("shape", "expected"),
     [
@@ -113,6 +115,7 @@ def test_torch_weight_as_keras_kernel_matches_keras_layer():
 
 # ---------------------------------------------------------------- jax layout, float fans
 
+
 def test_jax_layout_fans_are_floats():
     f = compute_fans((3, 3, 16, 32), "jax")
     assert (f.fan_in, f.fan_out, f.receptive_field) == (144.0, 288.0, 9.0)
@@ -144,9 +147,8 @@ def test_jax_fused_keeps_float():
 
 # ---------------------------------------------------------------- Fans.select
 
-@pytest.mark.parametrize(
-    ("mode", "expected"), [("fan_in", 4), ("fan_out", 9), ("fan_avg", 6.5), ("fan_geo_avg", 6.0)]
-)
+
+@pytest.mark.parametrize(("mode", "expected"), [("fan_in", 4), ("fan_out", 9), ("fan_avg", 6.5), ("fan_geo_avg", 6.0)])
 def test_select(mode, expected):
     assert Fans(4, 9, 1, "keras").select(mode) == expected
 
@@ -158,13 +160,16 @@ def test_modes_and_layouts_listed():
 
 # ---------------------------------------------------------------- errors
 
+
 def test_select_unknown_mode():
     with pytest.raises(ValueError, match=r"Unknown fan mode 'fan_inn'\. Did you mean 'fan_in'"):
         Fans(1, 1, 1, "torch").select("fan_inn")
 
 
 def test_unknown_layout():
-    with pytest.raises(ValueError, match=r"Unknown layout 'kears'\. Did you mean 'keras'\? Accepted: 'jax', 'keras', 'torch'\."):
+    with pytest.raises(
+        ValueError, match=r"Unknown layout 'kears'\. Did you mean 'keras'\? Accepted: 'jax', 'keras', 'torch'\."
+    ):
         compute_fans((2, 3), "kears")
 
 

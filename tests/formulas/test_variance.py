@@ -101,6 +101,7 @@ def test_truncnorm_std_closed_form(a, b):
 
 # ---------------------------------------------------------------- errors
 
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -117,17 +118,27 @@ def test_scaled_variance_errors(args, message):
 
 
 def test_zero_fan_without_guard():
-    with pytest.raises(ValueError, match=r"the fan is 0 \(fan=0\): a weight with a zero-size input or output axis has no fan"):
+    with pytest.raises(
+        ValueError, match=r"the fan is 0 \(fan=0\): a weight with a zero-size input or output axis has no fan"
+    ):
         scaled_variance(1.0, 0, guard=False)
 
 
 def test_normal_is_ambiguous():
-    with pytest.raises(ValueError, match=r"distribution='normal' is ambiguous: Keras and TF 1\.x mean 'truncated_normal', JAX means 'untruncated_normal'"):
+    with pytest.raises(
+        ValueError,
+        match=r"distribution='normal' is ambiguous: Keras and TF 1\.x mean 'truncated_normal', JAX means "
+        r"'untruncated_normal'",
+    ):
         variance_scaling(1.0, 4, "normal")
 
 
 def test_unknown_distribution():
-    with pytest.raises(ValueError, match=r"Unknown distribution 'unifrom'\. Did you mean 'uniform'\? Accepted: 'truncated_normal', 'uniform', 'untruncated_normal'\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown distribution 'unifrom'\. Did you mean 'uniform'\? Accepted: 'truncated_normal', 'uniform', "
+        r"'untruncated_normal'\.",
+    ):
         variance_scaling(1.0, 4, "unifrom")
 
 
@@ -138,7 +149,12 @@ def test_unknown_distribution():
         (2.0, -2.0, r"truncnorm_std needs lower < upper, got lower=2\.0, upper=-2\.0"),
         (math.nan, 1.0, r"lower must be a number \(infinities allowed\), got lower=nan"),
         (0.0, "1", r"upper must be a number \(infinities allowed\), got upper='1'"),
-        (1e5, 1e5 + 1, r"the std of N\(0, 1\) truncated to \[lower, upper\] is not computable in double precision \(scipy\.stats\.truncnorm gives nan\), got lower=100000\.0, upper=100001\.0"),
+        (
+            1e5,
+            1e5 + 1,
+            r"the std of N\(0, 1\) truncated to \[lower, upper\] is not computable in double precision "
+            r"\(scipy\.stats\.truncnorm gives nan\), got lower=100000\.0, upper=100001\.0",
+        ),
     ],
 )
 def test_truncnorm_std_errors(a, b, message):

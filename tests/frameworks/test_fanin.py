@@ -1,4 +1,5 @@
-"""fanin.frameworks.fanin (public face fanin.composite): fanin's own composite schemes (per-gate blocks, padded rows, the LSUV start and mark).
+"""fanin.frameworks.fanin (public face fanin.composite): fanin's own composite schemes (per-gate blocks, padded rows, "
+    "the LSUV start and mark)."
 
 Bit-exact against torch's own draws where a scheme reuses them (padded_normal, zeros_after_uniform),
 exact properties (zero rows, gate blocks, W^T W = scale^2 I) and KS tests (scipy, fixed seed,
@@ -30,8 +31,12 @@ def torch_stream_backend(monkeypatch):
 
 
 def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(
-        a.detach().contiguous().view(-1).view(torch.uint8), b.detach().contiguous().view(-1).view(torch.uint8)
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and torch.equal(
+            a.detach().contiguous().view(-1).view(torch.uint8), b.detach().contiguous().view(-1).view(torch.uint8)
+        )
     )
 
 
@@ -39,11 +44,19 @@ def same_bits(a, b):
 
 
 def test_the_registry_finds_them_in_this_module():
-    names = ["fanin.gate_constant", "fanin.gate_uniform", "fanin.gatewise_orthogonal", "fanin.padded_normal",
-             "fanin.zeros_after_uniform", "lsuv"]
+    names = [
+        "fanin.gate_constant",
+        "fanin.gate_uniform",
+        "fanin.gatewise_orthogonal",
+        "fanin.padded_normal",
+        "fanin.zeros_after_uniform",
+        "lsuv",
+    ]
     assert [n for n in fanin.list_schemes() if n.startswith("fanin.") or n == "lsuv"] == names
     assert {lookup(n).fn.__module__ for n in names} == {"fanin.frameworks.fanin"}
-    assert fanin.get("lsuv").framework == "torch" and fanin.get("fanin.gate_constant(values=[1.0])").framework == "fanin"
+    assert (
+        fanin.get("lsuv").framework == "torch" and fanin.get("fanin.gate_constant(values=[1.0])").framework == "fanin"
+    )
 
 
 def test_the_public_face_and_lsuv_re_export_the_same_objects():
@@ -85,12 +98,21 @@ def test_new_schemes_round_trip_and_accept_streams(spec):
         ("fanin.padded_normal(padding_idx=True)", r"padding_idx must be an int, got padding_idx=True"),
         ("fanin.padded_normal(padding_idx=0, std=-1.0)", r"std must be >= 0, got std=-1.0"),
         ("fanin.zeros_after_uniform(a=1.0, b=0.0)", r"needs a <= b, got a=1.0, b=0.0"),
-        ("fanin.zeros_after_uniform(a='x', b=0.0)", r"fanin.zeros_after_uniform: a must be a (finite )?number, got a='x'"),
-        ("fanin.gate_constant(values=())", r"values must be a non-empty list or tuple of numbers, one per gate, got values=\(\)"),
+        (
+            "fanin.zeros_after_uniform(a='x', b=0.0)",
+            r"fanin.zeros_after_uniform: a must be a (finite )?number, got a='x'",
+        ),
+        (
+            "fanin.gate_constant(values=())",
+            r"values must be a non-empty list or tuple of numbers, one per gate, got values=\(\)",
+        ),
         ("fanin.gate_constant(values=(1, 'a'))", r"got values=\(1, 'a'\)"),
         ("fanin.gate_uniform(bounds=(0.1, -0.1))", r"bounds must be a non-empty list or tuple of non-negative numbers"),
         ("fanin.gatewise_orthogonal(gates=0)", r"gates must be an int >= 1, got gates=0"),
-        ("fanin.gatewise_orthogonal(scale='big')", r"fanin.gatewise_orthogonal: scale must be a (finite )?number, got scale='big'"),
+        (
+            "fanin.gatewise_orthogonal(scale='big')",
+            r"fanin.gatewise_orthogonal: scale must be a (finite )?number, got scale='big'",
+        ),
     ],
 )
 def test_new_scheme_argument_errors(spec, match):
@@ -99,7 +121,9 @@ def test_new_scheme_argument_errors(spec, match):
 
 
 def test_new_scheme_shape_errors():
-    with pytest.raises(ValueError, match=r"padding_idx must index a row of the table, got padding_idx=5 for shape=\(5, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"padding_idx must index a row of the table, got padding_idx=5 for shape=\(5, 2\)"
+    ):
         fanin.get("fanin.padded_normal(padding_idx=5)")(torch.empty(5, 2))
     with pytest.raises(ValueError, match=r"first dimension must split into 4 equal gate blocks, got shape=\(6,\)"):
         fanin.get("fanin.gate_constant(values=(0, 1, 0, 0))")(torch.empty(6))
@@ -125,7 +149,9 @@ def test_zeros_after_uniform_moves_the_generator_like_uniform():
 
 
 def test_gate_uniform_blocks():
-    w = fanin.get("fanin.gate_uniform(bounds=(0.5, 2.0))")(torch.empty(2000, 10), generator=torch.Generator().manual_seed(1))
+    w = fanin.get("fanin.gate_uniform(bounds=(0.5, 2.0))")(
+        torch.empty(2000, 10), generator=torch.Generator().manual_seed(1)
+    )
     for block, bound in ((w[:1000], 0.5), (w[1000:], 2.0)):
         x = block.flatten().double().numpy()
         assert abs(x).max() <= bound
@@ -144,7 +170,6 @@ def test_gatewise_orthogonal_blocks(shape):
         gram = q.T @ q if h >= c else q @ q.T
         torch.testing.assert_close(gram, 4 * torch.eye(min(h, c), dtype=torch.float64), atol=1e-12, rtol=0)
     assert not torch.allclose(blocks[0], blocks[1])
-
 
 
 # --- LSUV's first step: orthogonal start and mark -----------------------------------------------

@@ -61,8 +61,9 @@ def test_no_max_one_guard():
     # JAX divides by the fan as it is, even below 1 (Keras/TF would divide by max(1, fan)).
     # A jax-layout (2, 2) kernel, in_axis 1, out_axis (0, 1), batch_axis 0:
     # in 2, out 4, batch 2, rf = 4 / 2 / 4 / 2 = 0.25, fan_in = 2 * 0.25 = 0.5: variance 1 / 0.5 = 2.
-    w = jax.variance_scaling_(f64(2, 2), 1.0, "fan_in", "uniform", in_axis=1, out_axis=(0, 1), batch_axis=0,
-                              layout="jax", generator=gen(4))
+    w = jax.variance_scaling_(
+        f64(2, 2), 1.0, "fan_in", "uniform", in_axis=1, out_axis=(0, 1), batch_axis=0, layout="jax", generator=gen(4)
+    )
     assert_rescaled(w, unit("uniform", (2, 2), 4), math.sqrt(3 * 2.0))
 
 
@@ -83,7 +84,10 @@ def test_defaults_match_jax():
     p = lambda n: lookup(f"jax.{n}").parameters  # noqa: E731
     assert p("uniform")["scale"] == 1e-2 and p("normal")["stddev"] == 1e-2
     assert (p("truncated_normal")["stddev"], p("truncated_normal")["lower"], p("truncated_normal")["upper"]) == (
-        1e-2, -2.0, 2.0)
+        1e-2,
+        -2.0,
+        2.0,
+    )
     for name in ["variance_scaling", "glorot_normal", "he_uniform", "lecun_normal"]:
         assert (p(name)["in_axis"], p(name)["out_axis"], p(name)["batch_axis"]) == (-2, -1, ())
     assert (p("orthogonal")["scale"], p("orthogonal")["column_axis"]) == (1.0, -1)
@@ -91,8 +95,9 @@ def test_defaults_match_jax():
 
 
 def test_truncated_normal_distribution_custom_bounds():
-    w = jax.truncated_normal_(torch.empty(10000, dtype=torch.float64), stddev=0.5, lower=-1.0, upper=3.0,
-                              generator=gen(6)).numpy()
+    w = jax.truncated_normal_(
+        torch.empty(10000, dtype=torch.float64), stddev=0.5, lower=-1.0, upper=3.0, generator=gen(6)
+    ).numpy()
     assert w.min() >= -0.5 and w.max() <= 1.5
     assert stats.kstest(w, "truncnorm", (-1.0, 3.0, 0.0, 0.5)).pvalue > KS_P
 
@@ -112,6 +117,7 @@ def test_lecun_normal_distribution():
 
 
 # ---------------------------------------------------------------- exact properties
+
 
 @pytest.mark.parametrize("scale", [1.0, 0.5])
 def test_orthogonal(scale):
@@ -177,7 +183,10 @@ def test_registry_round_trip():
         s = fanin.get({"name": name, "args": ARGS.get(name, {})})
         assert fanin.get(str(s)) == s and fanin.get(s.to_config()) == s
     s = jax.variance_scaling(scale=2.0, mode="fan_avg", distribution="uniform", in_axis=(0, 1), batch_axis=[2])
-    assert str(s) == "jax.variance_scaling(scale=2.0, mode='fan_avg', distribution='uniform', in_axis=(0, 1), batch_axis=[2])"
+    assert (
+        str(s)
+        == "jax.variance_scaling(scale=2.0, mode='fan_avg', distribution='uniform', in_axis=(0, 1), batch_axis=[2])"
+    )
     assert fanin.get(str(s)) == s and fanin.get(s.to_config()) == s
     for alias, name in [("jax.xavier_uniform", "jax.glorot_uniform"), ("jax.kaiming_normal", "jax.he_normal")]:
         assert fanin.get(alias).name == name
@@ -186,27 +195,54 @@ def test_registry_round_trip():
 
 # ---------------------------------------------------------------- errors
 
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         ("jax.variance_scaling", r"Scheme 'jax\.variance_scaling' needs argument\(s\) scale, mode, distribution"),
-        ("jax.variance_scaling(1.0, 'fan_inn', 'normal')",
-         r"invalid mode for variance scaling initializer: fan_inn\. Unknown mode 'fan_inn'\. Did you mean 'fan_in'"),
-        ("jax.variance_scaling(1.0, 'fan_in', 'untruncated_normal')",
-         r"invalid distribution for variance scaling initializer: untruncated_normal\. Unknown distribution 'untruncated_normal'\. Did you mean 'truncated_normal'"),
-        ("jax.variance_scaling('1', 'fan_in', 'normal')", r"jax\.variance_scaling: scale must be a finite number, got scale='1'"),
-        ("jax.lecun_normal(in_axis='0')", r"jax\.variance_scaling: in_axis must be an int or a sequence of ints, got in_axis='0'"),
-        ("jax.lecun_normal(out_axis=())", r"jax\.variance_scaling: out_axis must name at least one axis, got out_axis=\(\)"),
-        ("jax.lecun_normal(batch_axis=[True])", r"jax\.variance_scaling: batch_axis must be an int or a sequence of ints, got batch_axis=\[True\]"),
-        ("jax.he_uniform(layout='keras')", r"jax\.variance_scaling: Unknown layout 'keras'\. Accepted: 'jax', 'torch'\."),
+        (
+            "jax.variance_scaling(1.0, 'fan_inn', 'normal')",
+            r"invalid mode for variance scaling initializer: fan_inn\. Unknown mode 'fan_inn'\. Did you mean 'fan_in'",
+        ),
+        (
+            "jax.variance_scaling(1.0, 'fan_in', 'untruncated_normal')",
+            r"invalid distribution for variance scaling initializer: untruncated_normal\. Unknown distribution "
+            r"'untruncated_normal'\. Did you mean 'truncated_normal'",
+        ),
+        (
+            "jax.variance_scaling('1', 'fan_in', 'normal')",
+            r"jax\.variance_scaling: scale must be a finite number, got scale='1'",
+        ),
+        (
+            "jax.lecun_normal(in_axis='0')",
+            r"jax\.variance_scaling: in_axis must be an int or a sequence of ints, got in_axis='0'",
+        ),
+        (
+            "jax.lecun_normal(out_axis=())",
+            r"jax\.variance_scaling: out_axis must name at least one axis, got out_axis=\(\)",
+        ),
+        (
+            "jax.lecun_normal(batch_axis=[True])",
+            r"jax\.variance_scaling: batch_axis must be an int or a sequence of ints, got batch_axis=\[True\]",
+        ),
+        (
+            "jax.he_uniform(layout='keras')",
+            r"jax\.variance_scaling: Unknown layout 'keras'\. Accepted: 'jax', 'torch'\.",
+        ),
         ("jax.constant(value='a')", r"jax\.constant: value must be a finite number, got value='a'"),
         ("jax.uniform(scale=-1.0)", r"jax\.uniform: scale must be >= 0, got scale=-1\.0"),
         ("jax.normal(stddev=-1.0)", r"jax\.normal: stddev must be >= 0, got stddev=-1\.0"),
         ("jax.truncated_normal(stddev=0.0)", r"jax\.truncated_normal: stddev must be > 0, got stddev=0\.0"),
-        ("jax.truncated_normal(lower=2.0, upper=-2.0)", r"jax\.truncated_normal: needs lower < upper, got lower=2\.0, upper=-2\.0"),
+        (
+            "jax.truncated_normal(lower=2.0, upper=-2.0)",
+            r"jax\.truncated_normal: needs lower < upper, got lower=2\.0, upper=-2\.0",
+        ),
         ("jax.orthogonal(column_axis=1.0)", r"jax\.orthogonal: column_axis must be an int, got column_axis=1\.0"),
         ("jax.delta_orthogonal(scale=None)", r"jax\.delta_orthogonal: scale must be a finite number, got scale=None"),
-        ("jax.delta_orthogonal(layout='tf')", r"jax\.delta_orthogonal: Unknown layout 'tf'\. Accepted: 'jax', 'torch'\."),
+        (
+            "jax.delta_orthogonal(layout='tf')",
+            r"jax\.delta_orthogonal: Unknown layout 'tf'\. Accepted: 'jax', 'torch'\.",
+        ),
     ],
 )
 def test_argument_errors_at_construction(spec, message):
@@ -215,7 +251,11 @@ def test_argument_errors_at_construction(spec, message):
 
 
 def test_call_time_errors():
-    with pytest.raises(ValueError, match=r"Can't compute input and output sizes of a 1-dimensional weights tensor with default in_axis\. Must be at least 2D or specify in_axis explicitly\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Can't compute input and output sizes of a 1-dimensional weights tensor with default in_axis\. Must be "
+        r"at least 2D or specify in_axis explicitly\.",
+    ):
         jax.lecun_normal_(torch.empty(5))
     with pytest.raises(ValueError, match=r"orthogonal initializer requires at least a 2D shape"):
         jax.orthogonal_(torch.empty(5))
@@ -230,7 +270,10 @@ def test_call_time_errors():
 
 
 def test_direct_calls_are_validated_too():
-    with pytest.raises(ValueError, match=r"invalid distribution for variance scaling initializer: Normal\. Unknown distribution 'Normal'"):
+    with pytest.raises(
+        ValueError,
+        match=r"invalid distribution for variance scaling initializer: Normal\. Unknown distribution 'Normal'",
+    ):
         jax.variance_scaling_(torch.empty(3, 4), 1.0, "fan_in", "Normal")
 
 
@@ -238,6 +281,18 @@ def test_fill_rejects_an_unmapped_distribution():
     from fanin.frameworks.jax import JAX
     from fanin.frameworks.shared import variance_scaling_fill
 
-    with pytest.raises(ValueError, match=r"Unknown distribution 'normal'\. Did you mean 'uniform'\? Accepted: 'truncated_normal', 'uniform', 'untruncated_normal'\."):
-        variance_scaling_fill(torch.empty(3, 4), scale=1.0, mode="fan_in", distribution="normal", framework=JAX,
-                              layout="torch", guard=False, generator=None)
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown distribution 'normal'\. Did you mean 'uniform'\? Accepted: 'truncated_normal', 'uniform', "
+        r"'untruncated_normal'\.",
+    ):
+        variance_scaling_fill(
+            torch.empty(3, 4),
+            scale=1.0,
+            mode="fan_in",
+            distribution="normal",
+            framework=JAX,
+            layout="torch",
+            guard=False,
+            generator=None,
+        )

@@ -84,9 +84,7 @@ def test_truncated_specializations_rescale_the_unit_draw(shape, fan_in, fan_out)
         assert_rescaled(w, unit_truncated(shape, 2), sigma / T)
 
 
-@pytest.mark.parametrize(
-    ("mode", "fan"), [("fan_in", 105), ("fan_out", 280), ("fan_avg", (105 + 280) / 2)]
-)
+@pytest.mark.parametrize(("mode", "fan"), [("fan_in", 105), ("fan_out", 280), ("fan_avg", (105 + 280) / 2)])
 def test_variance_scaling_modes_and_distributions(mode, fan):
     shape = (8, 3, 5, 7)
     scale = 3.0
@@ -153,8 +151,18 @@ def test_random_normal_matches_keras_torch_backend():
 
 
 def test_defaults_match_keras():
-    p = {n: lookup(f"keras.{n}").parameters for n in ["random_normal", "random_uniform", "truncated_normal",
-                                                      "variance_scaling", "orthogonal", "identity", "constant"]}
+    p = {
+        n: lookup(f"keras.{n}").parameters
+        for n in [
+            "random_normal",
+            "random_uniform",
+            "truncated_normal",
+            "variance_scaling",
+            "orthogonal",
+            "identity",
+            "constant",
+        ]
+    }
     assert (p["random_normal"]["mean"], p["random_normal"]["stddev"]) == (0.0, 0.05)
     assert (p["random_uniform"]["minval"], p["random_uniform"]["maxval"]) == (-0.05, 0.05)
     assert (p["truncated_normal"]["mean"], p["truncated_normal"]["stddev"]) == (0.0, 0.05)
@@ -166,6 +174,7 @@ def test_defaults_match_keras():
 
 
 # ---------------------------------------------------------------- distributions (KS)
+
 
 def test_glorot_normal_is_truncated_with_corrected_std():
     # torch Linear(100 -> 200): Keras kernel (100, 200): sigma = sqrt(2 / 300) after truncation
@@ -196,6 +205,7 @@ def test_truncated_normal_has_no_correction():
 
 
 # ---------------------------------------------------------------- exact properties
+
 
 @pytest.mark.parametrize("gain", [1.0, 2.5])
 def test_orthogonal_on_torch_weights(gain):
@@ -229,6 +239,7 @@ def test_identity_and_constants():
 
 
 # ---------------------------------------------------------------- seeds, generators, streams
+
 
 def test_int_seed_gives_the_same_values_on_every_call():
     a = keras.glorot_normal_(torch.empty(5, 4), seed=3)
@@ -285,56 +296,92 @@ def test_orthogonal_stream_independent_of_thread_count():
 
 # ---------------------------------------------------------------- registry
 
+
 def test_registry_round_trip():
     for name in list_schemes("keras"):
         s = fanin.get({"name": name, "args": ARGS.get(name, {})})
         assert fanin.get(str(s)) == s and fanin.get(s.to_config()) == s
     s = keras.VarianceScaling(scale=2.0, mode="fan_avg", distribution="uniform", input_axes=[0], output_axes=[1, 2])
-    assert str(s) == ("keras.variance_scaling(scale=2.0, mode='fan_avg', distribution='uniform', "
-                      "input_axes=[0], output_axes=[1, 2])")
+    assert str(s) == (
+        "keras.variance_scaling(scale=2.0, mode='fan_avg', distribution='uniform', input_axes=[0], output_axes=[1, 2])"
+    )
     assert fanin.get(str(s)) == s and fanin.get(s.to_config()) == s
     assert keras.GlorotUniform(seed=3) == fanin.get("keras.glorot_uniform(seed=3)")
 
 
 def test_keras_names_and_aliases():
-    for alias, name in [("keras.GlorotUniform", "keras.glorot_uniform"), ("keras.HeNormal", "keras.he_normal"),
-                        ("keras.normal", "keras.random_normal"), ("keras.uniform", "keras.random_uniform"),
-                        ("keras.zero", "keras.zeros"), ("keras.one", "keras.ones"),
-                        ("keras.OrthogonalInitializer", "keras.orthogonal"),
-                        ("keras.IdentityInitializer", "keras.identity")]:
+    for alias, name in [
+        ("keras.GlorotUniform", "keras.glorot_uniform"),
+        ("keras.HeNormal", "keras.he_normal"),
+        ("keras.normal", "keras.random_normal"),
+        ("keras.uniform", "keras.random_uniform"),
+        ("keras.zero", "keras.zeros"),
+        ("keras.one", "keras.ones"),
+        ("keras.OrthogonalInitializer", "keras.orthogonal"),
+        ("keras.IdentityInitializer", "keras.identity"),
+    ]:
         assert fanin.get(alias).name == name
     assert set(list_schemes("keras")) == {
-        f"keras.{n}" for n in ["constant", "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "identity",
-                               "lecun_normal", "lecun_uniform", "ones", "orthogonal", "random_normal",
-                               "random_uniform", "truncated_normal", "variance_scaling", "zeros"]
+        f"keras.{n}"
+        for n in [
+            "constant",
+            "glorot_normal",
+            "glorot_uniform",
+            "he_normal",
+            "he_uniform",
+            "identity",
+            "lecun_normal",
+            "lecun_uniform",
+            "ones",
+            "orthogonal",
+            "random_normal",
+            "random_uniform",
+            "truncated_normal",
+            "variance_scaling",
+            "zeros",
+        ]
     }
 
 
 # ---------------------------------------------------------------- errors
+
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         ("keras.variance_scaling(scale=0.0)", r"Argument `scale` must be positive float\. Received: scale=0\.0"),
         ("keras.variance_scaling(scale='1')", r"Argument `scale` must be positive float\. Received: scale='1'"),
-        ("keras.variance_scaling(mode='FAN_IN')",
-         r"Invalid `mode` argument: FAN_IN\. Unknown mode 'FAN_IN'\. Accepted: 'fan_avg', 'fan_in', 'fan_out'\. Modes are case-sensitive\."),
-        ("keras.variance_scaling(mode='fan_geo_avg')",
-         r"Invalid `mode` argument: fan_geo_avg\. Unknown mode 'fan_geo_avg'\. Did you mean"),
-        ("keras.variance_scaling(distribution='foo')",
-         r"Invalid `distribution` argument: foo\. Unknown distribution 'foo'\. Accepted: 'normal', 'truncated_normal', 'uniform', 'untruncated_normal'\."),
+        (
+            "keras.variance_scaling(mode='FAN_IN')",
+            r"Invalid `mode` argument: FAN_IN\. Unknown mode 'FAN_IN'\. Accepted: 'fan_avg', 'fan_in', 'fan_out'\. "
+            r"Modes are case-sensitive\.",
+        ),
+        (
+            "keras.variance_scaling(mode='fan_geo_avg')",
+            r"Invalid `mode` argument: fan_geo_avg\. Unknown mode 'fan_geo_avg'\. Did you mean",
+        ),
+        (
+            "keras.variance_scaling(distribution='foo')",
+            r"Invalid `distribution` argument: foo\. Unknown distribution 'foo'\. Accepted: 'normal', "
+            r"'truncated_normal', 'uniform', 'untruncated_normal'\.",
+        ),
         ("keras.variance_scaling(seed=-1)", r"keras: seed must be None or an int in \[0, 2\*\*64\), got seed=-1"),
         ("keras.glorot_uniform(seed=True)", r"keras: seed must be None or an int in \[0, 2\*\*64\), got seed=True"),
         ("keras.glorot_uniform(layout='jax')", r"keras: Unknown layout 'jax'\. Accepted: 'keras', 'torch'\."),
         ("keras.glorot_uniform(input_axes=0)", r"keras: input_axes must be None or a list of ints, got input_axes=0"),
         ("keras.random_normal(stddev=-1.0)", r"keras\.random_normal: stddev must be >= 0, got stddev=-1\.0"),
         ("keras.random_normal(mean='0')", r"keras\.random_normal: mean must be a finite number, got mean='0'"),
-        ("keras.random_uniform(minval=1, maxval=0)",
-         r"keras\.random_uniform: needs minval <= maxval, got minval=1, maxval=0"),
+        (
+            "keras.random_uniform(minval=1, maxval=0)",
+            r"keras\.random_uniform: needs minval <= maxval, got minval=1, maxval=0",
+        ),
         ("keras.truncated_normal(stddev=0.0)", r"keras\.truncated_normal: stddev must be > 0, got stddev=0\.0"),
         ("keras.orthogonal(gain=inf)", r"keras\.orthogonal: gain must be a finite number, got gain=inf"),
         ("keras.identity(gain=None)", r"keras\.identity: gain must be a finite number, got gain=None"),
-        ("keras.constant(value='a')", r"keras\.constant: value must be a number or nested lists of numbers, got value='a'"),
+        (
+            "keras.constant(value='a')",
+            r"keras\.constant: value must be a number or nested lists of numbers, got value='a'",
+        ),
         ("keras.glorot_unifrom", r"Unknown scheme 'keras\.glorot_unifrom'\. Did you mean 'keras\.glorot_uniform'"),
         ("keras.glorot_uniform(gain=2)", r"Scheme 'keras\.glorot_uniform' got unexpected argument\(s\) gain=2"),
     ],
@@ -345,21 +392,40 @@ def test_argument_errors_at_construction(spec, message):
 
 
 def test_call_time_errors():
-    with pytest.raises(ValueError, match=r"The tensor to initialize must be at least two-dimensional\. Received: shape=\(3,\) of rank 1\."):
+    with pytest.raises(
+        ValueError,
+        match=r"The tensor to initialize must be at least two-dimensional\. Received: shape=\(3,\) of rank 1\.",
+    ):
         keras.orthogonal_(torch.empty(3))
-    with pytest.raises(ValueError, match=r"Identity matrix initializer can only be used for 2D matrices\. Received: shape=\(2, 2, 2\) of rank 3\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Identity matrix initializer can only be used for 2D matrices\. Received: shape=\(2, 2, 2\) of rank 3\.",
+    ):
         keras.identity_(torch.empty(2, 2, 2))
-    with pytest.raises(ValueError, match=r"keras\.constant: value must broadcast to the kernel shape \(3, 2\), got value=\[1\.0, 2\.0, 3\.0\] of shape \(3,\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"keras\.constant: value must broadcast to the kernel shape \(3, 2\), got value=\[1\.0, 2\.0, 3\.0\] of "
+        r"shape \(3,\)",
+    ):
         keras.constant_(torch.empty(2, 3), value=[1.0, 2.0, 3.0])
-    with pytest.raises(ValueError, match=r"keras: pass either a seed or a generator, not both; got seed=1 and generator=Stream\(seed=0, name='w'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"keras: pass either a seed or a generator, not both; got seed=1 and generator=Stream\(seed=0, "
+        r"name='w'\)",
+    ):
         keras.he_normal_(torch.empty(2, 2), seed=1, generator=Stream(0, "w"))
-    with pytest.raises(TypeError, match=r"generator must be None, a torch\.Generator or a fanin\.Stream, got generator=3 \(int\)"):
+    with pytest.raises(
+        TypeError, match=r"generator must be None, a torch\.Generator or a fanin\.Stream, got generator=3 \(int\)"
+    ):
         keras.he_normal_(torch.empty(2, 2), generator=3)
 
 
 def test_direct_calls_are_validated_too():
     # Scheme validates at construction; the functions themselves must not let a typo through.
-    with pytest.raises(ValueError, match=r"Invalid `distribution` argument: unifrom\. Unknown distribution 'unifrom'\. Did you mean 'uniform'"):
+    with pytest.raises(
+        ValueError,
+        match=r"Invalid `distribution` argument: unifrom\. Unknown distribution 'unifrom'\. Did you mean 'uniform'",
+    ):
         keras.variance_scaling_(torch.empty(3, 4), distribution="unifrom")
     with pytest.raises(ValueError, match=r"Argument `scale` must be positive float\. Received: scale=-2\.0"):
         keras.variance_scaling_(torch.empty(3, 4), scale=-2.0)

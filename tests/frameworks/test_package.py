@@ -36,10 +36,17 @@ def test_names_and_aliases_find_the_record():
 @pytest.mark.parametrize(
     "name, kwargs, message",
     [
-        ("pytorch", {}, "Unknown framework 'pytorch'. Did you mean 'torch'? Accepted: 'fanin', 'flax', 'jax', "
-                        "'keras', 'tf1', 'torch'."),
-        ("fanin", {"with_layer_defaults": True}, "Unknown framework 'fanin'. Accepted: 'flax', 'jax', 'keras', "
-                                                 "'tf1', 'torch'."),
+        (
+            "pytorch",
+            {},
+            "Unknown framework 'pytorch'. Did you mean 'torch'? Accepted: 'fanin', 'flax', 'jax', "
+            "'keras', 'tf1', 'torch'.",
+        ),
+        (
+            "fanin",
+            {"with_layer_defaults": True},
+            "Unknown framework 'fanin'. Accepted: 'flax', 'jax', 'keras', 'tf1', 'torch'.",
+        ),
         (3, {}, "Unknown framework 3."),
     ],
 )
@@ -52,8 +59,13 @@ def test_an_unknown_framework_names_the_accepted_ones(name, kwargs, message):
 
 @pytest.mark.parametrize(
     "face, module",
-    [(fanin.init, fanin.frameworks.torch), (fanin.keras, fanin.frameworks.keras), (fanin.tf1, fanin.frameworks.tf1),
-     (fanin.jax, fanin.frameworks.jax), (fanin.composite, fanin.frameworks.fanin)],
+    [
+        (fanin.init, fanin.frameworks.torch),
+        (fanin.keras, fanin.frameworks.keras),
+        (fanin.tf1, fanin.frameworks.tf1),
+        (fanin.jax, fanin.frameworks.jax),
+        (fanin.composite, fanin.frameworks.fanin),
+    ],
 )
 def test_the_public_faces_re_export_the_framework_modules(face, module):
     assert face.__all__ and all(getattr(face, name) is getattr(module, name) for name in face.__all__)

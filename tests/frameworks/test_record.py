@@ -89,8 +89,12 @@ def test_the_orthogonal_matrix_is_the_one_drawn():
     # W^T W or W W^T is gain^2 I for the (rows, cols) the record names, as the scheme draws it.
     import fanin
 
-    for spec, shape in (("orthogonal(gain=2.0)", (6, 2, 2)), ("keras.orthogonal(gain=2.0)", (6, 2, 2)),
-                        ("tf1.orthogonal_initializer(gain=2.0)", (3, 8)), ("jax.orthogonal(scale=2.0)", (8, 3))):
+    for spec, shape in (
+        ("orthogonal(gain=2.0)", (6, 2, 2)),
+        ("keras.orthogonal(gain=2.0)", (6, 2, 2)),
+        ("tf1.orthogonal_initializer(gain=2.0)", (3, 8)),
+        ("jax.orthogonal(scale=2.0)", (8, 3)),
+    ):
         scheme = fanin.get(spec)
         w = scheme(torch.empty(shape, dtype=torch.float64), generator=torch.Generator().manual_seed(0))
         rows, cols = get_framework(scheme.framework).orthogonal_matrix(scheme.name, shape, scheme.arguments)
@@ -131,8 +135,13 @@ def test_the_orthogonal_sets_name_registered_orthogonal_schemes():
 
 
 def test_presets_and_layer_defaults():
-    assert {f.name: f.preset for f in FRAMEWORKS} == {"torch": "torch", "keras": "keras", "tf1": "tf1", "jax": "flax",
-                                                       "fanin": None}
+    assert {f.name: f.preset for f in FRAMEWORKS} == {
+        "torch": "torch",
+        "keras": "keras",
+        "tf1": "tf1",
+        "jax": "flax",
+        "fanin": None,
+    }
     assert all(isinstance(f.layer_defaults, LayerDefaults) for f in FRAMEWORKS if f.preset is not None)
 
 
@@ -145,8 +154,10 @@ def test_presets_and_layer_defaults():
         ({"layout": "tf"}, r"framework 'x': layout='tf' is not one of \('jax', 'keras', 'torch'\)"),
         ({"prefix": "x"}, r"framework 'x': a scheme-name prefix ends with '\.', got prefix='x'"),
         ({"element_local": frozenset({"gauss"})}, r"framework 'x': element_local names unknown families \['gauss'\]"),
-        ({"orthogonal": frozenset({"keras.orthogonal", "x.q"})},
-         r"framework 'x': orthogonal names schemes of other frameworks \['keras.orthogonal'\]"),
+        (
+            {"orthogonal": frozenset({"keras.orthogonal", "x.q"})},
+            r"framework 'x': orthogonal names schemes of other frameworks \['keras.orthogonal'\]",
+        ),
         ({"preset": "x"}, "framework 'x': a preset needs layer defaults, and layer defaults a preset"),
     ],
 )

@@ -104,6 +104,7 @@ def test_random_uniform_distribution():
 
 # ---------------------------------------------------------------- exact properties
 
+
 def test_orthogonal_initializer():
     # Linear(10 -> 6): kernel (10, 6) with orthonormal columns: torch rows; gain 3
     w = tf1.orthogonal_initializer_(f64(6, 10), gain=3.0, generator=gen(9))
@@ -143,6 +144,7 @@ def test_identity_and_constants():
 
 
 # ---------------------------------------------------------------- seeds, streams, registry
+
 
 def test_seed_semantics():
     a = tf1.glorot_uniform_initializer_(torch.empty(4, 5), seed=2)
@@ -189,46 +191,105 @@ def test_registry_round_trip():
     assert str(s) == "tf1.variance_scaling_initializer(scale=2.0, mode='fan_out', distribution='uniform', seed=3)"
     assert fanin.get(str(s)) == s and fanin.get(s.to_config()) == s
     assert set(list_schemes("tf1")) == {
-        f"tf1.{n}" for n in ["constant_initializer", "convolutional_delta_orthogonal", "glorot_normal_initializer",
-                             "glorot_uniform_initializer", "identity_initializer", "ones_initializer",
-                             "orthogonal_initializer", "random_normal_initializer", "random_uniform_initializer",
-                             "truncated_normal_initializer", "uniform_unit_scaling_initializer",
-                             "variance_scaling_initializer", "zeros_initializer"]
+        f"tf1.{n}"
+        for n in [
+            "constant_initializer",
+            "convolutional_delta_orthogonal",
+            "glorot_normal_initializer",
+            "glorot_uniform_initializer",
+            "identity_initializer",
+            "ones_initializer",
+            "orthogonal_initializer",
+            "random_normal_initializer",
+            "random_uniform_initializer",
+            "truncated_normal_initializer",
+            "uniform_unit_scaling_initializer",
+            "variance_scaling_initializer",
+            "zeros_initializer",
+        ]
     }
 
 
 # ---------------------------------------------------------------- errors
 
+
 @pytest.mark.parametrize(
     ("spec", "error", "message"),
     [
-        ("tf1.variance_scaling_initializer(scale=-1.0)", ValueError, r"`scale` must be positive float\. Received: scale=-1\.0"),
-        ("tf1.variance_scaling_initializer(mode='fan_avgg')", ValueError,
-         r"Invalid `mode` argument: fan_avgg\. Unknown mode 'fan_avgg'\. Did you mean 'fan_avg'"),
+        (
+            "tf1.variance_scaling_initializer(scale=-1.0)",
+            ValueError,
+            r"`scale` must be positive float\. Received: scale=-1\.0",
+        ),
+        (
+            "tf1.variance_scaling_initializer(mode='fan_avgg')",
+            ValueError,
+            r"Invalid `mode` argument: fan_avgg\. Unknown mode 'fan_avgg'\. Did you mean 'fan_avg'",
+        ),
         ("tf1.variance_scaling_initializer(mode='FAN_OUT')", ValueError, r"Modes are case-sensitive\."),
-        ("tf1.variance_scaling_initializer(distribution='gauss')", ValueError,
-         r"Invalid `distribution` argument: gauss\. Unknown distribution 'gauss'\. Accepted: 'normal', 'truncated_normal', 'uniform', 'untruncated_normal'\."),
+        (
+            "tf1.variance_scaling_initializer(distribution='gauss')",
+            ValueError,
+            r"Invalid `distribution` argument: gauss\. Unknown distribution 'gauss'\. Accepted: 'normal', "
+            r"'truncated_normal', 'uniform', 'untruncated_normal'\.",
+        ),
         ("tf1.variance_scaling_initializer(distribution=1)", ValueError, r"Invalid `distribution` argument: 1\."),
-        ("tf1.glorot_uniform_initializer(seed=1.5)", ValueError,
-         r"tf1\.glorot_uniform_initializer: seed must be None or an int in \[0, 2\*\*64\), got seed=1\.5"),
-        ("tf1.zeros_initializer(layout='jax')", ValueError, r"tf1\.zeros_initializer: Unknown layout 'jax'\. Accepted: 'keras', 'torch'\."),
+        (
+            "tf1.glorot_uniform_initializer(seed=1.5)",
+            ValueError,
+            r"tf1\.glorot_uniform_initializer: seed must be None or an int in \[0, 2\*\*64\), got seed=1\.5",
+        ),
+        (
+            "tf1.zeros_initializer(layout='jax')",
+            ValueError,
+            r"tf1\.zeros_initializer: Unknown layout 'jax'\. Accepted: 'keras', 'torch'\.",
+        ),
         ("tf1.constant_initializer(value='x')", TypeError, r"Invalid type for initial value: 'x'"),
-        ("tf1.constant_initializer(verify_shape=1)", ValueError,
-         r"tf1\.constant_initializer: verify_shape must be a bool, got verify_shape=1"),
-        ("tf1.random_normal_initializer(stddev=-0.1)", ValueError,
-         r"tf1\.random_normal_initializer: stddev must be >= 0, got stddev=-0\.1"),
-        ("tf1.truncated_normal_initializer(stddev=0.0)", ValueError,
-         r"tf1\.truncated_normal_initializer: stddev must be > 0, got stddev=0\.0"),
-        ("tf1.random_uniform_initializer(minval=2)", ValueError,
-         r"tf1\.random_uniform_initializer: needs minval <= maxval, got minval=2, maxval=None"),
-        ("tf1.random_uniform_initializer(maxval='1')", ValueError,
-         r"tf1\.random_uniform_initializer: maxval must be a finite number, got maxval='1'"),
-        ("tf1.uniform_unit_scaling_initializer(factor=None)", ValueError,
-         r"tf1\.uniform_unit_scaling_initializer: factor must be a finite number, got factor=None"),
-        ("tf1.orthogonal_initializer(gain=nan)", ValueError, r"tf1\.orthogonal_initializer: gain must be a finite number, got gain=nan"),
-        ("tf1.identity_initializer(gain='1')", ValueError, r"tf1\.identity_initializer: gain must be a finite number, got gain='1'"),
-        ("tf1.convolutional_delta_orthogonal(gain=[1])", ValueError,
-         r"tf1\.convolutional_delta_orthogonal: gain must be a finite number, got gain=\[1\]"),
+        (
+            "tf1.constant_initializer(verify_shape=1)",
+            ValueError,
+            r"tf1\.constant_initializer: verify_shape must be a bool, got verify_shape=1",
+        ),
+        (
+            "tf1.random_normal_initializer(stddev=-0.1)",
+            ValueError,
+            r"tf1\.random_normal_initializer: stddev must be >= 0, got stddev=-0\.1",
+        ),
+        (
+            "tf1.truncated_normal_initializer(stddev=0.0)",
+            ValueError,
+            r"tf1\.truncated_normal_initializer: stddev must be > 0, got stddev=0\.0",
+        ),
+        (
+            "tf1.random_uniform_initializer(minval=2)",
+            ValueError,
+            r"tf1\.random_uniform_initializer: needs minval <= maxval, got minval=2, maxval=None",
+        ),
+        (
+            "tf1.random_uniform_initializer(maxval='1')",
+            ValueError,
+            r"tf1\.random_uniform_initializer: maxval must be a finite number, got maxval='1'",
+        ),
+        (
+            "tf1.uniform_unit_scaling_initializer(factor=None)",
+            ValueError,
+            r"tf1\.uniform_unit_scaling_initializer: factor must be a finite number, got factor=None",
+        ),
+        (
+            "tf1.orthogonal_initializer(gain=nan)",
+            ValueError,
+            r"tf1\.orthogonal_initializer: gain must be a finite number, got gain=nan",
+        ),
+        (
+            "tf1.identity_initializer(gain='1')",
+            ValueError,
+            r"tf1\.identity_initializer: gain must be a finite number, got gain='1'",
+        ),
+        (
+            "tf1.convolutional_delta_orthogonal(gain=[1])",
+            ValueError,
+            r"tf1\.convolutional_delta_orthogonal: gain must be a finite number, got gain=\[1\]",
+        ),
     ],
 )
 def test_argument_errors_at_construction(spec, error, message):
@@ -243,15 +304,30 @@ def test_call_time_errors():
         tf1.constant_initializer_(torch.empty(2, 3), value=list(range(6)), verify_shape=True)
     with pytest.raises(ValueError, match=r"tf1\.constant_initializer: value is an empty list"):
         tf1.constant_initializer_(torch.empty(2, 3), value=[])
-    with pytest.raises(ValueError, match=r"The tensor to initialize must be at least two-dimensional\. Received: shape=\(5,\) of rank 1\."):
+    with pytest.raises(
+        ValueError,
+        match=r"The tensor to initialize must be at least two-dimensional\. Received: shape=\(5,\) of rank 1\.",
+    ):
         tf1.orthogonal_initializer_(torch.empty(5))
-    with pytest.raises(ValueError, match=r"Identity matrix initializer can only be used for 2D matrices\. Received: shape=\(3, 2, 2\) of rank 3\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Identity matrix initializer can only be used for 2D matrices\. Received: shape=\(3, 2, 2\) of rank 3\.",
+    ):
         tf1.identity_initializer_(torch.empty(2, 2, 3))
-    with pytest.raises(ValueError, match=r"at least three-dimensional and at most five-dimensional\. Received: shape=\(4, 4\) of rank 2\."):
+    with pytest.raises(
+        ValueError,
+        match=r"at least three-dimensional and at most five-dimensional\. Received: shape=\(4, 4\) of rank 2\.",
+    ):
         tf1.convolutional_delta_orthogonal_(torch.empty(4, 4))
-    with pytest.raises(ValueError, match=r"In_filters cannot be greater than out_filters\. Received: in_filters=4, out_filters=2 \(kernel shape=\(3, 4, 2\)\)\."):
+    with pytest.raises(
+        ValueError,
+        match=r"In_filters cannot be greater than out_filters\. Received: in_filters=4, out_filters=2 \(kernel "
+        r"shape=\(3, 4, 2\)\)\.",
+    ):
         tf1.convolutional_delta_orthogonal_(torch.empty(2, 4, 3))  # Conv1d(4 -> 2, 3)
-    with pytest.raises(ValueError, match=r"tf1: pass either a seed or a generator, not both; got seed=0 and generator="):
+    with pytest.raises(
+        ValueError, match=r"tf1: pass either a seed or a generator, not both; got seed=0 and generator="
+    ):
         tf1.random_normal_initializer_(torch.empty(2), seed=0, generator=gen(0))
 
 

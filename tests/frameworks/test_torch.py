@@ -28,20 +28,57 @@ from fanin.rng import Stream
 
 DTYPES = [torch.float16, torch.bfloat16, torch.float32, torch.float64]
 SEEDS = [0, 12345]
-INT_VIEW = {torch.float16: torch.int16, torch.bfloat16: torch.int16, torch.float32: torch.int32, torch.float64: torch.int64}
+INT_VIEW = {
+    torch.float16: torch.int16,
+    torch.bfloat16: torch.int16,
+    torch.float32: torch.int32,
+    torch.float64: torch.int64,
+}
 
 PUBLIC = [
-    "calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
-    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_",
+    "calculate_gain",
+    "uniform_",
+    "normal_",
+    "trunc_normal_",
+    "constant_",
+    "ones_",
+    "zeros_",
+    "eye_",
+    "dirac_",
+    "xavier_uniform_",
+    "xavier_normal_",
+    "kaiming_uniform_",
+    "kaiming_normal_",
+    "orthogonal_",
+    "sparse_",
 ]
 DEPRECATED = [
-    "uniform", "normal", "constant", "eye", "dirac", "xavier_uniform", "xavier_normal", "kaiming_uniform",
-    "kaiming_normal", "orthogonal", "sparse",
+    "uniform",
+    "normal",
+    "constant",
+    "eye",
+    "dirac",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "sparse",
 ]
 NO_GENERATOR = {"constant_", "ones_", "zeros_", "eye_", "dirac_"}
 NONLINEARITIES = [
-    "linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d",
-    "sigmoid", "tanh", "relu", "leaky_relu", "selu",
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "sigmoid",
+    "tanh",
+    "relu",
+    "leaky_relu",
+    "selu",
 ]
 
 
@@ -60,7 +97,7 @@ def outcome(fn, tensor, kwargs, generator=None):
         try:
             result = fn(tensor, **kwargs) if generator is None else fn(tensor, **kwargs, generator=generator)
             error = None
-        except Exception as err:  # noqa: BLE001 - the exception itself is what is compared
+        except Exception as err:
             result, error = None, err
     return result, error, [(w.category, str(w.message)) for w in caught]
 
@@ -159,7 +196,9 @@ def test_same_public_names_as_torch():
 def test_same_signature_as_torch(name):
     ours = inspect.signature(getattr(FI, name)).parameters
     theirs = inspect.signature(getattr(TI, name)).parameters
-    assert [(p.name, p.kind, p.default) for p in ours.values()] == [(p.name, p.kind, p.default) for p in theirs.values()]
+    assert [(p.name, p.kind, p.default) for p in ours.values()] == [
+        (p.name, p.kind, p.default) for p in theirs.values()
+    ]
     # the int/float type of each default matters too (kaiming's a=0 is an int, orthogonal's gain=1)
     assert [type(p.default) for p in ours.values()] == [type(p.default) for p in theirs.values()]
 
@@ -209,8 +248,12 @@ def test_kaiming_every_nonlinearity_and_mode(name, nonlinearity, dtype):
     for shape in [(5, 3), (6, 3, 3, 2)]:
         for mode in ("fan_in", "fan_out"):
             for a in (0, 0.2, math.sqrt(5), 10):
-                assert_parity(name, lambda: torch.empty(shape, dtype=dtype),
-                              {"a": a, "mode": mode, "nonlinearity": nonlinearity}, 3)
+                assert_parity(
+                    name,
+                    lambda shape=shape: torch.empty(shape, dtype=dtype),
+                    {"a": a, "mode": mode, "nonlinearity": nonlinearity},
+                    3,
+                )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=lambda d: str(d)[6:])
@@ -225,9 +268,12 @@ def test_bound_expression_order_matters_in_float64():
     # The Linear default: bound = sqrt(3) * (gain(leaky_relu, sqrt 5) / sqrt(64)) = 0.12499999999999999,
     # not 1/sqrt(64) = 0.125; in float64 the sampled values differ. fanin keeps torch's order.
     assert_parity("kaiming_uniform_", lambda: torch.empty(3, 64, dtype=torch.float64), {"a": math.sqrt(5)}, 0)
-    ours = FI.kaiming_uniform_(torch.empty(3, 64, dtype=torch.float64), a=math.sqrt(5),
-                               generator=torch.Generator().manual_seed(0))
-    closed_form = torch.empty(3, 64, dtype=torch.float64).uniform_(-0.125, 0.125, generator=torch.Generator().manual_seed(0))
+    ours = FI.kaiming_uniform_(
+        torch.empty(3, 64, dtype=torch.float64), a=math.sqrt(5), generator=torch.Generator().manual_seed(0)
+    )
+    closed_form = torch.empty(3, 64, dtype=torch.float64).uniform_(
+        -0.125, 0.125, generator=torch.Generator().manual_seed(0)
+    )
     assert not torch.equal(ours, closed_form)
 
 
@@ -267,7 +313,9 @@ def test_trunc_normal_parity(params, dtype):
     for seed in SEEDS:
         assert_parity("trunc_normal_", lambda: torch.empty(2000, dtype=dtype), kwargs, seed)
         assert_parity("trunc_normal_", lambda: torch.empty(40, 50, dtype=dtype).t(), kwargs, seed)
-    values = FI.trunc_normal_(torch.empty(2000, dtype=dtype), mean, std, a, b, generator=torch.Generator().manual_seed(1))
+    values = FI.trunc_normal_(
+        torch.empty(2000, dtype=dtype), mean, std, a, b, generator=torch.Generator().manual_seed(1)
+    )
     lo, hi = torch.tensor(a, dtype=dtype).item(), torch.tensor(b, dtype=dtype).item()
     assert lo <= values.min().item() and values.max().item() <= hi
 
@@ -275,15 +323,21 @@ def test_trunc_normal_parity(params, dtype):
 def test_trunc_normal_warns_like_torch_when_mean_is_far():
     message = r"mean is more than 2 std from \[a, b\] in nn.init.trunc_normal_"
     with pytest.warns(UserWarning, match=message):
-        theirs = TI.trunc_normal_(torch.empty(50), mean=-3.0, std=0.5, a=-1.0, b=1.0, generator=torch.Generator().manual_seed(0))
+        theirs = TI.trunc_normal_(
+            torch.empty(50), mean=-3.0, std=0.5, a=-1.0, b=1.0, generator=torch.Generator().manual_seed(0)
+        )
     with pytest.warns(UserWarning, match=message):
-        ours = FI.trunc_normal_(torch.empty(50), mean=-3.0, std=0.5, a=-1.0, b=1.0, generator=torch.Generator().manual_seed(0))
+        ours = FI.trunc_normal_(
+            torch.empty(50), mean=-3.0, std=0.5, a=-1.0, b=1.0, generator=torch.Generator().manual_seed(0)
+        )
     assert_same_bits(ours, theirs)
 
 
 def test_trunc_normal_mirrors_the_installed_torch_algorithm():
     # torch 2.12 replaced the inverse-CDF algorithm by rejection sampling (PR #174997).
-    assert fanin.frameworks.torch._TRUNC_NORMAL_REJECTION is (tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 12))
+    assert fanin.frameworks.torch._TRUNC_NORMAL_REJECTION is (
+        tuple(int(x) for x in torch.__version__.split(".")[:2]) >= (2, 12)
+    )
 
 
 @pytest.mark.parametrize("params", [(0.5, 2.0, -1.0, 3.0), (0.0, 1.0, 1.0, 2.5), (0.0, 1.0, -2.0, 2.0)])
@@ -305,7 +359,9 @@ def test_trunc_normal_inverse_cdf_branch_is_truncnorm(params, monkeypatch):
     assert p > 1e-3
     # and it is a different algorithm from the rejection sampler
     monkeypatch.setattr(fanin.frameworks.torch, "_TRUNC_NORMAL_REJECTION", True)
-    other = FI.trunc_normal_(torch.empty(n, dtype=torch.float64), mean, std, a, b, generator=torch.Generator().manual_seed(2024))
+    other = FI.trunc_normal_(
+        torch.empty(n, dtype=torch.float64), mean, std, a, b, generator=torch.Generator().manual_seed(2024)
+    )
     assert not torch.equal(values, other)
 
 
@@ -321,8 +377,9 @@ def test_trunc_normal_inverse_cdf_branch_in_float32(monkeypatch):
 def test_trunc_normal_rejection_branch_is_truncnorm():
     # torch's algorithm (and so fanin's) samples the truncated normal: KS, fixed seed, p > 1e-3.
     mean, std, a, b = 0.5, 2.0, -1.0, 3.0
-    values = FI.trunc_normal_(torch.empty(20000, dtype=torch.float64), mean, std, a, b,
-                              generator=torch.Generator().manual_seed(5))
+    values = FI.trunc_normal_(
+        torch.empty(20000, dtype=torch.float64), mean, std, a, b, generator=torch.Generator().manual_seed(5)
+    )
     dist = scipy.stats.truncnorm((a - mean) / std, (b - mean) / std, loc=mean, scale=std)
     assert scipy.stats.kstest(values.numpy(), dist.cdf).pvalue > 1e-3
 
@@ -338,10 +395,20 @@ def test_orthogonal_parity(shape, dtype):
 
 
 # unit roundoff u of each dtype: 2^-11 (float16, 11 significant bits), 2^-8 (bfloat16, 8 bits)
-@pytest.mark.parametrize("dtype, u", [(torch.float16, 2.0**-11), (torch.bfloat16, 2.0**-8)], ids=["float16", "bfloat16"])
-@pytest.mark.parametrize("shape, transposed", [
-    ((3, 7), False), ((7, 3), False), ((6, 6), False), ((4, 3, 5), False), ((6, 2, 3, 2), False), ((5, 4), True),
-])
+@pytest.mark.parametrize(
+    "dtype, u", [(torch.float16, 2.0**-11), (torch.bfloat16, 2.0**-8)], ids=["float16", "bfloat16"]
+)
+@pytest.mark.parametrize(
+    "shape, transposed",
+    [
+        ((3, 7), False),
+        ((7, 3), False),
+        ((6, 6), False),
+        ((4, 3, 5), False),
+        ((6, 2, 3, 2), False),
+        ((5, 4), True),
+    ],
+)
 def test_orthogonal_low_precision(shape, transposed, dtype, u):
     gain = 1.5
     with pytest.raises(NotImplementedError, match='"geqrf_cpu" not implemented'):
@@ -362,7 +429,9 @@ def test_orthogonal_low_precision(shape, transposed, dtype, u):
     w = out.double().reshape(shape[0], -1)
     rows, cols = w.shape
     product = w @ w.T if rows <= cols else w.T @ w
-    assert torch.allclose(product, gain**2 * torch.eye(min(rows, cols), dtype=torch.float64), rtol=0, atol=atol * gain**2)
+    assert torch.allclose(
+        product, gain**2 * torch.eye(min(rows, cols), dtype=torch.float64), rtol=0, atol=atol * gain**2
+    )
 
 
 def test_orthogonal_non_contiguous_2d_matches_torch():
@@ -372,10 +441,14 @@ def test_orthogonal_non_contiguous_2d_matches_torch():
 # --- sparse_ ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("shape, sparsity", [((10, 4), 0.3), ((7, 5), 0.0), ((6, 3), 1.0), ((9, 6), 0.5), ((0, 5), 0.5)])
+@pytest.mark.parametrize(
+    "shape, sparsity", [((10, 4), 0.3), ((7, 5), 0.0), ((6, 3), 1.0), ((9, 6), 0.5), ((0, 5), 0.5)]
+)
 def test_sparse_global_rng_parity(shape, sparsity):
     for seed in SEEDS:
-        assert_parity("sparse_", lambda: torch.empty(shape), {"sparsity": sparsity, "std": 0.5}, seed, modes=("global",))
+        assert_parity(
+            "sparse_", lambda: torch.empty(shape), {"sparsity": sparsity, "std": 0.5}, seed, modes=("global",)
+        )
 
 
 def test_sparse_generator_draws_the_pattern_from_the_generator():
@@ -456,7 +529,9 @@ def test_requires_grad_leaf_no_history(name):
     assert torch.equal(param.grad, torch.full(shape, 2.0))
 
 
-@pytest.mark.parametrize("shape", [(), (0,), (4,), (0, 0), (0, 4), (4, 0), (5, 3), (3, 0, 2), (4, 2, 3), (2, 2, 0, 3), (2,) * 6])
+@pytest.mark.parametrize(
+    "shape", [(), (0,), (4,), (0, 0), (0, 4), (4, 0), (5, 3), (3, 0, 2), (4, 2, 3), (2, 2, 0, 3), (2,) * 6]
+)
 @pytest.mark.parametrize("name", list(VALID_CALLS))
 def test_meta_and_zero_size_like_torch(name, shape):
     # Errors, warnings ("Initializing zero-element tensors is a no-op"), return values and RNG use.
@@ -488,22 +563,48 @@ def test_xavier_zero_fans_divide_by_zero_like_torch(name):
 FAN_MESSAGE = "Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
 ERROR_CASES = [
     # (function, tensor maker, kwargs, exception type, message regex)
-    ("uniform_", lambda: torch.empty(3), {"a": 1.0, "b": 0.0}, RuntimeError,
-     r"uniform_ expects to return a \[from, to\) range, but found from=1 > to=0"),
-    ("uniform_", lambda: torch.empty(3, dtype=torch.long), {}, NotImplementedError,
-     "\"check_uniform_bounds\" not implemented for 'Long'"),
+    (
+        "uniform_",
+        lambda: torch.empty(3),
+        {"a": 1.0, "b": 0.0},
+        RuntimeError,
+        r"uniform_ expects to return a \[from, to\) range, but found from=1 > to=0",
+    ),
+    (
+        "uniform_",
+        lambda: torch.empty(3, dtype=torch.long),
+        {},
+        NotImplementedError,
+        "\"check_uniform_bounds\" not implemented for 'Long'",
+    ),
     ("uniform_", lambda: torch.empty(3), {"generator": 42}, TypeError, "uniform_"),
     ("normal_", lambda: torch.empty(3), {"std": -1.0}, RuntimeError, "normal expects std >= 0.0, but found std -1"),
-    ("normal_", lambda: torch.empty(3, dtype=torch.long), {}, NotImplementedError,
-     "\"normal_kernel_cpu\" not implemented for 'Long'"),
+    (
+        "normal_",
+        lambda: torch.empty(3, dtype=torch.long),
+        {},
+        NotImplementedError,
+        "\"normal_kernel_cpu\" not implemented for 'Long'",
+    ),
     ("trunc_normal_", lambda: torch.empty(3), {"std": 0.0}, ZeroDivisionError, "division by zero"),
-    ("trunc_normal_", lambda: torch.empty(3), {"a": 2.0, "b": -2.0}, RuntimeError,
-     r"uniform_ expects to return a \[from, to\) range"),
+    (
+        "trunc_normal_",
+        lambda: torch.empty(3),
+        {"a": 2.0, "b": -2.0},
+        RuntimeError,
+        r"uniform_ expects to return a \[from, to\) range",
+    ),
     ("constant_", lambda: torch.empty(3), {"val": "x"}, TypeError, r"fill_\(\) received an invalid combination"),
     ("eye_", lambda: torch.empty(3), {}, ValueError, "^Only tensors with 2 dimensions are supported$"),
     ("eye_", lambda: torch.empty(2, 2, 2), {}, ValueError, "^Only tensors with 2 dimensions are supported$"),
     ("dirac_", lambda: torch.empty(3, 3), {}, ValueError, r"^Only tensors with 3, 4, or 5 dimensions are supported$"),
-    ("dirac_", lambda: torch.empty((1,) * 6), {}, ValueError, r"^Only tensors with 3, 4, or 5 dimensions are supported$"),
+    (
+        "dirac_",
+        lambda: torch.empty((1,) * 6),
+        {},
+        ValueError,
+        r"^Only tensors with 3, 4, or 5 dimensions are supported$",
+    ),
     ("dirac_", lambda: torch.empty(3, 2, 3), {"groups": 2}, ValueError, "^dim 0 must be divisible by groups$"),
     ("dirac_", lambda: torch.empty(3, 2, 3), {"groups": 0}, ZeroDivisionError, "modulo by zero"),
     ("xavier_uniform_", lambda: torch.empty(3), {}, ValueError, f"^{FAN_MESSAGE}$"),
@@ -512,24 +613,70 @@ ERROR_CASES = [
     ("xavier_normal_", lambda: torch.empty(0, 0), {}, ZeroDivisionError, "float division by zero"),
     ("kaiming_uniform_", lambda: torch.empty(3), {}, ValueError, f"^{FAN_MESSAGE}$"),
     ("kaiming_normal_", lambda: torch.tensor(1.0), {}, ValueError, f"^{FAN_MESSAGE}$"),
-    ("kaiming_uniform_", lambda: torch.empty(3, 2), {"mode": "fan_avg"}, ValueError,
-     re.escape("Mode fan_avg not supported, please use one of ['fan_in', 'fan_out']")),
-    ("kaiming_normal_", lambda: torch.empty(3, 2), {"mode": "Fan_Sum"}, ValueError,
-     re.escape("Mode fan_sum not supported, please use one of ['fan_in', 'fan_out']")),
-    ("kaiming_uniform_", lambda: torch.empty(3, 2), {"nonlinearity": "gelu"}, ValueError, "^Unsupported nonlinearity gelu$"),
-    ("kaiming_normal_", lambda: torch.empty(3, 2), {"nonlinearity": "Tanh"}, ValueError, "^Unsupported nonlinearity Tanh$"),
-    ("kaiming_uniform_", lambda: torch.empty(3, 2), {"a": "0.2"}, ValueError, "^negative_slope 0.2 not a valid number$"),
+    (
+        "kaiming_uniform_",
+        lambda: torch.empty(3, 2),
+        {"mode": "fan_avg"},
+        ValueError,
+        re.escape("Mode fan_avg not supported, please use one of ['fan_in', 'fan_out']"),
+    ),
+    (
+        "kaiming_normal_",
+        lambda: torch.empty(3, 2),
+        {"mode": "Fan_Sum"},
+        ValueError,
+        re.escape("Mode fan_sum not supported, please use one of ['fan_in', 'fan_out']"),
+    ),
+    (
+        "kaiming_uniform_",
+        lambda: torch.empty(3, 2),
+        {"nonlinearity": "gelu"},
+        ValueError,
+        "^Unsupported nonlinearity gelu$",
+    ),
+    (
+        "kaiming_normal_",
+        lambda: torch.empty(3, 2),
+        {"nonlinearity": "Tanh"},
+        ValueError,
+        "^Unsupported nonlinearity Tanh$",
+    ),
+    (
+        "kaiming_uniform_",
+        lambda: torch.empty(3, 2),
+        {"a": "0.2"},
+        ValueError,
+        "^negative_slope 0.2 not a valid number$",
+    ),
     ("kaiming_normal_", lambda: torch.empty(3, 2), {"a": True}, ValueError, "^negative_slope True not a valid number$"),
     ("orthogonal_", lambda: torch.empty(3), {}, ValueError, "^Only tensors with 2 or more dimensions are supported$"),
-    ("orthogonal_", lambda: torch.empty(3, 2, dtype=torch.long), {}, NotImplementedError,
-     "\"normal_kernel_cpu\" not implemented for 'Long'"),
-    ("sparse_", lambda: torch.empty(3), {"sparsity": 0.1}, ValueError, "^Only tensors with 2 dimensions are supported$"),
-    ("sparse_", lambda: torch.empty(3, 2, 2), {"sparsity": 0.1}, ValueError, "^Only tensors with 2 dimensions are supported$"),
+    (
+        "orthogonal_",
+        lambda: torch.empty(3, 2, dtype=torch.long),
+        {},
+        NotImplementedError,
+        "\"normal_kernel_cpu\" not implemented for 'Long'",
+    ),
+    (
+        "sparse_",
+        lambda: torch.empty(3),
+        {"sparsity": 0.1},
+        ValueError,
+        "^Only tensors with 2 dimensions are supported$",
+    ),
+    (
+        "sparse_",
+        lambda: torch.empty(3, 2, 2),
+        {"sparsity": 0.1},
+        ValueError,
+        "^Only tensors with 2 dimensions are supported$",
+    ),
 ]
 
 
-@pytest.mark.parametrize("name, make, kwargs, error, message", ERROR_CASES,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(ERROR_CASES)])
+@pytest.mark.parametrize(
+    "name, make, kwargs, error, message", ERROR_CASES, ids=[f"{c[0]}-{i}" for i, c in enumerate(ERROR_CASES)]
+)
 def test_errors_equal_torch(name, make, kwargs, error, message):
     with pytest.raises(error, match=message) as theirs:
         getattr(TI, name)(make(), **kwargs)
@@ -538,16 +685,19 @@ def test_errors_equal_torch(name, make, kwargs, error, message):
     assert type(ours.value) is type(theirs.value) and str(ours.value) == str(theirs.value)
 
 
-@pytest.mark.parametrize("nonlinearity, param, message", [
-    ("elu", None, "^Unsupported nonlinearity elu$"),
-    (None, None, "^Unsupported nonlinearity None$"),
-    ("leaky_relu", True, "^negative_slope True not a valid number$"),
-    ("leaky_relu", "0.2", "^negative_slope 0.2 not a valid number$"),
-    ("leaky_relu", [1], r"^negative_slope \[1\] not a valid number$"),
-    ("leaky_relu", {"a": "b"}, r"^negative_slope \{'a': 'b'\} not a valid number$"),
-    # np.float32 is not a float subclass: torch rejects it (np.float64 passes, see above)
-    ("leaky_relu", np.float32(0.2), "^negative_slope 0.20000000298023224 not a valid number$"),
-])
+@pytest.mark.parametrize(
+    "nonlinearity, param, message",
+    [
+        ("elu", None, "^Unsupported nonlinearity elu$"),
+        (None, None, "^Unsupported nonlinearity None$"),
+        ("leaky_relu", True, "^negative_slope True not a valid number$"),
+        ("leaky_relu", "0.2", "^negative_slope 0.2 not a valid number$"),
+        ("leaky_relu", [1], r"^negative_slope \[1\] not a valid number$"),
+        ("leaky_relu", {"a": "b"}, r"^negative_slope \{'a': 'b'\} not a valid number$"),
+        # np.float32 is not a float subclass: torch rejects it (np.float64 passes, see above)
+        ("leaky_relu", np.float32(0.2), "^negative_slope 0.20000000298023224 not a valid number$"),
+    ],
+)
 def test_calculate_gain_errors_equal_torch(nonlinearity, param, message):
     with pytest.raises(ValueError, match=message) as theirs:
         TI.calculate_gain(nonlinearity, param)
@@ -557,9 +707,16 @@ def test_calculate_gain_errors_equal_torch(nonlinearity, param, message):
 
 
 DEPRECATED_CALLS = {
-    "uniform": ((3, 4), {}), "normal": ((3, 4), {}), "constant": ((3, 4), {"val": 0.5}), "eye": ((3, 4), {}),
-    "dirac": ((4, 2, 3), {}), "xavier_uniform": ((3, 4), {}), "xavier_normal": ((3, 4), {}),
-    "kaiming_uniform": ((3, 4), {}), "kaiming_normal": ((3, 4), {}), "orthogonal": ((3, 4), {}),
+    "uniform": ((3, 4), {}),
+    "normal": ((3, 4), {}),
+    "constant": ((3, 4), {"val": 0.5}),
+    "eye": ((3, 4), {}),
+    "dirac": ((4, 2, 3), {}),
+    "xavier_uniform": ((3, 4), {}),
+    "xavier_normal": ((3, 4), {}),
+    "kaiming_uniform": ((3, 4), {}),
+    "kaiming_normal": ((3, 4), {}),
+    "orthogonal": ((3, 4), {}),
     "sparse": ((3, 4), {"sparsity": 0.3}),
 }
 
@@ -655,15 +812,21 @@ STREAM_ERRORS = [
     ("uniform_", torch.float32, {"a": 1.0, "b": 0.0}, ValueError, "^uniform needs low <= high, got low=1.0, high=0.0$"),
     ("normal_", torch.float32, {"std": -1.0}, ValueError, "^normal needs std >= 0, got std=-1.0$"),
     ("trunc_normal_", torch.float32, {"std": 0.0}, ValueError, "^truncated normal needs std > 0, got std=0.0$"),
-    ("trunc_normal_", torch.float32, {"a": 2.0, "b": -2.0}, ValueError,
-     "^truncated normal needs lower < upper, got lower=2.0, upper=-2.0$"),
+    (
+        "trunc_normal_",
+        torch.float32,
+        {"a": 2.0, "b": -2.0},
+        ValueError,
+        "^truncated normal needs lower < upper, got lower=2.0, upper=-2.0$",
+    ),
     ("kaiming_normal_", torch.int64, {}, TypeError, "^the stream fills floating-point tensors, got dtype=torch.int64$"),
     ("orthogonal_", torch.int64, {}, TypeError, "^the stream fills floating-point tensors, got dtype=torch.int64$"),
 ]
 
 
-@pytest.mark.parametrize("name, dtype, kwargs, error, message", STREAM_ERRORS,
-                         ids=[f"{c[0]}-{i}" for i, c in enumerate(STREAM_ERRORS)])
+@pytest.mark.parametrize(
+    "name, dtype, kwargs, error, message", STREAM_ERRORS, ids=[f"{c[0]}-{i}" for i, c in enumerate(STREAM_ERRORS)]
+)
 def test_stream_generator_errors(name, dtype, kwargs, error, message):
     with pytest.raises(error, match=message):
         getattr(FI, name)(torch.empty(3, 2, dtype=dtype), **kwargs, generator=Stream(0, "w"))
@@ -677,10 +840,15 @@ class _Intercepts:
         return ("intercepted", func, dict(kwargs or {}))
 
 
-@pytest.mark.parametrize("name, kwargs", [
-    ("uniform_", {"a": -1.0, "b": 1.0}), ("normal_", {"mean": 0.5, "std": 2.0}), ("constant_", {"val": 0.3}),
-    ("kaiming_uniform_", {"a": 0.1, "mode": "fan_out", "nonlinearity": "relu"}),
-])
+@pytest.mark.parametrize(
+    "name, kwargs",
+    [
+        ("uniform_", {"a": -1.0, "b": 1.0}),
+        ("normal_", {"mean": 0.5, "std": 2.0}),
+        ("constant_", {"val": 0.3}),
+        ("kaiming_uniform_", {"a": 0.1, "mode": "fan_out", "nonlinearity": "relu"}),
+    ],
+)
 def test_torch_function_overrides_like_torch(name, kwargs):
     # torch honours __torch_function__ in exactly these four; each dispatches its own function.
     for module in (TI, FI):
@@ -693,10 +861,16 @@ def test_torch_function_overrides_like_torch(name, kwargs):
 # --- non-finite arguments: a direct call behaves as torch's; the Scheme refuses ----------------
 
 NON_FINITE_CASES = [
-    ("normal_", {"std": math.inf}), ("normal_", {"mean": math.nan}), ("normal_", {"std": math.nan}),
-    ("uniform_", {"a": -math.inf, "b": math.inf}), ("constant_", {"val": math.nan}),
-    ("orthogonal_", {"gain": math.nan}), ("xavier_normal_", {"gain": math.inf}), ("xavier_uniform_", {"gain": math.nan}),
-    ("kaiming_normal_", {"a": math.inf}), ("trunc_normal_", {"std": math.inf}),
+    ("normal_", {"std": math.inf}),
+    ("normal_", {"mean": math.nan}),
+    ("normal_", {"std": math.nan}),
+    ("uniform_", {"a": -math.inf, "b": math.inf}),
+    ("constant_", {"val": math.nan}),
+    ("orthogonal_", {"gain": math.nan}),
+    ("xavier_normal_", {"gain": math.inf}),
+    ("xavier_uniform_", {"gain": math.nan}),
+    ("kaiming_normal_", {"a": math.inf}),
+    ("trunc_normal_", {"std": math.inf}),
 ]
 
 

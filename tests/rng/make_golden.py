@@ -64,8 +64,14 @@ def build() -> dict:
             for dname, dtype in DTYPES.items():
                 vals = s.values(t, INDICES, dtype=dtype)
                 data["values"].append(
-                    {"seed": seed, "name": name, "transform": transform_spec(t), "dtype": dname,
-                     "indices": INDICES, "bits": bits_hex(vals)}
+                    {
+                        "seed": seed,
+                        "name": name,
+                        "transform": transform_spec(t),
+                        "dtype": dname,
+                        "indices": INDICES,
+                        "bits": bits_hex(vals),
+                    }
                 )
         for rows in (1, 2, 5, 37, 1000):
             i = torch.arange(min(rows, 10))

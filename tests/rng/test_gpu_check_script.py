@@ -35,14 +35,22 @@ def _load():
 
 
 def _script(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
 
 
 def test_dry_run_shows_every_step_within_the_eight_minutes():
     done = _script("--python", sys.executable, "--dry-run")
     assert done.returncode == 0, done.stderr
     names = re.findall(r"^  \d\. (\S+) \(at most (\d+) s\)", done.stdout, re.MULTILINE)
-    assert [n for n, _ in names][:5] == ["cuda-tests", "stream-bits", "gpu-stream-bench", "stream-bench", "model-init-bench"]
+    assert [n for n, _ in names][:5] == [
+        "cuda-tests",
+        "stream-bits",
+        "gpu-stream-bench",
+        "stream-bench",
+        "model-init-bench",
+    ]
     budget = float(re.search(r"within a budget of (\d+) s", done.stdout).group(1))
     assert budget <= 450 < 8 * 60
     assert "tests/rng/test_stream_cuda.py" in done.stdout and "benchmarks/model_init.py --device cuda" in done.stdout
@@ -103,7 +111,18 @@ def test_the_plugin_runs_only_cuda_marked_tests_and_reports_skips(tmp_path):
         PYTHONPATH=os.pathsep.join([str(ROOT / "scripts"), *[p for p in sys.path if p]]),
         FANIN_GPU_REPORT=str(report),
     )
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "pytest_cuda_only", "-o", "addopts=", str(tests)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "pytest_cuda_only",
+        "-o",
+        "addopts=",
+        str(tests),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
     assert done.returncode == 0, done.stdout
     got = json.loads(report.read_text())
@@ -121,7 +140,9 @@ def test_a_step_s_verdict_fails_on_skips_failures_timeouts_and_a_missing_report(
     assert gc._verdict(step) == "FAILED: pytest exited with 0 before writing its report"
     step.report.write_text(json.dumps({"exitstatus": 0, "passed": {"a": "passed"}, "failed": {}, "skipped": {}}))
     assert gc._verdict(step) == "ok: 1 passed, 0 failed, 0 skipped"
-    step.report.write_text(json.dumps({"exitstatus": 0, "passed": {"a": "passed"}, "failed": {}, "skipped": {"b": "no numba"}}))
+    step.report.write_text(
+        json.dumps({"exitstatus": 0, "passed": {"a": "passed"}, "failed": {}, "skipped": {"b": "no numba"}})
+    )
     assert gc._verdict(step) == "FAILED: 1 passed, 0 failed, 1 skipped (skip reasons: no numba), pytest exit 0"
     step.report.write_text(json.dumps({"exitstatus": 5, "passed": {}, "failed": {}, "skipped": {}}))
     step.result["returncode"] = 5

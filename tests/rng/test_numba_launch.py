@@ -40,7 +40,9 @@ def _env(**extra: str | None) -> dict[str, str]:
 
 
 def _run(code: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def _died(done: subprocess.CompletedProcess) -> str:
@@ -149,7 +151,9 @@ def test_processes_starting_on_a_cold_cache_compile_a_kernel_once(tmp_path):
     """
     env = _env(NUMBA_CACHE_DIR=str(cache))
     cmd = [sys.executable, "-c", textwrap.dedent(code)]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)
+    ]
     go.touch()  # all four wait for this, already imported: their first calls start together
     outs = [p.communicate(timeout=240) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
@@ -191,7 +195,9 @@ def test_launch_keeps_the_kernel_s_face_and_its_bits():
     assert k.py_func is k.kernel.py_func and k.signatures == k.kernel.signatures
     s = stream_mod.Stream(3, "w")
     for n in (100, nk.SERIAL_MAX + 1):
-        assert torch.equal(s.uniform_(torch.empty(n), -1.0, 1.0), s.uniform_(torch.empty(n), -1.0, 1.0, backend="torch"))
+        assert torch.equal(
+            s.uniform_(torch.empty(n), -1.0, 1.0), s.uniform_(torch.empty(n), -1.0, 1.0, backend="torch")
+        )
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")

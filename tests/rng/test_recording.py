@@ -11,7 +11,7 @@ def test_continuous_draws_are_recorded_and_nothing_is_written():
     w = torch.full((24, 8), 7.0)
     recorder = DrawRecorder()
     get("kaiming_uniform(nonlinearity='linear')")(w, generator=recorder)  # bound sqrt(3 / 8)
-    assert recorder.calls == [("uniform", -(3 / 8) ** 0.5, (3 / 8) ** 0.5)]
+    assert recorder.calls == [("uniform", -((3 / 8) ** 0.5), (3 / 8) ** 0.5)]
     assert torch.equal(w, torch.full((24, 8), 7.0))
 
 

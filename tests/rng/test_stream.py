@@ -137,7 +137,7 @@ def test_the_global_torch_rng_is_neither_used_nor_disturbed():
         vals.append(s.sparse_mask((20, 4), 3).clone())
         assert torch.equal(torch.random.get_rng_state(), state)
         outs.append(vals)
-    for a, b in zip(*outs):
+    for a, b in zip(*outs, strict=True):
         assert torch.equal(a, b)
 
 
@@ -179,7 +179,7 @@ def test_non_tensor_and_integer_tensors_are_refused():
     s = Stream(0, "w")
     with pytest.raises(TypeError, match="tensor="):
         s.normal_([1.0], 0.0, 1.0)
-    with pytest.raises(TypeError, match="dtype=torch.int64"):
+    with pytest.raises(TypeError, match=r"dtype=torch\.int64"):
         s.normal_(torch.empty(3, dtype=torch.int64), 0.0, 1.0)
     with pytest.raises(TypeError, match="transform="):
         s.fill_(torch.empty(3), "normal")

@@ -62,7 +62,7 @@ def test_500_random_boxes_equal_the_full_generation(scheme, dtype):
             part = stream.fill_(
                 torch.empty(shape, dtype=dtype), transform, full_shape=full_shape, offsets=offs, backend=backend
             )
-            expected = full[tuple(slice(o, o + n) for o, n in zip(offs, shape))]
+            expected = full[tuple(slice(o, o + n) for o, n in zip(offs, shape, strict=True))]
             assert torch.equal(part.view(torch.uint8), expected.contiguous().view(torch.uint8)), (
                 full_shape,
                 offs,

@@ -26,7 +26,9 @@ from fanin.rng.transforms import Normal, TruncatedNormal, Uniform
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device"),
-    pytest.mark.skipif(stream_mod._numba() is None, reason="the CPU side is the numba fast path: numba is not installed"),
+    pytest.mark.skipif(
+        stream_mod._numba() is None, reason="the CPU side is the numba fast path: numba is not installed"
+    ),
 ]
 
 TRANSFORMS = [

@@ -114,7 +114,9 @@ def test_compiled_kernels_load_from_the_cache_in_a_fresh_process():
         "for k in list(nk.KERNELS.values()) + list(nk.SERIAL_KERNELS.values()):\n"
         "    print(k.__name__, sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_subprocess_env(), check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_subprocess_env(), check=True
+    )
     rows = [line.split() for line in out.stdout.strip().splitlines()]
     assert len(rows) == 6
     for name, hits, misses in rows:

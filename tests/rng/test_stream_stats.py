@@ -36,7 +36,13 @@ def test_normal_ks(mean, std):
 
 @pytest.mark.parametrize(
     ("mean", "std", "lower", "upper"),
-    [(0.0, 1.0, -2.0, 2.0), (0.0, 0.02, -0.04, 0.04), (0.0, 1.0, 2.0, 3.0), (1.0, 2.0, -9.0, -5.0), (0.0, 1.0, -1.0, 8.0)],
+    [
+        (0.0, 1.0, -2.0, 2.0),
+        (0.0, 0.02, -0.04, 0.04),
+        (0.0, 1.0, 2.0, 3.0),
+        (1.0, 2.0, -9.0, -5.0),
+        (0.0, 1.0, -1.0, 8.0),
+    ],
 )
 def test_truncated_normal_ks(mean, std, lower, upper):
     x = Stream(3, "ks.trunc").truncated_normal_(torch.empty(N, dtype=torch.float64), mean, std, lower, upper).numpy()

@@ -19,8 +19,8 @@ def test_own_log_is_within_one_ulp_of_the_c_library():
     g = np.random.default_rng(1)
     x = np.concatenate([g.uniform(1e-300, 1.0, 20000), g.uniform(0.5, 2.0, 20000), 2.0 ** g.uniform(-1000, 10, 2000)])
     ours = T.log_torch(torch.from_numpy(x)).numpy()
-    assert max(_ulps(a, b) for a, b in zip(ours, np.log(x))) <= 1
-    assert all(T.log_scalar(float(v)) == o for v, o in zip(x[:2000], ours[:2000]))
+    assert max(_ulps(a, b) for a, b in zip(ours, np.log(x), strict=True)) <= 1
+    assert all(T.log_scalar(float(v)) == o for v, o in zip(x[:2000], ours[:2000], strict=True))
     assert T.log_scalar(1.0) == 0.0
 
 
@@ -36,7 +36,7 @@ def test_ndtri_scalar_torch_and_scipy_agree():
     ours = T.ndtri_torch(torch.from_numpy(p)).numpy()
     ref = scipy_special.ndtri(p)
     assert np.max(np.abs(ours - ref) / np.abs(ref)) < 4e-15
-    assert all(T.ndtri_scalar(float(v)) == o for v, o in zip(p[::50], ours[::50]))
+    assert all(T.ndtri_scalar(float(v)) == o for v, o in zip(p[::50], ours[::50], strict=True))
 
 
 def test_phi_host_is_correctly_rounded_against_known_values():

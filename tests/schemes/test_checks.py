@@ -38,7 +38,11 @@ def test_check_arguments_bounds_nesting_without_recursion():
     deep: list = [1.0]
     for _ in range(100_000):  # far beyond Python's recursion limit
         deep = [deep]
-    with pytest.raises(SchemeArgumentError, match=rf"^s: v nests lists/tuples/dicts more than {MAX_ARGUMENT_DEPTH} levels deep, got v=\[\[\[\[\.\.\.\]\]\]\]$"):
+    with pytest.raises(
+        SchemeArgumentError,
+        match=rf"^s: v nests lists/tuples/dicts more than {MAX_ARGUMENT_DEPTH} levels deep, got "
+        r"v=\[\[\[\[\.\.\.\]\]\]\]$",
+    ):
         check_arguments("s", {"v": deep})
 
 
@@ -61,7 +65,10 @@ def test_check_number(kwargs, value, message):
 
 def test_check_int():
     check_int("s", "n", 3, minimum=1)
-    for value, message in ((1.0, "s: n must be an int >= 1, got n=1.0"), (False, "s: n must be an int >= 1, got n=False")):
+    for value, message in (
+        (1.0, "s: n must be an int >= 1, got n=1.0"),
+        (False, "s: n must be an int >= 1, got n=False"),
+    ):
         with pytest.raises(SchemeArgumentError) as info:
             check_int("s", "n", value, minimum=1)
         assert str(info.value) == message
@@ -77,13 +84,20 @@ def test_check_int():
         ("xavier_uniform(gain=-1.0)", "xavier_uniform: gain must be >= 0, got gain=-1.0"),
         ("xavier_normal(gain=-0.5)", "xavier_normal: gain must be >= 0, got gain=-0.5"),
         ("dirac(groups=0)", "dirac: groups must be an int >= 1, got groups=0"),
-        ("tf1.uniform_unit_scaling_initializer(factor=-1.0)",
-         "tf1.uniform_unit_scaling_initializer: factor must be >= 0, got factor=-1.0"),
+        (
+            "tf1.uniform_unit_scaling_initializer(factor=-1.0)",
+            "tf1.uniform_unit_scaling_initializer: factor must be >= 0, got factor=-1.0",
+        ),
         ("jax.variance_scaling(0.0, 'fan_in', 'normal')", "jax.variance_scaling: scale must be > 0, got scale=0.0"),
         ("jax.variance_scaling(-2.0, 'fan_in', 'uniform')", "jax.variance_scaling: scale must be > 0, got scale=-2.0"),
-        ("keras.random_normal(seed=18446744073709551616)",
-         "keras: seed must be None or an int in [0, 2**64), got seed=18446744073709551616"),
-        ("normal(std=" + "9" * 400 + ")", "normal: std must be a finite number, got std=" + "9" * 18 + "..." + "9" * 19),
+        (
+            "keras.random_normal(seed=18446744073709551616)",
+            "keras: seed must be None or an int in [0, 2**64), got seed=18446744073709551616",
+        ),
+        (
+            "normal(std=" + "9" * 400 + ")",
+            "normal: std must be a finite number, got std=" + "9" * 18 + "..." + "9" * 19,
+        ),
     ],
 )
 def test_out_of_domain_arguments_are_refused_when_built(spec, message):
@@ -93,8 +107,14 @@ def test_out_of_domain_arguments_are_refused_when_built(spec, message):
 
 
 def test_in_domain_edges_are_accepted():
-    for spec in ("normal(std=0.0)", "sparse(sparsity=0.0)", "xavier_uniform(gain=0.0)", "orthogonal(gain=-1.0)",
-                 "uniform(a=1.0, b=1.0)", "keras.random_normal(seed=18446744073709551615)"):
+    for spec in (
+        "normal(std=0.0)",
+        "sparse(sparsity=0.0)",
+        "xavier_uniform(gain=0.0)",
+        "orthogonal(gain=-1.0)",
+        "uniform(a=1.0, b=1.0)",
+        "keras.random_normal(seed=18446744073709551615)",
+    ):
         fanin.get(spec)
 
 

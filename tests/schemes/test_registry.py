@@ -10,8 +10,20 @@ from fanin.schemes import FAMILIES, Scheme, get, list_schemes, lookup, parse_spe
 from fanin.schemes.registry import declare_framework, register
 
 TORCH_NAMES = [
-    "constant", "dirac", "eye", "kaiming_normal", "kaiming_uniform", "normal", "ones", "orthogonal",
-    "sparse", "trunc_normal", "uniform", "xavier_normal", "xavier_uniform", "zeros",
+    "constant",
+    "dirac",
+    "eye",
+    "kaiming_normal",
+    "kaiming_uniform",
+    "normal",
+    "ones",
+    "orthogonal",
+    "sparse",
+    "trunc_normal",
+    "uniform",
+    "xavier_normal",
+    "xavier_uniform",
+    "zeros",
 ]
 
 
@@ -83,12 +95,16 @@ def test_scheme_call_fills_in_place_like_torch():
 
 
 def test_unknown_argument_is_rejected_at_build_time_with_hint():
-    with pytest.raises(SchemeArgumentError, match=r"unexpected argument\(s\) mdoe='fan_out'.*Did you mean 'mdoe' -> 'mode'"):
+    with pytest.raises(
+        SchemeArgumentError, match=r"unexpected argument\(s\) mdoe='fan_out'.*Did you mean 'mdoe' -> 'mode'"
+    ):
         get("kaiming_normal(mdoe='fan_out')")
 
 
 def test_missing_required_argument():
-    with pytest.raises(SchemeArgumentError, match=r"Scheme 'constant' needs argument\(s\) val, e.g. constant\(val=...\)"):
+    with pytest.raises(
+        SchemeArgumentError, match=r"Scheme 'constant' needs argument\(s\) val, e.g. constant\(val=...\)"
+    ):
         get("constant")
 
 
@@ -150,8 +166,11 @@ def test_register_rejects_duplicates_and_unknown_family():
 
 
 def test_register_and_declare_know_only_the_declared_frameworks():
-    with pytest.raises(ValueError, match=r"Unknown framework 'pytorch'\. Did you mean 'torch'\? Accepted: 'fanin', "
-                                         r"'flax', 'jax', 'keras', 'tf1', 'torch'\."):
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown framework 'pytorch'\. Did you mean 'torch'\? Accepted: 'fanin', "
+        r"'flax', 'jax', 'keras', 'tf1', 'torch'\.",
+    ):
         register("x.normal", family="normal", framework="pytorch")
     with pytest.raises(ValueError, match=r"framework name 'flax' already names framework 'jax'"):
         declare_framework("flaxlike", ("flax",))

@@ -14,20 +14,42 @@ def _nested(depth: int) -> str:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("normal(std=0.02, std=3.0)", "Cannot read scheme spec 'normal(std=0.02, std=3.0)': argument 'std' given twice"),
+        (
+            "normal(std=0.02, std=3.0)",
+            "Cannot read scheme spec 'normal(std=0.02, std=3.0)': argument 'std' given twice",
+        ),
         ("uniform(0.5, a=0.1)", "Cannot read scheme spec 'uniform(0.5, a=0.1)': argument 'a' given twice"),
-        ("fanin.gate_constant(values={1: 2, 1: 3})",
-         "Cannot read scheme spec 'fanin.gate_constant(values={1: 2, 1: 3})': dict key 1 given twice"),
-        ("fanin.gate_constant(values={[1]: 2})",
-         ("Cannot read scheme spec 'fanin.gate_constant(values={[1]: 2})': a dict key must be a number, string, "
-         "None, True/False or tuple, got [1]")),
-        ("kaiming_uniform(a=sqrt(-1))", "Cannot read scheme spec 'kaiming_uniform(a=sqrt(-1))': sqrt(-1) is not a real number"),
-        (_nested(MAX_NESTING + 1),
-         (f"Cannot read scheme spec {_nested(MAX_NESTING + 1)!r}: it nests too deeply (at most {MAX_NESTING} levels "
-         "of brackets, signs and sqrt)")),
+        (
+            "fanin.gate_constant(values={1: 2, 1: 3})",
+            "Cannot read scheme spec 'fanin.gate_constant(values={1: 2, 1: 3})': dict key 1 given twice",
+        ),
+        (
+            "fanin.gate_constant(values={[1]: 2})",
+            (
+                "Cannot read scheme spec 'fanin.gate_constant(values={[1]: 2})': a dict key must be a number, string, "
+                "None, True/False or tuple, got [1]"
+            ),
+        ),
+        (
+            "kaiming_uniform(a=sqrt(-1))",
+            "Cannot read scheme spec 'kaiming_uniform(a=sqrt(-1))': sqrt(-1) is not a real number",
+        ),
+        (
+            _nested(MAX_NESTING + 1),
+            (
+                f"Cannot read scheme spec {_nested(MAX_NESTING + 1)!r}: it nests too deeply (at most {MAX_NESTING} "
+                "levels "
+                "of brackets, signs and sqrt)"
+            ),
+        ),
         ("normal\x00", "Cannot read scheme spec 'normal\\x00': source code string cannot contain null bytes"),
-        ("1 + 2", ("Cannot read scheme spec '1 + 2': expected a scheme name such as 'kaiming_normal' or "
-         "'keras.glorot_uniform(seed=1)'")),
+        (
+            "1 + 2",
+            (
+                "Cannot read scheme spec '1 + 2': expected a scheme name such as 'kaiming_normal' or "
+                "'keras.glorot_uniform(seed=1)'"
+            ),
+        ),
     ],
 )
 def test_spec_errors(spec, message):
@@ -39,14 +61,14 @@ def test_spec_errors(spec, message):
 @pytest.mark.parametrize(
     "spec",
     [
-        "-" * 5000,                                   # a RecursionError in ast before
-        "normal(std=" + "-" * 4980 + "1)",            # deep signs within the length limit
-        "normal(std=" + "1+" * 4900 + "1)",           # a deep BinOp chain
-        "a." * 4900 + "b",                            # a long dotted name
+        "-" * 5000,  # a RecursionError in ast before
+        "normal(std=" + "-" * 4980 + "1)",  # deep signs within the length limit
+        "normal(std=" + "1+" * 4900 + "1)",  # a deep BinOp chain
+        "a." * 4900 + "b",  # a long dotted name
         "normal(std=" + "(" * 3000 + "1" + ")" * 3000 + ")",
         "tf1.constant_initializer(value=[" + "1," * 500_000 + "1])",  # 1 MB: seconds and 150 MB before
-        "x" * 10_000_000,                             # 10 MB: a 10 MB message before
-        "normal(std=" + "9" * 5000 + ")",             # beyond Python's int-parsing digit limit
+        "x" * 10_000_000,  # 10 MB: a 10 MB message before
+        "normal(std=" + "9" * 5000 + ")",  # beyond Python's int-parsing digit limit
     ],
     ids=["dashes", "signs", "binop-chain", "dotted", "parentheses", "1MB-list", "10MB-name", "5000-digits"],
 )
@@ -82,7 +104,9 @@ def test_non_string_spec():
 
 def test_parse_call_names_what_it_reads():
     assert parse_call("gpt2(n_layer=24)", "preset")[:3] == ("gpt2", [], {"n_layer": 24})
-    with pytest.raises(SchemeSpecError, match=r"^Cannot read preset 'gpt2\(std=1, std=2\)': argument 'std' given twice$"):
+    with pytest.raises(
+        SchemeSpecError, match=r"^Cannot read preset 'gpt2\(std=1, std=2\)': argument 'std' given twice$"
+    ):
         parse_call("gpt2(std=1, std=2)", "preset")
 
 
@@ -91,7 +115,10 @@ def test_parse_call_names_what_it_reads():
     [
         ({"name": "normal", "args": {1: 2}}, "A scheme config's 'args' has argument names as keys, got key 1"),
         ({"name": "normal", "args": [1]}, "A scheme config's 'args' must be a dict, got args=[1]"),
-        ({"name": "normal", "colour": 1}, "A scheme config has the keys 'name' and optionally 'args'; got keys ['colour', 'name']"),
+        (
+            {"name": "normal", "colour": 1},
+            "A scheme config has the keys 'name' and optionally 'args'; got keys ['colour', 'name']",
+        ),
         ({"name": ["x"]}, "Unknown scheme ['x']. Accepted: "),
     ],
 )

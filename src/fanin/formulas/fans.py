@@ -157,7 +157,7 @@ def _as_shape(shape: Sequence[int]) -> tuple[int, ...]:
     except TypeError:
         raise TypeError(f"shape must be a sequence of non-negative ints, got shape={shape!r}") from None
     for d in dims:
-        if isinstance(d, bool) or not isinstance(d, int) and not hasattr(d, "__index__") or int(d) < 0:
+        if isinstance(d, bool) or (not isinstance(d, int) and not hasattr(d, "__index__")) or int(d) < 0:
             raise TypeError(f"shape must be a sequence of non-negative ints, got shape={shape!r}")
     return tuple(int(d) for d in dims)
 

@@ -62,6 +62,7 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
             raise ValueError(f"negative_slope {param} not a valid number")
         return math.sqrt(2.0 / (1 + negative_slope**2))
     if nonlinearity == "selu":
-        # torch's empirical value (pytorch/pytorch#50664, for issue #24991); the exact SELU gain is 1 for lecun-scaled weights.
+        # torch's empirical value (pytorch/pytorch#50664, for issue #24991); the exact SELU gain is 1
+        # for lecun-scaled weights.
         return 3.0 / 4
     raise ValueError(f"Unsupported nonlinearity {nonlinearity}")

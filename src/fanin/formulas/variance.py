@@ -90,7 +90,8 @@ def scaled_variance(scale: float, fan: float, *, guard: bool = True) -> float:
     >>> scaled_variance(2.0, 0, guard=False)
     Traceback (most recent call last):
     ...
-    ValueError: variance scaling divides scale by the fan, and the fan is 0 (fan=0): a weight with a zero-size input or output axis has no fan. Keras and TF 1.x divide by max(1, fan) instead (guard=True).
+    ValueError: variance scaling divides scale by the fan, and the fan is 0 (fan=0): a weight with a zero-size input
+    or output axis has no fan. Keras and TF 1.x divide by max(1, fan) instead (guard=True).
     """
     scale = _check_real("scale", scale)
     fan = _check_real("fan", fan)
@@ -108,7 +109,9 @@ def scaled_variance(scale: float, fan: float, *, guard: bool = True) -> float:
 
 
 def uniform_limit(variance: float) -> float:
-    r"""The bound :math:`\ell = \sqrt{3\sigma^2}` of the uniform :math:`\mathcal{U}[-\ell, \ell)` of variance :math:`\sigma^2`.
+    r"""The bound :math:`\ell = \sqrt{3\sigma^2}` of the uniform :math:`\mathcal{U}[-\ell, \ell)`.
+
+    The uniform of that bound has variance :math:`\sigma^2`.
 
     >>> uniform_limit(1.0 / 3.0)
     1.0

@@ -34,7 +34,8 @@ defaults it carries, and the name of that preset) is an alias wherever a framewo
 >>> get_framework("pytorch")
 Traceback (most recent call last):
 ...
-fanin.errors.UnknownFrameworkError: Unknown framework 'pytorch'. Did you mean 'torch'? Accepted: 'fanin', 'flax', 'jax', 'keras', 'tf1', 'torch'.
+fanin.errors.UnknownFrameworkError: Unknown framework 'pytorch'. Did you mean 'torch'? Accepted: 'fanin', 'flax',
+'jax', 'keras', 'tf1', 'torch'.
 """
 
 from __future__ import annotations

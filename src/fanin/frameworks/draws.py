@@ -139,8 +139,10 @@ def _sparse(calls: list[tuple], shape: tuple[int, ...]) -> Draw | None:
     first = kept * mean
     second = kept * (std**2 + mean**2)
     return Draw(
-        "sparse normal", {"mean": mean, "std": std, "zeros": zeros, "rows": shape[0]},
-        first, math.sqrt(max(second - first**2, 0.0)),
+        "sparse normal",
+        {"mean": mean, "std": std, "zeros": zeros, "rows": shape[0]},
+        first,
+        math.sqrt(max(second - first**2, 0.0)),
     )
 
 

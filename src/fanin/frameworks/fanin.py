@@ -107,8 +107,7 @@ def _gate_rows(scheme: str, tensor: torch.Tensor, gates: int) -> int:
     rows = tensor.shape[0] if tensor.dim() else 0
     if tensor.dim() == 0 or rows % gates:
         raise ValueError(
-            f"{scheme}: the first dimension must split into {gates} equal gate blocks, "
-            f"got shape={tuple(tensor.shape)}"
+            f"{scheme}: the first dimension must split into {gates} equal gate blocks, got shape={tuple(tensor.shape)}"
         )
     return rows // gates
 
@@ -254,4 +253,3 @@ def gatewise_orthogonal_(tensor, gates=4, scale=1.0, *, generator=None):
     if h < c:
         q = q.transpose(-2, -1)
     return tensor.copy_((q * scale).reshape(gates * h, c))
-

@@ -41,11 +41,38 @@ from fanin.schemes.checks import check_number, fills_in_place
 from fanin.schemes.scheme import Scheme
 
 __all__ = [
-    "JAX", "FlaxLayers", "constant", "constant_", "delta_orthogonal", "delta_orthogonal_", "glorot_normal", "glorot_normal_",
-    "glorot_uniform", "glorot_uniform_", "he_normal", "he_normal_", "he_uniform", "he_uniform_",
-    "lecun_normal", "lecun_normal_", "lecun_uniform", "lecun_uniform_", "normal", "normal_", "ones", "ones_",
-    "orthogonal", "orthogonal_", "truncated_normal", "truncated_normal_", "uniform", "uniform_",
-    "variance_scaling", "variance_scaling_", "zeros", "zeros_",
+    "JAX",
+    "FlaxLayers",
+    "constant",
+    "constant_",
+    "delta_orthogonal",
+    "delta_orthogonal_",
+    "glorot_normal",
+    "glorot_normal_",
+    "glorot_uniform",
+    "glorot_uniform_",
+    "he_normal",
+    "he_normal_",
+    "he_uniform",
+    "he_uniform_",
+    "lecun_normal",
+    "lecun_normal_",
+    "lecun_uniform",
+    "lecun_uniform_",
+    "normal",
+    "normal_",
+    "ones",
+    "ones_",
+    "orthogonal",
+    "orthogonal_",
+    "truncated_normal",
+    "truncated_normal_",
+    "uniform",
+    "uniform_",
+    "variance_scaling",
+    "variance_scaling_",
+    "zeros",
+    "zeros_",
 ]
 
 MODES = ("fan_in", "fan_out", "fan_avg", "fan_geo_avg")
@@ -76,8 +103,14 @@ class FlaxLayers(LayerDefaults):
         return Scheme("jax.lecun_normal")
 
     def embedding(self, module: nn.Module) -> list[tuple[str, Scheme]]:
-        return [("weight", Scheme("jax.variance_scaling", scale=1.0, mode="fan_in", distribution="normal",
-                                  out_axis=0, layout="jax"))]
+        return [
+            (
+                "weight",
+                Scheme(
+                    "jax.variance_scaling", scale=1.0, mode="fan_in", distribution="normal", out_axis=0, layout="jax"
+                ),
+            )
+        ]
 
     def rnn_weight(self, name: str, own: dict[str, torch.Tensor], gates: int) -> Scheme:
         if not name.startswith("weight_hh"):
@@ -137,25 +170,33 @@ def _validate_vs(scale, mode, distribution, in_axis, out_axis, batch_axis, layou
 def _vs(tensor, scale, mode, distribution, in_axis, out_axis, batch_axis, layout, generator):
     _validate_vs(scale, mode, distribution, in_axis, out_axis, batch_axis, layout)  # direct calls too
     return variance_scaling_fill(
-        tensor, scale=scale, mode=mode,
+        tensor,
+        scale=scale,
+        mode=mode,
         distribution="untruncated_normal" if distribution == "normal" else distribution,
-        framework=JAX, layout=layout, guard=False, generator=generator,
+        framework=JAX,
+        layout=layout,
+        guard=False,
+        generator=generator,
         axes={"in_axis": in_axis, "out_axis": out_axis, "batch_axis": batch_axis},
     )
 
 
 @JAX.register("jax.variance_scaling", family="truncated_normal", validate=_validate_vs)
 @fills_in_place
-def variance_scaling_(tensor, scale, mode, distribution, in_axis=-2, out_axis=-1, batch_axis=(), layout="torch",
-                      *, generator=None):
+def variance_scaling_(
+    tensor, scale, mode, distribution, in_axis=-2, out_axis=-1, batch_axis=(), layout="torch", *, generator=None
+):
     r"""``jax.nn.initializers.variance_scaling``: target variance scale / n.
 
     .. math:: \text{truncated\_normal: } \sigma = \sqrt{\text{scale}/n} / 0.8796\ldots \ \text{cut at } \pm 2\sigma;
-              \ \text{normal: } \sigma = \sqrt{\text{scale}/n};\ \text{uniform: } \mathcal{U}(\pm\sqrt{3\,\text{scale}/n})
+              \ \text{normal: } \sigma = \sqrt{\text{scale}/n};
+              \ \text{uniform: } \mathcal{U}(\pm\sqrt{3\,\text{scale}/n})
 
     n is fan_in, fan_out, (fan_in + fan_out)/2 or sqrt(fan_in·fan_out) (``fan_geo_avg``).
 
-    >>> variance_scaling_(torch.empty(4, 8), 1.0, "fan_geo_avg", "normal", generator=torch.Generator().manual_seed(0)).shape
+    >>> g = torch.Generator().manual_seed(0)
+    >>> variance_scaling_(torch.empty(4, 8), 1.0, "fan_geo_avg", "normal", generator=g).shape
     torch.Size([4, 8])
     """
     return _vs(tensor, scale, mode, distribution, in_axis, out_axis, batch_axis, layout, generator)
@@ -250,7 +291,9 @@ def _validate_truncated(stddev, lower, upper):
     check_number("jax.truncated_normal", "lower", lower)
     check_number("jax.truncated_normal", "upper", upper)
     if not lower < upper:
-        raise SchemeArgumentError(f"jax.truncated_normal: needs lower < upper, got lower={shown(lower)}, upper={shown(upper)}")
+        raise SchemeArgumentError(
+            f"jax.truncated_normal: needs lower < upper, got lower={shown(lower)}, upper={shown(upper)}"
+        )
 
 
 @JAX.register("jax.truncated_normal", family="truncated_normal", validate=_validate_truncated)
@@ -301,8 +344,7 @@ def orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=
     return tensor.copy_(to_tensor(scale * kernel))
 
 
-@JAX.register("jax.delta_orthogonal", family="orthogonal",
-              validate=_validate_orthogonal("jax.delta_orthogonal"))
+@JAX.register("jax.delta_orthogonal", family="orthogonal", validate=_validate_orthogonal("jax.delta_orthogonal"))
 @fills_in_place
 def delta_orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=None):
     r"""``jax.nn.initializers.delta_orthogonal`` (Xiao et al., 2018): an orthogonal (in, out) matrix times

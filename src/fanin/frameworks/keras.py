@@ -150,7 +150,8 @@ def _validate_variance_scaling(scale, mode, distribution, seed, input_axes, outp
     # Keras's wording, with the accepted values sorted (Keras prints a set, whose order varies).
     if mode not in MODES:
         raise SchemeArgumentError(
-            f"Invalid `mode` argument: {mode}. " + describe_choice("mode", mode, MODES)
+            f"Invalid `mode` argument: {mode}. "
+            + describe_choice("mode", mode, MODES)
             + (" Modes are case-sensitive." if isinstance(mode, str) and mode.lower() in MODES else "")
         )
     dist = distribution.lower() if isinstance(distribution, str) else distribution
@@ -193,8 +194,10 @@ def _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, outpu
 
 
 @KERAS.register(
-    "keras.variance_scaling", family="truncated_normal",
-    aliases=("keras.VarianceScaling",), validate=_validate_variance_scaling,
+    "keras.variance_scaling",
+    family="truncated_normal",
+    aliases=("keras.VarianceScaling",),
+    validate=_validate_variance_scaling,
 )
 @fills_in_place
 def variance_scaling_(
@@ -243,12 +246,20 @@ def _specialization(name: str, scale: float, mode: str, distribution: str, formu
     )
 
 
-glorot_uniform_ = _specialization("glorot_uniform", 1.0, "fan_avg", "uniform", r"\mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})")
-glorot_normal_ = _specialization("glorot_normal", 1.0, "fan_avg", "truncated_normal", r"\sigma = \sqrt{2/(n_{in}+n_{out})}\ \text{after truncation}")
+glorot_uniform_ = _specialization(
+    "glorot_uniform", 1.0, "fan_avg", "uniform", r"\mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})"
+)
+glorot_normal_ = _specialization(
+    "glorot_normal", 1.0, "fan_avg", "truncated_normal", r"\sigma = \sqrt{2/(n_{in}+n_{out})}\ \text{after truncation}"
+)
 lecun_uniform_ = _specialization("lecun_uniform", 1.0, "fan_in", "uniform", r"\mathcal{U}(\pm\sqrt{3/n_{in}})")
-lecun_normal_ = _specialization("lecun_normal", 1.0, "fan_in", "truncated_normal", r"\sigma = \sqrt{1/n_{in}}\ \text{after truncation}")
+lecun_normal_ = _specialization(
+    "lecun_normal", 1.0, "fan_in", "truncated_normal", r"\sigma = \sqrt{1/n_{in}}\ \text{after truncation}"
+)
 he_uniform_ = _specialization("he_uniform", 2.0, "fan_in", "uniform", r"\mathcal{U}(\pm\sqrt{6/n_{in}})")
-he_normal_ = _specialization("he_normal", 2.0, "fan_in", "truncated_normal", r"\sigma = \sqrt{2/n_{in}}\ \text{after truncation}")
+he_normal_ = _specialization(
+    "he_normal", 2.0, "fan_in", "truncated_normal", r"\sigma = \sqrt{2/n_{in}}\ \text{after truncation}"
+)
 
 
 def _validate_random_normal(mean, stddev, seed, layout):
@@ -258,8 +269,10 @@ def _validate_random_normal(mean, stddev, seed, layout):
 
 
 @KERAS.register(
-    "keras.random_normal", family="normal",
-    aliases=("keras.RandomNormal", "keras.normal"), validate=_validate_random_normal,
+    "keras.random_normal",
+    family="normal",
+    aliases=("keras.RandomNormal", "keras.normal"),
+    validate=_validate_random_normal,
 )
 @fills_in_place
 def random_normal_(tensor, mean=0.0, stddev=0.05, seed=None, layout="torch", *, generator=None):
@@ -275,13 +288,17 @@ def _validate_random_uniform(minval, maxval, seed, layout):
     check_number("keras.random_uniform", "minval", minval)
     check_number("keras.random_uniform", "maxval", maxval)
     if minval > maxval:
-        raise SchemeArgumentError(f"keras.random_uniform: needs minval <= maxval, got minval={shown(minval)}, maxval={shown(maxval)}")
+        raise SchemeArgumentError(
+            f"keras.random_uniform: needs minval <= maxval, got minval={shown(minval)}, maxval={shown(maxval)}"
+        )
     _validate_common(seed, layout)
 
 
 @KERAS.register(
-    "keras.random_uniform", family="uniform",
-    aliases=("keras.RandomUniform", "keras.uniform"), validate=_validate_random_uniform,
+    "keras.random_uniform",
+    family="uniform",
+    aliases=("keras.RandomUniform", "keras.uniform"),
+    validate=_validate_random_uniform,
 )
 @fills_in_place
 def random_uniform_(tensor, minval=-0.05, maxval=0.05, seed=None, layout="torch", *, generator=None):
@@ -300,8 +317,10 @@ def _validate_truncated_normal(mean, stddev, seed, layout):
 
 
 @KERAS.register(
-    "keras.truncated_normal", family="truncated_normal",
-    aliases=("keras.TruncatedNormal",), validate=_validate_truncated_normal,
+    "keras.truncated_normal",
+    family="truncated_normal",
+    aliases=("keras.TruncatedNormal",),
+    validate=_validate_truncated_normal,
 )
 @fills_in_place
 def truncated_normal_(tensor, mean=0.0, stddev=0.05, seed=None, layout="torch", *, generator=None):
@@ -322,8 +341,10 @@ def _validate_orthogonal(gain, seed, layout):
 
 
 @KERAS.register(
-    "keras.orthogonal", family="orthogonal",
-    aliases=("keras.Orthogonal", "keras.OrthogonalInitializer"), validate=_validate_orthogonal,
+    "keras.orthogonal",
+    family="orthogonal",
+    aliases=("keras.Orthogonal", "keras.OrthogonalInitializer"),
+    validate=_validate_orthogonal,
 )
 @fills_in_place
 def orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
@@ -341,8 +362,7 @@ def orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) < 2:
         raise ValueError(
-            "The tensor to initialize must be at least two-dimensional. "
-            f"Received: shape={shape} of rank {len(shape)}."
+            f"The tensor to initialize must be at least two-dimensional. Received: shape={shape} of rank {len(shape)}."
         )
     rows, cols = KERAS.orthogonal_shape(shape)
     g = resolve_generator("keras", seed, generator, tensor.device)
@@ -356,8 +376,10 @@ def _validate_identity(gain, layout):
 
 
 @KERAS.register(
-    "keras.identity", family="identity",
-    aliases=("keras.Identity", "keras.IdentityInitializer"), validate=_validate_identity,
+    "keras.identity",
+    family="identity",
+    aliases=("keras.Identity", "keras.IdentityInitializer"),
+    validate=_validate_identity,
 )
 @fills_in_place
 def identity_(tensor, gain=1.0, layout="torch", *, generator=None):
@@ -384,7 +406,9 @@ def _validate_constant(value, layout):
         return isinstance(v, (int, float)) and not isinstance(v, bool)
 
     if not ok(value):
-        raise SchemeArgumentError(f"keras.constant: value must be a number or nested lists of numbers, got value={shown(value)}")
+        raise SchemeArgumentError(
+            f"keras.constant: value must be a number or nested lists of numbers, got value={shown(value)}"
+        )
     _validate_common(None, layout)
 
 
@@ -431,10 +455,26 @@ def ones_(tensor, layout="torch", *, generator=None):
     return tensor.fill_(1.0)
 
 
-def VarianceScaling(scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, input_axes=None, output_axes=None, layout="torch") -> Scheme:  # noqa: N802
+def VarianceScaling(
+    scale=1.0,
+    mode="fan_in",
+    distribution="truncated_normal",
+    seed=None,
+    input_axes=None,
+    output_axes=None,
+    layout="torch",
+) -> Scheme:
     """``keras.initializers.VarianceScaling`` as a fanin :class:`~fanin.Scheme`."""
-    return Scheme("keras.variance_scaling", scale=scale, mode=mode, distribution=distribution, seed=seed,
-                  input_axes=input_axes, output_axes=output_axes, layout=layout)
+    return Scheme(
+        "keras.variance_scaling",
+        scale=scale,
+        mode=mode,
+        distribution=distribution,
+        seed=seed,
+        input_axes=input_axes,
+        output_axes=output_axes,
+        layout=layout,
+    )
 
 
 def _constructor(name: str):
@@ -442,7 +482,9 @@ def _constructor(name: str):
         return Scheme(name, **kwargs)
 
     build.__name__ = build.__qualname__ = "".join(p.capitalize() for p in name.split(".")[1].split("_"))
-    build.__doc__ = f"``keras.initializers.{build.__name__}`` as a fanin :class:`~fanin.Scheme` (the arguments of ``{name}``)."
+    build.__doc__ = (
+        f"``keras.initializers.{build.__name__}`` as a fanin :class:`~fanin.Scheme` (the arguments of ``{name}``)."
+    )
     return build
 
 

@@ -101,7 +101,7 @@ class TF1Layers(LayerDefaults):
         return [("weight", Scheme("tf1.glorot_uniform_initializer", layout="keras"))]
 
     def rnn_weight(self, name: str, own: dict[str, torch.Tensor], gates: int) -> Scheme:
-        suffix = name[len("weight_ih"):]
+        suffix = name[len("weight_ih") :]
         depth = own["weight_ih" + suffix].shape[1] + own["weight_hh" + suffix].shape[1]
         h = own[name].shape[0] // gates
         if gates == 3:
@@ -145,8 +145,9 @@ def _gen(seed, generator, tensor):
     return resolve_generator("tf1", seed, generator, tensor.device)
 
 
-@TF1.register("tf1.zeros_initializer", family="constant",
-              validate=lambda layout: _common("tf1.zeros_initializer", None, layout))
+@TF1.register(
+    "tf1.zeros_initializer", family="constant", validate=lambda layout: _common("tf1.zeros_initializer", None, layout)
+)
 @fills_in_place
 def zeros_initializer_(tensor, layout="torch", *, generator=None):
     """``tf.zeros_initializer``: 0.
@@ -157,8 +158,9 @@ def zeros_initializer_(tensor, layout="torch", *, generator=None):
     return tensor.zero_()
 
 
-@TF1.register("tf1.ones_initializer", family="constant",
-              validate=lambda layout: _common("tf1.ones_initializer", None, layout))
+@TF1.register(
+    "tf1.ones_initializer", family="constant", validate=lambda layout: _common("tf1.ones_initializer", None, layout)
+)
 @fills_in_place
 def ones_initializer_(tensor, layout="torch", *, generator=None):
     """``tf.ones_initializer``: 1.
@@ -173,12 +175,17 @@ def _validate_constant(value, verify_shape, layout):
     flat = value if isinstance(value, (list, tuple)) else [value]
 
     def numbers(v):
-        return all(numbers(x) if isinstance(x, (list, tuple)) else isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
+        return all(
+            numbers(x) if isinstance(x, (list, tuple)) else isinstance(x, (int, float)) and not isinstance(x, bool)
+            for x in v
+        )
 
     if not numbers(flat):
         raise TypeError(f"Invalid type for initial value: {shown(value)} (expected a number or a list of numbers)")
     if not isinstance(verify_shape, bool):
-        raise SchemeArgumentError(f"tf1.constant_initializer: verify_shape must be a bool, got verify_shape={shown(verify_shape)}")
+        raise SchemeArgumentError(
+            f"tf1.constant_initializer: verify_shape must be a bool, got verify_shape={shown(verify_shape)}"
+        )
     _common("tf1.constant_initializer", None, layout)
 
 
@@ -234,8 +241,9 @@ def _validate_normal(name):
     return validate
 
 
-@TF1.register("tf1.random_normal_initializer", family="normal",
-              validate=_validate_normal("tf1.random_normal_initializer"))
+@TF1.register(
+    "tf1.random_normal_initializer", family="normal", validate=_validate_normal("tf1.random_normal_initializer")
+)
 @fills_in_place
 def random_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.random_normal_initializer``: :math:`\mathcal{N}(\text{mean}, \text{stddev}^2)`, default stddev 1.
@@ -246,8 +254,11 @@ def random_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="
     return rng.normal_(tensor, mean, stddev, _gen(seed, generator, tensor))
 
 
-@TF1.register("tf1.truncated_normal_initializer", family="truncated_normal",
-              validate=_validate_normal("tf1.truncated_normal_initializer"))
+@TF1.register(
+    "tf1.truncated_normal_initializer",
+    family="truncated_normal",
+    validate=_validate_normal("tf1.truncated_normal_initializer"),
+)
 @fills_in_place
 def truncated_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="torch", *, generator=None):
     r"""``tf.truncated_normal_initializer``: normal cut at mean ± 2·stddev, no variance correction.
@@ -266,7 +277,8 @@ def _validate_uniform(minval, maxval, seed, layout):
     hi = 1.0 if maxval is None else maxval
     if minval > hi:
         raise SchemeArgumentError(
-            f"tf1.random_uniform_initializer: needs minval <= maxval, got minval={shown(minval)}, maxval={shown(maxval)}"
+            "tf1.random_uniform_initializer: needs minval <= maxval, "
+            f"got minval={shown(minval)}, maxval={shown(maxval)}"
         )
     _common("tf1.random_uniform_initializer", seed, layout)
 
@@ -287,7 +299,8 @@ def _validate_vs(scale, mode, distribution, seed, layout):
         raise SchemeArgumentError(f"`scale` must be positive float. Received: scale={shown(scale)}")
     if mode not in MODES:
         raise SchemeArgumentError(
-            f"Invalid `mode` argument: {mode}. " + describe_choice("mode", mode, MODES)
+            f"Invalid `mode` argument: {mode}. "
+            + describe_choice("mode", mode, MODES)
             + (" Modes are case-sensitive." if isinstance(mode, str) and mode.lower() in MODES else "")
         )
     if not isinstance(distribution, str) or distribution.lower() not in DISTRIBUTIONS:
@@ -302,16 +315,22 @@ def _vs(tensor, scale, mode, distribution, seed, layout, generator):
     _validate_vs(scale, mode, distribution, seed, layout)  # direct calls bypass Scheme's validation
     dist = distribution.lower()
     return variance_scaling_fill(
-        tensor, scale=scale, mode=mode,
+        tensor,
+        scale=scale,
+        mode=mode,
         distribution="truncated_normal" if dist == "normal" else dist,
-        framework=TF1, layout=layout, guard=True, generator=_gen(seed, generator, tensor),
+        framework=TF1,
+        layout=layout,
+        guard=True,
+        generator=_gen(seed, generator, tensor),
     )
 
 
 @TF1.register("tf1.variance_scaling_initializer", family="truncated_normal", validate=_validate_vs)
 @fills_in_place
-def variance_scaling_initializer_(tensor, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
-                                  layout="torch", *, generator=None):
+def variance_scaling_initializer_(
+    tensor, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, layout="torch", *, generator=None
+):
     r"""``tf.variance_scaling_initializer`` (r1.15): target variance scale / max(1, n).
 
     .. math:: \sigma_{\text{after truncation}} = \sqrt{\text{scale}/\max(1, n)}
@@ -322,11 +341,16 @@ def variance_scaling_initializer_(tensor, scale=1.0, mode="fan_in", distribution
     return _vs(tensor, scale, mode, distribution, seed, layout, generator)
 
 
-@TF1.register("tf1.glorot_uniform_initializer", family="uniform",
-              validate=lambda seed, layout: _common("tf1.glorot_uniform_initializer", seed, layout))
+@TF1.register(
+    "tf1.glorot_uniform_initializer",
+    family="uniform",
+    validate=lambda seed, layout: _common("tf1.glorot_uniform_initializer", seed, layout),
+)
 @fills_in_place
 def glorot_uniform_initializer_(tensor, seed=None, layout="torch", *, generator=None):
-    r"""``tf.glorot_uniform_initializer`` (the ``tf.get_variable`` default): :math:`\mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})`.
+    r"""``tf.glorot_uniform_initializer``, the ``tf.get_variable`` default.
+
+    .. math:: \mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})
 
     >>> glorot_uniform_initializer_(torch.empty(4, 4), seed=0).shape
     torch.Size([4, 4])
@@ -334,8 +358,11 @@ def glorot_uniform_initializer_(tensor, seed=None, layout="torch", *, generator=
     return _vs(tensor, 1.0, "fan_avg", "uniform", seed, layout, generator)
 
 
-@TF1.register("tf1.glorot_normal_initializer", family="truncated_normal",
-              validate=lambda seed, layout: _common("tf1.glorot_normal_initializer", seed, layout))
+@TF1.register(
+    "tf1.glorot_normal_initializer",
+    family="truncated_normal",
+    validate=lambda seed, layout: _common("tf1.glorot_normal_initializer", seed, layout),
+)
 @fills_in_place
 def glorot_normal_initializer_(tensor, seed=None, layout="torch", *, generator=None):
     r"""``tf.glorot_normal_initializer``: truncated normal, std after truncation :math:`\sqrt{2/(n_{in}+n_{out})}`.
@@ -355,7 +382,9 @@ def _validate_uus(factor, seed, layout):
 @TF1.register("tf1.uniform_unit_scaling_initializer", family="uniform", validate=_validate_uus)
 @fills_in_place
 def uniform_unit_scaling_initializer_(tensor, factor=1.0, seed=None, layout="torch", *, generator=None):
-    r"""``tf.uniform_unit_scaling_initializer`` (deprecated in TF): :math:`\mathcal{U}(\pm \text{factor}\sqrt{3/\max(1, \prod \text{shape}[:-1])})`.
+    r"""``tf.uniform_unit_scaling_initializer`` (deprecated in TF).
+
+    .. math:: \mathcal{U}(\pm \text{factor}\sqrt{3/\max(1, \prod \text{shape}[:-1])})
 
     >>> bool(uniform_unit_scaling_initializer_(torch.empty(2, 3), seed=0).abs().max() <= 1.0)
     True
@@ -374,7 +403,9 @@ def _validate_orthogonal(gain, seed, layout):
 @TF1.register("tf1.orthogonal_initializer", family="orthogonal", validate=_validate_orthogonal)
 @fills_in_place
 def orthogonal_initializer_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
-    r"""``tf.orthogonal_initializer``: the kernel flattened to (prod(shape[:-1]), shape[-1]) is (semi-)orthogonal, times gain.
+    r"""``tf.orthogonal_initializer``: (semi-)orthogonal times gain, on the flattened kernel.
+
+    The kernel is flattened to (prod(shape[:-1]), shape[-1]).
 
     >>> w = orthogonal_initializer_(torch.empty(3, 5), seed=0)
     >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
@@ -383,8 +414,7 @@ def orthogonal_initializer_(tensor, gain=1.0, seed=None, layout="torch", *, gene
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) < 2:
         raise ValueError(
-            "The tensor to initialize must be at least two-dimensional. "
-            f"Received: shape={shape} of rank {len(shape)}."
+            f"The tensor to initialize must be at least two-dimensional. Received: shape={shape} of rank {len(shape)}."
         )
     rows, cols = TF1.orthogonal_shape(shape)
     q = orthogonal_matrix(rows, cols, dtype=tensor.dtype, device=tensor.device, generator=_gen(seed, generator, tensor))
@@ -449,8 +479,9 @@ def convolutional_delta_orthogonal_(tensor, gain=1.0, seed=None, layout="torch",
             "In_filters cannot be greater than out_filters. "
             f"Received: in_filters={shape[-2]}, out_filters={shape[-1]} (kernel shape={shape})."
         )
-    q = orthogonal_matrix(shape[-2], shape[-1], dtype=tensor.dtype, device=tensor.device,
-                          generator=_gen(seed, generator, tensor))
+    q = orthogonal_matrix(
+        shape[-2], shape[-1], dtype=tensor.dtype, device=tensor.device, generator=_gen(seed, generator, tensor)
+    )
     kernel = torch.zeros(shape, dtype=q.dtype, device=tensor.device)
     kernel[tuple((k - 1) // 2 for k in shape[:-2])] = q * gain
     return tensor.copy_(to_tensor(kernel))

@@ -59,32 +59,32 @@ __all__ = [
     "TORCH",
     "TorchLayers",
     "calculate_gain",
-    "constant_",
-    "dirac_",
-    "eye_",
-    "kaiming_normal_",
-    "kaiming_uniform_",
-    "normal_",
-    "ones_",
-    "orthogonal_",
-    "sparse_",
-    "trunc_normal_",
-    "uniform_",
-    "xavier_normal_",
-    "xavier_uniform_",
-    "zeros_",
     # deprecated aliases, as in torch.nn.init
     "constant",
+    "constant_",
     "dirac",
+    "dirac_",
     "eye",
+    "eye_",
     "kaiming_normal",
+    "kaiming_normal_",
     "kaiming_uniform",
+    "kaiming_uniform_",
     "normal",
+    "normal_",
+    "ones_",
     "orthogonal",
+    "orthogonal_",
     "sparse",
+    "sparse_",
+    "trunc_normal_",
     "uniform",
+    "uniform_",
     "xavier_normal",
+    "xavier_normal_",
     "xavier_uniform",
+    "xavier_uniform_",
+    "zeros_",
 ]
 
 # torch 2.12 replaced trunc_normal_'s inverse-CDF algorithm by rejection sampling (PR #174997).
@@ -202,7 +202,9 @@ class TorchLayers(LayerDefaults):
     def mha(self, module: nn.Module) -> Entries:
         own = own_parameters(module)
         # out_proj is constructed (and draws its Linear defaults) before _reset_parameters runs.
-        entries: Entries = [(f"out_proj.{n}", s) for n, s in self.out_proj(cast(nn.MultiheadAttention, module).out_proj)]
+        entries: Entries = [
+            (f"out_proj.{n}", s) for n, s in self.out_proj(cast(nn.MultiheadAttention, module).out_proj)
+        ]
         for name in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight"):
             if own.get(name) is not None:
                 entries.append((name, Scheme("xavier_uniform")))
@@ -340,7 +342,9 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torc
 
 
 @TORCH.register(
-    "trunc_normal", family="truncated_normal", aliases=("trunc_normal_",),
+    "trunc_normal",
+    family="truncated_normal",
+    aliases=("trunc_normal_",),
     validate=_validate_trunc_normal,
 )
 def trunc_normal_(
@@ -527,7 +531,9 @@ def _correct_fan(tensor: Tensor, mode: str) -> int:
 
 
 @TORCH.register(
-    "xavier_uniform", family="uniform", aliases=("xavier_uniform_",),
+    "xavier_uniform",
+    family="uniform",
+    aliases=("xavier_uniform_",),
     validate=_validate_gain("xavier_uniform", minimum=0),
 )
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
@@ -547,13 +553,16 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generato
 
 
 @TORCH.register(
-    "xavier_normal", family="normal", aliases=("xavier_normal_",),
+    "xavier_normal",
+    family="normal",
+    aliases=("xavier_normal_",),
     validate=_validate_gain("xavier_normal", minimum=0),
 )
 def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator | None = None) -> Tensor:
     r"""Fill the input Tensor with Xavier/Glorot normal values (Glorot & Bengio, 2010), untruncated.
 
-    .. math:: \mathcal{N}(0, \text{std}^2), \quad \text{std} = \text{gain} \times \sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}}
+    .. math:: \mathcal{N}(0, \text{std}^2), \quad
+              \text{std} = \text{gain} \times \sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}}
 
     >>> xavier_normal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0)).shape
     torch.Size([3, 5])
@@ -565,7 +574,9 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
 
 
 @TORCH.register(
-    "kaiming_uniform", family="uniform", aliases=("kaiming_uniform_",),
+    "kaiming_uniform",
+    family="uniform",
+    aliases=("kaiming_uniform_",),
     validate=_validate_kaiming("kaiming_uniform"),
 )
 def kaiming_uniform_(
@@ -577,7 +588,8 @@ def kaiming_uniform_(
 ) -> Tensor:
     r"""Fill the input Tensor with Kaiming/He uniform values (He et al., 2015).
 
-    .. math:: \mathcal{U}(-\text{bound}, \text{bound}), \quad \text{bound} = \text{gain} \times \sqrt{\frac{3}{\text{fan\_mode}}}
+    .. math:: \mathcal{U}(-\text{bound}, \text{bound}), \quad
+              \text{bound} = \text{gain} \times \sqrt{\frac{3}{\text{fan\_mode}}}
 
     ``a`` is the negative slope of a leaky ReLU; the default ``a=0`` gives the ReLU gain sqrt(2).
     PyTorch's Linear and Conv layers use ``a=sqrt(5)``, i.e. bound 1/sqrt(fan_in).
@@ -602,7 +614,9 @@ def kaiming_uniform_(
 
 
 @TORCH.register(
-    "kaiming_normal", family="normal", aliases=("kaiming_normal_",),
+    "kaiming_normal",
+    family="normal",
+    aliases=("kaiming_normal_",),
     validate=_validate_kaiming("kaiming_normal"),
 )
 def kaiming_normal_(
@@ -633,7 +647,9 @@ _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
 @TORCH.register(
-    "orthogonal", family="orthogonal", aliases=("orthogonal_",),
+    "orthogonal",
+    family="orthogonal",
+    aliases=("orthogonal_",),
     validate=_validate_gain("orthogonal"),
 )
 def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | None = None) -> Tensor:

@@ -378,7 +378,7 @@ def _tail_full(p):
 
 
 @_inline
-def _ndtri_block(P, X, I, Q, n, full):
+def _ndtri_block(P, X, IDX, Q, n, full):
     """X[:n] = ndtri(P[:n]). The centre (85% of a normal's draws) in one vectorized pass; the
     tail probabilities compacted into Q and evaluated in a second vectorized pass, so that log
     and sqrt run only where they are needed."""
@@ -387,7 +387,7 @@ def _ndtri_block(P, X, I, Q, n, full):
     cnt = 0
     for t in range(n):  # branch-free compaction
         p = P[t]
-        I[cnt] = t
+        IDX[cnt] = t
         Q[cnt] = p
         cnt += abs(p - 0.5) > 0.425
     if full:
@@ -397,7 +397,7 @@ def _ndtri_block(P, X, I, Q, n, full):
         for k in range(cnt):
             Q[k] = _tail_near(Q[k])
     for k in range(cnt):
-        X[I[k]] = Q[k]
+        X[IDX[k]] = Q[k]
 
 
 SUB = 2048  # elements per ndtri block: four float64/int64 scratch arrays stay in L1/L2
@@ -442,9 +442,15 @@ def _fused_uniform(out, o, f, n, key, prm, A, B, C, D, W):
         for j in range(nblk):
             x0, x1, x2, x3 = _philox(b0 + np.uint64(j), k0, k1, s, draw)
             dst[4 * j] = hs * np.float64(np.int32(np.uint32(x0) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
-            dst[4 * j + 1] = hs * np.float64(np.int32(np.uint32(x1) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
-            dst[4 * j + 2] = hs * np.float64(np.int32(np.uint32(x2) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
-            dst[4 * j + 3] = hs * np.float64(np.int32(np.uint32(x3) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216))
+            dst[4 * j + 1] = hs * np.float64(
+                np.int32(np.uint32(x1) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216)
+            )
+            dst[4 * j + 2] = hs * np.float64(
+                np.int32(np.uint32(x2) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216)
+            )
+            dst[4 * j + 3] = hs * np.float64(
+                np.int32(np.uint32(x3) >> np.uint32(7) | np.uint32(1)) - np.int32(16777216)
+            )
     else:
         for j in range(nblk):
             x0, x1, x2, x3 = _philox(b0 + np.uint64(j), k0, k1, s, draw)
@@ -462,13 +468,13 @@ def _fused_uniform(out, o, f, n, key, prm, A, B, C, D, W):
 def _segment_normal(out, o, W, off, n, prm, S):
     mean = prm[0]
     std = prm[1]
-    P, X, I, Y = S
+    P, X, IDX, Y = S
     for c in range(0, n, SUB):
         m = min(SUB, n - c)
         src = W[off + c : off + c + m]
         for t in range(m):
             P[t] = (np.float64(src[t]) + 0.5) * _TWO_M32
-        _ndtri_block(P, X, I, Y, m, False)
+        _ndtri_block(P, X, IDX, Y, m, False)
         dst = out[o + c : o + c + m]
         for t in range(m):
             dst[t] = mean + std * X[t]
@@ -486,14 +492,14 @@ def _segment_trunc(out, o, W, off, n, prm, S):
     upper = prm[7]
     sgn = prm[8]  # -1.0 when mirrored: the negation is exact
     full = prm[9] != 0.0
-    P, X, I, Y = S
+    P, X, IDX, Y = S
     for c in range(0, n, SUB):
         m = min(SUB, n - c)
         src = W[off + c : off + c + m]
         for t in range(m):
             u = (np.float64(src[t]) + 0.5) * _TWO_M32
             P[t] = min(max(pa + u * dp, _P_MIN), _P_MAX)
-        _ndtri_block(P, X, I, Y, m, full)
+        _ndtri_block(P, X, IDX, Y, m, full)
         dst = out[o + c : o + c + m]
         for t in range(m):
             z = min(max(X[t], lo), hi) * sgn
@@ -549,7 +555,6 @@ def _unit_runs(u, e0, n, L, pieces, group):
 
 @_inline
 def _unit_uniform(out, u, e0, n, L, pieces, group, base, osz, ost, key, prm, A, B, C, D, W):
-    k0, k1, s, draw = key
     ra, rb, ta, tb = _unit_runs(u, e0, n, L, pieces, group)
     for r in range(ra, rb):
         a = max(r * L + ta, e0)

@@ -50,9 +50,7 @@ def derive_key(seed: int, name: str) -> tuple[int, int, int, int]:
     >>> [hex(w) for w in derive_key(0, "")] == [hex(w) for w in derive_key(0, "")]
     True
     """
-    digest = hashlib.blake2b(
-        struct.pack("<Q", seed) + name.encode("utf-8"), digest_size=16, person=KEY_PERSON
-    ).digest()
+    digest = hashlib.blake2b(struct.pack("<Q", seed) + name.encode("utf-8"), digest_size=16, person=KEY_PERSON).digest()
     return struct.unpack("<4I", digest)
 
 

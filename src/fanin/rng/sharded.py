@@ -15,10 +15,11 @@ Where each kind of scheme goes (:func:`call_scheme`, reached from ``Scheme.__cal
   record declares) run on the DTensor itself; their draws reach :func:`fill_` and touch only
   local memory, no communication, cost proportional to the local shard.
 - every other scheme (orthogonal, identity/eye/dirac, sparse, array constants, fanin's gate and
-  padded schemes, schemes registered elsewhere) needs the whole value: each rank computes the full parameter from the same stream
-  in a scratch tensor and keeps its slice (:func:`fill_from_full`). No communication and
-  bit-identical by construction; the cost is one full-size scratch tensor per rank and, for
-  orthogonal, a QR of the whole ``rows x cols`` matrix in float64 on every rank
+  padded schemes, schemes registered elsewhere) needs the whole value: each rank computes the
+  full parameter from the same stream in a scratch tensor and keeps its slice
+  (:func:`fill_from_full`). No communication and bit-identical by construction; the cost is one
+  full-size scratch tensor per rank and, for orthogonal, a QR of the whole ``rows x cols``
+  matrix in float64 on every rank
   (O(rows * cols * min(rows, cols)) flops: about 1 s for 2048 x 2048 on one core of the
   development machine, against 0.03 s for a normal fill of the same size). Scattering
   from rank 0 would save the flops on other ranks but costs a collective per parameter, and the
@@ -252,7 +253,7 @@ def fill_from_full(dtensor: DTensor, full: torch.Tensor) -> torch.Tensor:
         for b in local_boxes(dtensor):
             if 0 in b.shape:
                 continue
-            src = full[tuple(slice(o, o + n) for o, n in zip(b.offsets, b.shape))]
+            src = full[tuple(slice(o, o + n) for o, n in zip(b.offsets, b.shape, strict=True))]
             local[b.local].copy_(src)
     return dtensor
 

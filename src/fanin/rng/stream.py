@@ -156,7 +156,7 @@ def _resolve_box(
             f"the tensor, full_shape and offsets need the same number of dims, got "
             f"shape={tuple(shape)}, full_shape={full}, offsets={offs}"
         )
-    for d, (n, f, o) in enumerate(zip(shape, full, offs)):
+    for d, (n, f, o) in enumerate(zip(shape, full, offs, strict=True)):
         if o < 0 or o + n > f:
             raise ValueError(
                 f"the box does not fit in the full tensor at dim {d}: offsets[{d}]={o}, "
@@ -174,14 +174,14 @@ def _geometry(shape: tuple[int, ...], full: tuple[int, ...], offs: tuple[int, ..
     strides = [1] * len(full)
     for d in range(len(full) - 2, -1, -1):
         strides[d] = strides[d + 1] * full[d + 1]
-    base = sum(o * s for o, s in zip(offs, strides))
+    base = sum(o * s for o, s in zip(offs, strides, strict=True))
     k = len(shape) - 1
     while k > 0 and shape[k] == full[k]:
         k -= 1
     if k < 0:  # a 0-d tensor
         return base, (), (), 1
     L = shape[k] * strides[k]
-    outer = [(n, s) for n, s in zip(shape[:k], strides[:k]) if n != 1]
+    outer = [(n, s) for n, s in zip(shape[:k], strides[:k], strict=True) if n != 1]
     return base, tuple(n for n, _ in outer), tuple(s for _, s in outer), L
 
 
@@ -190,7 +190,7 @@ def _flat_indices(e0: int, n: int, geom: _Geometry, device: torch.device | str) 
     e = torch.arange(e0, e0 + n, dtype=torch.int64, device=device)
     r = torch.div(e, L, rounding_mode="floor")
     flat = e - r * L + base
-    for size, stride in zip(reversed(osz), reversed(ost)):
+    for size, stride in zip(reversed(osz), reversed(ost), strict=True):
         flat += (r % size) * stride
         r = torch.div(r, size, rounding_mode="floor")
     return flat
@@ -590,7 +590,7 @@ class Stream:
         if rows < cols:
             q = q.t()
         q = (q * gain).reshape(full)
-        box = q[tuple(slice(o, o + n) for o, n in zip(offs, shape))]
+        box = q[tuple(slice(o, o + n) for o, n in zip(offs, shape, strict=True))]
         with torch.no_grad():
             tensor.copy_(_round_to(box, tensor.dtype))
         return tensor
@@ -689,7 +689,7 @@ def _pieces(tensor: torch.Tensor, offs: tuple[int, ...]) -> Iterator[tuple[torch
     step = max(1, _CHUNK // max(inner, 1))
     for a in range(0, tensor.shape[d], step):
         sub = tensor.narrow(d, a, min(step, tensor.shape[d] - a))
-        sub_offs = offs[:d] + (offs[d] + a,) + offs[d + 1 :]
+        sub_offs = (*offs[:d], offs[d] + a, *offs[d + 1 :])
         if sub.numel() > _CHUNK:  # one index of dim d is still too large: split the next dim
             yield from _pieces(sub, sub_offs)
         else:

@@ -175,12 +175,10 @@ class TruncatedNormal(Transform):
         if not std > 0:
             raise ValueError(f"truncated normal needs std > 0, got std={std!r}")
         if not self.lower < self.upper:
-            raise ValueError(
-                f"truncated normal needs lower < upper, got lower={self.lower!r}, upper={self.upper!r}"
-            )
+            raise ValueError(f"truncated normal needs lower < upper, got lower={self.lower!r}, upper={self.upper!r}")
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
-        mirror, lo, hi, pa, pb = self.host_scalars()
+        _, _, _, pa, pb = self.host_scalars()
         if not pb - pa > 0.0:
             raise ValueError(
                 "truncated normal interval has no probability mass in float64 "

@@ -109,8 +109,10 @@ def check_number(
     if not _is_number(value) or not _finite(value):
         raise SchemeArgumentError(f"{scheme}: {name} must be a finite number, got {name}={shown(value)}")
     v: float = value  # type: ignore[assignment]
-    if (minimum is not None and not v >= minimum) or (above is not None and not v > above) or (
-        below is not None and not v < below
+    if (
+        (minimum is not None and not v >= minimum)
+        or (above is not None and not v > above)
+        or (below is not None and not v < below)
     ):
         need = _bounds(minimum, above, below)
         if below is not None:  # a range: say both ends
@@ -148,8 +150,7 @@ def check_floating(tensor: object, scheme: str) -> None:
         raise TypeError(f"{scheme} fills a torch.Tensor in place, got tensor={shown(tensor)} ({type(tensor).__name__})")
     if not tensor.is_floating_point():
         raise TypeError(
-            f"{scheme} needs a floating-point tensor (float16, bfloat16, float32, float64), "
-            f"got dtype={tensor.dtype}"
+            f"{scheme} needs a floating-point tensor (float16, bfloat16, float32, float64), got dtype={tensor.dtype}"
         )
 
 

@@ -85,7 +85,8 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     >>> parse_spec("uniform(a=open('/etc/passwd'))")
     Traceback (most recent call last):
     ...
-    fanin.errors.SchemeSpecError: Cannot read scheme spec "uniform(a=open('/etc/passwd'))": argument values must be literals (numbers, strings, None, True/False, tuples, lists, dicts, inf, nan, sqrt(x)); found a call of open
+    fanin.errors.SchemeSpecError: Cannot read scheme spec "uniform(a=open('/etc/passwd'))": argument values must be
+    literals (numbers, strings, None, True/False, tuples, lists, dicts, inf, nan, sqrt(x)); found a call of open
     >>> parse_spec("normal(std=0.02, std=3.0)")
     Traceback (most recent call last):
     ...
@@ -99,7 +100,7 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
                 f"Cannot read scheme spec {quoted}: {name} takes at most {len(params)} positional "
                 f"argument(s) ({', '.join(params)}), got {len(positional)}"
             )
-        for p, value in zip(params, positional):
+        for p, value in zip(params, positional, strict=False):
             if p in keywords:
                 raise SchemeSpecError(f"Cannot read scheme spec {quoted}: argument {p!r} given twice")
             keywords[p] = value
@@ -195,12 +196,14 @@ def _literal(node: ast.AST, depth: int) -> Any:
         if any(k is None for k in node.keys):
             raise _NotLiteral("'**' in a dict")
         out: dict[Any, Any] = {}
-        for k, v in zip(node.keys, node.values):
+        for k, v in zip(node.keys, node.values, strict=True):
             key = _literal(k, depth + 1)  # type: ignore[arg-type]
             try:
                 repeated = key in out
             except TypeError:  # an unhashable key (a list)
-                raise _BadLiteral(f"a dict key must be a number, string, None, True/False or tuple, got {shown(key)}") from None
+                raise _BadLiteral(
+                    f"a dict key must be a number, string, None, True/False or tuple, got {shown(key)}"
+                ) from None
             if repeated:
                 raise _BadLiteral(f"dict key {shown(key)} given twice")
             out[key] = _literal(v, depth + 1)
