@@ -74,7 +74,7 @@ __all__ = [
 # can rebind a package attribute such as fanin.auditing.audit to the submodule of that name);
 # a name that is its own module (fanin.init, ...) maps to None.
 _EXPORTS: dict[str, str | None] = {
-    # schemes and their namespaces (issue 2)
+    # schemes and their namespaces
     "init": None,
     "keras": None,
     "tf1": None,
@@ -92,11 +92,11 @@ _EXPORTS: dict[str, str | None] = {
     "Scheme": "fanin.schemes.scheme",
     "get": "fanin.schemes.spec",
     "list_schemes": "fanin.schemes.registry",
-    # the counter stream (issue 3)
+    # the counter stream
     "STREAM_VERSION": "fanin.rng.stream",
     "Stream": "fanin.rng.stream",
     "streams_for": "fanin.rng.stream",
-    # whole models (issue 4)
+    # whole models
     "Plan": "fanin.rules.plan",
     "Rule": "fanin.rules.rules",
     "apply": "fanin.rules.apply",
@@ -115,13 +115,13 @@ _EXPORTS: dict[str, str | None] = {
     "mup_hooks": "fanin.rules.parametrization.hooks",
     "coord_check": "fanin.diagnostics.coord_check",
     "CoordCheck": "fanin.diagnostics.coord_check",
-    # diagnostics (issue 5)
+    # diagnostics
     "ProbeReport": "fanin.diagnostics.records",
     "probe": "fanin.diagnostics.probing",
     "lsuv_": "fanin.diagnostics.lsuv",
     "predict_second_moments": "fanin.diagnostics.theory",
     "signal_propagation": "fanin.diagnostics.theory",
-    # audit (issue 6)
+    # audit
     "audit": "fanin.auditing.audit",
     "diff": "fanin.auditing.diff",
 }
