@@ -50,7 +50,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +58,7 @@ import torch
 from torch import nn
 
 from fanin.diagnostics.probing import _call, _first_tensor, default_layer
+from fanin.diagnostics.serialize import json_rank, record_dict
 from fanin.errors import FaninError, describe_choice
 from fanin.rules.apply import apply
 from fanin.rules.materialize import BUFFER_HOOKS, materialize
@@ -130,10 +131,11 @@ class CoordCheck:
     widths: tuple[int, ...]
     seeds: tuple[int, ...]
     tolerance: float
-    records: tuple[tuple[int, int, int, str, str, str, float], ...]
-    fits: tuple[CoordFit, ...]
-    verdicts: tuple[CoordVerdict, ...]
-    layer_fits: tuple[CoordFit, ...] = field(default=(), compare=True)
+    # The JSON form: the settings first, then the records and fits, the verdicts last.
+    records: tuple[tuple[int, int, int, str, str, str, float], ...] = field(metadata=json_rank(1))
+    fits: tuple[CoordFit, ...] = field(metadata=json_rank(1))
+    verdicts: tuple[CoordVerdict, ...] = field(metadata=json_rank(2))
+    layer_fits: tuple[CoordFit, ...] = field(default=(), metadata=json_rank(1))
     world_size: int = 1
 
     @property
@@ -181,25 +183,7 @@ class CoordCheck:
     # ------------------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        def enc(x: Any) -> Any:
-            if isinstance(x, float) and not math.isfinite(x):
-                return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-            if isinstance(x, (list, tuple)):
-                return [enc(v) for v in x]
-            if isinstance(x, dict):
-                return {k: enc(v) for k, v in x.items()}
-            return x
-
-        data = {
-            "format": FORMAT, "label": self.label, "rules": self.rules, "optimizer": self.optimizer, "lr": self.lr,
-            "statistic": self.statistic, "steps": self.steps, "widths": list(self.widths), "seeds": list(self.seeds),
-            "tolerance": self.tolerance, "world_size": self.world_size,
-            "records": [list(r) for r in self.records],
-            "fits": [asdict(f) for f in self.fits],
-            "layer_fits": [asdict(f) for f in self.layer_fits],
-            "verdicts": [asdict(v) for v in self.verdicts],
-        }
-        return enc(data)
+        return record_dict(self, head={"format": FORMAT})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CoordCheck:

@@ -78,6 +78,7 @@ from fanin.diagnostics.verdicts import (
     scan_stds,
 )
 from fanin.diagnostics.probing import probe
+from fanin.diagnostics.serialize import json_rank, nonfinite_as_none, record_dict
 from fanin.errors import describe_choice
 from fanin.formulas.gains import calculate_gain
 from fanin.gains import activation_function
@@ -152,16 +153,7 @@ class DepthConfig:
             activation_function(self.activation)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "activation": self.activation,
-            "scheme": self.scheme,
-            "depth": self.depth,
-            "width": self.width,
-            "batch": self.batch,
-            "seed": self.seed,
-            "accumulate": self.accumulate,
-        }
+        return record_dict(self, floats=nonfinite_as_none)
 
 
 @dataclass(frozen=True)
@@ -180,14 +172,16 @@ class DepthRun:
     - ``vanish_layer``: first layer whose std falls below ``VANISH_BELOW``.
     """
 
+    # The JSON form reads: the config, the verdict and its reason, the layers where it happens,
+    # then the per-layer values.
     config: DepthConfig
-    stds: tuple[float, ...]
-    saturated: tuple[float, ...] | None
-    zeros: tuple[float, ...] | None
-    nonfinite_layer: int | None
-    overflow_layer: int | None
-    explode_layer: int | None
-    vanish_layer: int | None
+    stds: tuple[float, ...] = field(metadata=json_rank(2))
+    saturated: tuple[float, ...] | None = field(metadata=json_rank(2))
+    zeros: tuple[float, ...] | None = field(metadata=json_rank(2))
+    nonfinite_layer: int | None = field(metadata=json_rank(1))
+    overflow_layer: int | None = field(metadata=json_rank(1))
+    explode_layer: int | None = field(metadata=json_rank(1))
+    vanish_layer: int | None = field(metadata=json_rank(1))
     verdict: str
     reason: str = field(compare=False)
 
@@ -197,22 +191,7 @@ class DepthRun:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict; non-finite stds become ``None``."""
-        return {
-            "config": self.config.to_dict(),
-            "verdict": self.verdict,
-            "reason": self.reason,
-            "nonfinite_layer": self.nonfinite_layer,
-            "overflow_layer": self.overflow_layer,
-            "explode_layer": self.explode_layer,
-            "vanish_layer": self.vanish_layer,
-            "stds": [_finite_or_none(s) for s in self.stds],
-            "saturated": None if self.saturated is None else [_finite_or_none(s) for s in self.saturated],
-            "zeros": None if self.zeros is None else [_finite_or_none(s) for s in self.zeros],
-        }
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+        return record_dict(self, floats=nonfinite_as_none)
 
 
 def demo_configs(depth: int = 100, width: int = 256, batch: int = 16, seed: int = 1) -> tuple[DepthConfig, ...]:
