@@ -25,8 +25,6 @@ import torch
 from torch import nn
 
 import fanin
-from fanin.report.coord_check import render_coord_check_text, write_coord_plot
-from fanin.report.plot import MissingExtraError
 import fanin.models
 from fanin.diagnostics.coord_check import (
     CoordCheck,
@@ -34,6 +32,8 @@ from fanin.diagnostics.coord_check import (
     coord_check,
     default_group,
 )
+from fanin.report.coord_check import render_coord_check_text, write_coord_plot
+from fanin.report.plot import MissingExtraError
 from fanin.rules.parametrization import Attention, mup
 
 WORKER_TIMEOUT_S = 180
@@ -231,7 +231,7 @@ def test_fsdp2_on_two_gloo_ranks_equals_one_process(tmp_path):
     for rank in range(world):
         env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                    OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-        logs.append(open(tmp_path / f"rank{rank}.log", "w"))  # noqa: SIM115 - closed below
+        logs.append(open(tmp_path / f"rank{rank}.log", "w"))
         procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(tmp_path)], env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
     deadline = time.monotonic() + WORKER_TIMEOUT_S
     try:

@@ -33,7 +33,8 @@ The result is plain data (:class:`CoordCheck`: ``to_dict``/``from_dict``/``save`
 
 >>> import torch, fanin
 >>> from fanin.rules.parametrization import mup
->>> make = lambda w: torch.nn.Sequential(torch.nn.Linear(16, w), torch.nn.ReLU(), torch.nn.Linear(w, w), torch.nn.ReLU(), torch.nn.Linear(w, 10))
+>>> make = lambda w: torch.nn.Sequential(torch.nn.Linear(16, w), torch.nn.ReLU(), torch.nn.Linear(w, w),
+...                                      torch.nn.ReLU(), torch.nn.Linear(w, 10))
 >>> g = torch.Generator().manual_seed(0)
 >>> data = (torch.randn(64, 16, generator=g), torch.randint(0, 10, (64,), generator=g))
 >>> sp = coord_check(make, [64, 256, 1024], data, steps=3, lr=0.02)
@@ -203,7 +204,8 @@ class CoordCheck:
             tolerance=data["tolerance"],
             records=tuple((r[0], r[1], r[2], r[3], r[4], r[5], dec(r[6])) for r in data["records"]),
             fits=tuple(fit(f) for f in data["fits"]),
-            verdicts=tuple(CoordVerdict(v["group"], v["kind"], dec(v["slope"]), v["text"], v["step"]) for v in data["verdicts"]),
+            verdicts=tuple(CoordVerdict(v["group"], v["kind"], dec(v["slope"]), v["text"], v["step"])
+                           for v in data["verdicts"]),
             layer_fits=tuple(fit(f) for f in data["layer_fits"]),
             world_size=data.get("world_size", 1),
         )
@@ -266,7 +268,8 @@ class _Recorder:
         for name, module in model.named_modules():
             if not name or not is_layer(name, module):
                 continue
-            self.handles.append(module.register_forward_hook(self._hook(name, _class_name(module)), prepend=name in before_multiplier))
+            hook = self._hook(name, _class_name(module))
+            self.handles.append(module.register_forward_hook(hook, prepend=name in before_multiplier))
 
     def _hook(self, name: str, module_type: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
@@ -329,7 +332,9 @@ def _batch(data: Any, step: int) -> tuple[Any, Any]:
 def _default_loss(output: Any, target: torch.Tensor) -> torch.Tensor:
     y = _first_tensor(output)
     if y is None:
-        raise CoordCheckError("the model's output holds no floating-point tensor: give loss=(output, targets) -> scalar")
+        raise CoordCheckError(
+            "the model's output holds no floating-point tensor: give loss=(output, targets) -> scalar"
+        )
     if not target.is_floating_point():
         return nn.functional.cross_entropy(y.reshape(-1, y.shape[-1]), target.reshape(-1))
     return nn.functional.mse_loss(y, target)
@@ -353,7 +358,8 @@ def _is_dtensor(t: torch.Tensor) -> bool:
     return isinstance(t, DTensor)
 
 
-def _build(make_model, width: int, rules: object, seed: int, device: torch.device, parallelize) -> tuple[nn.Module, Plan]:
+def _build(make_model, width: int, rules: object, seed: int, device: torch.device,
+           parallelize) -> tuple[nn.Module, Plan]:
     with torch.device("meta"):
         model = make_model(width)
     if not isinstance(model, nn.Module):
@@ -408,10 +414,10 @@ def _fit(group: str, step: int, widths: list[int], values: list[float]) -> Coord
 
 def _verdict(fit: CoordFit, tolerance: float) -> CoordVerdict:
     if not all(math.isfinite(v) for v in fit.values):
-        bad = next(w for w, v in zip(fit.widths, fit.values) if not math.isfinite(v))
+        bad = next(w for w, v in zip(fit.widths, fit.values, strict=True) if not math.isfinite(v))
         return CoordVerdict(fit.group, "non-finite", math.nan, f"non-finite at width {bad}", fit.step)
     if any(v <= 0 for v in fit.values):
-        zero = next(w for w, v in zip(fit.widths, fit.values) if v <= 0)
+        zero = next(w for w, v in zip(fit.widths, fit.values, strict=True) if v <= 0)
         return CoordVerdict(fit.group, "zero", math.nan, f"zero at width {zero}", fit.step)
     s = fit.slope
     if abs(s) <= tolerance:
@@ -475,7 +481,8 @@ def coord_check(
         raise CoordCheckError(f"seeds must be a non-empty list of non-negative ints, got seeds={seeds!r}")
     if isinstance(data, list) and len(data) < steps + 1:
         raise CoordCheckError(f"data as a list needs steps + 1 = {steps + 1} batches, got {len(data)}")
-    for what, fn in (("make_model", make_model), ("loss", loss), ("layers", layers), ("groups", groups), ("parallelize", parallelize), ("progress", progress)):
+    for what, fn in (("make_model", make_model), ("loss", loss), ("layers", layers), ("groups", groups),
+                     ("parallelize", parallelize), ("progress", progress)):
         if fn is not None and not callable(fn):
             raise CoordCheckError(f"{what} must be callable, got {what}={fn!r}")
     device = torch.device(device)
@@ -520,9 +527,11 @@ def coord_check(
                     y = _first_tensor(output)
                     if y is not None and not recorder.recorded(y):
                         recorder.add(OUTPUT, _class_name(model), y)
-                    for key, module_type, value in zip(recorder.keys, recorder.modules, recorder.values(reduce)):
+                    measured = zip(recorder.keys, recorder.modules, recorder.values(reduce), strict=True)
+                    for key, module_type, value in measured:
                         name, _, call = key.partition("#")
-                        records.append((width, seed, t, key, group_fn(name) + (f"#{call}" if call else ""), module_type, value))
+                        group = group_fn(name) + (f"#{call}" if call else "")
+                        records.append((width, seed, t, key, group, module_type, value))
                     if t == steps:
                         break
                     objective = loss_fn(output, target)

@@ -64,7 +64,7 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
@@ -237,8 +237,9 @@ def lsuv_(
     with _preserved(model, train, devices) as reset_rng, torch.no_grad():
         if orthogonal_init:
             for name, module in selected:
-                if not is_marked(module.weight):
-                    _orthogonal_start(module.weight, f"{name}.weight", generator)
+                weight = cast(torch.Tensor, module.weight)  # _select checked it is a floating tensor
+                if not is_marked(weight):
+                    _orthogonal_start(weight, f"{name}.weight", generator)
         order, calls = _execution_order(model, selected, call, reset_rng)
         ran = {id(m) for _, m in order}
         unused = tuple(name for name, m in selected if id(m) not in ran)
@@ -294,7 +295,8 @@ def _select(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
                 f"layers must be None, 'marked', an iterable of module names or modules, or a predicate "
                 f"(name, module) -> bool; got layers={layers!r}"
             )
-        chosen = [(n, m) for n, m in named if isinstance(getattr(m, "weight", None), torch.Tensor) and is_marked(m.weight)]
+        chosen = [(n, m) for n, m in named
+                  if isinstance(getattr(m, "weight", None), torch.Tensor) and is_marked(m.weight)]
         if not chosen:
             raise LSUVError(
                 f"layers='marked' but no weight of {type(model).__name__} carries the mark of the 'lsuv' scheme; "
@@ -375,7 +377,7 @@ def _preserved(model: nn.Module, train: bool, devices: list[int]) -> Iterator[Ca
 
     def reset_rng() -> None:
         torch.set_rng_state(cpu_state)
-        for d, state in zip(devices, cuda_states):
+        for d, state in zip(devices, cuda_states, strict=True):
             torch.cuda.set_rng_state(state, d)
 
     model.train(train)
@@ -441,7 +443,9 @@ def _output_variance(model, module, name, call, reset_rng) -> float:
     finally:
         handle.remove()
     if not captured:
-        raise LSUVError(f"layer {name!r} ran in the first pass but not in a later one: the forward is not deterministic")
+        raise LSUVError(
+            f"layer {name!r} ran in the first pass but not in a later one: the forward is not deterministic"
+        )
     out = captured[0]
     if out.numel() < 2:
         raise LSUVError(f"layer {name!r} output has {out.numel()} element(s); its variance needs 2 or more")

@@ -49,16 +49,16 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport
 from fanin.diagnostics.verdicts import SATURATION_LEVEL, judge_signal, power_exponent
 from fanin.errors import describe_choice
-from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport
 
 __all__ = ["MODES", "ProbeError", "default_layer", "probe"]
 
@@ -420,6 +420,6 @@ def _backward(model: nn.Module, output: Any, state: _State, loss, seed: int):
             "nothing to run the backward pass through"
         )
     got = torch.autograd.grad(roots, [*outputs, *wanted], grad_outputs=cotangents, allow_unused=True)
-    by_output = dict(zip(map(id, outputs), got[: len(outputs)]))
-    by_param = dict(zip(map(id, wanted), got[len(outputs):]))
+    by_output = dict(zip(map(id, outputs), got[: len(outputs)], strict=True))
+    by_param = dict(zip(map(id, wanted), got[len(outputs):], strict=True))
     return [by_output.get(id(y)) for y in state.outputs], [by_param.get(id(p)) for p in params]

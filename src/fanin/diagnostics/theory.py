@@ -195,7 +195,7 @@ def predict_second_moments(
             f"give the weights' distribution as scheme= (a fanin.get spec) or weight_var= (a variance), "
             f"exactly one; got scheme={scheme!r}, weight_var={weight_var!r}"
         )
-    var_w = weight_variance(scheme, shape) if weight_var is None else _check_real("weight_var", weight_var)
+    var_w = _check_real("weight_var", weight_var) if scheme is None else weight_variance(scheme, shape)
     if activation not in _LINEAR:
         activation_function(activation, param)  # unknown names and bad params fail here, with the list
     var_b = _check_real("bias_std", bias_std) ** 2

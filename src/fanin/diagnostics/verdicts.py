@@ -177,7 +177,7 @@ def growth_per_layer(depths: Sequence[float], stds: Sequence[float]) -> float | 
     """:math:`e^b`, :math:`b` the least-squares slope of :math:`\\log \\sigma` on depth, over the
     finite positive stds up to the first non-finite one; ``None`` with fewer than two depths."""
     points = []
-    for d, s in zip(depths, stds):
+    for d, s in zip(depths, stds, strict=True):
         if not math.isfinite(s):
             break
         if s > 0:
