@@ -58,7 +58,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from fanin.diagnostics.probing import _call, _first_tensor, default_layer
+from fanin.diagnostics.probing import call_model, default_layer, first_tensor
 from fanin.diagnostics.serialize import json_rank, record_dict
 from fanin.errors import FaninError, describe_choice
 from fanin.rules.apply import apply
@@ -273,7 +273,7 @@ class _Recorder:
 
     def _hook(self, name: str, module_type: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            y = _first_tensor(output)
+            y = first_tensor(output)
             if y is not None:
                 call = self.calls.get(name, 0)
                 self.calls[name] = call + 1
@@ -330,7 +330,7 @@ def _batch(data: Any, step: int) -> tuple[Any, Any]:
 
 
 def _default_loss(output: Any, target: torch.Tensor) -> torch.Tensor:
-    y = _first_tensor(output)
+    y = first_tensor(output)
     if y is None:
         raise CoordCheckError(
             "the model's output holds no floating-point tensor: give loss=(output, targets) -> scalar"
@@ -523,8 +523,8 @@ def coord_check(
                     inputs, target = _batch(data, t)
                     inputs, target = _to(inputs, device), _to(target, device)
                     recorder.start()
-                    output = _call(model, inputs)
-                    y = _first_tensor(output)
+                    output = call_model(model, inputs)
+                    y = first_tensor(output)
                     if y is not None and not recorder.recorded(y):
                         recorder.add(OUTPUT, _class_name(model), y)
                     measured = zip(recorder.keys, recorder.modules, recorder.values(reduce), strict=True)
