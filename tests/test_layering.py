@@ -14,8 +14,10 @@ to the right, and nothing else.
 
 One exception (the project's shared decision on records): a record's ``__str__`` (what ``print()``
 shows) may import its renderer from ``fanin.report`` inside that method, so that records stay plain
-data and ``print(plan)`` still gives the table. Only a method named ``__str__``, only imports of
-``fanin.report``, only inside the method body.
+data and ``print(plan)`` still gives the table; so may a record's other rendering method kept for
+its public name (``report.to_markdown()``, ``table.describe()``) when it is a thin call: its body
+is its imports and one ``return``. Only imports of ``fanin.report``, only inside the method body;
+never in ``__repr__`` (one short line built in the record's module).
 
 ``fanin.activations`` is math on activations *with torch* (it imports only errors and formulas), so it
 sits with the schemes rather than in the torch-free formulas. The public faces ``fanin.init``,
@@ -107,13 +109,26 @@ def imported_modules(path: Path, module: str, root: Path = PACKAGE) -> list[tupl
     return sorted((line, m) for line, m in found if m == "fanin" or m.startswith("fanin."))
 
 
+def _thin_delegate(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
+    """A method whose body is an optional docstring, imports, then one ``return`` (not ``__repr__``)."""
+    body = list(method.body)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]
+    return (method.name != "__repr__" and len(body) >= 2 and isinstance(body[-1], ast.Return)
+            and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body[:-1]))
+
+
 def str_method_import_lines(path: Path) -> set[int]:
     """Lines of the import statements written inside a function named ``__str__`` (at any depth
-    of that method's body, not in a function nested inside it)."""
+    of that method's body, not in a function nested inside it), or directly in the body of a
+    class's method that is a thin call (:func:`_thin_delegate`)."""
     lines: set[int] = set()
 
     def visit(node: ast.AST, in_str: bool) -> None:
         for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and isinstance(node, ast.ClassDef) \
+                    and _thin_delegate(child):
+                lines.update(n.lineno for n in child.body if isinstance(n, (ast.Import, ast.ImportFrom)))
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 visit(child, getattr(child, "name", None) == "__str__")
             elif isinstance(child, ast.ClassDef):
@@ -334,14 +349,31 @@ def test_only_str_may_import_its_renderer(tree):
         "        import fanin.cli.main\n"
         "        def helper():\n"
         "            from fanin.report import plan\n"
+        "    def to_markdown(self):\n"
+        "        \"\"\"A thin call: allowed.\"\"\"\n"
+        "        from fanin.report.plan import render_plan_markdown\n"
+        "        return render_plan_markdown(self)\n"
+        "    def to_json(self):\n"
+        "        from fanin.report.plan import render_plan_json\n"
+        "        text = render_plan_json(self)\n"
+        "        return text\n"
+        "    def __repr__(self):\n"
+        "        from fanin.report.plan import render_plan_text\n"
+        "        return render_plan_text(self)\n"
+        "    def to_cli(self):\n"
+        "        import fanin.cli.main\n"
+        "        return fanin.cli.main\n"
         "from fanin.report.plan import render_plan_text\n"
     )
     assert [v.split(" (")[0] for v in violations(path, "fanin.rules.plan", tree)] == [
         "fanin.rules.plan:6 imports fanin.report.plan",  # __repr__
-        "fanin.rules.plan:8 imports fanin.report",  # another method
+        "fanin.rules.plan:8 imports fanin.report",  # another method, not a thin call
         "fanin.rules.plan:10 imports fanin.cli.main",  # __str__, but not a renderer
         "fanin.rules.plan:12 imports fanin.report",  # a function inside __str__
-        "fanin.rules.plan:13 imports fanin.report.plan",  # module level
+        "fanin.rules.plan:18 imports fanin.report.plan",  # more than a call
+        "fanin.rules.plan:22 imports fanin.report.plan",  # __repr__, even when thin
+        "fanin.rules.plan:25 imports fanin.cli.main",  # a thin call, but not to a renderer
+        "fanin.rules.plan:27 imports fanin.report.plan",  # module level
     ]
 
 

@@ -110,7 +110,8 @@ def test_table_output(tmp_path):
                                 env={"COLUMNS": "80"})
     assert result.exit_code == 0 and max(len(line) for line in result.stdout.splitlines()) <= 80
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("same architecture (4 tensors); same initialization") and "Counts: identical 2" in lines[2]
+    assert lines[0].startswith("same architecture (4 tensors); same initialization")
+    assert "Counts: identical 2" in lines[2]
 
 
 def test_model_specs_and_hugging_face_directories(tmp_path):
@@ -158,7 +159,8 @@ def test_plot_of_a_gate_blocked_uniform_draws_the_mixture(tmp_path):
     import fanin
     from fanin.report.audit import _Mixture, write_audit_plot
 
-    w = fanin.get("fanin.gate_uniform(bounds=[0.1, 0.25, 0.1, 0.05])")(torch.empty(64, 32), generator=torch.Generator().manual_seed(0))
+    gates = fanin.get("fanin.gate_uniform(bounds=[0.1, 0.25, 0.1, 0.05])")
+    w = gates(torch.empty(64, 32), generator=torch.Generator().manual_seed(0))
     report = fanin.audit({"lstm.bias_like": w})
     png = write_audit_plot(report, tmp_path / "gates.png", values={"lstm.bias_like": w})
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -416,3 +416,28 @@ def test_a_figure_that_fails_half_way_leaves_the_old_file(tmp_path, monkeypatch)
     result = run("audit", "mlp", "--format", "json", "--plot", str(old))
     assert result.exit_code == 1 and "Cannot write the plot to" in result.stderr
     assert old.read_bytes() == b"old figure" and [p.name for p in tmp_path.iterdir()] == ["hist.png"]
+
+
+@pytest.mark.parametrize("command, option, constant", [
+    ("coord-check", "optimizer", "fanin.diagnostics.coord_check:OPTIMIZERS"),
+    ("coord-check", "statistic", "fanin.diagnostics.coord_check:STATISTICS"),
+    ("demo", "accumulate", "fanin.diagnostics.depth:ACCUMULATE"),
+    ("probe", "mode", "fanin.diagnostics.probing:MODES"),
+    ("explain", "leftovers", "fanin.rules.rules:LEFTOVERS"),
+])
+def test_option_choices_are_the_librarys(command, option, constant):
+    """The CLI spells these choices out (loading it imports no torch); they are the library's."""
+    import importlib
+
+    module, name = constant.split(":")
+    param = next(p for p in main.commands[command].params if p.name == option)
+    assert sorted(param.type.choices) == sorted(getattr(importlib.import_module(module), name))
+
+
+def test_one_definition_of_the_formats():
+    from fanin.cli.output import FORMATS, SUFFIXES
+
+    assert set(SUFFIXES.values()) == set(FORMATS)
+    for command in main.commands.values():
+        formats = [p for p in command.params if p.name == "fmt"]
+        assert [tuple(p.type.choices) for p in formats] == [FORMATS], command.name

@@ -25,8 +25,6 @@ import torch
 from torch import nn
 
 import fanin
-from fanin.report.coord_check import render_coord_check_text, write_coord_plot
-from fanin.report.plot import MissingExtraError
 import fanin.models
 from fanin.diagnostics.coord_check import (
     CoordCheck,
@@ -34,6 +32,8 @@ from fanin.diagnostics.coord_check import (
     coord_check,
     default_group,
 )
+from fanin.report.coord_check import render_coord_check_text, write_coord_plot
+from fanin.report.plot import MissingExtraError
 from fanin.rules.parametrization import Attention, mup
 
 WORKER_TIMEOUT_S = 180
@@ -157,7 +157,8 @@ def test_record_round_trips_through_json(gpt_runs, tmp_path):
     assert text[header].split()[:3] == ["group", "t=0", "t=1"] and len(text) == header + 2 + len(mu.groups)
     assert text[-1].split()[0] == "lm_head" and text[-1].endswith(mu.verdict("lm_head").text)
     assert str(mu) == render_coord_check_text(mu)
-    with pytest.raises(CoordCheckError, match=r"not a coordinate check record: format=None, expected 'fanin.coord_check/1'"):
+    message = r"not a coordinate check record: format=None, expected 'fanin.coord_check/1'"
+    with pytest.raises(CoordCheckError, match=message):
         CoordCheck.from_dict({})
     with pytest.raises(KeyError, match=r"Unknown layer group 'lm_haed'. Did you mean 'lm_head'\?"):
         mu.slope("lm_haed")
@@ -231,8 +232,9 @@ def test_fsdp2_on_two_gloo_ranks_equals_one_process(tmp_path):
     for rank in range(world):
         env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                    OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONWARNINGS="ignore")
-        logs.append(open(tmp_path / f"rank{rank}.log", "w"))  # noqa: SIM115 - closed below
-        procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(tmp_path)], env=env, stdout=logs[-1], stderr=subprocess.STDOUT))
+        logs.append(open(tmp_path / f"rank{rank}.log", "w"))
+        procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(tmp_path)], env=env,
+                                      stdout=logs[-1], stderr=subprocess.STDOUT))
     deadline = time.monotonic() + WORKER_TIMEOUT_S
     try:
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
@@ -287,7 +289,7 @@ def _worker(out: Path) -> None:
     local = (x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half])
     sharded = coord_check(make_mlp, [64, 128], local, parallelize=shard, **kw)
     mismatched = [
-        (a[:4], a[6], b[6]) for a, b in zip(reference.records, sharded.records)
+        (a[:4], a[6], b[6]) for a, b in zip(reference.records, sharded.records, strict=True)
         if a[:6] != b[:6] or not math.isclose(a[6], b[6], rel_tol=1e-4, abs_tol=1e-7)
     ]
     class Buffered(nn.Sequential):
@@ -317,7 +319,8 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
 
 def test_the_figure_without_matplotlib(gpt_runs, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
-    with pytest.raises(MissingExtraError, match=r"Plotting needs matplotlib, which is not installed \(.*\). Install it with: pip install 'fanin\[plot\]'"):
+    message = r"Plotting needs matplotlib, which is not installed \(.*\). Install it with: pip install 'fanin\[plot\]'"
+    with pytest.raises(MissingExtraError, match=message):
         write_coord_plot(gpt_runs[0], tmp_path / "x.png")
     assert not (tmp_path / "x.png").exists()
 

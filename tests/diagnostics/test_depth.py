@@ -141,7 +141,7 @@ def _float64_linear(x, w):
 
 
 def _same_stds(a, b):
-    return len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x == y or (math.isnan(x) and math.isnan(y)) for x, y in zip(a, b, strict=True))
 
 
 def test_same_draws_as_the_documents_global_seeding(runs):

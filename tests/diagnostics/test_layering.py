@@ -1,6 +1,7 @@
 """Imports flow one way (CONTRIBUTING.md): diagnostics import nothing from reports or the CLI, and the
 probe function is not shadowed by a module of the same name. The one exception, as in
-tests/test_layering.py: a record's ``__str__`` may import its renderer from ``fanin.report``."""
+tests/test_layering.py: a record's ``__str__``, or a rendering method that is only a call of its
+renderer (``report.to_markdown()``), may import that renderer from ``fanin.report``."""
 
 import ast
 import importlib.util
@@ -29,12 +30,23 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
     return found
 
 
+def _thin_call(method: ast.FunctionDef) -> bool:
+    """A method whose body is an optional docstring, imports, then one ``return`` (not ``__repr__``)."""
+    body = method.body[1:] if ast.get_docstring(method) is not None else method.body
+    return (method.name != "__repr__" and len(body) >= 2 and isinstance(body[-1], ast.Return)
+            and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body[:-1]))
+
+
 def str_method_lines(path: Path) -> set[int]:
-    """Lines of imports written directly in the body of a method named ``__str__``."""
+    """Lines of imports written directly in the body of a method named ``__str__``, or of a record's
+    rendering method that is a thin call into its renderer (``report.to_markdown()``)."""
     lines: set[int] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.FunctionDef) and node.name == "__str__":
-            lines |= {n.lineno for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))}
+    for cls in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(cls, ast.ClassDef):
+            continue
+        for node in cls.body:
+            if isinstance(node, ast.FunctionDef) and (node.name == "__str__" or _thin_call(node)):
+                lines |= {n.lineno for n in node.body if isinstance(n, (ast.Import, ast.ImportFrom))}
     return lines
 
 
@@ -83,3 +95,25 @@ def test_records_keep_their_public_names():
         assert getattr(fanin.report, name) is obj, name  # the renderers' package re-exports them
         assert getattr(fanin.report.probe, name) is obj, name  # and so does their former module
     assert fanin.ProbeReport is records.ProbeReport
+
+
+def test_only_thin_rendering_methods_may_import_their_renderer(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text(
+        "class R:\n"
+        "    def to_markdown(self):\n"
+        "        '''doc'''\n"
+        "        from fanin.report.lsuv import lsuv_markdown\n"
+        "        return lsuv_markdown(self)\n"
+        "    def to_table(self):\n"
+        "        from fanin.report.lsuv import lsuv_table\n"
+        "        table = lsuv_table(self)\n"
+        "        return table\n"
+        "    def __repr__(self):\n"
+        "        from fanin.report.lsuv import lsuv_summary\n"
+        "        return lsuv_summary(self)\n"
+        "def helper():\n"
+        "    from fanin.report.lsuv import lsuv_table\n"
+        "    return lsuv_table\n"
+    )
+    assert str_method_lines(source) == {4}

@@ -71,7 +71,7 @@ def registration_order_lsuv(model, x, tol=TOL, max_iter=10):
                 continue
             for _ in range(max_iter):
                 seen = []
-                h = m.register_forward_hook(lambda mod, a, y: seen.append(y.double().var().item()))
+                h = m.register_forward_hook(lambda mod, a, y, seen=seen: seen.append(y.double().var().item()))
                 model(x)
                 h.remove()
                 if abs(seen[0] - 1) < tol:
@@ -356,4 +356,5 @@ def test_repr_is_one_short_line():
     )
     assert repr(LSUVReport(layers, 1.0, 0.01, 10, ("spare",))) == (
         "<LSUVReport: 2 layers calibrated, 1 not converged, target std 1, 1 unused>")
-    assert repr(LSUVReport(layers[:1], 0.5, 0.01, 10)) == "<LSUVReport: 1 layer calibrated, all converged, target std 0.5>"
+    one = LSUVReport(layers[:1], 0.5, 0.01, 10)
+    assert repr(one) == "<LSUVReport: 1 layer calibrated, all converged, target std 0.5>"

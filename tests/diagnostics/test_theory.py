@@ -64,7 +64,7 @@ def test_tanh_recursion_matches_scipy_quadrature():
     for _ in range(3):
         expected.append((5 / 3) ** 2 * second_moment(math.tanh, expected[-1]))
     p = predict_second_moments(4, 64, "tanh", "xavier_uniform(gain=1.6666666666666667)")
-    for got, want in zip(p, expected):
+    for got, want in zip(p, expected, strict=True):
         assert math.isclose(got.pre, want, rel_tol=1e-9)
         assert math.isclose(got.post, second_moment(math.tanh, want), rel_tol=1e-9)
 

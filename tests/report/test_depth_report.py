@@ -192,5 +192,6 @@ def test_scheme_summaries_are_plain_whole_sentences():
             assert rest not in summary, (name, summary)
     assert plain_summary("Zeros, after one :math:`\\mathcal{U}[a, b)` draw of ``n`` values.") == (
         "Zeros, after one U[a, b) draw of n values.")
-    assert plain_summary("A bias: the first dimension splits\ninto blocks, block") == "A bias: the first dimension splits into blocks, block."
+    text = plain_summary("A bias: the first dimension splits\ninto blocks, block")
+    assert text == "A bias: the first dimension splits into blocks, block."
     assert plain_summary("One sentence. And a cut-off sec") == "One sentence."

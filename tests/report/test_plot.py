@@ -47,7 +47,7 @@ def test_formats_by_suffix(tmp_path):
 def test_a_failed_drawing_leaves_the_old_file(tmp_path):
     path = tmp_path / "f.png"
     path.write_bytes(b"old")
-    with pytest.raises(RuntimeError), figure(path) as (fig, axes):
+    with pytest.raises(RuntimeError), figure(path) as (_fig, axes):
         axes[0, 0].plot([1, 2])
         raise RuntimeError("drawing failed")
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["f.png"]

@@ -40,8 +40,9 @@ def is_rules_file(rules_arg: str) -> bool:
 
 def rules_from_option(rules_arg: str, model=None):
     """``--rules FILE|PRESET``: the rules read from a ``.toml``/``.json`` file, or the preset's
-    rules (what a preset needs and is not given is read from ``model``'s documented attributes). A preset that does not exist and a file that is not there are usage errors (status
-    2); a file that exists but cannot be read as rules is a failure (status 1)."""
+    rules (what a preset needs and is not given is read from ``model``'s documented attributes).
+    A preset that does not exist and a file that is not there are usage errors (status 2); a file
+    that exists but cannot be read as rules is a failure (status 1)."""
     from fanin.errors import FaninError
 
     if not is_rules_file(rules_arg):

@@ -21,12 +21,9 @@ def gain_command(activation, param, samples, seed, output, fmt) -> None:
     """The gain of ACTIVATION, 1/sqrt(E[f(z)^2]) for z ~ N(0, 1): exact by quadrature, torch's
     calculate_gain value and why it differs, the Monte-Carlo estimate with its standard error, and
     the std ratio std(z)/std(f(z)), which equals the gain only when E[f(z)] = 0."""
-    import json
-
     from fanin.cli.errors import usage
     from fanin.activations import UnknownActivationError, compare_gains
-    from fanin.report import render_gain
-    from fanin.report.formats import render_gain_markdown
+    from fanin.report.formats import render_gain, render_gain_json, render_gain_markdown
 
     out = output_for(output, fmt)
     try:
@@ -35,5 +32,4 @@ def gain_command(activation, param, samples, seed, output, fmt) -> None:
         raise usage(err, "ACTIVATION") from None
     except (ValueError, TypeError) as err:
         raise usage(err, "--param") from None
-    emit(out, comparison, Renderers(lambda c, _width: render_gain(c), render_gain_markdown,
-                                    lambda c: json.dumps(c.to_dict(), indent=2, allow_nan=False) + "\n"))
+    emit(out, comparison, Renderers(lambda c, _width: render_gain(c), render_gain_markdown, render_gain_json))

@@ -140,28 +140,24 @@ def check_destination(path: str, option: str, inputs: Iterable[str | os.PathLike
     return p
 
 
-def output_for(output: str | None, fmt: str | None, *, inputs: Iterable[str | os.PathLike[str]] = (),
-               formats: tuple[str, ...] = FORMATS) -> Output:
-    """The :class:`Output` of ``-o``/``--format``, checked (see the module): call it before the work."""
-    if fmt is not None and fmt not in formats:
-        raise usage(f"this command writes {', '.join(formats)}, got --format {fmt}", "--format")
+def output_for(output: str | None, fmt: str | None, *, inputs: Iterable[str | os.PathLike[str]] = ()) -> Output:
+    """The :class:`Output` of ``-o``/``--format``, checked (see the module): call it before the work.
+    ``fmt`` is one of :data:`FORMATS` (click's choice has checked it) or ``None``."""
     if output is None:
         return Output(fmt or "table")
     path = check_destination(output, "-o/--output", inputs)
     suffix = path.suffix.lower()
-    accepted = ", ".join(f"{s} ({f})" for s, f in sorted(SUFFIXES.items()) if f in formats)
+    accepted = ", ".join(f"{s} ({f})" for s, f in sorted(SUFFIXES.items()))
     by_suffix = SUFFIXES.get(suffix)
-    if by_suffix is None and (suffix or fmt is None):
-        raise usage(f"cannot tell the report's format from output={output!r}: the suffix is "
-                    f"{suffix or 'missing'}; accepted suffixes: {accepted}", "-o/--output")
-    if fmt is not None and by_suffix is not None and fmt != by_suffix:
+    if by_suffix is None:
+        if suffix or fmt is None:
+            raise usage(f"cannot tell the report's format from output={output!r}: the suffix is "
+                        f"{suffix or 'missing'}; accepted suffixes: {accepted}", "-o/--output")
+        return Output(fmt, path)
+    if fmt is not None and fmt != by_suffix:
         raise usage(f"--format {fmt} disagrees with the suffix of output={output!r} ({suffix} is {by_suffix}); "
                     "give one or make them agree", "-o/--output")
-    chosen = fmt or by_suffix
-    assert chosen is not None
-    if chosen not in formats:
-        raise usage(f"this command writes {', '.join(formats)}, got output={output!r}", "-o/--output")
-    return Output(chosen, path)
+    return Output(by_suffix, path)
 
 
 def plot_for(plot_path: str | None, *, inputs: Iterable[str | os.PathLike[str]] = (),

@@ -33,7 +33,8 @@ The result is plain data (:class:`CoordCheck`: ``to_dict``/``from_dict``/``save`
 
 >>> import torch, fanin
 >>> from fanin.rules.parametrization import mup
->>> make = lambda w: torch.nn.Sequential(torch.nn.Linear(16, w), torch.nn.ReLU(), torch.nn.Linear(w, w), torch.nn.ReLU(), torch.nn.Linear(w, 10))
+>>> make = lambda w: torch.nn.Sequential(torch.nn.Linear(16, w), torch.nn.ReLU(), torch.nn.Linear(w, w),
+...                                      torch.nn.ReLU(), torch.nn.Linear(w, 10))
 >>> g = torch.Generator().manual_seed(0)
 >>> data = (torch.randn(64, 16, generator=g), torch.randint(0, 10, (64,), generator=g))
 >>> sp = coord_check(make, [64, 256, 1024], data, steps=3, lr=0.02)
@@ -50,14 +51,15 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from fanin.diagnostics.probing import _call, _first_tensor, default_layer
+from fanin.diagnostics.probing import call_model, default_layer, first_tensor
+from fanin.diagnostics.serialize import json_rank, record_dict
 from fanin.errors import FaninError, describe_choice
 from fanin.rules.apply import apply
 from fanin.rules.materialize import BUFFER_HOOKS, materialize
@@ -130,10 +132,11 @@ class CoordCheck:
     widths: tuple[int, ...]
     seeds: tuple[int, ...]
     tolerance: float
-    records: tuple[tuple[int, int, int, str, str, str, float], ...]
-    fits: tuple[CoordFit, ...]
-    verdicts: tuple[CoordVerdict, ...]
-    layer_fits: tuple[CoordFit, ...] = field(default=(), compare=True)
+    # The JSON form: the settings first, then the records and fits, the verdicts last.
+    records: tuple[tuple[int, int, int, str, str, str, float], ...] = field(metadata=json_rank(1))
+    fits: tuple[CoordFit, ...] = field(metadata=json_rank(1))
+    verdicts: tuple[CoordVerdict, ...] = field(metadata=json_rank(2))
+    layer_fits: tuple[CoordFit, ...] = field(default=(), metadata=json_rank(1))
     world_size: int = 1
 
     @property
@@ -181,25 +184,7 @@ class CoordCheck:
     # ------------------------------------------------------------------------------ JSON
 
     def to_dict(self) -> dict[str, Any]:
-        def enc(x: Any) -> Any:
-            if isinstance(x, float) and not math.isfinite(x):
-                return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-            if isinstance(x, (list, tuple)):
-                return [enc(v) for v in x]
-            if isinstance(x, dict):
-                return {k: enc(v) for k, v in x.items()}
-            return x
-
-        data = {
-            "format": FORMAT, "label": self.label, "rules": self.rules, "optimizer": self.optimizer, "lr": self.lr,
-            "statistic": self.statistic, "steps": self.steps, "widths": list(self.widths), "seeds": list(self.seeds),
-            "tolerance": self.tolerance, "world_size": self.world_size,
-            "records": [list(r) for r in self.records],
-            "fits": [asdict(f) for f in self.fits],
-            "layer_fits": [asdict(f) for f in self.layer_fits],
-            "verdicts": [asdict(v) for v in self.verdicts],
-        }
-        return enc(data)
+        return record_dict(self, head={"format": FORMAT})
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> CoordCheck:
@@ -219,7 +204,8 @@ class CoordCheck:
             tolerance=data["tolerance"],
             records=tuple((r[0], r[1], r[2], r[3], r[4], r[5], dec(r[6])) for r in data["records"]),
             fits=tuple(fit(f) for f in data["fits"]),
-            verdicts=tuple(CoordVerdict(v["group"], v["kind"], dec(v["slope"]), v["text"], v["step"]) for v in data["verdicts"]),
+            verdicts=tuple(CoordVerdict(v["group"], v["kind"], dec(v["slope"]), v["text"], v["step"])
+                           for v in data["verdicts"]),
             layer_fits=tuple(fit(f) for f in data["layer_fits"]),
             world_size=data.get("world_size", 1),
         )
@@ -282,11 +268,12 @@ class _Recorder:
         for name, module in model.named_modules():
             if not name or not is_layer(name, module):
                 continue
-            self.handles.append(module.register_forward_hook(self._hook(name, _class_name(module)), prepend=name in before_multiplier))
+            hook = self._hook(name, _class_name(module))
+            self.handles.append(module.register_forward_hook(hook, prepend=name in before_multiplier))
 
     def _hook(self, name: str, module_type: str):
         def hook(module: nn.Module, args: Any, output: Any) -> None:
-            y = _first_tensor(output)
+            y = first_tensor(output)
             if y is not None:
                 call = self.calls.get(name, 0)
                 self.calls[name] = call + 1
@@ -343,9 +330,11 @@ def _batch(data: Any, step: int) -> tuple[Any, Any]:
 
 
 def _default_loss(output: Any, target: torch.Tensor) -> torch.Tensor:
-    y = _first_tensor(output)
+    y = first_tensor(output)
     if y is None:
-        raise CoordCheckError("the model's output holds no floating-point tensor: give loss=(output, targets) -> scalar")
+        raise CoordCheckError(
+            "the model's output holds no floating-point tensor: give loss=(output, targets) -> scalar"
+        )
     if not target.is_floating_point():
         return nn.functional.cross_entropy(y.reshape(-1, y.shape[-1]), target.reshape(-1))
     return nn.functional.mse_loss(y, target)
@@ -369,7 +358,8 @@ def _is_dtensor(t: torch.Tensor) -> bool:
     return isinstance(t, DTensor)
 
 
-def _build(make_model, width: int, rules: object, seed: int, device: torch.device, parallelize) -> tuple[nn.Module, Plan]:
+def _build(make_model, width: int, rules: object, seed: int, device: torch.device,
+           parallelize) -> tuple[nn.Module, Plan]:
     with torch.device("meta"):
         model = make_model(width)
     if not isinstance(model, nn.Module):
@@ -424,10 +414,10 @@ def _fit(group: str, step: int, widths: list[int], values: list[float]) -> Coord
 
 def _verdict(fit: CoordFit, tolerance: float) -> CoordVerdict:
     if not all(math.isfinite(v) for v in fit.values):
-        bad = next(w for w, v in zip(fit.widths, fit.values) if not math.isfinite(v))
+        bad = next(w for w, v in zip(fit.widths, fit.values, strict=True) if not math.isfinite(v))
         return CoordVerdict(fit.group, "non-finite", math.nan, f"non-finite at width {bad}", fit.step)
     if any(v <= 0 for v in fit.values):
-        zero = next(w for w, v in zip(fit.widths, fit.values) if v <= 0)
+        zero = next(w for w, v in zip(fit.widths, fit.values, strict=True) if v <= 0)
         return CoordVerdict(fit.group, "zero", math.nan, f"zero at width {zero}", fit.step)
     s = fit.slope
     if abs(s) <= tolerance:
@@ -491,7 +481,8 @@ def coord_check(
         raise CoordCheckError(f"seeds must be a non-empty list of non-negative ints, got seeds={seeds!r}")
     if isinstance(data, list) and len(data) < steps + 1:
         raise CoordCheckError(f"data as a list needs steps + 1 = {steps + 1} batches, got {len(data)}")
-    for what, fn in (("make_model", make_model), ("loss", loss), ("layers", layers), ("groups", groups), ("parallelize", parallelize), ("progress", progress)):
+    for what, fn in (("make_model", make_model), ("loss", loss), ("layers", layers), ("groups", groups),
+                     ("parallelize", parallelize), ("progress", progress)):
         if fn is not None and not callable(fn):
             raise CoordCheckError(f"{what} must be callable, got {what}={fn!r}")
     device = torch.device(device)
@@ -532,13 +523,15 @@ def coord_check(
                     inputs, target = _batch(data, t)
                     inputs, target = _to(inputs, device), _to(target, device)
                     recorder.start()
-                    output = _call(model, inputs)
-                    y = _first_tensor(output)
+                    output = call_model(model, inputs)
+                    y = first_tensor(output)
                     if y is not None and not recorder.recorded(y):
                         recorder.add(OUTPUT, _class_name(model), y)
-                    for key, module_type, value in zip(recorder.keys, recorder.modules, recorder.values(reduce)):
+                    measured = zip(recorder.keys, recorder.modules, recorder.values(reduce), strict=True)
+                    for key, module_type, value in measured:
                         name, _, call = key.partition("#")
-                        records.append((width, seed, t, key, group_fn(name) + (f"#{call}" if call else ""), module_type, value))
+                        group = group_fn(name) + (f"#{call}" if call else "")
+                        records.append((width, seed, t, key, group, module_type, value))
                     if t == steps:
                         break
                     objective = loss_fn(output, target)

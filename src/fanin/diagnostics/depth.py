@@ -39,7 +39,7 @@ activations, as torch computes it.
 
 What the six demo runs do (width 256, depth 100, seed 1; checked by the tests):
 
-- ``normal``: N(0, 1) weights, no activation: ×16 a layer; the activations overflow float32 at
+- ``normal``: N(0, 1) weights, no activation: x16 a layer; the activations overflow float32 at
   layer 31 (the document: "output is nan in 31 layers"). torch 2.13's float32 ``x.std()`` already
   returns NaN at layer 30, where the 4096 activations are still finite (|x| < 8.4e37; their std in
   float64 is 2.08e37, the document's figure): the squares pass float32's range (3.4e38) and, for
@@ -55,7 +55,7 @@ What the six demo runs do (width 256, depth 100, seed 1; checked by the tests):
   (vanishing, by ``DECAY_BELOW``).
 - ``tanh-xavier``: tanh + Xavier uniform with gain 5/3: stable (std 0.64 to 0.76).
 - ``relu-kaiming``: ReLU + Kaiming normal: stable (std 0.44 to 1.03; half the units are 0).
-- ``relu-default``: ReLU + ``kaiming_uniform(a=sqrt(5))``: vanishing, about ×0.41 a layer.
+- ``relu-default``: ReLU + ``kaiming_uniform(a=sqrt(5))``: vanishing, about x0.41 a layer.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fanin.diagnostics.probing import probe
+from fanin.diagnostics.serialize import json_rank, nonfinite_as_none, record_dict
 from fanin.diagnostics.verdicts import (
     DECAY_BELOW,
     EXPLODE_ABOVE,
@@ -77,7 +79,6 @@ from fanin.diagnostics.verdicts import (
     judge_depth,
     scan_stds,
 )
-from fanin.diagnostics.probing import probe
 from fanin.errors import describe_choice
 from fanin.formulas.gains import calculate_gain
 from fanin.activations import activation_function
@@ -85,8 +86,8 @@ from fanin.rng.threads import one_thread
 from fanin.schemes import get
 
 __all__ = [
-    "DEMO_CONFIGS",
     "DECAY_BELOW",
+    "DEMO_CONFIGS",
     "EXPLODE_ABOVE",
     "SATURATED_ABOVE",
     "SATURATION_LEVEL",
@@ -149,19 +150,10 @@ class DepthConfig:
             raise TypeError(f"scheme must be a fanin spec string such as 'normal(std=1.0)', got scheme={self.scheme!r}")
         get(self.scheme)
         if self.activation not in _NO_ACTIVATION:
-            activation_function(self.activation)  # type: ignore[arg-type]
+            activation_function(self.activation)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "activation": self.activation,
-            "scheme": self.scheme,
-            "depth": self.depth,
-            "width": self.width,
-            "batch": self.batch,
-            "seed": self.seed,
-            "accumulate": self.accumulate,
-        }
+        return record_dict(self, floats=nonfinite_as_none)
 
 
 @dataclass(frozen=True)
@@ -180,14 +172,16 @@ class DepthRun:
     - ``vanish_layer``: first layer whose std falls below ``VANISH_BELOW``.
     """
 
+    # The JSON form reads: the config, the verdict and its reason, the layers where it happens,
+    # then the per-layer values.
     config: DepthConfig
-    stds: tuple[float, ...]
-    saturated: tuple[float, ...] | None
-    zeros: tuple[float, ...] | None
-    nonfinite_layer: int | None
-    overflow_layer: int | None
-    explode_layer: int | None
-    vanish_layer: int | None
+    stds: tuple[float, ...] = field(metadata=json_rank(2))
+    saturated: tuple[float, ...] | None = field(metadata=json_rank(2))
+    zeros: tuple[float, ...] | None = field(metadata=json_rank(2))
+    nonfinite_layer: int | None = field(metadata=json_rank(1))
+    overflow_layer: int | None = field(metadata=json_rank(1))
+    explode_layer: int | None = field(metadata=json_rank(1))
+    vanish_layer: int | None = field(metadata=json_rank(1))
     verdict: str
     reason: str = field(compare=False)
 
@@ -197,22 +191,7 @@ class DepthRun:
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict; non-finite stds become ``None``."""
-        return {
-            "config": self.config.to_dict(),
-            "verdict": self.verdict,
-            "reason": self.reason,
-            "nonfinite_layer": self.nonfinite_layer,
-            "overflow_layer": self.overflow_layer,
-            "explode_layer": self.explode_layer,
-            "vanish_layer": self.vanish_layer,
-            "stds": [_finite_or_none(s) for s in self.stds],
-            "saturated": None if self.saturated is None else [_finite_or_none(s) for s in self.saturated],
-            "zeros": None if self.zeros is None else [_finite_or_none(s) for s in self.zeros],
-        }
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
+        return record_dict(self, floats=nonfinite_as_none)
 
 
 def demo_configs(depth: int = 100, width: int = 256, batch: int = 16, seed: int = 1) -> tuple[DepthConfig, ...]:
@@ -221,14 +200,16 @@ def demo_configs(depth: int = 100, width: int = 256, batch: int = 16, seed: int 
     >>> [c.scheme for c in demo_configs(width=100)][:2]
     ['normal(std=1.0)', 'normal(std=0.1)']
     """
-    common = {"depth": depth, "width": width, "batch": batch, "seed": seed}
+    def config(name: str, activation: str | None, scheme: str) -> DepthConfig:
+        return DepthConfig(name, activation, scheme, depth=depth, width=width, batch=batch, seed=seed)
+
     return (
-        DepthConfig("normal", None, "normal(std=1.0)", **common),
-        DepthConfig("scaled-normal", None, f"normal(std={1 / math.sqrt(width)!r})", **common),
-        DepthConfig("tanh-normal", "tanh", "normal(std=1.0)", **common),
-        DepthConfig("tanh-xavier", "tanh", f"xavier_uniform(gain={calculate_gain('tanh')!r})", **common),
-        DepthConfig("relu-kaiming", "relu", "kaiming_normal(nonlinearity='relu')", **common),
-        DepthConfig("relu-default", "relu", CONSTRUCTION, **common),
+        config("normal", None, "normal(std=1.0)"),
+        config("scaled-normal", None, f"normal(std={1 / math.sqrt(width)!r})"),
+        config("tanh-normal", "tanh", "normal(std=1.0)"),
+        config("tanh-xavier", "tanh", f"xavier_uniform(gain={calculate_gain('tanh')!r})"),
+        config("relu-kaiming", "relu", "kaiming_normal(nonlinearity='relu')"),
+        config("relu-default", "relu", CONSTRUCTION),
     )
 
 
@@ -337,6 +318,6 @@ def _depth_model(weights: torch.Tensor, config: DepthConfig) -> nn.Sequential:
             elif config.activation == "relu":
                 act = nn.ReLU()
             else:
-                act = _Activation(activation_function(config.activation))  # type: ignore[arg-type]
+                act = _Activation(activation_function(config.activation))
             model.add_module(f"act{i}", act)
     return model

@@ -63,12 +63,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
+from fanin.diagnostics.serialize import json_rank, nonfinite_as_none, record_dict
 from fanin.errors import FaninError, describe_choice
 from fanin.frameworks import torch as torch_schemes
 
@@ -76,6 +77,9 @@ from fanin.frameworks import torch as torch_schemes
 # diagnostics; re-exported here beside lsuv_ (step 2), which reads the mark.
 from fanin.frameworks.fanin import is_marked, lsuv_scheme
 from fanin.rng import Stream, canonical_name, check_generator
+
+if TYPE_CHECKING:  # rich is imported by the renderer only
+    from rich.console import Group
 
 __all__ = [
     "DEFAULT_LAYER_TYPES",
@@ -126,19 +130,7 @@ class LSUVLayer:
     note: str | None = None
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "order": self.order,
-            "kind": self.kind,
-            "calls": self.calls,
-            "orthogonal": self.orthogonal,
-            "initial_std": _finite_or_none(self.initial_std),
-            "final_std": _finite_or_none(self.final_std),
-            "scale": _finite_or_none(self.scale),
-            "iterations": self.iterations,
-            "converged": self.converged,
-            "note": self.note,
-        }
+        return record_dict(self, floats=nonfinite_as_none)
 
 
 @dataclass(frozen=True)
@@ -150,11 +142,12 @@ class LSUVReport:
     ``rich.print(report)`` shows the table.
     """
 
-    layers: tuple[LSUVLayer, ...]
+    # the per-layer list (and the unused names) go after the settings in the JSON form
+    layers: tuple[LSUVLayer, ...] = field(metadata=json_rank(1))
     target_std: float
     tol: float
     max_iter: int
-    unused: tuple[str, ...] = ()
+    unused: tuple[str, ...] = field(default=(), metadata=json_rank(1))
 
     @property
     def converged(self) -> bool:
@@ -174,87 +167,30 @@ class LSUVReport:
         return f"<LSUVReport: {n} layer{'s' * (n != 1)} calibrated, {state}, target std {self.target_std:g}{unused}>"
 
     def summary(self) -> str:
-        """One line: how many layers, converged or not, and the criterion."""
-        bad = [layer.name for layer in self.layers if not layer.converged]
-        criterion = f"|var - {self.target_std:g}^2| < {self.tol:g}, at most {self.max_iter} rescalings"
-        if bad:
-            return f"LSUV: {len(bad)} of {len(self.layers)} layers did not converge ({', '.join(bad)}); {criterion}"
-        return f"LSUV: {len(self.layers)} layers calibrated in execution order ({criterion})"
+        """One line: how many layers, converged or not, and the criterion (:func:`fanin.report.lsuv.lsuv_summary`)."""
+        from fanin.report.lsuv import lsuv_summary
+
+        return lsuv_summary(self)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "method": "lsuv",
-            "target_std": self.target_std,
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-            "converged": self.converged,
-            "layers": [layer.to_dict() for layer in self.layers],
-            "unused": list(self.unused),
-        }
-
-    def _rows(self) -> list[list[str]]:
-        return [
-            [
-                str(x.order),
-                x.name,
-                x.kind + (f" x{x.calls}" if x.calls > 1 else ""),
-                _fmt(x.initial_std),
-                _fmt(x.scale),
-                str(x.iterations),
-                _fmt(x.final_std),
-                "yes" if x.converged else "no" + (f" ({x.note})" if x.note else ""),
-            ]
-            for x in self.layers
-        ]
-
-    _HEADER = ("order", "layer", "type", "initial std", "scale", "iterations", "final std", "converged")
+        return record_dict(self, floats=nonfinite_as_none, head={"method": "lsuv"},
+                           computed={"converged": self.converged})
 
     def to_markdown(self) -> str:
-        """A Markdown table, one row a layer in execution order, then the summary line.
+        """A Markdown table, one row a layer in execution order, then the summary line
+        (:func:`fanin.report.lsuv.lsuv_markdown`)."""
+        from fanin.report.lsuv import lsuv_markdown
 
-        >>> layer = LSUVLayer("fc", 0, "Linear", 1, True, 0.5, 1.0, 2.0, 1, True)
-        >>> print(LSUVReport((layer,), 1.0, 0.01, 10).to_markdown())
-        | order | layer | type | initial std | scale | iterations | final std | converged |
-        |---:|---|---|---:|---:|---:|---:|---|
-        | 0 | fc | Linear | 0.5 | 2 | 1 | 1 | yes |
-        <BLANKLINE>
-        LSUV: 1 layers calibrated in execution order (|var - 1^2| < 0.01, at most 10 rescalings)
-        <BLANKLINE>
-        """
-        lines = ["| " + " | ".join(self._HEADER) + " |", "|---:|---|---|---:|---:|---:|---:|---|"]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in self._rows()]
-        lines += ["", self.summary()]
-        if self.unused:
-            lines.append(f"Not run in the forward, not calibrated: {', '.join(self.unused)}")
-        return "\n".join(lines) + "\n"
+        return lsuv_markdown(self)
 
-    def to_table(self):
-        """A rich renderable: the table and the summary line (rich is imported only here)."""
-        from rich import box
-        from rich.console import Group
-        from rich.table import Table
-        from rich.text import Text
+    def to_table(self) -> Group:
+        """A rich renderable: the table and the summary line (:func:`fanin.report.lsuv.lsuv_table`)."""
+        from fanin.report.lsuv import lsuv_table
 
-        table = Table(box=box.SIMPLE_HEAD, title="LSUV, in execution order")
-        for i, header in enumerate(self._HEADER):
-            table.add_column(header, justify="left" if i in (1, 2, 7) else "right")
-        for x, row in zip(self.layers, self._rows()):
-            table.add_row(*row[:-1], Text(row[-1], style="green" if x.converged else "bold red"))
-        parts = [table, Text(self.summary(), style="bold" if self.converged else "bold red")]
-        if self.unused:
-            parts.append(Text(f"Not run in the forward, not calibrated: {', '.join(self.unused)}", style="dim"))
-        return Group(*parts)
+        return lsuv_table(self)
 
-    def __rich__(self):
+    def __rich__(self) -> Group:
         return self.to_table()
-
-
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
-
-
-def _finite_or_none(value: float) -> float | None:
-    return value if math.isfinite(value) else None
 
 
 # --------------------------------------------------------------------------------- lsuv_
@@ -301,8 +237,9 @@ def lsuv_(
     with _preserved(model, train, devices) as reset_rng, torch.no_grad():
         if orthogonal_init:
             for name, module in selected:
-                if not is_marked(module.weight):
-                    _orthogonal_start(module.weight, f"{name}.weight", generator)
+                weight = cast(torch.Tensor, module.weight)  # _select checked it is a floating tensor
+                if not is_marked(weight):
+                    _orthogonal_start(weight, f"{name}.weight", generator)
         order, calls = _execution_order(model, selected, call, reset_rng)
         ran = {id(m) for _, m in order}
         unused = tuple(name for name, m in selected if id(m) not in ran)
@@ -358,7 +295,8 @@ def _select(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
                 f"layers must be None, 'marked', an iterable of module names or modules, or a predicate "
                 f"(name, module) -> bool; got layers={layers!r}"
             )
-        chosen = [(n, m) for n, m in named if isinstance(getattr(m, "weight", None), torch.Tensor) and is_marked(m.weight)]
+        chosen = [(n, m) for n, m in named
+                  if isinstance(getattr(m, "weight", None), torch.Tensor) and is_marked(m.weight)]
         if not chosen:
             raise LSUVError(
                 f"layers='marked' but no weight of {type(model).__name__} carries the mark of the 'lsuv' scheme; "
@@ -439,7 +377,7 @@ def _preserved(model: nn.Module, train: bool, devices: list[int]) -> Iterator[Ca
 
     def reset_rng() -> None:
         torch.set_rng_state(cpu_state)
-        for d, state in zip(devices, cuda_states):
+        for d, state in zip(devices, cuda_states, strict=True):
             torch.cuda.set_rng_state(state, d)
 
     model.train(train)
@@ -505,7 +443,9 @@ def _output_variance(model, module, name, call, reset_rng) -> float:
     finally:
         handle.remove()
     if not captured:
-        raise LSUVError(f"layer {name!r} ran in the first pass but not in a later one: the forward is not deterministic")
+        raise LSUVError(
+            f"layer {name!r} ran in the first pass but not in a later one: the forward is not deterministic"
+        )
     out = captured[0]
     if out.numel() < 2:
         raise LSUVError(f"layer {name!r} output has {out.numel()} element(s); its variance needs 2 or more")

@@ -49,18 +49,18 @@ from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
+from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport
 from fanin.diagnostics.verdicts import SATURATION_LEVEL, judge_signal, power_exponent
 from fanin.errors import describe_choice
-from fanin.diagnostics.records import BlockStats, LayerStats, ParamStats, ProbeReport
 
-__all__ = ["MODES", "ProbeError", "default_layer", "probe"]
+__all__ = ["MODES", "ProbeError", "call_model", "default_layer", "first_tensor", "probe"]
 
 MODES = ("eval", "train")
 
@@ -85,7 +85,7 @@ def default_layer(name: str, module: nn.Module) -> bool:
     return type(module).__module__ == "torch.nn.modules.activation"
 
 
-def _first_tensor(value: Any) -> torch.Tensor | None:
+def first_tensor(value: Any) -> torch.Tensor | None:
     """The first floating-point tensor in a module's output (tensor, sequence or mapping)."""
     if isinstance(value, torch.Tensor):
         return value if value.is_floating_point() else None
@@ -93,7 +93,7 @@ def _first_tensor(value: Any) -> torch.Tensor | None:
         value = list(value.values())
     if isinstance(value, (list, tuple)):
         for item in value:
-            found = _first_tensor(item)
+            found = first_tensor(item)
             if found is not None:
                 return found
     return None
@@ -203,7 +203,7 @@ def _post_hook(state: _State, backward: bool):
         name = state.names[module]
         call = state.calls.get(module, 0)
         state.calls[module] = call + 1
-        y = _first_tensor(output)
+        y = first_tensor(output)
         if state.stack:
             state.stack[-1].last_child_output = y
         if y is None:
@@ -223,7 +223,7 @@ def _post_hook(state: _State, backward: bool):
                 state.on_layer(LayerStats(**record))
         if module is state.root:
             return
-        x = _first_tensor(args)
+        x = first_tensor(args)
         if state.named_blocks is not None:
             is_block = state.named_blocks(name)
         else:
@@ -244,7 +244,8 @@ def _post_hook(state: _State, backward: bool):
     return hook
 
 
-def _call(model: nn.Module, inputs: Any) -> Any:
+def call_model(model: nn.Module, inputs: Any) -> Any:
+    """``model(inputs)``, ``model(*inputs)`` or ``model(**inputs)`` for a tensor, a tuple/list or a dict."""
     if isinstance(inputs, torch.Tensor):
         return model(inputs)
     if isinstance(inputs, Mapping):
@@ -351,7 +352,7 @@ def probe(
             given = _to_device(given, device)
             tensors = _tensors(given)
             with torch.set_grad_enabled(backward):
-                output = _call(model, given)
+                output = call_model(model, given)
                 grads = _backward(model, output, state, loss, seed) if backward else None
         finally:
             for handle in handles:
@@ -408,7 +409,7 @@ def _backward(model: nn.Module, output: Any, state: _State, loss, seed: int):
                              f"of shape {tuple(getattr(value, 'shape', ()))}")
         roots, cotangents = [value.reshape(())], None
     else:
-        y = _first_tensor(output)
+        y = first_tensor(output)
         if y is None:
             raise ProbeError("the model's output holds no floating-point tensor to run the backward pass from")
         generator = torch.Generator(device=y.device).manual_seed(seed)
@@ -420,6 +421,6 @@ def _backward(model: nn.Module, output: Any, state: _State, loss, seed: int):
             "nothing to run the backward pass through"
         )
     got = torch.autograd.grad(roots, [*outputs, *wanted], grad_outputs=cotangents, allow_unused=True)
-    by_output = dict(zip(map(id, outputs), got[: len(outputs)]))
-    by_param = dict(zip(map(id, wanted), got[len(outputs):]))
+    by_output = dict(zip(map(id, outputs), got[: len(outputs)], strict=True))
+    by_param = dict(zip(map(id, wanted), got[len(outputs):], strict=True))
     return [by_output.get(id(y)) for y in state.outputs], [by_param.get(id(p)) for p in params]

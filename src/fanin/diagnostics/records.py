@@ -16,12 +16,12 @@ True
 from __future__ import annotations
 
 import json
-import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from fanin.diagnostics.serialize import json_rank, record_dict
 from fanin.diagnostics.verdicts import Verdict
 from fanin.errors import FaninError
 
@@ -38,14 +38,6 @@ class UnhealthyModelError(FaninError, AssertionError):
         self.verdicts = verdicts
 
 
-def _enc(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, tuple):
-        return list(value)
-    return value
-
-
 def _dec(value: Any) -> Any:
     return float(value) if value in ("nan", "inf", "-inf") else value
 
@@ -54,7 +46,7 @@ class _Record:
     """to_dict/from_dict for flat dataclasses of floats, ints, strs and int tuples."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _enc(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        return record_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]):
@@ -150,9 +142,10 @@ class ProbeReport:
     torch_version: str
     input_shapes: tuple[tuple[int, ...], ...]
     input_std: float
-    layers: tuple[LayerStats, ...]
-    params: tuple[ParamStats, ...]
-    blocks: tuple[BlockStats, ...]
+    # the per-layer lists go last in the JSON form, after the header they belong to
+    layers: tuple[LayerStats, ...] = field(metadata=json_rank(1))
+    params: tuple[ParamStats, ...] = field(metadata=json_rank(1))
+    blocks: tuple[BlockStats, ...] = field(metadata=json_rank(1))
     residual_exponent: float | None
     verdicts: tuple[Verdict, ...]
     input_dtypes: tuple[str, ...] = ()
@@ -197,23 +190,7 @@ class ProbeReport:
             raise UnhealthyModelError(f"probe of {self.label or self.model} is not healthy:\n{lines}", problems)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "format": FORMAT,
-            "label": self.label,
-            "model": self.model,
-            "mode": self.mode,
-            "backward": self.backward,
-            "device": self.device,
-            "torch_version": self.torch_version,
-            "input_shapes": [list(s) for s in self.input_shapes],
-            "input_std": _enc(self.input_std),
-            "residual_exponent": _enc(self.residual_exponent),
-            "verdicts": [v.to_dict() for v in self.verdicts],
-            "input_dtypes": list(self.input_dtypes),
-            "layers": [r.to_dict() for r in self.layers],
-            "params": [r.to_dict() for r in self.params],
-            "blocks": [r.to_dict() for r in self.blocks],
-        }
+        return record_dict(self, head={"format": FORMAT})
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ProbeReport:

@@ -43,16 +43,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
+from fanin.diagnostics.serialize import nonfinite_as_none, record_dict
 from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.frameworks import draws
 from fanin.frameworks.fanin import lsuv_scheme
 from fanin.activations import ACTIVATIONS, ALIASES, activation_function, gain
 from fanin.rng.threads import one_thread
 from fanin.schemes import Scheme, get
+
+if TYPE_CHECKING:  # rich is imported by the renderer only
+    from rich.table import Table
 
 __all__ = [
     "KINDS",
@@ -190,7 +195,7 @@ def predict_second_moments(
             f"give the weights' distribution as scheme= (a fanin.get spec) or weight_var= (a variance), "
             f"exactly one; got scheme={scheme!r}, weight_var={weight_var!r}"
         )
-    var_w = weight_variance(scheme, shape) if weight_var is None else _check_real("weight_var", weight_var)
+    var_w = _check_real("weight_var", weight_var) if scheme is None else weight_variance(scheme, shape)
     if activation not in _LINEAR:
         activation_function(activation, param)  # unknown names and bad params fail here, with the list
     var_b = _check_real("bias_std", bias_std) ** 2
@@ -234,20 +239,8 @@ class LayerMoments:
         return self.measured_pre / self.predicted_pre - 1.0
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "layer": self.layer,
-            "predicted_pre": _json(self.predicted_pre),
-            "measured_pre": _json(self.measured_pre),
-            "predicted_post": _json(self.predicted_post),
-            "measured_post": _json(self.measured_post),
-            "pre_sem": None if self.pre_sem is None else _json(self.pre_sem),
-            "one_step_pre": _json(self.one_step_pre),
-            "relative_error": _json(self.relative_error) if self.predicted_pre else None,
-        }
-
-
-def _json(x: float) -> float | None:
-    return x if math.isfinite(x) else None
+        return record_dict(self, floats=nonfinite_as_none,
+                           computed={"relative_error": self.relative_error if self.predicted_pre else None})
 
 
 @dataclass(frozen=True)
@@ -272,66 +265,27 @@ class SignalPropagation:
         return max(abs(x.relative_error) for x in self.layers)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "experiment": "signal_propagation",
-            "kind": self.kind,
-            "depth": self.depth,
-            "width": self.width,
-            "activation": self.activation,
-            "scheme": self.scheme,
-            "weight_var": self.weight_var,
-            "bias_std": self.bias_std,
-            "batch": self.batch,
-            "repeats": self.repeats,
-            "seed": self.seed,
-            "layers": [x.to_dict() for x in self.layers],
-        }
+        return record_dict(self, floats=nonfinite_as_none, head={"experiment": "signal_propagation"})
 
     def title(self) -> str:
-        act = self.activation or "no activation"
-        return (
-            f"Second moments, predicted vs measured ({self.kind}, depth {self.depth}, width {self.width}, {act}, "
-            f"{self.scheme}; mean of {self.repeats} network(s), batch {self.batch}, seed {self.seed})"
-        )
+        """The table's title: the experiment's settings (:func:`fanin.report.theory.signal_propagation_title`)."""
+        from fanin.report.theory import signal_propagation_title
 
-    def _rows(self) -> list[list[str]]:
-        return [
-            [
-                str(x.layer),
-                f"{x.predicted_pre:.5g}",
-                f"{x.measured_pre:.5g}" + ("" if x.pre_sem is None else f" ± {x.pre_sem:.2g}"),
-                f"{x.relative_error:+.2%}" if x.predicted_pre else "n/a",
-                f"{x.one_step_error:+.2%}" if x.one_step_pre else "n/a",
-                f"{x.predicted_post:.5g}",
-                f"{x.measured_post:.5g}",
-            ]
-            for x in self.layers
-        ]
-
-    _HEADER = (
-        "layer", "predicted E[h^2]", "measured E[h^2]", "error", "one-step error", "predicted E[f(h)^2]",
-        "measured E[f(h)^2]",
-    )
+        return signal_propagation_title(self)
 
     def to_markdown(self) -> str:
-        """A Markdown table, one row a layer."""
-        lines = [self.title() + ".", "", "| " + " | ".join(self._HEADER) + " |", "|" + "---:|" * len(self._HEADER)]
-        lines += ["| " + " | ".join(row) + " |" for row in self._rows()]
-        return "\n".join(lines) + "\n"
+        """A Markdown table, one row a layer (:func:`fanin.report.theory.signal_propagation_markdown`)."""
+        from fanin.report.theory import signal_propagation_markdown
 
-    def to_table(self):
-        """A rich table (rich imported only here)."""
-        from rich import box
-        from rich.table import Table
+        return signal_propagation_markdown(self)
 
-        table = Table(box=box.SIMPLE_HEAD, title=self.title())
-        for header in self._HEADER:
-            table.add_column(header, justify="right")
-        for row in self._rows():
-            table.add_row(*row)
-        return table
+    def to_table(self) -> Table:
+        """A rich table (:func:`fanin.report.theory.signal_propagation_table`)."""
+        from fanin.report.theory import signal_propagation_table
 
-    def __rich__(self):
+        return signal_propagation_table(self)
+
+    def __rich__(self) -> Table:
         return self.to_table()
 
 

@@ -52,6 +52,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fanin.diagnostics.serialize import record_dict
 
 __all__ = [
     "DEAD_ABOVE",
@@ -131,14 +132,7 @@ class Verdict:
         return f"{self.kind}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "threshold": self.threshold,
-            "layer": self.layer,
-            "value": _json_float(self.value),
-            "rate": _json_float(self.rate),
-        }
+        return record_dict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
@@ -146,12 +140,6 @@ class Verdict:
             data["kind"], data["message"], data.get("threshold"), data.get("layer"),
             _from_json_float(data.get("value")), _from_json_float(data.get("rate")),
         )
-
-
-def _json_float(value: float | None) -> float | str | None:
-    if value is None or math.isfinite(value):
-        return value
-    return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
 
 
 def _from_json_float(value: float | str | None) -> float | None:
@@ -189,7 +177,7 @@ def growth_per_layer(depths: Sequence[float], stds: Sequence[float]) -> float | 
     """:math:`e^b`, :math:`b` the least-squares slope of :math:`\\log \\sigma` on depth, over the
     finite positive stds up to the first non-finite one; ``None`` with fewer than two depths."""
     points = []
-    for d, s in zip(depths, stds):
+    for d, s in zip(depths, stds, strict=True):
         if not math.isfinite(s):
             break
         if s > 0:

@@ -37,7 +37,7 @@ __all__ = [
 
 
 def _shape(shape) -> str:
-    return "×".join(map(str, shape)) if shape else "scalar"
+    return "×".join(map(str, shape)) if shape else "scalar"  # noqa: RUF001 (the shown shape, pinned by tests)
 
 
 def _fans(record: TensorRecord) -> str:
@@ -129,11 +129,11 @@ def render_audit_table(report: AuditReport, width: int | None = None):
     """A ``rich`` renderable ``width`` columns wide (``None``: as wide as it needs): the headline,
     the summary by role, one row per tensor, then the evidence of every tensor that looks trained
     and what was skipped or tied (print it with a Console)."""
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.text import Text
 
-    parts = [prose(report.headline, width, style="bold"), prose(f"{report.source}: {report.layout_note}", width,
-                                                                 style="dim"), Text("")]
+    parts: list[RenderableType] = [prose(report.headline, width, style="bold"),
+                                   prose(f"{report.source}: {report.layout_note}", width, style="dim"), Text("")]
     if not report.records:
         return Group(*parts, *(prose(line, width, style="dim") for line in _skip_lines(report) or ["No tensor."]))
     parts.append(Text("Summary by role", style="bold"))
@@ -262,10 +262,10 @@ def render_diff_table(report: DiffReport, width: int | None = None):
     """A ``rich`` renderable ``width`` columns wide: the headline, the counts, the sources and
     architecture differences, one row per compared tensor, then the detail of every different
     tensor."""
-    from rich.console import Group
+    from rich.console import Group, RenderableType
     from rich.text import Text
 
-    parts = [prose(report.headline, width, style="bold"), prose(_diff_counts(report), width)]
+    parts: list[RenderableType] = [prose(report.headline, width, style="bold"), prose(_diff_counts(report), width)]
     parts += [prose(line, width, style="dim") for line in _arch_lines(report)]
     if report.tensors:
         parts += [Text(""), fit_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors], width)]
@@ -284,7 +284,7 @@ def render_diff_markdown(report: DiffReport) -> str:
     lines = [f"**{markdown_cell(report.headline)}.**", "", markdown_cell(_diff_counts(report)) + ".", ""]
     lines += [f"- {markdown_cell(line)}" for line in _arch_lines(report)]
     if report.tensors:
-        lines += [""] + markdown_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors]) + [""]
+        lines += ["", *markdown_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors]), ""]
         lines += [f"- {markdown_code(t.name)}: {markdown_cell(t.status)}: {markdown_cell(t.detail)}."
                   for t in report.tensors if t.status != "identical"]
     return "\n".join(lines) + "\n"
@@ -496,6 +496,6 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
                 ax.set_ylabel("density", fontsize=8)
             if k >= len(records) - cols:
                 ax.set_xlabel("value", fontsize=8)
-        fig.suptitle("\n".join([title] + notes), fontsize=9)
+        fig.suptitle("\n".join([title, *notes]), fontsize=9)
         legend_below(fig, list(axes.flat), ncols=2)
     return Path(path)

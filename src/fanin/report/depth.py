@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
 
+from fanin.diagnostics.serialize import json_rank, nonfinite_as_none, record_dict
 from fanin.diagnostics.verdicts import VANISH_BELOW
 
 if TYPE_CHECKING:  # only for annotations: building a report needs no experiment code
@@ -44,7 +45,7 @@ def snapshot_layers(depth: int) -> tuple[int, ...]:
 class DepthReport:
     """Depth runs and the torch version that produced them. Runs may differ in depth."""
 
-    runs: tuple[DepthRun, ...]
+    runs: tuple[DepthRun, ...] = field(metadata=json_rank(1))  # after the header in the JSON form
     torch_version: str
 
     @property
@@ -53,12 +54,8 @@ class DepthReport:
         return snapshot_layers(max(run.config.depth for run in self.runs))
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "experiment": "depth",
-            "torch_version": self.torch_version,
-            "layers": list(self.layers),
-            "runs": [run.to_dict() for run in self.runs],
-        }
+        return record_dict(self, floats=nonfinite_as_none, head={"experiment": "depth"},
+                           computed={"layers": self.layers})
 
 
 def depth_report(runs: Iterable[DepthRun]) -> DepthReport:

@@ -28,6 +28,7 @@ from fanin.schemes.registry import SchemeEntry
 __all__ = [
     "plain_summary",
     "render_gain",
+    "render_gain_json",
     "render_gain_markdown",
     "render_json",
     "render_markdown",
@@ -129,6 +130,11 @@ def render_gain(comparison: GainComparison) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_gain_json(comparison: GainComparison) -> str:
+    """The comparison as JSON (:meth:`fanin.gains.GainComparison.to_dict`)."""
+    return json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
+
+
 def render_gain_markdown(comparison: GainComparison) -> str:
     """The comparison as a Markdown table (quantity, value, what it is) and the note."""
     rows = [[k, v, why] for k, v, why in _gain_rows(comparison)]
@@ -144,8 +150,9 @@ def render_gain_markdown(comparison: GainComparison) -> str:
 _MATH = re.compile(r":math:`([^`]*)`")
 _ROLE = re.compile(r":[a-z]+:`~?([^`]*)`")
 _LITERAL = re.compile(r"``([^`]*)``")
-_TEX_WORDS = {r"\pm": "±", r"\cdot": "·", r"\times": "×", r"\leq": "≤", r"\geq": "≥", r"\infty": "inf",
-              r"\sigma": "σ", r"\mu": "μ", r"\approx": "≈", r"\propto": "∝"}
+# the characters the scheme summaries show (fanin schemes, pinned by tests)
+_TEX_WORDS = {r"\pm": "±", r"\cdot": "·", r"\times": "×", r"\leq": "≤", r"\geq": "≥",  # noqa: RUF001
+              r"\infty": "inf", r"\sigma": "σ", r"\mu": "μ", r"\approx": "≈", r"\propto": "∝"}  # noqa: RUF001
 
 
 def _tex(expr: str) -> str:

@@ -14,7 +14,7 @@ fanin lint: Linear (...): 0 errors, 1 warning, 0 infos
 
 from __future__ import annotations
 
-from rich.console import Group
+from rich.console import Group, RenderableType
 
 from fanin.report.markdown import markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
@@ -45,7 +45,7 @@ def _rows(report: LintReport) -> list[list[object]]:
 
 def lint_table(report: LintReport, width: int | None = PRINT_WIDTH) -> Group:
     """The headline and one row per finding, fitted to ``width`` columns (``None``: natural width)."""
-    parts = [prose(headline(report), width, style="bold")]
+    parts: list[RenderableType] = [prose(headline(report), width, style="bold")]
     if report.findings:
         parts.append(fit_table(_COLUMNS, _rows(report), width))
     else:

@@ -109,7 +109,7 @@ def figure_format(path: str | os.PathLike[str]) -> str:
     >>> figure_format("depth.jpg")
     Traceback (most recent call last):
     ...
-    fanin.report.plot.FigureFormatError: Unknown figure format 'jpg' (from path='depth.jpg'). Did you mean 'png'? Accepted: 'pdf', 'png', 'svg'.
+    fanin.report.plot.FigureFormatError: Unknown figure format 'jpg' (from path='depth.jpg'). Did you mean 'png'? ...
     """
     suffix = Path(path).suffix.lower().lstrip(".")
     if suffix not in FIGURE_FORMATS:
@@ -169,7 +169,7 @@ def legend_below(fig, axes, ncols: int = 2) -> None:
     """One legend for the figure, under the axes, from the lines of ``axes`` (labelled ones)."""
     handles, labels = [], []
     for ax in axes:
-        for h, lab in zip(*ax.get_legend_handles_labels()):
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)

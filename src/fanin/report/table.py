@@ -106,7 +106,8 @@ def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[object]], width
     shortened: set[int] = set()
 
     def cells() -> list[list[Text]]:
-        return [[(s if i in shortened else f)[i] for i in range(len(columns))] for f, s in zip(full, short)]
+        return [[(s if i in shortened else f)[i] for i in range(len(columns))]
+                for f, s in zip(full, short, strict=True)]
 
     table = _build(columns, cells(), keep, width, title, caption)
     if width is None:

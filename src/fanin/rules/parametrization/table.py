@@ -188,21 +188,11 @@ class MupTable:
         return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False)
 
     def describe(self) -> str:
-        """Plain text: what is done and what is not, then one line per tensor and per multiplier."""
-        lines = [repr(self)]
-        lines += [f"  [{what}] {text}" for what, text in self.notes]
-        for name, rule in self.overridden:
-            lines.append(f"  [overridden] {literal(name)}: initialized by {literal(rule)}, not by {self.spec.kind}")
-        lines.append("tensors (role, init, Adam/SGD learning-rate factor):")
-        for r in self.rows:
-            init = r.init if r.init is not None else "left to other rules"
-            lines.append(f"  {literal(r.name)} {list(r.shape)} {r.role}: {init}; lr x{r.adam_lr:.6g} (Adam) x{r.sgd_lr:.6g} (SGD)")
-        if self.multipliers:
-            lines.append("forward multipliers:")
-            for x in self.multipliers:
-                part = f" (first 1/{x.split} of the last dim)" if x.split > 1 else ""
-                lines.append(f"  {literal(x.module)} {x.on}{part} x{x.factor:.6g} ({x.kind}): {x.equation}")
-        return "\n".join(lines)
+        """Plain text: what is done and what is not, then one line per tensor and per multiplier
+        (:func:`fanin.report.mup.render_mup_text`)."""
+        from fanin.report.mup import render_mup_text
+
+        return render_mup_text(self)
 
 
 # ------------------------------------------------------------------------------------ building
