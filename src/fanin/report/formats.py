@@ -131,7 +131,7 @@ def render_gain(comparison: GainComparison) -> str:
 
 
 def render_gain_json(comparison: GainComparison) -> str:
-    """The comparison as JSON (:meth:`fanin.gains.GainComparison.to_dict`)."""
+    """The comparison as JSON (:meth:`fanin.activations.GainComparison.to_dict`)."""
     return json.dumps(comparison.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
