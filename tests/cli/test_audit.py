@@ -26,8 +26,9 @@ def test_audit_markdown_to_file(tmp_path):
     result = CliRunner().invoke(main, ["audit", str(ckpt), "-o", str(out)])
     assert result.exit_code == 0, result.output
     text = out.read_text()
-    assert text.startswith("**4 tensors: 4 fresh (2 constant, 2 uniform); no evidence of training (family-wise "
-                           "level 0.01).**")
+    assert text.startswith(
+        "**4 tensors: 4 fresh (2 constant, 2 uniform); no evidence of training (family-wise level 0.01).**"
+    )
     # the summary by role first, then the per-tensor table
     assert text.index("Summary by role:") < text.index("| tensor |") < text.index("- `0.weight`:")
     assert "| `0.weight` | 64×32 | float32 | 32 / 64 |" in text
@@ -74,8 +75,10 @@ def test_diff_one_line_first_then_counts_and_exit_code(tmp_path):
     result = CliRunner().invoke(main, ["diff", str(a), str(c), "--format", "json", "--exit-code"])
     assert result.exit_code == 1, result.output
     data = json.loads(result.stdout)
-    assert data["headline"] == ("same architecture (4 tensors); different initialization for 1 of 4 (0.weight): "
-                                "2 identical, 1 same distribution, 1 different")
+    assert data["headline"] == (
+        "same architecture (4 tensors); different initialization for 1 of 4 (0.weight): "
+        "2 identical, 1 same distribution, 1 different"
+    )
     assert data["any_different"] and data["counts"]["different"] == 1 and data["alpha"] == 0.001
     row = next(t for t in data["tensors"] if t["name"] == "0.weight")
     assert row["test"] == "scale" and row["family_b"] == "normal" and row["p_value"] < 1e-6
@@ -106,8 +109,9 @@ def test_table_output(tmp_path):
     assert out.startswith("4 tensors: 4 fresh (2 constant, 2 uniform); no evidence of training")
     assert out.index("Summary by role") < out.index("Tensors") and "0.weight" in out
     assert max(len(line) for line in out.splitlines()) <= 80
-    result = CliRunner().invoke(main, ["diff", str(ckpt), str(_save(tmp_path / "b.safetensors", 1))],
-                                env={"COLUMNS": "80"})
+    result = CliRunner().invoke(
+        main, ["diff", str(ckpt), str(_save(tmp_path / "b.safetensors", 1))], env={"COLUMNS": "80"}
+    )
     assert result.exit_code == 0 and max(len(line) for line in result.stdout.splitlines()) <= 80
     lines = result.stdout.splitlines()
     assert lines[0].startswith("same architecture (4 tensors); same initialization")

@@ -43,8 +43,11 @@ def _save(path, seed=0):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_output_format_follows_the_suffix(command, tmp_path):
     args = COMMANDS[command]
-    for suffix, check in ((".json", json.loads), (".md", lambda t: t.count("|") > 2 or t.startswith("**")),
-                          (".txt", lambda t: "\x1b" not in t and "|" not in t.splitlines()[0])):
+    for suffix, check in (
+        (".json", json.loads),
+        (".md", lambda t: t.count("|") > 2 or t.startswith("**")),
+        (".txt", lambda t: "\x1b" not in t and "|" not in t.splitlines()[0]),
+    ):
         out = tmp_path / f"report{suffix}"
         result = run(*args, "-o", str(out))
         assert result.exit_code == 0, result.output
@@ -63,7 +66,10 @@ def test_a_disagreeing_suffix_or_format_is_refused(command, tmp_path):
     args = COMMANDS[command]
     for extra, message in [
         (["--format", "json", "-o", str(tmp_path / "x.md")], "--format json disagrees with the suffix of output="),
-        (["-o", str(tmp_path / "x.csv")], "the suffix is .csv; accepted suffixes: .json (json), .md (markdown), .txt (table)"),
+        (
+            ["-o", str(tmp_path / "x.csv")],
+            "the suffix is .csv; accepted suffixes: .json (json), .md (markdown), .txt (table)",
+        ),
         (["-o", str(tmp_path / "x")], "the suffix is missing"),
         (["--format", "yaml"], "'yaml' is not one of 'table', 'markdown', 'json'"),
     ]:
@@ -229,7 +235,10 @@ def test_failures_exit_1_usage_errors_exit_2(tmp_path):
     failures = [
         (["explain", "mlp", "--rules", str(rules)], "Error: 3 parameter(s) match no rule"),
         (["probe", "mlp", "--input-shape", "8,3"], "probing mlp failed"),
-        (["probe", "mlp(in_features=16777216, hidden=16777216)"], "Building mlp(in_features=16777216, hidden=16777216) failed"),
+        (
+            ["probe", "mlp(in_features=16777216, hidden=16777216)"],
+            "Building mlp(in_features=16777216, hidden=16777216) failed",
+        ),
     ]
     for args, message in failures:
         result = run(*args)
@@ -259,8 +268,10 @@ def test_an_unexpected_error_is_one_line_unless_asked(monkeypatch):
     monkeypatch.setattr(fanin.rules, "plan", boom)
     result = run("explain", "mlp")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert result.stderr == ("Error: fanin explain failed unexpectedly: ZeroDivisionError: division by zero in a plan "
-                             "(set FANIN_TRACEBACK=1 to see the traceback, and please report it)\n")
+    assert result.stderr == (
+        "Error: fanin explain failed unexpectedly: ZeroDivisionError: division by zero in a plan "
+        "(set FANIN_TRACEBACK=1 to see the traceback, and please report it)\n"
+    )
     monkeypatch.setenv("FANIN_TRACEBACK", "1")
     result = run("explain", "mlp")
     assert isinstance(result.exception, ZeroDivisionError)
@@ -286,8 +297,14 @@ def test_every_model_form_on_every_model_command(command):
         make("mlp", "--arg", "depth=1", "--arg", "hidden=8"),
         make("fanin.models:mlp", "--arg", "depth=1"),
         make("fanin.models:mlp(depth=1)"),
-        make("torch.nn:Linear", "--arg", "in_features=4", "--arg", "out_features=2", *(
-            ["--input-shape", "3,4"] if command == "probe" else [])),
+        make(
+            "torch.nn:Linear",
+            "--arg",
+            "in_features=4",
+            "--arg",
+            "out_features=2",
+            *(["--input-shape", "3,4"] if command == "probe" else []),
+        ),
     ]
     for args in forms:
         result = run(*args)
@@ -295,8 +312,10 @@ def test_every_model_form_on_every_model_command(command):
         json.loads(result.stdout)
     wrong = run(*make("mlp", "--arg", "widht=8"))
     assert wrong.exit_code == 2
-    assert "Unknown argument of mlp 'widht'. Accepted arguments: 'depth', 'hidden', 'in_features', 'out_features'." \
+    assert (
+        "Unknown argument of mlp 'widht'. Accepted arguments: 'depth', 'hidden', 'in_features', 'out_features'."
         in wrong.stderr
+    )
     wrong = run(*make("torch.nn:Linear", "--arg", "in_feature=4"))
     assert wrong.exit_code == 2 and "Did you mean 'in_features'" in wrong.stderr
     missing = run(*make("torch.nn:Linear", "--arg", "in_features=4"))
@@ -343,8 +362,13 @@ def test_tables_fit_80_columns_with_whole_names():
     env = {"COLUMNS": "80"}
     model = "gpt(n_layer=12, n_embd=64, n_head=4)"
     names = [e.name for e in fanin.plan(fanin.models.build(model), "gpt2")]
-    for args in (["explain", model, "--rules", "gpt2", "--seed", "0"], ["probe", model, "--backward"],
-                 ["schemes"], ["demo"], ["gain", "gelu"]):
+    for args in (
+        ["explain", model, "--rules", "gpt2", "--seed", "0"],
+        ["probe", model, "--backward"],
+        ["schemes"],
+        ["demo"],
+        ["gain", "gelu"],
+    ):
         lines = _lines(run(*args, env=env))
         assert max(len(line) for line in lines) <= 80, (args, max(lines, key=len))
         text = "\n".join(lines)
@@ -418,13 +442,16 @@ def test_a_figure_that_fails_half_way_leaves_the_old_file(tmp_path, monkeypatch)
     assert old.read_bytes() == b"old figure" and [p.name for p in tmp_path.iterdir()] == ["hist.png"]
 
 
-@pytest.mark.parametrize("command, option, constant", [
-    ("coord-check", "optimizer", "fanin.diagnostics.coord_check:OPTIMIZERS"),
-    ("coord-check", "statistic", "fanin.diagnostics.coord_check:STATISTICS"),
-    ("demo", "accumulate", "fanin.diagnostics.depth:ACCUMULATE"),
-    ("probe", "mode", "fanin.diagnostics.probing:MODES"),
-    ("explain", "leftovers", "fanin.rules.rules:LEFTOVERS"),
-])
+@pytest.mark.parametrize(
+    "command, option, constant",
+    [
+        ("coord-check", "optimizer", "fanin.diagnostics.coord_check:OPTIMIZERS"),
+        ("coord-check", "statistic", "fanin.diagnostics.coord_check:STATISTICS"),
+        ("demo", "accumulate", "fanin.diagnostics.depth:ACCUMULATE"),
+        ("probe", "mode", "fanin.diagnostics.probing:MODES"),
+        ("explain", "leftovers", "fanin.rules.rules:LEFTOVERS"),
+    ],
+)
 def test_option_choices_are_the_librarys(command, option, constant):
     """The CLI spells these choices out (loading it imports no torch); they are the library's."""
     import importlib

@@ -37,7 +37,9 @@ def test_explain_markdown():
     lines = result.output.splitlines()
     assert lines[0] == "# fanin plan: Sequential (8 tensors, source: global)"
     assert lines[2] == "| \\# | tensor | shape | fan in/out | rule | init | std | bound |"  # no stream key: no seed
-    assert lines[4].startswith("| 0 | `0.weight` | 16×3×3×3 | 27/144 | `#0 module=Conv2d & role='weight' -> kaiming_normal")
+    assert lines[4].startswith(
+        "| 0 | `0.weight` | 16×3×3×3 | 27/144 | `#0 module=Conv2d & role='weight' -> kaiming_normal"
+    )
     assert "Leftovers: reset_parameters" in result.output
 
 

@@ -74,21 +74,44 @@ def _assert_clean_failure(result, args):
     assert "\x1b" not in result.output, (args, result.output)
 
 
-CHECKPOINTS = ["empty.pt", "empty.safetensors", "truncated.safetensors", "header_longer_than_file.safetensors",
-               "offsets_out_of_range.safetensors", "non_utf8_header.safetensors", "pickle.safetensors", "random.pt",
-               "text.pt", "dir.safetensors"]
+CHECKPOINTS = [
+    "empty.pt",
+    "empty.safetensors",
+    "truncated.safetensors",
+    "header_longer_than_file.safetensors",
+    "offsets_out_of_range.safetensors",
+    "non_utf8_header.safetensors",
+    "pickle.safetensors",
+    "random.pt",
+    "text.pt",
+    "dir.safetensors",
+]
 
 
 @pytest.mark.parametrize("name", CHECKPOINTS)
 def test_hostile_checkpoints(corpus, name):
     path = corpus[name]
-    for args in (["audit", path], ["audit", path, "--format", "json"], ["diff", path, corpus["good.safetensors"]],
-                 ["diff", corpus["good.safetensors"], path, "--exit-code"]):
+    for args in (
+        ["audit", path],
+        ["audit", path, "--format", "json"],
+        ["diff", path, corpus["good.safetensors"]],
+        ["diff", corpus["good.safetensors"], path, "--exit-code"],
+    ):
         _assert_clean_failure(run(*args), args)
 
 
-RULES = ["empty.toml", "bad.toml", "list.json", "rules_is_a_number.json", "preset_is_a_number.toml",
-         "unknown_scheme.json", "bad_spec.json", "deep.json", "binary.toml", "rules.yaml"]
+RULES = [
+    "empty.toml",
+    "bad.toml",
+    "list.json",
+    "rules_is_a_number.json",
+    "preset_is_a_number.toml",
+    "unknown_scheme.json",
+    "bad_spec.json",
+    "deep.json",
+    "binary.toml",
+    "rules.yaml",
+]
 
 
 @pytest.mark.parametrize("name", RULES)
@@ -162,8 +185,18 @@ BAD_OPTIONS = [
     ["probe", "mlp", "--int-inputs", "0"],
     ["probe", "mlp", "--mode", "test"],
     ["probe", "gpt", "--int-inputs", "100000"],
-    ["probe", "torch.nn:Embedding", "--arg", "num_embeddings=5", "--arg", "embedding_dim=3", "--input-shape", "2,3",
-     "--int-inputs", "50"],
+    [
+        "probe",
+        "torch.nn:Embedding",
+        "--arg",
+        "num_embeddings=5",
+        "--arg",
+        "embedding_dim=3",
+        "--input-shape",
+        "2,3",
+        "--int-inputs",
+        "50",
+    ],
     ["lint", "mlp", "--rules", "gpt2(bogus=1)"],
     ["lint", "[/oops]"],
     ["lint", "mlp", "--arg", "bogus=1"],
@@ -196,12 +229,30 @@ def test_a_model_too_large_to_build_fails_in_one_line(command):
     assert result.exit_code == 1 and f"Building {spec} failed" in result.stderr
 
 
-@pytest.mark.parametrize("command", [["demo", "--depth", "2"], ["gain", "relu"], ["schemes"], ["explain", "mlp"],
-                                     ["lint", "mlp"], ["coord-check", "mlp", "--widths", "8,16", "--steps", "1"],
-                                     ["probe", "mlp"], ["audit", "mlp"], ["diff", "mlp", "mlp"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["demo", "--depth", "2"],
+        ["gain", "relu"],
+        ["schemes"],
+        ["explain", "mlp"],
+        ["lint", "mlp"],
+        ["coord-check", "mlp", "--widths", "8,16", "--steps", "1"],
+        ["probe", "mlp"],
+        ["audit", "mlp"],
+        ["diff", "mlp", "mlp"],
+    ],
+)
 def test_bad_output_paths(command, tmp_path):
-    for bad in ("", "/", str(tmp_path) + "/", str(tmp_path / "missing" / "x.md"), str(tmp_path / "x.csv"),
-                "/dev/null", str(tmp_path / "x\x1b[31m.yaml")):
+    for bad in (
+        "",
+        "/",
+        str(tmp_path) + "/",
+        str(tmp_path / "missing" / "x.md"),
+        str(tmp_path / "x.csv"),
+        "/dev/null",
+        str(tmp_path / "x\x1b[31m.yaml"),
+    ):
         args = [*command, "-o", bad]
         _assert_clean_failure(run(*args), args)
     if command[0] in ("demo", "probe", "audit", "coord-check"):
@@ -218,7 +269,8 @@ HOSTILE_NAMES = ["[/oops]", "[bold red]x", "esc\x1b[31mred", "new\nline", "pipe|
 
 @pytest.fixture()
 def hostile_module(tmp_path, monkeypatch):
-    (tmp_path / "hostile_models.py").write_text(textwrap.dedent(f"""
+    (tmp_path / "hostile_models.py").write_text(
+        textwrap.dedent(f"""
         import torch
         from torch import nn
 
@@ -239,7 +291,8 @@ def hostile_module(tmp_path, monkeypatch):
             for name in NAMES:
                 net.add_module(name, Layer(name))
             return net
-    """))
+    """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     return "hostile_models:model"
 

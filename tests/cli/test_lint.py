@@ -23,8 +23,9 @@ def test_lint_of_the_model_own_init():
 
 def test_lint_of_rules_names_the_tensor_and_check_exits_1(tmp_path):
     rules = tmp_path / "r.json"
-    rules.write_text(json.dumps({"rules": [{"name": "0.weight", "init": "normal(std=0.02)"},
-                                           {"name": "*.bias", "init": "zeros"}]}))
+    rules.write_text(
+        json.dumps({"rules": [{"name": "0.weight", "init": "normal(std=0.02)"}, {"name": "*.bias", "init": "zeros"}]})
+    )
     result = run("lint", "mlp", "--rules", str(rules))
     assert result.exit_code == 0, result.output  # without --check the answer is only reported
     assert "2 errors" in result.stdout.splitlines()[0]

@@ -46,7 +46,8 @@ def test_demo_table(runner):
     assert " ".join(rows["limit"]) in ("30 (std) - - - - 7 (< 0.001)", "31 (std) - - - - 7 (< 0.001)")
     assert rows["31"] == ["(x)"]
     assert "tanh-normal (tanh, normal(std=1.0)): saturating: std within [0.001, 1000] at every layer" in " ".join(
-        result.stdout.split())
+        result.stdout.split()
+    )
     assert max(len(line) for line in result.stdout.splitlines()) <= 80
     assert result.stderr == ""
 
@@ -64,8 +65,22 @@ def test_demo_json_selected_runs(runner):
 
 def test_demo_markdown_options(runner):
     result = runner.invoke(
-        main, ["demo", "--format", "markdown", "--depth", "12", "--width", "64", "--batch", "4", "--seed", "3",
-               "--run", "scaled-normal"],
+        main,
+        [
+            "demo",
+            "--format",
+            "markdown",
+            "--depth",
+            "12",
+            "--width",
+            "64",
+            "--batch",
+            "4",
+            "--seed",
+            "3",
+            "--run",
+            "scaled-normal",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith("Std of the activations after each layer (width 64, batch 4, seed 3, float64")
@@ -167,8 +182,10 @@ def test_schemes_of_one_framework(runner):
     assert [e["name"] for e in json.loads(flax.stdout)] == list_schemes("jax")
     result = runner.invoke(main, ["schemes", "--framework", "pytorch"])
     assert result.exit_code == 2
-    assert "Unknown framework 'pytorch'. Did you mean 'torch'? Accepted: 'fanin', 'flax', 'jax', 'keras', 'tf1', " \
-           "'torch'." in result.stderr
+    assert (
+        "Unknown framework 'pytorch'. Did you mean 'torch'? Accepted: 'fanin', 'flax', 'jax', 'keras', 'tf1', "
+        "'torch'." in result.stderr
+    )
 
 
 def test_schemes_json_and_markdown(runner):
@@ -183,7 +200,16 @@ def test_schemes_json_and_markdown(runner):
 def test_help_shows_whole_one_line_summaries(runner):
     result = runner.invoke(main, ["--help"], terminal_width=80)
     commands = result.stdout.split("Commands:\n", 1)[1].splitlines()
-    assert [line.split()[0] for line in commands] == ["audit", "coord-check", "demo", "diff", "explain", "gain", "lint", "probe",
-                                                          "schemes"]
+    assert [line.split()[0] for line in commands] == [
+        "audit",
+        "coord-check",
+        "demo",
+        "diff",
+        "explain",
+        "gain",
+        "lint",
+        "probe",
+        "schemes",
+    ]
     for line in commands:
         assert line.rstrip().endswith((".", "?")) and "..." not in line and len(line) <= 80, line

@@ -70,15 +70,31 @@ def test_probe_with_rules(runner):
     [
         (["probe", "mlpp"], 2, "Unknown model 'mlpp'. Did you mean 'mlp'"),
         (["probe", "mlp", "--arg", "depth"], 2, "expected KEY=VALUE, got 'depth'"),
-        (["probe", "mlp", "--arg", "widht=3"], 2, ("Unknown argument of mlp 'widht'. Accepted arguments: 'depth', "
-                                                   "'hidden', 'in_features', 'out_features'.")),
+        (
+            ["probe", "mlp", "--arg", "widht=3"],
+            2,
+            ("Unknown argument of mlp 'widht'. Accepted arguments: 'depth', 'hidden', 'in_features', 'out_features'."),
+        ),
         (["probe", "mlp", "--arg", "depth=six"], 2, "the value of depth must be a Python literal"),
         (["probe", "mlp", "--input-shape", "8,a"], 2, "expected positive integers separated by commas"),
-        (["probe", "torch.nn:Linear", "--arg", "in_features=2", "--arg", "out_features=2"], 2,
-         "give the input's shape with --input-shape"),
-        (["probe", "mlp", "-o", "r.png"], 2, ("cannot tell the report's format from output='r.png': the suffix is .png; "
-                                              "accepted suffixes: .json (json), .md (markdown), .txt (table)")),
-        (["probe", "mlp", "--plot", "r.jpg"], 2, "Unknown figure format 'jpg' (from path='r.jpg'). Did you mean 'png'?"),
+        (
+            ["probe", "torch.nn:Linear", "--arg", "in_features=2", "--arg", "out_features=2"],
+            2,
+            "give the input's shape with --input-shape",
+        ),
+        (
+            ["probe", "mlp", "-o", "r.png"],
+            2,
+            (
+                "cannot tell the report's format from output='r.png': the suffix is .png; "
+                "accepted suffixes: .json (json), .md (markdown), .txt (table)"
+            ),
+        ),
+        (
+            ["probe", "mlp", "--plot", "r.jpg"],
+            2,
+            "Unknown figure format 'jpg' (from path='r.jpg'). Did you mean 'png'?",
+        ),
         (["probe", "mlp", "--input-shape", "8,3"], 1, "probing mlp failed"),
         (["probe", "mlp", "--rules", "no_such_rules.toml"], 2, "--rules"),
     ],

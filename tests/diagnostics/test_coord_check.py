@@ -64,16 +64,20 @@ GPT_MUP = mup(base_width=64, std=0.02, attention=Attention("*.attn.c_attn", spli
 def mlp_runs():
     kw = {"steps": 3, "lr": 0.02, "seeds": (0,)}
     widths = [64, 128, 256, 512, 1024]
-    return (coord_check(make_mlp, widths, mlp_data(), **kw),
-            coord_check(make_mlp, widths, mlp_data(), rules=mup(base_width=64, zero_readout=True), **kw))
+    return (
+        coord_check(make_mlp, widths, mlp_data(), **kw),
+        coord_check(make_mlp, widths, mlp_data(), rules=mup(base_width=64, zero_readout=True), **kw),
+    )
 
 
 @pytest.fixture(scope="module")
 def gpt_runs():
     kw = {"steps": 4, "lr": 0.003}
     widths = [64, 128, 256, 512]
-    return (coord_check(make_gpt, widths, gpt_data(), seeds=(0,), **kw),
-            coord_check(make_gpt, widths, gpt_data(), rules=GPT_MUP, seeds=(0, 1), **kw))
+    return (
+        coord_check(make_gpt, widths, gpt_data(), seeds=(0,), **kw),
+        coord_check(make_gpt, widths, gpt_data(), rules=GPT_MUP, seeds=(0, 1), **kw),
+    )
 
 
 def test_mlp_logits_grow_under_sp_and_every_group_is_flat_under_mup(mlp_runs):
@@ -90,8 +94,18 @@ def test_mlp_logits_grow_under_sp_and_every_group_is_flat_under_mup(mlp_runs):
 def test_gpt_logits_grow_under_sp_and_every_group_is_flat_under_mup(gpt_runs):
     sp, mu = gpt_runs
     assert sp.slope("lm_head") >= 0.4
-    assert mu.groups == ("wte", "wpe", "h.*.ln_1", "h.*.attn.c_attn", "h.*.attn.c_proj", "h.*.ln_2",
-                         "h.*.mlp.c_fc", "h.*.mlp.c_proj", "ln_f", "lm_head")
+    assert mu.groups == (
+        "wte",
+        "wpe",
+        "h.*.ln_1",
+        "h.*.attn.c_attn",
+        "h.*.attn.c_proj",
+        "h.*.ln_2",
+        "h.*.mlp.c_fc",
+        "h.*.mlp.c_proj",
+        "ln_f",
+        "lm_head",
+    )
     assert all(abs(mu.slope(g)) <= 0.1 for g in mu.groups), {g: mu.slope(g) for g in mu.groups}
     assert "muP" not in sp.rules and sp.rules == "torch" and mu.rules == str(GPT_MUP)
 
@@ -103,8 +117,17 @@ def test_the_statistics_by_hand():
     rules = {"*.weight": "ones", "*.bias": "zeros"}
     s = x.float().sum(dim=1).double()
     for statistic, want in (("l1", s.abs().mean().item()), ("rms", s.square().mean().sqrt().item())):
-        res = coord_check(lambda w: nn.Sequential(nn.Linear(4, w)), [2, 3], data, steps=1, lr=1e-9, rules=rules,
-                          optimizer="sgd", statistic=statistic, loss=lambda out, t: out.sum() * 0)
+        res = coord_check(
+            lambda w: nn.Sequential(nn.Linear(4, w)),
+            [2, 3],
+            data,
+            steps=1,
+            lr=1e-9,
+            rules=rules,
+            optimizer="sgd",
+            statistic=statistic,
+            loss=lambda out, t: out.sum() * 0,
+        )
         assert [r[6] for r in res.records if r[2] == 0] == pytest.approx([want, want], rel=1e-12)
         assert res.records[0][:6] == (2, 0, 0, "0", "0", "Linear")
 
@@ -189,7 +212,10 @@ def test_the_figure(gpt_runs, tmp_path):
         ({"lr": -1.0}, r"lr must be a positive finite number, got lr=-1.0"),
         ({"tolerance": 0}, r"tolerance must be a positive finite number, got tolerance=0"),
         ({"seeds": []}, r"seeds must be a non-empty list of non-negative ints, got seeds=\[\]"),
-        ({"data": [(torch.zeros(1, 16), torch.zeros(1, dtype=torch.long))]}, r"data as a list needs steps \+ 1 = 4 batches, got 1"),
+        (
+            {"data": [(torch.zeros(1, 16), torch.zeros(1, dtype=torch.long))]},
+            r"data as a list needs steps \+ 1 = 4 batches, got 1",
+        ),
         ({"data": torch.zeros(2, 16)}, r"data is \(inputs, targets\), a list of them .* got Tensor at step 0"),
         ({"loss": "mse"}, r"loss must be callable, got loss='mse'"),
         ({"reduce": "yes"}, r"reduce must be None, True or False, got reduce='yes'"),
@@ -230,11 +256,25 @@ def test_fsdp2_on_two_gloo_ranks_equals_one_process(tmp_path):
     process on the whole batch (same plan, same seeds; gradients averaged by FSDP's reduce-scatter)."""
     port, world, procs, logs = _free_port(), 2, [], []
     for rank in range(world):
-        env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                   OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+        env = dict(
+            os.environ,
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=str(port),
+            RANK=str(rank),
+            WORLD_SIZE=str(world),
+            OMP_NUM_THREADS="1",
+            NUMBA_NUM_THREADS="1",
+            PYTHONWARNINGS="ignore",
+        )
         logs.append(open(tmp_path / f"rank{rank}.log", "w"))
-        procs.append(subprocess.Popen([sys.executable, __file__, "--worker", str(tmp_path)], env=env,
-                                      stdout=logs[-1], stderr=subprocess.STDOUT))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, __file__, "--worker", str(tmp_path)],
+                env=env,
+                stdout=logs[-1],
+                stderr=subprocess.STDOUT,
+            )
+        )
     deadline = time.monotonic() + WORKER_TIMEOUT_S
     try:
         while any(p.poll() is None for p in procs) and time.monotonic() < deadline:
@@ -254,8 +294,10 @@ def test_fsdp2_on_two_gloo_ranks_equals_one_process(tmp_path):
         found = json.loads(result.read_text())
         assert found["sharded"] == "ok" and found["world_size"] == 2, found
         assert found["mismatched"] == [], found
-        assert found["buffer_error"] == ("Buffered has buffers on the meta device and neither reset_buffers() nor "
-                                         "reset_running_stats() to fill them once sharded")
+        assert found["buffer_error"] == (
+            "Buffered has buffers on the meta device and neither reset_buffers() nor "
+            "reset_running_stats() to fill them once sharded"
+        )
 
 
 def _worker(out: Path) -> None:
@@ -286,12 +328,14 @@ def _worker(out: Path) -> None:
         return model
 
     reference = coord_check(make_mlp, [64, 128], (x, y), reduce=False, **kw)
-    local = (x[rank * half:(rank + 1) * half], y[rank * half:(rank + 1) * half])
+    local = (x[rank * half : (rank + 1) * half], y[rank * half : (rank + 1) * half])
     sharded = coord_check(make_mlp, [64, 128], local, parallelize=shard, **kw)
     mismatched = [
-        (a[:4], a[6], b[6]) for a, b in zip(reference.records, sharded.records, strict=True)
+        (a[:4], a[6], b[6])
+        for a, b in zip(reference.records, sharded.records, strict=True)
         if a[:6] != b[:6] or not math.isclose(a[6], b[6], rel_tol=1e-4, abs_tol=1e-7)
     ]
+
     class Buffered(nn.Sequential):
         def __init__(self, width):
             super().__init__(nn.Linear(16, width), nn.Linear(width, 10))
@@ -326,8 +370,14 @@ def test_the_figure_without_matplotlib(gpt_runs, tmp_path, monkeypatch):
 
 
 def test_layers_and_groups_can_be_chosen(mlp_runs):
-    res = coord_check(make_mlp, [64, 128], mlp_data(), steps=1, layers=lambda name, m: isinstance(m, nn.Linear),
-                      groups=lambda name: "linear")
+    res = coord_check(
+        make_mlp,
+        [64, 128],
+        mlp_data(),
+        steps=1,
+        layers=lambda name, m: isinstance(m, nn.Linear),
+        groups=lambda name: "linear",
+    )
     assert res.groups == ("linear",) and {r[3] for r in res.records} == {"0", "2", "4"}
     with pytest.raises(KeyError, match=r"Unknown layer group 'relu'. Accepted: 'linear'."):
         res.verdict("relu")

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fanin.activations import UnknownActivationError
 from fanin.diagnostics import (
     DECAY_BELOW,
     DEMO_CONFIGS,
@@ -18,7 +19,6 @@ from fanin.diagnostics import (
     run_depth_experiment,
 )
 from fanin.errors import UnknownSchemeError
-from fanin.activations import UnknownActivationError
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,12 @@ def runs():
 
 def test_demo_configs():
     assert [c.name for c in DEMO_CONFIGS] == [
-        "normal", "scaled-normal", "tanh-normal", "tanh-xavier", "relu-kaiming", "relu-default",
+        "normal",
+        "scaled-normal",
+        "tanh-normal",
+        "tanh-xavier",
+        "relu-kaiming",
+        "relu-default",
     ]
     assert [c.scheme for c in DEMO_CONFIGS] == [
         "normal(std=1.0)",
@@ -93,8 +98,7 @@ def test_tanh_with_scaled_normal_vanishes_slowly():
     assert run.vanish_layer is None and VANISH_BELOW < run.stds[-1] < DECAY_BELOW
     assert run.verdict == "vanishing"
     assert run.reason == (
-        "std decays to 0.0821 after the last layer, below 0.1 (a tenth of the input's std), "
-        "though never below 0.001"
+        "std decays to 0.0821 after the last layer, below 0.1 (a tenth of the input's std), though never below 0.001"
     )
 
 

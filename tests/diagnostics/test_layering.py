@@ -33,8 +33,12 @@ def imported_modules(path: Path) -> list[tuple[int, str]]:
 def _thin_call(method: ast.FunctionDef) -> bool:
     """A method whose body is an optional docstring, imports, then one ``return`` (not ``__repr__``)."""
     body = method.body[1:] if ast.get_docstring(method) is not None else method.body
-    return (method.name != "__repr__" and len(body) >= 2 and isinstance(body[-1], ast.Return)
-            and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body[:-1]))
+    return (
+        method.name != "__repr__"
+        and len(body) >= 2
+        and isinstance(body[-1], ast.Return)
+        and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body[:-1])
+    )
 
 
 def str_method_lines(path: Path) -> set[int]:

@@ -217,8 +217,9 @@ def test_layers_by_name_module_and_predicate(x32):
 
 def test_conv_layers_are_calibrated():
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.Flatten(),
-                          nn.Linear(8 * 6 * 6, 10))
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.Flatten(), nn.Linear(8 * 6 * 6, 10)
+    )
     x = torch.randn(32, 3, 6, 6, generator=torch.Generator().manual_seed(0))
     report = lsuv_(model, x, generator=torch.Generator().manual_seed(0))
     assert [(x.name, x.kind) for x in report.layers] == [("0", "Conv2d"), ("2", "Conv2d"), ("4", "Linear")]
@@ -262,8 +263,17 @@ def test_report_to_dict_markdown_and_rich(x32):
     assert d["method"] == "lsuv" and d["tol"] == TOL and d["max_iter"] == 10 and d["converged"] is True
     assert [x["name"] for x in d["layers"]] == ["a", "b", "c"]
     assert set(d["layers"][0]) == {
-        "name", "order", "kind", "calls", "orthogonal", "initial_std", "final_std", "scale", "iterations",
-        "converged", "note",
+        "name",
+        "order",
+        "kind",
+        "calls",
+        "orthogonal",
+        "initial_std",
+        "final_std",
+        "scale",
+        "iterations",
+        "converged",
+        "note",
     }
     md = report.to_markdown()
     assert md.splitlines()[0] == "| order | layer | type | initial std | scale | iterations | final std | converged |"
@@ -355,6 +365,7 @@ def test_repr_is_one_short_line():
         LSUVLayer("head", 1, "Linear", 1, False, 0.0, 0.0, 1.0, 0, False, "output variance is 0"),
     )
     assert repr(LSUVReport(layers, 1.0, 0.01, 10, ("spare",))) == (
-        "<LSUVReport: 2 layers calibrated, 1 not converged, target std 1, 1 unused>")
+        "<LSUVReport: 2 layers calibrated, 1 not converged, target std 1, 1 unused>"
+    )
     one = LSUVReport(layers[:1], 0.5, 0.01, 10)
     assert repr(one) == "<LSUVReport: 1 layer calibrated, all converged, target std 0.5>"

@@ -157,7 +157,7 @@ def test_statistics_by_hand():
     x = torch.tensor([[1.0, 2.0, -1.0], [-2.0, 0.5, 3.0]])
     report = probe(model, x)
     y = (x.double() @ model[0].weight.detach().double().T).numpy()
-    for record, out in zip(report.layers, (y, np.tanh(y), 1 / (1 + np.exp(-np.tanh(y))), None)):
+    for record, out in zip(report.layers, (y, np.tanh(y), 1 / (1 + np.exp(-np.tanh(y))), None), strict=False):
         if out is None:
             break
         assert record.mean == pytest.approx(out.mean(), rel=1e-6)

@@ -6,6 +6,7 @@ import torch
 from rich.console import Console
 from scipy import integrate, stats
 
+from fanin.activations import UnknownActivationError
 from fanin.diagnostics.theory import (
     LayerMoments,
     SignalPropagation,
@@ -14,7 +15,6 @@ from fanin.diagnostics.theory import (
     weight_variance,
 )
 from fanin.errors import SchemeArgumentError
-from fanin.activations import UnknownActivationError
 
 WIDTH = 1024
 # The gains that keep E[h^2] at 1: 1/sqrt(E[f(z)^2]), recomputed here with scipy's adaptive quadrature.
@@ -129,13 +129,22 @@ def test_weight_variance_measured_on_draws():
 @pytest.mark.parametrize(
     "scheme, message",
     [
-        ("normal(mean=0.1)", r"needs zero-mean weights; scheme 'normal\(mean=0.1\)' has mean 0.1 \(normal mean=0.1, std=1\)"),
+        (
+            "normal(mean=0.1)",
+            r"needs zero-mean weights; scheme 'normal\(mean=0.1\)' has mean 0.1 \(normal mean=0.1, std=1\)",
+        ),
         ("uniform", r"scheme 'uniform' has mean 0.5 \(uniform low=0, high=1\)"),
         ("trunc_normal(a=0.0)", r"scheme 'trunc_normal\(a=0.0\)' has mean 0.72"),
-        ("zeros", r"weight variance of scheme 'zeros' is not known in closed form \(data-dependent, constant, .*\); "
-                  r"known for the schemes whose draw over the whole tensor is one of: normal, orthogonal, sparse normal, "
-                  r"truncated normal, uniform\. Pass weight_var="),
-        ("fanin.gatewise_orthogonal(gates=2)", r"scheme 'fanin.gatewise_orthogonal\(gates=2\)' is not known in closed form"),
+        (
+            "zeros",
+            r"weight variance of scheme 'zeros' is not known in closed form \(data-dependent, constant, .*\); "
+            r"known for the schemes whose draw over the whole tensor is one of: normal, orthogonal, sparse normal, "
+            r"truncated normal, uniform\. Pass weight_var=",
+        ),
+        (
+            "fanin.gatewise_orthogonal(gates=2)",
+            r"scheme 'fanin.gatewise_orthogonal\(gates=2\)' is not known in closed form",
+        ),
         ("eye", r"scheme 'eye' is not known in closed form"),
         ("lsuv", r"scheme 'lsuv' is not known in closed form \(data-dependent"),
     ],
@@ -146,7 +155,9 @@ def test_weight_variance_errors(scheme, message):
 
 
 def test_weight_variance_needs_a_matrix():
-    with pytest.raises(ValueError, match=r"weight_variance needs a weight shape \(out, in, \*kernel\), got shape=\(4,\)"):
+    with pytest.raises(
+        ValueError, match=r"weight_variance needs a weight shape \(out, in, \*kernel\), got shape=\(4,\)"
+    ):
         weight_variance("normal", (4,))
 
 
@@ -158,7 +169,11 @@ def test_weight_variance_needs_a_matrix():
         ({"kind": "rnn"}, ValueError, r"Unknown kind 'rnn'. Did you mean 'cnn'\? Accepted: 'cnn', 'mlp'."),
         ({"activation": "tahn"}, UnknownActivationError, r"Unknown activation 'tahn'. Did you mean 'tanh'"),
         ({"weight_var": 0.1}, ValueError, r"exactly one; got scheme='normal', weight_var=0.1"),
-        ({"scheme": None}, ValueError, r"give the weights' distribution as scheme= .* got scheme=None, weight_var=None"),
+        (
+            {"scheme": None},
+            ValueError,
+            r"give the weights' distribution as scheme= .* got scheme=None, weight_var=None",
+        ),
         ({"bias_std": -1.0}, ValueError, r"bias_std must be a finite number >= 0, got bias_std=-1.0"),
         ({"input_second_moment": math.inf}, ValueError, r"got input_second_moment=inf"),
     ],
@@ -206,7 +221,9 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def deep_runs():
-    return {act: signal_propagation(10, WIDTH, act, scheme, batch=16, repeats=8, seed=0) for act, scheme in CASES.items()}
+    return {
+        act: signal_propagation(10, WIDTH, act, scheme, batch=16, repeats=8, seed=0) for act, scheme in CASES.items()
+    }
 
 
 @pytest.mark.parametrize("activation", list(CASES))
@@ -238,8 +255,18 @@ def test_cnn_measured_matches():
     # matrix of the input patches. Layer 0 (i.i.d. input patches) is near 0; after one ReLU the
     # patches' cosine is about 1/pi, so about 2 / (pi^2 32): 7.9% per network, 2.8% for the mean
     # of 8. 10% is 3.5 standard errors.
-    run = signal_propagation(2, 32, "relu", "kaiming_normal(nonlinearity='relu')", kind="cnn", kernel_size=3,
-                             image_size=8, batch=16, repeats=8, seed=0)
+    run = signal_propagation(
+        2,
+        32,
+        "relu",
+        "kaiming_normal(nonlinearity='relu')",
+        kind="cnn",
+        kernel_size=3,
+        image_size=8,
+        batch=16,
+        repeats=8,
+        seed=0,
+    )
     assert [round(x.predicted_pre, 9) for x in run.layers] == [2.0, 2.0]
     assert max(abs(x.relative_error) for x in run.layers) < 0.1
 

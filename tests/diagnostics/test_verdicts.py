@@ -12,8 +12,23 @@ NAN = float("nan")
 def _layer(i, std, *, module="Linear", params=1, saturated=None, zeros=0.0, grad=None, finite=None):
     finite = math.isfinite(std) if finite is None else finite
     return LayerStats(
-        i, str(i), module, 0, i + 1, params, (2, 2), "torch.float32", 0.0, std, std * std, std, zeros, zeros,
-        saturated, finite, grad,
+        i,
+        str(i),
+        module,
+        0,
+        i + 1,
+        params,
+        (2, 2),
+        "torch.float32",
+        0.0,
+        std,
+        std * std,
+        std,
+        zeros,
+        zeros,
+        saturated,
+        finite,
+        grad,
     )
 
 

@@ -18,14 +18,25 @@ from fanin.report.audit import (
 )
 from fanin.report.text import printable
 
-HOSTILE = ["[/oops]", "[bold red]x", "esc\x1b[31mred", "new\nline", "pipe|`tick`|", "$\\alpha$", "tab\tbidi\u202e",
-           "**bold** _it_ <b>", "# heading"]
+HOSTILE = [
+    "[/oops]",
+    "[bold red]x",
+    "esc\x1b[31mred",
+    "new\nline",
+    "pipe|`tick`|",
+    "$\\alpha$",
+    "tab\tbidi\u202e",
+    "**bold** _it_ <b>",
+    "# heading",
+]
 
 
 def _state(seed):
     g = torch.Generator().manual_seed(seed)
     return {name: torch.empty(16, 8).uniform_(-0.3, 0.3, generator=g) for name in HOSTILE} | {
-        "layer.weight": torch.randn(64, 32, generator=g) * 0.02, "layer.bias": torch.zeros(64)}
+        "layer.weight": torch.randn(64, 32, generator=g) * 0.02,
+        "layer.bias": torch.zeros(64),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +93,7 @@ def test_diff_text_headline_counts_rows_and_details(reports):
     assert lines[0].startswith(f"same architecture ({len(diff.tensors)} tensors); different initialization for 1 of")
     counts = next(i for i, line in enumerate(lines) if line.startswith("Counts: "))
     table = next(i for i, line in enumerate(lines) if line.lstrip().startswith("tensor "))
-    assert counts < table and "different 1" in text[text.index("Counts: "):]
+    assert counts < table and "different 1" in text[text.index("Counts: ") :]
     assert max(len(line) for line in lines) <= 80
     _no_injection(text)
     for name in HOSTILE:
@@ -118,8 +129,11 @@ def test_figure_errors_name_what_was_given(reports, tmp_path):
     audit, _ = reports
     with pytest.raises(ValueError, match=r"Unknown tensor to plot 'layer.wieght'. Did you mean 'layer.weight'"):
         write_audit_plot(audit, tmp_path / "x.png", ["layer.wieght"])
-    with pytest.raises(ValueError, match=r"max_panels is the largest number of panels, an integer >= 1; got "
-                                         r"max_panels=0"):
+    with pytest.raises(
+        ValueError,
+        match=r"max_panels is the largest number of panels, an integer >= 1; got "
+        r"max_panels=0",
+    ):
         write_audit_plot(audit, tmp_path / "x.png", max_panels=0)
     only_constant = fanin.audit({"b": torch.zeros(4)})
     with pytest.raises(ValueError, match=r"no tensor to plot: .*report tensors: b"):
@@ -150,6 +164,11 @@ def test_nothing_audited_says_why_without_empty_tables():
         assert "Summary by role" not in text and "tensor |" not in text and "confidence" not in text
     diff = fanin.diff({"step": torch.tensor(3)}, {"x": torch.zeros(2)})
     text = render_diff_text(diff)
-    assert text.startswith("different architecture (1 only in a, 1 only in b, 0 reshaped; 0 compared); no\n"
-                           "  tensor to compare") and "Only in a: step" in text and "status" not in text
+    assert (
+        text.startswith(
+            "different architecture (1 only in a, 1 only in b, 0 reshaped; 0 compared); no\n  tensor to compare"
+        )
+        and "Only in a: step" in text
+        and "status" not in text
+    )
     assert diff.any_different

@@ -6,8 +6,8 @@ import pytest
 import torch
 from rich.console import Console
 
-from fanin.diagnostics import DEMO_CONFIGS, DepthConfig, run_depth_experiment
 from fanin.activations import compare_gains
+from fanin.diagnostics import DEMO_CONFIGS, DepthConfig, run_depth_experiment
 from fanin.report import (
     MissingExtraError,
     depth_report,
@@ -191,7 +191,8 @@ def test_scheme_summaries_are_plain_whole_sentences():
         for rest in ("``", ":math:", ":func:", "`", "\\", "\\text", "\\mathcal"):
             assert rest not in summary, (name, summary)
     assert plain_summary("Zeros, after one :math:`\\mathcal{U}[a, b)` draw of ``n`` values.") == (
-        "Zeros, after one U[a, b) draw of n values.")
+        "Zeros, after one U[a, b) draw of n values."
+    )
     text = plain_summary("A bias: the first dimension splits\ninto blocks, block")
     assert text == "A bias: the first dimension splits into blocks, block."
     assert plain_summary("One sentence. And a cut-off sec") == "One sentence."

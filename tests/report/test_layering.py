@@ -16,6 +16,7 @@ def test_reports_import_nothing_from_the_cli():
                 names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
             else:
                 continue
-            offending += [f"{path.name}:{node.lineno}: {n}" for n in names
-                          if n == "fanin.cli" or n.startswith("fanin.cli.")]
+            offending += [
+                f"{path.name}:{node.lineno}: {n}" for n in names if n == "fanin.cli" or n.startswith("fanin.cli.")
+            ]
     assert offending == []

@@ -76,16 +76,20 @@ def test_depth_figure_panels_and_thresholds(demo_report, captured, tmp_path):
     (legend,) = fig.legends
     texts = [t.get_text() for t in legend.get_texts()]
     assert texts == [f"{r.name} ({r.verdict}): {r.config.scheme}" for r in demo_report.runs]
-    assert all(float(t.get_text().replace("−", "-")) == int(float(t.get_text().replace("−", "-")))
-               for t in bottom.get_xticklabels() if t.get_text())
+    assert all(
+        float(t.get_text().replace("−", "-")) == int(float(t.get_text().replace("−", "-")))
+        for t in bottom.get_xticklabels()
+        if t.get_text()
+    )
     assert (tmp_path / "depth.svg").read_text().startswith("<?xml")
 
 
 def test_depth_figure_for_a_report_without_stable_runs(captured, tmp_path):
     from fanin.diagnostics import DepthConfig
 
-    report = depth_report([run_depth_experiment(DepthConfig("huge", None, "normal(std=1e10)", depth=4, width=4,
-                                                            batch=2))])
+    report = depth_report(
+        [run_depth_experiment(DepthConfig("huge", None, "normal(std=1e10)", depth=4, width=4, batch=2))]
+    )
     write_plot(report, tmp_path / "d.pdf")
     assert len(captured[-1].axes) == 1 and (tmp_path / "d.pdf").read_bytes().startswith(b"%PDF")
 

@@ -32,8 +32,12 @@ NAN, INF = float("nan"), float("inf")
 def golden_report():
     """A hand-made report (no computation), so the goldens test the renderers alone."""
     layers = (
-        LayerStats(0, "fc", "Linear", 0, 1, 12, (2, 4), "torch.float32", 0.125, 1.5, 2.375, 1.5, 0.0, 0.0, None, True, 0.5),
-        LayerStats(1, "act", "Tanh", 0, 1, 0, (2, 4), "torch.float32", -0.25, 0.75, 0.625, 0.75, 0.0, 0.0, 0.625, True, 0.25),
+        LayerStats(
+            0, "fc", "Linear", 0, 1, 12, (2, 4), "torch.float32", 0.125, 1.5, 2.375, 1.5, 0.0, 0.0, None, True, 0.5
+        ),
+        LayerStats(
+            1, "act", "Tanh", 0, 1, 0, (2, 4), "torch.float32", -0.25, 0.75, 0.625, 0.75, 0.0, 0.0, 0.625, True, 0.25
+        ),
         LayerStats(2, "act", "Tanh", 1, 1, 0, (2, 4), "torch.float32", NAN, NAN, INF, NAN, 0.0, 0.0, 0.5, False, None),
     )
     params = (ParamStats("fc.weight", (4, 3), 0.5, 0.25, 0.5), ParamStats("fc.bias", (4,), 0.0, 0.125, None))
@@ -42,7 +46,9 @@ def golden_report():
         Verdict("exploding", "non-finite from layer 2 ('act', Tanh, call 1)", 1e3, 2, NAN, None),
         Verdict("saturating", "on average 56% saturated", 0.5, 1, 0.5625),
     )
-    return ProbeReport("golden", "Net", "eval", True, "cpu", "2.13.0", ((2, 3),), 1.0, layers, params, blocks, 1.5, verdicts)
+    return ProbeReport(
+        "golden", "Net", "eval", True, "cpu", "2.13.0", ((2, 3),), 1.0, layers, params, blocks, 1.5, verdicts
+    )
 
 
 def _text(renderable, width=120):

@@ -19,10 +19,20 @@ __all__ = ["audit_command", "diff_command"]
 
 # fanin.auditing.sources.LAYOUTS, spelled out so that loading the CLI does not import torch (a test
 # checks that the two agree).
-_LAYOUT = click.option("--layout", type=click.Choice(["keras", "torch"]), default="torch", show_default=True,
-                       help="Weight layout of a checkpoint (a module's layouts come from its layer types).")
-_SEED = click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
-                     help="Seed under which a built model (not a checkpoint) is constructed (both A and B for diff).")
+_LAYOUT = click.option(
+    "--layout",
+    type=click.Choice(["keras", "torch"]),
+    default="torch",
+    show_default=True,
+    help="Weight layout of a checkpoint (a module's layouts come from its layer types).",
+)
+_SEED = click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=0,
+    show_default=True,
+    help="Seed under which a built model (not a checkpoint) is constructed (both A and B for diff).",
+)
 
 
 def _inputs(*sources) -> list[str]:
@@ -79,15 +89,25 @@ def _plot(report, model, layout, path, names):
 @click.argument("b", metavar="B")
 @arg_option
 @_LAYOUT
-@click.option("--rtol", type=FiniteFloat(min=0, max=1e6), default=1e-5, show_default=True,
-              help="Relative tolerance of 'close'.")
-@click.option("--atol", type=FiniteFloat(min=0, max=1e6), default=1e-8, show_default=True,
-              help="Absolute tolerance of 'close'.")
-@click.option("--alpha", type=FiniteFloat(min=0, max=1, min_open=True, max_open=True), default=None,
-              help="Family-wise level of 'different' (Holm over the compared tensors; default: "
-                   "fanin.auditing.diff.ALPHA, 0.001).")
-@click.option("--exit-code", "exit_code", is_flag=True,
-              help="Exit with status 1 when a tensor is different (or only on one side, or reshaped).")
+@click.option(
+    "--rtol", type=FiniteFloat(min=0, max=1e6), default=1e-5, show_default=True, help="Relative tolerance of 'close'."
+)
+@click.option(
+    "--atol", type=FiniteFloat(min=0, max=1e6), default=1e-8, show_default=True, help="Absolute tolerance of 'close'."
+)
+@click.option(
+    "--alpha",
+    type=FiniteFloat(min=0, max=1, min_open=True, max_open=True),
+    default=None,
+    help="Family-wise level of 'different' (Holm over the compared tensors; default: "
+    "fanin.auditing.diff.ALPHA, 0.001).",
+)
+@click.option(
+    "--exit-code",
+    "exit_code",
+    is_flag=True,
+    help="Exit with status 1 when a tensor is different (or only on one side, or reshaped).",
+)
 @_SEED
 @output_options()
 def diff_command(a, b, args, layout, rtol, atol, alpha, exit_code, seed, output, fmt) -> None:
@@ -110,8 +130,15 @@ def diff_command(a, b, args, layout, rtol, atol, alpha, exit_code, seed, output,
             bar.update(task, total=total, completed=i, description=f"diff {rich_escape(name)}")
 
         try:
-            report = diff(ma, mb, layout=layout, rtol=rtol, atol=atol, progress=step,
-                          **({} if alpha is None else {"alpha": alpha}))
+            report = diff(
+                ma,
+                mb,
+                layout=layout,
+                rtol=rtol,
+                atol=atol,
+                progress=step,
+                **({} if alpha is None else {"alpha": alpha}),
+            )
         except (ValueError, TypeError, OSError) as err:
             raise fail(err) from None
     emit(out, report, Renderers(render_diff_table, render_diff_markdown, render_diff_json))

@@ -29,8 +29,9 @@ class FiniteFloat(click.FloatRange):
 
 def rules_option(default: str | None, help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--rules FILE|PRESET`` (parameter ``rules_arg``)."""
-    return click.option("--rules", "rules_arg", default=default, show_default=default is not None,
-                        metavar="FILE|PRESET", help=help)
+    return click.option(
+        "--rules", "rules_arg", default=default, show_default=default is not None, metavar="FILE|PRESET", help=help
+    )
 
 
 def is_rules_file(rules_arg: str) -> bool:

@@ -57,27 +57,71 @@ def _data(module, batch: int, seq: int, seed: int):
 @click.argument("model")
 @arg_option
 @click.option("--widths", required=True, metavar="W1,W2,...", help="Widths to build the model at (increasing).")
-@click.option("--width-arg", default=None, metavar="NAME",
-              help="The factory's width argument [default: n_embd for gpt, hidden for mlp, channels for cnn].")
-@rules_option("torch", "The parametrization: a preset ('torch' is standard parametrization, "
-                       "'mup(base_width=64)', 'u_mup') or a rules file.")
+@click.option(
+    "--width-arg",
+    default=None,
+    metavar="NAME",
+    help="The factory's width argument [default: n_embd for gpt, hidden for mlp, channels for cnn].",
+)
+@rules_option(
+    "torch",
+    "The parametrization: a preset ('torch' is standard parametrization, "
+    "'mup(base_width=64)', 'u_mup') or a rules file.",
+)
 @click.option("--steps", type=click.IntRange(min=1, max=1000), default=3, show_default=True, help="Training steps.")
 @click.option("--optimizer", type=click.Choice(["adam", "adamw", "sgd"]), default="adam", show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True, max=1e6), default=1e-2, show_default=True,
-              help="Learning rate (the base one under muP).")
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True, max=1e6),
+    default=1e-2,
+    show_default=True,
+    help="Learning rate (the base one under muP).",
+)
 @click.option("--statistic", type=click.Choice(["l1", "rms"]), default="l1", show_default=True)
-@click.option("--tolerance", type=click.FloatRange(min=0, min_open=True, max=10), default=0.1, show_default=True,
-              help="A group is stable when |slope| <= this.")
+@click.option(
+    "--tolerance",
+    type=click.FloatRange(min=0, min_open=True, max=10),
+    default=0.1,
+    show_default=True,
+    help="A group is stable when |slope| <= this.",
+)
 @click.option("--batch", type=click.IntRange(min=1, max=4096), default=8, show_default=True)
-@click.option("--seq", type=click.IntRange(min=1, max=4096), default=16, show_default=True,
-              help="Sequence length of token inputs.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
-              help="Seed of the data and of the plan.")
+@click.option(
+    "--seq",
+    type=click.IntRange(min=1, max=4096),
+    default=16,
+    show_default=True,
+    help="Sequence length of token inputs.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of the data and of the plan.",
+)
 @click.option("--check", is_flag=True, help="Exit 1 when a layer group is not stable.")
 @plot_option("the coordinate-check figure")
 @output_options("the coordinate check")
-def coord_check_command(model, args, widths, width_arg, rules_arg, steps, optimizer, lr, statistic, tolerance,
-                        batch, seq, seed, check, plot_path, output, fmt) -> None:
+def coord_check_command(
+    model,
+    args,
+    widths,
+    width_arg,
+    rules_arg,
+    steps,
+    optimizer,
+    lr,
+    statistic,
+    tolerance,
+    batch,
+    seq,
+    seed,
+    check,
+    plot_path,
+    output,
+    fmt,
+) -> None:
     """Build MODEL at each of --widths, train it a few steps and fit each layer group's
     activation size against width: "stable" under muP, "grows as width^s" where a width's
     activations blow up (Yang et al. 2022, Tensor Programs V)."""
@@ -111,18 +155,32 @@ def coord_check_command(model, args, widths, width_arg, rules_arg, steps, optimi
     smallest = build_model(model, {**overrides, name: sizes[0]})
     data = _data(smallest, batch, seq, seed)
     if data is None:
-        raise fail(f"cannot tell the input of {model!r}: its first layer is neither an nn.Embedding nor an "
-                   "nn.Linear; use fanin.coord_check from Python with your own data")
+        raise fail(
+            f"cannot tell the input of {model!r}: its first layer is neither an nn.Embedding nor an "
+            "nn.Linear; use fanin.coord_check from Python with your own data"
+        )
     rules = rules_from_option(rules_arg, smallest)
     with progress("coord-check", len(sizes)) as (bar, task):
+
         def step(line: str) -> None:
             bar.update(task, description=line)
             bar.advance(task)
 
         try:
-            result = coord_check(lambda w: build(model, **{**overrides, name: w}), sizes, data, steps=steps,
-                                 optimizer=optimizer, lr=lr, rules=rules, statistic=statistic, tolerance=tolerance,
-                                 seeds=(seed,), label=model, progress=step)
+            result = coord_check(
+                lambda w: build(model, **{**overrides, name: w}),
+                sizes,
+                data,
+                steps=steps,
+                optimizer=optimizer,
+                lr=lr,
+                rules=rules,
+                statistic=statistic,
+                tolerance=tolerance,
+                seeds=(seed,),
+                label=model,
+                progress=step,
+            )
         except (FaninError, ValueError, TypeError, RuntimeError) as err:
             raise fail(err) from None
     emit(out, result, Renderers(coord_check_table, render_coord_check_markdown, render_coord_check_json))

@@ -11,15 +11,25 @@ __all__ = ["demo_command"]
 
 @click.command("demo", short_help="Activation std through a deep MLP, for six initializations.")
 @click.option("--depth", type=click.IntRange(min=1, max=10_000), default=100, show_default=True, help="Linear layers.")
-@click.option("--width", type=click.IntRange(min=1, max=65_536), default=256, show_default=True,
-              help="Units per layer.")
-@click.option("--batch", type=click.IntRange(min=1, max=65_536), default=16, show_default=True,
-              help="Inputs per batch.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=1, show_default=True,
-              help="Seed of the torch.Generator.")
+@click.option(
+    "--width", type=click.IntRange(min=1, max=65_536), default=256, show_default=True, help="Units per layer."
+)
+@click.option(
+    "--batch", type=click.IntRange(min=1, max=65_536), default=16, show_default=True, help="Inputs per batch."
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=1,
+    show_default=True,
+    help="Seed of the torch.Generator.",
+)
 @click.option("--run", "names", multiple=True, metavar="NAME", help="Only these runs (repeatable).")
 @click.option(
-    "--accumulate", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+    "--accumulate",
+    type=click.Choice(["float64", "float32"]),
+    default="float64",
+    show_default=True,
     help="Accumulate each layer in float64 (machine-independent) or run F.linear in float32.",
 )
 @output_options()
@@ -39,8 +49,10 @@ def demo_command(depth, width, batch, seed, names, accumulate, output, fmt, plot
 
     out = output_for(output, fmt)
     plot = plot_for(plot_path, outputs=[out])
-    configs = tuple(dataclasses.replace(c, accumulate=accumulate)
-                    for c in demo_configs(depth=depth, width=width, batch=batch, seed=seed))
+    configs = tuple(
+        dataclasses.replace(c, accumulate=accumulate)
+        for c in demo_configs(depth=depth, width=width, batch=batch, seed=seed)
+    )
     known = [c.name for c in configs]
     for name in names:
         if name not in known:

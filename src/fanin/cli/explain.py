@@ -21,13 +21,19 @@ CAPTURED = "captured"  # --rules captured: the model's own init, recorded by fan
 @click.command("explain", short_help="Show which rule and scheme initialize each tensor of a model.")
 @click.argument("model")
 @arg_option
-@rules_option("torch", "A rules file (.toml or .json), a preset (torch, keras, tf1, flax, gpt2, bert, vit, "
-              "resnet, a recipe such as megatron or a parametrization such as 'mup(base_width=64)'), or "
-              "'captured': the model's own init code, recorded (fanin.capture).")
-@click.option("--seed", type=click.IntRange(min=0, max=2**64 - 1), default=None,
-              help="Plan with counter streams under this seed.")
+@rules_option(
+    "torch",
+    "A rules file (.toml or .json), a preset (torch, keras, tf1, flax, gpt2, bert, vit, "
+    "resnet, a recipe such as megatron or a parametrization such as 'mup(base_width=64)'), or "
+    "'captured': the model's own init code, recorded (fanin.capture).",
+)
 @click.option(
-    "--leftovers", type=click.Choice(["error", "keep", "reset_parameters"]), default=None,
+    "--seed", type=click.IntRange(min=0, max=2**64 - 1), default=None, help="Plan with counter streams under this seed."
+)
+@click.option(
+    "--leftovers",
+    type=click.Choice(["error", "keep", "reset_parameters"]),
+    default=None,
     help="What to do with parameters no rule matches (default: the rules' own policy, else error).",
 )
 @output_options("the plan")
@@ -45,8 +51,9 @@ def explain_command(model, args, rules_arg, seed, leftovers, output, fmt) -> Non
     out = output_for(output, fmt, inputs=[rules_arg] if is_rules_file(rules_arg) else [])
     if rules_arg == CAPTURED:
         if leftovers is not None:
-            raise usage("--leftovers applies to rules; a captured plan covers what the model's own init does",
-                        "--leftovers")
+            raise usage(
+                "--leftovers applies to rules; a captured plan covers what the model's own init does", "--leftovers"
+            )
         resolved = captured_plan(model, parse_args(args), seed=seed)
     else:
         module = build_model(model, parse_args(args), meta=True)

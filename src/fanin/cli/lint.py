@@ -20,8 +20,9 @@ __all__ = ["lint_command"]
 @click.command("lint", short_help="Find recurring init bugs in a model, with the fix for each.")
 @click.argument("model")
 @arg_option
-@rules_option("captured", "Check a plan of these rules (a rules file or a preset) instead of the model's own "
-                          "init ('captured').")
+@rules_option(
+    "captured", "Check a plan of these rules (a rules file or a preset) instead of the model's own init ('captured')."
+)
 @click.option("--check", is_flag=True, help="Exit 1 when a finding is an error.")
 @output_options("the findings")
 def lint_command(model, args, rules_arg, check, output, fmt) -> None:

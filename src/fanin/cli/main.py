@@ -35,6 +35,15 @@ def main() -> None:
     """
 
 
-for command in (demo_command, gain_command, schemes_command, explain_command, lint_command, probe_command,
-                coord_check_command, audit_command, diff_command):
+for command in (
+    demo_command,
+    gain_command,
+    schemes_command,
+    explain_command,
+    lint_command,
+    probe_command,
+    coord_check_command,
+    audit_command,
+    diff_command,
+):
     main.add_command(command)

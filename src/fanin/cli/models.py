@@ -33,8 +33,13 @@ CHECKPOINT_SUFFIXES = (".bin", ".ckpt", ".pt", ".pth", ".safetensors")
 
 def arg_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     """``--arg KEY=VALUE`` (parameter ``args``), repeatable."""
-    return click.option("--arg", "args", multiple=True, metavar="KEY=VALUE",
-                        help="Keyword argument of the model's factory (a Python literal); repeatable.")(fn)
+    return click.option(
+        "--arg",
+        "args",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Keyword argument of the model's factory (a Python literal); repeatable.",
+    )(fn)
 
 
 def parse_args(args: tuple[str, ...]) -> dict[str, object]:
@@ -76,8 +81,11 @@ def build_model(spec: str, args: dict[str, object], *, param: str = "MODEL", see
     from fanin.models import ModelBuildError, ModelSpecError, build
 
     if not _buildable(spec) and os.path.exists(spec):
-        raise usage(f"{spec!r} is a file or directory, and this command builds a model: give a built-in model "
-                    "(cnn, gpt, mlp) or 'package.module:factory'; fanin audit reads checkpoints", param)
+        raise usage(
+            f"{spec!r} is a file or directory, and this command builds a model: give a built-in model "
+            "(cnn, gpt, mlp) or 'package.module:factory'; fanin audit reads checkpoints",
+            param,
+        )
     try:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)

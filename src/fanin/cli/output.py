@@ -58,11 +58,22 @@ def output_options(what: str = "the report") -> Callable[[Callable[..., Any]], C
     """``-o/--output FILE`` and ``--format`` (parameters ``output`` and ``fmt``)."""
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        fn = click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-                          help="Format of the report: table (plain text in a file), markdown or json "
-                               "[default: from the suffix of -o, else table].")(fn)
-        fn = click.option("-o", "--output", "output", metavar="FILE", default=None,
-                          help=f"Write {what} to FILE (.txt, .md or .json) instead of stdout.")(fn)
+        fn = click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default=None,
+            help="Format of the report: table (plain text in a file), markdown or json "
+            "[default: from the suffix of -o, else table].",
+        )(fn)
+        fn = click.option(
+            "-o",
+            "--output",
+            "output",
+            metavar="FILE",
+            default=None,
+            help=f"Write {what} to FILE (.txt, .md or .json) instead of stdout.",
+        )(fn)
         return fn
 
     return decorate
@@ -70,8 +81,13 @@ def output_options(what: str = "the report") -> Callable[[Callable[..., Any]], C
 
 def plot_option(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """``--plot FILE`` (parameter ``plot_path``)."""
-    return click.option("--plot", "plot_path", metavar="FILE", default=None,
-                        help=f"Write {what} to FILE (.png, .svg or .pdf; needs fanin[plot]).")
+    return click.option(
+        "--plot",
+        "plot_path",
+        metavar="FILE",
+        default=None,
+        help=f"Write {what} to FILE (.png, .svg or .pdf; needs fanin[plot]).",
+    )
 
 
 @dataclass(frozen=True)
@@ -106,8 +122,9 @@ def _inside(path: Path, directory: Path) -> bool:
         return False
 
 
-def check_destination(path: str, option: str, inputs: Iterable[str | os.PathLike[str]] = (),
-                      taken: Iterable[Path] = ()) -> Path:
+def check_destination(
+    path: str, option: str, inputs: Iterable[str | os.PathLike[str]] = (), taken: Iterable[Path] = ()
+) -> Path:
     """``path`` as a :class:`Path` once it is known to be writable and not an input; a usage
     error (status 2) naming ``option`` otherwise."""
     if not path or path.endswith(("/", os.sep)):
@@ -116,8 +133,9 @@ def check_destination(path: str, option: str, inputs: Iterable[str | os.PathLike
     if p.is_dir():
         raise usage(f"{path!r} is a directory; give a file path", option)
     if p.exists() and not p.is_file():
-        raise usage(f"{path!r} is not a regular file; give a file path (without {option}, results go to stdout)",
-                    option)
+        raise usage(
+            f"{path!r} is not a regular file; give a file path (without {option}, results go to stdout)", option
+        )
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise usage(f"the directory of {path!r} does not exist ({str(parent)!r})", option)
@@ -132,8 +150,9 @@ def check_destination(path: str, option: str, inputs: Iterable[str | os.PathLike
         if _same(p, source):
             raise usage(f"{path!r} is an input of this command ({str(given)!r}); write the output elsewhere", option)
         if source.is_dir() and p.exists() and _inside(p, source):
-            raise usage(f"{path!r} is a file inside the input directory {str(given)!r}; write the output elsewhere",
-                        option)
+            raise usage(
+                f"{path!r} is a file inside the input directory {str(given)!r}; write the output elsewhere", option
+            )
     for other in taken:
         if _same(p, other):
             raise usage(f"{path!r} is already the destination of another output of this command", option)
@@ -151,17 +170,24 @@ def output_for(output: str | None, fmt: str | None, *, inputs: Iterable[str | os
     by_suffix = SUFFIXES.get(suffix)
     if by_suffix is None:
         if suffix or fmt is None:
-            raise usage(f"cannot tell the report's format from output={output!r}: the suffix is "
-                        f"{suffix or 'missing'}; accepted suffixes: {accepted}", "-o/--output")
+            raise usage(
+                f"cannot tell the report's format from output={output!r}: the suffix is "
+                f"{suffix or 'missing'}; accepted suffixes: {accepted}",
+                "-o/--output",
+            )
         return Output(fmt, path)
     if fmt is not None and fmt != by_suffix:
-        raise usage(f"--format {fmt} disagrees with the suffix of output={output!r} ({suffix} is {by_suffix}); "
-                    "give one or make them agree", "-o/--output")
+        raise usage(
+            f"--format {fmt} disagrees with the suffix of output={output!r} ({suffix} is {by_suffix}); "
+            "give one or make them agree",
+            "-o/--output",
+        )
     return Output(by_suffix, path)
 
 
-def plot_for(plot_path: str | None, *, inputs: Iterable[str | os.PathLike[str]] = (),
-             outputs: Iterable[Output] = ()) -> Path | None:
+def plot_for(
+    plot_path: str | None, *, inputs: Iterable[str | os.PathLike[str]] = (), outputs: Iterable[Output] = ()
+) -> Path | None:
     """The checked ``--plot`` path (suffix, matplotlib installed, writable, not an input), or ``None``."""
     if plot_path is None:
         return None

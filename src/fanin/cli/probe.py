@@ -64,26 +64,48 @@ def _first_embedding(module) -> int | None:
 @click.argument("model")
 @arg_option
 @click.option(
-    "--input-shape", "shapes", multiple=True, metavar="D0,D1,...",
+    "--input-shape",
+    "shapes",
+    multiple=True,
+    metavar="D0,D1,...",
     help="Shape of an input (repeat for several positional inputs). Built-in models have defaults.",
 )
 @click.option(
-    "--int-inputs", type=click.IntRange(min=1), default=None, metavar="VOCAB",
+    "--int-inputs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="VOCAB",
     help="Draw the inputs as integers in [0, VOCAB) (token ids) instead of N(0, 1).",
 )
 @rules_option(None, "Initialize with fanin.apply first: a rules file (.toml or .json) or a preset.")
-@click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
-              help="Seed of the model's construction, the rules, the inputs and the backward cotangent.")
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0, max=2**63 - 1),
+    default=0,
+    show_default=True,
+    help="Seed of the model's construction, the rules, the inputs and the backward cotangent.",
+)
 @click.option("--backward", is_flag=True, help="Also run the backward pass (gradient statistics).")
-@click.option("--mode", type=click.Choice(["eval", "train"]), default="eval", show_default=True,
-              help="The modules' mode during the pass (dropout, batch-norm statistics).")
-@click.option("--residual", "residual", multiple=True, metavar="GLOB",
-              help="Name the residual blocks (glob on module names) instead of detecting them.")
+@click.option(
+    "--mode",
+    type=click.Choice(["eval", "train"]),
+    default="eval",
+    show_default=True,
+    help="The modules' mode during the pass (dropout, batch-norm statistics).",
+)
+@click.option(
+    "--residual",
+    "residual",
+    multiple=True,
+    metavar="GLOB",
+    help="Name the residual blocks (glob on module names) instead of detecting them.",
+)
 @click.option("--check", is_flag=True, help="Exit with status 1 when a verdict is not stable.")
 @output_options()
 @plot_option("a figure of activation (and gradient) std by layer")
-def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mode, residual, check,
-                  output, fmt, plot_path):
+def probe_command(
+    model, args, shapes, int_inputs, rules_arg, seed, backward, mode, residual, check, output, fmt, plot_path
+):
     """Probe MODEL: activation and gradient statistics of every layer in execution order, and
     verdicts (exploding, vanishing, saturating, dead units, residual growth, stable). MODEL is a
     built-in model (cnn, gpt, mlp) or 'package.module:factory', with --arg KEY=VALUE."""
@@ -117,8 +139,11 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
         vocab = _first_embedding(module)
         if vocab is not None:
             int_inputs = vocab
-            click.echo(f"note: {model} starts with an nn.Embedding: its inputs are token ids in [0, {vocab}) "
-                       "(--int-inputs VOCAB to choose)", err=True)
+            click.echo(
+                f"note: {model} starts with an nn.Embedding: its inputs are token ids in [0, {vocab}) "
+                "(--int-inputs VOCAB to choose)",
+                err=True,
+            )
 
     if rules is not None:
         from fanin.rules import apply
@@ -141,16 +166,24 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
     with progress(f"probe {rich_escape(model)}", total=total) as (bar, task):
         try:
             report = probe(
-                module, inputs, backward=backward, mode=mode, residual=list(residual) or None, seed=seed,
-                label=model, on_layer=lambda record: bar.advance(task),
+                module,
+                inputs,
+                backward=backward,
+                mode=mode,
+                residual=list(residual) or None,
+                seed=seed,
+                label=model,
+                on_layer=lambda record: bar.advance(task),
             )
         except (FaninError, ValueError, TypeError) as err:
             raise fail(f"probing {model} failed: {describe(err)}") from None
         except (RuntimeError, MemoryError, IndexError) as err:
             text = describe(err)
             if int_inputs is None and "indices" in text and ("Long" in text or "Int" in text):
-                raise fail(f"probing {model} failed: the model takes integer inputs (token ids), not N(0, 1) "
-                           "floats: give --int-inputs VOCAB") from None
+                raise fail(
+                    f"probing {model} failed: the model takes integer inputs (token ids), not N(0, 1) "
+                    "floats: give --int-inputs VOCAB"
+                ) from None
             raise fail(f"probing {model} failed: {type(err).__name__}: {text}") from None
     report = dataclasses.replace(report, input_dtypes=tuple(str(t.dtype).replace("torch.", "") for t in inputs))
 

@@ -10,8 +10,12 @@ __all__ = ["schemes_command"]
 
 
 @click.command("schemes", short_help="List the registered schemes, with a summary of each.")
-@click.option("--framework", default=None, metavar="NAME",
-              help="Only this framework's schemes: fanin, jax (or flax), keras, tf1, torch.")
+@click.option(
+    "--framework",
+    default=None,
+    metavar="NAME",
+    help="Only this framework's schemes: fanin, jax (or flax), keras, tf1, torch.",
+)
 @output_options("the list")
 def schemes_command(framework, output, fmt) -> None:
     """List the registered schemes: name, framework, family and a one-sentence summary."""

@@ -74,8 +74,17 @@ from fanin.rules.parametrization.table import literal
 from fanin.rules.plan import Plan
 from fanin.rules.plan import plan as make_plan
 
-__all__ = ["FORMAT", "OPTIMIZERS", "STATISTICS", "CoordCheck", "CoordCheckError", "CoordFit", "CoordVerdict",
-           "coord_check", "default_group"]
+__all__ = [
+    "FORMAT",
+    "OPTIMIZERS",
+    "STATISTICS",
+    "CoordCheck",
+    "CoordCheckError",
+    "CoordFit",
+    "CoordVerdict",
+    "coord_check",
+    "default_group",
+]
 
 FORMAT = "fanin.coord_check/1"
 STATISTICS = ("l1", "rms")
@@ -172,9 +181,11 @@ class CoordCheck:
     def __repr__(self) -> str:
         unstable = [v for v in self.verdicts if v.kind != "stable"]
         worst = max(self.verdicts, key=lambda v: abs(v.slope) if math.isfinite(v.slope) else math.inf)
-        return (f"<CoordCheck {literal(self.label)!r} ({literal(self.rules)}, {self.optimizer} lr={self.lr:g}, "
-                f"widths {self.widths[0]}..{self.widths[-1]}, {self.steps} steps): {len(self.verdicts)} groups, "
-                f"{len(unstable)} not stable; largest |slope| {abs(worst.slope):.3g} ({literal(worst.group)})>")
+        return (
+            f"<CoordCheck {literal(self.label)!r} ({literal(self.rules)}, {self.optimizer} lr={self.lr:g}, "
+            f"widths {self.widths[0]}..{self.widths[-1]}, {self.steps} steps): {len(self.verdicts)} groups, "
+            f"{len(unstable)} not stable; largest |slope| {abs(worst.slope):.3g} ({literal(worst.group)})>"
+        )
 
     def __str__(self) -> str:
         from fanin.report.coord_check import render_coord_check_text
@@ -195,17 +206,31 @@ class CoordCheck:
             return float(x) if x in ("nan", "inf", "-inf") else x
 
         def fit(d: Mapping[str, Any]) -> CoordFit:
-            return CoordFit(d["group"], d["step"], tuple(d["widths"]), tuple(dec(v) for v in d["values"]),
-                            dec(d["slope"]), dec(d["intercept"]), dec(d["stderr"]))
+            return CoordFit(
+                d["group"],
+                d["step"],
+                tuple(d["widths"]),
+                tuple(dec(v) for v in d["values"]),
+                dec(d["slope"]),
+                dec(d["intercept"]),
+                dec(d["stderr"]),
+            )
 
         return cls(
-            label=data["label"], rules=data["rules"], optimizer=data["optimizer"], lr=data["lr"],
-            statistic=data["statistic"], steps=data["steps"], widths=tuple(data["widths"]), seeds=tuple(data["seeds"]),
+            label=data["label"],
+            rules=data["rules"],
+            optimizer=data["optimizer"],
+            lr=data["lr"],
+            statistic=data["statistic"],
+            steps=data["steps"],
+            widths=tuple(data["widths"]),
+            seeds=tuple(data["seeds"]),
             tolerance=data["tolerance"],
             records=tuple((r[0], r[1], r[2], r[3], r[4], r[5], dec(r[6])) for r in data["records"]),
             fits=tuple(fit(f) for f in data["fits"]),
-            verdicts=tuple(CoordVerdict(v["group"], v["kind"], dec(v["slope"]), v["text"], v["step"])
-                           for v in data["verdicts"]),
+            verdicts=tuple(
+                CoordVerdict(v["group"], v["kind"], dec(v["slope"]), v["text"], v["step"]) for v in data["verdicts"]
+            ),
             layer_fits=tuple(fit(f) for f in data["layer_fits"]),
             world_size=data.get("world_size", 1),
         )
@@ -306,7 +331,7 @@ class _Recorder:
 
             both = torch.cat([sums, counts])
             dist.all_reduce(both)
-            sums, counts = both[: len(self.sums)], both[len(self.sums):]
+            sums, counts = both[: len(self.sums)], both[len(self.sums) :]
         mean = sums / counts
         return (mean if self.statistic == "l1" else mean.sqrt()).tolist()
 
@@ -358,8 +383,9 @@ def _is_dtensor(t: torch.Tensor) -> bool:
     return isinstance(t, DTensor)
 
 
-def _build(make_model, width: int, rules: object, seed: int, device: torch.device,
-           parallelize) -> tuple[nn.Module, Plan]:
+def _build(
+    make_model, width: int, rules: object, seed: int, device: torch.device, parallelize
+) -> tuple[nn.Module, Plan]:
     with torch.device("meta"):
         model = make_model(width)
     if not isinstance(model, nn.Module):
@@ -481,8 +507,14 @@ def coord_check(
         raise CoordCheckError(f"seeds must be a non-empty list of non-negative ints, got seeds={seeds!r}")
     if isinstance(data, list) and len(data) < steps + 1:
         raise CoordCheckError(f"data as a list needs steps + 1 = {steps + 1} batches, got {len(data)}")
-    for what, fn in (("make_model", make_model), ("loss", loss), ("layers", layers), ("groups", groups),
-                     ("parallelize", parallelize), ("progress", progress)):
+    for what, fn in (
+        ("make_model", make_model),
+        ("loss", loss),
+        ("layers", layers),
+        ("groups", groups),
+        ("parallelize", parallelize),
+        ("progress", progress),
+    ):
         if fn is not None and not callable(fn):
             raise CoordCheckError(f"{what} must be callable, got {what}={fn!r}")
     device = torch.device(device)
@@ -548,10 +580,20 @@ def coord_check(
 
     fits, verdicts, layer_fits = _analyse(records, widths, steps, tolerance)
     return CoordCheck(
-        label=label or f"{getattr(make_model, '__name__', 'model')}", rules=str(rules_name), optimizer=optimizer,
-        lr=float(lr), statistic=statistic, steps=steps, widths=tuple(widths), seeds=tuple(seeds),
-        tolerance=float(tolerance), records=tuple(records), fits=tuple(fits), verdicts=tuple(verdicts),
-        layer_fits=tuple(layer_fits), world_size=world,
+        label=label or f"{getattr(make_model, '__name__', 'model')}",
+        rules=str(rules_name),
+        optimizer=optimizer,
+        lr=float(lr),
+        statistic=statistic,
+        steps=steps,
+        widths=tuple(widths),
+        seeds=tuple(seeds),
+        tolerance=float(tolerance),
+        records=tuple(records),
+        fits=tuple(fits),
+        verdicts=tuple(verdicts),
+        layer_fits=tuple(layer_fits),
+        world_size=world,
     )
 
 

@@ -67,6 +67,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from fanin.activations import activation_function
 from fanin.diagnostics.probing import probe
 from fanin.diagnostics.serialize import json_rank, nonfinite_as_none, record_dict
 from fanin.diagnostics.verdicts import (
@@ -81,7 +82,6 @@ from fanin.diagnostics.verdicts import (
 )
 from fanin.errors import describe_choice
 from fanin.formulas.gains import calculate_gain
-from fanin.activations import activation_function
 from fanin.rng.threads import one_thread
 from fanin.schemes import get
 
@@ -200,6 +200,7 @@ def demo_configs(depth: int = 100, width: int = 256, batch: int = 16, seed: int 
     >>> [c.scheme for c in demo_configs(width=100)][:2]
     ['normal(std=1.0)', 'normal(std=0.1)']
     """
+
     def config(name: str, activation: str | None, scheme: str) -> DepthConfig:
         return DepthConfig(name, activation, scheme, depth=depth, width=width, batch=batch, seed=seed)
 
@@ -250,7 +251,10 @@ def _run(config: DepthConfig) -> DepthRun:
     # The last module of each layer (its activation, or the Linear without one) is recorded.
     ends = {name for name, _ in model.named_children() if name.startswith("act")} or None
     report = probe(
-        model, x, mode="eval", residual=False,
+        model,
+        x,
+        mode="eval",
+        residual=False,
         layers=lambda name, module: name in ends if ends else isinstance(module, _DepthLinear),
     )
     nan = float("nan")

@@ -94,6 +94,7 @@ __all__ = [
 #: What ``layers=None`` calibrates: Linear layers and every convolution (transposed ones included).
 DEFAULT_LAYER_TYPES: tuple[type[nn.Module], ...] = (nn.Linear, nn.modules.conv._ConvNd)
 
+
 class LSUVError(FaninError, ValueError):
     """LSUV cannot run on this model or batch (no layer to calibrate, a layer with no tensor output)."""
 
@@ -173,8 +174,9 @@ class LSUVReport:
         return lsuv_summary(self)
 
     def to_dict(self) -> dict[str, object]:
-        return record_dict(self, floats=nonfinite_as_none, head={"method": "lsuv"},
-                           computed={"converged": self.converged})
+        return record_dict(
+            self, floats=nonfinite_as_none, head={"method": "lsuv"}, computed={"converged": self.converged}
+        )
 
     def to_markdown(self) -> str:
         """A Markdown table, one row a layer in execution order, then the summary line
@@ -249,8 +251,9 @@ def lsuv_(
                 f"(selected: {', '.join(name for name, _ in selected)}); check the batch and the layers argument"
             )
         done = [
-            _calibrate(model, name, module, i, calls[id(module)], call, reset_rng, tol, max_iter, target_std,
-                       orthogonal_init)
+            _calibrate(
+                model, name, module, i, calls[id(module)], call, reset_rng, tol, max_iter, target_std, orthogonal_init
+            )
             for i, (name, module) in enumerate(order)
         ]
     return LSUVReport(tuple(done), float(target_std), float(tol), int(max_iter), unused)
@@ -295,8 +298,9 @@ def _select(model: nn.Module, layers) -> list[tuple[str, nn.Module]]:
                 f"layers must be None, 'marked', an iterable of module names or modules, or a predicate "
                 f"(name, module) -> bool; got layers={layers!r}"
             )
-        chosen = [(n, m) for n, m in named
-                  if isinstance(getattr(m, "weight", None), torch.Tensor) and is_marked(m.weight)]
+        chosen = [
+            (n, m) for n, m in named if isinstance(getattr(m, "weight", None), torch.Tensor) and is_marked(m.weight)
+        ]
         if not chosen:
             raise LSUVError(
                 f"layers='marked' but no weight of {type(model).__name__} carries the mark of the 'lsuv' scheme; "

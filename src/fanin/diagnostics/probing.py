@@ -213,8 +213,13 @@ def _post_hook(state: _State, backward: bool):
             if params:
                 state.depth += 1
             record = {
-                "index": len(state.layers), "name": name, "module": type(module).__name__, "call": call,
-                "depth": state.depth, "parameters": params, **_output_stats(module, y),
+                "index": len(state.layers),
+                "name": name,
+                "module": type(module).__name__,
+                "call": call,
+                "depth": state.depth,
+                "parameters": params,
+                **_output_stats(module, y),
             }
             state.layers.append(record)
             if backward:
@@ -236,10 +241,17 @@ def _post_hook(state: _State, backward: bool):
                 and y is not frame.last_child_output
             )
         if is_block and x is not None:
-            state.blocks.append({
-                "k": len(state.blocks) + 1, "name": name, "call": call, "index": len(state.layers),
-                "input_std": _std64(x), "output_std": _std64(y), "detected": state.named_blocks is None,
-            })
+            state.blocks.append(
+                {
+                    "k": len(state.blocks) + 1,
+                    "name": name,
+                    "call": call,
+                    "index": len(state.layers),
+                    "input_std": _std64(x),
+                    "output_std": _std64(y),
+                    "detected": state.named_blocks is None,
+                }
+            )
 
     return hook
 
@@ -405,8 +417,10 @@ def _backward(model: nn.Module, output: Any, state: _State, loss, seed: int):
     if loss is not None:
         value = loss(output)
         if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ProbeError(f"loss must return a scalar tensor, got {type(value).__name__} "
-                             f"of shape {tuple(getattr(value, 'shape', ()))}")
+            raise ProbeError(
+                f"loss must return a scalar tensor, got {type(value).__name__} "
+                f"of shape {tuple(getattr(value, 'shape', ()))}"
+            )
         roots, cotangents = [value.reshape(())], None
     else:
         y = first_tensor(output)
@@ -422,5 +436,5 @@ def _backward(model: nn.Module, output: Any, state: _State, loss, seed: int):
         )
     got = torch.autograd.grad(roots, [*outputs, *wanted], grad_outputs=cotangents, allow_unused=True)
     by_output = dict(zip(map(id, outputs), got[: len(outputs)], strict=True))
-    by_param = dict(zip(map(id, wanted), got[len(outputs):], strict=True))
+    by_param = dict(zip(map(id, wanted), got[len(outputs) :], strict=True))
     return [by_output.get(id(y)) for y in state.outputs], [by_param.get(id(p)) for p in params]

@@ -154,8 +154,10 @@ class ProbeReport:
         kinds = ", ".join(v.kind for v in self.verdicts) or "no verdict"
         shapes = ", ".join("x".join(map(str, s)) for s in self.input_shapes) or "no input"
         n = len(self.layers)
-        return (f"<ProbeReport {self.label!r} ({self.model}): {n} layer call{'s' * (n != 1)}, input {shapes}, "
-                f"{'forward and backward' if self.backward else 'forward only'}: {kinds}>")
+        return (
+            f"<ProbeReport {self.label!r} ({self.model}): {n} layer call{'s' * (n != 1)}, input {shapes}, "
+            f"{'forward and backward' if self.backward else 'forward only'}: {kinds}>"
+        )
 
     def __str__(self) -> str:
         from fanin.report.probe import probe_text
@@ -198,8 +200,14 @@ class ProbeReport:
             got = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise ValueError(f"not a fanin probe report: expected format={FORMAT!r}, got format={got!r}")
         return cls(
-            data["label"], data["model"], data["mode"], data["backward"], data["device"], data["torch_version"],
-            tuple(tuple(s) for s in data["input_shapes"]), _dec(data["input_std"]),
+            data["label"],
+            data["model"],
+            data["mode"],
+            data["backward"],
+            data["device"],
+            data["torch_version"],
+            tuple(tuple(s) for s in data["input_shapes"]),
+            _dec(data["input_std"]),
             tuple(LayerStats.from_dict(r) for r in data["layers"]),
             tuple(ParamStats.from_dict(r) for r in data["params"]),
             tuple(BlockStats.from_dict(r) for r in data["blocks"]),

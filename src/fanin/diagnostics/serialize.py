@@ -63,8 +63,13 @@ def _json_ready(value: Any, floats: Callable[[float], Any]) -> Any:
     return value
 
 
-def record_dict(record: Any, *, floats: Callable[[float], Any] = nonfinite_as_string,
-                head: Mapping[str, Any] | None = None, computed: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def record_dict(
+    record: Any,
+    *,
+    floats: Callable[[float], Any] = nonfinite_as_string,
+    head: Mapping[str, Any] | None = None,
+    computed: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The JSON-ready dict of the dataclass instance ``record`` (see the module): ``head``, then
     the fields of rank 0, then ``computed``, then the fields of higher ranks."""
     ranked = sorted(enumerate(dataclasses.fields(record)), key=lambda item: (item[1].metadata.get(_RANK, 0), item[0]))

@@ -48,11 +48,11 @@ from typing import TYPE_CHECKING
 import torch
 import torch.nn.functional as F
 
+from fanin.activations import ACTIVATIONS, ALIASES, activation_function, gain
 from fanin.diagnostics.serialize import nonfinite_as_none, record_dict
 from fanin.errors import SchemeArgumentError, describe_choice
 from fanin.frameworks import draws
 from fanin.frameworks.fanin import lsuv_scheme
-from fanin.activations import ACTIVATIONS, ALIASES, activation_function, gain
 from fanin.rng.threads import one_thread
 from fanin.schemes import Scheme, get
 
@@ -71,6 +71,7 @@ __all__ = [
 
 KINDS = ("cnn", "mlp")
 _LINEAR = (None, "linear", "identity")
+
 
 def weight_variance(scheme: str | Scheme, shape: tuple[int, ...]) -> float:
     r"""The variance :math:`\sigma_w^2` of one weight entry that ``scheme`` draws for a torch-layout ``shape``.
@@ -239,8 +240,11 @@ class LayerMoments:
         return self.measured_pre / self.predicted_pre - 1.0
 
     def to_dict(self) -> dict[str, object]:
-        return record_dict(self, floats=nonfinite_as_none,
-                           computed={"relative_error": self.relative_error if self.predicted_pre else None})
+        return record_dict(
+            self,
+            floats=nonfinite_as_none,
+            computed={"relative_error": self.relative_error if self.predicted_pre else None},
+        )
 
 
 @dataclass(frozen=True)
@@ -337,9 +341,7 @@ def signal_propagation(
     # One thread, as in fanin.diagnostics.depth: on a shared, loaded machine torch's parallel
     # regions wait for descheduled workers (measured on 2 busy cores: 3x slower than one thread).
     with one_thread():
-        pre, post, one_step = _measure(
-            s, f, shape, kind, depth, width, image_size, batch, repeats, bias_std, seed, pad
-        )
+        pre, post, one_step = _measure(s, f, shape, kind, depth, width, image_size, batch, repeats, bias_std, seed, pad)
     mean_pre, mean_post = pre.mean(0), post.mean(0)
     sem = pre.std(0) / math.sqrt(repeats) if repeats > 1 else None
     layers = tuple(

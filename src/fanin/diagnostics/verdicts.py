@@ -137,8 +137,12 @@ class Verdict:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Verdict:
         return cls(
-            data["kind"], data["message"], data.get("threshold"), data.get("layer"),
-            _from_json_float(data.get("value")), _from_json_float(data.get("rate")),
+            data["kind"],
+            data["message"],
+            data.get("threshold"),
+            data.get("layer"),
+            _from_json_float(data.get("value")),
+            _from_json_float(data.get("rate")),
         )
 
 
@@ -264,39 +268,50 @@ def judge_signal(layers: Sequence[Any], blocks: Sequence[Any] = (), *, input_std
         mean = math.fsum(layer.saturated for layer in saturating) / len(saturating)
         if mean > SATURATED_ABOVE:
             worst = max(saturating, key=lambda layer: layer.saturated)
-            verdicts.append(Verdict(
-                "saturating",
-                f"on average {mean:.0%} of the units of the {len(saturating)} saturating activations are "
-                f"saturated (|y| > {SATURATION_LEVEL:g} for tanh, where its gradient is below 0.02), above "
-                f"{SATURATED_ABOVE:g}; worst: {worst.saturated:.0%} at {_where(worst)}",
-                SATURATED_ABOVE, saturating[0].index, mean,
-            ))
+            verdicts.append(
+                Verdict(
+                    "saturating",
+                    f"on average {mean:.0%} of the units of the {len(saturating)} saturating activations are "
+                    f"saturated (|y| > {SATURATION_LEVEL:g} for tanh, where its gradient is below 0.02), above "
+                    f"{SATURATED_ABOVE:g}; worst: {worst.saturated:.0%} at {_where(worst)}",
+                    SATURATED_ABOVE,
+                    saturating[0].index,
+                    mean,
+                )
+            )
     dead = [layer for layer in layers if layer.zeros > DEAD_ABOVE]
     if dead:
-        verdicts.append(Verdict(
-            "dead_units",
-            f"{len(dead)} layer(s) output more than {DEAD_ABOVE:.0%} exact zeros, from {_where(dead[0])} "
-            f"({dead[0].zeros:.0%} zeros, {dead[0].dead:.0%} of units 0 for the whole batch)",
-            DEAD_ABOVE, dead[0].index, dead[0].zeros,
-        ))
+        verdicts.append(
+            Verdict(
+                "dead_units",
+                f"{len(dead)} layer(s) output more than {DEAD_ABOVE:.0%} exact zeros, from {_where(dead[0])} "
+                f"({dead[0].zeros:.0%} zeros, {dead[0].dead:.0%} of units 0 for the whole batch)",
+                DEAD_ABOVE,
+                dead[0].index,
+                dead[0].zeros,
+            )
+        )
     if len(blocks) >= RESIDUAL_MIN_BLOCKS:
         stds = [block.output_std for block in blocks]
         exponent = power_exponent(stds)
         if exponent is not None and exponent > RESIDUAL_EXPONENT_ABOVE:
-            verdicts.append(Verdict(
-                "residual_growth",
-                f"the residual stream's std grows as depth^{exponent:.2f} over {len(blocks)} blocks "
-                f"({stds[0]:.3g} after {blocks[0].name}, {stds[-1]:.3g} after {blocks[-1].name}), exponent above "
-                f"{RESIDUAL_EXPONENT_ABOVE:g}",
-                RESIDUAL_EXPONENT_ABOVE, None, stds[-1], exponent,
-            ))
+            verdicts.append(
+                Verdict(
+                    "residual_growth",
+                    f"the residual stream's std grows as depth^{exponent:.2f} over {len(blocks)} blocks "
+                    f"({stds[0]:.3g} after {blocks[0].name}, {stds[-1]:.3g} after {blocks[-1].name}), exponent above "
+                    f"{RESIDUAL_EXPONENT_ABOVE:g}",
+                    RESIDUAL_EXPONENT_ABOVE,
+                    None,
+                    stds[-1],
+                    exponent,
+                )
+            )
     verdicts += _gradients(layers)
     if not verdicts:
         finite = [layer.std for layer in signal]
         span = f" ({min(finite):.3g} to {max(finite):.3g})" if finite else ""
-        verdicts.append(Verdict(
-            "stable", f"std within [{VANISH_BELOW:g}, {EXPLODE_ABOVE:g}] at every layer{span}"
-        ))
+        verdicts.append(Verdict("stable", f"std within [{VANISH_BELOW:g}, {EXPLODE_ABOVE:g}] at every layer{span}"))
     return tuple(verdicts)
 
 
@@ -321,18 +336,29 @@ def _forward(signal: Sequence[Any], input_std: float) -> list[Verdict]:
         return [Verdict("exploding", "; ".join(parts) + per_layer, EXPLODE_ABOVE, signal[start].index, value, rate)]
     if scan.vanish is not None:
         at = signal[scan.vanish]
-        return [Verdict(
-            "vanishing", f"std falls below {VANISH_BELOW:g} from {_where(at)} ({at.std:.3g}){per_layer}",
-            VANISH_BELOW, at.index, at.std, rate,
-        )]
+        return [
+            Verdict(
+                "vanishing",
+                f"std falls below {VANISH_BELOW:g} from {_where(at)} ({at.std:.3g}){per_layer}",
+                VANISH_BELOW,
+                at.index,
+                at.std,
+                rate,
+            )
+        ]
     last = signal[-1]
     if math.isfinite(input_std) and input_std > 0 and last.std < DECAY_BELOW * input_std:
-        return [Verdict(
-            "vanishing",
-            f"std decays to {last.std:.3g} at the last layer ({_where(last)}), below {DECAY_BELOW:g} of the "
-            f"input's std ({input_std:.3g}), though never below {VANISH_BELOW:g}{per_layer}",
-            DECAY_BELOW, last.index, last.std / input_std, rate,
-        )]
+        return [
+            Verdict(
+                "vanishing",
+                f"std decays to {last.std:.3g} at the last layer ({_where(last)}), below {DECAY_BELOW:g} of the "
+                f"input's std ({input_std:.3g}), though never below {VANISH_BELOW:g}{per_layer}",
+                DECAY_BELOW,
+                last.index,
+                last.std / input_std,
+                rate,
+            )
+        ]
     return []
 
 
@@ -342,10 +368,15 @@ def _gradients(layers: Sequence[Any]) -> list[Verdict]:
         return []
     bad = next((layer for layer in graded if not math.isfinite(layer.grad_std)), None)
     if bad is not None:
-        return [Verdict(
-            "gradients_exploding", f"the gradient is non-finite at {_where(bad)}",
-            GRADIENT_RATIO_ABOVE, bad.index, bad.grad_std,
-        )]
+        return [
+            Verdict(
+                "gradients_exploding",
+                f"the gradient is non-finite at {_where(bad)}",
+                GRADIENT_RATIO_ABOVE,
+                bad.index,
+                bad.grad_std,
+            )
+        ]
     first, last = graded[0], graded[-1]
     if last.grad_std == 0:
         return []
@@ -355,13 +386,23 @@ def _gradients(layers: Sequence[Any]) -> list[Verdict]:
         f"ratio {ratio:.3g}"
     )
     if ratio < GRADIENT_RATIO_BELOW:
-        return [Verdict(
-            "gradients_vanishing", f"gradients vanish toward the input: {figures}, below {GRADIENT_RATIO_BELOW:g}",
-            GRADIENT_RATIO_BELOW, first.index, ratio,
-        )]
+        return [
+            Verdict(
+                "gradients_vanishing",
+                f"gradients vanish toward the input: {figures}, below {GRADIENT_RATIO_BELOW:g}",
+                GRADIENT_RATIO_BELOW,
+                first.index,
+                ratio,
+            )
+        ]
     if ratio > GRADIENT_RATIO_ABOVE:
-        return [Verdict(
-            "gradients_exploding", f"gradients grow toward the input: {figures}, above {GRADIENT_RATIO_ABOVE:g}",
-            GRADIENT_RATIO_ABOVE, first.index, ratio,
-        )]
+        return [
+            Verdict(
+                "gradients_exploding",
+                f"gradients grow toward the input: {figures}, above {GRADIENT_RATIO_ABOVE:g}",
+                GRADIENT_RATIO_ABOVE,
+                first.index,
+                ratio,
+            )
+        ]
     return []

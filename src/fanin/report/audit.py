@@ -35,9 +35,8 @@ __all__ = [
 ]
 
 
-
 def _shape(shape) -> str:
-    return "×".join(map(str, shape)) if shape else "scalar"  # noqa: RUF001 (the shown shape, pinned by tests)
+    return "×".join(map(str, shape)) if shape else "scalar"
 
 
 def _fans(record: TensorRecord) -> str:
@@ -95,8 +94,19 @@ _AUDIT_COLUMNS = [
 def _audit_cells(r: TensorRecord) -> list:
     i, s = r.inference, r.summary
     short = i.label if i.trained or i.matches else _answer(r)
-    return [r.name, _shape(r.shape), r.dtype, _fans(r), f"{s.mean:.3g}", f"{s.std:.3g}", i.family, (_answer(r), short),
-            _p(i.p_value), i.confidence, _evidence_cell(r)]
+    return [
+        r.name,
+        _shape(r.shape),
+        r.dtype,
+        _fans(r),
+        f"{s.mean:.3g}",
+        f"{s.std:.3g}",
+        i.family,
+        (_answer(r), short),
+        _p(i.p_value),
+        i.confidence,
+        _evidence_cell(r),
+    ]
 
 
 def _group_cells(g) -> list[str]:
@@ -117,8 +127,10 @@ def _skip_lines(report: AuditReport) -> list[str]:
     if report.skipped:
         lines.append("Not audited: " + "; ".join(f"{n} ({why})" for n, why in report.skipped.items()))
     if report.tied:
-        lines.append("Tied (shares the storage of the tensor after '=', audited under that name): "
-                     + "; ".join(f"{a} = {t}" for a, t in report.tied.items()))
+        lines.append(
+            "Tied (shares the storage of the tensor after '=', audited under that name): "
+            + "; ".join(f"{a} = {t}" for a, t in report.tied.items())
+        )
     return lines
 
 
@@ -132,8 +144,11 @@ def render_audit_table(report: AuditReport, width: int | None = None):
     from rich.console import Group, RenderableType
     from rich.text import Text
 
-    parts: list[RenderableType] = [prose(report.headline, width, style="bold"),
-                                   prose(f"{report.source}: {report.layout_note}", width, style="dim"), Text("")]
+    parts: list[RenderableType] = [
+        prose(report.headline, width, style="bold"),
+        prose(f"{report.source}: {report.layout_note}", width, style="dim"),
+        Text(""),
+    ]
     if not report.records:
         return Group(*parts, *(prose(line, width, style="dim") for line in _skip_lines(report) or ["No tensor."]))
     parts.append(Text("Summary by role", style="bold"))
@@ -162,15 +177,20 @@ def render_audit_text(report: AuditReport, width: int | None = PRINT_WIDTH) -> s
 def render_audit_markdown(report: AuditReport) -> str:
     """The headline, the summary by role, a table of every tensor, then each tensor's reason,
     equivalent names and evidence of training."""
-    lines = [f"**{markdown_cell(report.headline)}.**", "",
-             f"Source: {markdown_code(report.source)} ({markdown_cell(report.layout_note)}).", ""]
+    lines = [
+        f"**{markdown_cell(report.headline)}.**",
+        "",
+        f"Source: {markdown_code(report.source)} ({markdown_cell(report.layout_note)}).",
+        "",
+    ]
     if not report.records:
         return "\n".join(lines + [markdown_cell(line) for line in _skip_lines(report) or ["No tensor."]]) + "\n"
     lines += ["Summary by role:", ""]
     for g in report.groups:
         _, answer, _ = _group_cells(g)
         patterns = ", ".join(markdown_code(p) for p in g.patterns[:4]) + (
-            f", +{len(g.patterns) - 4} more" if len(g.patterns) > 4 else "")
+            f", +{len(g.patterns) - 4} more" if len(g.patterns) > 4 else ""
+        )
         text = f"- **{markdown_cell(g.role)}**, {_plural(g.count, 'tensor')} ({patterns}): {markdown_cell(answer)}"
         if g.names and not g.trained:
             text += f": {markdown_code(g.names[0])}" + (f" ({markdown_cell(g.note)})" if g.note else "")
@@ -186,8 +206,11 @@ def render_audit_markdown(report: AuditReport) -> str:
         text = f"- {markdown_code(r.name)}: {markdown_cell(i.reason)}."
         for m in i.matches[:4]:
             names = ", ".join(markdown_code(n) for n in m.names[:5]) + (" ..." if len(m.names) > 5 else "")
-            text += f" Passes: {markdown_cell(m.description)} as {names}" + (
-                f" ({markdown_cell(m.note)})" if m.note else "") + "."
+            text += (
+                f" Passes: {markdown_cell(m.description)} as {names}"
+                + (f" ({markdown_cell(m.note)})" if m.note else "")
+                + "."
+            )
         if len(i.matches) > 4:
             text += f" And {len(i.matches) - 4} more."
         shown = [e for e in i.evidence if e.p_value is None or e.p_value < 0.05]
@@ -238,9 +261,13 @@ def _diff_counts(report: DiffReport) -> str:
     said = {"close": "equal within tolerance"}
     text = ", ".join(f"{said.get(s, s)} {c[s]}" for s in STATUSES)
     extra = [f"tied {len(report.tied)}"] * bool(report.tied) + [f"not compared {len(report.skipped)}"] * bool(
-        report.skipped)
-    return (f"Counts: {text}" + (f"; {', '.join(extra)}" if extra else "")
-            + f" (different: family-wise level {report.alpha:g}, Holm)")
+        report.skipped
+    )
+    return (
+        f"Counts: {text}"
+        + (f"; {', '.join(extra)}" if extra else "")
+        + f" (different: family-wise level {report.alpha:g}, Holm)"
+    )
 
 
 def _arch_lines(report: DiffReport) -> list[str]:
@@ -285,8 +312,11 @@ def render_diff_markdown(report: DiffReport) -> str:
     lines += [f"- {markdown_cell(line)}" for line in _arch_lines(report)]
     if report.tensors:
         lines += ["", *markdown_table(_DIFF_COLUMNS, [_diff_cells(t) for t in report.tensors]), ""]
-        lines += [f"- {markdown_code(t.name)}: {markdown_cell(t.status)}: {markdown_cell(t.detail)}."
-                  for t in report.tensors if t.status != "identical"]
+        lines += [
+            f"- {markdown_code(t.name)}: {markdown_cell(t.status)}: {markdown_cell(t.detail)}."
+            for t in report.tensors
+            if t.status != "identical"
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -327,8 +357,9 @@ def _density(record: TensorRecord):
     if fam == "normal" and "std" in d:
         return stats.norm(d["mean"], d["std"])
     if fam == "truncated_normal" and "lower" in d:
-        return stats.truncnorm((d["lower"] - d["mean"]) / d["std"], (d["upper"] - d["mean"]) / d["std"],
-                               loc=d["mean"], scale=d["std"])
+        return stats.truncnorm(
+            (d["lower"] - d["mean"]) / d["std"], (d["upper"] - d["mean"]) / d["std"], loc=d["mean"], scale=d["std"]
+        )
     if fam == "sparse":
         return stats.norm(0, d["std"])
     return None
@@ -383,7 +414,7 @@ def _bins(x, requested):
 def _shorten(text: str, width: int, keep_end: bool) -> str:
     if len(text) <= width:
         return text
-    return "…" + text[-(width - 1):] if keep_end else text[:width - 1] + "…"
+    return "…" + text[-(width - 1) :] if keep_end else text[: width - 1] + "…"
 
 
 def _title(record: TensorRecord, width: int = 46) -> str:
@@ -403,8 +434,15 @@ def _names_text(names: list[str], limit: int = 6) -> str:
     return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: list[str] | None = None,
-                     *, values=None, bins=None, max_panels: int = 24) -> Path:
+def write_audit_plot(
+    report: AuditReport,
+    path: str | os.PathLike[str],
+    names: list[str] | None = None,
+    *,
+    values=None,
+    bins=None,
+    max_panels: int = 24,
+) -> Path:
     """Histograms of the chosen tensors against the first match's density, one panel each, into
     ``path`` (PNG, SVG or PDF by suffix, :mod:`fanin.report.plot`'s style); returns the path.
 
@@ -438,9 +476,11 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
         records = [r for r in report.records if r.inference.family in _PLOTTABLE]
         not_drawn = [r.name for r in report.records if r.inference.family not in _PLOTTABLE]
     if not records:
-        raise ValueError("no tensor to plot: the report has no tensor with a spread of values (constants, empty or "
-                         f"unreadable tensors have no histogram); report tensors: "
-                         f"{', '.join(printable(r.name) for r in report.records[:10]) or 'none'}")
+        raise ValueError(
+            "no tensor to plot: the report has no tensor with a spread of values (constants, empty or "
+            f"unreadable tensors have no histogram); report tensors: "
+            f"{', '.join(printable(r.name) for r in report.records[:10]) or 'none'}"
+        )
     left_out = [r.name for r in records[max_panels:]]
     records = records[:max_panels]
     cols = min(3, len(records))
@@ -452,15 +492,20 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
             if r.name in set(not_drawn):
                 by_family[r.inference.family] = by_family.get(r.inference.family, 0) + 1
         kinds = ", ".join(f"{v} {k}" for k, v in sorted(by_family.items(), key=lambda kv: -kv[1]))
-        notes.append(f"not drawn (no spread of values): {kinds}" + (
-            f" ({_names_text(not_drawn, 3)})" if len(not_drawn) <= 3 else ""))
+        notes.append(
+            f"not drawn (no spread of values): {kinds}"
+            + (f" ({_names_text(not_drawn, 3)})" if len(not_drawn) <= 3 else "")
+        )
     if left_out:
         notes.append(f"{len(left_out)} more left out (max_panels={max_panels}): {_names_text(left_out)}")
     import textwrap
 
     notes = [line for note in notes for line in textwrap.wrap(note, width=int(cols * 4.2 * 12))]
-    title = plot_text(_shorten(printable(report.source), 60, keep_end=True)) + ": " + plot_text(
-        _shorten(printable(report.headline), 110, keep_end=False))
+    title = (
+        plot_text(_shorten(printable(report.source), 60, keep_end=True))
+        + ": "
+        + plot_text(_shorten(printable(report.headline), 110, keep_end=False))
+    )
     with figure(path, size=(4.2 * cols, 2.9 * rows + 0.9 + 0.2 * len(notes)), nrows=rows, ncols=cols) as (fig, axes):
         for k, ax in enumerate(axes.flat):
             if k >= len(records):
@@ -477,8 +522,14 @@ def write_audit_plot(report: AuditReport, path: str | os.PathLike[str], names: l
                 lo = hi = float(x[0])
                 count = f"all {x.size:,} values {x[0]:.6g}"
             elif x is not None and x.size:
-                ax.hist(x, bins=_bins(x, bins), density=True, color="0.75", edgecolor="none",
-                        label="values (histogram, density)")
+                ax.hist(
+                    x,
+                    bins=_bins(x, bins),
+                    density=True,
+                    color="0.75",
+                    edgecolor="none",
+                    label="values (histogram, density)",
+                )
                 lo, hi = float(x.min()), float(x.max())
                 count = f"{x.size:,} values"
             else:

@@ -19,27 +19,38 @@ from fanin.report.plot import figure, plot_text
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
 from fanin.report.text import markdown_cell, printable
 
-__all__ = ["coord_check_table", "render_coord_check_json", "render_coord_check_markdown",
-           "render_coord_check_text", "write_coord_plot"]
+__all__ = [
+    "coord_check_table",
+    "render_coord_check_json",
+    "render_coord_check_markdown",
+    "render_coord_check_text",
+    "write_coord_plot",
+]
 
 
 def headline(result: CoordCheck) -> str:
     unstable = sum(v.kind != "stable" for v in result.verdicts)
-    return (f"coordinate check: {printable(result.label)} ({printable(result.rules)}, {result.optimizer} "
-            f"lr={result.lr:g}, {result.statistic}, widths {', '.join(map(str, result.widths))}, "
-            f"{result.steps} steps): {len(result.verdicts)} layer groups, {unstable} not stable "
-            f"(tolerance {result.tolerance:g})")
+    return (
+        f"coordinate check: {printable(result.label)} ({printable(result.rules)}, {result.optimizer} "
+        f"lr={result.lr:g}, {result.statistic}, widths {', '.join(map(str, result.widths))}, "
+        f"{result.steps} steps): {len(result.verdicts)} layer groups, {unstable} not stable "
+        f"(tolerance {result.tolerance:g})"
+    )
 
 
 def _columns(result: CoordCheck) -> list[Column]:
-    steps = [Column(f"t={t}", "right", drop=result.steps - t + 1 if 0 < t < result.steps else 0)
-             for t in range(result.steps + 1)]
+    steps = [
+        Column(f"t={t}", "right", drop=result.steps - t + 1 if 0 < t < result.steps else 0)
+        for t in range(result.steps + 1)
+    ]
     return [Column("group", key=True), *steps, Column("verdict")]
 
 
 def _rows(result: CoordCheck) -> list[list[object]]:
-    return [[v.group, *(f"{result.slope(v.group, t):+.3f}" for t in range(result.steps + 1)), v.text]
-            for v in result.verdicts]
+    return [
+        [v.group, *(f"{result.slope(v.group, t):+.3f}" for t in range(result.steps + 1)), v.text]
+        for v in result.verdicts
+    ]
 
 
 def coord_check_table(result: CoordCheck, width: int | None = PRINT_WIDTH) -> Group:
@@ -61,8 +72,9 @@ def render_coord_check_json(result: CoordCheck) -> str:
     return json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
 
 
-def write_coord_plot(result: CoordCheck, path: str | os.PathLike[str], *, columns: int = 4,
-                     max_groups: int = 16) -> Path:
+def write_coord_plot(
+    result: CoordCheck, path: str | os.PathLike[str], *, columns: int = 4, max_groups: int = 16
+) -> Path:
     """The familiar figure: a panel per layer group (the first ``max_groups``; the title says how
     many are left out), the statistic against the training step on a log scale, one line per width
     (light to dark as the width grows), the verdict in the panel's title. PNG, SVG or PDF by the
@@ -86,8 +98,9 @@ def write_coord_plot(result: CoordCheck, path: str | os.PathLike[str], *, column
             group = groups[i]
             shown: list[float] = []
             for w in result.widths:
-                points = [(f.step, f.values[f.widths.index(w)]) for f in result.fits
-                          if f.group == group and w in f.widths]
+                points = [
+                    (f.step, f.values[f.widths.index(w)]) for f in result.fits if f.group == group and w in f.widths
+                ]
                 steps = [s for s, v in points if math.isfinite(v) and v > 0]
                 values = [v for s, v in points if math.isfinite(v) and v > 0]
                 shown += values
@@ -97,8 +110,11 @@ def write_coord_plot(result: CoordCheck, path: str | os.PathLike[str], *, column
                 center = math.sqrt(max(shown) * min(shown))
                 ax.set_ylim(center / math.sqrt(10), center * math.sqrt(10))
             verdict = result.verdict(group)
-            ax.set_title(f"{plot_text(group)} ({plot_text(module_of.get(group, '?'))})\n{plot_text(verdict.text)}",
-                         fontsize=8.5, color="black" if verdict.kind == "stable" else "firebrick")
+            ax.set_title(
+                f"{plot_text(group)} ({plot_text(module_of.get(group, '?'))})\n{plot_text(verdict.text)}",
+                fontsize=8.5,
+                color="black" if verdict.kind == "stable" else "firebrick",
+            )
             ax.set_yscale("log")
             ax.yaxis.set_minor_formatter(NullFormatter())
             ax.set_xticks(range(result.steps + 1))
@@ -109,6 +125,9 @@ def write_coord_plot(result: CoordCheck, path: str | os.PathLike[str], *, column
         handles, labels = axes.flat[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(result.widths), frameon=False)
         omitted = len(result.groups) - len(groups)
-        fig.suptitle(f"coordinate check: {plot_text(result.label)}, {plot_text(result.rules)}, {result.optimizer} "
-                     f"lr={result.lr:g}" + (f" ({omitted} more groups not shown)" if omitted else ""), fontsize=10)
+        fig.suptitle(
+            f"coordinate check: {plot_text(result.label)}, {plot_text(result.rules)}, {result.optimizer} "
+            f"lr={result.lr:g}" + (f" ({omitted} more groups not shown)" if omitted else ""),
+            fontsize=10,
+        )
     return Path(path)

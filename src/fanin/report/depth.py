@@ -54,8 +54,9 @@ class DepthReport:
         return snapshot_layers(max(run.config.depth for run in self.runs))
 
     def to_dict(self) -> dict[str, object]:
-        return record_dict(self, floats=nonfinite_as_none, head={"experiment": "depth"},
-                           computed={"layers": self.layers})
+        return record_dict(
+            self, floats=nonfinite_as_none, head={"experiment": "depth"}, computed={"layers": self.layers}
+        )
 
 
 def depth_report(runs: Iterable[DepthRun]) -> DepthReport:

@@ -17,8 +17,8 @@ import re
 import textwrap
 from collections.abc import Iterable
 
-from fanin.diagnostics.records import ProbeReport
 from fanin.activations import GainComparison
+from fanin.diagnostics.records import ProbeReport
 from fanin.report.depth import DepthReport, activation_cell, limit_cell, std_cells
 from fanin.report.markdown import Raw, markdown_table
 from fanin.report.table import PROSE_WIDTH, Column, fit_table
@@ -49,15 +49,23 @@ def render_markdown(report: DepthReport | ProbeReport) -> str:
     first = report.runs[0].config
     header = ["run", "activation", "scheme", *(f"layer {i}" for i in layers), "non-finite / vanished", "verdict"]
     lines = [
-        (f"Std of the activations after each layer (width {first.width}, batch {first.batch}, "
-         f"seed {first.seed}, {first.accumulate} accumulation)."),
+        (
+            f"Std of the activations after each layer (width {first.width}, batch {first.batch}, "
+            f"seed {first.seed}, {first.accumulate} accumulation)."
+        ),
         "",
         "| " + " | ".join(header) + " |",
         "|" + "|".join(["---"] * 3 + ["---:"] * len(layers) + ["---"] * 2) + "|",
     ]
     for run in report.runs:
-        cells = [markdown_cell(run.name), markdown_cell(activation_cell(run)), markdown_code(run.config.scheme),
-                 *std_cells(run, layers), limit_cell(run), run.verdict]
+        cells = [
+            markdown_cell(run.name),
+            markdown_cell(activation_cell(run)),
+            markdown_code(run.config.scheme),
+            *std_cells(run, layers),
+            limit_cell(run),
+            run.verdict,
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     # the reason is fanin's own sentence (numbers and thresholds); only the run's name is escaped
@@ -92,18 +100,28 @@ def _gain_rows(c: GainComparison) -> list[tuple[str, str, str]]:
     activation = c.activation + ("" if c.param is None else f" (param={c.param!r})")
     mean = _with_error(c.mean, c.mean_se)
     if c.std_ratio_valid:
-        ratio_note = (f"std(z)/std(f(z)), {c.samples} float32 draws: the gain only when E[f(z)] = 0; "
-                      f"here E[f(z)] = {mean}, consistent with 0, so it estimates the gain")
+        ratio_note = (
+            f"std(z)/std(f(z)), {c.samples} float32 draws: the gain only when E[f(z)] = 0; "
+            f"here E[f(z)] = {mean}, consistent with 0, so it estimates the gain"
+        )
     else:
-        ratio_note = (f"std(z)/std(f(z)), {c.samples} float32 draws: the gain only when E[f(z)] = 0; "
-                      f"here E[f(z)] = {mean}, so it is not the gain")
+        ratio_note = (
+            f"std(z)/std(f(z)), {c.samples} float32 draws: the gain only when E[f(z)] = 0; "
+            f"here E[f(z)] = {mean}, so it is not the gain"
+        )
     return [
         ("activation", activation, ""),
         ("exact", repr(c.exact), "1/sqrt(E[f(z)^2]), z ~ N(0, 1), by quadrature"),
-        ("torch table", "-" if c.table is None else repr(c.table),
-         "not in torch's table" if c.table is None else "torch.nn.init.calculate_gain"),
-        ("monte carlo", _with_error(c.monte_carlo, c.monte_carlo_se),
-         f"1/sqrt(mean of f(z)^2), {c.samples} float64 draws, seed {c.seed}; ± one standard error"),
+        (
+            "torch table",
+            "-" if c.table is None else repr(c.table),
+            "not in torch's table" if c.table is None else "torch.nn.init.calculate_gain",
+        ),
+        (
+            "monte carlo",
+            _with_error(c.monte_carlo, c.monte_carlo_se),
+            f"1/sqrt(mean of f(z)^2), {c.samples} float64 draws, seed {c.seed}; ± one standard error",
+        ),
         ("std ratio", f"{c.std_ratio:.4f}", ratio_note),
     ]
 
@@ -125,8 +143,16 @@ def render_gain(comparison: GainComparison) -> str:
         if not why:
             lines.append(head.rstrip())
             continue
-        lines.append(textwrap.fill(why, width=PROSE_WIDTH, initial_indent=head, subsequent_indent=indent,
-                                   break_on_hyphens=False, break_long_words=False))
+        lines.append(
+            textwrap.fill(
+                why,
+                width=PROSE_WIDTH,
+                initial_indent=head,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -151,8 +177,18 @@ _MATH = re.compile(r":math:`([^`]*)`")
 _ROLE = re.compile(r":[a-z]+:`~?([^`]*)`")
 _LITERAL = re.compile(r"``([^`]*)``")
 # the characters the scheme summaries show (fanin schemes, pinned by tests)
-_TEX_WORDS = {r"\pm": "±", r"\cdot": "·", r"\times": "×", r"\leq": "≤", r"\geq": "≥",  # noqa: RUF001
-              r"\infty": "inf", r"\sigma": "σ", r"\mu": "μ", r"\approx": "≈", r"\propto": "∝"}  # noqa: RUF001
+_TEX_WORDS = {
+    r"\pm": "±",
+    r"\cdot": "·",
+    r"\times": "×",
+    r"\leq": "≤",
+    r"\geq": "≥",
+    r"\infty": "inf",
+    r"\sigma": "σ",
+    r"\mu": "μ",
+    r"\approx": "≈",
+    r"\propto": "∝",
+}
 
 
 def _tex(expr: str) -> str:
@@ -194,8 +230,7 @@ def _summary(entry: SchemeEntry) -> str:
     return plain_summary(inspect.getdoc(entry.fn) or "")
 
 
-_SCHEME_COLUMNS = (Column("scheme", key=True), Column("framework", drop=2), Column("family", drop=1),
-                   Column("summary"))
+_SCHEME_COLUMNS = (Column("scheme", key=True), Column("framework", drop=2), Column("family", drop=1), Column("summary"))
 
 
 def render_schemes(entries: Iterable[SchemeEntry], width: int | None = None):

@@ -39,8 +39,10 @@ def headline(report: LintReport) -> str:
 
 
 def _rows(report: LintReport) -> list[list[object]]:
-    return [[f.severity, f.check, f.tensor, f.evidence, (f.fix, f.fix.split(";")[0].split(". ")[0])]
-            for f in report.findings]
+    return [
+        [f.severity, f.check, f.tensor, f.evidence, (f.fix, f.fix.split(";")[0].split(". ")[0])]
+        for f in report.findings
+    ]
 
 
 def lint_table(report: LintReport, width: int | None = PRINT_WIDTH) -> Group:

@@ -41,8 +41,10 @@ def _cell(value: object, key: bool) -> str:
 def markdown_table(columns: Sequence[Column], rows: Sequence[Sequence[object]]) -> list[str]:
     """The lines of a Markdown table (header, alignment row, one line per row)."""
     keep = [i for i, c in enumerate(columns) if c.key or any(_cell(r[i], False) for r in rows) or not rows]
-    lines = ["| " + " | ".join(markdown_cell(columns[i].header) for i in keep) + " |",
-             "|" + "|".join("---:" if columns[i].justify == "right" else "---" for i in keep) + "|"]
+    lines = [
+        "| " + " | ".join(markdown_cell(columns[i].header) for i in keep) + " |",
+        "|" + "|".join("---:" if columns[i].justify == "right" else "---" for i in keep) + "|",
+    ]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row[i], columns[i].key) for i in keep) + " |")
     return lines

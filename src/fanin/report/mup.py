@@ -19,8 +19,9 @@ def render_mup_text(table: MupTable) -> str:
     lines.append("tensors (role, init, Adam/SGD learning-rate factor):")
     for r in table.rows:
         init = r.init if r.init is not None else "left to other rules"
-        lines.append(f"  {literal(r.name)} {list(r.shape)} {r.role}: {init}; "
-                     f"lr x{r.adam_lr:.6g} (Adam) x{r.sgd_lr:.6g} (SGD)")
+        lines.append(
+            f"  {literal(r.name)} {list(r.shape)} {r.role}: {init}; lr x{r.adam_lr:.6g} (Adam) x{r.sgd_lr:.6g} (SGD)"
+        )
     if table.multipliers:
         lines.append("forward multipliers:")
         for x in table.multipliers:

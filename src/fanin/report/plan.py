@@ -85,8 +85,7 @@ def plan_table(plan: Plan, width: int | None = None) -> Group:
     """A rich renderable: the title, the table fitted to ``width`` (``None``: natural width), the
     rules and the leftovers policy."""
     rules = _rules_lines(plan)
-    parts: list[RenderableType] = [prose(_title(plan), width, style="bold"),
-                           fit_table(_COLUMNS, _rows(plan), width)]
+    parts: list[RenderableType] = [prose(_title(plan), width, style="bold"), fit_table(_COLUMNS, _rows(plan), width)]
     parts.append(prose(_rules_heading(plan) + ("" if rules else " none"), width))
     parts += [prose(r, width, indent=2) for r in rules]
     parts.append(prose(f"Leftovers: {plan.leftovers}.", width))
@@ -106,8 +105,11 @@ def render_plan_text(plan: Plan, width: int | None = PRINT_WIDTH) -> str:
 
 def render_plan_markdown(plan: Plan) -> str:
     """A Markdown heading, the table (names and schemes as code spans) and the rules."""
-    heading = f"# fanin plan: {markdown_cell(plan.model)} ({len(plan)} tensors, source: {plan.source}" + (
-        f", seed={plan.seed}" if plan.seed is not None else "") + ")"
+    heading = (
+        f"# fanin plan: {markdown_cell(plan.model)} ({len(plan)} tensors, source: {plan.source}"
+        + (f", seed={plan.seed}" if plan.seed is not None else "")
+        + ")"
+    )
     rows = []
     for row in _rows(plan):
         row[4] = Raw(markdown_code(row[4][0]))  # type: ignore[index]
@@ -124,4 +126,3 @@ def render_plan_markdown(plan: Plan) -> str:
 def render_plan_json(plan: Plan) -> str:
     """The plan's JSON form (:meth:`Plan.to_json`), ending with a newline."""
     return plan.to_json() + "\n"
-

@@ -95,8 +95,7 @@ def require_matplotlib():
         from matplotlib.figure import Figure
     except ImportError as err:
         raise MissingExtraError(
-            f"Plotting needs matplotlib, which is not installed ({err}). Install it with: "
-            "pip install 'fanin[plot]'"
+            f"Plotting needs matplotlib, which is not installed ({err}). Install it with: pip install 'fanin[plot]'"
         ) from None
     return Figure, FigureCanvasAgg
 
@@ -137,8 +136,14 @@ def save_figure(fig, path: str | os.PathLike[str]) -> Path:
 
 
 @contextmanager
-def figure(path: str | os.PathLike[str], *, size: tuple[float, float] = (8.0, 5.0), nrows: int = 1,
-           ncols: int = 1, **subplots: Any) -> Iterator[tuple[Any, Any]]:
+def figure(
+    path: str | os.PathLike[str],
+    *,
+    size: tuple[float, float] = (8.0, 5.0),
+    nrows: int = 1,
+    ncols: int = 1,
+    **subplots: Any,
+) -> Iterator[tuple[Any, Any]]:
     """Yield ``(fig, axes)`` (``axes`` a 2-D array) in fanin's style; on a clean exit the figure is
     written to ``path`` (format from the suffix, checked before anything is drawn)."""
     figure_format(path)
@@ -161,8 +166,18 @@ def style_of(i: int) -> dict[str, Any]:
 def threshold(ax, level: float, label: str) -> None:
     """A dashed line at ``level`` with ``label`` in the right margin (outside the data area)."""
     ax.axhline(level, color=THRESHOLD_COLOR, linestyle=(0, (4, 3)), linewidth=0.9, zorder=1)
-    ax.annotate(label, (1.0, level), xycoords=("axes fraction", "data"), xytext=(4, 0), textcoords="offset points",
-                color=THRESHOLD_COLOR, fontsize=7.5, va="center", ha="left", annotation_clip=False)
+    ax.annotate(
+        label,
+        (1.0, level),
+        xycoords=("axes fraction", "data"),
+        xytext=(4, 0),
+        textcoords="offset points",
+        color=THRESHOLD_COLOR,
+        fontsize=7.5,
+        va="center",
+        ha="left",
+        annotation_clip=False,
+    )
 
 
 def legend_below(fig, axes, ncols: int = 2) -> None:
@@ -198,18 +213,31 @@ def write_plot(report: DepthReport | ProbeReport | list[ProbeReport], path: str 
     path = Path(path)
     first = report.runs[0].config
     inside = [i for i, run in enumerate(report.runs) if run.verdict != "exploding" and run.vanish_layer is None]
-    with figure(path, size=(8.0, 7.5 if inside else 4.8), nrows=2 if inside else 1, sharex=True,
-                gridspec_kw={"height_ratios": [3, 2]} if inside else None) as (fig, axes):
+    with figure(
+        path,
+        size=(8.0, 7.5 if inside else 4.8),
+        nrows=2 if inside else 1,
+        sharex=True,
+        gridspec_kw={"height_ratios": [3, 2]} if inside else None,
+    ) as (fig, axes):
         top = axes[0, 0]
         for i, run in enumerate(report.runs):
             layers = range(len(run.stds))
-            shown = [min(max(s, 1 / _CLIP / 10), _CLIP * 10) if math.isfinite(s) and s > 0 else math.nan
-                     for s in run.stds]
+            shown = [
+                min(max(s, 1 / _CLIP / 10), _CLIP * 10) if math.isfinite(s) and s > 0 else math.nan for s in run.stds
+            ]
             label = f"{plot_text(run.name)} ({run.verdict}): {plot_text(run.config.scheme)}"
             top.plot(layers, shown, label=label, **style_of(i))
             if run.nonfinite_layer is not None and run.nonfinite_layer < len(run.stds):
-                top.plot([run.nonfinite_layer], [_CLIP], marker="X", markersize=8, clip_on=False,
-                         color=style_of(i)["color"], linestyle="none")
+                top.plot(
+                    [run.nonfinite_layer],
+                    [_CLIP],
+                    marker="X",
+                    markersize=8,
+                    clip_on=False,
+                    color=style_of(i)["color"],
+                    linestyle="none",
+                )
         top.set_yscale("log")
         top.set_ylim(1 / _CLIP, _CLIP)
         threshold(top, EXPLODE_ABOVE, f"exploding\nabove {EXPLODE_ABOVE:g}")
@@ -227,7 +255,9 @@ def write_plot(report: DepthReport | ProbeReport | list[ProbeReport], path: str 
         for ax in axes[:, 0]:
             ax.xaxis.get_major_locator().set_params(integer=True)
         axes[-1, 0].set_xlabel("layer")
-        fig.suptitle(f"Std of the activations by depth: width {first.width}, batch {first.batch}, seed {first.seed} "
-                     f"(torch {report.torch_version})")
+        fig.suptitle(
+            f"Std of the activations by depth: width {first.width}, batch {first.batch}, seed {first.seed} "
+            f"(torch {report.torch_version})"
+        )
         legend_below(fig, axes[:, 0], ncols=2)
     return path

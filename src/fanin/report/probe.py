@@ -60,14 +60,31 @@ _STYLES = {
 }
 # drop: the rank at which a column goes when the table is too wide (highest first; 0 stays)
 _LAYER_COLUMNS = (
-    Column("#", "right"), Column("layer", key=True), Column("module", drop=4), Column("shape", drop=5),
-    Column("mean", "right", drop=6), Column("std", "right"), Column("E[y^2]", "right", drop=7),
-    Column("zeros", "right", drop=2), Column("saturated", "right", drop=3), Column("grad std", "right", drop=1),
+    Column("#", "right"),
+    Column("layer", key=True),
+    Column("module", drop=4),
+    Column("shape", drop=5),
+    Column("mean", "right", drop=6),
+    Column("std", "right"),
+    Column("E[y^2]", "right", drop=7),
+    Column("zeros", "right", drop=2),
+    Column("saturated", "right", drop=3),
+    Column("grad std", "right", drop=1),
 )
-_BLOCK_COLUMNS = (Column("k", "right"), Column("block", key=True), Column("input std", "right"),
-                  Column("output std", "right"), Column("found", drop=1))
-_PARAM_COLUMNS = (Column("parameter", key=True), Column("shape", drop=2), Column("std", "right"),
-                  Column("grad std", "right", drop=1), Column("grad/weight", "right", drop=3))
+_BLOCK_COLUMNS = (
+    Column("k", "right"),
+    Column("block", key=True),
+    Column("input std", "right"),
+    Column("output std", "right"),
+    Column("found", drop=1),
+)
+_PARAM_COLUMNS = (
+    Column("parameter", key=True),
+    Column("shape", drop=2),
+    Column("std", "right"),
+    Column("grad std", "right", drop=1),
+    Column("grad/weight", "right", drop=3),
+)
 
 
 def _num(value: float | None) -> str:
@@ -90,8 +107,16 @@ def _layer_name(r: LayerStats) -> str:
 
 def _layer_cells(r: LayerStats) -> list[str]:
     return [
-        str(r.index), _layer_name(r), r.module, _shape(r.shape), _num(r.mean), _num(r.std), _num(r.second_moment),
-        _pct(r.zeros), _pct(r.saturated), _num(r.grad_std),
+        str(r.index),
+        _layer_name(r),
+        r.module,
+        _shape(r.shape),
+        _num(r.mean),
+        _num(r.std),
+        _num(r.second_moment),
+        _pct(r.zeros),
+        _pct(r.saturated),
+        _num(r.grad_std),
     ]
 
 
@@ -99,8 +124,10 @@ def _inputs(report: ProbeReport) -> str:
     shapes = ", ".join(_shape(s) for s in report.input_shapes) or "none"
     floating = [d for d in report.input_dtypes if "float" in d or "complex" in d]
     if report.input_dtypes and not floating:
-        return f"input {shapes} ({', '.join(sorted({d.replace('torch.', '') for d in report.input_dtypes}))} " \
-               "token ids: no std)"
+        return (
+            f"input {shapes} ({', '.join(sorted({d.replace('torch.', '') for d in report.input_dtypes}))} "
+            "token ids: no std)"
+        )
     if math.isnan(report.input_std) and not report.input_dtypes:
         return f"input {shapes} (std not measured: no floating-point input, or NaN values)"
     return f"input {shapes} (std {format_std(report.input_std)})"
@@ -118,8 +145,13 @@ def _summary(report: ProbeReport, name=printable) -> str:
 
 def _block_cells(report: ProbeReport) -> list[list[str]]:
     return [
-        [str(b.k), b.name + (f" #{b.call}" if b.call else ""), format_std(b.input_std), format_std(b.output_std),
-         "auto" if b.detected else "named"]
+        [
+            str(b.k),
+            b.name + (f" #{b.call}" if b.call else ""),
+            format_std(b.input_std),
+            format_std(b.output_std),
+            "auto" if b.detected else "named",
+        ]
         for b in report.blocks
     ]
 
@@ -142,12 +174,19 @@ def probe_table(report: ProbeReport, width: int | None = None) -> Group:
         line.stylize(_STYLES.get(v.kind, ""), 2, 2 + len(v.kind))
         parts.append(line)
     parts.append(Text(""))
-    parts.append(fit_table(_LAYER_COLUMNS, [_layer_cells(r) for r in report.layers], width,
-                           title="layers in execution order"))
+    parts.append(
+        fit_table(_LAYER_COLUMNS, [_layer_cells(r) for r in report.layers], width, title="layers in execution order")
+    )
     if report.blocks:
         parts.append(Text(""))
-        parts.append(fit_table(_BLOCK_COLUMNS, _block_cells(report), width,
-                               title=f"residual stream ({_exponent(report) or 'no exponent'})"))
+        parts.append(
+            fit_table(
+                _BLOCK_COLUMNS,
+                _block_cells(report),
+                width,
+                title=f"residual stream ({_exponent(report) or 'no exponent'})",
+            )
+        )
     if report.backward:
         parts.append(Text(""))
         parts.append(fit_table(_PARAM_COLUMNS, _param_cells(report), width, title="parameters"))
@@ -212,8 +251,13 @@ def probe_plot(reports: ProbeReport | Sequence[ProbeReport], path: str | os.Path
             x = [r.index for r in report.layers]
             verdicts = ", ".join(v.kind for v in report.verdicts) or "no verdict"
             label = f"{plot_text(report.label)} ({verdicts})"
-            axes[0].plot(x, [_shown(r.std) for r in report.layers], label=label, marker="." if count <= 40 else None,
-                         **style_of(i))
+            axes[0].plot(
+                x,
+                [_shown(r.std) for r in report.layers],
+                label=label,
+                marker="." if count <= 40 else None,
+                **style_of(i),
+            )
             if with_grads:
                 grads = [_shown(r.grad_std) if r.grad_std is not None else math.nan for r in report.layers]
                 axes[1].plot(x, grads, marker="." if count <= 40 else None, **style_of(i))
@@ -268,4 +312,3 @@ def _layer_ticks(ax, names: list[str] | None, count: int) -> None:
 def _shown(value: float) -> float:
     # log axes: NaN/inf and 0 leave a gap rather than an error
     return value if math.isfinite(value) and value > 0 else math.nan
-

@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod
 from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
@@ -59,7 +59,7 @@ class Column:
     (kept whole)."""
 
     header: str
-    justify: str = "left"
+    justify: JustifyMethod = "left"
     drop: int = 0
     key: bool = False
     abbrev: int = 0
@@ -71,21 +71,38 @@ def _cell(value: object, short: bool = False) -> Text:
     return value if isinstance(value, Text) else rich_text("" if value is None else value)
 
 
-def _build(columns: Sequence[Column], rows: Sequence[Sequence[Text]], keep: list[int], width: int | None,
-           title: str | None, caption: str | None) -> Table:
-    table = Table(box=box.SIMPLE_HEAD, title=None if title is None else rich_text(title), title_justify="left",
-                  caption=None if caption is None else rich_text(caption), caption_justify="left",
-                  show_edge=False, pad_edge=True)
+def _build(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[Text]],
+    keep: list[int],
+    width: int | None,
+    title: str | None,
+    caption: str | None,
+) -> Table:
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=None if title is None else rich_text(title),
+        title_justify="left",
+        caption=None if caption is None else rich_text(caption),
+        caption_justify="left",
+        show_edge=False,
+        pad_edge=True,
+    )
     for i in keep:
         c = columns[i]
         longest = max([len(c.header), *(r[i].cell_len for r in rows)])
         if c.key:
             # never shrunk below the longest name while that fits the width at all
             limit = longest if width is None else max(1, min(longest, width - 4))
-            table.add_column(rich_text(c.header), justify=c.justify, no_wrap=True, min_width=limit,  # type: ignore[arg-type]
-                             overflow="fold")
+            table.add_column(
+                rich_text(c.header),
+                justify=c.justify,
+                no_wrap=True,
+                min_width=limit,
+                overflow="fold",
+            )
         else:
-            table.add_column(rich_text(c.header), justify=c.justify, overflow="fold")  # type: ignore[arg-type]
+            table.add_column(rich_text(c.header), justify=c.justify, overflow="fold")
     for r in rows:
         table.add_row(*(r[i] for i in keep))
     return table
@@ -96,8 +113,14 @@ def _measure(table: Table) -> int:
     return Measurement.get(console, console.options, table).maximum
 
 
-def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[object]], width: int | None = None, *,
-              title: str | None = None, caption: str | None = None) -> Table:
+def fit_table(
+    columns: Sequence[Column],
+    rows: Sequence[Sequence[object]],
+    width: int | None = None,
+    *,
+    title: str | None = None,
+    caption: str | None = None,
+) -> Table:
     """A rich table of ``rows`` under ``columns`` that fits ``width`` columns (``None``: every
     non-empty column, at its natural width). ``title`` and ``caption`` are shown literally."""
     full = [[_cell(v) for v in row] for row in rows]
@@ -106,8 +129,9 @@ def fit_table(columns: Sequence[Column], rows: Sequence[Sequence[object]], width
     shortened: set[int] = set()
 
     def cells() -> list[list[Text]]:
-        return [[(s if i in shortened else f)[i] for i in range(len(columns))]
-                for f, s in zip(full, short, strict=True)]
+        return [
+            [(s if i in shortened else f)[i] for i in range(len(columns))] for f, s in zip(full, short, strict=True)
+        ]
 
     table = _build(columns, cells(), keep, width, title, caption)
     if width is None:
@@ -131,8 +155,15 @@ def plain_text(renderable: object, width: int | None = None) -> str:
     """``renderable`` as plain text ``width`` columns wide (``None``: as wide as it needs), each
     line without trailing spaces, ending with a newline."""
     buffer = io.StringIO()
-    console = Console(width=width or _UNLIMITED, file=buffer, color_system=None, highlight=False,
-                      emoji=False, markup=False, soft_wrap=False)
+    console = Console(
+        width=width or _UNLIMITED,
+        file=buffer,
+        color_system=None,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        soft_wrap=False,
+    )
     console.print(renderable)
     lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
     return "\n".join(lines).rstrip("\n") + "\n"
@@ -141,8 +172,14 @@ def plain_text(renderable: object, width: int | None = None) -> str:
 def prose(text: str, width: int | None = None, *, indent: int = 0, style: str = "") -> Text:
     """``text`` (printable) wrapped at ``min(width, PROSE_WIDTH)``, continuation lines indented."""
     limit = PROSE_WIDTH if width is None else max(20, min(width, PROSE_WIDTH))
-    wrapped = textwrap.fill(printable(text), width=limit, subsequent_indent=" " * (indent + 2),
-                            initial_indent=" " * indent, break_on_hyphens=False, break_long_words=False)
+    wrapped = textwrap.fill(
+        printable(text),
+        width=limit,
+        subsequent_indent=" " * (indent + 2),
+        initial_indent=" " * indent,
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
     return Text(wrapped, style=style)
 
 
@@ -158,8 +195,11 @@ def render_table(report: DepthReport | ProbeReport, width: int | None = None) ->
 
         return probe_table(report, width)
     first = report.runs[0].config
-    title = prose(f"Std of the activations after layer i (width {first.width}, batch {first.batch}, "
-                  f"seed {first.seed})", width, style="bold")
+    title = prose(
+        f"Std of the activations after layer i (width {first.width}, batch {first.batch}, seed {first.seed})",
+        width,
+        style="bold",
+    )
     table = Table(box=box.SIMPLE_HEAD, show_edge=False)
     table.add_column("layer", justify="right", no_wrap=True)
     for run in report.runs:
@@ -172,8 +212,12 @@ def render_table(report: DepthReport | ProbeReport, width: int | None = None) ->
     # one part a line ("30 (std)" over "31 (x)"): the column stays as narrow as its numbers
     table.add_row("limit", *(limit_cell(run).replace(", ", "\n") for run in report.runs))
     table.add_row("verdict", *(rich_text(run.verdict, style=_STYLES.get(run.verdict, "")) for run in report.runs))
-    legend = prose("limit: the first layer whose std is NaN/inf (std), whose activations overflow (x) or whose "
-                   "std falls below the vanishing threshold.", width, style="dim")
+    legend = prose(
+        "limit: the first layer whose std is NaN/inf (std), whose activations overflow (x) or whose "
+        "std falls below the vanishing threshold.",
+        width,
+        style="dim",
+    )
     lines = []
     for run in report.runs:
         text = prose(f"{run.name} ({activation_cell(run)}, {run.config.scheme}): {run.verdict}: {run.reason}.", width)

@@ -20,7 +20,12 @@ from fanin.diagnostics.theory import SignalPropagation
 __all__ = ["signal_propagation_markdown", "signal_propagation_table", "signal_propagation_title"]
 
 _HEADER = (
-    "layer", "predicted E[h^2]", "measured E[h^2]", "error", "one-step error", "predicted E[f(h)^2]",
+    "layer",
+    "predicted E[h^2]",
+    "measured E[h^2]",
+    "error",
+    "one-step error",
+    "predicted E[f(h)^2]",
     "measured E[f(h)^2]",
 )
 
