@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 # name -> the module that defines it (not a package that re-exports it: pytest's importlib mode
-# can rebind a package attribute such as fanin.auditing.audit to the submodule of that name);
+# can rebind a package attribute to the submodule of the same name, fanin.auditing.diff for one);
 # a name that is its own module (fanin.init, ...) maps to None.
 _EXPORTS: dict[str, str | None] = {
     # schemes and their namespaces (issue 2)
@@ -71,7 +71,7 @@ _EXPORTS: dict[str, str | None] = {
     "predict_second_moments": "fanin.diagnostics.theory",
     "signal_propagation": "fanin.diagnostics.theory",
     # audit (issue 6)
-    "audit": "fanin.auditing.audit",
+    "audit": "fanin.auditing.run",
     "diff": "fanin.auditing.diff",
 }
 

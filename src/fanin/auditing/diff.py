@@ -55,7 +55,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from fanin.auditing.audit import TensorRecord, audit_tensor
+from fanin.auditing.run import TensorRecord, audit_tensor
 from fanin.auditing.checkpoint import CheckpointError
 from fanin.auditing.dtypes import dtype_name, unit_roundoff
 from fanin.auditing.evidence import holm

@@ -16,7 +16,7 @@ import math
 import os
 from pathlib import Path
 
-from fanin.auditing.audit import AuditReport, TensorRecord
+from fanin.auditing.run import AuditReport, TensorRecord
 from fanin.auditing.diff import STATUSES, DiffReport
 from fanin.report.markdown import markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
