@@ -33,12 +33,13 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 
 from fanin.auditing.hypotheses import Dist
+from fanin.frameworks import FRAMEWORKS
 from fanin.rng import Stream
 from fanin.rng.recording import DrawRecorder
 from fanin.rng.transforms import Normal, TruncatedNormal, Uniform
@@ -47,6 +48,7 @@ from fanin.schemes.scheme import Scheme
 
 __all__ = [
     "ARG_VARIANTS",
+    "DEFAULT_NATIVE",
     "FRAMEWORK_ORDER",
     "GATE_ARGS",
     "NOTES",
@@ -56,10 +58,13 @@ __all__ = [
     "continuous_groups",
     "entries_of",
     "fit_direct",
+    "framework_rank",
     "gate_candidates",
     "group_candidates",
+    "native_of",
     "pretty_spec",
     "probe",
+    "spec_framework",
 ]
 
 #: Values tried for an argument of that name, besides the scheme's default: the ones in common
@@ -74,12 +79,10 @@ ARG_VARIANTS: dict[str, tuple] = {
     "groups": (1, 2, 4),
 }
 
-#: Where a scheme is known under another name: commentary shown next to a match.
+#: Where a scheme is known under another name: commentary shown next to a match (every
+#: framework's default kernel initializer, from its record, and the literals in common use).
 NOTES: dict[str, str] = {
-    "kaiming_uniform(a=sqrt(5))": "PyTorch's default for nn.Linear / nn.Conv weights",
-    "keras.glorot_uniform": "Keras default for Dense / Conv kernels",
-    "tf1.glorot_uniform_initializer": "TF 1.x tf.get_variable default",
-    "jax.lecun_normal": "Flax default for Dense / Conv kernels",
+    **{f.default_kernel: f.default_kernel_note for f in FRAMEWORKS if f.default_kernel is not None},
     "normal(std=0.02)": "GPT-2 / BERT style (initializer_range=0.02)",
     "trunc_normal(std=0.02)": "ViT / timm style",
     "ones": "norm-layer weight default",
@@ -104,10 +107,47 @@ _UNCUT = 6.1
 #: distribution (LSUV starts orthogonal, then rescales each layer by its activations).
 DEMOTED = frozenset({"lsuv"})
 
-#: Framework order of equivalent names: the module's native framework first ("torch" for
-#: PyTorch modules and torch-layout checkpoints, "keras" for keras-layout ones).
-FRAMEWORK_ORDER = {"torch": ("torch", "fanin", "keras", "tf1", "jax"),
-                   "keras": ("keras", "jax", "tf1", "torch", "fanin")}
+#: Framework order of equivalent names, for each framework that can be an audit's native one
+#: (its record's ``name_order``): the native framework first.
+FRAMEWORK_ORDER: dict[str, tuple[str, ...]] = {f.name: f.name_order for f in FRAMEWORKS if f.name_order}
+
+
+def native_of(layout: str) -> str:
+    """The native framework of a tensor stored in ``layout`` (a :data:`fanin.auditing.sources.LAYOUTS`
+    name): the first framework whose native layout it is and that orders names.
+
+    >>> native_of("keras"), native_of("torch")
+    ('keras', 'torch')
+    """
+    return next(f.name for f in FRAMEWORKS if f.name_order and f.layout == layout)
+
+
+#: The native framework when nothing says otherwise: that of PyTorch modules and torch-layout tensors.
+DEFAULT_NATIVE = native_of("torch")
+# The framework whose scheme names carry no prefix ("kaiming_uniform").
+_UNPREFIXED = next(f.name for f in FRAMEWORKS if not f.prefix)
+
+
+def framework_rank(native: str) -> Callable[[str], int]:
+    """The rank of a framework's name in ``native``'s :data:`FRAMEWORK_ORDER` (that of
+    :data:`DEFAULT_NATIVE` for a framework that orders no names); the frameworks it does not list
+    come last."""
+    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER[DEFAULT_NATIVE])
+
+    def rank(framework: str) -> int:
+        return order.index(framework) if framework in order else len(order)
+
+    return rank
+
+
+def spec_framework(spec: str) -> str:
+    """The framework a scheme spec's name belongs to, read from its prefix.
+
+    >>> spec_framework("keras.variance_scaling(scale=2.0)"), spec_framework("kaiming_uniform(a=sqrt(5))")
+    ('keras', 'torch')
+    """
+    head = spec.split("(")[0]
+    return head.split(".")[0] if "." in head else _UNPREFIXED
 
 
 @dataclass(frozen=True)
@@ -588,16 +628,15 @@ def _dist_key(d: Dist) -> tuple:
 
 
 def _member_order(native: str):
-    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+    rank = framework_rank(native)
 
     def key(c: Candidate):
-        rank = order.index(c.framework) if c.framework in order else len(order)
-        return (c.entry in DEMOTED, rank, not c.note, len(c.scheme), c.scheme)
+        return (c.entry in DEMOTED, rank(c.framework), not c.note, len(c.scheme), c.scheme)
 
     return key
 
 
-def group_candidates(cands: list[Candidate], native: str = "torch") -> list[Group]:
+def group_candidates(cands: list[Candidate], native: str = DEFAULT_NATIVE) -> list[Group]:
     """Group continuous candidates by distribution (:meth:`Candidate.as_dist`, equal to 10
     significant digits), members ordered by :data:`FRAMEWORK_ORDER` of ``native``, then noted
     before plain, then the shorter spec.
@@ -627,7 +666,7 @@ def group_candidates(cands: list[Candidate], native: str = "torch") -> list[Grou
 
 @functools.lru_cache(maxsize=512)
 def continuous_groups(shape: tuple[int, ...], fans_shape: tuple[int, ...] | None = None,
-                      native: str = "torch") -> tuple[Group, ...]:
+                      native: str = DEFAULT_NATIVE) -> tuple[Group, ...]:
     """:func:`group_candidates` of every continuous candidate at ``shape`` and, for a tensor whose
     scheme takes another tensor's fans (a bias), at ``fans_shape``; a group whose distribution
     only the fans' candidates draw is ``at_fans``."""

@@ -68,12 +68,15 @@ import numpy as np
 import torch
 
 from fanin.auditing.candidates import (
+    DEFAULT_NATIVE,
     FRAMEWORK_ORDER,
     NOTES,
     Group,
     continuous_groups,
     fit_direct,
+    framework_rank,
     group_candidates,
+    spec_framework,
 )
 from fanin.auditing.dtypes import (
     dtype_name,
@@ -148,7 +151,7 @@ class Context:
     fans_of: str | None = None
     name: str | None = None
     module_type: str | None = None
-    native: str = "torch"
+    native: str = DEFAULT_NATIVE
     shape: tuple[int, ...] | None = None  # the shape the candidates take, when not the tensor's own (a pool)
 
 
@@ -168,10 +171,10 @@ def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None, na
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"infer needs a torch.Tensor, got tensor={tensor!r} ({type(tensor).__name__})")
-    if framework not in ("torch", "keras"):
+    if framework not in FRAMEWORK_ORDER:
         from fanin.errors import describe_choice
 
-        raise ValueError(describe_choice("framework", framework, ("keras", "torch")))
+        raise ValueError(describe_choice("framework", framework, FRAMEWORK_ORDER))
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise ValueError(f"alpha is the level of the training alarm, in (0, 1); got alpha={alpha!r}")
     ctx = Context(None if fans_shape is None else tuple(fans_shape), "the layer weight" if fans_shape else None,
@@ -523,13 +526,10 @@ def _merge(named: list[_Hyp], fitted: list[_Hyp], native: str) -> list[_Hyp]:
 
 
 def _name_order(native: str):
-    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+    rank = framework_rank(native)
 
     def key(spec: str):
-        head = spec.split("(")[0]
-        framework = head.split(".")[0] if "." in head else "torch"
-        rank = order.index(framework) if framework in order else len(order)
-        return (rank, spec not in NOTES, len(spec), spec)
+        return (rank(spec_framework(spec)), spec not in NOTES, len(spec), spec)
 
     return key
 

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from fanin.auditing.candidates import FRAMEWORK_ORDER
 from fanin.auditing.candidates import NOTES as _NOTES
+from fanin.auditing.candidates import framework_rank, native_of, spec_framework
 from fanin.auditing.dtypes import dtype_name
 from fanin.auditing.evidence import holm
 from fanin.auditing.hypotheses import PARAMS, Dist, SampleView, assess
@@ -242,9 +242,10 @@ def _fans_for(name: str, shape: tuple[int, ...], info: SourceInfo, source: Sourc
     return None, None, None
 
 
-def _native(info: SourceInfo) -> str:
-    """Keras names first only for a keras-layout checkpoint (a Conv1D module is PyTorch code)."""
-    return "keras" if info.module_type is None and info.layout == "keras" else "torch"
+def _native(module_type: str | None, layout: str) -> str:
+    """The native framework of the checkpoint's layout, PyTorch's for a module's tensor (a Conv1D
+    module stored (in, out) is PyTorch code): Keras names first only for a keras-layout checkpoint."""
+    return native_of(layout if module_type is None else "torch")
 
 
 def audit_tensor(name: str, tensor: torch.Tensor, info: SourceInfo, source: Source) -> tuple[TensorRecord, Scan | None]:
@@ -252,7 +253,8 @@ def audit_tensor(name: str, tensor: torch.Tensor, info: SourceInfo, source: Sour
     shape = tuple(tensor.shape)
     fans, fans_from, fans_shape = _fans_for(name, shape, info, source)
     values = tensor.t() if info.transpose and tensor.dim() == 2 else tensor
-    ctx = Context(fans_shape, "the layer weight" if fans_shape else None, name, info.module_type, _native(info))
+    ctx = Context(fans_shape, "the layer weight" if fans_shape else None, name, info.module_type,
+                  _native(info.module_type, info.layout))
     inference, s = analyse(values, ctx)
     summary = Summary.of(s, tensor.numel()) if s is not None else Summary(
         tensor.numel(), math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
@@ -342,16 +344,10 @@ def _consensus(records: list[TensorRecord]) -> list[TensorRecord]:
 
 
 def _framework_rank(r: TensorRecord):
-    """The rank of a name's framework in the record's native order (:data:`FRAMEWORK_ORDER`)."""
-    native = "keras" if r.module_type is None and r.layout == "keras" else "torch"
-    order = FRAMEWORK_ORDER[native]
-
-    def rank(spec: str) -> int:
-        head = spec.split("(")[0]
-        framework = head.split(".")[0] if "." in head else "torch"
-        return order.index(framework) if framework in order else len(order)
-
-    return rank
+    """The rank of a name's framework in the record's native order
+    (:data:`~fanin.auditing.candidates.FRAMEWORK_ORDER`)."""
+    framework = framework_rank(_native(r.module_type, r.layout))
+    return lambda spec: framework(spec_framework(spec))
 
 
 def _alarms(records: list[TensorRecord], alpha: float) -> list[TensorRecord]:
@@ -395,7 +391,8 @@ def _pool(records: list[TensorRecord], small: dict[str, torch.Tensor], src: Sour
         info = src.infos[first.name]
         _, _, fans_shape = _fans_for(first.name, first.shape, info, src)
         pooled_values = torch.cat([t.reshape(-1) for t in tensors])
-        ctx = Context(fans_shape, "the layer weight" if fans_shape else None, None, first.module_type, _native(info),
+        ctx = Context(fans_shape, "the layer weight" if fans_shape else None, None, first.module_type,
+                      _native(info.module_type, info.layout),
                       shape=tuple(reversed(first.shape)) if info.transpose and len(first.shape) == 2 else first.shape)
         pooled, _ = analyse(pooled_values, ctx)
         label = _pool_label(first, len(members))

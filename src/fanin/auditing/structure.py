@@ -41,11 +41,12 @@ import numpy as np
 import torch
 
 from fanin.auditing.candidates import (
+    DEFAULT_NATIVE,
     DEMOTED,
-    FRAMEWORK_ORDER,
     Candidate,
     constant_candidates,
     fit_direct,
+    framework_rank,
     gate_candidates,
     identity_candidates,
     orthogonal_candidates,
@@ -131,7 +132,7 @@ def _match(c: Candidate, **kw) -> Match:
 def infer_constant(s: Scan, dtype: torch.dtype) -> Inference:
     value = s.min
     cands = constant_candidates(value, dtype)
-    order = sorted(cands, key=lambda c: (c.fitted, c.framework != "torch", len(c.scheme), c.scheme))
+    order = sorted(cands, key=lambda c: (c.fitted, c.framework != DEFAULT_NATIVE, len(c.scheme), c.scheme))
     names = tuple(c.scheme for c in order)
     matches = (Match(names[0], f"constant {value:g}", "constant", names, order[0].note, order[0].fitted,
                      p_value=1.0),) if order else ()
@@ -274,7 +275,7 @@ def as_matrix(t: torch.Tensor) -> torch.Tensor:
 
 
 def infer_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype,
-                     native: str = "torch") -> tuple[Inference, bool] | None:
+                     native: str = DEFAULT_NATIVE) -> tuple[Inference, bool] | None:
     """(inference, decisive) for an orthogonal (or delta-orthogonal) tensor, else ``None``."""
     if t.dim() < 2:
         return None
@@ -292,11 +293,10 @@ def infer_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype,
     gain, sure = found
     matches = []
     tol = 2 * orthogonal_tolerance(eff, min(as_matrix(t).shape)) + 1e-9
-    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+    rank = framework_rank(native)
     cands = [c for c in orthogonal_candidates(tuple(t.shape))
              if abs(c.params["gain"] / gain - 1) < tol and ("delta" in c.entry) == delta]
-    cands.sort(key=lambda c: (c.fitted, c.entry in DEMOTED, order.index(c.framework) if c.framework in order else len(order),
-                              not c.note, len(c.scheme), c.scheme))
+    cands.sort(key=lambda c: (c.fitted, c.entry in DEMOTED, rank(c.framework), not c.note, len(c.scheme), c.scheme))
     matches = [_match(c, p_value=1.0, scale_ratio=gain / c.params["gain"]) for c in cands]
     if not matches:
         spec = f"orthogonal(gain={nice(gain, 4)!r})"
