@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 # name -> the module that defines it (not a package that re-exports it: pytest's importlib mode
-# can rebind a package attribute to the submodule of the same name, fanin.auditing.diff for one);
+# can rebind a package attribute to the submodule of the same name, fanin.auditing.infer for one);
 # a name that is its own module (fanin.init, ...) maps to None.
 _EXPORTS: dict[str, str | None] = {
     # schemes and their namespaces (issue 2)
@@ -72,7 +72,7 @@ _EXPORTS: dict[str, str | None] = {
     "signal_propagation": "fanin.diagnostics.theory",
     # audit (issue 6)
     "audit": "fanin.auditing.run",
-    "diff": "fanin.auditing.diff",
+    "diff": "fanin.auditing.comparison",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])

@@ -85,7 +85,7 @@ def _plot(report, model, layout, path, names):
               help="Absolute tolerance of 'close'.")
 @click.option("--alpha", type=FiniteFloat(min=0, max=1, min_open=True, max_open=True), default=None,
               help="Family-wise level of 'different' (Holm over the compared tensors; default: "
-                   "fanin.auditing.diff.ALPHA, 0.001).")
+                   "fanin.auditing.comparison.ALPHA, 0.001).")
 @click.option("--exit-code", "exit_code", is_flag=True,
               help="Exit with status 1 when a tensor is different (or only on one side, or reshaped).")
 @_SEED
