@@ -22,7 +22,9 @@ def test_every_framework_default_kernel_is_noted_and_is_its_layer_default():
         assert NOTES[f.default_kernel] == f.default_kernel_note
         assert spec_framework(f.default_kernel) == f.name
         assert f.layer_defaults is not None
-        (_, weight), *_ = f.layer_defaults(torch.nn.Linear(8, 4))
+        entries = f.layer_defaults(torch.nn.Linear(8, 4))
+        assert entries is not None
+        (_, weight), *_ = entries
         assert pretty_spec(str(weight)) == f.default_kernel, f.name
 
 

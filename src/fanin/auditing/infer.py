@@ -317,9 +317,9 @@ def _named(t, s, view, eff, ctx) -> list[_Hyp]:
     if not groups:
         return []
     keep = _prescreen(moments, s, unit_roundoff(eff), 2.0 ** -mantissa_digits(eff))
-    chosen = [g for g, ok in zip(groups, keep) if ok]
+    chosen = [g for g, ok in zip(groups, keep, strict=True) if ok]
     out = []
-    for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT)):
+    for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT), strict=True):
         k = 0 if not g.fitted else 1
         out.append(_Hyp(g.dist, g, tuple(c.scheme for c in g.members), g.first.note, k, g.at_fans, fit,
                         _score(fit, k, s.n)))
@@ -404,7 +404,9 @@ def _solve_cut(ratio: float) -> float | None:
     3 std; registered truncations at any cut remain candidates)."""
     from scipy.optimize import brentq
 
-    f = lambda t: _truncnorm_std(t) / t - ratio
+    def f(t: float) -> float:
+        return _truncnorm_std(t) / t - ratio
+
     lo, hi = 1.0, 3.0
     if not (f(lo) > 0 > f(hi)):
         return None
@@ -421,7 +423,8 @@ def _literal_names(kind: str, params: tuple[float, ...], shape: tuple[int, ...],
 
 
 def _same(a: Dist, b: Dist) -> bool:
-    return a.kind == b.kind and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300) for x, y in zip(a.params, b.params))
+    return a.kind == b.kind and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300)
+                                    for x, y in zip(a.params, b.params, strict=True))
 
 
 @functools.lru_cache(maxsize=256)
@@ -465,12 +468,12 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
     by_kind = {kind: _literals(kind, s) for kind in ("uniform", "normal", "truncated_normal")}
     every = assess_all([d for literals in by_kind.values() for d, _ in literals], s, view, eff, cutoff=ALPHA_FIT)
     offsets = np.cumsum([0] + [len(v) for v in by_kind.values()])
-    for (kind, literals), i0 in zip(by_kind.items(), offsets):
+    for (kind, literals), i0 in zip(by_kind.items(), offsets, strict=False):
         best = None
         fits = every[i0:i0 + len(literals)]
         top_ll = max((f.loglik for f in fits), default=-math.inf)
         top_ll = max(top_ll, _best_loglik(kind, s, view))
-        for (dist, k), fit in zip(literals, fits):
+        for (dist, k), fit in zip(literals, fits, strict=True):
             hyp = _Hyp(dist, None, (), "", k, False, fit, _score(fit, k, s.n))
             if best is None or fit.p > best.fit.p:
                 best = hyp
@@ -673,7 +676,7 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
             confidence = "too few values"
             reason += (f"; also {alternative.description} ({alternative.scheme}), which gate blocks this small "
                        "cannot tell from one distribution")
-            matches = matches + (alternative,)
+            matches = (*matches, alternative)
     if orthogonal is not None:
         confidence = "too few values"
         reason += (f"; also orthogonal to the {ed} tolerance (gain {orthogonal.scale:.4g}), which i.i.d. values of "
@@ -691,7 +694,8 @@ def _evidence(t: torch.Tensor, s: Scan, keep_rows, ctx: Context, best_p: float |
         found.append(tail)
     if best_p is not None:
         found.append(Evidence("no family fits", best_p, best_p,
-                              f"no uniform, normal or truncated normal (named or fitted) passes (best p = {best_p:.2g})"))
+                              "no uniform, normal or truncated normal (named or fitted) passes "
+                              f"(best p = {best_p:.2g})"))
     if ctx.name is not None and is_norm(ctx.name, ctx.module_type):
         found.append(Evidence("norm layer", s.std, None,
                               f"a norm layer's parameter that is not constant (mean {s.mean:.4g}, std {s.std:.3g}): "

@@ -48,7 +48,7 @@ from fanin.auditing.candidates import framework_rank, native_of, spec_framework
 from fanin.auditing.dtypes import dtype_name
 from fanin.auditing.evidence import holm
 from fanin.auditing.hypotheses import PARAMS, Dist, SampleView, assess
-from fanin.auditing.infer import ALPHA_FIT, Context, Inference, Summary, analyse, decide
+from fanin.auditing.infer import ALPHA_FIT, Context, Inference, Match, Summary, analyse, decide
 from fanin.auditing.roles import (
     ROLES,
     layer_count,
@@ -306,7 +306,7 @@ def audit(source: object, *, layout: str = "torch", names: list[str] | None = No
     by_name = {r.name: r for r in records}
     for alias, target in tied.items():
         if target in by_name:
-            by_name[target] = replace(by_name[target], tied=by_name[target].tied + (alias,))
+            by_name[target] = replace(by_name[target], tied=(*by_name[target].tied, alias))
     records = [by_name[r.name] for r in records]
     records, pools = _pool(records, small, src)
     records = _consensus(records)
@@ -339,7 +339,7 @@ def _consensus(records: list[TensorRecord]) -> list[TensorRecord]:
             continue
         note = first.note if not _NOTES.get(names[0]) else _NOTES[names[0]]
         moved = replace(first, scheme=names[0], names=names, note=note)
-        out.append(replace(r, inference=replace(i, matches=(moved,) + i.matches[1:])))
+        out.append(replace(r, inference=replace(i, matches=(moved, *i.matches[1:]))))
     return out
 
 
@@ -353,7 +353,7 @@ def _framework_rank(r: TensorRecord):
 def _alarms(records: list[TensorRecord], alpha: float) -> list[TensorRecord]:
     """Holm's procedure over the records' evidence p-values."""
     rejected = holm([r.inference.evidence_p for r in records], alpha)
-    return [replace(r, inference=decide(r.inference, alpha, flag)) for r, flag in zip(records, rejected)]
+    return [replace(r, inference=decide(r.inference, alpha, flag)) for r, flag in zip(records, rejected, strict=True)]
 
 
 # --------------------------------------------------------------------------- pooling small tensors
@@ -400,15 +400,15 @@ def _pool(records: list[TensorRecord], small: dict[str, torch.Tensor], src: Sour
         dist = _dist_of(pooled)
         if dist is None:
             continue
-        for m, t in zip(members, tensors):
+        for m, t in zip(members, tensors, strict=True):
             s = scan(t)
             fit = assess(dist, s, SampleView.of(s, t.dtype), t.dtype)
             if fit.p < ALPHA_FIT:
                 continue
             note = (f"pooled with {len(members) - 1} other {label} ({pooled_values.numel()} values, homogeneity "
                     f"p={p_h:.2g}); alone: {m.inference.label} ({m.inference.confidence})")
-            inference = replace(pooled, evidence=m.inference.evidence, evidence_p=m.inference.evidence_p, n=m.inference.n,
-                                notes=m.inference.notes + (note,), trained=False,
+            inference = replace(pooled, evidence=m.inference.evidence, evidence_p=m.inference.evidence_p,
+                                n=m.inference.n, notes=(*m.inference.notes, note), trained=False,
                                 reason=f"{pooled.reason}; {note}")
             replaced[m.name] = replace(m, inference=inference, pooled=label)
     return [replaced.get(r.name, r) for r in records], pools
@@ -463,35 +463,35 @@ def role_groups(records: tuple[TensorRecord, ...] | list[TensorRecord]) -> tuple
     return tuple(out)
 
 
-def _summary_answers(records: list[TensorRecord]) -> dict[str, tuple[str, str, object]]:
+def _summary_answers(records: list[TensorRecord]) -> dict[str, tuple[str, str, Match | None]]:
     """name -> (label, description, first match or None) for the summary, with literals that
     differ by rounding within a name pattern unified (see :func:`role_groups`)."""
-    out: dict[str, tuple[str, str, object]] = {}
+    out: dict[str, tuple[str, str, Match | None]] = {}
     for r in records:
         i = r.inference
         if i.trained or not i.matches:
             out[r.name] = ("looks trained" if i.trained else i.family, "looks trained" if i.trained else i.family, None)
         else:
             out[r.name] = (i.label, i.matches[0].description, i.matches[0])
-    by_pattern: dict[tuple, list[TensorRecord]] = {}
+    by_pattern: dict[tuple, list[tuple[TensorRecord, Match]]] = {}
     for r in records:
         m = out[r.name][2]
         if m is not None and m.fitted and m.family in ("normal", "uniform"):
-            by_pattern.setdefault((name_pattern(r.name), r.shape, m.family), []).append(r)
+            by_pattern.setdefault((name_pattern(r.name), r.shape, m.family), []).append((r, m))
     for members in by_pattern.values():
-        matches = {out[r.name][2].scheme: out[r.name][2] for r in members}
+        matches = {m.scheme: m for _, m in members}
         if len(matches) < 2:
             continue
         for m in sorted(matches.values(), key=lambda m: (len(m.description), m.description)):
             std = _match_std(m)
-            if std and all(_std_close(r, std) for r in members):
-                for r in members:
+            if std and all(_std_close(r, std) for r, _ in members):
+                for r, _ in members:
                     out[r.name] = (m.label, m.description, m)
                 break
     return out
 
 
-def _match_std(m) -> float | None:
+def _match_std(m: Match) -> float | None:
     """The std a fitted normal or symmetric uniform literal describes (from its description)."""
     try:
         if m.family == "normal":
@@ -528,7 +528,7 @@ def _literal_stds(buckets, answers) -> list[tuple[float, int]]:
     return sorted(found.items(), key=lambda kv: -kv[1])
 
 
-def _relation(members: list[TensorRecord], first, stds, layers: int) -> str:
+def _relation(members: list[TensorRecord], first: Match, stds: list[tuple[float, int]], layers: int) -> str:
     if layers < 1 or first.family != "normal" or not stds:
         return ""
     n = sum(m.summary.numel for m in members)
