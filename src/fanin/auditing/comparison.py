@@ -60,7 +60,7 @@ from fanin.auditing.dtypes import dtype_name, unit_roundoff
 from fanin.auditing.evidence import holm
 from fanin.auditing.run import TensorRecord, audit_tensor
 from fanin.auditing.scan import CHUNK, Scan
-from fanin.auditing.sources import Source, open_source, skip_reason
+from fanin.auditing.sources import Source, open_source
 from fanin.auditing.structure import orthogonal_tolerance
 
 __all__ = ["ALPHA", "SMALL", "STATUSES", "DiffReport", "TensorDiff", "diff"]
@@ -411,11 +411,7 @@ def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, ato
                 rows.append(_tying_differs(name, sa, sb, ta_alias, tb_alias))
                 ses.append(None)
             continue
-        ta, tb = sa.get(name), sb.get(name)
-        why_a, why_b = skip_reason(ta), skip_reason(tb)
-        if why_a or why_b:
-            skipped[name] = "; ".join(f"{side}: {why}" for side, why in (("a", why_a), ("b", why_b)) if why)
-            continue
+        ta, tb = sa.get(name), sb.get(name)  # readable: a source lists every tensor it cannot read in skipped
         row, ra, rb, se = _pair(name, ta, tb, sa, sb, rtol, atol)
         rows.append(row)
         recs_a.append(ra)

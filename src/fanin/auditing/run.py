@@ -57,7 +57,7 @@ from fanin.auditing.roles import (
     role_of,
 )
 from fanin.auditing.scan import Scan, scan
-from fanin.auditing.sources import Source, SourceInfo, open_source, skip_reason
+from fanin.auditing.sources import Source, SourceInfo, open_source
 from fanin.errors import describe_choice
 from fanin.formulas.fans import compute_fans
 
@@ -293,11 +293,7 @@ def audit(source: object, *, layout: str = "torch", names: list[str] | None = No
         if name in src.aliases:
             tied[name] = src.aliases[name]
             continue
-        tensor = src.get(name)
-        why = skip_reason(tensor)
-        if why is not None:
-            skipped[name] = why
-            continue
+        tensor = src.get(name)  # readable: a source lists every tensor it cannot read in skipped
         record, _ = audit_tensor(name, tensor, src.infos[name], src)
         records.append(record)
         if record.inference.family in _CONTINUOUS and 0 < tensor.numel() < POOL_BELOW:
