@@ -396,10 +396,7 @@ def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> lis
     """The registered constant schemes that give ``value`` in ``dtype``: at their defaults, or with
     their one argument set to the shortest decimal that rounds to ``value``."""
     out = []
-    for digits in range(1, 18):
-        short = float(f"{value:.{digits}g}")
-        if torch.tensor(short, dtype=dtype).item() == value:
-            break
+    short = _shortest(value, dtype)
     for entry in entries_of({"constant"}):
         attempts: list[dict[str, float]] = [{}]
         numeric = [k for k, d in entry.parameters.items() if k not in _IGNORED]
