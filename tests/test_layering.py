@@ -187,7 +187,6 @@ def source_files() -> list[tuple[Path, str]]:
 
 #: Modules that still switch on framework names, each with the reason (being rewritten elsewhere).
 KNOWN_SWITCHES = {
-    "fanin.auditing": "the audit (auditing/, cli/audit.py) is being rewritten on its own branch",
     "fanin.cli.audit": "the audit's command, rewritten with the audit",
 }
 

@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 # name -> the module that defines it (not a package that re-exports it: pytest's importlib mode
-# can rebind a package attribute such as fanin.auditing.audit to the submodule of that name);
+# can rebind a package attribute to the submodule of the same name, fanin.auditing.infer for one);
 # a name that is its own module (fanin.init, ...) maps to None.
 _EXPORTS: dict[str, str | None] = {
     # schemes and their namespaces
@@ -122,8 +122,8 @@ _EXPORTS: dict[str, str | None] = {
     "predict_second_moments": "fanin.diagnostics.theory",
     "signal_propagation": "fanin.diagnostics.theory",
     # audit
-    "audit": "fanin.auditing.audit",
-    "diff": "fanin.auditing.diff",
+    "audit": "fanin.auditing.run",
+    "diff": "fanin.auditing.comparison",
 }
 
 
@@ -146,8 +146,8 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # what static tools see; at run time the names load on first use (__getattr__)
     from fanin import init, jax, keras, tf1
     from fanin.activations import compare_gains, gain
-    from fanin.auditing.audit import audit
-    from fanin.auditing.diff import diff
+    from fanin.auditing.comparison import diff
+    from fanin.auditing.run import audit
     from fanin.diagnostics.coord_check import CoordCheck, coord_check
     from fanin.diagnostics.lsuv import lsuv_
     from fanin.diagnostics.probing import probe

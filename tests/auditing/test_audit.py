@@ -75,7 +75,7 @@ def test_holm_uses_the_checkpoints_size():
     alone = audit({"w": w})
     crowd = {"w": w} | {f"x{i}": torch.randn(64, 256, generator=g) * 0.02 for i in range(400)}
     p = alone.record("w").inference.evidence_p
-    assert p < 0.01 and alone.record("w").inference.trained
+    assert p is not None and p < 0.01 and alone.record("w").inference.trained
     assert p > 0.01 / 401 and not audit(crowd).record("w").inference.trained
 
 
@@ -103,9 +103,10 @@ def test_pooling_refuses_heterogeneous_tensors():
 
 def test_norm_weights_that_spread_are_trained():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(32, 32), torch.nn.LayerNorm(32))
+    norm = torch.nn.LayerNorm(32)
+    model = torch.nn.Sequential(torch.nn.Linear(32, 32), norm)
     with torch.no_grad():
-        model[1].weight.add_(0.05 * torch.randn(32))
+        norm.weight.add_(0.05 * torch.randn(32))
     report = audit(model)
     r = report.record("1.weight")
     assert r.inference.trained and "norm layer" in r.inference.reason
@@ -136,8 +137,9 @@ def test_summary_by_role_names_gpt2_residual_scaling():
 
 def test_consensus_names_the_fan_mode_a_model_shares():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(16, 128, 3), torch.nn.Conv2d(128, 128, 3), torch.nn.Conv2d(128, 256, 3))
-    for m in model:
+    convs = [torch.nn.Conv2d(16, 128, 3), torch.nn.Conv2d(128, 128, 3), torch.nn.Conv2d(128, 256, 3)]
+    model = torch.nn.Sequential(*convs)
+    for m in convs:
         torch.nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
     report = audit(model)
     # 128 -> 128 has fan_in == fan_out: kaiming_normal is the same distribution there; the other

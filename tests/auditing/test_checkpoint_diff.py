@@ -85,12 +85,12 @@ def test_diff_different_seed_is_same_distribution():
     assert report.headline == "same architecture (4 tensors); same initialization: 4 same distribution"
     w = report.tensors[0]
     assert w.status == "same distribution" and w.scheme_a == w.scheme_b == "kaiming_uniform(a=sqrt(5))"
-    assert set(w.tests) == {"ks", "mean", "scale"} and w.p_value >= report.alpha
+    assert set(w.tests) == {"ks", "mean", "scale"} and w.p_value is not None and w.p_value >= report.alpha
     assert w.detail.startswith("not rejected (ks p=") and "scale ratio b/a" in w.detail
     assert not report.any_different
     # the 32-value bias's test can only see large scale differences, and says so
     bias = report.tensors[3]
-    assert bias.resolution > 0.3 and "cannot be told apart" in bias.detail
+    assert bias.resolution is not None and bias.resolution > 0.3 and "cannot be told apart" in bias.detail
 
 
 def test_diff_different_scheme_is_found_by_a_test():
@@ -101,7 +101,8 @@ def test_diff_different_scheme_is_found_by_a_test():
     w = report.tensors[0]
     assert w.status == "different" and w.scheme_b.startswith("kaiming_normal") and w.family_b == "normal"
     # std sqrt(2/64) against 1/sqrt(3*64): the scale test rejects, with the ratio shown
-    assert w.test == "scale" and w.p_value < 1e-10 and abs(w.scale_ratio - math.sqrt(6)) < 0.15 and not w.certain
+    assert w.test == "scale" and w.p_value is not None and w.p_value < 1e-10 and not w.certain
+    assert w.scale_ratio is not None and abs(w.scale_ratio - math.sqrt(6)) < 0.15
     assert "rejected by the scale test" in w.detail and "a: kaiming_uniform(a=sqrt(5)) (uniform)" in w.detail
     assert report.any_different
 
@@ -133,7 +134,8 @@ def test_close_within_tolerance():
     a = torch.nn.Linear(16, 8)
     b = torch.nn.Linear(16, 8)
     b.load_state_dict({k: v + 1e-9 for k, v in a.state_dict().items()})
-    assert diff(a, b, atol=1e-6).headline == "same architecture (2 tensors); same initialization: 2 equal within tolerance"
+    assert diff(a, b, atol=1e-6).headline == (
+        "same architecture (2 tensors); same initialization: 2 equal within tolerance")
     assert {t.status for t in diff(a, b, atol=0, rtol=0).tensors} == {"same distribution"}
 
 
@@ -209,7 +211,7 @@ def test_bad_arguments_are_refused_with_what_was_given():
 def test_two_sample_tests_hold_their_level_on_small_tensors():
     # 10 and 32 values, uniform and normal: "different" at 0.01 at most 0.01 of the time (plus
     # 3 binomial standard errors); the delta method alone rejected 10 values 3.6-6.5% of the time.
-    from fanin.auditing.diff import _two_sample
+    from fanin.auditing.comparison import _two_sample
     from fanin.auditing.scan import scan
 
     g = torch.Generator().manual_seed(11)
@@ -227,9 +229,10 @@ def test_scale_difference_is_detected_and_resolution_shrinks_with_size():
     g = torch.Generator().manual_seed(2)
     a, b = torch.randn(256, 256, generator=g), torch.randn(256, 256, generator=g) * 1.05
     (row,) = diff({"w": a}, {"w": b}).tensors
-    assert row.status == "different" and row.test == "scale" and abs(row.scale_ratio - 1.05) < 0.01
+    assert row.status == "different" and row.test == "scale"
+    assert row.scale_ratio is not None and abs(row.scale_ratio - 1.05) < 0.01
     (row,) = diff({"w": a}, {"w": torch.randn(256, 256, generator=g)}).tensors
-    assert row.status == "same distribution" and row.resolution < 0.03
+    assert row.status == "same distribution" and row.resolution is not None and row.resolution < 0.03
 
 
 def test_low_precision_copies_are_the_same_distribution_and_shape_differences_are_found():
@@ -242,5 +245,6 @@ def test_low_precision_copies_are_the_same_distribution_and_shape_differences_ar
     bound = 0.02 * math.sqrt(3)
     u = torch.empty(1024, 256).uniform_(-bound, bound, generator=g).bfloat16()
     (row,) = diff({"w": a.bfloat16()}, {"w": u}).tensors
-    assert row.status == "different" and row.test == "ks" and abs(row.scale_ratio - 1) < 0.01, row
+    assert row.status == "different" and row.test == "ks", row
+    assert row.scale_ratio is not None and abs(row.scale_ratio - 1) < 0.01, row
     assert (row.family_a, row.family_b) == ("normal", "uniform")

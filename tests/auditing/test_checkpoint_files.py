@@ -207,7 +207,8 @@ CASES = {
     "pt_deep": (lambda d: _save_obj(d / "deep.pt", _deep(500)), CheckpointError,
                 r"deep.pt': containers nest more than 100 levels deep \(at 'a.a.a"),
     # --- not files
-    "fifo": (lambda d: _fifo(d / "pipe.pt"), CheckpointError, r"pipe.pt': it is a FIFO \(named pipe\), not a checkpoint"),
+    "fifo": (lambda d: _fifo(d / "pipe.pt"), CheckpointError,
+             r"pipe.pt': it is a FIFO \(named pipe\), not a checkpoint"),
     "fifo_safetensors": (lambda d: _fifo(d / "pipe.safetensors"), CheckpointError, r"it is a FIFO"),
     "dev_zero": (lambda d: Path("/dev/zero"), CheckpointError,
                  r"path='/dev/zero': it is a character device, not a checkpoint file"),
@@ -251,7 +252,8 @@ def _cycle():
 
 
 def _deep(levels):
-    top = node = {}
+    top: dict = {}
+    node = top
     for _ in range(levels):
         node["a"] = {}
         node = node["a"]
@@ -335,7 +337,7 @@ def test_the_same_errors_in_process(tmp_path):
 
 def test_nested_repeated_references_are_linear(tmp_path):
     # x = [t, t] nested 40 times: 2**41 paths, 41 distinct objects; a 2 KB file.
-    x = torch.zeros(3)
+    x: torch.Tensor | list = torch.zeros(3)
     for _ in range(40):
         x = [x, x]
     path = tmp_path / "nest.pt"

@@ -89,7 +89,7 @@ def test_gpt2_against_bert_style_differs_exactly_in_the_depth_scaled_projections
     for t in report.tensors:
         if t.name in scaled:
             # b's std is sqrt(2 * 3) times a's, found by the scale test (not by names)
-            assert t.test == "scale" and abs(t.scale_ratio / math.sqrt(6) - 1) < 0.1, t
+            assert t.test == "scale" and t.scale_ratio is not None and abs(t.scale_ratio / math.sqrt(6) - 1) < 0.1, t
             assert t.family_a == t.family_b == "normal"
     # tied lm_head, identical zero biases and LayerNorms, the other N(0, 0.02) tensors the same
     assert report.tied == {"lm_head.weight": "transformer.wte.weight"}
@@ -102,12 +102,14 @@ def test_one_reinitialized_layer_is_pinpointed():
     torch.manual_seed(3)
     a = nn.Sequential(*(nn.Linear(128, 128) for _ in range(6)))
     torch.manual_seed(4)
-    b = nn.Sequential(*(nn.Linear(128, 128) for _ in range(6)))
+    layers = [nn.Linear(128, 128) for _ in range(6)]
+    b = nn.Sequential(*layers)
     with torch.no_grad():
-        nn.init.xavier_uniform_(b[4].weight)  # std sqrt(2/256) against 1/sqrt(3*128): sqrt(3) times
-        nn.init.normal_(b[4].bias, std=0.01)
+        nn.init.xavier_uniform_(layers[4].weight)  # std sqrt(2/256) against 1/sqrt(3*128): sqrt(3) times
+        nn.init.normal_(layers[4].bias, std=0.01)
     report = fanin.diff(a, b)
     assert {t.name for t in report.tensors if t.status == "different"} == {"4.weight", "4.bias"}, report.headline
     w = next(t for t in report.tensors if t.name == "4.weight")
-    assert abs(w.scale_ratio - math.sqrt(3 * 128 / 128)) < 0.05 and w.family_a == w.family_b == "uniform"
+    assert w.scale_ratio is not None and abs(w.scale_ratio - math.sqrt(3 * 128 / 128)) < 0.05
+    assert w.family_a == w.family_b == "uniform"
     assert "4.weight, 4.bias" in report.headline

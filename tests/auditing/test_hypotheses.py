@@ -67,7 +67,8 @@ def test_a_value_beyond_a_bound_rejects_it_and_is_impossible_under_it():
 def test_bfloat16_rounding_is_part_of_the_hypothesis():
     # torch's bfloat16 uniform_ rounds down: U(±0.125) never stores 0.125 and its mean is low; the
     # hypothesis with the dtype's rounding passes, at 4 million values.
-    x = torch.empty(2048, 2048, dtype=torch.bfloat16).uniform_(-0.125, 0.125, generator=torch.Generator().manual_seed(3))
+    x = torch.empty(2048, 2048, dtype=torch.bfloat16).uniform_(-0.125, 0.125,
+                                                               generator=torch.Generator().manual_seed(3))
     s = scan(x)
     assert s.max < 0.125
     fit = assess(Dist("uniform", (-0.125, 0.125)), s, SampleView.of(s, torch.bfloat16), torch.bfloat16)
@@ -79,7 +80,7 @@ def test_bfloat16_rounding_is_part_of_the_hypothesis():
 
 def test_float8_moments_are_those_of_the_rounded_distribution():
     d = Dist("normal", (0.0, 0.05))
-    mean, var, mu4 = d.quantized_moments(torch.float8_e4m3fn)
+    mean, var, _mu4 = d.quantized_moments(torch.float8_e4m3fn)
     assert abs(mean) < 1e-12 and var != pytest.approx(d.moments[1], rel=1e-4)
     x = torch.empty(1_000_000).normal_(0, 0.05, generator=torch.Generator().manual_seed(4)).to(torch.float8_e4m3fn)
     measured = x.double().var().item()
@@ -92,7 +93,7 @@ def test_assess_all_agrees_with_one_at_a_time():
     view = SampleView.of(s, torch.float32)
     dists = [Dist("normal", (0.0, 0.5)), Dist("uniform", (-1.0, 1.0)), Dist("truncated_normal", (0.0, 0.6, -1.2, 1.2))]
     together = assess_all(dists, s, view, torch.float32)
-    for d, fit in zip(dists, together):
+    for d, fit in zip(dists, together, strict=True):
         alone = assess(d, s, view, torch.float32)
         assert fit.tests == pytest.approx(alone.tests) and fit.loglik == pytest.approx(alone.loglik)
 

@@ -80,7 +80,8 @@ def test_pytorch_linear_default_is_named_with_its_note():
     assert (r.family, first.scheme, r.confidence) == ("uniform", "kaiming_uniform(a=sqrt(5))", "high")
     assert first.description == f"U(±{1 / math.sqrt(256):.4g})"
     assert "PyTorch's default" in first.note
-    assert first.p_value >= 1e-3 and set(first.tests) == {"mean", "scale", "extremes", "ks"}
+    assert first.p_value is not None and first.p_value >= 1e-3
+    assert set(first.tests) == {"mean", "scale", "extremes", "ks"}
 
 
 def test_bias_is_named_at_its_weights_fans():
@@ -118,7 +119,8 @@ def test_orthogonal_in_every_dtype(dtype):
                                generator=torch.Generator().manual_seed(0))
     r = infer(w)
     assert (r.family, r.confidence) == ("orthogonal", "high")
-    assert abs(r.scale - math.sqrt(2)) < 0.01 and r.matches[0].scheme == "orthogonal(gain=sqrt(2))"
+    assert r.scale is not None and abs(r.scale - math.sqrt(2)) < 0.01
+    assert r.matches[0].scheme == "orthogonal(gain=sqrt(2))"
     assert "keras.orthogonal(gain=sqrt(2))" in r.matches[0].names
 
 
@@ -136,7 +138,7 @@ def test_values_near_the_float64_limit():
     assert r.family == "unknown" and not r.trained and "only 2 distinct values" in r.reason
     normal = torch.randn(64, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 1e307
     r = infer(normal)
-    assert r.family == "normal" and math.isfinite(r.scale) and abs(r.scale / 1e307 - 1) < 0.05
+    assert r.family == "normal" and r.scale is not None and math.isfinite(r.scale) and abs(r.scale / 1e307 - 1) < 0.05
     assert r.matches[0].scheme.startswith("normal(std=1")
 
 
@@ -251,7 +253,7 @@ def test_sgd_steps_look_trained_with_the_evidence_shown():
     trained = infer(_sgd_trained_mlp(50)[2].weight)
     assert trained.trained and trained.label == "looks trained"
     assert trained.reason.startswith("looks trained: ")
-    assert trained.evidence_p < 1e-6
+    assert trained.evidence_p is not None and trained.evidence_p < 1e-6
     strong = {e.test for e in trained.evidence if e.p_value is not None and e.p_value < 1e-6}
     assert {"spectrum", "row norms"} <= strong
     assert "the Marchenko-Pastur edge" in trained.reason
@@ -274,7 +276,7 @@ def test_norm_layer_not_constant_is_trained():
 
 def test_infer_errors_name_the_argument():
     with pytest.raises(TypeError, match=r"infer needs a torch.Tensor, got tensor=\[1, 2\] \(list\)"):
-        infer([1, 2])
+        infer([1, 2])  # type: ignore[arg-type]  # the error under test
     with pytest.raises(ValueError, match=r"Unknown framework 'jax'.*Accepted: 'keras', 'torch'"):
         infer(torch.zeros(3), framework="jax")
     with pytest.raises(ValueError, match=r"alpha is the level of the training alarm, in \(0, 1\); got alpha=1.5"):
@@ -315,7 +317,8 @@ def test_gatewise_orthogonal_blocks():
     q = torch.cat([torch.linalg.qr(torch.randn(24, 16, generator=g, dtype=torch.float64))[0] for _ in range(4)])
     r = infer((2 * q).float())
     assert (r.family, r.distribution["gates"], r.confidence) == ("orthogonal", 4.0, "high")
-    assert abs(r.scale - 2) < 1e-5 and r.reason.startswith("orthogonal per gate block: gain 2 (4 blocks of 24 rows")
+    assert r.scale is not None and abs(r.scale - 2) < 1e-5
+    assert r.reason.startswith("orthogonal per gate block: gain 2 (4 blocks of 24 rows")
     assert [m.scheme for m in r.matches] == ["fanin.gatewise_orthogonal(scale=2.0)"]
     mixed = infer(torch.cat([q[:48], 3 * q[48:]]).float())
     assert mixed.family == "orthogonal" and mixed.matches == ()

@@ -11,11 +11,11 @@ bound checked is
 
 with CONSTANT = 32 MiB (measured: 4 MiB above the tensor for float32, 14 MiB for bfloat16 at
 8192x4096, over a baseline of about 400 MiB for torch, scipy and numba): the fixed-size working
-buffers the audit allocates whatever the tensor (a chunk of at most 2^20 values in float64, 8 MiB, and its float32 copy; the 256x1024 float64
-submatrix of the spectrum test and its Gram matrix, 2.5 MiB; the 8,192-value sample; numpy and
-torch allocator slack). The tensor itself is 1.0x of the bound, so the audit's own use is at most
-0.2x plus the constant: no float64 copy of the tensor (which alone would be 2x for float32, 4x
-for bfloat16) fits.
+buffers the audit allocates whatever the tensor (a chunk of at most 2^20 values in float64, 8 MiB,
+and its float32 copy; the 256x1024 float64 submatrix of the spectrum test and its Gram matrix,
+2.5 MiB; the 8,192-value sample; numpy and torch allocator slack). The tensor itself is 1.0x of
+the bound, so the audit's own use is at most 0.2x plus the constant: no float64 copy of the tensor
+(which alone would be 2x for float32, 4x for bfloat16) fits.
 """
 
 from __future__ import annotations

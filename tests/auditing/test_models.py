@@ -33,6 +33,7 @@ def _zoo():
     name = "_fanin_rules_zoo"  # tests/conftest.py loads it first (pytest's importlib mode has no test package)
     if name not in sys.modules:
         spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "rules" / "_zoo.py")
+        assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -77,8 +78,8 @@ MODELS = {
 #: is checked at init): at width 32 Adam's steps on 16x32 projections stay i.i.d.-looking
 #: (docs/audit.md, limits), 70-75% of the matrices were found.
 TRAINED = {**{k: v for k, v in MODELS.items() if k not in ("timm-resnet", "tv-resnet18", "hf-gpt2", "hf-llama")},
-           "hf-gpt2-128": (_quiet(zoo._hf("GPT2Config", "GPT2LMHeadModel", n_layer=2, n_embd=128, n_head=2, vocab_size=128,
-                                         n_positions=16, bos_token_id=0, eos_token_id=0)), "tokens"),
+           "hf-gpt2-128": (_quiet(zoo._hf("GPT2Config", "GPT2LMHeadModel", n_layer=2, n_embd=128, n_head=2,
+                                         vocab_size=128, n_positions=16, bos_token_id=0, eos_token_id=0)), "tokens"),
            "hf-llama-64": (_quiet(zoo._hf("LlamaConfig", "LlamaForCausalLM", num_hidden_layers=2, hidden_size=64,
                                           num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
                                           vocab_size=128, max_position_embeddings=16)), "tokens")}
@@ -116,7 +117,7 @@ def test_timm_vit_is_its_init_weights(fresh):
     for r in report.records:
         module = model.get_submodule(r.name.rsplit(".", 1)[0]) if "." in r.name else None
         i = r.inference
-        if isinstance(module, nn.Linear) and r.name.endswith("weight") or r.name == "pos_embed":
+        if (isinstance(module, nn.Linear) and r.name.endswith("weight")) or r.name == "pos_embed":
             assert i.family == "normal" and _within(i.distribution["std"], 0.02, r.summary.numel), (r.name, i.reason)
             assert i.matches[0].scheme == "normal(std=0.02)", r.name
         elif isinstance(module, nn.Linear):

@@ -24,6 +24,7 @@ def test_moments_are_exact_whatever_the_chunks(monkeypatch, chunk):
     assert s.n == d.size and math.isclose(s.mean, d.mean(), rel_tol=1e-13)
     for k in range(2, 9):
         assert math.isclose(s.moments.m(k) * s.unit**k, _central(d, k), rel_tol=1e-10), k
+    assert s.row_sum is not None and s.row_sq is not None and s.col_sum is not None and s.col_sq is not None
     assert np.allclose(s.row_sum * s.unit, d.sum(1), rtol=1e-12)
     assert np.allclose(s.row_sq * s.unit**2, (d * d).sum(1), rtol=1e-12)
     assert np.allclose(s.col_sum * s.unit, d.sum(0), rtol=1e-12, atol=1e-12)
@@ -79,6 +80,7 @@ def test_non_contiguous_views_are_read_without_a_copy_of_the_whole():
     x = torch.randn(64, 32, generator=torch.Generator().manual_seed(4))
     t = x.t()
     s = scan(t)
+    assert s.row_sq is not None
     assert np.allclose(s.row_sq * s.unit**2, (t.double() ** 2).sum(1).numpy())
     assert np.array_equal(s.sample * s.unit, t.reshape(-1).double().numpy()[s.sample_index])
 

@@ -150,7 +150,8 @@ def test_state_dict_structure_errors():
         open_source(loop)
     with pytest.raises(CheckpointError, match=r"two tensors are both named 'a.b' \(a dotted key and a nested one"):
         open_source({"a.b": torch.zeros(1), "a": {"b": torch.zeros(1)}})
-    deep = node = {}
+    deep: dict = {}
+    node = deep
     for _ in range(101):
         node["n"] = {}
         node = node["n"]

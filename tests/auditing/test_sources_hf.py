@@ -115,7 +115,7 @@ def _bin_shards(model, d: Path, per_shard: int, legacy_shard: int | None = None)
         if len(shards[-1]) >= per_shard:
             shards.append([])
         shards[-1].extend(names)
-    weight_map = {}
+    weight_map: dict[str, str] = {}
     for i, names in enumerate(shards):
         file = f"pytorch_model-{i + 1:05d}-of-{len(shards):05d}.bin"
         torch.save({n: state[n] for n in names}, d / file, _use_new_zipfile_serialization=i != legacy_shard)
@@ -243,7 +243,8 @@ def test_index_size_limit_and_fifo(tmp_path, monkeypatch):
 
     d = _two(tmp_path / "m")
     monkeypatch.setattr(checkpoint, "MAX_INDEX_SIZE", 10)
-    with pytest.raises(CheckpointError, match=r"Cannot read the index '.*index.json': \d+ bytes, over the 10-byte limit"):
+    with pytest.raises(CheckpointError,
+                       match=r"Cannot read the index '.*index.json': \d+ bytes, over the 10-byte limit"):
         open_source(d)
     monkeypatch.undo()
     (d / "model.safetensors.index.json").unlink()
@@ -352,7 +353,8 @@ def test_tensors_stream_one_at_a_time(tmp_path):
     mb = 1 << 20
     tensors = {f"t{i}": torch.full((8 * mb,), float(i)) for i in range(4)}  # 4 x 32 MB
     paths = {"safetensors": tmp_path / "big.safetensors", "pt": tmp_path / "big.pt",
-             "sharded": _sharded(tmp_path / "m", {A: dict(list(tensors.items())[:2]), B: dict(list(tensors.items())[2:])})}
+             "sharded": _sharded(tmp_path / "m", {A: dict(list(tensors.items())[:2]),
+                                                  B: dict(list(tensors.items())[2:])})}
     save_file(tensors, str(paths["safetensors"]))
     torch.save(tensors, paths["pt"])
     del tensors

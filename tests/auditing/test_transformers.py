@@ -56,6 +56,7 @@ def test_init_weights_is_recovered(models, name):
             continue
         expected_std = 0.02
         if name == "gpt2" and r.name.endswith("c_proj.weight"):
+            assert n_layer is not None
             expected_std = 0.02 / math.sqrt(2 * n_layer)  # GPT-2's scaled residual projections
         assert i.family == "normal", (r.name, i.reason)
         n = math.prod(r.shape)

@@ -2,7 +2,7 @@
 (tests/auditing/test_infer.py, test_sweep.py). A scheme registered later with required arguments
 not listed here is reported by test_infer's test_zoo_covers_the_framework_namespaces."""
 
-REQUIRED_ARGS = {
+REQUIRED_ARGS: dict[str, dict[str, object]] = {
     "constant": {"val": 0.3},
     "jax.constant": {"value": 0.3},
     "sparse": {"sparsity": 0.1},

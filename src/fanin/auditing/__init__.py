@@ -8,10 +8,10 @@
 Renderers (table, Markdown, JSON, PNG) are in :mod:`fanin.report.audit`.
 """
 
-from fanin.auditing.audit import AuditReport, TensorRecord, audit
 from fanin.auditing.checkpoint import CheckpointError, UnsafeCheckpointError
-from fanin.auditing.diff import DiffReport, TensorDiff, diff
+from fanin.auditing.comparison import DiffReport, TensorDiff, diff
 from fanin.auditing.infer import Inference, Match, Summary, infer
+from fanin.auditing.run import AuditReport, TensorRecord, audit
 
 __all__ = [
     "AuditReport",

@@ -10,30 +10,39 @@ reassociated, so the sums have the same bits on every run).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
 import numba as nb
 import numpy as np
 
-__all__ = ["CACHED", "power_sums"]
+if TYPE_CHECKING:
+    from numba.core.dispatcher import Dispatcher
 
-_OPTS = {"cache": True, "error_model": "numpy", "nogil": True}
+__all__ = ["CACHED", "power_sums"]
 
 #: False when numba found no writable cache directory: the kernel then compiles in every process.
 CACHED = True
 
+_F = TypeVar("_F", bound=Callable[..., object])
 
-def _kernel(fn):
+
+def _kernel(fn: _F) -> Dispatcher[_F]:
+    """``fn`` compiled in nopython mode, numpy's error model, without the GIL, cached on disk when
+    numba can write its cache."""
     global CACHED
     try:
-        return nb.njit(**_OPTS)(fn)
+        return nb.njit(fn, cache=True, error_model="numpy", nogil=True)
     except RuntimeError as exc:  # numba refuses cache=True when no cache directory is writable
         if "cannot cache" not in str(exc):
             raise
         CACHED = False
-        return nb.njit(**{**_OPTS, "cache": False})(fn)
+        return nb.njit(fn, cache=False, error_model="numpy", nogil=True)
 
 
 @_kernel
-def _power_sums(x, shift, inv, sums, row1, row2, col1, col2, c0):
+def _power_sums(x: np.ndarray, shift: float, inv: float, sums: np.ndarray, row1: np.ndarray, row2: np.ndarray,
+                col1: np.ndarray, col2: np.ndarray, c0: int) -> int:
     rows, cols = x.shape
     s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = 0.0
     zeros = 0

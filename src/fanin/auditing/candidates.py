@@ -1,18 +1,20 @@
 r"""What every registered scheme would draw at a given shape: the candidates an audit compares with.
 
 Nothing here lists schemes by hand. The candidates come from the one registry
-(:func:`fanin.schemes.list_schemes`): each entry is called, with its defaults and with the
-commonly used values of its arguments (:data:`ARG_VARIANTS`, keyed by *argument name*), on an
-uninitialized tensor of the audited shape and a :class:`~fanin.rng.recording.DrawRecorder` that draws
-nothing and notes which distribution it was asked for. So the bound or std of a candidate is the
-scheme's own formula evaluated at that shape, e.g. for ``kaiming_uniform(a=sqrt(5))`` on a
-(64, 32) weight:
+(:func:`fanin.schemes.list_schemes`): each entry, with its defaults and with the commonly used
+values of its arguments (:data:`ARG_VARIANTS`, keyed by *argument name*), is asked what it draws
+at the audited shape by the one draw model (:func:`fanin.frameworks.draws.draw_of`, which runs
+the scheme's own code there with a :class:`~fanin.rng.recording.DrawRecorder`: nothing drawn,
+nothing written). So the bound or std of a candidate is the scheme's own formula evaluated at
+that shape, e.g. for ``kaiming_uniform(a=sqrt(5))`` on a (64, 32) weight:
 
 .. math:: \text{bound} = \text{gain}\sqrt{3/\text{fan\_in}}
           = \sqrt{2/(1+5)}\,\sqrt{3/32} = 1/\sqrt{32}
 
 Orthogonal schemes are run for real on a small tensor of the same rank (their gain does not
-depend on the shape) and identity schemes on the audited shape itself (they are deterministic).
+depend on the shape; measured, so that delta-orthogonal kernels are covered and the scale ratio
+is that of the values drawn) and identity schemes on the audited shape itself (they are
+deterministic); constants are checked in the tensor's storage dtype.
 
 Gate-block schemes (an argument named in :data:`GATE_ARGS`: one constant, one uniform bound or one
 orthogonal matrix per equal block of rows, as PyTorch packs an RNN's gates) describe a tensor
@@ -33,20 +35,22 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 
 from fanin.auditing.hypotheses import Dist
+from fanin.frameworks import FRAMEWORKS
+from fanin.frameworks.draws import draw_of
 from fanin.rng import Stream
-from fanin.rng.recording import DrawRecorder
 from fanin.rng.transforms import Normal, TruncatedNormal, Uniform
 from fanin.schemes.registry import REQUIRED, SchemeEntry, list_schemes, lookup
 from fanin.schemes.scheme import Scheme
 
 __all__ = [
     "ARG_VARIANTS",
+    "DEFAULT_NATIVE",
     "FRAMEWORK_ORDER",
     "GATE_ARGS",
     "NOTES",
@@ -56,10 +60,13 @@ __all__ = [
     "continuous_groups",
     "entries_of",
     "fit_direct",
+    "framework_rank",
     "gate_candidates",
     "group_candidates",
+    "native_of",
     "pretty_spec",
     "probe",
+    "spec_framework",
 ]
 
 #: Values tried for an argument of that name, besides the scheme's default: the ones in common
@@ -74,12 +81,10 @@ ARG_VARIANTS: dict[str, tuple] = {
     "groups": (1, 2, 4),
 }
 
-#: Where a scheme is known under another name: commentary shown next to a match.
+#: Where a scheme is known under another name: commentary shown next to a match (every
+#: framework's default kernel initializer, from its record, and the literals in common use).
 NOTES: dict[str, str] = {
-    "kaiming_uniform(a=sqrt(5))": "PyTorch's default for nn.Linear / nn.Conv weights",
-    "keras.glorot_uniform": "Keras default for Dense / Conv kernels",
-    "tf1.glorot_uniform_initializer": "TF 1.x tf.get_variable default",
-    "jax.lecun_normal": "Flax default for Dense / Conv kernels",
+    **{f.default_kernel: f.default_kernel_note for f in FRAMEWORKS if f.default_kernel is not None},
     "normal(std=0.02)": "GPT-2 / BERT style (initializer_range=0.02)",
     "trunc_normal(std=0.02)": "ViT / timm style",
     "ones": "norm-layer weight default",
@@ -104,10 +109,47 @@ _UNCUT = 6.1
 #: distribution (LSUV starts orthogonal, then rescales each layer by its activations).
 DEMOTED = frozenset({"lsuv"})
 
-#: Framework order of equivalent names: the module's native framework first ("torch" for
-#: PyTorch modules and torch-layout checkpoints, "keras" for keras-layout ones).
-FRAMEWORK_ORDER = {"torch": ("torch", "fanin", "keras", "tf1", "jax"),
-                   "keras": ("keras", "jax", "tf1", "torch", "fanin")}
+#: Framework order of equivalent names, for each framework that can be an audit's native one
+#: (its record's ``name_order``): the native framework first.
+FRAMEWORK_ORDER: dict[str, tuple[str, ...]] = {f.name: f.name_order for f in FRAMEWORKS if f.name_order}
+
+
+def native_of(layout: str) -> str:
+    """The native framework of a tensor stored in ``layout`` (a :data:`fanin.auditing.sources.LAYOUTS`
+    name): the first framework whose native layout it is and that orders names.
+
+    >>> native_of("keras"), native_of("torch")
+    ('keras', 'torch')
+    """
+    return next(f.name for f in FRAMEWORKS if f.name_order and f.layout == layout)
+
+
+#: The native framework when nothing says otherwise: that of PyTorch modules and torch-layout tensors.
+DEFAULT_NATIVE = native_of("torch")
+# The framework whose scheme names carry no prefix ("kaiming_uniform").
+_UNPREFIXED = next(f.name for f in FRAMEWORKS if not f.prefix)
+
+
+def framework_rank(native: str) -> Callable[[str], int]:
+    """The rank of a framework's name in ``native``'s :data:`FRAMEWORK_ORDER` (that of
+    :data:`DEFAULT_NATIVE` for a framework that orders no names); the frameworks it does not list
+    come last."""
+    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER[DEFAULT_NATIVE])
+
+    def rank(framework: str) -> int:
+        return order.index(framework) if framework in order else len(order)
+
+    return rank
+
+
+def spec_framework(spec: str) -> str:
+    """The framework a scheme spec's name belongs to, read from its prefix.
+
+    >>> spec_framework("keras.variance_scaling(scale=2.0)"), spec_framework("kaiming_uniform(a=sqrt(5))")
+    ('keras', 'torch')
+    """
+    head = spec.split("(")[0]
+    return head.split(".")[0] if "." in head else _UNPREFIXED
 
 
 @dataclass(frozen=True)
@@ -162,7 +204,8 @@ class Candidate:
             return p.get("mean", 0.0), p["std"], 0.0, -math.inf, math.inf
         d = self.dist()
         mean, var, _, kurt = (float(v) for v in d.stats(moments="mvsk"))
-        return mean, math.sqrt(var), kurt, *(float(b) for b in d.support())
+        lower, upper = (float(b) for b in d.support())
+        return mean, math.sqrt(var), kurt, lower, upper
 
     @functools.cached_property
     def frozen(self):
@@ -207,9 +250,17 @@ def _is_gated(entry: SchemeEntry) -> bool:
 
 
 # The continuous draws a candidate is made of: the transform that checks their parameters, and
-# the parameters' names (in DrawRecorder's order).
+# the parameters' names (in the transform's order).
 _CONTINUOUS = {"uniform": Uniform, "normal": Normal, "truncated_normal": TruncatedNormal}
 _PARAMS = {"uniform": ("low", "high"), "normal": ("mean", "std"), "truncated_normal": ("mean", "std", "lower", "upper")}
+# The draw model's kinds (fanin.frameworks.draws.KINDS) that are one continuous distribution: the
+# candidate's kind, and the draw's parameters in _PARAMS's order.
+_DRAWN = {
+    "uniform": ("uniform", ("low", "high")),
+    "normal": ("normal", ("mean", "std")),
+    "truncated normal": ("truncated_normal", ("mean", "std", "low", "high")),
+    "sparse normal": ("normal", ("mean", "std")),
+}
 
 
 def _variants(entry: SchemeEntry) -> Iterator[dict]:
@@ -220,13 +271,13 @@ def _variants(entry: SchemeEntry) -> Iterator[dict]:
         if i >= _MAX_VARIANTS:
             return
         # A value equal to the default is left out, so the spec stays canonical ("uniform", not "uniform(a=0)").
-        yield {k: v for k, v in zip(names, combo) if not _equal(v, entry.parameters[k])}
+        yield {k: v for k, v in zip(names, combo, strict=True) if not _equal(v, entry.parameters[k])}
 
 
 def _equal(a: object, b: object) -> bool:
     try:
         return bool(a == b)
-    except Exception:  # noqa: BLE001  defaults of any type
+    except Exception:  # defaults of any type
         return False
 
 
@@ -238,19 +289,23 @@ def _scheme(entry: SchemeEntry, args: dict) -> Scheme | None:
 
 
 def probe(scheme: Scheme, shape: tuple[int, ...]) -> tuple[str, dict[str, float]] | None:
-    """The (kind, params) that ``scheme`` draws from at ``shape``, without drawing; ``None`` when
-    the scheme rejects the shape or draws something else than one continuous distribution."""
-    recorder = DrawRecorder()
+    """The (kind, params) that ``scheme`` draws from at ``shape`` (the draw model,
+    :func:`fanin.frameworks.draws.draw_of`, in the audit's names); ``None`` when the scheme
+    rejects the shape or draws something else than one continuous distribution. A sparse normal
+    is its normal (the zeros are the audit's to find)."""
     try:
-        scheme(torch.empty(shape, dtype=torch.float32), generator=recorder)
-        calls = [c for c in recorder.calls if c[0] in _CONTINUOUS]
-        if len(calls) != 1:
-            return None
-        kind, *params = calls[0]
-        _CONTINUOUS[kind](*params)  # parameters a real draw would refuse make no candidate
-    except Exception:  # noqa: BLE001  a scheme that rejects the shape (any way it does) is not a candidate
+        draw = draw_of(scheme, tuple(shape))
+    except Exception:  # a scheme that rejects the shape (any way it does) is not a candidate
         return None
-    return kind, dict(zip(_PARAMS[kind], params))
+    if draw is None or draw.kind not in _DRAWN:
+        return None
+    kind, drawn = _DRAWN[draw.kind]
+    params = [draw.parameters[k] for k in drawn]
+    try:
+        _CONTINUOUS[kind](*params)  # parameters a real draw would refuse make no candidate
+    except Exception:  # the transform's own checks, any error type
+        return None
+    return kind, dict(zip(_PARAMS[kind], params, strict=True))
 
 
 def _dedupe(found: list[Candidate]) -> list[Candidate]:
@@ -286,7 +341,7 @@ def _measure_gain(scheme: Scheme, shape: tuple[int, ...]) -> float | None:
     vectors times :math:`g`."""
     try:
         w = scheme(torch.empty(shape, dtype=torch.float64), generator=Stream(0, "fanin.auditing.proxy"))
-    except Exception:  # noqa: BLE001  as in probe()
+    except Exception:  # as in probe()
         return None
     if w.dim() >= 3:
         index = (..., *(k // 2 for k in w.shape[2:]))
@@ -329,7 +384,7 @@ def identity_candidates(shape: tuple[int, ...]) -> list[tuple[Candidate, torch.T
                 continue
             try:
                 w = scheme(torch.zeros(shape, dtype=torch.float64), generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001, S112  as in probe()
+            except Exception:  # as in probe()
                 continue
             gain = float(w.abs().max()) if w.numel() else 0.0
             out.append((Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "identity",
@@ -341,12 +396,9 @@ def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> lis
     """The registered constant schemes that give ``value`` in ``dtype``: at their defaults, or with
     their one argument set to the shortest decimal that rounds to ``value``."""
     out = []
-    for digits in range(1, 18):
-        short = float(f"{value:.{digits}g}")
-        if torch.tensor(short, dtype=dtype).item() == value:
-            break
+    short = _shortest(value, dtype)
     for entry in entries_of({"constant"}):
-        attempts = [{}]
+        attempts: list[dict[str, float]] = [{}]
         numeric = [k for k, d in entry.parameters.items() if k not in _IGNORED]
         if len(numeric) == 1:
             attempts.append({numeric[0]: short})
@@ -356,17 +408,13 @@ def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> lis
                 continue
             try:
                 w = scheme(torch.empty(2, 2, dtype=dtype), generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001, S112  a scheme that cannot run here is not a candidate
+            except Exception:  # a scheme that cannot run here is not a candidate
                 continue
             if bool((w == value).all()):
                 out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "constant",
                                      {"value": short}, fitted=bool(args)))
                 break
     return out
-
-
-def _fields(kind: str, params: dict[str, float]) -> list[float]:
-    return [params[k] for k in sorted(params)]
 
 
 @dataclass(frozen=True)
@@ -384,7 +432,8 @@ class _Direct:
 
 def _linear(col: list[float]) -> bool:
     moved = [abs(c) > 1e-12 for c in col]
-    return any(moved) and all(abs(abs(c) - 1) < 1e-9 or abs(abs(c) - 2) < 1e-9 or not m for c, m in zip(col, moved))
+    return any(moved) and all(abs(abs(c) - 1) < 1e-9 or abs(abs(c) - 2) < 1e-9 or not m
+                              for c, m in zip(col, moved, strict=True))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -397,7 +446,8 @@ def _direct_model(name: str, kind: str, shape: tuple[int, ...], fixed: tuple = (
                  for k, d in entry.parameters.items() if k not in _IGNORED}
     numeric = {k: d for k, d in base_args.items() if not isinstance(d, bool) and isinstance(d, (int, float))}
     if entry.family == "sparse":
-        numeric = {"std": entry.parameters["std"]}
+        std = entry.parameters["std"]
+        numeric = {"std": std} if isinstance(std, (int, float)) else {}
     if not numeric:
         return None
     start = {**{k: float(v) for k, v in numeric.items()}, **dict(fixed)}
@@ -406,7 +456,8 @@ def _direct_model(name: str, kind: str, shape: tuple[int, ...], fixed: tuple = (
     if got is None:
         return None
     got_kind, p0 = got
-    if got_kind != ("normal" if kind == "sparse" else kind) and not (kind == "normal" and got_kind == "truncated_normal"):
+    if got_kind != ("normal" if kind == "sparse" else kind) and not (
+            kind == "normal" and got_kind == "truncated_normal"):
         return None
     keys = sorted(p0)
     args, columns = [], []
@@ -418,7 +469,7 @@ def _direct_model(name: str, kind: str, shape: tuple[int, ...], fixed: tuple = (
             if g2 is None or g2[0] != got_kind:
                 break
             cols.append([(g2[1][k] - p0[k]) / step for k in keys])
-        if len(cols) == 2 and _linear(cols[0]) and all(abs(a - b) < 1e-9 for a, b in zip(*cols)):
+        if len(cols) == 2 and _linear(cols[0]) and all(abs(a - b) < 1e-9 for a, b in zip(*cols, strict=True)):
             args.append(arg)
             columns.append(tuple(cols[0]))
     if not args:
@@ -454,17 +505,18 @@ def fit_direct(kind: str, target: dict[str, float], shape: tuple[int, ...], nice
         delta, *_ = np.linalg.lstsq(a, b, rcond=None)
         args = dict(model.start)
         moved = {}
-        for arg, d in zip(model.args, delta):
+        for arg, d in zip(model.args, delta, strict=True):
             args[arg] = nice(arg, model.start[arg] + float(d))
             moved[arg] = args[arg] - model.start[arg]
         scheme = _scheme(entry, args)
         if scheme is None:
             continue
-        params = {k: model.p0[k] + sum(col[keys.index(k)] * moved[arg] for arg, col in zip(model.args, model.columns))
+        params = {k: model.p0[k] + sum(col[keys.index(k)] * moved[arg]
+                                       for arg, col in zip(model.args, model.columns, strict=True))
                   for k in keys}
         try:  # parameters a real draw would refuse make no candidate
             _CONTINUOUS[model.kind](*(params[k] for k in _PARAMS[model.kind]))
-        except Exception:  # noqa: BLE001, S112  the transform's own checks, any error type
+        except Exception:  # the transform's own checks, any error type
             continue
         out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework,
                              "sparse" if kind == "sparse" else model.kind,
@@ -489,12 +541,12 @@ def _shows(kind: str, w: torch.Tensor, gates: int, per_block: list[float]) -> bo
     """Whether ``w`` split into ``gates`` equal row blocks has the ``per_block`` parameters."""
     blocks = w.split(w.shape[0] // gates)
     if kind == "constant":
-        return all(bool((b == v).all()) for b, v in zip(blocks, per_block))
+        return all(bool((b == v).all()) for b, v in zip(blocks, per_block, strict=True))
     if kind == "uniform":
         # A bound b: every |value| <= b, and (32 x 8 values per block) the largest above 0.9 b.
         return all(bool(b.abs().max() <= v * (1 + 1e-6)) and (v == 0 or float(b.abs().max()) >= 0.9 * v)
-                   for b, v in zip(blocks, per_block))
-    return all(abs(_block_gain(b) / v - 1) < 1e-3 for b, v in zip(blocks, per_block))
+                   for b, v in zip(blocks, per_block, strict=True))
+    return all(abs(_block_gain(b) / v - 1) < 1e-3 for b, v in zip(blocks, per_block, strict=True))
 
 
 def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
@@ -524,6 +576,7 @@ def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
         arg = next(k for k in entry.parameters if k in GATE_ARGS)
         if GATE_ARGS[arg] != kind:
             continue
+        attempts: list[tuple[dict[str, object], bool]]
         if kind == "constant":
             attempts = [({arg: [_shortest(v, dtype) for v in per_block]}, True)]
         elif kind == "uniform":
@@ -548,7 +601,7 @@ def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
             try:
                 w = scheme(torch.empty(proxy, dtype=dtype if kind == "constant" else torch.float64),
                            generator=Stream(0, "fanin.auditing.proxy"))
-            except Exception:  # noqa: BLE001, S112  as in probe()
+            except Exception:  # as in probe()
                 continue
             if _shows(kind, w, gates, per_block):
                 out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, kind,
@@ -588,16 +641,15 @@ def _dist_key(d: Dist) -> tuple:
 
 
 def _member_order(native: str):
-    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+    rank = framework_rank(native)
 
     def key(c: Candidate):
-        rank = order.index(c.framework) if c.framework in order else len(order)
-        return (c.entry in DEMOTED, rank, not c.note, len(c.scheme), c.scheme)
+        return (c.entry in DEMOTED, rank(c.framework), not c.note, len(c.scheme), c.scheme)
 
     return key
 
 
-def group_candidates(cands: list[Candidate], native: str = "torch") -> list[Group]:
+def group_candidates(cands: list[Candidate], native: str = DEFAULT_NATIVE) -> list[Group]:
     """Group continuous candidates by distribution (:meth:`Candidate.as_dist`, equal to 10
     significant digits), members ordered by :data:`FRAMEWORK_ORDER` of ``native``, then noted
     before plain, then the shorter spec.
@@ -627,7 +679,7 @@ def group_candidates(cands: list[Candidate], native: str = "torch") -> list[Grou
 
 @functools.lru_cache(maxsize=512)
 def continuous_groups(shape: tuple[int, ...], fans_shape: tuple[int, ...] | None = None,
-                      native: str = "torch") -> tuple[Group, ...]:
+                      native: str = DEFAULT_NATIVE) -> tuple[Group, ...]:
     """:func:`group_candidates` of every continuous candidate at ``shape`` and, for a tensor whose
     scheme takes another tensor's fans (a bias), at ``fans_shape``; a group whose distribution
     only the fans' candidates draw is ``at_fans``."""

@@ -346,13 +346,15 @@ def _validate_header(parsed: object, data_size: int, data_start: int, bad) -> Sa
             raise bad(f"tensor {show(name)}: {_entry_problem(info, data_size)}")
         entries.append(SafetensorsTensor(name, dtype, shape, start, end))
     entries.sort(key=lambda e: (e.start, e.end))
-    position, previous = 0, None
+    position: int = 0
+    previous: SafetensorsTensor | None = None
     for e in entries:
         if e.start > position:
             where = f"after tensor {show(previous.name)}" if previous else "at the start of the data"
             raise bad(f"{e.start - position} bytes {where} belong to no tensor (tensor {show(e.name)} "
                       f"starts at byte {e.start})")
         if e.start < position:
+            assert previous is not None  # position > 0: a tensor came before
             raise bad(f"tensors {show(previous.name)} (bytes {previous.start}-{previous.end}) and "
                       f"{show(e.name)} (bytes {e.start}-{e.end}) overlap")
         position, previous = e.end, e
@@ -384,7 +386,8 @@ def _entry_problem(info: object, data_size: int) -> str:
         return f"data_offsets=[{start}, {end}] out of range (the data section has {data_size} bytes)"
     bits = math.prod(shape) * SAFETENSORS_BITS[dtype]
     need = f"{bits / 8:g}" if bits % 8 else str(bits // 8)
-    return f"dtype={dtype} x shape={tuple(shape)} needs {need} bytes but data_offsets=[{start}, {end}] hold {end - start}"
+    return (f"dtype={dtype} x shape={tuple(shape)} needs {need} bytes but data_offsets=[{start}, {end}] "
+            f"hold {end - start}")
 
 
 def require_safetensors():
@@ -497,7 +500,8 @@ def load_pickle(path: str | os.PathLike[str]) -> Flattened:
     f, size = open_checkpoint_file(label)
     with f:
         if size == 0:
-            raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: the file is empty (0 bytes)")
+            raise CheckpointError(
+                f"Cannot read path={show(label)} as a PyTorch checkpoint: the file is empty (0 bytes)")
         head = f.read(16)
         kind = checkpoint_kind(head, size)
         if kind == "safetensors":
@@ -522,14 +526,14 @@ def load_pickle(path: str | os.PathLike[str]) -> Flattened:
         detail = one_line(err.__context__ or err, 200)
         unsupported = re.fullmatch(r"Unsupported operand (\d+)", detail)
         if unsupported and int(unsupported[1]) < 256:
-            op = pickletools.code2op.get(chr(int(unsupported[1])))
+            op = pickletools.code2op.get(chr(int(unsupported[1])))  # type: ignore[attr-defined]  # not in typeshed
             detail += f" (the {op.name} opcode)" if op is not None else " (not a pickle opcode)"
         if scan.opcodes & _CODE_OPCODES and any(
                 s in detail for s in ("GLOBAL", "unrecognized function", "Can only", "allowlist")):
             raise _refusal(label, detail) from None
         raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: the weights-only loader "
                               f"cannot read this pickle ({detail})") from None
-    except Exception as err:  # noqa: BLE001  torch.load raises RuntimeError, EOFError, KeyError, ...
+    except Exception as err:  # torch.load raises RuntimeError, EOFError, KeyError, ...
         raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: "
                               f"{one_line(err)}") from None
     flat = flatten_state(state, what=f"path={show(label)}")
@@ -754,7 +758,8 @@ def hf_checkpoint(directory: str | os.PathLike[str]) -> HFCheckpoint:
             resolved[tensor] = files[shard]
         missing = [s for s, p in files.items() if not os.path.lexists(p)]
         if missing:
-            listed = ", ".join(show(s, 60) for s in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            listed = ", ".join(show(s, 60) for s in missing[:5]) + more
             raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: shards its index {name} "
                                   f"lists are missing ({len(missing)} of {len(files)}): {listed}")
         return HFCheckpoint(d, fmt, tuple(files.values()), resolved, path)

@@ -62,7 +62,9 @@ def mantissa_digits(dtype: torch.dtype) -> int:
     return 1 - round(float(np.log2(_finfo(dtype)[0])))
 
 
-def rounding_interval(values: np.ndarray, dtype: torch.dtype, *, nearest: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def rounding_interval(
+    values: np.ndarray, dtype: torch.dtype, *, nearest: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """(lo, hi): the real numbers that round to each of ``values`` (representable in ``dtype``)
     under some rounding mode: from the previous representable value to the next one (see the
     module docstring); with ``nearest``, under round-to-nearest only (half a spacing each side:

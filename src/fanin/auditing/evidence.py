@@ -222,17 +222,18 @@ def _mean_groups(sums: np.ndarray, count: int, s: Scan, what: str) -> Evidence |
 def matrix_evidence(tensor: torch.Tensor, s: Scan, keep_rows: np.ndarray | None = None) -> list[Evidence]:
     """The spectrum, norm and mean tests for a tensor of 2 or more dims (``s`` its scan, padding
     rows left out; ``keep_rows`` marks the rows kept)."""
-    if not s.matrix or not s.finite or s.n == 0:
-        return []
+    row_sq, row_sum, col_sq, col_sum = s.row_sq, s.row_sum, s.col_sq, s.col_sum
+    if row_sq is None or row_sum is None or col_sq is None or col_sum is None or not s.finite or s.n == 0:
+        return []  # not a matrix scan (s.matrix is False), or nothing to test
     found = [*spectrum(tensor, keep_rows),
-             _norm_groups(s.row_sq, s.row_sum, s.cols, s, "row"),
-             _norm_groups(s.col_sq, s.col_sum, s.rows, s, "column"),
-             _mean_groups(s.row_sum, s.cols, s, "row"),
-             _mean_groups(s.col_sum, s.rows, s, "column")]
+             _norm_groups(row_sq, row_sum, s.cols, s, "row"),
+             _norm_groups(col_sq, col_sum, s.rows, s, "column"),
+             _mean_groups(row_sum, s.cols, s, "row"),
+             _mean_groups(col_sum, s.rows, s, "column")]
     if tensor.dim() >= 3:
         taps = int(np.prod(tensor.shape[2:]))
-        if taps >= 2 and s.col_sq.size % taps == 0:
-            found.append(_norm_groups(s.col_sq.reshape(-1, taps).sum(0), s.col_sum.reshape(-1, taps).sum(0),
+        if taps >= 2 and col_sq.size % taps == 0:
+            found.append(_norm_groups(col_sq.reshape(-1, taps).sum(0), col_sum.reshape(-1, taps).sum(0),
                                       s.rows * (s.cols // taps), s, "kernel position"))
     return [e for e in found if e is not None]
 
@@ -280,7 +281,7 @@ def combine(evidence: list[Evidence] | tuple[Evidence, ...]) -> float | None:
     when no test applies."""
     if any(e.p_value is None for e in evidence):
         return 0.0
-    ps = [e.p_value for e in evidence]
+    ps = [e.p_value for e in evidence if e.p_value is not None]  # every one, after the check above
     return min(1.0, len(ps) * min(ps)) if ps else None
 
 

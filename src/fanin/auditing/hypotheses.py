@@ -102,7 +102,7 @@ class Dist:
 
     @property
     def named(self) -> dict[str, float]:
-        return dict(zip(PARAMS[self.kind], self.params))
+        return dict(zip(PARAMS[self.kind], self.params, strict=True))
 
     def scaled(self, factor: float) -> Dist:
         """The distribution of ``factor * X``, ``factor > 0``."""
@@ -144,7 +144,8 @@ class Dist:
     @property
     def support(self) -> tuple[float, float]:
         if self.kind == "uniform":
-            return self.params
+            low, high = self.params
+            return low, high
         if self.kind == "normal":
             return -math.inf, math.inf
         return self.params[2], self.params[3]
@@ -227,9 +228,9 @@ class SampleView:
             elo, ehi = rounding_interval(np.array([s.lo, s.hi]) * s.unit, dtype)
             elo = np.minimum(elo, np.array([s.lo, s.hi]) * s.unit - step)
             ehi = np.maximum(ehi, np.array([s.lo, s.hi]) * s.unit + step)
-        ends = (elo[0] / s.unit, ehi[0] / s.unit, elo[1] / s.unit, ehi[1] / s.unit)
+        ends = (float(elo[0] / s.unit), float(ehi[0] / s.unit), float(elo[1] / s.unit), float(ehi[1] / s.unit))
         return SampleView(u, cum / max(x.size, 1), (cum - counts) / max(x.size, 1), lo / s.unit, hi / s.unit,
-                          int(x.size), tuple(float(v) for v in ends))
+                          int(x.size), ends)
 
 
 @dataclass(frozen=True)
@@ -390,6 +391,6 @@ def assess_all(dists: list[Dist], s: Scan, view: SampleView, dtype: torch.dtype,
     for i in range(len(dists)):
         t = {k: float(tests[k][i]) for k in names if not np.isnan(tests[k][i])}
         # Bonferroni over the tests the hypothesis was given (a skipped KS still counts).
-        p = min(1.0, len(names) * min(t.values())) if t else 1.0
-        out.append(Fit(p, t, float(ll[i]), float(ratio[i]), float(ks[i])))
+        bonferroni = min(1.0, len(names) * min(t.values())) if t else 1.0
+        out.append(Fit(bonferroni, t, float(ll[i]), float(ratio[i]), float(ks[i])))
     return out

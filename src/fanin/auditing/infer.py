@@ -68,12 +68,15 @@ import numpy as np
 import torch
 
 from fanin.auditing.candidates import (
+    DEFAULT_NATIVE,
     FRAMEWORK_ORDER,
     NOTES,
     Group,
     continuous_groups,
     fit_direct,
+    framework_rank,
     group_candidates,
+    spec_framework,
 )
 from fanin.auditing.dtypes import (
     dtype_name,
@@ -148,7 +151,7 @@ class Context:
     fans_of: str | None = None
     name: str | None = None
     module_type: str | None = None
-    native: str = "torch"
+    native: str = DEFAULT_NATIVE
     shape: tuple[int, ...] | None = None  # the shape the candidates take, when not the tensor's own (a pool)
 
 
@@ -168,10 +171,10 @@ def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None, na
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"infer needs a torch.Tensor, got tensor={tensor!r} ({type(tensor).__name__})")
-    if framework not in ("torch", "keras"):
+    if framework not in FRAMEWORK_ORDER:
         from fanin.errors import describe_choice
 
-        raise ValueError(describe_choice("framework", framework, ("keras", "torch")))
+        raise ValueError(describe_choice("framework", framework, FRAMEWORK_ORDER))
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise ValueError(f"alpha is the level of the training alarm, in (0, 1); got alpha={alpha!r}")
     ctx = Context(None if fans_shape is None else tuple(fans_shape), "the layer weight" if fans_shape else None,
@@ -314,9 +317,9 @@ def _named(t, s, view, eff, ctx) -> list[_Hyp]:
     if not groups:
         return []
     keep = _prescreen(moments, s, unit_roundoff(eff), 2.0 ** -mantissa_digits(eff))
-    chosen = [g for g, ok in zip(groups, keep) if ok]
+    chosen = [g for g, ok in zip(groups, keep, strict=True) if ok]
     out = []
-    for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT)):
+    for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT), strict=True):
         k = 0 if not g.fitted else 1
         out.append(_Hyp(g.dist, g, tuple(c.scheme for c in g.members), g.first.note, k, g.at_fans, fit,
                         _score(fit, k, s.n)))
@@ -401,7 +404,9 @@ def _solve_cut(ratio: float) -> float | None:
     3 std; registered truncations at any cut remain candidates)."""
     from scipy.optimize import brentq
 
-    f = lambda t: _truncnorm_std(t) / t - ratio
+    def f(t: float) -> float:
+        return _truncnorm_std(t) / t - ratio
+
     lo, hi = 1.0, 3.0
     if not (f(lo) > 0 > f(hi)):
         return None
@@ -418,7 +423,8 @@ def _literal_names(kind: str, params: tuple[float, ...], shape: tuple[int, ...],
 
 
 def _same(a: Dist, b: Dist) -> bool:
-    return a.kind == b.kind and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300) for x, y in zip(a.params, b.params))
+    return a.kind == b.kind and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300)
+                                    for x, y in zip(a.params, b.params, strict=True))
 
 
 @functools.lru_cache(maxsize=256)
@@ -462,12 +468,12 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
     by_kind = {kind: _literals(kind, s) for kind in ("uniform", "normal", "truncated_normal")}
     every = assess_all([d for literals in by_kind.values() for d, _ in literals], s, view, eff, cutoff=ALPHA_FIT)
     offsets = np.cumsum([0] + [len(v) for v in by_kind.values()])
-    for (kind, literals), i0 in zip(by_kind.items(), offsets):
+    for (kind, literals), i0 in zip(by_kind.items(), offsets, strict=False):
         best = None
         fits = every[i0:i0 + len(literals)]
         top_ll = max((f.loglik for f in fits), default=-math.inf)
         top_ll = max(top_ll, _best_loglik(kind, s, view))
-        for (dist, k), fit in zip(literals, fits):
+        for (dist, k), fit in zip(literals, fits, strict=True):
             hyp = _Hyp(dist, None, (), "", k, False, fit, _score(fit, k, s.n))
             if best is None or fit.p > best.fit.p:
                 best = hyp
@@ -523,13 +529,10 @@ def _merge(named: list[_Hyp], fitted: list[_Hyp], native: str) -> list[_Hyp]:
 
 
 def _name_order(native: str):
-    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+    rank = framework_rank(native)
 
     def key(spec: str):
-        head = spec.split("(")[0]
-        framework = head.split(".")[0] if "." in head else "torch"
-        rank = order.index(framework) if framework in order else len(order)
-        return (rank, spec not in NOTES, len(spec), spec)
+        return (rank(spec_framework(spec)), spec not in NOTES, len(spec), spec)
 
     return key
 
@@ -673,7 +676,7 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
             confidence = "too few values"
             reason += (f"; also {alternative.description} ({alternative.scheme}), which gate blocks this small "
                        "cannot tell from one distribution")
-            matches = matches + (alternative,)
+            matches = (*matches, alternative)
     if orthogonal is not None:
         confidence = "too few values"
         reason += (f"; also orthogonal to the {ed} tolerance (gain {orthogonal.scale:.4g}), which i.i.d. values of "
@@ -691,7 +694,8 @@ def _evidence(t: torch.Tensor, s: Scan, keep_rows, ctx: Context, best_p: float |
         found.append(tail)
     if best_p is not None:
         found.append(Evidence("no family fits", best_p, best_p,
-                              f"no uniform, normal or truncated normal (named or fitted) passes (best p = {best_p:.2g})"))
+                              "no uniform, normal or truncated normal (named or fitted) passes "
+                              f"(best p = {best_p:.2g})"))
     if ctx.name is not None and is_norm(ctx.name, ctx.module_type):
         found.append(Evidence("norm layer", s.std, None,
                               f"a norm layer's parameter that is not constant (mean {s.mean:.4g}, std {s.std:.3g}): "

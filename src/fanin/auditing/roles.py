@@ -43,7 +43,8 @@ _WORDS = {
     "mlp": ("mlp", "ffn", "feed_forward", "fc1", "fc2", "c_fc", "intermediate", "up_proj", "down_proj", "gate_proj",
             "w1", "w2", "w3", "dense_h_to_4h", "dense_4h_to_h", "lin1", "lin2"),
     "embedding": ("wte", "wpe", "embed", "embeddings", "embed_tokens", "word_embeddings", "position_embeddings",
-                  "token_type_embeddings", "embed_positions", "pos_embed", "cls_token", "patch_embed", "tok_embeddings"),
+                  "token_type_embeddings", "embed_positions", "pos_embed", "cls_token", "patch_embed",
+                  "tok_embeddings"),
     "output head": ("lm_head", "head", "classifier", "fc", "output_projection", "score", "pooler", "logits"),
     "recurrent": ("lstm", "gru", "rnn", "weight_ih", "weight_hh", "bias_ih", "bias_hh"),
 }

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import ModuleType
 
 import numpy as np
 import torch
@@ -215,7 +216,7 @@ class Scan:
 
     def without_rows(self, rows: list[int], tensor: torch.Tensor) -> Scan:
         """This scan of ``tensor`` with the given all-zero rows left out (an embedding's padding row)."""
-        if not rows or self.row_sq is None:
+        if not rows or self.row_sum is None or self.row_sq is None:
             return self
         keep = np.ones(self.rows, dtype=bool)
         keep[rows] = False
@@ -225,7 +226,8 @@ class Scan:
         # Renumber the kept rows 0..rows-1 so that sample_rows keeps indexing row_sum / row_sq.
         renumber = np.cumsum(keep) - 1
         s = self.sample[in_keep]
-        return Scan(self.shape, self.dtype, self.unit, self.moments.without(zero), lo, hi, self.zeros - len(rows) * self.cols, rows=int(keep.sum()),
+        return Scan(self.shape, self.dtype, self.unit, self.moments.without(zero), lo, hi,
+                    self.zeros - len(rows) * self.cols, rows=int(keep.sum()),
                     cols=self.cols, row_sum=self.row_sum[keep], row_sq=self.row_sq[keep], col_sum=self.col_sum,
                     col_sq=self.col_sq, sample=s, sample_rows=renumber[self.sample_rows[in_keep]],
                     sample_index=self.sample_index[in_keep],
@@ -284,19 +286,20 @@ def _count_nonfinite(t: torch.Tensor) -> tuple[int, int, int]:
     return nan, posinf, neginf
 
 
-def _kernels():
+def _kernels() -> ModuleType | None:
     """:mod:`fanin.auditing._kernels`, or ``None`` without numba (imported once)."""
     global _KERNELS
     if _KERNELS is False:
         try:
             from fanin.auditing import _kernels as k
         except ImportError:
-            k = None
-        _KERNELS = k
-    return _KERNELS
+            _KERNELS = None
+        else:
+            _KERNELS = k
+    return _KERNELS if isinstance(_KERNELS, ModuleType) else None
 
 
-_KERNELS: object = False
+_KERNELS: ModuleType | bool | None = False
 
 
 def _central(raw: np.ndarray) -> tuple[float, tuple[float, ...]]:
@@ -306,7 +309,7 @@ def _central(raw: np.ndarray) -> tuple[float, tuple[float, ...]]:
     out = []
     for k in range(2, ORDER + 1):
         out.append(sum(math.comb(k, j) * a[j] * (-d) ** (k - j) for j in range(k + 1)))
-    return d, tuple(max(v, 0.0) if k % 2 == 0 else v for k, v in zip(range(2, ORDER + 1), out))
+    return d, tuple(max(v, 0.0) if k % 2 == 0 else v for k, v in zip(range(2, ORDER + 1), out, strict=True))
 
 
 def _numpy_sums(b: np.ndarray, shift: float, inv: float, sums, row1, row2, col1, col2, c0: int) -> int:
@@ -370,6 +373,10 @@ def scan(tensor: torch.Tensor) -> Scan:
     mean_v, central = _central(sums / n)
     s0 = shift * inv
     moments = Moments(n, mean_v + s0, central)
+    row_sum: np.ndarray | None
+    row_sq: np.ndarray | None
+    col_sum: np.ndarray | None
+    col_sq: np.ndarray | None
     if matrix:
         row_sum, row_sq = row1 + cols * s0, row2 + 2 * s0 * row1 + cols * s0 * s0
         col_sum, col_sq = col1 + rows * s0, col2 + 2 * s0 * col1 + rows * s0 * s0

@@ -39,11 +39,11 @@ from fanin.auditing.checkpoint import (
     Flattened,
     HFCheckpoint,
     SafetensorsHeader,
-    one_line,
     checkpoint_kind,
     flatten_state,
     hf_checkpoint,
     load_pickle,
+    one_line,
     open_checkpoint_file,
     read_safetensors_header,
     require_safetensors,
@@ -164,7 +164,7 @@ def skip_reason(tensor: torch.Tensor) -> str | None:
             nbytes = tensor.untyped_storage().nbytes()
         except (RuntimeError, NotImplementedError):
             return None
-        repeats = any(st == 0 and n > 1 for n, st in zip(tensor.shape, tensor.stride()))
+        repeats = any(st == 0 and n > 1 for n, st in zip(tensor.shape, tensor.stride(), strict=True))
         if repeats or tensor.numel() * tensor.element_size() > nbytes:
             return (f"an expanded view (stride 0: its {tensor.numel()} values repeat {nbytes} bytes of storage)"
                     if repeats else
@@ -205,7 +205,7 @@ def _tensor_facts(items: Mapping[str, torch.Tensor], identity: Mapping[str, obje
 
 
 def _module_infos(module: torch.nn.Module) -> dict[str, SourceInfo]:
-    infos = {}
+    infos: dict[str, SourceInfo] = {}
     for prefix, sub in module.named_modules(remove_duplicate=False):
         kind = type(sub).__name__
         for pname, _ in list(sub.named_parameters(recurse=False)) + list(sub.named_buffers(recurse=False)):
@@ -288,7 +288,7 @@ def _module_source(module: torch.nn.Module) -> Source:
     state = module.state_dict(keep_vars=False)
     # Tied parameters are one object registered under two names; on the meta device they have no
     # storage to compare, so identity comes from the module's own (non-deduplicated) listing.
-    owners = dict(module.named_parameters(remove_duplicate=False))
+    owners: dict[str, torch.Tensor] = dict(module.named_parameters(remove_duplicate=False))
     owners.update(module.named_buffers(remove_duplicate=False))
     identity = {k: owners.get(k, v) for k, v in state.items()}
     dtypes, aliases, skipped = _tensor_facts(state, identity)
@@ -364,7 +364,9 @@ def _claim(label: str, where: dict[str, Path], weight_map: Mapping[str, Path] | 
 
 def _all_found(label: str, where: Mapping[str, Path], weight_map: Mapping[str, Path] | None) -> None:
     """Every tensor the index lists was found in its shard."""
-    absent = [n for n in (weight_map or ()) if n not in where]
+    if weight_map is None:
+        return
+    absent = [n for n in weight_map if n not in where]
     if absent:
         count = "1 tensor" if len(absent) == 1 else f"{len(absent)} tensors"
         raise CheckpointError(f"Cannot read the checkpoint {show(label)}: the index lists {count} that its shards "
@@ -420,7 +422,7 @@ def _safetensors_source(label: str, files: list[Path], weight_map: Mapping[str, 
     def opener(path: Path):
         try:
             return safe_open(str(path), framework="pt")
-        except Exception as err:  # noqa: BLE001  safetensors raises its own SafetensorError
+        except Exception as err:  # safetensors raises its own SafetensorError
             raise CheckpointError(f"Cannot read path={show(path)} as safetensors: {one_line(err)}") from None
 
     handles = _OneOpen(opener)
@@ -430,8 +432,8 @@ def _safetensors_source(label: str, files: list[Path], weight_map: Mapping[str, 
             raise CheckpointError(f"Cannot read tensor {show(name)} of {show(label)}: {skipped[name]}")
         handle = handles(where[name])
         try:
-            return handle.get_tensor(name)  # type: ignore[attr-defined]
-        except Exception as err:  # noqa: BLE001
+            return handle.get_tensor(name)
+        except Exception as err:
             raise CheckpointError(f"Cannot read tensor {show(name)} from path={show(where[name])}: "
                                   f"{one_line(err)}") from None
 

@@ -36,22 +36,24 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from types import EllipsisType
 
 import numpy as np
 import torch
 
 from fanin.auditing.candidates import (
+    DEFAULT_NATIVE,
     DEMOTED,
-    FRAMEWORK_ORDER,
     Candidate,
     constant_candidates,
     fit_direct,
+    framework_rank,
     gate_candidates,
     identity_candidates,
     orthogonal_candidates,
 )
 from fanin.auditing.dtypes import dtype_name, mantissa_digits, unit_roundoff
-from fanin.auditing.hypotheses import Dist, SampleView, assess
+from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess
 from fanin.auditing.records import Inference, Match
 from fanin.auditing.scan import CHUNK, Scan, scan
 
@@ -131,12 +133,13 @@ def _match(c: Candidate, **kw) -> Match:
 def infer_constant(s: Scan, dtype: torch.dtype) -> Inference:
     value = s.min
     cands = constant_candidates(value, dtype)
-    order = sorted(cands, key=lambda c: (c.fitted, c.framework != "torch", len(c.scheme), c.scheme))
+    order = sorted(cands, key=lambda c: (c.fitted, c.framework != DEFAULT_NATIVE, len(c.scheme), c.scheme))
     names = tuple(c.scheme for c in order)
     matches = (Match(names[0], f"constant {value:g}", "constant", names, order[0].note, order[0].fitted,
                      p_value=1.0),) if order else ()
     return Inference("constant", {"value": value}, value, matches, "high" if s.n > 1 else "too few values", False,
-                     f"all {s.n} values equal {value:g}", n=s.n, dtype=dtype_name(dtype), effective_dtype=dtype_name(dtype))
+                     f"all {s.n} values equal {value:g}", n=s.n, dtype=dtype_name(dtype),
+                     effective_dtype=dtype_name(dtype))
 
 
 def infer_identity(t: torch.Tensor, s: Scan) -> Inference | None:
@@ -274,13 +277,14 @@ def as_matrix(t: torch.Tensor) -> torch.Tensor:
 
 
 def infer_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype,
-                     native: str = "torch") -> tuple[Inference, bool] | None:
+                     native: str = DEFAULT_NATIVE) -> tuple[Inference, bool] | None:
     """(inference, decisive) for an orthogonal (or delta-orthogonal) tensor, else ``None``."""
     if t.dim() < 2:
         return None
     delta = _delta(t, s)
     if delta:
-        centre = t[(..., *(k // 2 for k in t.shape[2:]))]
+        centre_index: tuple[EllipsisType | int, ...] = (..., *(k // 2 for k in t.shape[2:]))
+        centre = t[centre_index]
         found = orthogonal_gain(as_matrix(centre), eff)
     else:
         rows, cols = s.rows, s.cols
@@ -292,11 +296,10 @@ def infer_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype,
     gain, sure = found
     matches = []
     tol = 2 * orthogonal_tolerance(eff, min(as_matrix(t).shape)) + 1e-9
-    order = FRAMEWORK_ORDER.get(native, FRAMEWORK_ORDER["torch"])
+    rank = framework_rank(native)
     cands = [c for c in orthogonal_candidates(tuple(t.shape))
              if abs(c.params["gain"] / gain - 1) < tol and ("delta" in c.entry) == delta]
-    cands.sort(key=lambda c: (c.fitted, c.entry in DEMOTED, order.index(c.framework) if c.framework in order else len(order),
-                              not c.note, len(c.scheme), c.scheme))
+    cands.sort(key=lambda c: (c.fitted, c.entry in DEMOTED, rank(c.framework), not c.note, len(c.scheme), c.scheme))
     matches = [_match(c, p_value=1.0, scale_ratio=gain / c.params["gain"]) for c in cands]
     if not matches:
         spec = f"orthogonal(gain={nice(gain, 4)!r})"
@@ -342,7 +345,7 @@ def _common(t: torch.Tensor, s: Scan) -> dict:
 
 def infer_gate_constant(t: torch.Tensor, s: Scan) -> Inference | None:
     """Every gate block constant (not all equal: a constant tensor is caught before)."""
-    if t.dim() >= 2 and s.row_sq is not None:
+    if t.dim() >= 2 and s.row_sq is not None and s.row_sum is not None:
         # Every row constant is necessary: cols * sum(x^2) == sum(x)^2 exactly up to rounding.
         spread = s.cols * s.row_sq - s.row_sum * s.row_sum
         if float(np.abs(spread).max()) > 1e-9 * float(np.abs(s.cols * s.row_sq).max()):
@@ -363,7 +366,7 @@ def infer_gate_constant(t: torch.Tensor, s: Scan) -> Inference | None:
 
 def infer_gate_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None:
     """Every gate block orthogonal, the whole tensor not."""
-    if t.dim() < 2 or s.row_sq is None:
+    if t.dim() < 2 or s.row_sq is None or s.col_sq is None:
         return None
     # Necessary: wide blocks have equal row norms; tall blocks stack to equal column norms.
     r_ok = _equal(s.row_sq, orthogonal_tolerance(eff, s.rows))
@@ -375,9 +378,10 @@ def infer_gate_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inferen
         blocks = _blocks(t, gates)
         if blocks is None:
             continue
-        gains = [orthogonal_gain(as_matrix(b), eff) for b in blocks]
-        if all(g is not None for g in gains):
-            found.append((gates, [g[0] for g in gains]))
+        measured = [orthogonal_gain(as_matrix(b), eff) for b in blocks]
+        block_gains = [g[0] for g in measured if g is not None]
+        if len(block_gains) == len(measured):
+            found.append((gates, block_gains))
     if not found:
         return None
     # Tall blocks of orthonormal columns stack to taller ones that are orthogonal too: the finest
@@ -388,14 +392,18 @@ def infer_gate_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inferen
     gates, gains = found[0]
     tau = orthogonal_tolerance(eff, t.shape[0] // gates)
     same = max(gains) - min(gains) <= tau * max(gains)
+    dist = {"gates": float(gates)}
+    gain: float | None
+    matches: tuple[Match, ...]
     if same:
         gain = sum(gains) / len(gains)
         matches = _gate_matches("orthogonal", [(gates, [gain] * gates)], t)
         text = f"gain {gain_text(gain)}"
+        dist["gain"] = gain
     else:
         gain, matches = None, ()
         text = "gains " + ", ".join(gain_text(g) for g in gains)
-    dist = {"gates": float(gates)} | ({"gain": gain} if same else {f"gain_{k}": g for k, g in enumerate(gains)})
+        dist |= {f"gain_{k}": g for k, g in enumerate(gains)}
     return Inference("orthogonal", dist, gain, matches, "high", False,
                      f"orthogonal per gate block: {text} ({_gate_layout(t, gates)}; each block W W^T = g^2 I "
                      "to float tolerance)" + ("" if matches else "; no registered scheme matches"), **_common(t, s))
@@ -423,7 +431,7 @@ def infer_gate_uniform(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference 
         if min(p.size for p in parts) < _MIN_BLOCK_VALUES:
             continue
         zero = [bool((p == 0).all()) for p in parts]
-        live = [p for p, z in zip(parts, zero) if not z]
+        live = [p for p, z in zip(parts, zero, strict=True) if not z]
         if not live or any(p.min() == p.max() for p in live):
             continue
         if len(live) == len(parts):
@@ -437,8 +445,10 @@ def infer_gate_uniform(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference 
             if stats.levene(*live, center="median").pvalue >= P_BLOCKS_DIFFER:
                 continue
         blocks = t.split(h)
-        bounds, fits, scans = [], [], []
-        for b, z in zip(blocks, zero):
+        bounds: list[float] = []
+        fits: list[Fit | None] = []
+        scans: list[Scan | None] = []
+        for b, z in zip(blocks, zero, strict=True):
             if z:
                 bounds.append(0.0)
                 fits.append(None)
@@ -474,7 +484,9 @@ def gate_uniform_alternative(t: torch.Tensor, eff: torch.dtype) -> Match | None:
         blocks = _blocks(t, gates, min_values=4)
         if blocks is None or blocks[0].numel() >= _MIN_BLOCK_VALUES:
             continue
-        bounds, fits, scans = [], [], []
+        bounds: list[float] = []
+        fits: list[Fit | None] = []
+        scans: list[Scan | None] = []
         for b in blocks:
             bs = scan(b)
             big = max(abs(bs.min), abs(bs.max))
@@ -509,7 +521,7 @@ def _gate_uniform_result(t, s, eff, gates, bounds, fits, scans) -> Inference:
     p = min(1.0, gates * min(f.p for f in fits if f is not None))
     floor = min(P_FIT, p)  # a rounded bound may not fit worse than the fitted one
     rounded = []
-    for b, bs in zip(bounds, scans):  # each block's roundest bound (1 to 4 digits) that passes
+    for b, bs in zip(bounds, scans, strict=True):  # each block's roundest bound (1 to 4 digits) that passes
         if b == 0:
             rounded.append(0.0)
             continue

@@ -100,7 +100,7 @@ def _plot(report, model, layout, path, names):
     type=FiniteFloat(min=0, max=1, min_open=True, max_open=True),
     default=None,
     help="Family-wise level of 'different' (Holm over the compared tensors; default: "
-    "fanin.auditing.diff.ALPHA, 0.001).",
+    "fanin.auditing.comparison.ALPHA, 0.001).",
 )
 @click.option(
     "--exit-code",

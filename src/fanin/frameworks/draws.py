@@ -1,8 +1,9 @@
 r"""What a scheme draws at a shape: one answer (kind, parameters, moments, bounds) for everyone.
 
-The plan's statistics (:func:`fanin.rules.stats.scheme_statistics`) and the signal-propagation
-theory (:func:`fanin.diagnostics.theory.weight_variance`) ask :func:`draw_of` instead of
-re-deriving each scheme's formula. It runs the scheme's own code once at the shape
+The plan's statistics (:func:`fanin.rules.stats.scheme_statistics`), the lint, the audit's
+candidates (:func:`fanin.auditing.candidates.probe`) and the signal-propagation theory
+(:func:`fanin.diagnostics.theory.weight_variance`) ask :func:`draw_of` instead of re-deriving
+each scheme's formula. It runs the scheme's own code once at the shape
 (:func:`fanin.schemes.dryrun.trace`: a zero-stride view and a
 :class:`~fanin.rng.recording.DrawRecorder`, so nothing is drawn or written) and reads the draw the
 scheme asks the sampling seam for: the exact ``low``/``high``, ``mean``/``std`` or truncation

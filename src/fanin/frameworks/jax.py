@@ -138,6 +138,8 @@ JAX = Framework(
     orthogonal=frozenset({"jax.orthogonal"}),
     preset="flax",
     layer_defaults=FlaxLayers(),
+    default_kernel="jax.lecun_normal",
+    default_kernel_note="Flax default for Dense / Conv kernels",
 )
 
 

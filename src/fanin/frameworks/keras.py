@@ -141,6 +141,9 @@ KERAS = Framework(
     orthogonal=frozenset({"keras.orthogonal"}),
     preset="keras",
     layer_defaults=KerasLayers(),
+    default_kernel="keras.glorot_uniform",
+    default_kernel_note="Keras default for Dense / Conv kernels",
+    name_order=("keras", "jax", "tf1", "torch", "fanin"),
 )
 
 

@@ -25,6 +25,10 @@ shape`              (shape[0], prod(shape[1:])), the others (prod(shape[:-1]), s
 ``preset``          the name of the preset of its layer defaults, ``None`` for none
 ``layer_defaults``  what a layer of each built-in torch type gets in that framework
                     (:class:`fanin.frameworks.layers.LayerDefaults`), ``None`` for none
+``default_kernel``  the spec of its default kernel initializer (a dense or convolution layer's
+                    weight), as the audit names it, with ``default_kernel_note`` saying so
+``name_order``      the frameworks whose equivalent scheme names the audit lists, in this order,
+                    for a tensor stored in this framework's layout (``()``: not an audit's native)
 ==================  =============================================================================
 
 >>> from fanin.frameworks import get_framework
@@ -73,6 +77,9 @@ class Framework:
     orthogonal: frozenset[str] = frozenset()
     preset: str | None = None
     layer_defaults: LayerDefaults | None = field(default=None, compare=False, repr=False)
+    default_kernel: str | None = None
+    default_kernel_note: str = ""
+    name_order: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:

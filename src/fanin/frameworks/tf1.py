@@ -133,6 +133,8 @@ TF1 = Framework(
     orthogonal=frozenset({"tf1.orthogonal_initializer"}),
     preset="tf1",
     layer_defaults=TF1Layers(),
+    default_kernel="tf1.glorot_uniform_initializer",
+    default_kernel_note="TF 1.x tf.get_variable default",
 )
 
 

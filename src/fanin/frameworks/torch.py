@@ -229,6 +229,9 @@ TORCH = Framework(
     orthogonal=frozenset({"orthogonal", "lsuv"}),
     preset="torch",
     layer_defaults=TorchLayers(),
+    default_kernel="kaiming_uniform(a=sqrt(5))",
+    default_kernel_note="PyTorch's default for nn.Linear / nn.Conv weights",
+    name_order=("torch", "fanin", "keras", "tf1", "jax"),
 )
 
 

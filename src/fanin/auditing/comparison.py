@@ -55,12 +55,12 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from fanin.auditing.audit import TensorRecord, audit_tensor
 from fanin.auditing.checkpoint import CheckpointError
 from fanin.auditing.dtypes import dtype_name, unit_roundoff
 from fanin.auditing.evidence import holm
+from fanin.auditing.run import TensorRecord, audit_tensor
 from fanin.auditing.scan import CHUNK, Scan
-from fanin.auditing.sources import Source, open_source, skip_reason
+from fanin.auditing.sources import Source, open_source
 from fanin.auditing.structure import orthogonal_tolerance
 
 __all__ = ["ALPHA", "SMALL", "STATUSES", "DiffReport", "TensorDiff", "diff"]
@@ -386,7 +386,10 @@ def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, ato
     extra = tuple(n for n in sb.names if n not in names_a)
     reshaped = tuple((n, sa.shapes[n], sb.shapes[n]) for n in sa.names if n in names_b and sa.shapes[n] != sb.shapes[n])
     both = [n for n in sa.names if n in names_b and sa.shapes[n] == sb.shapes[n]]
-    rows, recs_a, recs_b, ses = [], [], [], []
+    rows: list[TensorDiff] = []
+    recs_a: list[TensorRecord] = []
+    recs_b: list[TensorRecord] = []
+    ses: list[float | None] = []
     skipped: dict[str, str] = {}
     tied: dict[str, str] = {}
     for i, name in enumerate(both):
@@ -402,17 +405,13 @@ def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, ato
             continue
         ta_alias, tb_alias = sa.aliases.get(name), sb.aliases.get(name)
         if ta_alias is not None or tb_alias is not None:
-            if ta_alias == tb_alias:
+            if ta_alias == tb_alias and ta_alias is not None:
                 tied[name] = ta_alias  # compared once, under its first name
             else:
                 rows.append(_tying_differs(name, sa, sb, ta_alias, tb_alias))
                 ses.append(None)
             continue
-        ta, tb = sa.get(name), sb.get(name)
-        why_a, why_b = skip_reason(ta), skip_reason(tb)
-        if why_a or why_b:
-            skipped[name] = "; ".join(f"{side}: {why}" for side, why in (("a", why_a), ("b", why_b)) if why)
-            continue
+        ta, tb = sa.get(name), sb.get(name)  # readable: a source lists every tensor it cannot read in skipped
         row, ra, rb, se = _pair(name, ta, tb, sa, sb, rtol, atol)
         rows.append(row)
         recs_a.append(ra)
@@ -467,7 +466,7 @@ def _decide(rows: list[TensorDiff], ses: list[float | None], alpha: float) -> li
     m = max(1, sum(p is not None for p in tested))
     z = float(ndtri(1 - alpha / (2 * 3 * m)))
     out = []
-    for r, flag, se in zip(rows, rejected, ses):
+    for r, flag, se in zip(rows, rejected, ses, strict=True):
         if r.status != "pending":
             out.append(r)
             continue
@@ -476,6 +475,7 @@ def _decide(rows: list[TensorDiff], ses: list[float | None], alpha: float) -> li
         ratio = f"scale ratio b/a {r.scale_ratio:.4g}" if r.scale_ratio is not None else "scale ratio -"
         sides = f"a: {r.scheme_a} ({r.family_a}); b: {r.scheme_b} ({r.family_b})"
         if flag:
+            assert r.test is not None  # a pending pair was tested
             detail = f"rejected by the {r.test} test (p={r.tests[r.test]:.2g}; {tests}); {ratio}; {sides}"
             out.append(replace(r, status="different", resolution=resolution, detail=detail))
         else:

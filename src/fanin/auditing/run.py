@@ -43,12 +43,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from fanin.auditing.candidates import FRAMEWORK_ORDER
 from fanin.auditing.candidates import NOTES as _NOTES
+from fanin.auditing.candidates import framework_rank, native_of, spec_framework
 from fanin.auditing.dtypes import dtype_name
 from fanin.auditing.evidence import holm
 from fanin.auditing.hypotheses import PARAMS, Dist, SampleView, assess
-from fanin.auditing.infer import ALPHA_FIT, Context, Inference, Summary, analyse, decide
+from fanin.auditing.infer import ALPHA_FIT, Context, Inference, Match, Summary, analyse, decide
 from fanin.auditing.roles import (
     ROLES,
     layer_count,
@@ -57,7 +57,7 @@ from fanin.auditing.roles import (
     role_of,
 )
 from fanin.auditing.scan import Scan, scan
-from fanin.auditing.sources import Source, SourceInfo, open_source, skip_reason
+from fanin.auditing.sources import Source, SourceInfo, open_source
 from fanin.errors import describe_choice
 from fanin.formulas.fans import compute_fans
 
@@ -242,9 +242,10 @@ def _fans_for(name: str, shape: tuple[int, ...], info: SourceInfo, source: Sourc
     return None, None, None
 
 
-def _native(info: SourceInfo) -> str:
-    """Keras names first only for a keras-layout checkpoint (a Conv1D module is PyTorch code)."""
-    return "keras" if info.module_type is None and info.layout == "keras" else "torch"
+def _native(module_type: str | None, layout: str) -> str:
+    """The native framework of the checkpoint's layout, PyTorch's for a module's tensor (a Conv1D
+    module stored (in, out) is PyTorch code): Keras names first only for a keras-layout checkpoint."""
+    return native_of(layout if module_type is None else "torch")
 
 
 def audit_tensor(name: str, tensor: torch.Tensor, info: SourceInfo, source: Source) -> tuple[TensorRecord, Scan | None]:
@@ -252,7 +253,8 @@ def audit_tensor(name: str, tensor: torch.Tensor, info: SourceInfo, source: Sour
     shape = tuple(tensor.shape)
     fans, fans_from, fans_shape = _fans_for(name, shape, info, source)
     values = tensor.t() if info.transpose and tensor.dim() == 2 else tensor
-    ctx = Context(fans_shape, "the layer weight" if fans_shape else None, name, info.module_type, _native(info))
+    ctx = Context(fans_shape, "the layer weight" if fans_shape else None, name, info.module_type,
+                  _native(info.module_type, info.layout))
     inference, s = analyse(values, ctx)
     summary = Summary.of(s, tensor.numel()) if s is not None else Summary(
         tensor.numel(), math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
@@ -291,11 +293,7 @@ def audit(source: object, *, layout: str = "torch", names: list[str] | None = No
         if name in src.aliases:
             tied[name] = src.aliases[name]
             continue
-        tensor = src.get(name)
-        why = skip_reason(tensor)
-        if why is not None:
-            skipped[name] = why
-            continue
+        tensor = src.get(name)  # readable: a source lists every tensor it cannot read in skipped
         record, _ = audit_tensor(name, tensor, src.infos[name], src)
         records.append(record)
         if record.inference.family in _CONTINUOUS and 0 < tensor.numel() < POOL_BELOW:
@@ -304,7 +302,7 @@ def audit(source: object, *, layout: str = "torch", names: list[str] | None = No
     by_name = {r.name: r for r in records}
     for alias, target in tied.items():
         if target in by_name:
-            by_name[target] = replace(by_name[target], tied=by_name[target].tied + (alias,))
+            by_name[target] = replace(by_name[target], tied=(*by_name[target].tied, alias))
     records = [by_name[r.name] for r in records]
     records, pools = _pool(records, small, src)
     records = _consensus(records)
@@ -337,27 +335,21 @@ def _consensus(records: list[TensorRecord]) -> list[TensorRecord]:
             continue
         note = first.note if not _NOTES.get(names[0]) else _NOTES[names[0]]
         moved = replace(first, scheme=names[0], names=names, note=note)
-        out.append(replace(r, inference=replace(i, matches=(moved,) + i.matches[1:])))
+        out.append(replace(r, inference=replace(i, matches=(moved, *i.matches[1:]))))
     return out
 
 
 def _framework_rank(r: TensorRecord):
-    """The rank of a name's framework in the record's native order (:data:`FRAMEWORK_ORDER`)."""
-    native = "keras" if r.module_type is None and r.layout == "keras" else "torch"
-    order = FRAMEWORK_ORDER[native]
-
-    def rank(spec: str) -> int:
-        head = spec.split("(")[0]
-        framework = head.split(".")[0] if "." in head else "torch"
-        return order.index(framework) if framework in order else len(order)
-
-    return rank
+    """The rank of a name's framework in the record's native order
+    (:data:`~fanin.auditing.candidates.FRAMEWORK_ORDER`)."""
+    framework = framework_rank(_native(r.module_type, r.layout))
+    return lambda spec: framework(spec_framework(spec))
 
 
 def _alarms(records: list[TensorRecord], alpha: float) -> list[TensorRecord]:
     """Holm's procedure over the records' evidence p-values."""
     rejected = holm([r.inference.evidence_p for r in records], alpha)
-    return [replace(r, inference=decide(r.inference, alpha, flag)) for r, flag in zip(records, rejected)]
+    return [replace(r, inference=decide(r.inference, alpha, flag)) for r, flag in zip(records, rejected, strict=True)]
 
 
 # --------------------------------------------------------------------------- pooling small tensors
@@ -395,7 +387,8 @@ def _pool(records: list[TensorRecord], small: dict[str, torch.Tensor], src: Sour
         info = src.infos[first.name]
         _, _, fans_shape = _fans_for(first.name, first.shape, info, src)
         pooled_values = torch.cat([t.reshape(-1) for t in tensors])
-        ctx = Context(fans_shape, "the layer weight" if fans_shape else None, None, first.module_type, _native(info),
+        ctx = Context(fans_shape, "the layer weight" if fans_shape else None, None, first.module_type,
+                      _native(info.module_type, info.layout),
                       shape=tuple(reversed(first.shape)) if info.transpose and len(first.shape) == 2 else first.shape)
         pooled, _ = analyse(pooled_values, ctx)
         label = _pool_label(first, len(members))
@@ -403,15 +396,15 @@ def _pool(records: list[TensorRecord], small: dict[str, torch.Tensor], src: Sour
         dist = _dist_of(pooled)
         if dist is None:
             continue
-        for m, t in zip(members, tensors):
+        for m, t in zip(members, tensors, strict=True):
             s = scan(t)
             fit = assess(dist, s, SampleView.of(s, t.dtype), t.dtype)
             if fit.p < ALPHA_FIT:
                 continue
             note = (f"pooled with {len(members) - 1} other {label} ({pooled_values.numel()} values, homogeneity "
                     f"p={p_h:.2g}); alone: {m.inference.label} ({m.inference.confidence})")
-            inference = replace(pooled, evidence=m.inference.evidence, evidence_p=m.inference.evidence_p, n=m.inference.n,
-                                notes=m.inference.notes + (note,), trained=False,
+            inference = replace(pooled, evidence=m.inference.evidence, evidence_p=m.inference.evidence_p,
+                                n=m.inference.n, notes=(*m.inference.notes, note), trained=False,
                                 reason=f"{pooled.reason}; {note}")
             replaced[m.name] = replace(m, inference=inference, pooled=label)
     return [replaced.get(r.name, r) for r in records], pools
@@ -466,35 +459,35 @@ def role_groups(records: tuple[TensorRecord, ...] | list[TensorRecord]) -> tuple
     return tuple(out)
 
 
-def _summary_answers(records: list[TensorRecord]) -> dict[str, tuple[str, str, object]]:
+def _summary_answers(records: list[TensorRecord]) -> dict[str, tuple[str, str, Match | None]]:
     """name -> (label, description, first match or None) for the summary, with literals that
     differ by rounding within a name pattern unified (see :func:`role_groups`)."""
-    out: dict[str, tuple[str, str, object]] = {}
+    out: dict[str, tuple[str, str, Match | None]] = {}
     for r in records:
         i = r.inference
         if i.trained or not i.matches:
             out[r.name] = ("looks trained" if i.trained else i.family, "looks trained" if i.trained else i.family, None)
         else:
             out[r.name] = (i.label, i.matches[0].description, i.matches[0])
-    by_pattern: dict[tuple, list[TensorRecord]] = {}
+    by_pattern: dict[tuple, list[tuple[TensorRecord, Match]]] = {}
     for r in records:
         m = out[r.name][2]
         if m is not None and m.fitted and m.family in ("normal", "uniform"):
-            by_pattern.setdefault((name_pattern(r.name), r.shape, m.family), []).append(r)
+            by_pattern.setdefault((name_pattern(r.name), r.shape, m.family), []).append((r, m))
     for members in by_pattern.values():
-        matches = {out[r.name][2].scheme: out[r.name][2] for r in members}
+        matches = {m.scheme: m for _, m in members}
         if len(matches) < 2:
             continue
         for m in sorted(matches.values(), key=lambda m: (len(m.description), m.description)):
             std = _match_std(m)
-            if std and all(_std_close(r, std) for r in members):
-                for r in members:
+            if std and all(_std_close(r, std) for r, _ in members):
+                for r, _ in members:
                     out[r.name] = (m.label, m.description, m)
                 break
     return out
 
 
-def _match_std(m) -> float | None:
+def _match_std(m: Match) -> float | None:
     """The std a fitted normal or symmetric uniform literal describes (from its description)."""
     try:
         if m.family == "normal":
@@ -531,7 +524,7 @@ def _literal_stds(buckets, answers) -> list[tuple[float, int]]:
     return sorted(found.items(), key=lambda kv: -kv[1])
 
 
-def _relation(members: list[TensorRecord], first, stds, layers: int) -> str:
+def _relation(members: list[TensorRecord], first: Match, stds: list[tuple[float, int]], layers: int) -> str:
     if layers < 1 or first.family != "normal" or not stds:
         return ""
     n = sum(m.summary.numel for m in members)
