@@ -186,9 +186,7 @@ def source_files() -> list[tuple[Path, str]]:
 # side, or a literal whose assigned name, says ``layout`` or ``backend`` is not a switch.
 
 #: Modules that still switch on framework names, each with the reason (being rewritten elsewhere).
-KNOWN_SWITCHES = {
-    "fanin.cli.audit": "the audit's command, rewritten with the audit",
-}
+KNOWN_SWITCHES: dict[str, str] = {}
 
 
 def _framework_words() -> tuple[frozenset[str], tuple[str, ...]]:

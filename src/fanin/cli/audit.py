@@ -17,11 +17,12 @@ from fanin.cli.output import Renderers, emit, output_for, output_options, plot_f
 
 __all__ = ["audit_command", "diff_command"]
 
-# fanin.auditing.sources.LAYOUTS, spelled out so that loading the CLI does not import torch (a test
-# checks that the two agree).
+# fanin.auditing.sources.LAYOUTS (weight layouts, not frameworks), spelled out so that loading the CLI
+# does not import torch (a test checks that the two agree).
+LAYOUTS = ("keras", "torch")
 _LAYOUT = click.option(
     "--layout",
-    type=click.Choice(["keras", "torch"]),
+    type=click.Choice(LAYOUTS),
     default="torch",
     show_default=True,
     help="Weight layout of a checkpoint (a module's layouts come from its layer types).",
