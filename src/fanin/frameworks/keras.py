@@ -540,7 +540,7 @@ def _validate_constant(value, layout):
 @fills_in_place
 def constant_(
     tensor: torch.Tensor,
-    value: float | Sequence[Any] = 0.0,
+    value: float | list[Any] | tuple[Any, ...] = 0.0,
     layout: str = "torch",
     *,
     generator: torch.Generator | None = None,
