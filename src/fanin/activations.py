@@ -246,8 +246,12 @@ _NOTES = {
 def activation_names() -> list[str]:
     """Sorted names (and aliases) that :func:`gain` accepts.
 
-    >>> "gelu_tanh" in activation_names() and "swish" in activation_names()
-    True
+    Returns:
+        The names, sorted.
+
+    Examples:
+        >>> "gelu_tanh" in activation_names() and "swish" in activation_names()
+        True
     """
     return sorted([*ACTIVATIONS, *ALIASES])
 
@@ -255,8 +259,21 @@ def activation_names() -> list[str]:
 def activation_function(name: str, param: float | None = None) -> Callable[[torch.Tensor], torch.Tensor]:
     """The torch function behind an activation name, ``param`` bound (for any dtype).
 
-    >>> activation_function("leaky_relu", 0.5)(torch.tensor([-2.0, 3.0]))
-    tensor([-1.,  3.])
+    Args:
+        name: An activation name or alias (:func:`activation_names`).
+        param: The activation's one parameter where it has one (``None``: its default).
+
+    Returns:
+        A function of one tensor.
+
+    Raises:
+        TypeError: ``name`` is not a string, or ``param`` is not a finite real number.
+        UnknownActivationError: ``name`` is not a known activation.
+        ValueError: ``param`` is given for an activation that takes none, or is out of its domain.
+
+    Examples:
+        >>> activation_function("leaky_relu", 0.5)(torch.tensor([-2.0, 3.0]))
+        tensor([-1.,  3.])
     """
     if not isinstance(name, str):
         raise TypeError(f"activation_function takes an activation name, got name={name!r}")
@@ -364,27 +381,44 @@ def gain(
 ) -> float:
     r"""The gain of ``activation``: :math:`1/\sqrt{E[f(z)^2]}`, :math:`z \sim \mathcal{N}(0, 1)`.
 
-    ``activation`` is a ``torch.nn.functional`` name (``"relu"``, ``"leaky_relu"``, ``"gelu_tanh"``,
-    ``"swish"``, ...; see :func:`activation_names`), a callable on tensors, or an ``nn.Module``
-    instance (``nn.LeakyReLU(0.2)``). ``param`` is the activation's one parameter where it has
-    one (``leaky_relu``: negative slope, default 0.01; ``elu``/``celu``: alpha; ``softplus``:
-    beta; ``softshrink``/``hardshrink``: lambd).
-
     ``method="exact"`` (the default) integrates by quadrature, evaluating f on float64 tensors,
-    to 1e-9 relative; it raises :class:`GainError` when f returns inf/NaN or when a callable's
-    kinks keep the quadrature from converging (pass their locations as ``breakpoints``).
-    ``method="monte_carlo"`` estimates the same definition from ``samples`` float64 draws seeded
-    with ``seed``; ``method="std_ratio"`` is the document's ``std(z) / std(f(z))`` over float32
-    draws, the gain only when :math:`E[f(z)] = 0` (see the module docs).
+    to 1e-9 relative. ``method="monte_carlo"`` estimates the same definition from ``samples``
+    float64 draws seeded with ``seed``; ``method="std_ratio"`` is the document's
+    ``std(z) / std(f(z))`` over float32 draws, the gain only when :math:`E[f(z)] = 0` (see the
+    module docs).
 
-    >>> round(gain("linear"), 12), round(gain(torch.nn.Tanh(), method="std_ratio"), 1)
-    (1.0, 1.6)
-    >>> round(gain("relu", method="monte_carlo"), 2), round(gain("relu", method="std_ratio"), 2)
-    (1.41, 1.72)
-    >>> gain("tanhh")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    fanin.activations.UnknownActivationError: Unknown activation 'tanhh'. Did you mean 'tanh' or ... Accepted: ...
+    Args:
+        activation: A ``torch.nn.functional`` name (``"relu"``, ``"leaky_relu"``, ``"gelu_tanh"``,
+            ``"swish"``, ...; see :func:`activation_names`), a callable on tensors, or an
+            ``nn.Module`` instance (``nn.LeakyReLU(0.2)``).
+        method: ``"exact"``, ``"monte_carlo"`` or ``"std_ratio"``.
+        param: The activation's one parameter, for a name that has one (``leaky_relu``: negative
+            slope, default 0.01; ``elu``/``celu``: alpha; ``softplus``: beta;
+            ``softshrink``/``hardshrink``: lambd).
+        samples: The number of draws of the two estimates (at least 2).
+        seed: The seed of the estimates' private ``torch.Generator``.
+        breakpoints: Where a callable has kinks or jumps, to cut the quadrature there.
+
+    Returns:
+        The gain.
+
+    Raises:
+        UnknownActivationError: An activation name fanin does not know.
+        GainError: f returns inf/NaN, or a callable's kinks keep the quadrature from converging
+            (pass their locations as ``breakpoints``).
+        ValueError: An unknown ``method``, or a ``param`` the activation does not take.
+        TypeError: ``activation`` is not a name, a callable or a module, or ``param`` is not a
+            finite real number.
+
+    Examples:
+        >>> round(gain("linear"), 12), round(gain(torch.nn.Tanh(), method="std_ratio"), 1)
+        (1.0, 1.6)
+        >>> round(gain("relu", method="monte_carlo"), 2), round(gain("relu", method="std_ratio"), 2)
+        (1.41, 1.72)
+        >>> gain("tanhh")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        fanin.activations.UnknownActivationError: Unknown activation 'tanhh'. Did you mean 'tanh' or ... Accepted: ...
     """
     if method not in METHODS:
         raise ValueError(describe_choice("method", method, METHODS))
@@ -590,6 +624,11 @@ class GainComparison:
         return abs(self.mean) <= 3 * self.mean_se
 
     def to_dict(self) -> dict[str, object]:
+        """The fields, and :attr:`std_ratio_valid`, as a plain dict (for JSON).
+
+        Returns:
+            A dict of the fields.
+        """
         return {
             "activation": self.activation,
             "param": self.param,
@@ -617,13 +656,28 @@ def compare_gains(
     """Exact gain, torch's table value (or ``None``), the Monte-Carlo estimate with its standard
     error and the std ratio, side by side.
 
-    >>> c = compare_gains("relu")
-    >>> round(c.exact, 4), round(c.monte_carlo, 2), round(c.std_ratio, 2), c.std_ratio_valid
-    (1.4142, 1.41, 1.72, False)
-    >>> abs(c.monte_carlo - c.exact) < 4 * c.monte_carlo_se
-    True
-    >>> compare_gains("gelu").table is None
-    True
+    Args:
+        activation: A name, a callable on tensors or an ``nn.Module`` instance, as :func:`gain`
+            takes it.
+        param: The activation's one parameter, for a name that has one.
+        samples: The number of draws of the two estimates (at least 2).
+        seed: The seed of the estimates' private ``torch.Generator``.
+
+    Returns:
+        The comparison, with a note where torch's table differs from the exact gain.
+
+    Raises:
+        UnknownActivationError: An activation name fanin does not know.
+        GainError: The gain cannot be computed to the promised accuracy.
+
+    Examples:
+        >>> c = compare_gains("relu")
+        >>> round(c.exact, 4), round(c.monte_carlo, 2), round(c.std_ratio, 2), c.std_ratio_valid
+        (1.4142, 1.41, 1.72, False)
+        >>> abs(c.monte_carlo - c.exact) < 4 * c.monte_carlo_se
+        True
+        >>> compare_gains("gelu").table is None
+        True
     """
     r = _resolve(activation, param, None)
     exact = 1.0 / math.sqrt(_second_moment(r))

@@ -88,12 +88,19 @@ def shown(value: object) -> str:
     Strings keep their first characters and say how long they were; containers show their first
     items and at most three levels.
 
-    >>> shown("normal(std=0.02)")
-    "'normal(std=0.02)'"
-    >>> shown("x" * 10_000)
-    "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (10000 characters)"
-    >>> shown(list(range(100)))
-    '[0, 1, 2, 3, 4, 5, 6, 7, ...]'
+    Args:
+        value: Any value.
+
+    Returns:
+        The bounded ``repr``.
+
+    Examples:
+        >>> shown("normal(std=0.02)")
+        "'normal(std=0.02)'"
+        >>> shown("x" * 10_000)
+        "'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (10000 characters)"
+        >>> shown(list(range(100)))
+        '[0, 1, 2, 3, 4, 5, 6, 7, ...]'
     """
     return _SHOWN.repr(value)
 
@@ -101,8 +108,18 @@ def shown(value: object) -> str:
 def describe_choice(what: str, given: object, accepted: Iterable[str], *, show: int = 60) -> str:
     """Word the error for a value that is not one of ``accepted``.
 
-    >>> describe_choice("scheme", "kaimin_normal", ["kaiming_normal", "zeros"])
-    "Unknown scheme 'kaimin_normal'. Did you mean 'kaiming_normal'? Accepted: 'kaiming_normal', 'zeros'."
+    Args:
+        what: What the value is (``"scheme"``, ``"layout"``, ...).
+        given: The value received.
+        accepted: The accepted values (listed sorted, without repeats).
+        show: At most this many accepted values are listed.
+
+    Returns:
+        The message: the value, up to three close matches, the accepted values.
+
+    Examples:
+        >>> describe_choice("scheme", "kaimin_normal", ["kaiming_normal", "zeros"])
+        "Unknown scheme 'kaimin_normal'. Did you mean 'kaiming_normal'? Accepted: 'kaiming_normal', 'zeros'."
     """
     names = sorted(set(accepted))
     message = f"Unknown {what} {shown(given)}."

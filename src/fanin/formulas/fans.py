@@ -60,11 +60,19 @@ class Fans:
     def select(self, mode: str) -> float:
         """The fan a variance-scaling mode divides by.
 
-        ``fan_in``, ``fan_out``, ``fan_avg`` = (fan_in + fan_out) / 2 and
-        ``fan_geo_avg`` = sqrt(fan_in · fan_out) (JAX's extra mode).
+        Args:
+            mode: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` ((fan_in + fan_out) / 2) or
+                ``"fan_geo_avg"`` (sqrt(fan_in · fan_out), JAX's extra mode).
 
-        >>> Fans(4, 8, 1, "keras").select("fan_avg")
-        6.0
+        Returns:
+            The fan.
+
+        Raises:
+            ValueError: ``mode`` is not one of those.
+
+        Examples:
+            >>> Fans(4, 8, 1, "keras").select("fan_avg")
+            6.0
         """
         if mode == "fan_in":
             return self.fan_in
@@ -84,10 +92,17 @@ def kernel_shape_from_torch(shape: Sequence[int]) -> tuple[int, ...]:
     becomes (*kernel, out, in), which is Keras's transposed kernel. Shapes of fewer than 2 dims
     are the same in every layout.
 
-    >>> kernel_shape_from_torch((32, 16, 3, 5))
-    (3, 5, 16, 32)
-    >>> kernel_shape_from_torch((10, 20))
-    (20, 10)
+    Args:
+        shape: The shape of the torch weight.
+
+    Returns:
+        The kernel shape.
+
+    Examples:
+        >>> kernel_shape_from_torch((32, 16, 3, 5))
+        (3, 5, 16, 32)
+        >>> kernel_shape_from_torch((10, 20))
+        (20, 10)
     """
     shape = tuple(int(s) for s in shape)
     if len(shape) < 2:
@@ -107,17 +122,35 @@ def compute_fans(
 ) -> Fans:
     """Fans of a weight of ``shape`` stored in ``layout``.
 
-    ``in_axis``/``out_axis``/``batch_axis`` (an int or a sequence of ints, negative allowed) name
-    the axes explicitly. For ``torch`` and ``jax`` the remaining non-batch axes form the receptive
+    For ``torch`` and ``jax`` the axes not named as input, output or batch axes form the receptive
     field; for ``keras``, as in ``keras.initializers.compute_fans``, explicit axes are used only when
     both are given and then there is no receptive field.
 
-    >>> compute_fans((4, 6, 3), layout="torch", groups=2)
-    Fans(fan_in=18, fan_out=6, receptive_field=3, layout='torch')
-    >>> compute_fans((512, 8, 64), layout="keras", in_axis=[0], out_axis=[1, 2])
-    Fans(fan_in=512, fan_out=512, receptive_field=1, layout='keras')
-    >>> compute_fans((11, 100), layout="jax", in_axis=-2, out_axis=0).fan_in  # Flax Embed
-    100.00000000000001
+    Args:
+        shape: The weight's shape (non-negative ints).
+        layout: ``"torch"``, ``"keras"`` or ``"jax"`` (see :mod:`fanin.formulas.fans`).
+        in_axis: The input axis or axes (negative allowed); ``None``: the layout's.
+        out_axis: The output axis or axes (negative allowed); ``None``: the layout's.
+        batch_axis: Axes excluded from both fans (torch and jax).
+        groups: The output axis holds this many independent blocks: fan_out = (out/groups)·rf.
+        fused: The output axis stacks this many independent matrices: fan_out = (out/fused)·rf.
+
+    Returns:
+        The fans (ints for torch and keras, floats for jax).
+
+    Raises:
+        TypeError: ``shape`` is not a sequence of non-negative ints.
+        ValueError: An unknown layout, a shape the rule cannot read (fewer than 2 dims for torch),
+            axes out of range, ``groups`` or ``fused`` not a positive int, or an output axis not
+            divisible by ``groups``·``fused``.
+
+    Examples:
+        >>> compute_fans((4, 6, 3), layout="torch", groups=2)
+        Fans(fan_in=18, fan_out=6, receptive_field=3, layout='torch')
+        >>> compute_fans((512, 8, 64), layout="keras", in_axis=[0], out_axis=[1, 2])
+        Fans(fan_in=512, fan_out=512, receptive_field=1, layout='keras')
+        >>> compute_fans((11, 100), layout="jax", in_axis=-2, out_axis=0).fan_in  # Flax Embed
+        100.00000000000001
     """
     shape = _as_shape(shape)
     if layout not in LAYOUTS:

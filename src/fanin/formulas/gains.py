@@ -42,10 +42,22 @@ def calculate_gain(nonlinearity: str, param: int | float | None = None) -> float
     Identical to ``torch.nn.init.calculate_gain``: the same values (``1`` is the int 1), the same
     case-sensitive names and the same ``ValueError`` texts.
 
-    >>> calculate_gain("leaky_relu", 0.2)
-    1.3867504905630728
-    >>> calculate_gain("tanh")
-    1.6666666666666667
+    Args:
+        nonlinearity: The name of the nonlinearity (``"linear"``, ``"conv2d"``, ``"relu"``,
+            ``"leaky_relu"``, ``"tanh"``, ...; case-sensitive).
+        param: The negative slope for ``"leaky_relu"`` (``None``: 0.01); ignored otherwise.
+
+    Returns:
+        The gain.
+
+    Raises:
+        ValueError: ``nonlinearity`` is not in the table, or ``param`` is not a number.
+
+    Examples:
+        >>> calculate_gain("leaky_relu", 0.2)
+        1.3867504905630728
+        >>> calculate_gain("tanh")
+        1.6666666666666667
     """
     if nonlinearity in LINEAR_FNS or nonlinearity == "sigmoid":
         return 1

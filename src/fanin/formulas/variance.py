@@ -83,15 +83,28 @@ def _check_real(name: str, value: object) -> float:
 def scaled_variance(scale: float, fan: float, *, guard: bool = True) -> float:
     r"""The target variance :math:`\text{scale} / \max(1, n)` (``guard=True``) or :math:`\text{scale} / n`.
 
-    >>> scaled_variance(2.0, 0)
-    2.0
-    >>> scaled_variance(2.0, 0.5, guard=False)
-    4.0
-    >>> scaled_variance(2.0, 0, guard=False)
-    Traceback (most recent call last):
-    ...
-    ValueError: variance scaling divides scale by the fan, and the fan is 0 (fan=0): a weight with a zero-size input
-    or output axis has no fan. Keras and TF 1.x divide by max(1, fan) instead (guard=True).
+    Args:
+        scale: The scale (a finite number).
+        fan: The fan ``n`` (a finite, non-negative number).
+        guard: Divide by max(1, fan), as Keras and TF 1.x do; ``False``: by the fan, as JAX does.
+
+    Returns:
+        The target variance.
+
+    Raises:
+        ValueError: ``scale`` or ``fan`` is not a finite number, ``fan`` is negative, or it is 0
+            with ``guard=False``.
+
+    Examples:
+        >>> scaled_variance(2.0, 0)
+        2.0
+        >>> scaled_variance(2.0, 0.5, guard=False)
+        4.0
+        >>> scaled_variance(2.0, 0, guard=False)
+        Traceback (most recent call last):
+        ...
+        ValueError: variance scaling divides scale by the fan, and the fan is 0 (fan=0): a weight with a zero-size input
+        or output axis has no fan. Keras and TF 1.x divide by max(1, fan) instead (guard=True).
     """
     scale = _check_real("scale", scale)
     fan = _check_real("fan", fan)
@@ -113,8 +126,15 @@ def uniform_limit(variance: float) -> float:
 
     The uniform of that bound has variance :math:`\sigma^2`.
 
-    >>> uniform_limit(1.0 / 3.0)
-    1.0
+    Args:
+        variance: The target variance :math:`\sigma^2`.
+
+    Returns:
+        The bound.
+
+    Examples:
+        >>> uniform_limit(1.0 / 3.0)
+        1.0
     """
     return math.sqrt(3.0 * variance)
 
@@ -122,8 +142,15 @@ def uniform_limit(variance: float) -> float:
 def untruncated_normal_stddev(variance: float) -> float:
     r"""The standard deviation :math:`\sigma = \sqrt{\sigma^2}` of the plain normal.
 
-    >>> untruncated_normal_stddev(0.25)
-    0.5
+    Args:
+        variance: The target variance :math:`\sigma^2`.
+
+    Returns:
+        The standard deviation.
+
+    Examples:
+        >>> untruncated_normal_stddev(0.25)
+        0.5
     """
     return math.sqrt(variance)
 
@@ -131,8 +158,15 @@ def untruncated_normal_stddev(variance: float) -> float:
 def truncated_normal_stddev(variance: float) -> float:
     r"""The pre-truncation std :math:`s = \sqrt{\sigma^2} / 0.8796\ldots`, so that N(0, s²) cut at ±2s has variance σ².
 
-    >>> truncated_normal_stddev(TRUNCATED_NORMAL_STD ** 2)
-    1.0
+    Args:
+        variance: The target variance :math:`\sigma^2` after truncation.
+
+    Returns:
+        The standard deviation before truncation.
+
+    Examples:
+        >>> truncated_normal_stddev(TRUNCATED_NORMAL_STD ** 2)
+        1.0
     """
     return math.sqrt(variance) / TRUNCATED_NORMAL_STD
 
@@ -144,10 +178,24 @@ def variance_scaling(scale: float, fan: float, distribution: str, *, guard: bool
         \sigma^2 = \frac{\text{scale}}{\max(1, n)}, \qquad
         \ell = \sqrt{3\sigma^2}, \qquad s = \frac{\sigma}{0.87962566103423978}
 
-    >>> variance_scaling(1.0, 4, "untruncated_normal")
-    ScaledDistribution(distribution='untruncated_normal', variance=0.25, limit=None, stddev=0.5)
-    >>> variance_scaling(1.0, 4, "uniform").limit
-    0.8660254037844386
+    Args:
+        scale: The scale.
+        fan: The fan ``n``.
+        distribution: ``"truncated_normal"``, ``"untruncated_normal"`` or ``"uniform"`` (not the
+            ambiguous ``"normal"``: map each framework's name first).
+        guard: Divide by max(1, fan) (Keras, TF 1.x); ``False``: by the fan (JAX).
+
+    Returns:
+        The distribution with its variance and its limit or standard deviation.
+
+    Raises:
+        ValueError: An unknown or ambiguous ``distribution``, or what :func:`scaled_variance` raises.
+
+    Examples:
+        >>> variance_scaling(1.0, 4, "untruncated_normal")
+        ScaledDistribution(distribution='untruncated_normal', variance=0.25, limit=None, stddev=0.5)
+        >>> variance_scaling(1.0, 4, "uniform").limit
+        0.8660254037844386
     """
     if distribution == "normal":
         raise ValueError(
@@ -177,12 +225,24 @@ def truncnorm_std(lower: float, upper: float) -> float:
     ``truncated_normal_initializer``, JAX ``truncated_normal``) multiplies its ``stddev`` by.
     Computed by ``scipy.stats.truncnorm`` (imported on first use: formulas stay light to import).
 
-    >>> abs(truncnorm_std(-2.0, 2.0) - TRUNCATED_NORMAL_STD) < 1e-15
-    True
-    >>> truncnorm_std(1.0, 1.0)
-    Traceback (most recent call last):
-    ...
-    ValueError: truncnorm_std needs lower < upper, got lower=1.0, upper=1.0
+    Args:
+        lower: The lower cut :math:`a` (infinities allowed).
+        upper: The upper cut :math:`b` (``lower < upper``).
+
+    Returns:
+        The standard deviation.
+
+    Raises:
+        ValueError: A cut is not a number, ``lower >= upper``, or the std is not computable in
+            double precision (far in a tail).
+
+    Examples:
+        >>> abs(truncnorm_std(-2.0, 2.0) - TRUNCATED_NORMAL_STD) < 1e-15
+        True
+        >>> truncnorm_std(1.0, 1.0)
+        Traceback (most recent call last):
+        ...
+        ValueError: truncnorm_std needs lower < upper, got lower=1.0, upper=1.0
     """
     std = _truncnorm("truncnorm_std", "std", lower, upper)
     if not math.isfinite(std) or std <= 0.0:
@@ -197,10 +257,21 @@ def truncnorm_mean(lower: float, upper: float) -> float:
     r"""The mean of N(0, 1) truncated to [lower, upper] (both in units of the std):
     :math:`(\varphi(a) - \varphi(b)) / (\Phi(b) - \Phi(a))`, by ``scipy.stats.truncnorm``.
 
-    >>> truncnorm_mean(-2.0, 2.0)
-    0.0
-    >>> round(truncnorm_mean(0.0, 2.0), 12)  # (phi(0) - phi(2)) / (Phi(2) - 1/2)
-    0.722789752245
+    Args:
+        lower: The lower cut :math:`a` (infinities allowed).
+        upper: The upper cut :math:`b` (``lower < upper``).
+
+    Returns:
+        The mean.
+
+    Raises:
+        ValueError: A cut is not a number, or ``lower >= upper``.
+
+    Examples:
+        >>> truncnorm_mean(-2.0, 2.0)
+        0.0
+        >>> round(truncnorm_mean(0.0, 2.0), 12)  # (phi(0) - phi(2)) / (Phi(2) - 1/2)
+        0.722789752245
     """
     return _truncnorm("truncnorm_mean", "mean", lower, upper)
 

@@ -60,11 +60,18 @@ for _framework in FRAMEWORKS:
 
 
 def framework_names(*, with_layer_defaults: bool = False) -> list[str]:
-    """The names and aliases users may type, sorted; with ``with_layer_defaults=True`` only those of
-    the frameworks that have layer defaults (what ``"defaults:<framework>"`` accepts).
+    """The names and aliases users may type, sorted.
 
-    >>> framework_names(with_layer_defaults=True)
-    ['flax', 'jax', 'keras', 'tf1', 'torch']
+    Args:
+        with_layer_defaults: Only those of the frameworks that have layer defaults (what
+            ``"defaults:<framework>"`` accepts).
+
+    Returns:
+        The names, sorted.
+
+    Examples:
+        >>> framework_names(with_layer_defaults=True)
+        ['flax', 'jax', 'keras', 'tf1', 'torch']
     """
     return sorted(n for n, f in _BY_NAME.items() if not with_layer_defaults or f.layer_defaults is not None)
 
@@ -72,8 +79,15 @@ def framework_names(*, with_layer_defaults: bool = False) -> list[str]:
 def get_framework(name: str, *, with_layer_defaults: bool = False) -> Framework:
     """The record of the framework called ``name`` (or one of its aliases).
 
-    Raises :class:`~fanin.errors.UnknownFrameworkError` (a ``ValueError``) naming the accepted
-    names; with ``with_layer_defaults=True`` only frameworks that have layer defaults are accepted.
+    Args:
+        name: A framework name or alias (``"flax"`` is JAX's).
+        with_layer_defaults: Accept only frameworks that have layer defaults.
+
+    Returns:
+        The framework's record.
+
+    Raises:
+        UnknownFrameworkError: No such framework (a ``ValueError`` naming the accepted names).
     """
     found = _BY_NAME.get(name) if isinstance(name, str) else None
     if found is None or (with_layer_defaults and found.layer_defaults is None):
@@ -91,9 +105,16 @@ def framework_of(scheme: object) -> Framework:
     A scheme that rules build without registering it (a fused tensor drawn per block, a library's
     captured steps) is fanin's own, and fanin's record (torch's layout and fans rule) answers for it.
 
-    >>> from fanin.schemes import get
-    >>> framework_of(get("jax.lecun_normal")).name, framework_of(get("kaiming_normal")).name
-    ('jax', 'torch')
+    Args:
+        scheme: A scheme, a registry entry, or any object (fanin's record answers for it).
+
+    Returns:
+        The framework's record.
+
+    Examples:
+        >>> from fanin.schemes import get
+        >>> framework_of(get("jax.lecun_normal")).name, framework_of(get("kaiming_normal")).name
+        ('jax', 'torch')
     """
     entry = getattr(scheme, "entry", scheme)
     name = getattr(entry, "framework", None)

@@ -21,6 +21,8 @@ and is registered as a torch scheme.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from fanin import rng
@@ -67,11 +69,24 @@ def lsuv_scheme(tensor: torch.Tensor, generator: torch.Generator | Stream | None
     so the weight is usable before calibration. The tensor object gets a mark that
     ``fanin.lsuv_(model, batch, layers="marked")`` looks for (see :mod:`fanin.diagnostics.lsuv`).
 
-    >>> import torch
-    >>> w = torch.nn.Parameter(torch.empty(3, 5))
-    >>> _ = lsuv_scheme(w, generator=torch.Generator().manual_seed(0))
-    >>> is_marked(w), torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
-    (True, True)
+    Args:
+        tensor: The weight to fill, in place (2 or more dims).
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled and marked.
+
+    Raises:
+        TypeError: ``tensor`` is not a ``torch.Tensor``.
+        ValueError: ``tensor`` has fewer than 2 dimensions.
+
+    Examples:
+        >>> import torch
+        >>> w = torch.nn.Parameter(torch.empty(3, 5))
+        >>> _ = lsuv_scheme(w, generator=torch.Generator().manual_seed(0))
+        >>> is_marked(w), torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
+        (True, True)
     """
     if not isinstance(tensor, torch.Tensor):
         raise TypeError(f"lsuv fills a torch.Tensor in place, got tensor={shown(tensor)} ({type(tensor).__name__})")
@@ -86,7 +101,14 @@ def lsuv_scheme(tensor: torch.Tensor, generator: torch.Generator | Stream | None
 
 
 def is_marked(tensor: torch.Tensor) -> bool:
-    """Whether the ``"lsuv"`` scheme filled this tensor object (and so awaits :func:`fanin.lsuv_`)."""
+    """Whether the ``"lsuv"`` scheme filled this tensor object (and so awaits :func:`fanin.lsuv_`).
+
+    Args:
+        tensor: The tensor object to look at.
+
+    Returns:
+        ``True`` when it carries the mark :data:`LSUV_MARK`.
+    """
     return bool(getattr(tensor, LSUV_MARK, False))
 
 
@@ -120,17 +142,39 @@ def _validate_padded_normal(padding_idx, mean, std):
 
 @FANIN.register("fanin.padded_normal", family="normal", validate=_validate_padded_normal)
 @fills_in_place
-def padded_normal_(tensor, padding_idx, mean=0.0, std=1.0, *, generator=None):
+def padded_normal_(
+    tensor: torch.Tensor,
+    padding_idx: int,
+    mean: float = 0.0,
+    std: float = 1.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""A normal embedding table whose padding row is zero (``nn.Embedding(padding_idx=...)``).
 
     .. math:: W \sim \mathcal{N}(\text{mean}, \text{std}^2), \quad W_{\text{padding\_idx}} = 0
 
     One ``normal_`` over the whole table (so the RNG covers the padding row, as torch's does),
-    then the row is zeroed. ``padding_idx`` may be negative (counted from the end).
+    then the row is zeroed.
 
-    >>> w = padded_normal_(torch.empty(4, 3), padding_idx=1, generator=torch.Generator().manual_seed(0))
-    >>> w[1].tolist()
-    [0.0, 0.0, 0.0]
+    Args:
+        tensor: The embedding table (num, dim) to fill, in place.
+        padding_idx: The row to zero; may be negative (counted from the end).
+        mean: The mean of the normal distribution.
+        std: The standard deviation of the normal distribution.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``padding_idx`` is not a row of the table.
+
+    Examples:
+        >>> w = padded_normal_(torch.empty(4, 3), padding_idx=1, generator=torch.Generator().manual_seed(0))
+        >>> w[1].tolist()
+        [0.0, 0.0, 0.0]
     """
     rows = tensor.shape[0] if tensor.dim() else 0
     if not -rows <= padding_idx < rows:
@@ -152,17 +196,33 @@ def _validate_zeros_after_uniform(a, b):
 
 @FANIN.register("fanin.zeros_after_uniform", family="constant", validate=_validate_zeros_after_uniform)
 @fills_in_place
-def zeros_after_uniform_(tensor, a, b, *, generator=None):
+def zeros_after_uniform_(
+    tensor: torch.Tensor,
+    a: float,
+    b: float,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""Zeros, after one thrown-away :math:`\mathcal{U}[a, b)` draw of the tensor's size.
 
     ``nn.MultiheadAttention`` builds ``out_proj`` as a Linear (whose bias draws
     :math:`\mathcal{U}(\pm 1/\sqrt{E})`) and then zeroes that bias: the draw only moves the
     generator, and this scheme moves it the same way so that later draws stay bit-identical.
-    With a :class:`fanin.Stream` nothing needs moving and nothing is drawn.
 
-    >>> g = torch.Generator().manual_seed(0)
-    >>> zeros_after_uniform_(torch.empty(3), a=-0.5, b=0.5, generator=g).tolist()
-    [0.0, 0.0, 0.0]
+    Args:
+        tensor: The tensor to fill, in place.
+        a: The lower bound of the thrown-away draw.
+        b: The upper bound of the thrown-away draw.
+        generator: The generator to move (``None``: torch's global RNG); with a
+            :class:`fanin.Stream` nothing needs moving and nothing is drawn.
+
+    Returns:
+        ``tensor``, filled with 0.
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> zeros_after_uniform_(torch.empty(3), a=-0.5, b=0.5, generator=g).tolist()
+        [0.0, 0.0, 0.0]
     """
     if not isinstance(generator, rng.Stream):
         rng.uniform_(tensor, a, b, generator)
@@ -176,7 +236,12 @@ def _validate_gate_constant(values):
 
 @FANIN.register("fanin.gate_constant", family="constant", validate=_validate_gate_constant)
 @fills_in_place
-def gate_constant_(tensor, values, *, generator=None):
+def gate_constant_(
+    tensor: torch.Tensor,
+    values: Sequence[float],
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""A gate-stacked bias: the first dimension splits into ``len(values)`` equal blocks, block
     ``k`` is filled with ``values[k]``.
 
@@ -185,8 +250,20 @@ def gate_constant_(tensor, values, *, generator=None):
     Keras's ``unit_forget_bias`` for an LSTM packed as torch packs it (gates i, f, g, o) is
     ``values=[0, 1, 0, 0]``.
 
-    >>> gate_constant_(torch.empty(8), values=[0.0, 1.0, 0.0, 0.0]).tolist()
-    [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+    Args:
+        tensor: The tensor to fill, in place; its first dimension splits into the blocks.
+        values: One number per gate block.
+        generator: Accepted and unused (nothing is drawn).
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The first dimension does not split into ``len(values)`` equal blocks.
+
+    Examples:
+        >>> gate_constant_(torch.empty(8), values=[0.0, 1.0, 0.0, 0.0]).tolist()
+        [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0]
     """
     h = _gate_rows("fanin.gate_constant", tensor, len(values))
     for k, value in enumerate(values):
@@ -200,7 +277,12 @@ def _validate_gate_uniform(bounds):
 
 @FANIN.register("fanin.gate_uniform", family="uniform", validate=_validate_gate_uniform)
 @fills_in_place
-def gate_uniform_(tensor, bounds, *, generator=None):
+def gate_uniform_(
+    tensor: torch.Tensor,
+    bounds: Sequence[float],
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""Gate-stacked uniform: block ``k`` of the first dimension is :math:`\mathcal{U}(\pm\text{bounds}_k)`.
 
     .. math:: W_{[k h, (k+1) h)} = \text{bounds}_k \cdot u, \quad u \sim \mathcal{U}[-1, 1)
@@ -210,9 +292,22 @@ def gate_uniform_(tensor, bounds, *, generator=None):
     candidate kernel in two variables with different Glorot limits; packed as torch packs them
     they form one tensor with two bounds.
 
-    >>> w = gate_uniform_(torch.empty(6, 2), bounds=[0.1, 0.1, 1.0], generator=torch.Generator().manual_seed(0))
-    >>> bool(w[:4].abs().max() <= 0.1)
-    True
+    Args:
+        tensor: The tensor to fill, in place; its first dimension splits into the blocks.
+        bounds: One non-negative bound per gate block.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The first dimension does not split into ``len(bounds)`` equal blocks.
+
+    Examples:
+        >>> w = gate_uniform_(torch.empty(6, 2), bounds=[0.1, 0.1, 1.0], generator=torch.Generator().manual_seed(0))
+        >>> bool(w[:4].abs().max() <= 0.1)
+        True
     """
     h = _gate_rows("fanin.gate_uniform", tensor, len(bounds))
     rng.uniform_(tensor, -1.0, 1.0, generator)
@@ -228,7 +323,13 @@ def _validate_gatewise_orthogonal(gates, scale):
 
 @FANIN.register("fanin.gatewise_orthogonal", family="orthogonal", validate=_validate_gatewise_orthogonal)
 @fills_in_place
-def gatewise_orthogonal_(tensor, gates=4, scale=1.0, *, generator=None):
+def gatewise_orthogonal_(
+    tensor: torch.Tensor,
+    gates: int = 4,
+    scale: float = 1.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""An independent orthogonal matrix for each of ``gates`` blocks of the first dimension.
 
     .. math:: W = [Q_1; \dots; Q_G]\,\text{scale}, \quad Q_k^\top Q_k = I \ (h \ge c) \text{ or } Q_k Q_k^\top = I
@@ -238,9 +339,24 @@ def gatewise_orthogonal_(tensor, gates=4, scale=1.0, *, generator=None):
     (G, max(h, c), min(h, c)), a batched reduced QR and the sign fix of Mezzadri (2007), as
     :func:`fanin.frameworks.shared.orthogonal_matrix` does for one matrix.
 
-    >>> w = gatewise_orthogonal_(torch.empty(8, 2), gates=4, generator=torch.Generator().manual_seed(0))
-    >>> torch.allclose(w[2:4] @ w[2:4].T, torch.eye(2), atol=1e-6)
-    True
+    Args:
+        tensor: The 2-D weight (G·h, c) to fill, in place.
+        gates: The number of gate blocks G.
+        scale: The scaling factor.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``tensor`` is not 2-D, or its first dimension does not split into ``gates``
+            equal blocks.
+
+    Examples:
+        >>> w = gatewise_orthogonal_(torch.empty(8, 2), gates=4, generator=torch.Generator().manual_seed(0))
+        >>> torch.allclose(w[2:4] @ w[2:4].T, torch.eye(2), atol=1e-6)
+        True
     """
     if tensor.dim() != 2:
         raise ValueError(f"fanin.gatewise_orthogonal: needs a 2-D weight, got shape={tuple(tensor.shape)}")

@@ -28,6 +28,7 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -187,19 +188,48 @@ def _vs(tensor, scale, mode, distribution, in_axis, out_axis, batch_axis, layout
 @JAX.register("jax.variance_scaling", family="truncated_normal", validate=_validate_vs)
 @fills_in_place
 def variance_scaling_(
-    tensor, scale, mode, distribution, in_axis=-2, out_axis=-1, batch_axis=(), layout="torch", *, generator=None
-):
+    tensor: torch.Tensor,
+    scale: float,
+    mode: str,
+    distribution: str,
+    in_axis: int | Sequence[int] = -2,
+    out_axis: int | Sequence[int] = -1,
+    batch_axis: int | Sequence[int] = (),
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``jax.nn.initializers.variance_scaling``: target variance scale / n.
 
     .. math:: \text{truncated\_normal: } \sigma = \sqrt{\text{scale}/n} / 0.8796\ldots \ \text{cut at } \pm 2\sigma;
               \ \text{normal: } \sigma = \sqrt{\text{scale}/n};
               \ \text{uniform: } \mathcal{U}(\pm\sqrt{3\,\text{scale}/n})
 
-    n is fan_in, fan_out, (fan_in + fan_out)/2 or sqrt(fan_in·fan_out) (``fan_geo_avg``).
+    Args:
+        tensor: The tensor to fill, in place.
+        scale: The target variance times the fan (positive).
+        mode: The fan ``n``: ``"fan_in"``, ``"fan_out"``, ``"fan_avg"`` ((fan_in + fan_out)/2) or
+            ``"fan_geo_avg"`` (sqrt(fan_in·fan_out)).
+        distribution: ``"truncated_normal"``, ``"normal"`` (untruncated, as in JAX) or ``"uniform"``.
+        in_axis: The input axis or axes of the JAX kernel shape.
+        out_axis: The output axis or axes of the JAX kernel shape.
+        batch_axis: The batch axes of the JAX kernel shape (excluded from the fans).
+        layout: ``"torch"``: ``tensor`` is a torch weight, read as the equivalent JAX kernel
+            (*kernel, in, out); ``"jax"``: it already has the JAX layout.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
 
-    >>> g = torch.Generator().manual_seed(0)
-    >>> variance_scaling_(torch.empty(4, 8), 1.0, "fan_geo_avg", "normal", generator=g).shape
-    torch.Size([4, 8])
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        SchemeArgumentError: An argument is invalid (a mode, distribution or axes JAX does not
+            know, a non-positive scale).
+
+    Examples:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> variance_scaling_(torch.empty(4, 8), 1.0, "fan_geo_avg", "normal", generator=g).shape
+        torch.Size([4, 8])
     """
     return _vs(tensor, scale, mode, distribution, in_axis, out_axis, batch_axis, layout, generator)
 
@@ -235,55 +265,123 @@ def _validate_scalar(scheme, name):
 
 @JAX.register("jax.constant", family="constant", validate=_validate_scalar("jax.constant", "value"))
 @fills_in_place
-def constant_(tensor, value, *, generator=None):
+def constant_(
+    tensor: torch.Tensor,
+    value: float,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``jax.nn.initializers.constant``: every element ``value``.
 
-    >>> constant_(torch.empty(2), 0.5)
-    tensor([0.5000, 0.5000])
+    Args:
+        tensor: The tensor to fill, in place.
+        value: The value every element gets.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> constant_(torch.empty(2), 0.5)
+        tensor([0.5000, 0.5000])
     """
     return tensor.fill_(value)
 
 
 @JAX.register("jax.zeros", family="constant", validate=lambda: None)
 @fills_in_place
-def zeros_(tensor, *, generator=None):
+def zeros_(
+    tensor: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``jax.nn.initializers.zeros``.
 
-    >>> zeros_(torch.empty(2))
-    tensor([0., 0.])
+    Args:
+        tensor: The tensor to fill, in place.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled with 0.
+
+    Examples:
+        >>> zeros_(torch.empty(2))
+        tensor([0., 0.])
     """
     return tensor.zero_()
 
 
 @JAX.register("jax.ones", family="constant", validate=lambda: None)
 @fills_in_place
-def ones_(tensor, *, generator=None):
+def ones_(
+    tensor: torch.Tensor,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``jax.nn.initializers.ones``.
 
-    >>> ones_(torch.empty(2))
-    tensor([1., 1.])
+    Args:
+        tensor: The tensor to fill, in place.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled with 1.
+
+    Examples:
+        >>> ones_(torch.empty(2))
+        tensor([1., 1.])
     """
     return tensor.fill_(1.0)
 
 
 @JAX.register("jax.uniform", family="uniform", validate=_validate_scalar("jax.uniform", "scale"))
 @fills_in_place
-def uniform_(tensor, scale=1e-2, *, generator=None):
+def uniform_(
+    tensor: torch.Tensor,
+    scale: float = 1e-2,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``jax.nn.initializers.uniform``: :math:`\mathcal{U}[0, \text{scale})` (not symmetric), default scale 0.01.
 
-    >>> bool(uniform_(torch.empty(100), generator=torch.Generator().manual_seed(0)).min() >= 0)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        scale: The upper bound (non-negative).
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> bool(uniform_(torch.empty(100), generator=torch.Generator().manual_seed(0)).min() >= 0)
+        True
     """
     return rng.uniform_(tensor, 0.0, scale, generator)
 
 
 @JAX.register("jax.normal", family="normal", validate=_validate_scalar("jax.normal", "stddev"))
 @fills_in_place
-def normal_(tensor, stddev=1e-2, *, generator=None):
+def normal_(
+    tensor: torch.Tensor,
+    stddev: float = 1e-2,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``jax.nn.initializers.normal``: :math:`\mathcal{N}(0, \text{stddev}^2)`, default stddev 0.01.
 
-    >>> normal_(torch.empty(3)).shape
-    torch.Size([3])
+    Args:
+        tensor: The tensor to fill, in place.
+        stddev: The standard deviation (non-negative).
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> normal_(torch.empty(3)).shape
+        torch.Size([3])
     """
     return rng.normal_(tensor, 0.0, stddev, generator)
 
@@ -300,13 +398,32 @@ def _validate_truncated(stddev, lower, upper):
 
 @JAX.register("jax.truncated_normal", family="truncated_normal", validate=_validate_truncated)
 @fills_in_place
-def truncated_normal_(tensor, stddev=1e-2, lower=-2.0, upper=2.0, *, generator=None):
-    r"""``jax.nn.initializers.truncated_normal``: stddev · N(0, 1) truncated to [lower, upper] (in units of stddev).
+def truncated_normal_(
+    tensor: torch.Tensor,
+    stddev: float = 1e-2,
+    lower: float = -2.0,
+    upper: float = 2.0,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``jax.nn.initializers.truncated_normal``: stddev · N(0, 1) truncated to [lower, upper] (in units of stddev).
 
     No variance correction: the std is about 0.88·stddev for the defaults.
 
-    >>> bool(truncated_normal_(torch.empty(1000), generator=torch.Generator().manual_seed(0)).abs().max() <= 0.02)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        stddev: The standard deviation before truncation (positive).
+        lower: The lower cut, in units of ``stddev``.
+        upper: The upper cut, in units of ``stddev`` (``lower < upper``).
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> bool(truncated_normal_(torch.empty(1000), generator=torch.Generator().manual_seed(0)).abs().max() <= 0.02)
+        True
     """
     return rng.truncated_normal_(tensor, 0.0, stddev, lower * stddev, upper * stddev, generator)
 
@@ -333,11 +450,38 @@ def _orthogonal_kernel(shape, column_axis, dtype, device, generator):
 
 @JAX.register("jax.orthogonal", family="orthogonal", validate=_validate_orthogonal("jax.orthogonal"))
 @fills_in_place
-def orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=None):
+def orthogonal_(
+    tensor: torch.Tensor,
+    scale: float = 1.0,
+    column_axis: int = -1,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``jax.nn.initializers.orthogonal``: the kernel as (numel / shape[column_axis], shape[column_axis]) is
     (semi-)orthogonal, times ``scale``.
 
     .. math:: Q^\top Q = \text{scale}^2 I \ \text{(rows} \ge \text{cols)}
+
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims).
+        scale: The scaling factor.
+        column_axis: The axis of the JAX kernel shape that holds the matrix's columns.
+        layout: ``"torch"``: ``tensor`` is a torch weight, read as the equivalent JAX kernel;
+            ``"jax"``: it already has the JAX layout.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The kernel has fewer than 2 dimensions, or ``column_axis`` is out of range.
+
+    Examples:
+        >>> w = orthogonal_(torch.empty(5, 3), generator=torch.Generator().manual_seed(0))
+        >>> torch.allclose(w.T @ w, torch.eye(3), atol=1e-6)
+        True
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) < 2:
@@ -348,13 +492,36 @@ def orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=
 
 @JAX.register("jax.delta_orthogonal", family="orthogonal", validate=_validate_orthogonal("jax.delta_orthogonal"))
 @fills_in_place
-def delta_orthogonal_(tensor, scale=1.0, column_axis=-1, layout="torch", *, generator=None):
-    r"""``jax.nn.initializers.delta_orthogonal`` (Xiao et al., 2018): an orthogonal (in, out) matrix times
+def delta_orthogonal_(
+    tensor: torch.Tensor,
+    scale: float = 1.0,
+    column_axis: int = -1,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``jax.nn.initializers.delta_orthogonal`` (Xiao et al., 2018): an orthogonal (in, out) matrix times
     ``scale`` at the spatial centre (k-1)//2 of a (*k, in, out) kernel, zeros elsewhere.
 
-    >>> w = delta_orthogonal_(torch.empty(4, 4, 3, 3), generator=torch.Generator().manual_seed(0))
-    >>> torch.allclose(w[:, :, 1, 1] @ w[:, :, 1, 1].T, torch.eye(4), atol=1e-6)
-    True
+    Args:
+        tensor: The 3-, 4- or 5-D convolution weight to fill, in place.
+        scale: The scaling factor.
+        column_axis: The axis of the (in, out) matrix that holds its columns.
+        layout: ``"torch"``: ``tensor`` is a torch convolution weight (out, in, *k), filled as its
+            JAX kernel; ``"jax"``: it already has the JAX layout.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None``
+            for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The kernel is not 3-, 4- or 5-D, or it has more input than output channels.
+
+    Examples:
+        >>> w = delta_orthogonal_(torch.empty(4, 4, 3, 3), generator=torch.Generator().manual_seed(0))
+        >>> torch.allclose(w[:, :, 1, 1] @ w[:, :, 1, 1].T, torch.eye(4), atol=1e-6)
+        True
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) not in (3, 4, 5):

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -213,18 +213,39 @@ def variance_scaling_(
     output_axes: Sequence[int] | None = None,
     layout: str = "torch",
     *,
-    generator=None,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     r"""Keras ``VarianceScaling``: target variance scale / max(1, fan).
 
     .. math:: \sigma_{\text{after truncation}} = \sqrt{\text{scale} / \max(1, n)}, \quad
               L_{\text{uniform}} = \sqrt{3\,\text{scale} / \max(1, n)}
 
-    ``distribution``: ``truncated_normal`` (default; ``normal`` is an alias of it, as in Keras),
-    ``untruncated_normal`` or ``uniform``; ``mode``: fan_in, fan_out or fan_avg (case-sensitive).
+    Args:
+        tensor: The tensor to fill, in place.
+        scale: The target variance times the fan (positive).
+        mode: The fan ``n``: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"`` (case-sensitive).
+        distribution: ``"truncated_normal"`` (``"normal"`` is an alias of it, as in Keras; cut at
+            ±2σ), ``"untruncated_normal"`` or ``"uniform"``.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it (the same
+            values on every call, as in Keras); ``None``: draw from ``generator``.
+        input_axes: The axes of the Keras kernel shape that count as inputs; with ``output_axes``
+            they replace the layout's fans rule (no receptive field).
+        output_axes: The axes of the Keras kernel shape that count as outputs.
+        layout: ``"torch"``: ``tensor`` is a torch weight, read as the equivalent Keras kernel;
+            ``"keras"``: it already has the Keras layout (*kernel, in, out).
+        generator: The random source when ``seed`` is ``None``: a ``torch.Generator``, a
+            :class:`fanin.Stream`, or ``None`` for torch's global RNG.
 
-    >>> variance_scaling_(torch.empty(3, 4), scale=2.0, distribution="uniform", seed=1).shape
-    torch.Size([3, 4])
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        SchemeArgumentError: An argument is invalid (Keras's messages), or both ``seed`` and
+            ``generator`` are given.
+
+    Examples:
+        >>> variance_scaling_(torch.empty(3, 4), scale=2.0, distribution="uniform", seed=1).shape
+        torch.Size([3, 4])
     """
     return _variance_scaling(tensor, scale, mode, distribution, seed, input_axes, output_axes, layout, generator)
 
@@ -278,11 +299,33 @@ def _validate_random_normal(mean, stddev, seed, layout):
     validate=_validate_random_normal,
 )
 @fills_in_place
-def random_normal_(tensor, mean=0.0, stddev=0.05, seed=None, layout="torch", *, generator=None):
+def random_normal_(
+    tensor: torch.Tensor,
+    mean: float = 0.0,
+    stddev: float = 0.05,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""Keras ``RandomNormal``: :math:`\mathcal{N}(\text{mean}, \text{stddev}^2)`, default stddev 0.05.
 
-    >>> random_normal_(torch.empty(2, 2), seed=0).shape
-    torch.Size([2, 2])
+    Args:
+        tensor: The tensor to fill, in place.
+        mean: The mean.
+        stddev: The standard deviation.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"`` (a torch weight) or ``"keras"``; element-wise, so it changes nothing
+            but is accepted as for every Keras scheme.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> random_normal_(torch.empty(2, 2), seed=0).shape
+        torch.Size([2, 2])
     """
     return rng.normal_(tensor, mean, stddev, resolve_generator("keras", seed, generator, tensor.device))
 
@@ -304,11 +347,32 @@ def _validate_random_uniform(minval, maxval, seed, layout):
     validate=_validate_random_uniform,
 )
 @fills_in_place
-def random_uniform_(tensor, minval=-0.05, maxval=0.05, seed=None, layout="torch", *, generator=None):
+def random_uniform_(
+    tensor: torch.Tensor,
+    minval: float = -0.05,
+    maxval: float = 0.05,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""Keras ``RandomUniform``: :math:`\mathcal{U}[\text{minval}, \text{maxval})`, default ±0.05.
 
-    >>> bool(random_uniform_(torch.empty(100), seed=0).abs().max() <= 0.05)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        minval: The lower bound.
+        maxval: The upper bound (``minval <= maxval``).
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"`` (a torch weight) or ``"keras"``; element-wise, so it changes nothing.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> bool(random_uniform_(torch.empty(100), seed=0).abs().max() <= 0.05)
+        True
     """
     return rng.uniform_(tensor, minval, maxval, resolve_generator("keras", seed, generator, tensor.device))
 
@@ -326,13 +390,34 @@ def _validate_truncated_normal(mean, stddev, seed, layout):
     validate=_validate_truncated_normal,
 )
 @fills_in_place
-def truncated_normal_(tensor, mean=0.0, stddev=0.05, seed=None, layout="torch", *, generator=None):
+def truncated_normal_(
+    tensor: torch.Tensor,
+    mean: float = 0.0,
+    stddev: float = 0.05,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""Keras ``TruncatedNormal``: :math:`\mathcal{N}(\text{mean}, \text{stddev}^2)` cut at mean ± 2·stddev.
 
     No variance correction: the std after truncation is about 0.88·stddev.
 
-    >>> bool(truncated_normal_(torch.empty(1000), seed=0).abs().max() <= 0.1)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        mean: The mean before truncation.
+        stddev: The standard deviation before truncation (positive).
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"`` (a torch weight) or ``"keras"``; element-wise, so it changes nothing.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> bool(truncated_normal_(torch.empty(1000), seed=0).abs().max() <= 0.1)
+        True
     """
     g = resolve_generator("keras", seed, generator, tensor.device)
     return rng.truncated_normal_(tensor, mean, stddev, mean - 2.0 * stddev, mean + 2.0 * stddev, g)
@@ -350,7 +435,14 @@ def _validate_orthogonal(gain, seed, layout):
     validate=_validate_orthogonal,
 )
 @fills_in_place
-def orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
+def orthogonal_(
+    tensor: torch.Tensor,
+    gain: float = 1.0,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""Keras ``Orthogonal``: the kernel flattened to (prod(shape[:-1]), shape[-1]) is (semi-)orthogonal.
 
     .. math:: Q^\top Q = \text{gain}^2 I \ \text{(rows} \ge \text{cols)}
@@ -358,9 +450,25 @@ def orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
     For a torch weight the flattening is that of the Keras kernel (*kernel, in, out), so an
     (out, in) Linear weight has orthonormal rows when out <= in, as in Keras.
 
-    >>> w = orthogonal_(torch.empty(3, 5), seed=0)
-    >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
-    True
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims).
+        gain: The scaling factor.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"``: ``tensor`` is a torch weight, flattened as its Keras kernel;
+            ``"keras"``: it already has the Keras layout.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The kernel has fewer than 2 dimensions.
+
+    Examples:
+        >>> w = orthogonal_(torch.empty(3, 5), seed=0)
+        >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
+        True
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) < 2:
@@ -385,12 +493,28 @@ def _validate_identity(gain, layout):
     validate=_validate_identity,
 )
 @fills_in_place
-def identity_(tensor, gain=1.0, layout="torch", *, generator=None):
-    r"""Keras ``Identity``: gain · I on a 2-D kernel.
+def identity_(
+    tensor: torch.Tensor, gain: float = 1.0, layout: str = "torch", *, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Keras ``Identity``: gain · I on a 2-D kernel.
 
-    >>> identity_(torch.empty(2, 3), gain=2.0)
-    tensor([[2., 0., 0.],
-            [0., 2., 0.]])
+    Args:
+        tensor: The 2-D tensor to fill, in place.
+        gain: The value of the diagonal.
+        layout: ``"torch"``: ``tensor`` is a torch weight (out, in), so the identity is that of the
+            Keras kernel (in, out), transposed; ``"keras"``: it already has the Keras layout.
+        generator: Accepted and unused (nothing is drawn).
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The kernel is not 2-D.
+
+    Examples:
+        >>> identity_(torch.empty(2, 3), gain=2.0)
+        tensor([[2., 0., 0.],
+                [0., 2., 0.]])
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) != 2:
@@ -417,12 +541,32 @@ def _validate_constant(value, layout):
 
 @KERAS.register("keras.constant", family="constant", aliases=("keras.Constant",), validate=_validate_constant)
 @fills_in_place
-def constant_(tensor, value=0.0, layout="torch", *, generator=None):
-    r"""Keras ``Constant``: ``value`` broadcast to the kernel shape (a scalar, or an array that broadcasts).
+def constant_(
+    tensor: torch.Tensor,
+    value: float | list[Any] | tuple[Any, ...] = 0.0,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Keras ``Constant``: ``value`` broadcast to the kernel shape (a scalar, or an array that broadcasts).
 
-    >>> constant_(torch.empty(2, 2), value=[1.0, 2.0], layout="keras")
-    tensor([[1., 2.],
-            [1., 2.]])
+    Args:
+        tensor: The tensor to fill, in place.
+        value: A number, or nested lists of numbers that broadcast to the kernel shape.
+        layout: ``"torch"``: ``value`` broadcasts to the Keras kernel of the torch weight ``tensor``;
+            ``"keras"``: ``tensor`` already has the Keras layout.
+        generator: Accepted and unused (nothing is drawn).
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``value`` does not broadcast to the kernel shape.
+
+    Examples:
+        >>> constant_(torch.empty(2, 2), value=[1.0, 2.0], layout="keras")
+        tensor([[1., 2.],
+                [1., 2.]])
     """
     shape, to_tensor = kernel_view(tensor, layout)
     values = torch.as_tensor(value, dtype=torch.float64, device=tensor.device)
@@ -438,36 +582,75 @@ def constant_(tensor, value=0.0, layout="torch", *, generator=None):
 
 @KERAS.register("keras.zeros", family="constant", aliases=("keras.Zeros", "keras.zero"), validate=_validate_common)
 @fills_in_place
-def zeros_(tensor, layout="torch", *, generator=None):
+def zeros_(tensor: torch.Tensor, layout: str = "torch", *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Keras ``Zeros``.
 
-    >>> zeros_(torch.empty(2))
-    tensor([0., 0.])
+    Args:
+        tensor: The tensor to fill, in place.
+        layout: ``"torch"`` or ``"keras"``; changes nothing.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled with 0.
+
+    Examples:
+        >>> zeros_(torch.empty(2))
+        tensor([0., 0.])
     """
     return tensor.zero_()
 
 
 @KERAS.register("keras.ones", family="constant", aliases=("keras.Ones", "keras.one"), validate=_validate_common)
 @fills_in_place
-def ones_(tensor, layout="torch", *, generator=None):
+def ones_(tensor: torch.Tensor, layout: str = "torch", *, generator: torch.Generator | None = None) -> torch.Tensor:
     """Keras ``Ones``.
 
-    >>> ones_(torch.empty(2))
-    tensor([1., 1.])
+    Args:
+        tensor: The tensor to fill, in place.
+        layout: ``"torch"`` or ``"keras"``; changes nothing.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled with 1.
+
+    Examples:
+        >>> ones_(torch.empty(2))
+        tensor([1., 1.])
     """
     return tensor.fill_(1.0)
 
 
 def VarianceScaling(
-    scale=1.0,
-    mode="fan_in",
-    distribution="truncated_normal",
-    seed=None,
-    input_axes=None,
-    output_axes=None,
-    layout="torch",
+    scale: float = 1.0,
+    mode: str = "fan_in",
+    distribution: str = "truncated_normal",
+    seed: int | None = None,
+    input_axes: Sequence[int] | None = None,
+    output_axes: Sequence[int] | None = None,
+    layout: str = "torch",
 ) -> Scheme:
-    """``keras.initializers.VarianceScaling`` as a fanin :class:`~fanin.Scheme`."""
+    r"""``keras.initializers.VarianceScaling`` as a fanin :class:`~fanin.Scheme`.
+
+    Args:
+        scale: The target variance times the fan (positive).
+        mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
+        distribution: ``"truncated_normal"`` (or its alias ``"normal"``), ``"untruncated_normal"``
+            or ``"uniform"``.
+        seed: An int (the same values on every call) or ``None`` (the caller's generator).
+        input_axes: The input axes of the Keras kernel shape (with ``output_axes``).
+        output_axes: The output axes of the Keras kernel shape (with ``input_axes``).
+        layout: ``"torch"`` (a torch weight) or ``"keras"``.
+
+    Returns:
+        The scheme ``keras.variance_scaling`` with these arguments (see :func:`variance_scaling_`).
+
+    Raises:
+        SchemeArgumentError: An argument is invalid.
+
+    Examples:
+        >>> VarianceScaling(scale=2.0, mode="fan_out")
+        fanin.get("keras.variance_scaling(scale=2.0, mode='fan_out')")
+    """
     return Scheme(
         "keras.variance_scaling",
         scale=scale,

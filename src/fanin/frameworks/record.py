@@ -103,9 +103,18 @@ class Framework:
     def kernel_shape(self, shape: Sequence[int], layout: str = "torch") -> tuple[int, ...]:
         """The native kernel shape of a tensor of ``shape`` stored in ``layout`` (``"torch"``: a torch weight).
 
-        >>> from fanin.frameworks import get_framework
-        >>> get_framework("jax").kernel_shape((32, 16, 3, 3))
-        (3, 3, 16, 32)
+        Args:
+            shape: The tensor's shape.
+            layout: ``"torch"`` (a torch weight, permuted to the native kernel) or the native layout
+                (returned as is).
+
+        Returns:
+            The native kernel shape.
+
+        Examples:
+            >>> from fanin.frameworks import get_framework
+            >>> get_framework("jax").kernel_shape((32, 16, 3, 3))
+            (3, 3, 16, 32)
         """
         shape = tuple(int(s) for s in shape)
         if self.layout == "torch" or layout != "torch":
@@ -113,14 +122,24 @@ class Framework:
         return kernel_shape_from_torch(shape)
 
     def fans(self, shape: Sequence[int], arguments: Mapping[str, Any] | None = None) -> Fans:
-        """The fans this framework's schemes compute for a tensor of ``shape``, given the scheme's
-        ``arguments`` (its ``layout`` and the arguments named in ``fan_axes``; defaults for the
-        missing ones). Raises what :func:`~fanin.formulas.fans.compute_fans` raises for a shape
-        the rule cannot read (a 1-D tensor for torch's rule, axes out of range).
+        """The fans this framework's schemes compute for a tensor of ``shape``.
 
-        >>> from fanin.frameworks import get_framework
-        >>> get_framework("jax").fans((11, 100), {"out_axis": 0, "layout": "jax"}).fan_in  # Flax Embed
-        100.00000000000001
+        Args:
+            shape: The tensor's shape.
+            arguments: The scheme's arguments: its ``layout`` and those named in ``fan_axes``
+                (defaults for the missing ones).
+
+        Returns:
+            The fans.
+
+        Raises:
+            ValueError: What :func:`~fanin.formulas.fans.compute_fans` raises for a shape the rule
+                cannot read (a 1-D tensor for torch's rule, axes out of range).
+
+        Examples:
+            >>> from fanin.frameworks import get_framework
+            >>> get_framework("jax").fans((11, 100), {"out_axis": 0, "layout": "jax"}).fan_in  # Flax Embed
+            100.00000000000001
         """
         args: Mapping[str, Any] = {} if arguments is None else arguments
         kernel = self.kernel_shape(shape, args.get("layout", "torch"))
@@ -128,12 +147,19 @@ class Framework:
         return compute_fans(kernel, self.layout, **axes)
 
     def orthogonal_shape(self, kernel: Sequence[int]) -> tuple[int, int]:
-        """The (rows, cols) matrix a kernel of native shape ``kernel`` (2 or more dims) is flattened to
-        by this framework's orthogonal initializer.
+        """The (rows, cols) matrix a kernel is flattened to by this framework's orthogonal initializer.
 
-        >>> from fanin.frameworks import get_framework
-        >>> get_framework("torch").orthogonal_shape((8, 3, 5, 5)), get_framework("tf1").orthogonal_shape((5, 5, 3, 8))
-        ((8, 75), (75, 8))
+        Args:
+            kernel: The native kernel shape (2 or more dims).
+
+        Returns:
+            ``(rows, cols)``: torch (shape[0], prod(shape[1:])), the others (prod(shape[:-1]), shape[-1]).
+
+        Examples:
+            >>> from fanin.frameworks import get_framework
+            >>> torch_rule, tf1_rule = get_framework("torch"), get_framework("tf1")
+            >>> torch_rule.orthogonal_shape((8, 3, 5, 5)), tf1_rule.orthogonal_shape((5, 5, 3, 8))
+            ((8, 75), (75, 8))
         """
         kernel = tuple(int(s) for s in kernel)
         if self.layout == "torch":
@@ -143,14 +169,23 @@ class Framework:
     def orthogonal_matrix(
         self, name: str, shape: Sequence[int], arguments: Mapping[str, Any] | None = None
     ) -> tuple[int, int] | None:
-        """The (rows, cols) matrix that scheme ``name`` of this framework draws gain·Q for, on a tensor
-        of ``shape`` (2 or more dims) with the scheme's ``arguments`` (its ``layout``: a torch weight
-        unless it says otherwise); ``None`` when ``name`` is not one of :attr:`orthogonal`.
+        """The (rows, cols) matrix that scheme ``name`` of this framework draws gain·Q for.
 
-        >>> from fanin.frameworks import get_framework
-        >>> keras = get_framework("keras")
-        >>> keras.orthogonal_matrix("keras.orthogonal", (8, 3, 5, 5)), keras.orthogonal_matrix("keras.zeros", (8, 3))
-        ((75, 8), None)
+        Args:
+            name: A scheme name of this framework.
+            shape: The tensor's shape (2 or more dims).
+            arguments: The scheme's arguments (its ``layout``: a torch weight unless it says otherwise).
+
+        Returns:
+            ``(rows, cols)``, or ``None`` when ``name`` is not one of :attr:`orthogonal`.
+
+        Examples:
+            >>> from fanin.frameworks import get_framework
+            >>> keras = get_framework("keras")
+            >>> keras.orthogonal_matrix("keras.orthogonal", (8, 3, 5, 5)), keras.orthogonal_matrix(
+            ...     "keras.zeros", (8, 3)
+            ... )
+            ((75, 8), None)
         """
         if name not in self.orthogonal:
             return None
@@ -170,8 +205,20 @@ class Framework:
     ) -> Callable[[Callable], Callable]:
         """Register a scheme function of this framework (a decorator, see :func:`fanin.schemes.registry.register`).
 
-        The name must carry the framework's prefix; the entry is element-local when its family
-        is one of ``element_local``.
+        The entry is element-local when its family is one of ``element_local``.
+
+        Args:
+            name: The scheme name, with the framework's prefix.
+            family: The scheme's family.
+            aliases: Other names of the scheme.
+            validate: The argument check run when a scheme is built.
+
+        Returns:
+            The decorator.
+
+        Raises:
+            ValueError: ``name`` does not carry the framework's prefix, or what
+                :func:`fanin.schemes.registry.register` raises.
         """
         if not self._owns(name):
             rule = f"starts with {self.prefix!r}" if self.prefix else "has no prefix (no '.')"

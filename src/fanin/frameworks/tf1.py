@@ -21,7 +21,7 @@ tensor(True)
 from __future__ import annotations
 
 import math
-from typing import cast
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -151,11 +151,25 @@ def _gen(seed, generator, tensor):
     "tf1.zeros_initializer", family="constant", validate=lambda layout: _common("tf1.zeros_initializer", None, layout)
 )
 @fills_in_place
-def zeros_initializer_(tensor, layout="torch", *, generator=None):
+def zeros_initializer_(
+    tensor: torch.Tensor,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``tf.zeros_initializer``: 0.
 
-    >>> zeros_initializer_(torch.empty(2))
-    tensor([0., 0.])
+    Args:
+        tensor: The tensor to fill, in place.
+        layout: ``"torch"`` or ``"keras"``; changes nothing.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> zeros_initializer_(torch.empty(2))
+        tensor([0., 0.])
     """
     return tensor.zero_()
 
@@ -164,11 +178,25 @@ def zeros_initializer_(tensor, layout="torch", *, generator=None):
     "tf1.ones_initializer", family="constant", validate=lambda layout: _common("tf1.ones_initializer", None, layout)
 )
 @fills_in_place
-def ones_initializer_(tensor, layout="torch", *, generator=None):
+def ones_initializer_(
+    tensor: torch.Tensor,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``tf.ones_initializer``: 1.
 
-    >>> ones_initializer_(torch.empty(2))
-    tensor([1., 1.])
+    Args:
+        tensor: The tensor to fill, in place.
+        layout: ``"torch"`` or ``"keras"``; changes nothing.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> ones_initializer_(torch.empty(2))
+        tensor([1., 1.])
     """
     return tensor.fill_(1.0)
 
@@ -199,13 +227,37 @@ def _flatten(value):
 
 @TF1.register("tf1.constant_initializer", family="constant", validate=_validate_constant)
 @fills_in_place
-def constant_initializer_(tensor, value=0, verify_shape=False, layout="torch", *, generator=None):
+def constant_initializer_(
+    tensor: torch.Tensor,
+    value: float | list[Any] | tuple[Any, ...] = 0,
+    verify_shape: bool = False,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``tf.constant_initializer``: a scalar fills everything; a list fills the kernel in row-major
     order, padded with its last element when shorter (TF 1.x behaviour).
 
-    >>> constant_initializer_(torch.empty(2, 3), value=[1.0, 2.0], layout="keras")
-    tensor([[1., 2., 2.],
-            [2., 2., 2.]])
+    Args:
+        tensor: The tensor to fill, in place.
+        value: A number, or a (nested) list of numbers.
+        verify_shape: Require a list ``value`` to have exactly the kernel's shape.
+        layout: ``"torch"``: the list fills the TF kernel (*kernel, in, out) of the torch weight
+            ``tensor``, row-major; ``"keras"``: ``tensor`` already has TF's layout.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        TypeError: ``value`` is not a number or a list of numbers, or ``verify_shape`` is set and
+            its shape differs from the kernel's.
+        ValueError: The list is empty or has more elements than the kernel.
+
+    Examples:
+        >>> constant_initializer_(torch.empty(2, 3), value=[1.0, 2.0], layout="keras")
+        tensor([[1., 2., 2.],
+                [2., 2., 2.]])
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if not isinstance(value, (list, tuple)):
@@ -247,11 +299,32 @@ def _validate_normal(name):
     "tf1.random_normal_initializer", family="normal", validate=_validate_normal("tf1.random_normal_initializer")
 )
 @fills_in_place
-def random_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="torch", *, generator=None):
+def random_normal_initializer_(
+    tensor: torch.Tensor,
+    mean: float = 0.0,
+    stddev: float = 1.0,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``tf.random_normal_initializer``: :math:`\mathcal{N}(\text{mean}, \text{stddev}^2)`, default stddev 1.
 
-    >>> random_normal_initializer_(torch.empty(2, 2), seed=0).shape
-    torch.Size([2, 2])
+    Args:
+        tensor: The tensor to fill, in place.
+        mean: The mean.
+        stddev: The standard deviation.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"`` or ``"keras"``; element-wise, so it changes nothing.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> random_normal_initializer_(torch.empty(2, 2), seed=0).shape
+        torch.Size([2, 2])
     """
     return rng.normal_(tensor, mean, stddev, _gen(seed, generator, tensor))
 
@@ -262,11 +335,32 @@ def random_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="
     validate=_validate_normal("tf1.truncated_normal_initializer"),
 )
 @fills_in_place
-def truncated_normal_initializer_(tensor, mean=0.0, stddev=1.0, seed=None, layout="torch", *, generator=None):
-    r"""``tf.truncated_normal_initializer``: normal cut at mean ± 2·stddev, no variance correction.
+def truncated_normal_initializer_(
+    tensor: torch.Tensor,
+    mean: float = 0.0,
+    stddev: float = 1.0,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``tf.truncated_normal_initializer``: normal cut at mean ± 2·stddev, no variance correction.
 
-    >>> bool(truncated_normal_initializer_(torch.empty(100), stddev=0.5, seed=0).abs().max() <= 1.0)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        mean: The mean before truncation.
+        stddev: The standard deviation before truncation (positive).
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"`` or ``"keras"``; element-wise, so it changes nothing.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> bool(truncated_normal_initializer_(torch.empty(100), stddev=0.5, seed=0).abs().max() <= 1.0)
+        True
     """
     g = _gen(seed, generator, tensor)
     return rng.truncated_normal_(tensor, mean, stddev, mean - 2.0 * stddev, mean + 2.0 * stddev, g)
@@ -287,11 +381,32 @@ def _validate_uniform(minval, maxval, seed, layout):
 
 @TF1.register("tf1.random_uniform_initializer", family="uniform", validate=_validate_uniform)
 @fills_in_place
-def random_uniform_initializer_(tensor, minval=0, maxval=None, seed=None, layout="torch", *, generator=None):
+def random_uniform_initializer_(
+    tensor: torch.Tensor,
+    minval: float = 0,
+    maxval: float | None = None,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``tf.random_uniform_initializer``: :math:`\mathcal{U}[\text{minval}, \text{maxval})`; maxval None means 1.
 
-    >>> bool(random_uniform_initializer_(torch.empty(100), seed=0).min() >= 0)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        minval: The lower bound.
+        maxval: The upper bound; ``None`` means 1.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"`` or ``"keras"``; element-wise, so it changes nothing.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> bool(random_uniform_initializer_(torch.empty(100), seed=0).min() >= 0)
+        True
     """
     return rng.uniform_(tensor, minval, 1.0 if maxval is None else maxval, _gen(seed, generator, tensor))
 
@@ -331,14 +446,41 @@ def _vs(tensor, scale, mode, distribution, seed, layout, generator):
 @TF1.register("tf1.variance_scaling_initializer", family="truncated_normal", validate=_validate_vs)
 @fills_in_place
 def variance_scaling_initializer_(
-    tensor, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None, layout="torch", *, generator=None
-):
+    tensor: torch.Tensor,
+    scale: float = 1.0,
+    mode: str = "fan_in",
+    distribution: str = "truncated_normal",
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``tf.variance_scaling_initializer`` (r1.15): target variance scale / max(1, n).
 
     .. math:: \sigma_{\text{after truncation}} = \sqrt{\text{scale}/\max(1, n)}
 
-    >>> variance_scaling_initializer_(torch.empty(4, 4), distribution="uniform", seed=0).shape
-    torch.Size([4, 4])
+    Args:
+        tensor: The tensor to fill, in place.
+        scale: The target variance times the fan (positive).
+        mode: The fan ``n``: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"`` (case-sensitive).
+        distribution: ``"truncated_normal"`` or ``"normal"`` (both the corrected truncated normal,
+            cut at ±2σ), ``"untruncated_normal"`` or ``"uniform"``; case-insensitive.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"``: ``tensor`` is a torch weight, whose fans are those of the equivalent TF
+            kernel; ``"keras"``: it already has TF's layout (*kernel, in, out).
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        SchemeArgumentError: ``scale``, ``mode`` or ``distribution`` is invalid, or both ``seed``
+            and ``generator`` are given.
+
+    Examples:
+        >>> variance_scaling_initializer_(torch.empty(4, 4), distribution="uniform", seed=0).shape
+        torch.Size([4, 4])
     """
     return _vs(tensor, scale, mode, distribution, seed, layout, generator)
 
@@ -349,13 +491,31 @@ def variance_scaling_initializer_(
     validate=lambda seed, layout: _common("tf1.glorot_uniform_initializer", seed, layout),
 )
 @fills_in_place
-def glorot_uniform_initializer_(tensor, seed=None, layout="torch", *, generator=None):
+def glorot_uniform_initializer_(
+    tensor: torch.Tensor,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``tf.glorot_uniform_initializer``, the ``tf.get_variable`` default.
 
     .. math:: \mathcal{U}(\pm\sqrt{6/(n_{in}+n_{out})})
 
-    >>> glorot_uniform_initializer_(torch.empty(4, 4), seed=0).shape
-    torch.Size([4, 4])
+    Args:
+        tensor: The tensor to fill, in place.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"``: fans of the equivalent TF kernel of the torch weight; ``"keras"``:
+            ``tensor`` already has TF's layout.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> glorot_uniform_initializer_(torch.empty(4, 4), seed=0).shape
+        torch.Size([4, 4])
     """
     return _vs(tensor, 1.0, "fan_avg", "uniform", seed, layout, generator)
 
@@ -366,11 +526,29 @@ def glorot_uniform_initializer_(tensor, seed=None, layout="torch", *, generator=
     validate=lambda seed, layout: _common("tf1.glorot_normal_initializer", seed, layout),
 )
 @fills_in_place
-def glorot_normal_initializer_(tensor, seed=None, layout="torch", *, generator=None):
+def glorot_normal_initializer_(
+    tensor: torch.Tensor,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``tf.glorot_normal_initializer``: truncated normal, std after truncation :math:`\sqrt{2/(n_{in}+n_{out})}`.
 
-    >>> glorot_normal_initializer_(torch.empty(4, 4), seed=0).shape
-    torch.Size([4, 4])
+    Args:
+        tensor: The tensor to fill, in place.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"``: fans of the equivalent TF kernel of the torch weight; ``"keras"``:
+            ``tensor`` already has TF's layout.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> glorot_normal_initializer_(torch.empty(4, 4), seed=0).shape
+        torch.Size([4, 4])
     """
     return _vs(tensor, 1.0, "fan_avg", "normal", seed, layout, generator)
 
@@ -383,13 +561,33 @@ def _validate_uus(factor, seed, layout):
 
 @TF1.register("tf1.uniform_unit_scaling_initializer", family="uniform", validate=_validate_uus)
 @fills_in_place
-def uniform_unit_scaling_initializer_(tensor, factor=1.0, seed=None, layout="torch", *, generator=None):
+def uniform_unit_scaling_initializer_(
+    tensor: torch.Tensor,
+    factor: float = 1.0,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``tf.uniform_unit_scaling_initializer`` (deprecated in TF).
 
     .. math:: \mathcal{U}(\pm \text{factor}\sqrt{3/\max(1, \prod \text{shape}[:-1])})
 
-    >>> bool(uniform_unit_scaling_initializer_(torch.empty(2, 3), seed=0).abs().max() <= 1.0)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        factor: The multiplier of the limit (non-negative).
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"``: ``shape`` is that of the equivalent TF kernel of the torch weight;
+            ``"keras"``: ``tensor`` already has TF's layout.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> bool(uniform_unit_scaling_initializer_(torch.empty(2, 3), seed=0).abs().max() <= 1.0)
+        True
     """
     shape, _ = kernel_view(tensor, layout)
     input_size = max(1, math.prod(shape[:-1]))
@@ -404,14 +602,37 @@ def _validate_orthogonal(gain, seed, layout):
 
 @TF1.register("tf1.orthogonal_initializer", family="orthogonal", validate=_validate_orthogonal)
 @fills_in_place
-def orthogonal_initializer_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
-    r"""``tf.orthogonal_initializer``: (semi-)orthogonal times gain, on the flattened kernel.
+def orthogonal_initializer_(
+    tensor: torch.Tensor,
+    gain: float = 1.0,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """``tf.orthogonal_initializer``: (semi-)orthogonal times gain, on the flattened kernel.
 
     The kernel is flattened to (prod(shape[:-1]), shape[-1]).
 
-    >>> w = orthogonal_initializer_(torch.empty(3, 5), seed=0)
-    >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
-    True
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims).
+        gain: The scaling factor.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"``: ``tensor`` is a torch weight, flattened as its TF kernel; ``"keras"``:
+            it already has TF's layout.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The kernel has fewer than 2 dimensions.
+
+    Examples:
+        >>> w = orthogonal_initializer_(torch.empty(3, 5), seed=0)
+        >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
+        True
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) < 2:
@@ -430,12 +651,32 @@ def _validate_identity(gain, layout):
 
 @TF1.register("tf1.identity_initializer", family="identity", validate=_validate_identity)
 @fills_in_place
-def identity_initializer_(tensor, gain=1.0, layout="torch", *, generator=None):
+def identity_initializer_(
+    tensor: torch.Tensor,
+    gain: float = 1.0,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """``tf.initializers.identity``: gain · I, 2-D only.
 
-    >>> identity_initializer_(torch.empty(2, 2))
-    tensor([[1., 0.],
-            [0., 1.]])
+    Args:
+        tensor: The 2-D tensor to fill, in place.
+        gain: The value of the diagonal.
+        layout: ``"torch"``: the identity of the TF kernel (in, out), written back as the torch
+            weight (out, in); ``"keras"``: ``tensor`` already has TF's layout.
+        generator: Accepted and unused.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The kernel is not 2-D.
+
+    Examples:
+        >>> identity_initializer_(torch.empty(2, 2))
+        tensor([[1., 0.],
+                [0., 1.]])
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if len(shape) != 2:
@@ -453,7 +694,14 @@ def _validate_cdo(gain, seed, layout):
 
 @TF1.register("tf1.convolutional_delta_orthogonal", family="orthogonal", validate=_validate_cdo)
 @fills_in_place
-def convolutional_delta_orthogonal_(tensor, gain=1.0, seed=None, layout="torch", *, generator=None):
+def convolutional_delta_orthogonal_(
+    tensor: torch.Tensor,
+    gain: float = 1.0,
+    seed: int | None = None,
+    layout: str = "torch",
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""``tf.initializers.convolutional_delta_orthogonal`` (Xiao et al., 2018): an orthogonal
     (in, out) matrix times ``gain`` at the spatial centre (k-1)//2 of the (*k, in, out) kernel,
     zeros elsewhere.
@@ -466,9 +714,25 @@ def convolutional_delta_orthogonal_(tensor, gain=1.0, seed=None, layout="torch",
     ``in`` rows; fanin draws the (out × in) Gaussian of :func:`~fanin.frameworks.shared.orthogonal_matrix`:
     the same distribution, a semi-orthogonal (in, out) matrix with orthonormal rows.
 
-    >>> w = convolutional_delta_orthogonal_(torch.empty(4, 2, 3), seed=0)   # torch Conv1d (out=4, in=2, k=3)
-    >>> bool(w[:, :, 0].abs().sum() == 0) and torch.allclose(w[:, :, 1].T @ w[:, :, 1], torch.eye(2), atol=1e-6)
-    True
+    Args:
+        tensor: The 3-, 4- or 5-D convolution weight to fill, in place.
+        gain: The scaling factor.
+        seed: An int: every call draws from a fresh ``torch.Generator`` seeded with it; ``None``:
+            draw from ``generator``.
+        layout: ``"torch"``: ``tensor`` is a torch convolution weight (out, in, *k), filled as its
+            TF kernel; ``"keras"``: it already has TF's layout.
+        generator: The random source when ``seed`` is ``None`` (``None``: torch's global RNG).
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: The kernel is not 3-, 4- or 5-D, or it has more input than output channels.
+
+    Examples:
+        >>> w = convolutional_delta_orthogonal_(torch.empty(4, 2, 3), seed=0)   # torch Conv1d (out=4, in=2, k=3)
+        >>> bool(w[:, :, 0].abs().sum() == 0) and torch.allclose(w[:, :, 1].T @ w[:, :, 1], torch.eye(2), atol=1e-6)
+        True
     """
     shape, to_tensor = kernel_view(tensor, layout)
     if not 3 <= len(shape) <= 5:

@@ -318,8 +318,19 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator: torch.Ge
 
     .. math:: \mathcal{U}(a, b)
 
-    >>> uniform_(torch.empty(2, 3), generator=torch.Generator().manual_seed(0)).shape
-    torch.Size([2, 3])
+    Args:
+        tensor: The tensor to fill, in place.
+        a: The lower bound of the uniform distribution.
+        b: The upper bound of the uniform distribution.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None`` for
+            torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> uniform_(torch.empty(2, 3), generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([2, 3])
     """
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(uniform_, (tensor,), tensor=tensor, a=a, b=b, generator=generator)
@@ -333,8 +344,19 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator: torc
 
     .. math:: \mathcal{N}(\text{mean}, \text{std}^2)
 
-    >>> normal_(torch.empty(2, 3), std=0.02, generator=torch.Generator().manual_seed(0)).abs().max() < 0.1
-    tensor(True)
+    Args:
+        tensor: The tensor to fill, in place.
+        mean: The mean of the normal distribution.
+        std: The standard deviation of the normal distribution.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None`` for
+            torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> normal_(torch.empty(2, 3), std=0.02, generator=torch.Generator().manual_seed(0)).abs().max() < 0.1
+        tensor(True)
     """
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(
@@ -363,11 +385,25 @@ def trunc_normal_(
     .. math:: \mathcal{N}(\text{mean}, \text{std}^2) \text{ restricted to } [a, b]
 
     ``a`` and ``b`` are absolute values, not multiples of ``std``: with ``std=0.02`` and the
-    defaults the cut is at ±100σ. No variance correction is applied.
+    defaults the cut is at ±100σ. No variance correction is applied. A ``mean`` more than 2 std
+    outside [a, b] warns, as torch does.
 
-    >>> w = trunc_normal_(torch.empty(1000), a=-1.0, b=1.0, generator=torch.Generator().manual_seed(0))
-    >>> bool(w.abs().max() <= 1.0)
-    True
+    Args:
+        tensor: The tensor to fill, in place.
+        mean: The mean of the normal distribution before truncation.
+        std: The standard deviation of the normal distribution before truncation.
+        a: The lower cut (an absolute value).
+        b: The upper cut (an absolute value).
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream` (exact inverse
+            CDF), or ``None`` for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> w = trunc_normal_(torch.empty(1000), a=-1.0, b=1.0, generator=torch.Generator().manual_seed(0))
+        >>> bool(w.abs().max() <= 1.0)
+        True
     """
     if tensor.is_meta:
         return tensor
@@ -442,8 +478,16 @@ def _trunc_normal_inverse_cdf(tensor, mean, std, a, b, generator):
 def constant_(tensor: Tensor, val: float) -> Tensor:
     r"""Fill the input Tensor with the value :math:`\text{val}`.
 
-    >>> constant_(torch.empty(2), 0.3)
-    tensor([0.3000, 0.3000])
+    Args:
+        tensor: The tensor to fill, in place.
+        val: The value every element gets.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> constant_(torch.empty(2), 0.3)
+        tensor([0.3000, 0.3000])
     """
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(constant_, (tensor,), tensor=tensor, val=val)
@@ -453,10 +497,17 @@ def constant_(tensor: Tensor, val: float) -> Tensor:
 
 @TORCH.register("ones", family="constant", aliases=("ones_",), validate=_no_validation)
 def ones_(tensor: Tensor) -> Tensor:
-    r"""Fill the input Tensor with the scalar value 1.
+    """Fill the input Tensor with the scalar value 1.
 
-    >>> ones_(torch.empty(2))
-    tensor([1., 1.])
+    Args:
+        tensor: The tensor to fill, in place.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> ones_(torch.empty(2))
+        tensor([1., 1.])
     """
     with torch.no_grad():
         return tensor.fill_(1.0)
@@ -464,10 +515,17 @@ def ones_(tensor: Tensor) -> Tensor:
 
 @TORCH.register("zeros", family="constant", aliases=("zeros_",), validate=_no_validation)
 def zeros_(tensor: Tensor) -> Tensor:
-    r"""Fill the input Tensor with the scalar value 0.
+    """Fill the input Tensor with the scalar value 0.
 
-    >>> zeros_(torch.empty(2))
-    tensor([0., 0.])
+    Args:
+        tensor: The tensor to fill, in place.
+
+    Returns:
+        ``tensor``, filled.
+
+    Examples:
+        >>> zeros_(torch.empty(2))
+        tensor([0., 0.])
     """
     with torch.no_grad():
         return tensor.zero_()
@@ -475,11 +533,21 @@ def zeros_(tensor: Tensor) -> Tensor:
 
 @TORCH.register("eye", family="identity", aliases=("eye_",), validate=_no_validation)
 def eye_(tensor: Tensor) -> Tensor:
-    r"""Fill the 2-dimensional input Tensor with the identity matrix (ones on the main diagonal).
+    """Fill the 2-dimensional input Tensor with the identity matrix (ones on the main diagonal).
 
-    >>> eye_(torch.empty(2, 3))
-    tensor([[1., 0., 0.],
-            [0., 1., 0.]])
+    Args:
+        tensor: The 2-D tensor to fill, in place.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``tensor`` does not have 2 dimensions.
+
+    Examples:
+        >>> eye_(torch.empty(2, 3))
+        tensor([[1., 0., 0.],
+                [0., 1., 0.]])
     """
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
@@ -490,14 +558,26 @@ def eye_(tensor: Tensor) -> Tensor:
 
 @TORCH.register("dirac", family="identity", aliases=("dirac_",), validate=_validate_dirac)
 def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
-    r"""Fill the {3, 4, 5}-dimensional input Tensor with the Dirac delta function.
+    """Fill the {3, 4, 5}-dimensional input Tensor with the Dirac delta function.
 
     Each group's first ``min(out/groups, in)`` channels pass through unchanged: the tap at the
     kernel centre ``k // 2`` is 1, every other tap 0.
 
-    >>> dirac_(torch.empty(2, 2, 3))[:, :, 1]
-    tensor([[1., 0.],
-            [0., 1.]])
+    Args:
+        tensor: The 3-, 4- or 5-D convolution weight (out, in, *kernel) to fill, in place.
+        groups: The number of groups of the convolution; ``out`` must be divisible by it.
+
+    Returns:
+        ``tensor``, filled (a meta tensor is returned unchanged).
+
+    Raises:
+        ValueError: ``tensor`` does not have 3, 4 or 5 dimensions, or its first dimension is not
+            divisible by ``groups``.
+
+    Examples:
+        >>> dirac_(torch.empty(2, 2, 3))[:, :, 1]
+        tensor([[1., 0.],
+                [0., 1.]])
     """
     dimensions = tensor.ndimension()
     if dimensions not in [3, 4, 5]:
@@ -544,9 +624,22 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator: torch.Generato
 
     .. math:: \mathcal{U}(-a, a), \quad a = \text{gain} \times \sqrt{\frac{6}{\text{fan\_in} + \text{fan\_out}}}
 
-    >>> w = xavier_uniform_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0))
-    >>> bool(w.abs().max() <= (6 / 8) ** 0.5)
-    True
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims; fans by torch's rule).
+        gain: The scaling factor.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None`` for
+            torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``tensor`` has fewer than 2 dimensions.
+
+    Examples:
+        >>> w = xavier_uniform_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0))
+        >>> bool(w.abs().max() <= (6 / 8) ** 0.5)
+        True
     """
     fan_in, fan_out = _fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -567,8 +660,21 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator: torch.Generator
     .. math:: \mathcal{N}(0, \text{std}^2), \quad
               \text{std} = \text{gain} \times \sqrt{\frac{2}{\text{fan\_in} + \text{fan\_out}}}
 
-    >>> xavier_normal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0)).shape
-    torch.Size([3, 5])
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims; fans by torch's rule).
+        gain: The scaling factor.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None`` for
+            torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``tensor`` has fewer than 2 dimensions.
+
+    Examples:
+        >>> xavier_normal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0)).shape
+        torch.Size([3, 5])
     """
     fan_in, fan_out = _fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
@@ -594,12 +700,30 @@ def kaiming_uniform_(
     .. math:: \mathcal{U}(-\text{bound}, \text{bound}), \quad
               \text{bound} = \text{gain} \times \sqrt{\frac{3}{\text{fan\_mode}}}
 
-    ``a`` is the negative slope of a leaky ReLU; the default ``a=0`` gives the ReLU gain sqrt(2).
-    PyTorch's Linear and Conv layers use ``a=sqrt(5)``, i.e. bound 1/sqrt(fan_in).
+    PyTorch's Linear and Conv layers use ``a=sqrt(5)``, i.e. bound 1/sqrt(fan_in). A tensor with a
+    zero-size dimension is returned unchanged, with a warning (as in torch).
 
-    >>> w = kaiming_uniform_(torch.empty(4, 9), a=5 ** 0.5, generator=torch.Generator().manual_seed(0))
-    >>> bool(w.abs().max() <= 1 / 3)
-    True
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims; fans by torch's rule).
+        a: The negative slope of the rectifier after this layer (only for ``"leaky_relu"``); the
+            default 0 gives the ReLU gain sqrt(2).
+        mode: ``"fan_in"`` (keeps the variance of the forward pass) or ``"fan_out"`` (of the backward
+            pass); case-insensitive.
+        nonlinearity: The name of the nonlinearity, as :func:`calculate_gain` takes it.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None`` for
+            torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``mode`` is not fan_in or fan_out, ``nonlinearity`` is not in torch's table, or
+            ``tensor`` has fewer than 2 dimensions.
+
+    Examples:
+        >>> w = kaiming_uniform_(torch.empty(4, 9), a=5 ** 0.5, generator=torch.Generator().manual_seed(0))
+        >>> bool(w.abs().max() <= 1 / 3)
+        True
     """
     if torch.overrides.has_torch_function_variadic(tensor):
         return torch.overrides.handle_torch_function(
@@ -633,8 +757,27 @@ def kaiming_normal_(
 
     .. math:: \mathcal{N}(0, \text{std}^2), \quad \text{std} = \frac{\text{gain}}{\sqrt{\text{fan\_mode}}}
 
-    >>> kaiming_normal_(torch.empty(4, 9), mode="fan_out", nonlinearity="relu").shape
-    torch.Size([4, 9])
+    A tensor with a zero-size dimension is returned unchanged, with a warning (as in torch).
+
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims; fans by torch's rule).
+        a: The negative slope of the rectifier after this layer (only for ``"leaky_relu"``).
+        mode: ``"fan_in"`` (keeps the variance of the forward pass) or ``"fan_out"`` (of the backward
+            pass); case-insensitive.
+        nonlinearity: The name of the nonlinearity, as :func:`calculate_gain` takes it.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream`, or ``None`` for
+            torch's global RNG.
+
+    Returns:
+        ``tensor``, filled.
+
+    Raises:
+        ValueError: ``mode`` is not fan_in or fan_out, ``nonlinearity`` is not in torch's table, or
+            ``tensor`` has fewer than 2 dimensions.
+
+    Examples:
+        >>> kaiming_normal_(torch.empty(4, 9), mode="fan_out", nonlinearity="relu").shape
+        torch.Size([4, 9])
     """
     if 0 in tensor.shape:
         warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
@@ -667,9 +810,22 @@ def orthogonal_(tensor: Tensor, gain: float = 1, generator: torch.Generator | No
     a float32 tensor of the same shape (the same single ``normal_`` draw, in float32, and the same
     QR), and the float32 result is rounded once to the tensor's dtype.
 
-    >>> w = orthogonal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0))
-    >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
-    True
+    Args:
+        tensor: The tensor to fill, in place (2 or more dims).
+        gain: The scaling factor.
+        generator: The random source: a ``torch.Generator``, a :class:`fanin.Stream` (its own
+            orthogonal matrix, factorized in float64), or ``None`` for torch's global RNG.
+
+    Returns:
+        ``tensor``, filled (an empty or meta tensor is returned unchanged).
+
+    Raises:
+        ValueError: ``tensor`` has fewer than 2 dimensions.
+
+    Examples:
+        >>> w = orthogonal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0))
+        >>> torch.allclose(w @ w.T, torch.eye(3), atol=1e-6)
+        True
     """
     if tensor.ndimension() < 2:
         raise ValueError("Only tensors with 2 or more dimensions are supported")
@@ -713,9 +869,24 @@ def sparse_(tensor: Tensor, sparsity: float, std: float = 0.01, generator: torch
     RNG and the result is bit-identical to torch. As in torch, ``sparsity`` is not validated here
     (values of 1 and above zero everything); a scheme built with ``fanin.get`` requires it in [0, 1).
 
-    >>> w = sparse_(torch.empty(10, 4), sparsity=0.3, generator=torch.Generator().manual_seed(0))
-    >>> (w == 0).sum(0).tolist()
-    [3, 3, 3, 3]
+    Args:
+        tensor: The 2-D tensor to fill, in place.
+        sparsity: The fraction of elements in each column to set to zero.
+        std: The standard deviation of the normal distribution of the other elements.
+        generator: The random source of the values and of the zero pattern: a ``torch.Generator``,
+            a :class:`fanin.Stream` (a keyed permutation per column), or ``None`` for torch's global
+            RNG.
+
+    Returns:
+        ``tensor``, filled (a meta tensor is returned unchanged).
+
+    Raises:
+        ValueError: ``tensor`` does not have 2 dimensions.
+
+    Examples:
+        >>> w = sparse_(torch.empty(10, 4), sparsity=0.3, generator=torch.Generator().manual_seed(0))
+        >>> (w == 0).sum(0).tolist()
+        [3, 3, 3, 3]
     """
     if tensor.ndimension() != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")

@@ -63,10 +63,20 @@ def canonical_name(name: str) -> str:
     ``_checkpoint_wrapped_module`` (activation checkpointing) anywhere in the dotted path, and
     leading ``module`` components (DDP / DataParallel). FSDP2 does not rename parameters.
 
-    >>> canonical_name("module._orig_mod.layers.0._checkpoint_wrapped_module.attn.weight")
-    'layers.0.attn.weight'
-    >>> canonical_name("encoder.module.weight")  # a user's own submodule called "module" stays
-    'encoder.module.weight'
+    Args:
+        name: A dotted parameter name, as ``named_parameters`` gives it.
+
+    Returns:
+        The canonical name.
+
+    Raises:
+        TypeError: ``name`` is not a str.
+
+    Examples:
+        >>> canonical_name("module._orig_mod.layers.0._checkpoint_wrapped_module.attn.weight")
+        'layers.0.attn.weight'
+        >>> canonical_name("encoder.module.weight")  # a user's own submodule called "module" stays
+        'encoder.module.weight'
     """
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got name={name!r} ({type(name).__name__})")
@@ -81,9 +91,21 @@ def streams_for(model: torch.nn.Module, seed: int) -> dict[str, Stream]:
 
     Tied parameters appear once, under their first name (``named_parameters`` order).
 
-    >>> streams = streams_for(torch.nn.Sequential(torch.nn.Linear(2, 3)), seed=7)
-    >>> sorted(streams), streams["0.weight"]
-    (['0.bias', '0.weight'], Stream(seed=7, name='0.weight'))
+    Args:
+        model: The model whose parameters get streams.
+        seed: The seed of every stream, an int in [0, 2**64).
+
+    Returns:
+        The streams by canonical name (:func:`canonical_name`).
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``.
+        ValueError: Two parameters have the same canonical name.
+
+    Examples:
+        >>> streams = streams_for(torch.nn.Sequential(torch.nn.Linear(2, 3)), seed=7)
+        >>> sorted(streams), streams["0.weight"]
+        (['0.bias', '0.weight'], Stream(seed=7, name='0.weight'))
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"streams_for needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")
@@ -364,12 +386,21 @@ class Stream:
     ``backend`` is ``"auto"`` (numba on CPU when installed, else torch), ``"numba"`` or
     ``"torch"`` (the reference, any device); all give the same bits.
 
-    >>> Stream(1, "w") == Stream(1, "w"), Stream(1, "w") == Stream(2, "w")
-    (True, False)
-    >>> Stream(-1, "w")
-    Traceback (most recent call last):
-    ...
-    ValueError: seed must be an int in [0, 2**64), got seed=-1
+    Args:
+        seed: The seed, an int in [0, 2**64).
+        name: The parameter's name (the key; see :meth:`for_parameter` for wrapped names).
+
+    Raises:
+        TypeError: ``seed`` is not an int or ``name`` not a str.
+        ValueError: ``seed`` is outside [0, 2**64).
+
+    Examples:
+        >>> Stream(1, "w") == Stream(1, "w"), Stream(1, "w") == Stream(2, "w")
+        (True, False)
+        >>> Stream(-1, "w")
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be an int in [0, 2**64), got seed=-1
     """
 
     __slots__ = ("_key", "_name", "_seed")
@@ -392,15 +423,25 @@ class Stream:
 
     @classmethod
     def for_parameter(cls, seed: int, name: str) -> Stream:
-        """The stream of parameter ``name`` after :func:`canonical_name` (wrappers stripped)."""
+        """The stream of parameter ``name`` after :func:`canonical_name` (wrappers stripped).
+
+        Args:
+            seed: The seed, an int in [0, 2**64).
+            name: The parameter's name, wrappers included or not.
+
+        Returns:
+            The stream of the canonical name.
+        """
         return cls(seed, canonical_name(name))
 
     @property
     def seed(self) -> int:
+        """The seed."""
         return self._seed
 
     @property
     def name(self) -> str:
+        """The parameter name the stream is keyed by."""
         return self._name
 
     @property
@@ -425,7 +466,19 @@ class Stream:
     # ------------------------------------------------------------------ random access
 
     def words(self, index: torch.Tensor | Sequence[int], *, draw: int = DRAW_VALUES) -> torch.Tensor:
-        """The raw 32-bit words (as int64) of the flat indices ``index``, any shape, any device."""
+        """The raw 32-bit words (as int64) of the flat indices ``index``, any shape, any device.
+
+        Args:
+            index: Non-negative flat indices into the parameter.
+            draw: Counter word 3: ``DRAW_VALUES`` for the values, ``DRAW_SPARSE`` for the sparse
+                permutation.
+
+        Returns:
+            The words, in the shape of ``index``.
+
+        Raises:
+            ValueError: An index is negative.
+        """
         flat = torch.as_tensor(index, dtype=torch.int64)
         if flat.numel() and int(flat.min()) < 0:
             raise ValueError("flat indices must be non-negative")
@@ -437,10 +490,20 @@ class Stream:
     ) -> torch.Tensor:
         """The values of the flat indices ``index`` under ``transform``: random access, for audits.
 
-        >>> s = Stream(0, "w")
-        >>> full = s.uniform_(torch.empty(100), -1.0, 1.0)
-        >>> torch.equal(s.values(Uniform(-1.0, 1.0), [3, 97]), full[[3, 97]])
-        True
+        Args:
+            transform: The element-wise transform (:class:`Uniform`, :class:`Normal`,
+                :class:`TruncatedNormal`).
+            index: Non-negative flat indices into the parameter.
+            dtype: The dtype the values are rounded to.
+
+        Returns:
+            The values, in the shape of ``index``.
+
+        Examples:
+            >>> s = Stream(0, "w")
+            >>> full = s.uniform_(torch.empty(100), -1.0, 1.0)
+            >>> torch.equal(s.values(Uniform(-1.0, 1.0), [3, 97]), full[[3, 97]])
+            True
         """
         _check_transform(transform)
         words = self.words(index)
@@ -458,7 +521,25 @@ class Stream:
         index: tuple[slice, ...] | slice | None = None,
         backend: str = "auto",
     ) -> torch.Tensor:
-        """Fill ``tensor`` in place with ``transform`` of this stream and return it."""
+        """Fill ``tensor`` in place with ``transform`` of this stream and return it.
+
+        Args:
+            tensor: The floating-point tensor to fill (a DTensor: its local shard).
+            transform: The element-wise transform (:class:`Uniform`, :class:`Normal`,
+                :class:`TruncatedNormal`).
+            full_shape: The shape of the whole parameter when ``tensor`` is a part of it.
+            offsets: The corner of ``tensor``'s box in the whole parameter.
+            index: The box as a tuple of step-1 slices (instead of ``offsets``).
+            backend: ``"auto"``, ``"numba"`` or ``"torch"``; all give the same bits.
+
+        Returns:
+            ``tensor``, filled.
+
+        Raises:
+            TypeError: ``transform`` is not a transform, ``tensor`` is not a floating-point tensor, or
+                the box is malformed (both ``offsets`` and ``index``, a non-slice ``index`` entry).
+            ValueError: The box does not fit in ``full_shape``, or an unknown ``backend``.
+        """
         _check_transform(transform)
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"fill_ needs a torch.Tensor, got tensor={tensor!r} ({type(tensor).__name__})")
@@ -476,17 +557,49 @@ class Stream:
         return tensor
 
     def uniform_(self, tensor: torch.Tensor, low: float, high: float, **box: Any) -> torch.Tensor:
-        r"""Fill with :math:`\mathcal{U}(\text{low}, \text{high})` (see :class:`Uniform`)."""
+        r"""Fill with :math:`\mathcal{U}(\text{low}, \text{high})` (see :class:`Uniform`).
+
+        Args:
+            tensor: The floating-point tensor to fill.
+            low: The lower bound.
+            high: The upper bound.
+            **box: ``full_shape``, ``offsets``, ``index``, ``backend``, as :meth:`fill_` takes them.
+
+        Returns:
+            ``tensor``, filled.
+        """
         return self.fill_(tensor, Uniform(low, high), **box)
 
     def normal_(self, tensor: torch.Tensor, mean: float, std: float, **box: Any) -> torch.Tensor:
-        r"""Fill with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` by inverse CDF (see :class:`Normal`)."""
+        r"""Fill with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` by inverse CDF (see :class:`Normal`).
+
+        Args:
+            tensor: The floating-point tensor to fill.
+            mean: The mean.
+            std: The standard deviation.
+            **box: ``full_shape``, ``offsets``, ``index``, ``backend``, as :meth:`fill_` takes them.
+
+        Returns:
+            ``tensor``, filled.
+        """
         return self.fill_(tensor, Normal(mean, std), **box)
 
     def truncated_normal_(
         self, tensor: torch.Tensor, mean: float, std: float, lower: float, upper: float, **box: Any
     ) -> torch.Tensor:
-        r"""Fill with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` truncated to absolute [lower, upper]."""
+        r"""Fill with :math:`\mathcal{N}(\text{mean}, \text{std}^2)` truncated to absolute [lower, upper].
+
+        Args:
+            tensor: The floating-point tensor to fill.
+            mean: The mean before truncation.
+            std: The standard deviation before truncation.
+            lower: The lower cut (an absolute value).
+            upper: The upper cut (an absolute value).
+            **box: ``full_shape``, ``offsets``, ``index``, ``backend``, as :meth:`fill_` takes them.
+
+        Returns:
+            ``tensor``, filled.
+        """
         return self.fill_(tensor, TruncatedNormal(mean, std, lower, upper), **box)
 
     def standard_normal(
@@ -497,7 +610,17 @@ class Stream:
         device: torch.device | str,
         **box: Any,
     ) -> torch.Tensor:
-        """A new tensor of N(0, 1) values of this stream (element ``i`` = flat index ``i``)."""
+        """A new tensor of N(0, 1) values of this stream (element ``i`` = flat index ``i``).
+
+        Args:
+            shape: The shape of the new tensor.
+            dtype: Its dtype.
+            device: Its device.
+            **box: ``full_shape``, ``offsets``, ``index``, ``backend``, as :meth:`fill_` takes them.
+
+        Returns:
+            The new tensor.
+        """
         return self.normal_(torch.empty(tuple(shape), dtype=dtype, device=device), 0.0, 1.0, **box)
 
     def _fill_box(
@@ -560,9 +683,25 @@ class Stream:
         CPUs the result can differ in the last bit of rare elements. A box (``full_shape`` and
         ``offsets``/``index``) gets the same part of the full matrix, which every shard computes.
 
-        >>> q = Stream(0, "w").orthogonal_(torch.empty(6, 4))
-        >>> torch.allclose(q.T @ q, torch.eye(4), atol=1e-6)
-        True
+        Args:
+            tensor: The floating-point tensor to fill (a DTensor: its local shard).
+            gain: The scaling factor.
+            full_shape: The shape of the whole parameter when ``tensor`` is a part of it.
+            offsets: The corner of ``tensor``'s box in the whole parameter.
+            index: The box as a tuple of step-1 slices (instead of ``offsets``).
+            backend: The backend of the Gaussian draw: ``"auto"``, ``"numba"`` or ``"torch"``.
+
+        Returns:
+            ``tensor``, filled.
+
+        Raises:
+            TypeError: ``tensor`` is not a floating-point tensor.
+            ValueError: The parameter has fewer than 2 dimensions.
+
+        Examples:
+            >>> q = Stream(0, "w").orthogonal_(torch.empty(6, 4))
+            >>> torch.allclose(q.T @ q, torch.eye(4), atol=1e-6)
+            True
         """
         if not isinstance(tensor, torch.Tensor):
             raise TypeError(f"orthogonal_ needs a torch.Tensor, got tensor={tensor!r} ({type(tensor).__name__})")
@@ -605,10 +744,22 @@ class Stream:
         with cycle-walking until the value is below ``rows``. A bijection of range(rows) for
         every column, and element-local.
 
-        >>> s = Stream(0, "w")
-        >>> i = torch.arange(10)
-        >>> sorted(s.permutation_index(10, i, torch.zeros_like(i)).tolist())
-        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+        Args:
+            rows: The number of rows (positive).
+            row_index: Row indices ``i`` in [0, rows).
+            col_index: Column indices ``j`` in [0, 2**32), broadcast against ``row_index``.
+
+        Returns:
+            The positions, in the broadcast shape.
+
+        Raises:
+            ValueError: ``rows`` is not a positive int, or an index is out of range.
+
+        Examples:
+            >>> s = Stream(0, "w")
+            >>> i = torch.arange(10)
+            >>> sorted(s.permutation_index(10, i, torch.zeros_like(i)).tolist())
+            [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
         """
         if isinstance(rows, bool) or not isinstance(rows, numbers.Integral) or rows < 1:
             raise ValueError(f"rows must be a positive int, got rows={rows!r}")
@@ -654,9 +805,23 @@ class Stream:
         Element (i, j) is zero iff ``pi_j(i) < num_zeros``, so every column of the full
         parameter has exactly ``num_zeros`` zeros (torch's ``sparse_``: ``ceil(sparsity * rows)``).
 
-        >>> m = Stream(0, "w").sparse_mask((10, 4), 3)
-        >>> m.sum(dim=0).tolist()
-        [3, 3, 3, 3]
+        Args:
+            shape: The (rows, cols) shape of the box.
+            num_zeros: The zeros per column of the full parameter, in [0, rows].
+            full_shape: The shape of the whole parameter when the box is a part of it.
+            offsets: The corner of the box in the whole parameter.
+            device: The device of the mask.
+
+        Returns:
+            The mask.
+
+        Raises:
+            ValueError: ``shape`` is not 2-D, or ``num_zeros`` is out of range.
+
+        Examples:
+            >>> m = Stream(0, "w").sparse_mask((10, 4), 3)
+            >>> m.sum(dim=0).tolist()
+            [3, 3, 3, 3]
         """
         shape_t = _as_shape("shape", shape)
         if len(shape_t) != 2:

@@ -100,10 +100,25 @@ def register(
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a scheme function under ``name`` (a decorator; the function is returned unchanged).
 
-    ``validate(**args)``, if given, is called with the full argument set (defaults filled in) when
-    a :class:`Scheme` is built, so bad arguments fail at construction, not when the scheme runs.
     fanin's own schemes register through their framework's record
     (:meth:`fanin.frameworks.record.Framework.register`), which sets ``framework`` and ``element_local``.
+
+    Args:
+        name: The canonical name.
+        family: The scheme's family (one of ``FAMILIES``: uniform, normal, orthogonal, ...).
+        framework: The name or an alias of a declared framework.
+        aliases: Other names :func:`lookup` accepts.
+        validate: Called as ``validate(**args)`` with the full argument set (defaults filled in)
+            when a :class:`~fanin.schemes.Scheme` is built, so bad arguments fail at construction,
+            not when the scheme runs.
+        element_local: Whether the function writes every element from its own draw only (so it
+            may run on a DTensor's local shard).
+
+    Returns:
+        The decorator.
+
+    Raises:
+        ValueError: An unknown family or framework, or a name already registered.
     """
     if family not in FAMILIES:
         raise ValueError(describe_choice("family", family, FAMILIES))
@@ -159,7 +174,15 @@ def _load_providers() -> None:
 
 def declare_framework(name: str, aliases: tuple[str, ...] = ()) -> None:
     """Make ``name`` (and its ``aliases``) a framework that schemes may be registered under and
-    :func:`list_schemes` accepts; called for each record of :mod:`fanin.frameworks`."""
+    :func:`list_schemes` accepts; called for each record of :mod:`fanin.frameworks`.
+
+    Args:
+        name: The framework's name.
+        aliases: Other names of it.
+
+    Raises:
+        ValueError: A name already names another framework.
+    """
     for key in (name, *aliases):
         if _FRAMEWORKS.get(key, name) != name:
             raise ValueError(f"framework name {key!r} already names framework {_FRAMEWORKS[key]!r}")
@@ -167,7 +190,17 @@ def declare_framework(name: str, aliases: tuple[str, ...] = ()) -> None:
 
 
 def lookup(name: str) -> SchemeEntry:
-    """The entry registered under ``name`` or one of its aliases; ``UnknownSchemeError`` otherwise."""
+    """The entry registered under ``name`` or one of its aliases.
+
+    Args:
+        name: A scheme name or alias.
+
+    Returns:
+        The registry entry.
+
+    Raises:
+        UnknownSchemeError: ``name`` is not registered (the message names close matches).
+    """
     _load_providers()
     if not isinstance(name, str):
         raise UnknownSchemeError(describe_choice("scheme", name, [*_REGISTRY, *_ALIASES]))
@@ -179,20 +212,37 @@ def lookup(name: str) -> SchemeEntry:
 
 
 def entry_for(fn: Callable[..., Any]) -> SchemeEntry | None:
-    """The entry of a registered scheme function, or ``None``."""
+    """The entry of a registered scheme function, or ``None``.
+
+    Args:
+        fn: A function.
+
+    Returns:
+        Its registry entry, or ``None`` when ``fn`` is not registered.
+    """
     _load_providers()
     name = _BY_FUNCTION.get(fn)
     return _REGISTRY[name] if name is not None else None
 
 
 def list_schemes(framework: str | None = None) -> list[str]:
-    """Sorted canonical names of the registered schemes, optionally of one framework (a name or an
-    alias of one: ``"flax"`` is JAX's).
+    """Sorted canonical names of the registered schemes, optionally of one framework.
 
-    >>> "kaiming_normal" in list_schemes()
-    True
-    >>> list_schemes("jax")[:2] == list_schemes("flax")[:2] == ['jax.constant', 'jax.delta_orthogonal']
-    True
+    Args:
+        framework: A framework name or an alias of one (``"flax"`` is JAX's); ``None``: every
+            framework.
+
+    Returns:
+        The canonical names, sorted.
+
+    Raises:
+        ValueError: ``framework`` names no framework with registered schemes.
+
+    Examples:
+        >>> "kaiming_normal" in list_schemes()
+        True
+        >>> list_schemes("jax")[:2] == list_schemes("flax")[:2] == ['jax.constant', 'jax.delta_orthogonal']
+        True
     """
     _load_providers()
     frameworks = sorted({e.framework for e in _REGISTRY.values()})

@@ -26,13 +26,23 @@ class Scheme:
     The arguments are validated when the scheme is built, for every scheme: every number finite
     (:func:`fanin.schemes.checks.check_arguments`), then the scheme's own domain checks.
 
-    >>> import torch
-    >>> s = Scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
-    >>> str(s)
-    "kaiming_normal(mode='fan_out', nonlinearity='relu')"
-    >>> w = s(torch.empty(4, 3), generator=torch.Generator().manual_seed(0))
-    >>> s.to_config()
-    {'name': 'kaiming_normal', 'args': {'mode': 'fan_out', 'nonlinearity': 'relu'}}
+    Args:
+        name: A registered scheme name or alias, or its registry entry.
+        **args: The scheme's arguments by name; those equal to the defaults are dropped (the
+            canonical form).
+
+    Raises:
+        UnknownSchemeError: ``name`` is not registered.
+        SchemeArgumentError: An argument is unknown, missing or out of its domain.
+
+    Examples:
+        >>> import torch
+        >>> s = Scheme("kaiming_normal", mode="fan_out", nonlinearity="relu")
+        >>> str(s)
+        "kaiming_normal(mode='fan_out', nonlinearity='relu')"
+        >>> w = s(torch.empty(4, 3), generator=torch.Generator().manual_seed(0))
+        >>> s.to_config()
+        {'name': 'kaiming_normal', 'args': {'mode': 'fan_out', 'nonlinearity': 'relu'}}
     """
 
     __slots__ = ("_args", "_entry")
@@ -64,18 +74,22 @@ class Scheme:
 
     @property
     def name(self) -> str:
+        """The canonical scheme name."""
         return self._entry.name
 
     @property
     def entry(self) -> SchemeEntry:
+        """The registry entry of the scheme."""
         return self._entry
 
     @property
     def family(self) -> str:
+        """The scheme's family (uniform, normal, orthogonal, ...)."""
         return self._entry.family
 
     @property
     def framework(self) -> str:
+        """The name of the scheme's framework."""
         return self._entry.framework
 
     @property
@@ -89,6 +103,16 @@ class Scheme:
         return {k: self._args.get(k, d) for k, d in self._entry.parameters.items()}
 
     def __call__(self, tensor: torch.Tensor, generator: object = None) -> torch.Tensor:
+        """Fill ``tensor`` in place (only its local shard for a DTensor) and return it.
+
+        Args:
+            tensor: The tensor to fill.
+            generator: A ``torch.Generator``, a :class:`fanin.Stream` or ``None`` (torch's global
+                RNG); checked even by schemes that draw nothing.
+
+        Returns:
+            ``tensor``, filled.
+        """
         if is_dtensor(tensor):  # sharded: fill only the local shard (fanin.rng.sharded)
             return call_scheme(self, tensor, generator)
         filled: torch.Tensor
@@ -101,6 +125,11 @@ class Scheme:
         return filled
 
     def to_config(self) -> dict[str, Any]:
+        """The config dict that :func:`fanin.get` reads back.
+
+        Returns:
+            ``{"name": ..., "args": {...}}``, the arguments that differ from the defaults.
+        """
         return {"name": self.name, "args": dict(self._args)}
 
     def __str__(self) -> str:

@@ -32,12 +32,28 @@ _FUNCTIONS: dict[str, Callable[[float], float]] = {"sqrt": math.sqrt}
 def get(spec: str | Mapping[str, Any] | Scheme | Callable[..., Any]) -> Scheme:
     """The scheme that ``spec`` describes.
 
-    >>> get("kaiming_normal(mode='fan_out', nonlinearity='relu')")
-    fanin.get("kaiming_normal(mode='fan_out', nonlinearity='relu')")
-    >>> get({"name": "keras.glorot_normal", "args": {}}) == get("keras.glorot_normal")
-    True
-    >>> get("kaiming_uniform(a=sqrt(5))").args
-    {'a': 2.23606797749979}
+    Args:
+        spec: A name or spec string (``"kaiming_normal(mode='fan_out')"``, read by
+            :func:`parse_spec`), a config dict ``{"name": ..., "args": {...}}`` (what
+            :meth:`Scheme.to_config` gives), a :class:`Scheme` (returned as is) or a registered
+            scheme function.
+
+    Returns:
+        The scheme, its arguments validated.
+
+    Raises:
+        SchemeSpecError: The string or config cannot be read.
+        UnknownSchemeError: The name is not registered.
+        SchemeArgumentError: An argument is unknown, missing or out of its domain.
+        TypeError: ``spec`` is none of the accepted kinds.
+
+    Examples:
+        >>> get("kaiming_normal(mode='fan_out', nonlinearity='relu')")
+        fanin.get("kaiming_normal(mode='fan_out', nonlinearity='relu')")
+        >>> get({"name": "keras.glorot_normal", "args": {}}) == get("keras.glorot_normal")
+        True
+        >>> get("kaiming_uniform(a=sqrt(5))").args
+        {'a': 2.23606797749979}
     """
     if isinstance(spec, Scheme):
         return spec
@@ -80,17 +96,28 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     (brackets, signs, ``sqrt``); an argument given twice, or a key repeated in a dict, is an error.
     Messages quote a bounded excerpt of the spec (:func:`fanin.errors.shown`).
 
-    >>> parse_spec("uniform(-1, b=2)")
-    ('uniform', {'a': -1, 'b': 2})
-    >>> parse_spec("uniform(a=open('/etc/passwd'))")
-    Traceback (most recent call last):
-    ...
-    fanin.errors.SchemeSpecError: Cannot read scheme spec "uniform(a=open('/etc/passwd'))": argument values must be
-    literals (numbers, strings, None, True/False, tuples, lists, dicts, inf, nan, sqrt(x)); found a call of open
-    >>> parse_spec("normal(std=0.02, std=3.0)")
-    Traceback (most recent call last):
-    ...
-    fanin.errors.SchemeSpecError: Cannot read scheme spec 'normal(std=0.02, std=3.0)': argument 'std' given twice
+    Args:
+        spec: The spec string.
+
+    Returns:
+        The scheme name and its arguments by name.
+
+    Raises:
+        SchemeSpecError: The string cannot be read as a spec.
+        UnknownSchemeError: Positional arguments are given for a name that is not registered.
+
+    Examples:
+        >>> parse_spec("uniform(-1, b=2)")
+        ('uniform', {'a': -1, 'b': 2})
+        >>> parse_spec("uniform(a=open('/etc/passwd'))")
+        Traceback (most recent call last):
+        ...
+        fanin.errors.SchemeSpecError: Cannot read scheme spec "uniform(a=open('/etc/passwd'))": argument values must be
+        literals (numbers, strings, None, True/False, tuples, lists, dicts, inf, nan, sqrt(x)); found a call of open
+        >>> parse_spec("normal(std=0.02, std=3.0)")
+        Traceback (most recent call last):
+        ...
+        fanin.errors.SchemeSpecError: Cannot read scheme spec 'normal(std=0.02, std=3.0)': argument 'std' given twice
     """
     name, positional, keywords, quoted = parse_call(spec)
     if positional:
@@ -110,10 +137,22 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 def parse_call(spec: str, what: str = "scheme spec") -> tuple[str, list[Any], dict[str, Any], str]:
     """``(name, positional values, keyword values, quoted excerpt)`` of ``"name(...)"``, bounded as
-    :func:`parse_spec` describes; ``what`` names the kind of string in messages.
+    :func:`parse_spec` describes.
 
-    >>> parse_call("gpt2(n_layer=24)", "preset")[:3]
-    ('gpt2', [], {'n_layer': 24})
+    Args:
+        spec: The string to read.
+        what: The kind of string, for messages.
+
+    Returns:
+        The dotted name, the positional values, the keyword values and a bounded quoted excerpt
+        of ``spec``.
+
+    Raises:
+        SchemeSpecError: ``spec`` is not a str, too long, not a call of literals, or nests too deep.
+
+    Examples:
+        >>> parse_call("gpt2(n_layer=24)", "preset")[:3]
+        ('gpt2', [], {'n_layer': 24})
     """
     if not isinstance(spec, str):
         raise SchemeSpecError(f"A {what} is a str, got {shown(spec)} ({type(spec).__name__})")
