@@ -37,6 +37,7 @@ import itertools
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import EllipsisType
 
 import torch
 
@@ -344,7 +345,7 @@ def _measure_gain(scheme: Scheme, shape: tuple[int, ...]) -> float | None:
     except Exception:  # as in probe()
         return None
     if w.dim() >= 3:
-        index = (..., *(k // 2 for k in w.shape[2:]))
+        index: tuple[EllipsisType | int, ...] = (..., *(k // 2 for k in w.shape[2:]))
         rest = w.clone()
         rest[index] = 0
         if not bool(rest.any()):  # non-zero only at the centre tap

@@ -16,8 +16,8 @@ import math
 import os
 from pathlib import Path
 
-from fanin.auditing.run import AuditReport, TensorRecord
 from fanin.auditing.comparison import STATUSES, DiffReport
+from fanin.auditing.run import AuditReport, TensorRecord
 from fanin.report.markdown import markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
 from fanin.report.text import markdown_cell, markdown_code, printable
