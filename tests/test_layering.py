@@ -5,7 +5,7 @@ to its right -- at top level, inside a function, under ``TYPE_CHECKING``, or by 
 The layers, left to right (a module may import its own layer and the layers to its left):
 
     errors < formulas < rng < schemes, gains < frameworks, init, keras, tf1, jax, composite
-    < rules, models < diagnostics, auditing < report < cli, fanin (the public face)
+    < rules, models < planning < diagnostics, auditing < report < cli, fanin (the public face)
 
 The registry of schemes loads the package that defines them, :mod:`fanin.frameworks`, by name on
 first lookup (``fanin.schemes.registry.PROVIDER``): the one import of a layer to the right, a
@@ -46,6 +46,7 @@ LAYERS = (
     ("fanin.schemes", "fanin.gains"),
     ("fanin.frameworks", "fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite"),
     ("fanin.rules", "fanin.models"),
+    ("fanin.planning",),
     ("fanin.diagnostics", "fanin.auditing"),
     ("fanin.report",),
     ("fanin.cli", "fanin"),
@@ -263,7 +264,7 @@ def _switch_exempt(module: str) -> bool:
 @pytest.fixture()
 def tree(tmp_path):
     root = tmp_path / "fanin"
-    for sub in ("schemes", "rules", "diagnostics", "cli"):
+    for sub in ("schemes", "rules", "planning", "diagnostics", "cli"):
         (root / sub).mkdir(parents=True)
         (root / sub / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
@@ -306,7 +307,7 @@ def test_the_scanner_sees_every_kind_of_import(tree):
 
 
 def test_only_str_may_import_its_renderer(tree):
-    path = tree / "rules" / "plan.py"
+    path = tree / "planning" / "records.py"
     path.write_text(
         "class Plan:\n"
         "    def __str__(self):\n"
@@ -322,12 +323,12 @@ def test_only_str_may_import_its_renderer(tree):
         "            from fanin.report import plan\n"
         "from fanin.report.plan import render_plan_text\n"
     )
-    assert [v.split(" (")[0] for v in violations(path, "fanin.rules.plan", tree)] == [
-        "fanin.rules.plan:6 imports fanin.report.plan",  # __repr__
-        "fanin.rules.plan:8 imports fanin.report",  # another method
-        "fanin.rules.plan:10 imports fanin.cli.main",  # __str__, but not a renderer
-        "fanin.rules.plan:12 imports fanin.report",  # a function inside __str__
-        "fanin.rules.plan:13 imports fanin.report.plan",  # module level
+    assert [v.split(" (")[0] for v in violations(path, "fanin.planning.records", tree)] == [
+        "fanin.planning.records:6 imports fanin.report.plan",  # __repr__
+        "fanin.planning.records:8 imports fanin.report",  # another method
+        "fanin.planning.records:10 imports fanin.cli.main",  # __str__, but not a renderer
+        "fanin.planning.records:12 imports fanin.report",  # a function inside __str__
+        "fanin.planning.records:13 imports fanin.report.plan",  # module level
     ]
 
 
@@ -368,7 +369,7 @@ def test_the_switch_scanner_sees_framework_names(tmp_path):
 
 def test_the_layers_are_ordered_as_documented():
     order = ["fanin.errors", "fanin.formulas.fans", "fanin.rng.stream", "fanin.schemes.registry",
-             "fanin.frameworks.torch", "fanin.rules.plan", "fanin.diagnostics.lsuv", "fanin.report.table",
+             "fanin.frameworks.torch", "fanin.rules.rules", "fanin.planning.resolve", "fanin.diagnostics.lsuv", "fanin.report.table",
              "fanin.cli.main"]
     assert [layer_of(m) for m in order] == list(range(len(LAYERS)))
     assert layer_of("fanin.gains") == layer_of("fanin.schemes.registry")

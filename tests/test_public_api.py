@@ -15,7 +15,7 @@ def test_every_exported_name_resolves_and_dir_lists_it():
 
 
 def test_exported_functions_are_functions_not_their_submodules():
-    # fanin/auditing/audit.py, fanin/rules/plan.py, ... share a name with the function they define.
+    # fanin/auditing/audit.py, fanin/auditing/diff.py, ... share a name with the function they define.
     import types
 
     for name in ("audit", "diff", "probe", "plan", "apply", "materialize"):

@@ -46,16 +46,16 @@ _EXPORTS: dict[str, str | None] = {
     "Stream": "fanin.rng.stream",
     "streams_for": "fanin.rng.stream",
     # whole models (issue 4)
-    "Plan": "fanin.rules.plan",
+    "Plan": "fanin.planning.records",
     "Rule": "fanin.rules.rules",
-    "apply": "fanin.rules.apply",
+    "apply": "fanin.planning.applying",
     "load_rules": "fanin.rules.load",
-    "materialize": "fanin.rules.materialize",
-    "plan": "fanin.rules.plan",
-    "capture": "fanin.rules.capture",
-    "CapturedPlan": "fanin.rules.capture",
-    "lint": "fanin.rules.lint",
-    "LintReport": "fanin.rules.lint",
+    "materialize": "fanin.planning.materializing",
+    "plan": "fanin.planning.resolve",
+    "capture": "fanin.planning.capturing",
+    "CapturedPlan": "fanin.planning.capturing",
+    "lint": "fanin.planning.linting",
+    "LintReport": "fanin.planning.linting",
     "mup": "fanin.rules.parametrization.rules",
     "depth_mup": "fanin.rules.parametrization.rules",
     "u_mup": "fanin.rules.parametrization.rules",
@@ -102,9 +102,10 @@ if TYPE_CHECKING:  # what static tools see; at run time the names load on first 
     from fanin.formulas import Fans, calculate_gain, compute_fans, kernel_shape_from_torch
     from fanin.gains import compare_gains, gain
     from fanin.rng import STREAM_VERSION, Stream, streams_for
-    from fanin.rules import Plan, Rule, apply, load_rules, materialize, plan
-    from fanin.rules.capture import CapturedPlan, capture
-    from fanin.rules.lint import LintReport, lint
+    from fanin.planning import Plan, apply, materialize, plan
+    from fanin.planning.capturing import CapturedPlan, capture
+    from fanin.planning.linting import LintReport, lint
+    from fanin.rules import Rule, load_rules
     from fanin.rules.parametrization import depth_mup, mup, mup_hooks, mup_param_groups, mup_table, u_mup
     from fanin.diagnostics.coord_check import CoordCheck, coord_check
     from fanin.schemes import Scheme, get, list_schemes

@@ -9,18 +9,15 @@ BERT and Llama (whose init is checked in detail in test_transformers.py).
    of each model's), and the untrained ones raise no alarm at the audit's family-wise level
    (0.01). See :data:`TRAINED` for which models and why.
 
-The models come from tests/rules/_zoo.py (torchvision's op schemas are declared by
+The models come from tests/support/zoo.py (torchvision's op schemas are declared by
 tests/conftest.py when its C library cannot load: test setup only). Tiny sizes: the file runs in
 about a minute on two cores.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -30,13 +27,9 @@ import fanin
 
 
 def _zoo():
-    name = "_fanin_rules_zoo"  # tests/conftest.py loads it first (pytest's importlib mode has no test package)
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "rules" / "_zoo.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    from support import zoo
+
+    return zoo
 
 
 zoo = _zoo()

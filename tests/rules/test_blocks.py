@@ -93,7 +93,7 @@ def test_gate_blocks_and_experts_keep_orthogonality_per_block():
 
 
 def test_per_block_schemes_and_statistics():
-    from fanin.rules.blocks import block_statistics
+    from fanin.planning.stats import block_statistics
 
     scheme = blocked("xavier_uniform", Layout.split((4, 4, 4), ["xavier_uniform", "xavier_uniform", "zeros"]))
     w = scheme(torch.empty(12, 4), generator=torch.Generator().manual_seed(0))

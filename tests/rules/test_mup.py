@@ -18,11 +18,11 @@ from torch import nn
 
 import fanin
 import fanin.models
-from fanin.rules import DepthScaledNormal, Rule, Rules, preset
+from fanin.rules import DepthScaledNormal, Rule, preset
+from fanin.rules.load import bind
 from fanin.rules.parametrization import (
     Attention,
     MupError,
-    bind,
     depth_conflicts,
     depth_mup,
     mup,

@@ -8,8 +8,8 @@ from scipy import stats
 from torch import nn
 
 import fanin
-from fanin.report.plan import render_plan_text
 import fanin.models
+from fanin.report.plan import render_plan_text
 from fanin.rules import RuleError, list_presets, preset
 from fanin.rules.recipes import RECIPES
 

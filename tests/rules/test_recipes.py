@@ -9,21 +9,18 @@ values are compared bit for bit too."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 import fanin
-from fanin.report.plan import render_plan_text
 import fanin.models
+from fanin.planning.capturing import capture
+from fanin.planning.stats import block_statistics
+from fanin.report.plan import render_plan_text
 from fanin.rules import RuleError
-from fanin.rules.blocks import block_statistics
-from fanin.rules.capture import capture
 from fanin.rules.presets import gpt2
 from fanin.rules.recipes import (
     RECIPES,
@@ -42,19 +39,7 @@ from fanin.rules.recipes import (
     vit_timm,
     zero_init_residual,
 )
-
-
-def load_zoo():
-    name = "_fanin_rules_zoo"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_zoo.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zoo = load_zoo()
+from support import zoo
 
 
 def assert_same_schemes(model: nn.Module, rules, *, init=None) -> fanin.Plan:

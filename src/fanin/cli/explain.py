@@ -40,7 +40,7 @@ def explain_command(model, args, rules_arg, seed, leftovers, output, fmt) -> Non
     from fanin.cli.models import build_model, captured_plan, parse_args
     from fanin.errors import FaninError
     from fanin.report.plan import plan_table, render_plan_json, render_plan_markdown
-    from fanin.rules import plan
+    from fanin.planning import plan
 
     out = output_for(output, fmt, inputs=[rules_arg] if is_rules_file(rules_arg) else [])
     if rules_arg == CAPTURED:

@@ -36,7 +36,7 @@ def lint_command(model, args, rules_arg, check, output, fmt) -> None:
     from fanin.cli.models import build_model, captured_plan, parse_args
     from fanin.errors import FaninError
     from fanin.report.lint import lint_table, render_lint_json, render_lint_markdown
-    from fanin.rules.lint import lint
+    from fanin.planning.linting import lint
 
     out = output_for(output, fmt, inputs=[rules_arg] if is_rules_file(rules_arg) else [])
     overrides = parse_args(args)

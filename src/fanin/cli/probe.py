@@ -121,7 +121,7 @@ def probe_command(model, args, shapes, int_inputs, rules_arg, seed, backward, mo
                        "(--int-inputs VOCAB to choose)", err=True)
 
     if rules is not None:
-        from fanin.rules import apply
+        from fanin.planning import apply
 
         try:
             apply(module, rules, seed=seed)

@@ -19,7 +19,7 @@ from rich.console import Group
 from fanin.report.markdown import markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
 from fanin.report.text import markdown_cell
-from fanin.rules.lint import SEVERITIES, LintReport
+from fanin.planning.linting import SEVERITIES, LintReport
 
 __all__ = ["lint_table", "render_lint_json", "render_lint_markdown", "render_lint_text"]
 

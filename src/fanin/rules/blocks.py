@@ -64,9 +64,10 @@ __all__ = [
     "KINDS",
     "BlockError",
     "BoxStream",
+    "ObjectArg",
     "Layout",
     "block_fans",
-    "block_statistics",
+    "block_slices",
     "blocked",
     "detect",
     "is_blocked",
@@ -308,7 +309,7 @@ def block_fans(layout: Layout, shape: Sequence[int]) -> Fans:
 # -------------------------------------------------------------------------------------- schemes
 
 
-def _blocks(layout: Layout, shape: tuple[int, ...]):
+def block_slices(layout: Layout, shape: tuple[int, ...]) -> list[tuple[int, int, Any, tuple[int, ...], bool]]:
     """``(start, size, view index, logical shape, squeezed)`` per block."""
     out = []
     start = 0
@@ -369,7 +370,7 @@ def _blocked_fn(tensor: torch.Tensor, generator=None, *, scheme, layout):
     shape = tuple(tensor.shape)
     schemes = layout.schemes
     with torch.no_grad():
-        for i, (start, size, index, logical, squeezed) in enumerate(_blocks(layout, shape)):
+        for i, (start, size, index, logical, squeezed) in enumerate(block_slices(layout, shape)):
             s = schemes[i] if schemes is not None else scheme
             view = tensor[index]
             if isinstance(generator, Stream) and not isinstance(generator, DrawRecorder):
@@ -381,13 +382,13 @@ def _blocked_fn(tensor: torch.Tensor, generator=None, *, scheme, layout):
     return tensor
 
 
-class _Arg(str):
+class ObjectArg(str):
     """An argument that is an object (a scheme, a layout, captured steps), shown and serialized
     by its text: ``str(scheme)`` and ``to_json()`` carry the text, ``.value`` the object."""
 
     value: Any
 
-    def __new__(cls, value: object) -> _Arg:
+    def __new__(cls, value: object) -> ObjectArg:
         self = super().__new__(cls, str(value))
         self.value = value
         return self
@@ -422,29 +423,17 @@ def blocked(scheme: object, layout: object) -> Scheme:
         {"scheme": None, "layout": None},
         takes_generator=True,
     )
-    return Scheme(entry, scheme=_Arg(s), layout=_Arg(lay))
+    return Scheme(entry, scheme=ObjectArg(s), layout=ObjectArg(lay))
 
 
 def is_blocked(scheme: object) -> bool:
     """True for a scheme made by :func:`blocked`."""
-    return isinstance(scheme, Scheme) and scheme.name == "fanin.blocks" and isinstance(scheme.args.get("layout"), _Arg)
+    return isinstance(scheme, Scheme) and scheme.name == "fanin.blocks" and isinstance(scheme.args.get("layout"), ObjectArg)
 
 
 def parts_of(scheme: Scheme) -> tuple[Scheme, Layout]:
     """The inner scheme and the layout of a :func:`blocked` scheme."""
     return scheme.args["scheme"].value, scheme.args["layout"].value
-
-
-def block_statistics(scheme: Scheme, shape: Sequence[int], dtype: torch.dtype = torch.float32):
-    """``[(rows, logical shape, Statistics), ...]`` per block of a :func:`blocked` scheme."""
-    from fanin.rules.stats import scheme_statistics
-
-    inner, lay = parts_of(scheme)
-    out = []
-    for i, (start, size, _index, logical, _sq) in enumerate(_blocks(lay, tuple(shape))):
-        s = lay.schemes[i] if lay.schemes is not None else inner
-        out.append(((start, start + size), logical, scheme_statistics(s, logical, dtype)))
-    return out
 
 
 # ------------------------------------------------------------------------------------ detection
@@ -500,53 +489,3 @@ def detect(model: torch.nn.Module) -> list[Detected]:
 def with_layout(scheme: Scheme, layout: Layout) -> Scheme:
     """``scheme`` drawn per block of ``layout`` (a block scheme already blocked keeps its layout)."""
     return scheme if is_blocked(scheme) else blocked(scheme, replace(layout))
-
-
-# ----------------------------------------------------------------------------------- rule init
-
-
-def _init_base():
-    from fanin.rules.rules import Init
-
-    return Init
-
-
-class BlockedInit(_init_base()):  # type: ignore[misc]
-    """A rule's init drawn per logical block: ``Rule(select, init, blocks=3)`` or ``fans="experts:in_out"``.
-
-    >>> from fanin.rules.rules import as_init
-    >>> str(BlockedInit(as_init("xavier_uniform"), Layout.split(3)))
-    'xavier_uniform per block of split(3)'
-    """
-
-    def __init__(self, inner, layout: Layout) -> None:
-        from fanin.rules.rules import FrameworkDefaults, Keep, ResetParameters, RuleError
-
-        if isinstance(inner, (FrameworkDefaults, Keep, ResetParameters)):
-            raise RuleError(
-                f"blocks=/fans= apply to a scheme, not to {inner}: give the rule a scheme "
-                "(e.g. Rule('*in_proj_weight', 'xavier_uniform', blocks=3))"
-            )
-        self.inner = inner
-        self.layout = layout
-
-    def resolve(self, module, matched: int) -> Scheme:
-        return blocked(self.inner.resolve(module, matched), self.layout)
-
-    def __str__(self) -> str:
-        return f"{self.inner} per block of {self.layout}"
-
-
-def rule_layout(blocks: object = None, fans: object = None) -> Layout | None:
-    """The layout a rule's ``blocks=``/``fans=`` give (one of them at most)."""
-    from fanin.rules.rules import RuleError
-
-    if blocks is not None and fans is not None:
-        raise RuleError(f"give blocks= or fans=, not both; got blocks={blocks!r}, fans={fans!r}")
-    spec = blocks if blocks is not None else fans
-    if spec is None:
-        return None
-    try:
-        return layout_of(spec)
-    except BlockError as err:
-        raise RuleError(str(err)) from None

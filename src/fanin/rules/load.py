@@ -1,4 +1,5 @@
-r"""Rules as data: a small schema, read from TOML, JSON or a Python dict.
+r"""The one reader of rules: Python values (:func:`as_rules`: a preset name, a mapping, a list, ...)
+and rules as data, a small schema read from TOML, JSON or a Python dict.
 
 A rules document (docs/rules.md has more examples)::
 
@@ -47,7 +48,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fanin.errors import FaninError, describe_choice, shown
-from fanin.rules.rules import LEFTOVERS, RULE_KINDS, Rule, RuleError, Rules, as_rules
+from fanin.rules.presets import preset
+from fanin.rules.rules import LEFTOVERS, RULE_KINDS, Rule, RuleError, Rules, bind_rules
 from fanin.rules.selectors import All, Kind, Module, Name, Ndim, Not, Role, Selector
 
 __all__ = [
@@ -56,8 +58,11 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_RULES",
     "RULE_KEYS",
+    "as_rules",
+    "bind",
     "is_document",
     "load_rules",
+    "read_rules",
     "rules_from_dict",
     "selector_from_dict",
 ]
@@ -271,3 +276,83 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         return rules_from_dict(data)
     except (FaninError, TypeError, ValueError, RecursionError) as err:
         raise RuleError(f"{path}: {err}") from None
+
+
+# ------------------------------------------------------------------------------ Python values
+
+
+def _from_mapping(mapping: Mapping[Any, Any]) -> list[Rule]:
+    rules = []
+    for key, value in mapping.items():
+        if not isinstance(key, (str, Selector)):
+            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={shown(key)} ({type(key).__name__})")
+        try:
+            rules.append(Rule(key, value))
+        except FaninError as err:
+            if isinstance(err, RuleError) and str(err).startswith("Rule "):
+                raise
+            raise RuleError(f"Rule {shown(key)}: {err}") from None
+    return rules
+
+
+def as_rules(rules: object, model: object | None = None) -> Rules:
+    """See :func:`read_rules`; with ``model``, rules that depend on the model are bound to it
+    (:func:`fanin.rules.rules.bind_rules`)."""
+    ruleset = read_rules(rules, model)
+    return ruleset if model is None else bind_rules(ruleset, model)
+
+
+def read_rules(rules: object, model: object | None = None) -> Rules:
+    """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
+    ``"gpt2(n_layer=24)"``; with ``model``, what a preset needs and is not given is read from the
+    model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping ``{glob or selector: init}``, a rules document
+    (``{"rules": [...], "leftovers": ...}``, see :func:`rules_from_dict`), or a list of any of
+    these and ``(selector, init)`` pairs, concatenated in order. The leftovers policy is the first
+    one stated.
+
+    >>> len(as_rules(["bert", {"*": "zeros"}])) > 1
+    True
+    >>> as_rules(3)
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; got rules=3 (int)
+    """
+    if isinstance(rules, Rules):
+        return rules
+    if isinstance(rules, Rule):
+        return Rules((rules,))
+    if isinstance(rules, str):
+        return preset(rules, model)
+    if isinstance(rules, Mapping):
+        if is_document(rules):
+            return rules_from_dict(rules)
+        return Rules(tuple(_from_mapping(rules)))
+    if isinstance(rules, (list, tuple)):
+        out: list[Rule] = []
+        leftovers = None
+        for item in rules:
+            if isinstance(item, tuple) and len(item) == 2 and not isinstance(item, Rule):
+                out.append(Rule(item[0], item[1]))
+                continue
+            part = read_rules(item, model)
+            out.extend(part.rules)
+            leftovers = leftovers or part.leftovers
+        return Rules(tuple(out), leftovers)
+    raise RuleError(
+        "Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; "
+        f"got rules={shown(rules)} ({type(rules).__name__})"
+    )
+
+
+def bind(rules: object, model: object) -> Rules:
+    """``rules`` (anything :func:`as_rules` reads) for ``model``: every rule with an ``expand(model)``
+    method (a muP parametrization, :mod:`fanin.rules.parametrization`) replaced by the concrete rules
+    it expands to, in place (so that the rules before it keep their precedence).
+
+    >>> import torch
+    >>> from fanin.rules.parametrization import mup
+    >>> model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    >>> len(bind(mup(base_width=8), model)) > 1
+    True
+    """
+    return as_rules(rules, model)

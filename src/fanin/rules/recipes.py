@@ -50,22 +50,26 @@ from collections.abc import Callable
 from typing import Any
 
 from fanin.errors import describe_choice
-from fanin.rules.rules import Init, Rule, RuleError, Rules, SchemeInit
+from fanin.rules.rules import DepthScaledNormal, EmbeddingNormal, Init, Rule, RuleError, Rules, SchemeInit
 from fanin.rules.selectors import Module, Name, Role
 from fanin.schemes import Scheme
 
 __all__ = [
     "FORWARD",
     "RECIPES",
+    "bert",
     "deepnorm",
     "fixup",
     "for_model",
+    "gpt2",
     "gpt_neox",
     "megatron",
     "olmo",
+    "resnet",
     "t5",
     "tfixup",
     "torchtitan_llama3",
+    "vit",
     "vit_jax",
     "vit_moco",
     "vit_timm",
@@ -190,6 +194,78 @@ _NORM_BIAS = Role("norm_bias")
 
 def _common(*, leftovers: str | None = None) -> list[Rule]:
     return [Rule(_NORMS, "ones"), Rule(_NORM_BIAS, "zeros"), Rule(Role("bias"), "zeros")]
+
+
+# ------------------------------------------------------------- the classic presets: resnet, gpt2, bert, vit
+
+
+def resnet() -> Rules:
+    """torchvision's ResNet recipe (He et al., 2015): fan_out Kaiming normal convs, unit norms."""
+    norms = Module("BatchNorm2d", "GroupNorm")
+    return Rules(
+        (
+            Rule(Module("Conv2d") & Role("weight"), "kaiming_normal(mode='fan_out', nonlinearity='relu')"),
+            Rule(norms & Role("norm_weight"), "ones"),
+            Rule(norms & Role("norm_bias"), "zeros"),
+        ),
+        leftovers="reset_parameters",
+        name="resnet",
+    )
+
+
+def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
+    r"""GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``): the
+    residual projections ``*c_proj.weight`` get :math:`\mathcal{N}(0, (\text{std}/\sqrt{2 n_\text{layer}})^2)`.
+
+    ``n_layer`` is the number of transformer blocks (``GPT2Config.n_layer``) and has no default: it
+    is not guessed from the model. ``fanin.rules.recipes.for_model("gpt2", model)`` reads it from
+    ``model.config.n_layer``.
+
+    >>> gpt2()
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none. Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
+    """
+    _need("gpt2", n_layer=n_layer)
+    return Rules(
+        (
+            Rule(Name("*c_proj.weight") & Role("weight"), DepthScaledNormal(std, n_layer=n_layer, per_layer=2)),
+            Rule(Role("weight"), f"normal(std={std!r})"),
+            Rule(Role("embedding"), EmbeddingNormal(std)),
+            Rule(Role("bias", "norm_bias"), "zeros"),
+            Rule(Role("norm_weight"), "ones"),
+        ),
+        name="gpt2",
+    )
+
+
+def bert(std: float = 0.02) -> Rules:
+    """BERT (Devlin et al., 2019; Hugging Face ``BertPreTrainedModel._init_weights``)."""
+    return Rules(
+        (
+            Rule(Role("weight"), f"normal(std={std!r})"),
+            Rule(Role("embedding"), EmbeddingNormal(std)),
+            Rule(Role("bias", "norm_bias"), "zeros"),
+            Rule(Role("norm_weight"), "ones"),
+        ),
+        name="bert",
+    )
+
+
+def vit(std: float = 0.02) -> Rules:
+    """ViT as timm initializes it (``VisionTransformer.init_weights``, mode 'timm')."""
+    return Rules(
+        (
+            Rule(Name("*pos_embed"), f"trunc_normal(std={std!r})"),
+            Rule(Name("*cls_token") | Name("*reg_token"), "normal(std=1e-06)"),
+            Rule(Module("Linear") & Role("weight"), f"trunc_normal(std={std!r})"),
+            Rule(Module("Linear") & Role("bias"), "zeros"),
+            Rule(Role("norm_weight"), "ones"),
+            Rule(Role("norm_bias"), "zeros"),
+        ),
+        leftovers="reset_parameters",
+        name="vit",
+    )
 
 
 # ------------------------------------------------------------------------------------ torchtitan
@@ -554,8 +630,6 @@ def zero_init_residual(block: str | None = None) -> Rules:
     >>> str(list(zero_init_residual("bottleneck"))[0])
     "name~'(?:.*\\\\.)?layer\\\\d+\\\\.\\\\d+\\\\.bn3\\\\.weight' -> zeros"
     """
-    from fanin.rules.presets import resnet
-
     if block is None:
         _need("zero_init_residual", block=None)
     if block not in BLOCKS:
@@ -584,8 +658,6 @@ def vit_timm(std: float = 0.02) -> Rules:
     >>> len(vit_timm())
     6
     """
-    from fanin.rules.presets import vit
-
     rules = vit(std=_number("vit_timm", "std", std))
     return Rules(rules.rules, rules.leftovers, name="vit_timm")
 
@@ -686,8 +758,6 @@ def for_model(recipe: str, model: Any, **given: Any) -> Rules:
     >>> str(list(for_model("gpt2", M()))[0].init)
     'normal(std=0.02/sqrt(2*6))'
     """
-    from fanin.rules.presets import gpt2
-
     factories: dict[str, Callable[..., Rules]] = {**RECIPES, "gpt2": gpt2}
     if recipe not in factories:
         raise RuleError(describe_choice("recipe", recipe, factories))

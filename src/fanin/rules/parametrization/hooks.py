@@ -11,7 +11,8 @@ The hooks are removable handles; installing a plan's hooks twice on one model is
 multipliers would apply twice).
 
 >>> import torch, fanin
->>> from fanin.rules.parametrization import bind, mup
+>>> from fanin.rules.load import bind
+>>> from fanin.rules.parametrization import mup
 >>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
 >>> plan = fanin.apply(model, bind(mup(base_width=64), model), seed=0)
 >>> x = torch.randn(2, 8)

@@ -11,7 +11,8 @@ do (each group's decay divided by its factor, so that ``lr · weight_decay`` sta
 ``decoupled_wd=True`` keeps it as given.
 
 >>> import torch, fanin
->>> from fanin.rules.parametrization import bind, mup
+>>> from fanin.rules.load import bind
+>>> from fanin.rules.parametrization import mup
 >>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10))
 >>> plan = fanin.plan(model, bind(mup(base_width=64), model), seed=0)
 >>> groups = mup_param_groups(model, plan, lr=1e-3, optimizer="adam")

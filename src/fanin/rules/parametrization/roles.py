@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from fanin.errors import FaninError, describe_choice
-from fanin.rules.plan import collect_targets
+from fanin.rules.targets import collect_targets
 from fanin.rules.selectors import Name
 
 __all__ = ["AXES", "ROLES", "Graph", "MupError", "TensorRole", "globs", "read_roles"]

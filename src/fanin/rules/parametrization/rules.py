@@ -8,7 +8,6 @@ placed before it in a list still wins (first match wins), so overrides go first:
     rules = [{"*.bias": "zeros"}, fanin.mup(base_width=64)]
 
 >>> import torch, fanin
->>> from fanin.rules.parametrization import bind
 >>> with torch.device("meta"):
 ...     model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
 >>> rules = mup(base_width=64)
@@ -29,11 +28,11 @@ from torch import nn
 from fanin.rules.parametrization.roles import MupError
 from fanin.rules.parametrization.spec import Attention, MupSpec
 from fanin.rules.parametrization.table import MupTable, build_table, literal
-from fanin.rules.rules import Init, Rule, Rules, as_rules
+from fanin.rules.rules import Init, Rule, Rules, bind_rules
 from fanin.rules.selectors import Selector, Target
 from fanin.schemes import Scheme, get
 
-__all__ = ["ParametrizationRule", "ParametrizationRules", "TableInit", "Tensors", "bind", "depth_mup", "mup", "u_mup"]
+__all__ = ["ParametrizationRule", "ParametrizationRules", "TableInit", "Tensors", "depth_mup", "mup", "u_mup"]
 
 
 class Tensors(Selector):
@@ -81,7 +80,7 @@ class _Unbound(Selector):
     def matches(self, target: Target) -> bool:
         raise MupError(
             f"{self.spec} depends on the model's graph (its readout, its width) and was not bound to the model: "
-            "pass rules.bind(model) (or fanin.rules.parametrization.bind(rules, model) for a list of rules) to "
+            "pass rules.bind(model) (or fanin.rules.load.bind(rules, model) for a list of rules) to "
             "fanin.plan / apply / materialize"
         )
 
@@ -133,13 +132,6 @@ class ParametrizationRule(Rule):
         return hash(self.spec)
 
 
-def bind(rules: object, model: nn.Module) -> Rules:
-    """``rules`` (anything :func:`fanin.rules.rules.as_rules` reads) for ``model``: every rule with an
-    ``expand(model)`` method replaced by the concrete rules it expands to, in place (so that the rules
-    before it keep their precedence)."""
-    return as_rules(rules, model)
-
-
 @dataclass(frozen=True, repr=False)
 class ParametrizationRules(Rules):
     """What :func:`mup` / :func:`depth_mup` / :func:`u_mup` return: rules holding one :class:`ParametrizationRule`."""
@@ -155,8 +147,9 @@ class ParametrizationRules(Rules):
         return next(r.spec for r in self.rules if isinstance(r, ParametrizationRule))
 
     def bind(self, model: nn.Module) -> Rules:
-        """These rules for ``model`` (see :func:`bind`)."""
-        return bind(self, model)
+        """These rules for ``model``: the parametrization's rule replaced by the concrete rules it
+        expands to (:func:`fanin.rules.rules.bind_rules`; for a list of rules, :func:`fanin.rules.load.bind`)."""
+        return bind_rules(self, model)
 
     def table(self, model: nn.Module) -> MupTable:
         """The per-tensor numbers for ``model``, without planning."""

@@ -62,7 +62,7 @@ from torch import nn
 
 from fanin.rules.parametrization.roles import Graph, MupError, TensorRole, read_roles
 from fanin.rules.parametrization.spec import MupSpec
-from fanin.rules.rules import DepthScaledNormal
+from fanin.rules.rules import DepthScaledNormal, Rules
 from fanin.rules.selectors import Name
 
 __all__ = ["MULTIPLIER_KINDS", "Multiplier", "MupRow", "MupTable", "build_table", "literal", "mup_table"]
@@ -492,10 +492,10 @@ def _scales_depth(init: object) -> bool:
     return isinstance(init, DepthScaledNormal) or bool(getattr(init, "scales_depth", False))
 
 
-def _tables(plan) -> tuple[list[MupTable], set[int]]:
-    from fanin.rules.plan import Plan
-
-    if not isinstance(plan, Plan):
+def _tables(plan: Any) -> tuple[list[MupTable], set[int]]:
+    # A plan (fanin.planning.records.Plan, a layer above the rules) is read by what it holds: its
+    # rules and its entries.
+    if not (isinstance(getattr(plan, "rules", None), Rules) and isinstance(getattr(plan, "entries", None), tuple)):
         raise TypeError(f"mup_table needs a fanin.Plan, got plan={plan!r} ({type(plan).__name__})")
     tables: dict[int, MupTable] = {}
     own: set[int] = set()

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
 import fanin
 import fanin.models
+from fanin.planning.capturing import capture
+from fanin.planning.linting import CHECKS, Finding, LintReport, lint
 from fanin.rules import Rule
-from fanin.rules.capture import capture
-from fanin.rules.lint import CHECKS, Finding, LintReport, lint
 from fanin.rules.presets import gpt2
 from fanin.rules.recipes import fixup, for_model, torchtitan_llama3, vit_jax, vit_moco, vit_timm, zero_init_residual
-
-
-def load_zoo():
-    name = "_fanin_rules_zoo"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_zoo.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zoo = load_zoo()
+from support import zoo
 
 
 def only(report: LintReport, check: str) -> list[Finding]:

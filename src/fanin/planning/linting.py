@@ -62,9 +62,12 @@ import torch
 from fanin.errors import describe_choice
 from fanin.frameworks.draws import draw_of
 from fanin.rng.sharded import is_dtensor
-from fanin.rules.plan import Plan, PlanEntry, collect_targets, plan
-from fanin.rules.rules import FrameworkDefaults, RuleError, as_rules
+from fanin.planning.records import Plan, PlanEntry
+from fanin.planning.resolve import plan
+from fanin.rules.load import as_rules
+from fanin.rules.rules import FrameworkDefaults, RuleError
 from fanin.rules.selectors import Target
+from fanin.rules.targets import collect_targets
 
 __all__ = ["CHECKS", "SEVERITIES", "Finding", "LintReport", "lint"]
 
@@ -451,7 +454,7 @@ def _buffers(model, p: Plan | None) -> list[Finding]:
     out: list[Finding] = []
     if model is None:
         return out
-    from fanin.rules.materialize import BUFFER_HOOKS
+    from fanin.planning.materializing import BUFFER_HOOKS
 
     planned = {e.name for e in p} if p is not None else set()
     everything = [*model.parameters(), *model.buffers()]
@@ -575,7 +578,7 @@ def _zero_chain(model, p: Plan) -> list[Finding]:
 def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> LintReport:
     """Lint the init of ``model`` by ``rules`` (a preset, rules, or a :class:`Plan`).
 
-    ``rules=None`` lints the model's own init: :func:`fanin.rules.capture.capture`. A plan alone
+    ``rules=None`` lints the model's own init: :func:`fanin.planning.capturing.capture`. A plan alone
     (``lint(plan)`` or ``lint(None, plan)``) gets the checks that need no model. Parameters no
     rule covers are reported (``uninitialized``) instead of raised.
     """
@@ -589,7 +592,7 @@ def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> L
     elif rules is None:
         if model is None:
             raise TypeError("lint needs a model, a plan, or both; got neither")
-        from fanin.rules.capture import capture
+        from fanin.planning.capturing import capture
 
         p = capture(model)
     else:

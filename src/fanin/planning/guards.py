@@ -29,13 +29,9 @@ from collections.abc import Iterable
 import torch
 
 from fanin.errors import ApplyError
+from fanin.rules.targets import is_uninitialized
 
-__all__ = ["check_destination", "colliding_keys", "is_uninitialized", "overlapping_tensors", "storage_span"]
-
-
-def is_uninitialized(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is a lazy module's ``UninitializedParameter``/``UninitializedBuffer`` (no shape yet)."""
-    return isinstance(tensor, (torch.nn.parameter.UninitializedParameter, torch.nn.parameter.UninitializedBuffer))
+__all__ = ["check_destination", "colliding_keys", "overlapping_tensors", "storage_span"]
 
 
 def storage_span(tensor: torch.Tensor) -> tuple[tuple[str, int], int, int] | None:

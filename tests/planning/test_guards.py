@@ -6,13 +6,13 @@ from torch import nn
 
 import fanin
 from fanin.errors import ApplyError
-from fanin.rules import Role, Rule, RuleError
-from fanin.rules.guards import (
+from fanin.planning.guards import (
     check_destination,
     colliding_keys,
     overlapping_tensors,
     storage_span,
 )
+from fanin.rules import Role, Rule, RuleError
 
 # --- storage spans and overlaps ---------------------------------------------------------------------
 

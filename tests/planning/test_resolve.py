@@ -221,3 +221,16 @@ def test_as_rules_list_mixing_forms_and_first_leftovers_wins():
     rules = as_rules([{"a": "zeros"}, (Name("b"), "ones"), Rule("c", "keep"), {"leftovers": "keep", "rules": {"d": "zeros"}}, "resnet"])
     assert [str(r.select) for r in rules][:4] == ["name='a'", "name='b'", "name='c'", "name='d'"]
     assert rules.leftovers == "keep"
+
+
+def test_the_planning_package_leaves_the_public_plan_a_function():
+    # Importing a submodule sets the parent package's attribute of that name: a package called
+    # fanin.plan would replace the function fanin.plan once any of its modules is imported first.
+    import subprocess
+    import sys
+
+    code = ("import fanin.planning.applying, fanin.planning.resolve, fanin, types; "
+            "from fanin import plan; "
+            "print(isinstance(fanin.plan, types.FunctionType), plan is fanin.plan)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]

@@ -4,10 +4,7 @@ opaque writes; the draw order; errors."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,21 +12,8 @@ from scipy import stats
 from torch import nn
 
 import fanin
-from fanin.rules.capture import CapturedPlan, CaptureError, capture
-
-
-def load_zoo():
-    """tests/rules/_zoo.py, loaded once per process (pytest's importlib mode has no test package)."""
-    name = "_fanin_rules_zoo"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_zoo.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zoo = load_zoo()
+from fanin.planning.capturing import CapturedPlan, CaptureError, capture
+from support import zoo
 
 
 def captured_and_reference(member: str, seed: int):

@@ -44,7 +44,7 @@ ops with no scheme). Applied with ``seed=``, every tensor draws its last scheme 
 counter stream: the same distributions, name-keyed, shardable, on meta models.
 
 >>> import torch, fanin
->>> from fanin.rules.capture import capture
+>>> from fanin.planning.capturing import capture
 >>> factory = lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
 >>> p = capture(factory)
 >>> [(e.name, e.init, e.rule) for e in p][:2]
@@ -72,10 +72,13 @@ from torch.overrides import TorchFunctionMode
 from fanin.errors import FaninError
 from fanin.rng.recording import DrawRecorder
 from fanin.rng.stream import Stream, canonical_name
-from fanin.rules.blocks import BoxStream, Layout, _Arg, blocked
-from fanin.rules.plan import Plan, PlanEntry, _fans_for, collect_targets, reset_method
+from fanin.planning.executor import check_random_source, reset_method, stream_key
+from fanin.planning.records import Plan, PlanEntry
+from fanin.planning.resolve import fans_for
+from fanin.planning.stats import Statistics, scheme_statistics
+from fanin.rules.blocks import BoxStream, Layout, ObjectArg, blocked
 from fanin.rules.rules import Rules
-from fanin.rules.stats import Statistics, scheme_statistics
+from fanin.rules.targets import collect_targets
 from fanin.schemes import Scheme
 from fanin.schemes.registry import SchemeEntry
 
@@ -117,7 +120,7 @@ _PLUMBING_FILES = (
     "timm/models/_manipulate.py",
     "fanin/frameworks/torch.py",
     "fanin/rng/",
-    "fanin/rules/capture.py",
+    "fanin/planning/capturing.py",
     "/contextlib.py",
     "/copy.py",
     "/functools.py",
@@ -229,7 +232,7 @@ def _steps_scheme(steps: tuple) -> Scheme:
         return steps[0][1]
     family = "normal" if _random(steps) else "constant"
     entry = SchemeEntry("captured.steps", _steps_fn, family, "captured", {"steps": None}, takes_generator=True)
-    return Scheme(entry, steps=_Arg(_Steps(steps)))
+    return Scheme(entry, steps=ObjectArg(_Steps(steps)))
 
 
 def _with_burns(scheme: Scheme, burns: tuple) -> Scheme:
@@ -830,7 +833,7 @@ def _statistics(scheme: Scheme, steps: tuple, shape: tuple[int, ...], dtype: tor
 
 @dataclass(frozen=True, repr=False)
 class CapturedPlan(Plan):
-    """A :class:`Plan` read from a model's own init code (see :mod:`fanin.rules.capture`).
+    """A :class:`Plan` read from a model's own init code (see :mod:`fanin.planning.capturing`).
 
     ``entry_point`` names what ran; ``opaque`` lists ``(tensor, reason)`` for writes fanin could
     not interpret (replayed by the writing module's own method when applied); ``draw_order`` is
@@ -851,8 +854,8 @@ class CapturedPlan(Plan):
                 f"{f', {opaque} opaque' if opaque else ''}>")
 
     def lint(self, model: torch.nn.Module | None = None):
-        """The lint findings of this plan (:func:`fanin.rules.lint.lint`)."""
-        from fanin.rules.lint import lint
+        """The lint findings of this plan (:func:`fanin.planning.linting.lint`)."""
+        from fanin.planning.linting import lint
 
         return lint(model, self)
 
@@ -956,9 +959,7 @@ def capture(
     :func:`fanin.plan`). ``device``: ``"meta"`` or ``"cpu"`` for the scratch copy; by default meta,
     and a CPU copy when the init code reads values (meta tensors have none).
     """
-    from fanin.rules.plan import _check_seed
-
-    _check_seed(seed)
+    check_random_source(seed)
     if device not in (None, "meta", "cpu"):
         raise CaptureError(f"capture's device is 'meta' or 'cpu' (the scratch copy), got device={device!r}")
     devices = [device] if device is not None else ["meta", "cpu"]
@@ -1130,9 +1131,9 @@ def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, se
             burn_counts.append((base["name"], len(burns)))
         entries.append(
             PlanEntry(
-                fans=_fans_for(shape, scheme), rule_index=None, rule=source, action="scheme",
+                fans=fans_for(shape, scheme), rule_index=None, rule=source, action="scheme",
                 scheme=_with_burns(scheme, burns), statistics=stats,
-                stream=(seed, canonical_name(base["name"])) if seed is not None else None, **base,
+                stream=stream_key(seed, base["name"]), **base,
             )
         )
     return CapturedPlan(

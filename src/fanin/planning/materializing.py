@@ -33,9 +33,11 @@ from dataclasses import replace
 
 import torch
 
-from fanin.rules.apply import _check_generator, _owner, _sigint_deferred, _source, fill_values, marks_of, resolve_plan
-from fanin.rules.plan import Plan, PlanEntry, collect_targets
+from fanin.planning.executor import check_random_source, fill_values, marks_of, sigint_deferred, source_of, stored
+from fanin.planning.records import Plan, PlanEntry
+from fanin.planning.resolve import resolve_plan
 from fanin.rules.rules import RuleError
+from fanin.rules.targets import collect_targets
 
 __all__ = ["BUFFER_HOOKS", "materialize"]
 
@@ -69,11 +71,11 @@ def materialize(
     device = torch.device(device)
     if device.type == "meta":
         raise ValueError(f"materialize allocates real tensors, got device={device}")
-    _check_generator(generator, seed)
+    check_random_source(seed, generator)
     p = resolve_plan(model, rules, seed, leftovers)
 
     planned = {e.name for e in p}
-    kept_on_meta = [e.name for e in p if e.action == "keep" and _tensor(model, e).is_meta]
+    kept_on_meta = [e.name for e in p if e.action == "keep" and stored(model, e).is_meta]
     if kept_on_meta:
         raise RuleError(
             f"{len(kept_on_meta)} parameter(s) on the meta device would be kept, i.e. stay "
@@ -125,7 +127,7 @@ def materialize(
             new = values[e.name]
             marks = marks_of(new)
             if e.kind == "parameter":
-                new = torch.nn.Parameter(new, requires_grad=_tensor(model, e).requires_grad)
+                new = torch.nn.Parameter(new, requires_grad=stored(model, e).requires_grad)
             for key, mark in marks.items():
                 setattr(new, key, mark)
             for name in (e.name, *e.aliases):
@@ -144,13 +146,13 @@ def materialize(
                         moved[id(t)] = torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
                     swaps.append((store, local, moved[id(t)]))
     _swap_all(swaps)
-    return p.with_source(_source(p.seed, generator))
+    return p.with_source(source_of(p.seed, generator))
 
 
 def _swap_all(swaps: list[tuple[dict, str, torch.Tensor]]) -> None:
     """Store every new tensor; on any exception (a deferred Ctrl-C included) put the old ones back."""
     done: list[tuple[dict, str, torch.Tensor | None]] = []
-    with _sigint_deferred() as interrupted:
+    with sigint_deferred() as interrupted:
         try:
             for store, local, new in swaps:
                 done.append((store, local, store[local]))
@@ -161,8 +163,3 @@ def _swap_all(swaps: list[tuple[dict, str, torch.Tensor]]) -> None:
             for store, local, old in reversed(done):
                 store[local] = old
             raise
-
-
-def _tensor(model: torch.nn.Module, e: PlanEntry) -> torch.Tensor:
-    owner = _owner(model, e)
-    return (owner._parameters if e.kind == "parameter" else owner._buffers)[e.local]  # type: ignore[return-value]

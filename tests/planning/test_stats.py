@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from fanin.rules import scheme_statistics
+from fanin.planning.stats import scheme_statistics
 from fanin.schemes import get
 
 
