@@ -57,7 +57,12 @@ def test_global_rng_without_seed_or_generator():
 def test_torch_preset_reproduces_construction_bitwise():
     def build():
         return nn.Sequential(
-            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 6), nn.Embedding(7, 4, padding_idx=2), nn.LayerNorm(4)
+            nn.Conv2d(3, 4, 3),
+            nn.BatchNorm2d(4),
+            nn.Flatten(),
+            nn.Linear(4, 6),
+            nn.Embedding(7, 4, padding_idx=2),
+            nn.LayerNorm(4),
         )
 
     torch.manual_seed(0)
@@ -124,9 +129,15 @@ def test_a_seeded_scheme_with_a_stream_or_a_generator_is_refused_before_anything
     model = net()
     before = state.bits(model)
     rules = [("2.bias", "keras.random_normal(seed=1)"), *RULES]
-    with pytest.raises(RuleError, match=r"it draws from its own seed=1, and the plan draws every tensor from a counter stream \(seed=0\)"):
+    with pytest.raises(
+        RuleError,
+        match=r"it draws from its own seed=1, and the plan draws every tensor from a counter stream \(seed=0\)",
+    ):
         fanin.apply(model, rules, seed=0)
-    with pytest.raises(ApplyError, match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from its own seed, and apply was given generator="):
+    with pytest.raises(
+        ApplyError,
+        match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from its own seed, and apply was given generator=",
+    ):
         fanin.apply(model, rules, generator=torch.Generator().manual_seed(0))
     state.assert_unchanged(model, before)
     fanin.apply(model, rules)  # the global RNG for the others, its own seed for it
@@ -195,7 +206,10 @@ def test_applying_a_plan():
 def test_apply_errors():
     with pytest.raises(TypeError, match=r"pass seed= \(one counter stream per tensor\) or generator= .* not both"):
         fanin.apply(net(), RULES, seed=0, generator=torch.Generator())
-    with pytest.raises(TypeError, match=r"generator must be None or a torch.Generator \(for counter streams pass seed=int\), got generator=5 \(int\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"generator must be None or a torch.Generator \(for counter streams pass seed=int\), got generator=5 \(int\)",
+    ):
         fanin.apply(net(), RULES, generator=5)
     with pytest.raises(TypeError, match=r"apply needs a torch.nn.Module, got model='x' \(str\)"):
         fanin.apply("x", RULES)
@@ -431,10 +445,20 @@ def test_a_restore_that_fails_too_says_the_model_may_be_partly_written(monkeypat
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("dtype", ("Cannot write '1.weight': its new value has dtype=torch.float64, the tensor dtype=torch.float32. "
-                  "Nothing was written.")),
-        ("drop", ("Cannot compute '1.weight': Odd.reset_parameters() of module '1' left no tensor for it, planned as "
-                 "shape=(2, 2). Nothing was written.")),
+        (
+            "dtype",
+            (
+                "Cannot write '1.weight': its new value has dtype=torch.float64, the tensor dtype=torch.float32. "
+                "Nothing was written."
+            ),
+        ),
+        (
+            "drop",
+            (
+                "Cannot compute '1.weight': Odd.reset_parameters() of module '1' left no tensor for it, planned as "
+                "shape=(2, 2). Nothing was written."
+            ),
+        ),
     ],
 )
 def test_reset_parameters_leaving_a_different_tensor_is_refused(change, message, state):

@@ -236,7 +236,10 @@ def sigint_deferred() -> Iterator[Callable[[], bool]]:
     Only in the main thread and only over Python's default handler (another handler is the
     program's own business and is left alone; the commit still restores on any exception).
     """
-    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
         yield lambda: False
         return
     received: list[int] = []

@@ -92,11 +92,23 @@ def materialize(
             if target.kind == "buffer" and hook is not None:
                 extra.append(
                     PlanEntry(
-                        name=target.name, kind="buffer", module=module_name, module_type=type(module).__name__,
-                        local=target.local, role=target.role, shape=target.shape,
-                        dtype=str(tensor.dtype).replace("torch.", ""), fans=None, rule_index=None,
-                        rule="buffer hook", action="hook", scheme=None, statistics=None, stream=None,
-                        aliases=aliases, hook=hook,
+                        name=target.name,
+                        kind="buffer",
+                        module=module_name,
+                        module_type=type(module).__name__,
+                        local=target.local,
+                        role=target.role,
+                        shape=target.shape,
+                        dtype=str(tensor.dtype).replace("torch.", ""),
+                        fans=None,
+                        rule_index=None,
+                        rule="buffer hook",
+                        action="hook",
+                        scheme=None,
+                        statistics=None,
+                        stream=None,
+                        aliases=aliases,
+                        hook=hook,
                     )
                 )
             else:
@@ -143,7 +155,9 @@ def materialize(
                         continue
                     if id(t) not in moved:
                         data = t.detach().to(device)
-                        moved[id(t)] = torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
+                        moved[id(t)] = (
+                            torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
+                        )
                     swaps.append((store, local, moved[id(t)]))
     _swap_all(swaps)
     return p.with_source(source_of(p.seed, generator))

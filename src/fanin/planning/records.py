@@ -141,11 +141,16 @@ class Plan:
     # ------------------------------------------------------------------------------- renderers
 
     def __repr__(self) -> str:
-        source = {"stream": f"counter stream, seed={self.seed}", "generator": "torch.Generator",
-                  "global": "torch global RNG"}.get(self.source, self.source)
+        source = {
+            "stream": f"counter stream, seed={self.seed}",
+            "generator": "torch.Generator",
+            "global": "torch global RNG",
+        }.get(self.source, self.source)
         n, r = len(self.entries), len(self.rules)
-        return (f"<Plan {self.model or 'model'}: {n} tensor{'s' * (n != 1)}, {r} rule{'s' * (r != 1)}, "
-                f"leftovers={self.leftovers}, {source}>")
+        return (
+            f"<Plan {self.model or 'model'}: {n} tensor{'s' * (n != 1)}, {r} rule{'s' * (r != 1)}, "
+            f"leftovers={self.leftovers}, {source}>"
+        )
 
     def __str__(self) -> str:
         """The plan's table as plain text, fitted to 80 columns (:func:`fanin.report.plan.render_plan_text`)."""

@@ -205,7 +205,7 @@ def _check_scheme_takes(
         )
     try:
         statistics = scheme_statistics(scheme, target.shape, tensor.dtype)
-    except Exception as err:  # noqa: BLE001 - whatever the scheme's own checks raise for this tensor
+    except Exception as err:
         raise RuleError(f"{head}: {err}") from None
     reach = _reach(statistics)
     if tensor.is_floating_point() and reach is not None and reach > torch.finfo(tensor.dtype).max:

@@ -64,8 +64,8 @@ __all__ = [
     "KINDS",
     "BlockError",
     "BoxStream",
-    "ObjectArg",
     "Layout",
+    "ObjectArg",
     "block_fans",
     "block_slices",
     "blocked",
@@ -102,7 +102,9 @@ class BoxStream(Stream):
 
     __slots__ = ("_full", "_offsets", "_plain", "_squeeze")
 
-    def __init__(self, stream: Stream, full_shape: Sequence[int], offsets: Sequence[int], *, squeeze: bool = False) -> None:
+    def __init__(
+        self, stream: Stream, full_shape: Sequence[int], offsets: Sequence[int], *, squeeze: bool = False
+    ) -> None:
         super().__init__(stream.seed, stream.name)
         if isinstance(stream, BoxStream):  # a box of a box: one box of the outermost tensor
             if stream._squeeze:
@@ -145,7 +147,9 @@ class BoxStream(Stream):
         first = sum(o * st for o, st in zip(self._offsets, strides))
         whole = math.prod(self._full)
         if cols == 0 or first % cols or whole % cols:
-            raise BlockError(f"orthogonal on block {tuple(tensor.shape)} at {self._offsets} of {self._full}: not whole rows")
+            raise BlockError(
+                f"orthogonal on block {tuple(tensor.shape)} at {self._offsets} of {self._full}: not whole rows"
+            )
         gaussian = _BlockGaussian(self._plain, (whole // cols, cols), (first // cols, 0))
         Stream.orthogonal_(gaussian, tensor, gain)
         return tensor
@@ -170,7 +174,9 @@ class _BlockGaussian(Stream):
 
     def normal_(self, tensor, mean, std, **box):  # type: ignore[override]
         backend = box.get("backend", "auto")
-        return self._whole.normal_(tensor, mean, std, full_shape=self._box_full, offsets=self._box_offsets, backend=backend)
+        return self._whole.normal_(
+            tensor, mean, std, full_shape=self._box_full, offsets=self._box_offsets, backend=backend
+        )
 
 
 # -------------------------------------------------------------------------------------- layout
@@ -225,7 +231,9 @@ class Layout:
             resolved = tuple(get(s) for s in schemes)  # type: ignore[arg-type]
             n = parts if parts is not None else len(sizes or ())
             if len(resolved) != n:
-                raise BlockError(f"Layout.split needs one scheme per block: {n} block(s), got {len(resolved)} scheme(s)")
+                raise BlockError(
+                    f"Layout.split needs one scheme per block: {n} block(s), got {len(resolved)} scheme(s)"
+                )
         return cls("split", parts=parts, sizes=sizes, schemes=resolved)
 
     @classmethod
@@ -251,7 +259,9 @@ class Layout:
             return (shape[0] // self.parts,) * self.parts
         assert self.sizes is not None
         if sum(self.sizes) != shape[0]:
-            raise BlockError(f"Layout {self} has blocks of {sum(self.sizes)} rows in all, but the tensor has shape={shape}")
+            raise BlockError(
+                f"Layout {self} has blocks of {sum(self.sizes)} rows in all, but the tensor has shape={shape}"
+            )
         return self.sizes
 
     def logical_shape(self, block_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -428,7 +438,11 @@ def blocked(scheme: object, layout: object) -> Scheme:
 
 def is_blocked(scheme: object) -> bool:
     """True for a scheme made by :func:`blocked`."""
-    return isinstance(scheme, Scheme) and scheme.name == "fanin.blocks" and isinstance(scheme.args.get("layout"), ObjectArg)
+    return (
+        isinstance(scheme, Scheme)
+        and scheme.name == "fanin.blocks"
+        and isinstance(scheme.args.get("layout"), ObjectArg)
+    )
 
 
 def parts_of(scheme: Scheme) -> tuple[Scheme, Layout]:
@@ -474,15 +488,31 @@ def detect(model: torch.nn.Module) -> list[Detected]:
             shape = tuple(p.shape)
             if isinstance(module, torch.nn.MultiheadAttention) and local == "in_proj_weight":
                 found.append(Detected(name, Layout.split(3), "nn.MultiheadAttention stacks q, k, v in in_proj_weight"))
-            elif isinstance(module, (torch.nn.RNNBase, torch.nn.RNNCellBase)) and local.startswith(("weight_ih", "weight_hh")):
+            elif isinstance(module, (torch.nn.RNNBase, torch.nn.RNNCellBase)) and local.startswith(
+                ("weight_ih", "weight_hh")
+            ):
                 gates = {"LSTM": 4, "GRU": 3, "LSTMCell": 4, "GRUCell": 3}.get(type(module).__name__, 1)
                 if gates > 1:
-                    found.append(Detected(name, Layout.split(gates), f"{type(module).__name__} stacks {gates} gates on dim 0"))
+                    found.append(
+                        Detected(name, Layout.split(gates), f"{type(module).__name__} stacks {gates} gates on dim 0")
+                    )
             elif len(shape) == 2 and _QKV_NAMES.search(name) and shape[0] == 3 * shape[1]:
-                found.append(Detected(name, Layout.split(3), f"named like a fused q/k/v projection, shape {shape} = (3·{shape[1]}, {shape[1]})"))
+                found.append(
+                    Detected(
+                        name,
+                        Layout.split(3),
+                        f"named like a fused q/k/v projection, shape {shape} = (3·{shape[1]}, {shape[1]})",
+                    )
+                )
             elif len(shape) == 3 and _EXPERT_NAMES.search(name):
                 lay = "in_out" if local in _EXPERT_IN_OUT else "out_in"
-                found.append(Detected(name, Layout.experts(lay), f"3-D parameter of an experts module (experts={shape[0]}), stored {lay}"))
+                found.append(
+                    Detected(
+                        name,
+                        Layout.experts(lay),
+                        f"3-D parameter of an experts module (experts={shape[0]}), stored {lay}",
+                    )
+                )
     return found
 
 

@@ -103,8 +103,13 @@ def _ndim(where: str, value: object) -> Ndim:
     op, n = match.group(1) or "==", int(match.group(2))
     if op == "<" and n == 0:
         raise RuleError(f"{where}: no tensor has ndim {value}")
-    return {"==": lambda: Ndim(n), ">=": lambda: Ndim(min=n), "<=": lambda: Ndim(max=n),
-            ">": lambda: Ndim(min=n + 1), "<": lambda: Ndim(max=n - 1)}[op]()
+    return {
+        "==": lambda: Ndim(n),
+        ">=": lambda: Ndim(min=n),
+        "<=": lambda: Ndim(max=n),
+        ">": lambda: Ndim(min=n + 1),
+        "<": lambda: Ndim(max=n - 1),
+    }[op]()
 
 
 def selector_from_dict(data: Mapping[str, Any], where: str = "selector", _depth: int = 0) -> Selector:
@@ -136,18 +141,24 @@ def selector_from_dict(data: Mapping[str, Any], where: str = "selector", _depth:
             raise
         raise RuleError(f"{where}: {err}") from None
     if not parts:
-        raise RuleError(f"{where}: a rule needs at least one of {', '.join(k for k in SELECTOR_KEYS if k != 'exclude')} (name = \"*\" matches all)")
+        raise RuleError(
+            f'{where}: a rule needs at least one of {", ".join(k for k in SELECTOR_KEYS if k != "exclude")} (name = "*" matches all)'
+        )
     return parts[0] if len(parts) == 1 else All(*parts)
 
 
 def _rule(data: object, where: str) -> Rule:
     if not isinstance(data, Mapping):
-        raise RuleError(f"{where}: a rule is a table/object with selector keys and init, got {shown(data)} ({type(data).__name__})")
+        raise RuleError(
+            f"{where}: a rule is a table/object with selector keys and init, got {shown(data)} ({type(data).__name__})"
+        )
     unknown = sorted(str(k) for k in set(data) - set(RULE_KEYS))
     if unknown:
         raise RuleError(f"{where}: unknown key {shown(unknown[0])}. Accepted keys: {', '.join(RULE_KEYS)}.")
     if "init" not in data:
-        raise RuleError(f"{where}: missing key 'init' (a scheme spec, 'keep', 'reset_parameters' or 'defaults:<framework>')")
+        raise RuleError(
+            f"{where}: missing key 'init' (a scheme spec, 'keep', 'reset_parameters' or 'defaults:<framework>')"
+        )
     selector = selector_from_dict(data, where)
     kind = data.get("kind")
     if "kind" in data and kind not in RULE_KINDS:
@@ -172,13 +183,17 @@ def rules_from_dict(data: Mapping[str, Any]) -> Rules:
     rules: list[Rule] = []
     body = data.get("rules", [])
     if not isinstance(body, (Mapping, list)):
-        raise RuleError(f"rules must be a list of rules or a table {{glob = init}}, got rules={shown(body)} ({type(body).__name__})")
+        raise RuleError(
+            f"rules must be a list of rules or a table {{glob = init}}, got rules={shown(body)} ({type(body).__name__})"
+        )
     if len(body) > MAX_RULES:
         raise RuleError(f"a rules document holds at most {MAX_RULES} rules, got {len(body)}")
     if isinstance(body, Mapping):
         for i, (glob, init) in enumerate(body.items()):
             if not isinstance(glob, str):
-                raise RuleError(f"rules[{i}]: the keys of a rules table are name globs, got {shown(glob)} ({type(glob).__name__})")
+                raise RuleError(
+                    f"rules[{i}]: the keys of a rules table are name globs, got {shown(glob)} ({type(glob).__name__})"
+                )
             rules.append(_rule({"name": glob, "init": init}, f"rules[{i}] ({shown(glob)})"))
     else:
         for i, item in enumerate(body):
@@ -202,7 +217,9 @@ def rules_from_dict(data: Mapping[str, Any]) -> Rules:
             raise RuleError(f"preset{'' if isinstance(presets, str) else f'[{i}]'}: {err}") from None
         tail.extend(part.rules)
         if len(rules) + len(tail) > MAX_RULES:
-            raise RuleError(f"a rules document holds at most {MAX_RULES} rules, its presets included; preset={shown(presets)}")
+            raise RuleError(
+                f"a rules document holds at most {MAX_RULES} rules, its presets included; preset={shown(presets)}"
+            )
         preset_leftovers = preset_leftovers or part.leftovers
     return Rules((*rules, *tail), leftovers if leftovers is not None else preset_leftovers)
 
@@ -265,7 +282,9 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
                 import tomli as tomllib  # type: ignore[no-redef]
             data = tomllib.loads(text)
     except _DuplicateKey as err:
-        raise RuleError(f"Cannot parse rules file {path!r}: key {shown(err.args[0])} given twice in one object") from None
+        raise RuleError(
+            f"Cannot parse rules file {path!r}: key {shown(err.args[0])} given twice in one object"
+        ) from None
     except (RecursionError, MemoryError):
         raise RuleError(f"Cannot parse rules file {path!r}: it nests too deeply") from None
     except (ValueError, UnicodeDecodeError) as err:
@@ -285,7 +304,9 @@ def _from_mapping(mapping: Mapping[Any, Any]) -> list[Rule]:
     rules = []
     for key, value in mapping.items():
         if not isinstance(key, (str, Selector)):
-            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={shown(key)} ({type(key).__name__})")
+            raise RuleError(
+                f"A rule mapping has name globs or selectors as keys, got key={shown(key)} ({type(key).__name__})"
+            )
         try:
             rules.append(Rule(key, value))
         except FaninError as err:

@@ -117,7 +117,9 @@ def preset(spec: str, model: object | None = None) -> Rules:
     from fanin.schemes.spec import parse_call
 
     if not isinstance(spec, str):
-        raise RuleError(f"A preset is named by a str such as 'gpt2(n_layer=24)', got {shown(spec)} ({type(spec).__name__})")
+        raise RuleError(
+            f"A preset is named by a str such as 'gpt2(n_layer=24)', got {shown(spec)} ({type(spec).__name__})"
+        )
     try:
         name, positional, args, quoted = parse_call(spec, "preset")
     except FaninError as err:

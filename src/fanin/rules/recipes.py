@@ -87,10 +87,22 @@ FORWARD = {
 
 # Where each documented parameter lives on a model: tried in order by for_model.
 _ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "n_layers": ("model_args.n_layers", "config.num_hidden_layers", "config.n_layer", "config.num_layers",
-                 "config.n_layers", "n_layers"),
-    "n_layer": ("config.n_layer", "config.num_hidden_layers", "config.num_layers", "model_args.n_layers", "n_layers",
-                "n_layer"),
+    "n_layers": (
+        "model_args.n_layers",
+        "config.num_hidden_layers",
+        "config.n_layer",
+        "config.num_layers",
+        "config.n_layers",
+        "n_layers",
+    ),
+    "n_layer": (
+        "config.n_layer",
+        "config.num_hidden_layers",
+        "config.num_layers",
+        "model_args.n_layers",
+        "n_layers",
+        "n_layer",
+    ),
     "dim": ("model_args.dim", "config.hidden_size", "config.n_embd", "config.d_model", "dim"),
     "d_model": ("config.d_model", "config.hidden_size", "config.n_embd", "model_args.dim", "d_model"),
     "d_kv": ("config.d_kv",),
@@ -124,14 +136,37 @@ def _need(recipe: str, **params: Any) -> None:
                 f"{_EXAMPLES.get(name, 32)}, ...), or read it from the model: "
                 f"fanin.rules.recipes.for_model({recipe!r}, model)."
             )
-        if name in ("n_layers", "n_layer", "dim", "d_model", "d_kv", "d_ff", "n_heads", "n_blocks", "m",
-                    "encoder_layers", "decoder_layers"):
+        if name in (
+            "n_layers",
+            "n_layer",
+            "dim",
+            "d_model",
+            "d_kv",
+            "d_ff",
+            "n_heads",
+            "n_blocks",
+            "m",
+            "encoder_layers",
+            "decoder_layers",
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RuleError(f"{recipe} needs a positive int {name}, got {name}={value!r}")
 
 
-_EXAMPLES = {"n_layers": 32, "n_layer": 12, "dim": 4096, "d_model": 512, "d_kv": 64, "d_ff": 2048, "n_heads": 8,
-             "n_blocks": 8, "m": 2, "block": "'basic'", "encoder_layers": 6, "decoder_layers": 6}
+_EXAMPLES = {
+    "n_layers": 32,
+    "n_layer": 12,
+    "dim": 4096,
+    "d_model": 512,
+    "d_kv": 64,
+    "d_ff": 2048,
+    "n_heads": 8,
+    "n_blocks": 8,
+    "m": 2,
+    "block": "'basic'",
+    "encoder_layers": 6,
+    "decoder_layers": 6,
+}
 
 
 def _number(recipe: str, name: str, value: object, *, positive: bool = True) -> float:
@@ -301,7 +336,12 @@ def torchtitan_llama3(
         std = 0.02 / (2 * (layer + 1)) ** 0.5 if depth_init else 0.02 / (2 * n_layers) ** 0.5
         scaled = ("wo", "o_proj", "w2", "down_proj") + (("w3", "up_proj") if as_released else ())
         rules.append(Rule(_in_layer(layer, *scaled), _trunc(std, cut)))
-        rules.append(Rule(_in_layer(layer, "wq", "wk", "wv", "q_proj", "k_proj", "v_proj", "w1", "gate_proj", "w3", "up_proj"), _trunc(0.02, cut)))
+        rules.append(
+            Rule(
+                _in_layer(layer, "wq", "wk", "wv", "q_proj", "k_proj", "v_proj", "w1", "gate_proj", "w3", "up_proj"),
+                _trunc(0.02, cut),
+            )
+        )
     final = dim**-0.5
     rules.append(Rule(_names("output", "lm_head"), _trunc(final, 3.0)))
     rules += _common()
@@ -324,7 +364,10 @@ def megatron(n_layers: int | None = None, sigma: float = 0.02) -> Rules:
     _need("megatron", n_layers=n_layers)
     assert n_layers is not None
     sigma = _number("megatron", "sigma", sigma)
-    out = Name(r"(?:.*\.)?(?:self_attention\.linear_proj|mlp\.linear_fc2|attention\.dense|self_attention\.dense|mlp\.dense_4h_to_h)\.weight", regex=True)
+    out = Name(
+        r"(?:.*\.)?(?:self_attention\.linear_proj|mlp\.linear_fc2|attention\.dense|self_attention\.dense|mlp\.dense_4h_to_h)\.weight",
+        regex=True,
+    )
     return Rules(
         (
             Rule(out, f"normal(std={sigma / math.sqrt(2.0 * n_layers)!r})"),
@@ -397,7 +440,9 @@ NEOX_INIT = ("small_init", "wang_init")
 
 
 def gpt_neox(
-    n_layers: int | None = None, d_model: int | None = None, init_method: str = "small_init",
+    n_layers: int | None = None,
+    d_model: int | None = None,
+    init_method: str = "small_init",
     output_layer_init_method: str = "wang_init",
 ) -> Rules:
     r"""GPT-NeoX (Black et al. 2022 §3; gpt-neox ``megatron/model/init_functions.py``):
@@ -429,8 +474,13 @@ def gpt_neox(
 # --------------------------------------------------------------------------------------------- T5
 
 
-def t5(d_model: int | None = None, d_kv: int | None = None, d_ff: int | None = None, n_heads: int | None = None,
-       factor: float = 1.0) -> Rules:
+def t5(
+    d_model: int | None = None,
+    d_kv: int | None = None,
+    d_ff: int | None = None,
+    n_heads: int | None = None,
+    factor: float = 1.0,
+) -> Rules:
     r"""T5's per-module stds (transformers ``T5PreTrainedModel._init_weights``, after Mesh
     TensorFlow; Raffel et al. 2020), all :math:`\mathcal{N}(0, \sigma^2)` with ``factor`` =
     ``config.initializer_factor``: attention ``q`` :math:`f(d\,d_{kv})^{-1/2}`, ``k``/``v``
@@ -447,7 +497,10 @@ def t5(d_model: int | None = None, d_kv: int | None = None, d_ff: int | None = N
     return Rules(
         (
             Rule(_names("SelfAttention.q", "EncDecAttention.q"), f"normal(std={f * (d_model * d_kv) ** -0.5!r})"),
-            Rule(_names("SelfAttention.k", "EncDecAttention.k", "SelfAttention.v", "EncDecAttention.v"), f"normal(std={f * d_model**-0.5!r})"),
+            Rule(
+                _names("SelfAttention.k", "EncDecAttention.k", "SelfAttention.v", "EncDecAttention.v"),
+                f"normal(std={f * d_model**-0.5!r})",
+            ),
             Rule(_names("SelfAttention.o", "EncDecAttention.o"), f"normal(std={f * (n_heads * d_kv) ** -0.5!r})"),
             Rule(_names("wi", "wi_0", "wi_1"), f"normal(std={f * d_model**-0.5!r})"),
             Rule(_names("wo"), f"normal(std={f * d_ff**-0.5!r})"),
@@ -557,8 +610,12 @@ def tfixup(arch: str = "encoder_decoder", n_layers: int | None = None, d_model: 
         if arch not in (side, "encoder_decoder"):
             continue
         prefix = rf"(?:.*\.)?{side}\." if arch == "encoder_decoder" else ""
-        rules.append(Rule(Name(rf"{prefix}(?:.*\.)?(?:{names})\.weight", regex=True),
-                          Noted(f"xavier_uniform(gain={scale!r})", FORWARD["tfixup"])))
+        rules.append(
+            Rule(
+                Name(rf"{prefix}(?:.*\.)?(?:{names})\.weight", regex=True),
+                Noted(f"xavier_uniform(gain={scale!r})", FORWARD["tfixup"]),
+            )
+        )
     rules.append(Rule(Role("embedding"), f"normal(std={d_model**-0.5 * dec!r})"))
     rules.append(Rule(Role("weight"), "xavier_uniform"))
     rules += _common()
@@ -663,7 +720,10 @@ def vit_timm(std: float = 0.02) -> Rules:
 
 
 def _vit_tokens() -> list[Rule]:
-    return [Rule(Name("*pos_embed"), "trunc_normal(std=0.02)"), Rule(Name("*cls_token") | Name("*reg_token"), "normal(std=1e-06)")]
+    return [
+        Rule(Name("*pos_embed"), "trunc_normal(std=0.02)"),
+        Rule(Name("*cls_token") | Name("*reg_token"), "normal(std=1e-06)"),
+    ]
 
 
 def vit_jax(head_bias: float = 0.0) -> Rules:
@@ -765,7 +825,9 @@ def for_model(recipe: str, model: Any, **given: Any) -> Rules:
     params = inspect.signature(factory).parameters
     unknown = sorted(set(given) - set(params))
     if unknown:
-        raise RuleError(f"Recipe {recipe!r} got unexpected argument(s) {', '.join(unknown)}. Accepted: {', '.join(params)}.")
+        raise RuleError(
+            f"Recipe {recipe!r} got unexpected argument(s) {', '.join(unknown)}. Accepted: {', '.join(params)}."
+        )
     args, _, looked = read_parameters(factory, model, given)
     return call_with_model_note(factory, args, model, looked)
 

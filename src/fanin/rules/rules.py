@@ -31,9 +31,8 @@ buffer role such as ``Role("running_var")``) lets it cover buffers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any as AnyType
 
 from fanin.errors import FaninError, UnknownFrameworkError, describe_choice, shown
 from fanin.frameworks import framework_names, get_framework
@@ -44,6 +43,7 @@ from fanin.schemes import Scheme, get
 __all__ = [
     "LEFTOVERS",
     "RULE_KINDS",
+    "BlockedInit",
     "DepthScaledNormal",
     "EmbeddingNormal",
     "FrameworkDefaults",
@@ -54,7 +54,6 @@ __all__ = [
     "RuleError",
     "Rules",
     "SchemeInit",
-    "BlockedInit",
     "as_init",
     "bind_rules",
     "describe_rules",
@@ -318,7 +317,13 @@ class Rule:
     kind: str = "parameter"
 
     def __init__(
-        self, select: Selector | str, init: object, *, kind: str | None = None, blocks: object = None, fans: object = None
+        self,
+        select: Selector | str,
+        init: object,
+        *,
+        kind: str | None = None,
+        blocks: object = None,
+        fans: object = None,
     ) -> None:
         if isinstance(select, str):
             select = Name(select)

@@ -351,7 +351,7 @@ class Ndim(Selector):
     ('ndim=2', 'ndim>=2', 'ndim<=1')
     """
 
-    def __init__(self, n: int | None = None, *, min: int | None = None, max: int | None = None) -> None:  # noqa: A002
+    def __init__(self, n: int | None = None, *, min: int | None = None, max: int | None = None) -> None:
         for what, v in (("n", n), ("min", min), ("max", max)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise SelectorError(f"Ndim needs non-negative ints, got {what}={shown(v)}")

@@ -69,7 +69,7 @@ class MupHooks:
         if model is not None and _INSTALLED.get(model) is self:
             del _INSTALLED[model]
 
-    def __enter__(self: _H) -> _H:  # noqa: PYI019 - typing.Self is Python 3.11+, fanin supports 3.10
+    def __enter__(self: _H) -> _H:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -90,7 +90,9 @@ class MupHooks:
 def _pre_hook(x: Multiplier):
     def hook(module: nn.Module, args: tuple) -> tuple:
         if not args or not isinstance(args[0], torch.Tensor):
-            raise MupError(f"{x.module!r} was called without a tensor input: fanin's {x.kind} multiplier scales its first input")
+            raise MupError(
+                f"{x.module!r} was called without a tensor input: fanin's {x.kind} multiplier scales its first input"
+            )
         return (args[0] * x.factor, *args[1:])
 
     return hook
@@ -127,7 +129,8 @@ def mup_hooks(model: nn.Module, plan) -> MupHooks:
             "would apply them twice; remove the first ones (hooks.remove()) before installing others"
         )
     handles = [
-        model.get_submodule(x.module).register_forward_pre_hook(_pre_hook(x)) if x.on == "input"
+        model.get_submodule(x.module).register_forward_pre_hook(_pre_hook(x))
+        if x.on == "input"
         else model.get_submodule(x.module).register_forward_hook(_hook(x))
         for x in table.multipliers
     ]

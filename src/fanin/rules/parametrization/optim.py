@@ -58,8 +58,16 @@ def mup_param_groups(
     for what, value in (("lr", lr), ("weight_decay", weight_decay)):
         if value is None and what == "weight_decay":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (what == "lr" and value == 0):
-            raise MupError(f"{what} must be a {'positive' if what == 'lr' else 'non-negative'} finite number, got {what}={value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+            or (what == "lr" and value == 0)
+        ):
+            raise MupError(
+                f"{what} must be a {'positive' if what == 'lr' else 'non-negative'} finite number, got {what}={value!r}"
+            )
     if not isinstance(decoupled_wd, bool):
         raise MupError(f"decoupled_wd must be True or False, got decoupled_wd={decoupled_wd!r}")
     table = mup_table(plan)

@@ -209,11 +209,22 @@ def mup(
     ...
     fanin.rules.parametrization.roles.MupError: base_width must be a positive int, got base_width=0
     """
-    return _rules(MupSpec(
-        "mup", base_width=base_width, width=width, std=std, embedding_std=embedding_std, output_mult=output_mult,
-        multipliers=multipliers, zero_readout=zero_readout, readout=readout, inputs=inputs,  # type: ignore[arg-type]
-        roles=_roles(roles), attention=attention,  # type: ignore[arg-type]
-    ))
+    return _rules(
+        MupSpec(
+            "mup",
+            base_width=base_width,
+            width=width,
+            std=std,
+            embedding_std=embedding_std,
+            output_mult=output_mult,
+            multipliers=multipliers,
+            zero_readout=zero_readout,
+            readout=readout,
+            inputs=inputs,  # type: ignore[arg-type]
+            roles=_roles(roles),
+            attention=attention,  # type: ignore[arg-type]
+        )
+    )
 
 
 def depth_mup(
@@ -242,11 +253,24 @@ def depth_mup(
     >>> str(depth_mup(64, 4, branches=("*.attn", "*.mlp")))
     "depth_mup(base_width=64, base_depth=4, branches=['*.attn', '*.mlp'])"
     """
-    return _rules(MupSpec(
-        "depth_mup", base_width=base_width, width=width, std=std, embedding_std=embedding_std, output_mult=output_mult,
-        multipliers=multipliers, zero_readout=zero_readout, readout=readout, inputs=inputs,  # type: ignore[arg-type]
-        roles=_roles(roles), attention=attention, base_depth=base_depth, branches=branches,  # type: ignore[arg-type]
-    ))
+    return _rules(
+        MupSpec(
+            "depth_mup",
+            base_width=base_width,
+            width=width,
+            std=std,
+            embedding_std=embedding_std,
+            output_mult=output_mult,
+            multipliers=multipliers,
+            zero_readout=zero_readout,
+            readout=readout,
+            inputs=inputs,  # type: ignore[arg-type]
+            roles=_roles(roles),
+            attention=attention,
+            base_depth=base_depth,
+            branches=branches,  # type: ignore[arg-type]
+        )
+    )
 
 
 def u_mup(
@@ -266,7 +290,13 @@ def u_mup(
     >>> str(u_mup(zero_readout=True))
     'u_mup(zero_readout=True)'
     """
-    return _rules(MupSpec(
-        "u_mup", zero_readout=zero_readout, readout=readout, inputs=inputs,  # type: ignore[arg-type]
-        roles=_roles(roles), attention=attention,  # type: ignore[arg-type]
-    ))
+    return _rules(
+        MupSpec(
+            "u_mup",
+            zero_readout=zero_readout,
+            readout=readout,
+            inputs=inputs,  # type: ignore[arg-type]
+            roles=_roles(roles),
+            attention=attention,  # type: ignore[arg-type]
+        )
+    )
