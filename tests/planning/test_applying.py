@@ -42,7 +42,7 @@ def test_generator_is_drawn_in_plan_order():
         torch.nn.init.xavier_uniform_(torch.empty(3, 5), generator=g),
         torch.nn.init.uniform_(torch.empty(3), -0.1, 0.1, generator=g),
     ]
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected, strict=True))
 
 
 def test_global_rng_without_seed_or_generator():
@@ -69,7 +69,7 @@ def test_torch_preset_reproduces_construction_bitwise():
     reference = build()
     model = build()
     fanin.apply(model, "torch", generator=torch.Generator().manual_seed(0))
-    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert torch.count_nonzero(model[4].weight[2]) == 0
 
@@ -190,7 +190,7 @@ def test_applying_a_plan():
     fanin.apply(model, p)  # the plan's seed
     other = net()
     fanin.apply(other, RULES, seed=2)
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters(), strict=True))
     with pytest.raises(ValueError, match=r"the plan was resolved with seed=2 and is applied with seed=3"):
         fanin.apply(model, p, seed=3)
     with pytest.raises(TypeError, match=r"leftovers= applies to rules, not to a resolved plan; got leftovers='keep'"):
@@ -242,7 +242,7 @@ def test_torch_preset_multihead_attention_and_transformer_layer_bitwise():
     model = build()
     record = fanin.apply(model, "torch", generator=torch.Generator().manual_seed(0))
     assert [e.name for e in record][:3] == ["mha.out_proj.weight", "mha.out_proj.bias", "mha.in_proj_weight"]
-    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -256,7 +256,7 @@ def test_wrapping_does_not_change_the_stream_keys():
     fanin.apply(plain, RULES, seed=9)
     record = fanin.apply(wrapped, RULES, seed=9)
     assert record["module.0.weight"].stream == (9, "0.weight")
-    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), wrapped.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), wrapped.parameters(), strict=True))
 
 
 # --- the commit: all or nothing ---------------------------------------------------------------------
@@ -345,7 +345,7 @@ def test_parameters_keep_their_objects_and_autograd_flags():
     model[0].weight.grad = torch.full_like(model[0].weight, 3.0)
     objects = [p for p in model.parameters()]
     fanin.apply(model, RULES, seed=0)
-    assert [p for p in model.parameters()] == objects and all(a is b for a, b in zip(model.parameters(), objects))
+    assert [p for p in model.parameters()] == objects and all(a is b for a, b in zip(model.parameters(), objects, strict=True))
     assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
     assert all(p.is_leaf and p.grad_fn is None for p in model.parameters())
     assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 3.0))  # untouched

@@ -181,7 +181,7 @@ def test_hand_written_patterns_are_read_as_schemes():
     torch.manual_seed(11)
     reference.init_weights()
     fanin.apply(model, plan, generator=torch.Generator().manual_seed(11))
-    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -334,7 +334,7 @@ def test_a_transformers_factory_is_captured_as_it_constructs(member):
     reference = factory()
     model = factory()
     fanin.apply(model, plan, generator=torch.Generator().manual_seed(9))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(), strict=True))
     on_meta = capture(factory, device="meta")
     tied = member == "hf-gpt2"
     assert (on_meta.draw_order is not None) == tied

@@ -28,9 +28,9 @@ def test_truncation_bounds_in_absolute_units_never_cut():
     bad = lint(model, {"weight": "trunc_normal(std=0.02, a=-3.0, b=3.0)", "bias": "zeros"})
     (f,) = only(bad, "truncation-never-cuts")
     assert (f.severity, f.tensor) == ("warning", "weight")
-    assert f.evidence.startswith("trunc_normal(std=0.02, a=-3.0, b=3.0) cuts at [-3, 3] = ±150σ with σ=0.02")
+    assert f.evidence.startswith("trunc_normal(std=0.02, a=-3.0, b=3.0) cuts at [-3, 3] = ±150σ with σ=0.02")  # noqa: RUF001
     assert (
-        f.fix == "trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))"
+        f.fix == "trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))"  # noqa: RUF001
     )
     default = lint(model, {"weight": "trunc_normal(std=0.02)", "bias": "zeros"})
     assert [g.severity for g in only(default, "truncation-never-cuts")] == ["info"]
@@ -186,7 +186,7 @@ def test_zero_inits_that_block_a_branchs_gradient():
             self.conv2, self.bn2 = nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
 
     net = nn.ModuleDict({"layer1": nn.Sequential(Block())})
-    both = [{"*.bn2.weight": "zeros"}, fixup(n_blocks=1, m=2)]  # Fixup's zero conv2 and a zero bn2 γ
+    both = [{"*.bn2.weight": "zeros"}, fixup(n_blocks=1, m=2)]  # Fixup's zero conv2 and a zero bn2 gamma
     (g,) = lint(net, both).errors
     assert (
         g.tensor == "layer1.0.bn2.weight" and "layer1.0.conv2.weight and layer1.0.bn2.weight are both 0" in g.evidence

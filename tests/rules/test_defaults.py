@@ -191,7 +191,7 @@ def test_transformer_encoder_copies_are_an_exception():
     assert same_bits(layers[0].linear1.weight, layers[1].linear1.weight)  # torch: deep copies
     model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 2, enable_nested_tensor=False)
     apply_defaults(model, "torch", generator=torch.Generator().manual_seed(3))
-    for (name, a), (_, b) in zip(model.layers[0].state_dict().items(), layers[0].state_dict().items()):
+    for (name, a), (_, b) in zip(model.layers[0].state_dict().items(), layers[0].state_dict().items(), strict=True):
         assert same_bits(a, b), name  # layer 0 is the prototype's draw
     assert not torch.equal(model.layers[1].linear1.weight, model.layers[0].linear1.weight)
     assert default_schemes(model, "torch") is None

@@ -243,7 +243,7 @@ def test_same_init_std_and_learning_rates_as_microsoft_mup(width):
                 theirs[names[id(q)]] = group["lr"]
         assert lrs(model, p, optimizer, lr=1e-3) == pytest.approx(theirs, rel=1e-12)
     with torch.no_grad():
-        for (_, a), (_, b) in zip(model.named_parameters(), ref.named_parameters()):
+        for (_, a), (_, b) in zip(model.named_parameters(), ref.named_parameters(), strict=True):
             a.copy_(b)
     x = torch.randn(4, 8)
     with mup_hooks(model, p):
@@ -530,7 +530,7 @@ def test_the_table_says_what_is_and_is_not_done():
     assert "muP needs logits q·k/d_head, not q·k/√d_head" in notes["not done"]
     # The tied embedding's own rule says that its readout's multiplier is not in the init.
     assert (
-        "tied to the readout 'lm_head': its output × output_mult/m = 0.25 in the forward pass: NOT done by the init"
+        "tied to the readout 'lm_head': its output × output_mult/m = 0.25 in the forward pass: NOT done by the init"  # noqa: RUF001
         in p["wte.weight"].rule
     )
     assert "tied" not in p["wpe.weight"].rule
@@ -551,10 +551,10 @@ def test_readout_rule_text_says_the_multiplier_is_not_in_the_init():
     model = mlp()
     p = planned(model, mup(base_width=64))
     assert (
-        "output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks)"
+        "output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks)"  # noqa: RUF001
         in p["4.weight"].rule
     )
-    assert p["2.weight"].rule.startswith("mup:hidden['2.weight'] -> normal(std=0.0625) [σ = 1/√n = 1/√256")
+    assert p["2.weight"].rule.startswith("mup:hidden['2.weight'] -> normal(std=0.0625) [σ = 1/√n = 1/√256")  # noqa: RUF001
 
 
 def test_names_are_shown_literally():

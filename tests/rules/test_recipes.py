@@ -64,7 +64,7 @@ def assert_bitwise(model: nn.Module, rules, init: str, seed: int = 3) -> None:
     with torch.no_grad():
         getattr(reference, init)()
     fanin.apply(model, rules, generator=torch.Generator().manual_seed(seed), leftovers="keep")
-    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -86,7 +86,7 @@ def test_torchtitan_as_released_is_the_reference_bit_for_bit(depth_init):
 
 def test_torchtitan_default_fixes_the_two_slips_of_torchtitan_3334():
     plan = fanin.plan(TTTransformer(), torchtitan_llama3(n_layers=3, dim=32), leftovers="keep")
-    wo = plan["layers.2.attention.wo.weight"].statistics  # depth_init: 0.02 / sqrt(2 * 3), cut at ±3σ
+    wo = plan["layers.2.attention.wo.weight"].statistics  # depth_init: 0.02 / sqrt(2 * 3), cut at ±3sigma
     assert (wo.low, wo.high) == pytest.approx((-3 * 0.02 / math.sqrt(6), 3 * 0.02 / math.sqrt(6)), rel=1e-15)
     assert str(plan["layers.2.feed_forward.w3.weight"].scheme) == "trunc_normal(std=0.02, a=-0.06, b=0.06)"
     out = plan["output.weight"].statistics

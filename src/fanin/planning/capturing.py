@@ -60,11 +60,12 @@ from __future__ import annotations
 
 import copy
 import inspect
+import itertools
 import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -78,6 +79,7 @@ from fanin.rng.recording import DrawRecorder
 from fanin.rng.stream import Stream
 from fanin.rules.blocks import BoxStream, Layout, ObjectArg, blocked
 from fanin.rules.rules import Rules
+from fanin.rules.selectors import Target
 from fanin.rules.targets import collect_targets
 from fanin.schemes import Scheme
 from fanin.schemes.registry import SchemeEntry
@@ -445,7 +447,7 @@ class _Recorder:
             )
             rng = (self.next_rng(),) if target.numel() else ()
             burn = ((scheme, tuple(target.shape), target.dtype),) if rng else ()
-            steps: tuple = (("scheme", scheme),)
+            steps: tuple | None = (("scheme", scheme),)
             if name == "uniform_":
                 steps = (("op", "uniform_", (float(a), float(b))),)  # the start of a hand-written erfinv
             self.add(target, _Event(t, region, steps, source, rng, burn, replay=replay))
@@ -794,7 +796,7 @@ def _classify(region: tuple, root: tuple):
 
 def _contiguous(shape, stride) -> bool:
     expected = 1
-    for n, s in zip(reversed(shape), reversed(stride)):
+    for n, s in zip(reversed(shape), reversed(stride), strict=True):
         if n != 1 and s != expected:
             return False
         expected *= n
@@ -804,7 +806,7 @@ def _contiguous(shape, stride) -> bool:
 def _inside(region: tuple, root: tuple) -> bool:
     off = region[0]
     roff, rshape, rstride = root
-    span = sum((n - 1) * s for n, s in zip(rshape, rstride)) + 1 if all(rshape) else 0
+    span = sum((n - 1) * s for n, s in zip(rshape, rstride, strict=True)) + 1 if all(rshape) else 0
     return roff <= off < roff + max(span, 1)
 
 
@@ -890,7 +892,7 @@ def _as_scheme(steps: tuple, shape: tuple[int, ...]) -> Scheme:
         if (
             starts == sorted(starts)
             and starts[0] == 0
-            and all(a[2] == b[1] for a, b in zip(steps, steps[1:]))
+            and all(a[2] == b[1] for a, b in itertools.pairwise(steps))
             and steps[-1][2] == shape[0]
         ):
             schemes = [s[4][0][1] for s in steps]
@@ -978,7 +980,7 @@ class CapturedPlan(Plan):
 def _clear_hf_flags(model: torch.nn.Module) -> None:
     for m in model.modules():
         if "_is_hf_initialized" in m.__dict__:
-            m._is_hf_initialized = False
+            m._is_hf_initialized = False  # type: ignore[assignment]  # torch types module attributes as tensors or modules
     for t in [*model.parameters(), *model.buffers()]:
         if hasattr(t, "_is_hf_initialized"):
             t._is_hf_initialized = False
@@ -1163,17 +1165,18 @@ def _tied_names(model: torch.nn.Module):
 def _assemble(
     scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, seed: int | None, notes: list[str]
 ) -> CapturedPlan:
-    rows = []  # (order key, entry kwargs, owner, what, program)
+    # (order key, entry kwargs, (module, tensor) or None, what, program)
+    rows: list[tuple[int, dict[str, Any], tuple[torch.nn.Module, torch.Tensor] | None, str, _Program]] = []
     opaque: list[tuple[str, str]] = []
-    programs = []
-    for module_name, module, own in collect_targets(scratch):
+    programs: list[tuple[Target, dict[str, Any], torch.nn.Module, torch.Tensor, _Program]] = []
+    for _module_name, module, own in collect_targets(scratch):
         for target, tensor, aliases in own:
             events = recorder.events.get(tensor.untyped_storage()._cdata, [])
             prog = _program(events, _region(tensor))
             if prog is None:
                 continue
             dtype = tensor.dtype
-            base = dict(
+            base: dict[str, Any] = dict(
                 name=target.name,
                 kind=target.kind,
                 module=target.module_name,
@@ -1209,10 +1212,10 @@ def _assemble(
     firsts = [(min(r[4].rng), i) for i, r in enumerate(rows) if r[3] == "write" and r[4].rng and not r[4].opaque]
     final_rng = {n for r in rows if r[3] == "write" for n in r[4].rng}
     # Every other draw the library made: overwritten values and scratch tensors the model does not keep.
-    extra: list[tuple[int, tuple]] = []
+    extra: list[tuple[int, tuple | None]] = []
     for r in rows:
         for e in r[4].overwritten:
-            extra += list(zip(e.rng, e.burn)) if len(e.burn) == len(e.rng) else [(n, None) for n in e.rng]
+            extra += list(zip(e.rng, e.burn, strict=True)) if len(e.burn) == len(e.rng) else [(n, None) for n in e.rng]
     seen = {n for n, _ in extra} | final_rng
     for events in recorder.events.values():
         for e in events:
@@ -1266,6 +1269,7 @@ def _assemble(
                 )
             )
             continue
+        assert owner is not None  # every "write" row holds its module and tensor
         shape, dtype = base["shape"], owner[1].dtype
         if prog.opaque:
             opaque.append((base["name"], prog.opaque))
@@ -1341,7 +1345,7 @@ def _opaque_action(module: torch.nn.Module, base: dict, prog: _Program):
                 fn(**{k: (clone if k == key else v) for k, v in arguments.items()})
                 owner = clone.get_submodule(path) if path else clone
                 store = owner._parameters if kind == "parameter" else owner._buffers
-                tensor.copy_(store[local])
+                tensor.copy_(cast(torch.Tensor, store[local]))
 
             return _replay_scheme(getattr(code, "co_qualname", code.co_name), run), "scheme"
     if reset_method(module) is not None:

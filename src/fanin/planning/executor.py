@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from fanin.errors import ApplyError
-from fanin.planning.records import PlanEntry
+from fanin.planning.records import Plan, PlanEntry
 from fanin.rng.stream import Stream, canonical_name
 from fanin.rules.selectors import Target
 

@@ -49,7 +49,7 @@ def storage_span(tensor: torch.Tensor) -> tuple[tuple[str, int], int, int] | Non
     if address == 0:
         return None
     item = tensor.element_size()
-    reach = sum((int(size) - 1) * abs(int(stride)) for size, stride in zip(tensor.shape, tensor.stride()))
+    reach = sum((int(size) - 1) * abs(int(stride)) for size, stride in zip(tensor.shape, tensor.stride(), strict=True))
     start = int(tensor.storage_offset()) * item
     return (str(tensor.device), address), start, start + (reach + 1) * item
 
@@ -98,7 +98,7 @@ def _has_internal_overlap(tensor: torch.Tensor) -> bool:
     check = getattr(torch, "_debug_has_internal_overlap", None)
     if check is not None:
         return check(tensor) == 1
-    return any(stride == 0 and size > 1 for size, stride in zip(tensor.shape, tensor.stride()))
+    return any(stride == 0 and size > 1 for size, stride in zip(tensor.shape, tensor.stride(), strict=True))
 
 
 def check_destination(name: str, where: str, tensor: torch.Tensor, shape: tuple[int, ...], dtype: str) -> None:

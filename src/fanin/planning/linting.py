@@ -46,7 +46,7 @@ check                        severity  what
 [('truncation-never-cuts', 'warning', '0.weight')]
 >>> print(report.findings[0].fix)
 trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))
-"""
+"""  # noqa: RUF002
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -221,10 +221,10 @@ def _truncation(entries) -> list[Finding]:
                 "truncation-never-cuts",
                 "info" if default else "warning",
                 e.name,
-                f"{e.init} cuts at [{low:g}, {high:g}] = ±{k:.3g}σ with σ={std:.4g}"
+                f"{e.init} cuts at [{low:g}, {high:g}] = ±{k:.3g}σ with σ={std:.4g}"  # noqa: RUF001
                 + (" (trunc_normal_'s default bounds)" if default else "")
-                + f": a normal value passes 4σ with probability 6.3e-5, so the cut never applies (rule: {e.rule})",
-                f"trunc_normal's bounds are absolute: for a cut at ±3σ pass a={-3 * std + mean:.4g}, "
+                + f": a normal value passes 4σ with probability 6.3e-5, so the cut never applies (rule: {e.rule})",  # noqa: RUF001
+                f"trunc_normal's bounds are absolute: for a cut at ±3σ pass a={-3 * std + mean:.4g}, "  # noqa: RUF001
                 f"b={3 * std + mean:.4g} (or use normal(std={std:.4g}))",
             )
         )
@@ -412,7 +412,7 @@ def _depth(entries) -> list[Finding]:
 
 
 def _dtensor(model, entries) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
     if model is None:
         return out
     params = dict(model.named_parameters())
@@ -488,7 +488,7 @@ def _stacked(model, entries) -> list[Finding]:
                 e.name,
                 f"{e.init} on stacked experts {e.shape} ({d.evidence}) takes fans ({e.fans.fan_in:g}, {e.fans.fan_out:g}) "
                 f"from the 3-D storage; one expert's matrix has ({per_expert.fan_in:g}, {per_expert.fan_out:g})",
-                f"declare the layout: Rule({e.name!r}, {str(e.scheme)!r}, fans={'experts:' + d.layout.expert_layout!r})",
+                f"declare the layout: Rule({e.name!r}, {str(e.scheme)!r}, fans={f'experts:{d.layout.expert_layout}'!r})",
             )
         )
     return out
@@ -538,7 +538,7 @@ def _uninitialized(model, p: Plan | None, unmatched: list[str]) -> list[Finding]
 
 
 def _local_values(t: torch.Tensor) -> torch.Tensor:
-    return t.to_local().detach() if is_dtensor(t) else t.detach()
+    return cast(Any, t).to_local().detach() if is_dtensor(t) else t.detach()
 
 
 def _buffers(model, p: Plan | None) -> list[Finding]:
@@ -550,7 +550,7 @@ def _buffers(model, p: Plan | None) -> list[Finding]:
     planned = {e.name for e in p} if p is not None else set()
     everything = [*model.parameters(), *model.buffers()]
     all_meta = bool(everything) and all(t.is_meta for t in everything)
-    for module_name, module, own in collect_targets(model):
+    for _module_name, module, own in collect_targets(model):
         hook = next((h for h in BUFFER_HOOKS if callable(getattr(module, h, None))), None)
         for target, tensor, _aliases in own:
             if target.kind != "buffer":
@@ -717,12 +717,13 @@ def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> L
         p = capture(model)
     else:
         ruleset = as_rules(rules, model)
+        module = cast(torch.nn.Module, model)  # plan() refuses anything else itself
         try:
-            p = plan(model, ruleset)
+            p = plan(module, ruleset)
         except RuleError as err:
             if "match no rule" not in str(err):
                 raise
-            p = plan(model, ruleset, leftovers="keep")
+            p = plan(module, ruleset, leftovers="keep")
             unmatched = [e.name for e in p if e.rule == "leftovers=keep"]
     entries = [e for e in p if e.action == "scheme"]
     findings: list[Finding] = []

@@ -80,10 +80,10 @@ def match(targets: Targets, ruleset: Rules, policy: str) -> Matches:
         for fw in frameworks:
             listed = _defaults(module, fw)
             own_defaults[(id(module), fw)] = {k: v for k, v in listed.items() if "." not in k}
-            for local, (order, scheme) in listed.items():
+            for local, (order, default) in listed.items():
                 if "." in local:
                     full = f"{module_name}.{local}" if module_name else local
-                    claimed.setdefault((fw, full), ((m_index, order), scheme))
+                    claimed.setdefault((fw, full), ((m_index, order), default))
     matched: list[Match] = []
     unmatched: list[str] = []
     skipped: list[str] = []

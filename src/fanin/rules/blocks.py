@@ -102,6 +102,11 @@ class BoxStream(Stream):
 
     __slots__ = ("_full", "_offsets", "_plain", "_squeeze")
 
+    _full: tuple[int, ...]
+    _offsets: tuple[int, ...]
+    _squeeze: bool
+    _plain: Stream
+
     def __init__(
         self, stream: Stream, full_shape: Sequence[int], offsets: Sequence[int], *, squeeze: bool = False
     ) -> None:
@@ -109,7 +114,7 @@ class BoxStream(Stream):
         if isinstance(stream, BoxStream):  # a box of a box: one box of the outermost tensor
             if stream._squeeze:
                 raise BlockError("a box inside a squeezed box is not supported")
-            offsets = tuple(o + p for o, p in zip(stream._offsets, offsets))
+            offsets = tuple(o + p for o, p in zip(stream._offsets, offsets, strict=True))
             full_shape = stream._full
         self._full = tuple(int(s) for s in full_shape)
         self._offsets = tuple(int(o) for o in offsets)
@@ -127,16 +132,16 @@ class BoxStream(Stream):
         view = tensor.unsqueeze(0) if self._squeeze else tensor
         if self._squeeze:
             inner = (0, *inner)
-        offsets = tuple(o + i for o, i in zip(self._offsets, inner))
+        offsets = tuple(o + i for o, i in zip(self._offsets, inner, strict=True))
         rest = {k: v for k, v in box.items() if k not in ("offsets", "full_shape", "index")}
         return view, {"full_shape": self._full, "offsets": offsets, **rest}
 
-    def fill_(self, tensor, transform, **box):  # type: ignore[override]
+    def fill_(self, tensor, transform, **box):
         view, full = self._box(tensor, box)
         self._plain.fill_(view, transform, **full)
         return tensor
 
-    def orthogonal_(self, tensor, gain=1.0, **box):  # type: ignore[override]
+    def orthogonal_(self, tensor, gain=1.0, **box):
         """An orthogonal matrix *of the block* (QR of the block's Gaussian), whose Gaussian values
         are the whole tensor's stream at the block's elements (a block is whole rows of the
         tensor's (rows, cols) view, so those are a box of it)."""
@@ -144,7 +149,7 @@ class BoxStream(Stream):
             raise BlockError("orthogonal on a box of a block is not supported")
         cols = math.prod(tuple(tensor.shape)[1:]) if tensor.ndim >= 2 else 1
         strides = [math.prod(self._full[d + 1 :]) for d in range(len(self._full))]
-        first = sum(o * st for o, st in zip(self._offsets, strides))
+        first = sum(o * st for o, st in zip(self._offsets, strides, strict=True))
         whole = math.prod(self._full)
         if cols == 0 or first % cols or whole % cols:
             raise BlockError(
@@ -154,12 +159,12 @@ class BoxStream(Stream):
         Stream.orthogonal_(gaussian, tensor, gain)
         return tensor
 
-    def sparse_mask(self, shape, num_zeros, *, device=None, **box):  # type: ignore[override]
+    def sparse_mask(self, shape, num_zeros, *, device=None, **box):
         shape = tuple(shape)
         if self._squeeze:
             raise BlockError("sparse on a squeezed block is not supported")
         inner = tuple(box.get("offsets") or (0,) * len(shape))
-        offsets = tuple(o + i for o, i in zip(self._offsets, inner))
+        offsets = tuple(o + i for o, i in zip(self._offsets, inner, strict=True))
         return self._plain.sparse_mask(shape, num_zeros, full_shape=self._full, offsets=offsets, device=device)
 
 
@@ -172,7 +177,7 @@ class _BlockGaussian(Stream):
         super().__init__(stream.seed, stream.name)
         self._whole, self._box_full, self._box_offsets = stream, full_shape, offsets
 
-    def normal_(self, tensor, mean, std, **box):  # type: ignore[override]
+    def normal_(self, tensor, mean, std, **box):
         backend = box.get("backend", "auto")
         return self._whole.normal_(
             tensor, mean, std, full_shape=self._box_full, offsets=self._box_offsets, backend=backend
@@ -300,7 +305,7 @@ def layout_of(spec: object) -> Layout:
             "'split:N', an int or a sequence of block sizes"
         )
     if isinstance(spec, (int, list, tuple)) and not isinstance(spec, bool):
-        return Layout.split(spec)  # type: ignore[arg-type]
+        return Layout.split(spec)
     raise BlockError(f"A block layout is a Layout, an int, a sequence of sizes or 'experts[:layout]', got {spec!r}")
 
 
@@ -321,7 +326,7 @@ def block_fans(layout: Layout, shape: Sequence[int]) -> Fans:
 
 def block_slices(layout: Layout, shape: tuple[int, ...]) -> list[tuple[int, int, Any, tuple[int, ...], bool]]:
     """``(start, size, view index, logical shape, squeezed)`` per block."""
-    out = []
+    out: list[tuple[int, int, Any, tuple[int, ...], bool]] = []
     start = 0
     for size in layout.sizes_for(shape):
         if layout.kind == "experts":
@@ -351,7 +356,8 @@ def _draw(view: torch.Tensor, call: tuple, generator) -> None:
     elif kind == "normal":
         sampling.normal_(view, args[0], args[1], generator)
     else:
-        sampling.truncated_normal_(view, *args, generator=generator)
+        mean, std, a, b = args
+        sampling.truncated_normal_(view, mean, std, a, b, generator=generator)
 
 
 def _fill_block(scheme: Scheme, view: torch.Tensor, logical: tuple[int, ...], generator) -> None:
@@ -380,7 +386,7 @@ def _blocked_fn(tensor: torch.Tensor, generator=None, *, scheme, layout):
     shape = tuple(tensor.shape)
     schemes = layout.schemes
     with torch.no_grad():
-        for i, (start, size, index, logical, squeezed) in enumerate(block_slices(layout, shape)):
+        for i, (start, _size, index, logical, squeezed) in enumerate(block_slices(layout, shape)):
             s = schemes[i] if schemes is not None else scheme
             view = tensor[index]
             if isinstance(generator, Stream) and not isinstance(generator, DrawRecorder):

@@ -44,6 +44,7 @@ import json
 import os
 import re
 import stat
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -276,10 +277,10 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         if suffix == ".json":
             data = json.loads(text, object_pairs_hook=_no_duplicates)
         else:
-            try:
+            if sys.version_info >= (3, 11):
                 import tomllib
-            except ImportError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
+            else:  # Python 3.10
+                import tomli as tomllib
             data = tomllib.loads(text)
     except _DuplicateKey as err:
         raise RuleError(

@@ -227,6 +227,15 @@ _NORMS = Role("norm_weight")
 _NORM_BIAS = Role("norm_bias")
 
 
+def _ff_out_std(layer: int, cut: float | None) -> Callable[[Any], str]:
+    """OLMo's ``ff_out`` of block ``layer``: std 1/sqrt(2 * in_features * (layer + 1)), read from the module."""
+
+    def build(module: Any) -> str:
+        return _trunc(1 / math.sqrt(2 * module.in_features * (layer + 1)), cut)
+
+    return build
+
+
 def _common(*, leftovers: str | None = None) -> list[Rule]:
     return [Rule(_NORMS, "ones"), Rule(_NORM_BIAS, "zeros"), Rule(Role("bias"), "zeros")]
 
@@ -262,6 +271,7 @@ def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
     fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none. Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
     """
     _need("gpt2", n_layer=n_layer)
+    assert n_layer is not None  # _need refused None
     return Rules(
         (
             Rule(Name("*c_proj.weight") & Role("weight"), DepthScaledNormal(std, n_layer=n_layer, per_layer=2)),
@@ -327,7 +337,7 @@ def torchtitan_llama3(
 
     >>> [str(r.init) for r in torchtitan_llama3(n_layers=2, dim=64)][-6:-3]
     ['trunc_normal(std=0.01, a=-0.03, b=0.03)', 'trunc_normal(std=0.02, a=-0.06, b=0.06)', 'trunc_normal(std=0.125, a=-0.375, b=0.375)']
-    """
+    """  # noqa: RUF002
     _need("torchtitan_llama3", n_layers=n_layers, dim=dim)
     assert n_layers is not None and dim is not None
     cut = None if as_released else 3.0
@@ -424,7 +434,7 @@ def olmo(
                 Rule(
                     _in_layer(layer, "ff_out"),
                     FromModule(
-                        lambda m, layer=layer: _trunc(1 / math.sqrt(2 * m.in_features * (layer + 1)), cut),
+                        _ff_out_std(layer, cut),
                         f"trunc_normal(std=1/sqrt(2*in_features*{layer + 1}), cut ±{cut:g} std)",
                     ),
                 )
@@ -562,7 +572,7 @@ def deepnorm(arch: str = "decoder", encoder_layers: int | None = None, decoder_l
 
     >>> str(list(deepnorm(decoder_layers=8))[0].init)
     'xavier_normal(gain=0.3535533905932738) [DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l)) with alpha = 2; fanin does the init part only]'
-    """
+    """  # noqa: RUF002
     if arch not in DEEPNET_ARCHS:
         raise RuleError(describe_choice("DeepNet arch", arch, DEEPNET_ARCHS))
     constants = deepnet_constants(arch, encoder_layers, decoder_layers)
@@ -735,7 +745,7 @@ def vit_jax(head_bias: float = 0.0) -> Rules:
 
     >>> [str(r.init) for r in vit_jax()][2:4]
     ['zeros', 'zeros']
-    """
+    """  # noqa: RUF002
     hb = _number("vit_jax", "head_bias", head_bias, positive=False)
     head = Name("head.*") | Name("*.head.*")
     linear = Module("Linear")

@@ -334,7 +334,9 @@ class Rule:
         init = as_init(init)
         if blocks is not None or fans is not None:
             # A fused or stacked tensor: the scheme per logical block (fanin.rules.blocks).
-            init = BlockedInit(init, rule_layout(blocks, fans))
+            layout = rule_layout(blocks, fans)
+            if layout is not None:
+                init = BlockedInit(init, layout)
         if kind is None:
             kind = "any" if isinstance(init, FrameworkDefaults) or _mentions_buffers(select) else "parameter"
         if kind not in RULE_KINDS:
@@ -375,7 +377,7 @@ class Rules(Sequence[Rule]):
         if self.leftovers is not None and self.leftovers not in LEFTOVERS:
             raise RuleError(describe_choice("leftovers policy", self.leftovers, LEFTOVERS))
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self.rules[i]
 
     def __len__(self) -> int:
@@ -405,7 +407,7 @@ def bind_rules(rules: Rules, model: object) -> Rules:
         return rules
     out: list[Rule] = []
     for r in rules:
-        out.extend(r.expand(model) if hasattr(r, "expand") else (r,))  # type: ignore[attr-defined]
+        out.extend(r.expand(model) if hasattr(r, "expand") else (r,))
     return Rules(tuple(out), rules.leftovers, name=rules.name)
 
 

@@ -396,7 +396,7 @@ class Kind(Selector):
         return f"kind={self.kind!r}"
 
 
-def _flatten(cls: type, parts: Iterable[Selector]) -> tuple[Selector, ...]:
+def _flatten(cls: type[All] | type[Any], parts: Iterable[Selector]) -> tuple[Selector, ...]:
     out: list[Selector] = []
     for p in parts:
         if not isinstance(p, Selector):

@@ -16,7 +16,7 @@ placed before it in a list still wins (first match wins), so overrides go first:
 [('0.weight', 'normal(std=0.35355339059327373)'), ('0.bias', 'zeros'), ('2.weight', 'normal(std=0.125)'), ('2.bias', 'zeros')]
 >>> print(plan.rules[2])
 mup:readout['2.weight'] -> normal(std=0.125) [σ = σ₀ = 1/√n₀ = 1/√64, constant in width; output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks) (TP5 Table 8, output weights: Var ∝ 1, multiplier 1/fan_in)]
-"""
+"""  # noqa: RUF002
 
 from __future__ import annotations
 
@@ -219,7 +219,7 @@ def mup(
             output_mult=output_mult,
             multipliers=multipliers,
             zero_readout=zero_readout,
-            readout=readout,
+            readout=readout,  # type: ignore[arg-type]  # MupSpec normalizes it
             inputs=inputs,  # type: ignore[arg-type]
             roles=_roles(roles),
             attention=attention,  # type: ignore[arg-type]
@@ -263,10 +263,10 @@ def depth_mup(
             output_mult=output_mult,
             multipliers=multipliers,
             zero_readout=zero_readout,
-            readout=readout,
+            readout=readout,  # type: ignore[arg-type]  # MupSpec normalizes it
             inputs=inputs,  # type: ignore[arg-type]
             roles=_roles(roles),
-            attention=attention,
+            attention=attention,  # type: ignore[arg-type]  # MupSpec normalizes it
             base_depth=base_depth,
             branches=branches,  # type: ignore[arg-type]
         )
@@ -294,7 +294,7 @@ def u_mup(
         MupSpec(
             "u_mup",
             zero_readout=zero_readout,
-            readout=readout,
+            readout=readout,  # type: ignore[arg-type]  # MupSpec normalizes it
             inputs=inputs,  # type: ignore[arg-type]
             roles=_roles(roles),
             attention=attention,  # type: ignore[arg-type]

@@ -257,10 +257,10 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
         assert base_in is not None
         if spec.std is None:
             std = 1.0 / math.sqrt(n)
-            eq = f"σ = 1/√n = 1/√{n} (σ₀ = 1/√n₀ at the base fan_in n₀ = {base_in:g})"
+            eq = f"σ = 1/√n = 1/√{n} (σ₀ = 1/√n₀ at the base fan_in n₀ = {base_in:g})"  # noqa: RUF001
         else:
             std = spec.std * math.sqrt(base_in / n)
-            eq = f"σ = σ₀·√(n₀/n) = {_fmt(spec.std)}·√({base_in:g}/{n})"
+            eq = f"σ = σ₀·√(n₀/n) = {_fmt(spec.std)}·√({base_in:g}/{n})"  # noqa: RUF001
         init, eq = f"normal(std={std!r})", eq + f"; {TP5_T8}, hidden weights: Var ∝ 1/fan_in"
         adam, sgd = 1.0 / m, 1.0
         lr_eq = f"Adam η·n₀/n = η/{_fmt(m)}, SGD η ({TP5_T8}, hidden: Adam LR ∝ 1/fan_in, SGD LR ∝ fan_in/fan_out ratio = 1)"
@@ -268,14 +268,14 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
         if t.role == "embedding":
             std = spec.embedding_std or spec.std or 1.0
             source = "embedding_std" if spec.embedding_std else "std" if spec.std else "torch's nn.Embedding N(0, 1)"
-            eq = f"σ = {_fmt(std)} ({source}), constant in width"
+            eq = f"σ = {_fmt(std)} ({source}), constant in width"  # noqa: RUF001
         else:
             std = spec.std or 1.0 / math.sqrt(n)
-            eq = f"σ = {_fmt(std)} ({'std' if spec.std else f'1/√fan_in, fan_in = {n} fixed'}), constant in width"
+            eq = f"σ = {_fmt(std)} ({'std' if spec.std else f'1/√fan_in, fan_in = {n} fixed'}), constant in width"  # noqa: RUF001
         init, eq = f"normal(std={std!r})", eq + f"; {TP5_T8}, input weights: Var ∝ 1/fan_in, fan_in fixed"
         if t.tied_readout is not None and spec.multipliers == "forward":
             eq += (
-                f"; tied to the readout {literal(t.tied_readout)!r}: its output × output_mult/m = "
+                f"; tied to the readout {literal(t.tied_readout)!r}: its output × output_mult/m = "  # noqa: RUF001
                 f"{_fmt(spec.output_mult / m)} in the forward pass: NOT done by the init (fanin.mup_hooks)"
             )
         adam, sgd = 1.0, m
@@ -287,7 +287,7 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
         if spec.multipliers == "forward":
             std = 0.0 if spec.zero_readout else s0
             eq = (
-                f"σ = σ₀ = {s0_text}, constant in width; output × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)} = "
+                f"σ = σ₀ = {s0_text}, constant in width; output × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)} = "  # noqa: RUF001
                 f"{_fmt(spec.output_mult / m)} in the forward pass: NOT done by the init (fanin.mup_hooks) "
                 f"({TP5_T8}, output weights: Var ∝ 1, multiplier 1/fan_in)"
             )
@@ -295,7 +295,7 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
             lr_eq = f"Adam η, SGD η·m = η·{_fmt(m)} ({TP5_T8}, output weights: Adam LR ∝ 1, SGD LR ∝ fan_in)"
         else:
             std = 0.0 if spec.zero_readout else s0 / m
-            eq = f"σ = σ₀/m = ({s0_text})/{_fmt(m)}, no forward multiplier ({TP5_T3}, output weights: Var ∝ 1/fan_in²)"
+            eq = f"σ = σ₀/m = ({s0_text})/{_fmt(m)}, no forward multiplier ({TP5_T3}, output weights: Var ∝ 1/fan_in²)"  # noqa: RUF001
             adam, sgd = 1.0 / m, 1.0 / m
             lr_eq = f"Adam η/m, SGD η/m = η/{_fmt(m)} ({TP5_T3}, output weights: Adam and SGD LR ∝ 1/fan_in)"
         if spec.zero_readout:
@@ -337,7 +337,7 @@ def _u_mup_row(t: TensorRole) -> MupRow:
     init: str | None
     std: float | None
     if t.role in ("hidden", "input", "readout", "embedding"):
-        init, std, eq = "normal(std=1.0)", 1.0, f"σ = 1 (unit scale; {UMUP})"
+        init, std, eq = "normal(std=1.0)", 1.0, f"σ = 1 (unit scale; {UMUP})"  # noqa: RUF001
     else:
         init, std, eq = _vector_init(t)
     if t.role == "hidden":
@@ -406,13 +406,13 @@ def _attention(spec: MupSpec, model: nn.Module, m: float | None) -> list[Multipl
         head_dim = a.head_dim if a.head_dim is not None else q_width // a.n_head  # type: ignore[operator]
         if spec.kind == "u_mup":
             factor = head_dim**-0.5
-            eq = f"logits q·k/d_head (u-μP) from the model's q·k/√d_head: queries × 1/√d_head = 1/√{head_dim}"
+            eq = f"logits q·k/d_head (u-μP) from the model's q·k/√d_head: queries × 1/√d_head = 1/√{head_dim}"  # noqa: RUF001
         elif a.n_head is not None:
             assert m is not None
             factor = m**-0.5
             eq = (
                 f"logits √d₀·q·k/d (TP5 Definition 4.1: 1/d attention, equal to 1/√d at the base width) from the "
-                f"model's q·k/√d: queries × √(d₀/d) = 1/√m = 1/√{_fmt(m)}, d = d_head = {head_dim}"
+                f"model's q·k/√d: queries × √(d₀/d) = 1/√m = 1/√{_fmt(m)}, d = d_head = {head_dim}"  # noqa: RUF001
             )
         else:
             continue  # a fixed head_dim: 1/d and 1/√d differ by a constant, nothing grows with width
@@ -456,7 +456,7 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
                 branch=branch,
                 adam_lr=row.adam_lr * c,
                 lr_equation=row.lr_equation
-                + f"; Adam × √(L₀/L) = √({spec.base_depth}/{len(branches)}) in a residual branch ({TP6}: Adam LR η/√L)",
+                + f"; Adam × √(L₀/L) = √({spec.base_depth}/{len(branches)}) in a residual branch ({TP6}: Adam LR η/√L)",  # noqa: RUF001
             )
         rows.append(row)
 
@@ -472,11 +472,11 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
                         "or give it another role with roles="
                     )
                 multipliers.append(
-                    Multiplier(r.module, "weight", r.fan_in**-0.5, f"output × 1/√fan_in = 1/√{r.fan_in} ({UMUP})")
+                    Multiplier(r.module, "weight", r.fan_in**-0.5, f"output × 1/√fan_in = 1/√{r.fan_in} ({UMUP})")  # noqa: RUF001
                 )
         for name in graph.readout:
             fan_in = graph[f"{name}.weight" if name else "weight"].fan_in
-            multipliers.append(Multiplier(name, "readout", 1.0 / fan_in, f"output × 1/fan_in = 1/{fan_in} ({UMUP})"))
+            multipliers.append(Multiplier(name, "readout", 1.0 / fan_in, f"output × 1/fan_in = 1/{fan_in} ({UMUP})"))  # noqa: RUF001
     elif spec.multipliers == "forward":
         assert m is not None
         for name in graph.readout:
@@ -485,7 +485,7 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
                     name,
                     "readout",
                     spec.output_mult / m,
-                    f"input × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)}, i.e. W·x/m + b ({TP5_T8}: output "
+                    f"input × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)}, i.e. W·x/m + b ({TP5_T8}: output "  # noqa: RUF001
                     "multiplier 1/fan_in; microsoft/mup MuReadout)",
                     on="input",
                 )
@@ -499,7 +499,7 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
                     b,
                     "branch",
                     c,
-                    f"branch output × √(L₀/L) = √({spec.base_depth}/{len(branches)}) ({TP6}: multiplier a/√L)",
+                    f"branch output × √(L₀/L) = √({spec.base_depth}/{len(branches)}) ({TP6}: multiplier a/√L)",  # noqa: RUF001
                     inside_layer=False,
                 )
             )
