@@ -136,7 +136,8 @@ def test_a_seeded_scheme_with_a_stream_or_a_generator_is_refused_before_anything
         fanin.apply(model, rules, seed=0)
     with pytest.raises(
         ApplyError,
-        match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from its own seed, and apply was given generator=",
+        match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from "
+        r"its own seed, and apply was given generator=",
     ):
         fanin.apply(model, rules, generator=torch.Generator().manual_seed(0))
     state.assert_unchanged(model, before)
@@ -157,7 +158,8 @@ def test_failing_reset_parameters_changes_nothing(state):
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, [("0.*", "ones"), ("*", "reset_parameters")])
     assert str(info.value) == (
-        "Cannot compute '1.weight': Fragile.reset_parameters() of module '1' raised RuntimeError: boom. Nothing was written."
+        "Cannot compute '1.weight': Fragile.reset_parameters() of module '1' raised RuntimeError: boom. Nothing was "
+        "written."
     )
     state.assert_unchanged(model, before)
 
@@ -208,7 +210,8 @@ def test_apply_errors():
         fanin.apply(net(), RULES, seed=0, generator=torch.Generator())
     with pytest.raises(
         TypeError,
-        match=r"generator must be None or a torch.Generator \(for counter streams pass seed=int\), got generator=5 \(int\)",
+        match=r"generator must be None or a torch.Generator \(for counter streams pass seed=int\), got generator=5 "
+        r"\(int\)",
     ):
         fanin.apply(net(), RULES, generator=5)
     with pytest.raises(TypeError, match=r"apply needs a torch.nn.Module, got model='x' \(str\)"):
@@ -345,7 +348,9 @@ def test_parameters_keep_their_objects_and_autograd_flags():
     model[0].weight.grad = torch.full_like(model[0].weight, 3.0)
     objects = [p for p in model.parameters()]
     fanin.apply(model, RULES, seed=0)
-    assert [p for p in model.parameters()] == objects and all(a is b for a, b in zip(model.parameters(), objects, strict=True))
+    assert [p for p in model.parameters()] == objects and all(
+        a is b for a, b in zip(model.parameters(), objects, strict=True)
+    )
     assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
     assert all(p.is_leaf and p.grad_fn is None for p in model.parameters())
     assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 3.0))  # untouched

@@ -249,7 +249,8 @@ def test_an_explicit_generator_in_the_init_code_is_reported():
     assert plan.draw_order.endswith("OwnGenerator.init_weights")
     (note,) = plan.notes
     assert note.endswith(
-        "OwnGenerator.init_weights passes its own generator to xavier_normal: its draws cannot be replayed in the library's order"
+        "OwnGenerator.init_weights passes its own generator to xavier_normal: its draws cannot be replayed in the "
+        "library's order"
     )
     assert str(plan["w"].scheme) == "xavier_normal"
 
@@ -334,7 +335,9 @@ def test_a_transformers_factory_is_captured_as_it_constructs(member):
     reference = factory()
     model = factory()
     fanin.apply(model, plan, generator=torch.Generator().manual_seed(9))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(), strict=True))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(), strict=True)
+    )
     on_meta = capture(factory, device="meta")
     tied = member == "hf-gpt2"
     assert (on_meta.draw_order is not None) == tied

@@ -138,7 +138,8 @@ def test_colliding_stream_keys_are_refused_with_a_seed(state):
             nn.Linear(3, 2),
             [Rule(Role("bias"), "orthogonal"), Rule("*", "zeros")],
             (
-                "Rule \"role='bias' -> orthogonal\": scheme 'orthogonal' cannot initialize 'bias' (Linear '<root>') of shape=(2,): "
+                "Rule \"role='bias' -> orthogonal\": scheme 'orthogonal' cannot initialize 'bias' (Linear '<root>') "
+                "of shape=(2,): "
                 "Only tensors with 2 or more dimensions are supported"
             ),
         ),
@@ -146,7 +147,8 @@ def test_colliding_stream_keys_are_refused_with_a_seed(state):
             nn.Linear(3, 2),
             {"weight": "keras.orthogonal", "bias": "jax.orthogonal"},
             (
-                "Rule \"name='bias' -> jax.orthogonal\": scheme 'jax.orthogonal' cannot initialize 'bias' (Linear '<root>') of "
+                "Rule \"name='bias' -> jax.orthogonal\": scheme 'jax.orthogonal' cannot initialize 'bias' (Linear "
+                "'<root>') of "
                 "shape=(2,): orthogonal initializer requires at least a 2D shape"
             ),
         ),
@@ -154,16 +156,20 @@ def test_colliding_stream_keys_are_refused_with_a_seed(state):
             nn.Linear(3, 2),
             {"weight": "eye", "bias": "tf1.identity_initializer"},
             (
-                "Rule \"name='bias' -> tf1.identity_initializer\": scheme 'tf1.identity_initializer' cannot initialize 'bias' "
-                "(Linear '<root>') of shape=(2,): Identity matrix initializer can only be used for 2D matrices. Received: shape=(2,) of rank 1."
+                "Rule \"name='bias' -> tf1.identity_initializer\": scheme 'tf1.identity_initializer' cannot "
+                "initialize 'bias' "
+                "(Linear '<root>') of shape=(2,): Identity matrix initializer can only be used for 2D matrices. "
+                "Received: shape=(2,) of rank 1."
             ),
         ),
         (
             nn.Linear(3, 6),
             {"weight": "fanin.gatewise_orthogonal", "bias": "zeros"},
             (
-                "Rule \"name='weight' -> fanin.gatewise_orthogonal\": scheme 'fanin.gatewise_orthogonal' cannot initialize 'weight' "
-                "(Linear '<root>') of shape=(6, 3): fanin.gatewise_orthogonal: the first dimension must split into 4 equal gate "
+                "Rule \"name='weight' -> fanin.gatewise_orthogonal\": scheme 'fanin.gatewise_orthogonal' cannot "
+                "initialize 'weight' "
+                "(Linear '<root>') of shape=(6, 3): fanin.gatewise_orthogonal: the first dimension must split into 4 "
+                "equal gate "
                 "blocks, got shape=(6, 3)"
             ),
         ),
@@ -171,8 +177,10 @@ def test_colliding_stream_keys_are_refused_with_a_seed(state):
             nn.BatchNorm1d(3),
             [Rule(Role("num_batches_tracked"), "normal"), Rule("*", "ones")],
             (
-                "Rule \"role='num_batches_tracked' [any] -> normal\": scheme 'normal' cannot initialize 'num_batches_tracked' "
-                "(BatchNorm1d '<root>') of shape=(): it draws random values, and the tensor has dtype=torch.int64; random "
+                "Rule \"role='num_batches_tracked' [any] -> normal\": scheme 'normal' cannot initialize "
+                "'num_batches_tracked' "
+                "(BatchNorm1d '<root>') of shape=(): it draws random values, and the tensor has dtype=torch.int64; "
+                "random "
                 "schemes fill floating-point tensors (float16, bfloat16, float32, float64)"
             ),
         ),
@@ -181,7 +189,8 @@ def test_colliding_stream_keys_are_refused_with_a_seed(state):
             [Rule(Role("num_batches_tracked"), "keras.zeros"), Rule("*", "ones")],
             (
                 "Rule \"role='num_batches_tracked' [any] -> keras.zeros\": scheme 'keras.zeros' cannot initialize "
-                "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): zeros_ needs a floating-point tensor (float16, "
+                "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): zeros_ needs a floating-point tensor "
+                "(float16, "
                 "bfloat16, float32, float64), got dtype=torch.int64"
             ),
         ),
@@ -189,8 +198,10 @@ def test_colliding_stream_keys_are_refused_with_a_seed(state):
             nn.BatchNorm1d(3),
             [Rule(Role("num_batches_tracked"), "constant(val=0.5)"), Rule("*", "ones")],
             (
-                "Rule \"role='num_batches_tracked' [any] -> constant(val=0.5)\": scheme 'constant(val=0.5)' cannot initialize "
-                "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): a tensor of dtype=torch.int64 cannot hold the value 0.5"
+                "Rule \"role='num_batches_tracked' [any] -> constant(val=0.5)\": scheme 'constant(val=0.5)' cannot "
+                "initialize "
+                "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): a tensor of dtype=torch.int64 cannot hold "
+                "the value 0.5"
             ),
         ),
     ],
@@ -241,8 +252,10 @@ def test_an_expanded_parameter_is_refused_before_the_first_write(state):
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, {"*": "ones"})
     assert str(info.value) == (
-        "Cannot write '1.weight' (Linear '1'): it is an expanded or self-overlapping view (stride=(0, 1) for shape=(2, 2)): "
-        "several of its elements are one memory location, so it cannot hold independent values; give it its own storage "
+        "Cannot write '1.weight' (Linear '1'): it is an expanded or self-overlapping view (stride=(0, 1) for "
+        "shape=(2, 2)): "
+        "several of its elements are one memory location, so it cannot hold independent values; give it its own "
+        "storage "
         "(e.g. nn.Parameter(tensor.clone())). Nothing was written."
     )
     state.assert_unchanged(model, before)
@@ -254,7 +267,8 @@ def test_an_inference_tensor_is_refused_before_the_first_write(state):
     before = state.bits(model)
     with pytest.raises(
         ApplyError,
-        match=r"^Cannot write '0.weight' \(Linear '0'\): it is an inference tensor \(made under torch.inference_mode\(\)\), ",
+        match=r"^Cannot write '0.weight' \(Linear '0'\): it is an inference tensor \(made under "
+        r"torch.inference_mode\(\)\), ",
     ):
         fanin.apply(model, {"*": "ones"})
     state.assert_unchanged(model, before)
@@ -278,7 +292,8 @@ def test_a_tensor_changed_since_planning_is_refused(state):
     before = state.bits(model)
     with pytest.raises(
         ApplyError,
-        match=r"^Cannot write '1.weight' \(Linear '1'\): it is now \(2, 2\) float64, but was planned as \(2, 2\) float32; plan again",
+        match=r"^Cannot write '1.weight' \(Linear '1'\): it is now \(2, 2\) float64, but was planned as \(2, 2\) "
+        r"float32; plan again",
     ):
         fanin.apply(model, p)
     state.assert_unchanged(model, before)

@@ -136,7 +136,8 @@ def test_detect_common_layouts():
         (
             lambda: fanin.plan(nn.Linear(4, 12), [Rule("weight", "normal", blocks=5)], leftovers="keep"),
             RuleError,
-            r"Layout split\(5\) cuts dim 0 into 5 equal blocks, but the tensor has shape=\(12, 4\): 12 is not a multiple of 5",
+            r"Layout split\(5\) cuts dim 0 into 5 equal blocks, but the tensor has shape=\(12, 4\): 12 is not a "
+            r"multiple of 5",
         ),
         (lambda: Rule("weight", "normal", blocks=3, fans="experts"), RuleError, r"give blocks= or fans=, not both"),
         (lambda: Rule("weight", "keep", blocks=3), RuleError, r"blocks=/fans= apply to a scheme, not to keep"),

@@ -46,7 +46,8 @@ def test_toml_document(tmp_path):
     assert rules.leftovers == "keep"
     assert [str(r) for r in rules][:3] == [
         "name='head.*' -> zeros",
-        "module=Linear|Conv2d & role='weight' & ndim>=2 & ~name='skip.*' -> kaiming_normal(mode='fan_out', nonlinearity='relu')",
+        "module=Linear|Conv2d & role='weight' & ndim>=2 & ~name='skip.*' -> kaiming_normal(mode='fan_out', "
+        "nonlinearity='relu')",
         r"name~'norm\\.(weight|bias)' -> reset_parameters",
     ]
     p = fanin.plan(model(), rules)
@@ -207,7 +208,8 @@ def test_toml_duplicate_key_is_an_error(tmp_path, text):
         ),
         (
             {"preset": ["torch", 5]},
-            "preset must be a preset name such as 'torch' or 'gpt2(n_layer=24)', or a list of them, got preset=['torch', 5] (list)",
+            "preset must be a preset name such as 'torch' or 'gpt2(n_layer=24)', or a list of them, got "
+            "preset=['torch', 5] (list)",
         ),
         ({"preset": "bret"}, "preset: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'?"),
         (
@@ -220,7 +222,8 @@ def test_toml_duplicate_key_is_an_error(tmp_path, text):
         ),
         (
             {"rules": [{"name": "*", "kind": "buffers", "init": "zeros"}]},
-            "rules[0]: kind: Unknown rule kind 'buffers'. Did you mean 'buffer'? Accepted: 'any', 'buffer', 'parameter'.",
+            "rules[0]: kind: Unknown rule kind 'buffers'. Did you mean 'buffer'? Accepted: 'any', 'buffer', "
+            "'parameter'.",
         ),
         (
             {"rules": [{"name": "*", "kind": 5, "init": "zeros"}]},
@@ -302,7 +305,8 @@ def test_hostile_values_are_quoted_as_an_excerpt(tmp_path):
         load_rules(path)
     assert (
         str(info.value)
-        == f"{path}: rules[0]: init: normal: std must be a finite number, got std=['x', 'x', 'x', 'x', 'x', 'x', 'x', 'x', ...]"
+        == f"{path}: rules[0]: init: normal: std must be a finite number, got std=['x', 'x', 'x', 'x', 'x', 'x', 'x', "
+        f"'x', ...]"
     )
 
 
@@ -335,7 +339,8 @@ def test_files_that_are_not_regular_or_too_large(tmp_path):
     big.write_bytes(b"#" * (MAX_FILE_BYTES + 1))
     with pytest.raises(
         RuleError,
-        match=rf"^Rules file '.*big\.toml' is {MAX_FILE_BYTES + 1} bytes; rules files are at most {MAX_FILE_BYTES} bytes$",
+        match=rf"^Rules file '.*big\.toml' is {MAX_FILE_BYTES + 1} bytes; rules files are at most {MAX_FILE_BYTES} "
+        rf"bytes$",
     ):
         load_rules(big)
     binary = tmp_path / "bin.toml"

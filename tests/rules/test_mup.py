@@ -466,7 +466,8 @@ def test_a_plan_without_mup_rules_or_for_another_model_is_refused():
         mup_param_groups(model, fanin.plan(model, "torch"), lr=1.0)
     with pytest.raises(
         MupError,
-        match=r"the plan does not describe this model \(Sequential\): '0.weight' of shape=\(256, 8\): the model's is \(128, 8\)",
+        match=r"the plan does not describe this model \(Sequential\): '0.weight' of shape=\(256, 8\): the model's is "
+        r"\(128, 8\)",
     ):
         mup_param_groups(mlp(128), planned(model, mup(base_width=64)), lr=1.0)
     with pytest.raises(MupError, match=r"holds 2 parametrizations"):
@@ -641,22 +642,26 @@ def test_spec_errors(build, message):
         (
             nn.Sequential(nn.Linear(8, 64), nn.Linear(64, 51), nn.Linear(51, 2)),
             mup(32),
-            r"'1.weight' \(hidden, .*\) has fan_out=51, which does not scale with width=64: its base size fan_out·base_width/width = 25.5",
+            r"'1.weight' \(hidden, .*\) has fan_out=51, which does not scale with width=64: its base size "
+            r"fan_out·base_width/width = 25.5",
         ),
         (
             mlp(),
             mup(64, width=100),
-            r"'0.weight' \(input, .*\) has fan_out=256, which does not scale with width=100: its base size fan_out·base_width/width = 163.84 is not a whole number",
+            r"'0.weight' \(input, .*\) has fan_out=256, which does not scale with width=100: its base size "
+            r"fan_out·base_width/width = 163.84 is not a whole number",
         ),
         (
             gpt(),
             mup(64, multipliers="init"),
-            r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): multipliers='init' \(TP5 Table 3\)",
+            r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): multipliers='init' \(TP5 "
+            r"Table 3\)",
         ),
         (
             gpt(),
             u_mup(),
-            r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): u_mup gives them different learning rates",
+            r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): u_mup gives them different "
+            r"learning rates",
         ),
         (
             gpt(),

@@ -197,7 +197,8 @@ def test_catastrophic_regexes_match_in_linear_time(pattern):
     [
         (
             r"(a)\1",
-            r"Name got an invalid regex pattern='\(a\)\\\\1': invalid escape sequence: \\1 \(RE2 syntax: no backreferences or lookaround\)",
+            r"Name got an invalid regex pattern='\(a\)\\\\1': invalid escape sequence: \\1 \(RE2 syntax: no "
+            r"backreferences or lookaround\)",
         ),
         (r"(?=a)a", r"invalid perl operator: \(\?= \(RE2 syntax"),
         (r"(?<!a)b", r"invalid perl operator: \(\?<"),

@@ -87,7 +87,8 @@ def commit(writes: list[tuple[str, torch.Tensor]], values: dict[str, torch.Tenso
             except BaseException as restore_err:
                 raise ApplyError(
                     f"Writing the model failed ({type(err).__name__}: {err}) and restoring the tensors written "
-                    f"before it failed too ({type(restore_err).__name__}: {restore_err}): the model may be partly written"
+                    f"before it failed too ({type(restore_err).__name__}: {restore_err}): the model may be partly "
+                    f"written"
                 ) from restore_err
             raise
 

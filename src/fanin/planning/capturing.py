@@ -47,8 +47,9 @@ counter stream: the same distributions, name-keyed, shardable, on meta models.
 >>> from fanin.planning.capturing import capture
 >>> factory = lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
 >>> p = capture(factory)
->>> [(e.name, e.init, e.rule) for e in p][:2]
-[('0.weight', 'kaiming_uniform(a=2.23606797749979)', 'Linear.reset_parameters'), ('0.bias', 'uniform(a=-0.5, b=0.5)', 'Linear.reset_parameters')]
+>>> [(e.name, e.init, e.rule) for e in p][:2]  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'kaiming_uniform(a=2.23606797749979)', 'Linear.reset_parameters'), ('0.bias', 'uniform(a=-0.5, b=0.5)',
+'Linear.reset_parameters')]
 >>> torch.manual_seed(0); reference = factory()
 <torch._C.Generator object at ...>
 >>> model = factory(); _ = fanin.apply(model, p, generator=torch.Generator().manual_seed(0))
@@ -1139,7 +1140,8 @@ def capture(
         except Exception as err:
             if dev == "meta" and i + 1 < len(devices) and _meta_failure(err):
                 notes.append(
-                    f"the init code reads values ({type(err).__name__}: {str(err).splitlines()[0][:120]}): captured on a CPU copy"
+                    f"the init code reads values ({type(err).__name__}: {str(err).splitlines()[0][:120]}): captured "
+                    f"on a CPU copy"
                 )
                 continue
             raise CaptureError(

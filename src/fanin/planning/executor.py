@@ -9,10 +9,11 @@ of an entry, the new values computed without touching the model (:func:`fill_val
 (:func:`sigint_deferred`).
 
 >>> import torch
->>> check_random_source(0, torch.Generator())
+>>> check_random_source(0, torch.Generator())  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-TypeError: pass seed= (one counter stream per tensor) or generator= (one torch.Generator in plan order), not both; got seed=0 and generator=<torch._C.Generator object at ...>
+TypeError: pass seed= (one counter stream per tensor) or generator= (one torch.Generator in plan order), not both; got
+seed=0 and generator=<torch._C.Generator object at ...>
 >>> stream_key(7, "module.layer.weight")
 (7, 'layer.weight')
 """

@@ -121,7 +121,8 @@ def check_destination(name: str, where: str, tensor: torch.Tensor, shape: tuple[
         )
     elif _has_internal_overlap(tensor):
         problem = (
-            f"is an expanded or self-overlapping view (stride={tuple(tensor.stride())} for shape={tuple(tensor.shape)}): "
+            f"is an expanded or self-overlapping view (stride={tuple(tensor.stride())} for "
+            f"shape={tuple(tensor.shape)}): "
             "several of its elements are one memory location, so it cannot hold independent values; "
             "give it its own storage (e.g. nn.Parameter(tensor.clone()))"
         )

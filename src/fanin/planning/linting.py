@@ -376,7 +376,8 @@ def _depth(entries) -> list[Finding]:
                         "depth-scaled-twice",
                         "error",
                         e.name,
-                        f"std {s:.6g} = block input std {base:.6g} / {r:.6g}, and {r:.6g} = {hit} (L={n_layers}, l={layer}): "
+                        f"std {s:.6g} = block input std {base:.6g} / {r:.6g}, and {r:.6g} = {hit} (L={n_layers}, "
+                        f"l={layer}): "
                         f"two depth factors, not one (rule: {e.rule})",
                         f"scale the residual projection once: std {once_std:.6g} (= {base:.6g}/sqrt(2L))",
                     )
@@ -393,15 +394,18 @@ def _depth(entries) -> list[Finding]:
                         "depth-scaled-off-residual",
                         "warning",
                         e.name,
-                        f"std {s:.6g} is this block's residual-output std, while its other input projections have {base:.6g}; "
+                        f"std {s:.6g} is this block's residual-output std, while its other input projections have "
+                        f"{base:.6g}; "
                         + (
-                            "it is the SwiGLU value projection: its output is multiplied by the gate and goes through the "
+                            "it is the SwiGLU value projection: its output is multiplied by the gate and goes through "
+                            "the "
                             "down projection, so it does not write to the residual stream"
                             if gated
                             else "an input projection does not write to the residual stream"
                         )
                         + f" (rule: {e.rule})",
-                        f"give it the input-projection std {base:.6g}; depth scaling belongs to the projection that writes "
+                        f"give it the input-projection std {base:.6g}; depth scaling belongs to the projection that "
+                        f"writes "
                         "the residual stream (torchtitan PR#3722)",
                     )
                 )
@@ -451,8 +455,10 @@ def _dtensor(model, entries) -> list[Finding]:
                     "dtensor-local-fans",
                     "error",
                     e.name,
-                    f"its local shard {local} has std {measured:.5g}: {z:.0f} standard errors from the std {d_global[2]:.5g} "
-                    f"that {e.init} gives the global shape {tuple(t.shape)}, and close to the {d_local[2]:.5g} it gives the "
+                    f"its local shard {local} has std {measured:.5g}: {z:.0f} standard errors from the std "
+                    f"{d_global[2]:.5g} "
+                    f"that {e.init} gives the global shape {tuple(t.shape)}, and close to the {d_local[2]:.5g} it "
+                    f"gives the "
                     "local shape: the fans were taken from the shard",
                     "compute fans from the global shape (DTensor.shape), e.g. fanin.apply(model, rules, seed=...), "
                     "which draws each shard's part of the global init",
@@ -486,9 +492,11 @@ def _stacked(model, entries) -> list[Finding]:
                 "fans-from-storage",
                 "warning",
                 e.name,
-                f"{e.init} on stacked experts {e.shape} ({d.evidence}) takes fans ({e.fans.fan_in:g}, {e.fans.fan_out:g}) "
+                f"{e.init} on stacked experts {e.shape} ({d.evidence}) takes fans ({e.fans.fan_in:g}, "
+                f"{e.fans.fan_out:g}) "
                 f"from the 3-D storage; one expert's matrix has ({per_expert.fan_in:g}, {per_expert.fan_out:g})",
-                f"declare the layout: Rule({e.name!r}, {str(e.scheme)!r}, fans={f'experts:{d.layout.expert_layout}'!r})",
+                f"declare the layout: Rule({e.name!r}, {str(e.scheme)!r}, "
+                f"fans={f'experts:{d.layout.expert_layout}'!r})",
             )
         )
     return out
@@ -592,7 +600,8 @@ def _buffers(model, p: Plan | None) -> list[Finding]:
                             "buffer-not-initialized",
                             "error",
                             name,
-                            f"inv_freq should be theta^(-2i/d): positive, at most 1, decreasing; it has min {float(v.min()):.4g}, "
+                            f"inv_freq should be theta^(-2i/d): positive, at most 1, decreasing; it has min "
+                            f"{float(v.min()):.4g}, "
                             f"max {float(v.max()):.4g}",
                             "recompute it after materialization (Hugging Face: the rotary module's rope init; "
                             "fanin.capture(model) records the values and materialize copies them)",

@@ -21,8 +21,9 @@ that are not on meta are moved to ``device``.
 >>> with torch.device("meta"):
 ...     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
 >>> record = fanin.materialize(model, {"0.weight": "xavier_uniform", "*.bias": "zeros", "*.weight": "ones"}, seed=0)
->>> [(e.name, e.init) for e in record][-3:]
-[('1.running_mean', 'BatchNorm1d.reset_running_stats()'), ('1.running_var', 'BatchNorm1d.reset_running_stats()'), ('1.num_batches_tracked', 'BatchNorm1d.reset_running_stats()')]
+>>> [(e.name, e.init) for e in record][-3:]  # doctest: +NORMALIZE_WHITESPACE
+[('1.running_mean', 'BatchNorm1d.reset_running_stats()'), ('1.running_var', 'BatchNorm1d.reset_running_stats()'),
+('1.num_batches_tracked', 'BatchNorm1d.reset_running_stats()')]
 >>> model[1].running_var.tolist() == [1.0] * 8, model[0].weight.device.type
 (True, 'cpu')
 """

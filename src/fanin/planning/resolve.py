@@ -9,8 +9,8 @@ Order of execution (the order the entries are listed in): modules in ``model.nam
 order; within a module, first the tensors a ``defaults:`` rule covers, in the order the
 framework initializes them, then the module's other parameters and buffers in registration order
 (:mod:`fanin.planning.match`, the first step; resolving each match to an entry is the second).
-Without ``defaults:`` rules that is exactly ``model.named_parameters()`` order. Tied parameters appear once, under their first name,
-with the other names as ``aliases``.
+Without ``defaults:`` rules that is exactly ``model.named_parameters()`` order. Tied parameters
+appear once, under their first name, with the other names as ``aliases``.
 
 >>> import torch, fanin
 >>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
@@ -19,10 +19,11 @@ with the other names as ``aliases``.
 [('0.weight', 0, 'xavier_uniform'), ('0.bias', 1, 'zeros'), ('2.weight', 0, 'xavier_uniform'), ('2.bias', 1, 'zeros')]
 >>> p["0.weight"].statistics.high, p["0.weight"].stream
 (0.9258200997725514, (0, '0.weight'))
->>> fanin.plan(model, {"*.weight": "xavier_uniform"})
+>>> fanin.plan(model, {"*.weight": "xavier_uniform"})  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: 2 parameter(s) match no rule: '0.bias', '2.bias'. Rules: #0 name='*.weight' -> xavier_uniform. Add a rule for them, or pass leftovers='keep' or leftovers='reset_parameters'.
+fanin.rules.rules.RuleError: 2 parameter(s) match no rule: '0.bias', '2.bias'. Rules: #0 name='*.weight' ->
+xavier_uniform. Add a rule for them, or pass leftovers='keep' or leftovers='reset_parameters'.
 """
 
 from __future__ import annotations
@@ -192,7 +193,10 @@ def _check_scheme_takes(
     scheme: Scheme, target: Target, tensor: torch.Tensor, rule_text: str, seed: int | None
 ) -> Statistics | None:
     """The statistics of ``scheme`` on this tensor, or a RuleError naming the tensor and the rule."""
-    head = f"Rule {rule_text!r}: scheme {str(scheme)!r} cannot initialize {target.name!r} ({_where(target)}) of shape={target.shape}"
+    head = (
+        f"Rule {rule_text!r}: scheme {str(scheme)!r} cannot initialize {target.name!r} ({_where(target)}) "
+        f"of shape={target.shape}"
+    )
     if seed is not None and scheme.arguments.get("seed") is not None:
         raise RuleError(
             f"{head}: it draws from its own seed={scheme.arguments['seed']!r}, and the plan draws every tensor "
@@ -210,7 +214,8 @@ def _check_scheme_takes(
     reach = _reach(statistics)
     if tensor.is_floating_point() and reach is not None and reach > torch.finfo(tensor.dtype).max:
         raise RuleError(
-            f"{head}: its values reach {reach:.4g}, beyond the largest finite {str(tensor.dtype).replace('torch.', '')} "
+            f"{head}: its values reach {reach:.4g}, beyond the largest finite "
+            f"{str(tensor.dtype).replace('torch.', '')} "
             f"({torch.finfo(tensor.dtype).max:.4g}), so the tensor would hold infinities"
         )
     if not tensor.is_floating_point() and statistics is not None and statistics.mean is not None:

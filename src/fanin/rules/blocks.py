@@ -199,10 +199,11 @@ class Layout:
     (4, 4, 4)
     >>> Layout.split((8, 2, 2)).sizes_for((12, 4))
     (8, 2, 2)
-    >>> Layout.split(5).sizes_for((12, 4))
+    >>> Layout.split(5).sizes_for((12, 4))  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    fanin.rules.blocks.BlockError: Layout split(5) cuts dim 0 into 5 equal blocks, but the tensor has shape=(12, 4): 12 is not a multiple of 5
+    fanin.rules.blocks.BlockError: Layout split(5) cuts dim 0 into 5 equal blocks, but the tensor has shape=(12, 4):
+    12 is not a multiple of 5
     """
 
     kind: str

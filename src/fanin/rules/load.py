@@ -32,10 +32,11 @@ what is accepted, quoting at most an excerpt of the bad value.
 >>> r = rules_from_dict(doc)
 >>> r.leftovers, str(r[0])
 ('keep', "module=Linear & role='bias' -> zeros")
->>> rules_from_dict({"rules": [{"name": "*", "init": "zeros", "colour": "red"}]})
+>>> rules_from_dict({"rules": [{"name": "*", "init": "zeros", "colour": "red"}]})  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: rules[0]: unknown key 'colour'. Accepted keys: exclude, init, kind, module, name, ndim, regex, role.
+fanin.rules.rules.RuleError: rules[0]: unknown key 'colour'. Accepted keys: exclude, init, kind, module, name, ndim,
+regex, role.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def selector_from_dict(data: Mapping[str, Any], where: str = "selector", _depth:
         raise RuleError(f"{where}: {err}") from None
     if not parts:
         raise RuleError(
-            f'{where}: a rule needs at least one of {", ".join(k for k in SELECTOR_KEYS if k != "exclude")} (name = "*" matches all)'
+            f"{where}: a rule needs at least one of {', '.join(k for k in SELECTOR_KEYS if k != 'exclude')} (name = "
+            f'"*" matches all)'
         )
     return parts[0] if len(parts) == 1 else All(*parts)
 
@@ -327,17 +329,18 @@ def as_rules(rules: object, model: object | None = None) -> Rules:
 def read_rules(rules: object, model: object | None = None) -> Rules:
     """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
     ``"gpt2(n_layer=24)"``; with ``model``, what a preset needs and is not given is read from the
-    model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping ``{glob or selector: init}``, a rules document
-    (``{"rules": [...], "leftovers": ...}``, see :func:`rules_from_dict`), or a list of any of
-    these and ``(selector, init)`` pairs, concatenated in order. The leftovers policy is the first
-    one stated.
+    model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping
+    ``{glob or selector: init}``, a rules document (``{"rules": [...], "leftovers": ...}``, see
+    :func:`rules_from_dict`), or a list of any of these and ``(selector, init)`` pairs, concatenated
+    in order. The leftovers policy is the first one stated.
 
     >>> len(as_rules(["bert", {"*": "zeros"}])) > 1
     True
-    >>> as_rules(3)
+    >>> as_rules(3)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    fanin.rules.rules.RuleError: Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; got rules=3 (int)
+    fanin.rules.rules.RuleError: Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of
+    these; got rules=3 (int)
     """
     if isinstance(rules, Rules):
         return rules

@@ -43,10 +43,12 @@ one), and models whose ``__init__`` creates modules in an order other than their
 ["module=Conv2d & role='weight' -> kaiming_normal(mode='fan_out', nonlinearity='relu')"]
 >>> preset("gpt2(n_layer=12)")[0].init.scheme_for(24)
 fanin.get('normal(std=0.004082482904638631)')
->>> preset("bret")
+>>> preset("bret")  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
+fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm',
+'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup',
+'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
 """
 
 from __future__ import annotations
@@ -97,8 +99,10 @@ PRESETS: dict[str, Callable[..., Rules]] = {
 def list_presets() -> list[str]:
     """Sorted preset names.
 
-    >>> list_presets()
-    ['bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual']
+    >>> list_presets()  # doctest: +NORMALIZE_WHITESPACE
+    ['bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo',
+    'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm',
+    'zero_init_residual']
     """
     return sorted(PRESETS)
 
@@ -136,7 +140,8 @@ def preset(spec: str, model: object | None = None) -> Rules:
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         raise RuleError(
-            f"Preset {name!r} got unexpected argument(s) {', '.join(f'{shown(k)[1:-1]}={shown(args[k])}' for k in unknown[:8])}. "
+            f"Preset {name!r} got unexpected argument(s) "
+            f"{', '.join(f'{shown(k)[1:-1]}={shown(args[k])}' for k in unknown[:8])}. "
             f"Accepted arguments: {', '.join(accepted) or 'none'}."
         )
     found: dict[str, str] = {}

@@ -36,10 +36,12 @@ vit_moco                ``init_weights_vit_timm`` / ``_jax`` / ``_moco``
 >>> rules = torchtitan_llama3(n_layers=2, dim=16)
 >>> [str(r) for r in rules][:1]
 ["name~'(?:.*\\\\.)?(?:tok_embeddings|embed_tokens)\\\\.weight' -> normal"]
->>> torchtitan_llama3(dim=16)
+>>> torchtitan_llama3(dim=16)  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: torchtitan_llama3 needs n_layers (the number of transformer blocks: torchtitan's model_args.n_layers, config.num_hidden_layers), got none. Give it, e.g. torchtitan_llama3(n_layers=32, ...), or read it from the model: fanin.rules.recipes.for_model('torchtitan_llama3', model).
+fanin.rules.rules.RuleError: torchtitan_llama3 needs n_layers (the number of transformer blocks: torchtitan's
+model_args.n_layers, config.num_hidden_layers), got none. Give it, e.g. torchtitan_llama3(n_layers=32, ...), or read
+it from the model: fanin.rules.recipes.for_model('torchtitan_llama3', model).
 """
 
 from __future__ import annotations
@@ -265,10 +267,11 @@ def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
     is not guessed from the model. ``fanin.rules.recipes.for_model("gpt2", model)`` reads it from
     ``model.config.n_layer``.
 
-    >>> gpt2()
+    >>> gpt2()  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none. Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
+    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none.
+    Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
     """
     _need("gpt2", n_layer=n_layer)
     assert n_layer is not None  # _need refused None
@@ -335,8 +338,9 @@ def torchtitan_llama3(
     (``FeedForward.init_weights`` scales ``w2`` and ``w3``). The default is the corrected form:
     ±3σ cuts and ``w3`` at 0.02.
 
-    >>> [str(r.init) for r in torchtitan_llama3(n_layers=2, dim=64)][-6:-3]
-    ['trunc_normal(std=0.01, a=-0.03, b=0.03)', 'trunc_normal(std=0.02, a=-0.06, b=0.06)', 'trunc_normal(std=0.125, a=-0.375, b=0.375)']
+    >>> [str(r.init) for r in torchtitan_llama3(n_layers=2, dim=64)][-6:-3]  # doctest: +NORMALIZE_WHITESPACE
+    ['trunc_normal(std=0.01, a=-0.03, b=0.03)', 'trunc_normal(std=0.02, a=-0.06, b=0.06)', 'trunc_normal(std=0.125,
+    a=-0.375, b=0.375)']
     """  # noqa: RUF002
     _need("torchtitan_llama3", n_layers=n_layers, dim=dim)
     assert n_layers is not None and dim is not None
@@ -570,8 +574,9 @@ def deepnorm(arch: str = "decoder", encoder_layers: int | None = None, decoder_l
     **Forward pass**: DeepNorm computes :math:`x_{l+1} = \mathrm{LN}(\alpha x_l + G(x_l))`;
     fanin does the init part only (the rules' text says so, with α).
 
-    >>> str(list(deepnorm(decoder_layers=8))[0].init)
-    'xavier_normal(gain=0.3535533905932738) [DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l)) with alpha = 2; fanin does the init part only]'
+    >>> str(list(deepnorm(decoder_layers=8))[0].init)  # doctest: +NORMALIZE_WHITESPACE
+    'xavier_normal(gain=0.3535533905932738) [DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l))
+    with alpha = 2; fanin does the init part only]'
     """  # noqa: RUF002
     if arch not in DEEPNET_ARCHS:
         raise RuleError(describe_choice("DeepNet arch", arch, DEEPNET_ARCHS))

@@ -1,4 +1,6 @@
-"""Rules: a selector and what to do with the tensors it covers, and rule lists (read by :func:`fanin.rules.load.as_rules`).
+"""Rules: a selector and what to do with the tensors it covers, and rule lists.
+
+Rules are read from Python values and files by :func:`fanin.rules.load.as_rules`.
 
 A :class:`Rule` pairs a :class:`~fanin.rules.selectors.Selector` with an *init*:
 

@@ -1,11 +1,13 @@
 """``fanin.mup_hooks``: the forward multipliers of a parametrization, as forward hooks on the model.
 
 A parametrization's table lists multipliers (:class:`~fanin.rules.parametrization.table.Multiplier`):
-the readout's ``output_mult/m`` (muP; on the readout's input, as ``MuReadout``), the queries' ``√(d₀/d)`` (muP's ``1/d`` attention), each
-residual branch's ``√(L₀/L)`` (depth-muP), u-muP's ``1/√fan_in``. The init cannot do them (they
-change the gradients too); :func:`mup_hooks` installs one forward hook per multiplier, which returns
+the readout's ``output_mult/m`` (muP; on the readout's input, as ``MuReadout``), the queries'
+``√(d₀/d)`` (muP's ``1/d`` attention), each residual branch's ``√(L₀/L)`` (depth-muP), u-muP's
+``1/√fan_in``. The init cannot do them (they change the gradients too); :func:`mup_hooks` installs
+one forward hook per multiplier, which returns
 the module's output times the factor (the first ``1/split`` of its last dimension for fused
-queries), or a forward pre-hook that scales its input. The same can be written into the model's code: ``y = self.lm_head(x) * factor``.
+queries), or a forward pre-hook that scales its input. The same can be written into the model's
+code: ``y = self.lm_head(x) * factor``.
 
 The hooks are removable handles; installing a plan's hooks twice on one model is refused (the
 multipliers would apply twice).
@@ -84,7 +86,8 @@ class MupHooks:
     def __repr__(self) -> str:
         shown = ", ".join(f"{x.kind} x{x.factor:.4g} on {literal(x.module)!r}" for x in self.multipliers[:3])
         more = f", +{len(self.multipliers) - 3}" if len(self.multipliers) > 3 else ""
-        return f"<MupHooks on {literal(self.model)}: {len(self._handles)} active of {len(self.multipliers)} ({shown}{more})>"
+        active = f"{len(self._handles)} active of {len(self.multipliers)}"
+        return f"<MupHooks on {literal(self.model)}: {active} ({shown}{more})>"
 
 
 def _pre_hook(x: Multiplier):

@@ -13,7 +13,9 @@ do (each group's decay divided by its factor, so that ``lr · weight_decay`` sta
 >>> import torch, fanin
 >>> from fanin.rules.load import bind
 >>> from fanin.rules.parametrization import mup
->>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10))
+>>> model = torch.nn.Sequential(
+...     torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10)
+... )
 >>> plan = fanin.plan(model, bind(mup(base_width=64), model), seed=0)
 >>> groups = mup_param_groups(model, plan, lr=1e-3, optimizer="adam")
 >>> [(g["lr"], len(g["params"])) for g in groups]

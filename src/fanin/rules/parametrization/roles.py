@@ -35,8 +35,9 @@ and is refused with its name (give its role in ``roles=``).
 >>> import torch
 >>> model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
 >>> graph = read_roles(model)
->>> [(t.name, t.role, t.width_axes) for t in graph.tensors]
-[('0.weight', 'input', 'fan_out'), ('0.bias', 'vector', 'fan_out'), ('2.weight', 'readout', 'fan_in'), ('2.bias', 'fixed', 'none')]
+>>> [(t.name, t.role, t.width_axes) for t in graph.tensors]  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'input', 'fan_out'), ('0.bias', 'vector', 'fan_out'), ('2.weight', 'readout', 'fan_in'), ('2.bias',
+'fixed', 'none')]
 >>> graph.width, graph.readout
 (32, ('2',))
 """
@@ -189,12 +190,14 @@ def read_roles(
         readout_names = _matching(readout_globs, names)
         if not readout_names:
             raise MupError(
-                f"readout={list(readout_globs)!r} matches no module of {type(model).__name__}; modules: {_sample(names)}"
+                f"readout={list(readout_globs)!r} matches no module of {type(model).__name__}; modules: "
+                f"{_sample(names)}"
             )
         bad = [n for n in readout_names if not isinstance(modules[n], (*_LAYERS, *_EMBEDDINGS))]
         if bad:
             raise MupError(
-                f"readout={list(readout_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not a Linear or Conv layer"
+                f"readout={list(readout_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not a Linear "
+                f"or Conv layer"
             )
     else:
         if not layers:
@@ -212,7 +215,8 @@ def read_roles(
         bad = [n for n in input_names if not isinstance(modules[n], (*_LAYERS, *_EMBEDDINGS))]
         if bad:
             raise MupError(
-                f"inputs={list(input_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not an Embedding, Linear or Conv layer"
+                f"inputs={list(input_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not an "
+                f"Embedding, Linear or Conv layer"
             )
         input_why = f"inputs={list(input_globs)!r}"
     else:

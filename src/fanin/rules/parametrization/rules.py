@@ -12,10 +12,13 @@ placed before it in a list still wins (first match wins), so overrides go first:
 ...     model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
 >>> rules = mup(base_width=64)
 >>> plan = fanin.plan(model, rules.bind(model), seed=0)
->>> [(e.name, e.init) for e in plan]
-[('0.weight', 'normal(std=0.35355339059327373)'), ('0.bias', 'zeros'), ('2.weight', 'normal(std=0.125)'), ('2.bias', 'zeros')]
->>> print(plan.rules[2])
-mup:readout['2.weight'] -> normal(std=0.125) [σ = σ₀ = 1/√n₀ = 1/√64, constant in width; output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks) (TP5 Table 8, output weights: Var ∝ 1, multiplier 1/fan_in)]
+>>> [(e.name, e.init) for e in plan]  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'normal(std=0.35355339059327373)'), ('0.bias', 'zeros'), ('2.weight', 'normal(std=0.125)'), ('2.bias',
+'zeros')]
+>>> print(plan.rules[2])  # doctest: +NORMALIZE_WHITESPACE
+mup:readout['2.weight'] -> normal(std=0.125) [σ = σ₀ = 1/√n₀ = 1/√64, constant in width; output × output_mult/m = 1/4
+= 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks) (TP5 Table 8, output weights: Var ∝ 1, multiplier
+1/fan_in)]
 """  # noqa: RUF002
 
 from __future__ import annotations

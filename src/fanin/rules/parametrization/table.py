@@ -42,10 +42,14 @@ vectors (``unit_scaling.optim``). SGD learning rates follow from TP5 Table 3 by 
 ``η·fan_out`` (embedding, vectors).
 
 >>> import torch
->>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+>>> model = torch.nn.Sequential(
+...     torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+... )
 >>> table = build_table(MupSpec("mup", base_width=64), model)
->>> [(r.name, r.role, round(r.std, 4), r.adam_lr, r.sgd_lr) for r in table.rows if r.kind == "weight"]
-[('0.weight', 'input', 0.3536, 1.0, 4.0), ('2.weight', 'hidden', 0.0625, 0.25, 1.0), ('4.weight', 'readout', 0.125, 1.0, 4.0)]
+>>> rows = [(r.name, r.role, round(r.std, 4), r.adam_lr, r.sgd_lr) for r in table.rows if r.kind == "weight"]
+>>> rows  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'input', 0.3536, 1.0, 4.0), ('2.weight', 'hidden', 0.0625, 0.25, 1.0), ('4.weight', 'readout', 0.125,
+1.0, 4.0)]
 >>> [(x.module, x.kind, x.factor) for x in table.multipliers]
 [('4', 'readout', 0.25)]
 """
@@ -118,8 +122,9 @@ class MupRow:
 class Multiplier:
     """A forward multiplier: ``module``'s output (its first ``1/split`` of the last dimension
     when ``split > 1``) times ``factor``; with ``on="input"`` its input instead (muP's readout, as
-    microsoft/mup's ``MuReadout`` divides the readout's input, so its bias is not scaled). ``inside_layer``: it belongs to the layer's own output
-    (the readout's ``1/m``, u-muP's ``1/√fan_in``), so a coordinate check records the output after
+    microsoft/mup's ``MuReadout`` divides the readout's input, so its bias is not scaled).
+    ``inside_layer``: it belongs to the layer's own output (the readout's ``1/m``, u-muP's
+    ``1/√fan_in``), so a coordinate check records the output after
     it; a query or branch multiplier belongs to the next operation (the logits, the residual add)."""
 
     module: str
@@ -166,7 +171,10 @@ class MupTable:
     def __repr__(self) -> str:
         width = f", width={self.width} (x{self.width_mult:g})" if self.width_mult is not None else ""
         depth = f", depth={self.depth}" if self.depth is not None else ""
-        return f"<MupTable {self.spec} on {literal(self.model)}: {len(self.rows)} tensors{width}{depth}, {len(self.multipliers)} forward multipliers>"
+        return (
+            f"<MupTable {self.spec} on {literal(self.model)}: {len(self.rows)} tensors{width}{depth}, "
+            f"{len(self.multipliers)} forward multipliers>"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         spec = asdict(self.spec)
@@ -197,7 +205,8 @@ class MupTable:
         for r in self.rows:
             init = r.init if r.init is not None else "left to other rules"
             lines.append(
-                f"  {literal(r.name)} {list(r.shape)} {r.role}: {init}; lr x{r.adam_lr:.6g} (Adam) x{r.sgd_lr:.6g} (SGD)"
+                f"  {literal(r.name)} {list(r.shape)} {r.role}: {init}; lr x{r.adam_lr:.6g} (Adam) x{r.sgd_lr:.6g} "
+                f"(SGD)"
             )
         if self.multipliers:
             lines.append("forward multipliers:")
@@ -227,7 +236,8 @@ def _branches(spec: MupSpec, model: nn.Module) -> list[str]:
     nested = [(a, b) for a in found for b in found if a != b and b.startswith(a + ".")]
     if nested:
         raise MupError(
-            f"branches={list(spec.branches)!r} matches {nested[0][1]!r} inside {nested[0][0]!r}: a branch is counted once"
+            f"branches={list(spec.branches)!r} matches {nested[0][1]!r} inside {nested[0][0]!r}: a branch is counted "
+            f"once"
         )
     return found
 
@@ -263,7 +273,10 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
             eq = f"σ = σ₀·√(n₀/n) = {_fmt(spec.std)}·√({base_in:g}/{n})"  # noqa: RUF001
         init, eq = f"normal(std={std!r})", eq + f"; {TP5_T8}, hidden weights: Var ∝ 1/fan_in"
         adam, sgd = 1.0 / m, 1.0
-        lr_eq = f"Adam η·n₀/n = η/{_fmt(m)}, SGD η ({TP5_T8}, hidden: Adam LR ∝ 1/fan_in, SGD LR ∝ fan_in/fan_out ratio = 1)"
+        lr_eq = (
+            f"Adam η·n₀/n = η/{_fmt(m)}, SGD η "
+            f"({TP5_T8}, hidden: Adam LR ∝ 1/fan_in, SGD LR ∝ fan_in/fan_out ratio = 1)"
+        )
     elif t.role in ("embedding", "input"):
         if t.role == "embedding":
             std = spec.embedding_std or spec.std or 1.0
@@ -392,11 +405,13 @@ def _attention(spec: MupSpec, model: nn.Module, m: float | None) -> list[Multipl
     for name, module in found:
         if not isinstance(module, nn.Linear):
             raise MupError(
-                f"attention query={a.query!r} matches {name!r} ({type(module).__name__}): the queries must be a Linear's output"
+                f"attention query={a.query!r} matches {name!r} ({type(module).__name__}): the queries must be a "
+                f"Linear's output"
             )
         if module.out_features % a.split:
             raise MupError(
-                f"attention split={a.split}: {name!r} has out_features={module.out_features}, not divisible by {a.split}"
+                f"attention split={a.split}: {name!r} has out_features={module.out_features}, not divisible by "
+                f"{a.split}"
             )
         q_width = module.out_features // a.split
         if a.n_head is not None and q_width % a.n_head:
@@ -468,7 +483,8 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
                 if not isinstance(modules[r.module], (nn.Linear, nn.modules.conv._ConvNd)):
                     raise MupError(
                         f"u_mup scales each weight's output by 1/√fan_in in the forward pass; fanin does that for "
-                        f"Linear/Conv modules, not for {r.name!r} ({modules[r.module].__class__.__name__}): use fanin.mup, "
+                        f"Linear/Conv modules, not for {r.name!r} ({modules[r.module].__class__.__name__}): use "
+                        f"fanin.mup, "
                         "or give it another role with roles="
                     )
                 multipliers.append(
@@ -553,8 +569,10 @@ def _notes(spec: MupSpec, graph: Graph, multipliers: list[Multiplier], branches:
             (
                 "not done",
                 (
-                    f"attention ({shown}): muP needs logits q·k/d_head, not q·k/√d_head (TP5 Definition 4.1); the model keeps "
-                    "its own scale. Pass attention=fanin.Attention(query=..., split=..., n_head=...) or change the model's code"
+                    f"attention ({shown}): muP needs logits q·k/d_head, not q·k/√d_head (TP5 Definition 4.1); the "
+                    f"model keeps "
+                    "its own scale. Pass attention=fanin.Attention(query=..., split=..., n_head=...) or change the "
+                    "model's code"
                 ),
             )
         )
@@ -565,7 +583,8 @@ def _notes(spec: MupSpec, graph: Graph, multipliers: list[Multiplier], branches:
             (
                 "not done",
                 (
-                    "u-μP's unit-scaled operations (scaled GELU/SiLU/softmax, residual_add/split with τ, the loss and the "
+                    "u-μP's unit-scaled operations (scaled GELU/SiLU/softmax, residual_add/split with τ, the loss and "
+                    "the "
                     "backward-pass scales of unit_scaling): fanin sets weights, multipliers and learning rates only"
                 ),
             )
@@ -575,7 +594,8 @@ def _notes(spec: MupSpec, graph: Graph, multipliers: list[Multiplier], branches:
             (
                 "depth",
                 (
-                    f"L = {len(branches)} residual branches (base L₀ = {spec.base_depth}); TP6 finds Depth-μP optimal for "
+                    f"L = {len(branches)} residual branches (base L₀ = {spec.base_depth}); TP6 finds Depth-μP optimal "
+                    f"for "
                     "blocks of one layer, with fundamental limitations for deeper blocks (such as transformers')"
                 ),
             )
@@ -656,7 +676,8 @@ def mup_table(plan) -> MupTable:
         )
         raise MupError(
             f"{len(conflicts)} tensor(s) are initialized by a rule that scales residual projections by depth "
-            f"({names}; rule {literal(conflicts[0][1])!r}) in a {table.spec} plan: {conflicts[0][2]}. Drop that rule (e.g. "
+            f"({names}; rule {literal(conflicts[0][1])!r}) in a {table.spec} plan: {conflicts[0][2]}. Drop that rule "
+            f"(e.g. "
             "the gpt2 preset's '*c_proj.weight' rule) and let the parametrization initialize them."
         )
     described = {r.name for r in table.rows}
