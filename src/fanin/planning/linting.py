@@ -610,14 +610,6 @@ def _buffers(model, p: Plan | None) -> list[Finding]:
     return out
 
 
-def _targets(model) -> dict[str, tuple[Any, Target]]:
-    found = {}
-    for _, module, own in collect_targets(model):
-        for target, _, _ in own:
-            found[target.name] = (module, target)
-    return found
-
-
 def _tied(model, p: Plan) -> list[Finding]:
     out: list[Finding] = []
     if model is None or not len(p.rules):

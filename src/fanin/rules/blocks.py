@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -521,8 +521,3 @@ def detect(model: torch.nn.Module) -> list[Detected]:
                     )
                 )
     return found
-
-
-def with_layout(scheme: Scheme, layout: Layout) -> Scheme:
-    """``scheme`` drawn per block of ``layout`` (a block scheme already blocked keeps its layout)."""
-    return scheme if is_blocked(scheme) else blocked(scheme, replace(layout))
