@@ -38,7 +38,8 @@ import torch
 from torch import nn
 
 import fanin
-from fanin.rules.parametrization import bind, mup, mup_hooks, mup_param_groups
+from fanin.rules.load import bind
+from fanin.rules.parametrization import mup, mup_hooks, mup_param_groups
 
 BASE = 128
 SP_RULES = {"*.weight": "kaiming_normal(nonlinearity='linear')", "*.bias": "zeros"}

@@ -1,5 +1,4 @@
 import importlib.util
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,14 +7,10 @@ import torch
 def pytest_configure(config):
     """transformers and timm import torchvision whenever it is installed, and the registry's
     torchvision is built for CUDA torch: its C ops fail to register beside the CPU torch. Declare
-    their schemas before the first import (test setup only: see tests/rules/_zoo.py)."""
+    their schemas before the first import (test setup only: see tests/support/zoo.py)."""
     if importlib.util.find_spec("torchvision") is not None:
-        spec = importlib.util.spec_from_file_location("_fanin_rules_zoo", Path(__file__).parent / "rules" / "_zoo.py")
-        zoo = importlib.util.module_from_spec(spec)
-        import sys
+        from support import zoo
 
-        sys.modules["_fanin_rules_zoo"] = zoo
-        spec.loader.exec_module(zoo)
         zoo.import_torchvision()
 
 

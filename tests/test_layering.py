@@ -5,7 +5,7 @@ to its right -- at top level, inside a function, under ``TYPE_CHECKING``, or by 
 The layers, left to right (a module may import its own layer and the layers to its left):
 
     errors < formulas < rng < schemes, activations < frameworks, init, keras, tf1, jax, composite
-    < rules, models < diagnostics, auditing < report < cli, fanin (the public face)
+    < rules, models < planning < diagnostics, auditing < report < cli, fanin (the public face)
 
 The registry of schemes loads the package that defines them, :mod:`fanin.frameworks`, by name on
 first lookup (``fanin.schemes.registry.PROVIDER``): the one import of a layer to the right, a
@@ -48,6 +48,7 @@ LAYERS = (
     ("fanin.schemes", "fanin.activations"),
     ("fanin.frameworks", "fanin.init", "fanin.keras", "fanin.tf1", "fanin.jax", "fanin.composite"),
     ("fanin.rules", "fanin.models"),
+    ("fanin.planning",),
     ("fanin.diagnostics", "fanin.auditing"),
     ("fanin.report",),
     ("fanin.cli", "fanin"),
@@ -114,8 +115,12 @@ def _thin_delegate(method: ast.FunctionDef | ast.AsyncFunctionDef) -> bool:
     body = list(method.body)
     if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
         body = body[1:]
-    return (method.name != "__repr__" and len(body) >= 2 and isinstance(body[-1], ast.Return)
-            and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body[:-1]))
+    return (
+        method.name != "__repr__"
+        and len(body) >= 2
+        and isinstance(body[-1], ast.Return)
+        and all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in body[:-1])
+    )
 
 
 def str_method_import_lines(path: Path) -> set[int]:
@@ -126,8 +131,11 @@ def str_method_import_lines(path: Path) -> set[int]:
 
     def visit(node: ast.AST, in_str: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) and isinstance(node, ast.ClassDef) \
-                    and _thin_delegate(child):
+            if (
+                isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
+                and isinstance(node, ast.ClassDef)
+                and _thin_delegate(child)
+            ):
                 lines.update(n.lineno for n in child.body if isinstance(n, (ast.Import, ast.ImportFrom)))
             if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 visit(child, getattr(child, "name", None) == "__str__")
@@ -289,7 +297,7 @@ def _switch_exempt(module: str) -> bool:
 @pytest.fixture()
 def tree(tmp_path):
     root = tmp_path / "fanin"
-    for sub in ("schemes", "rules", "diagnostics", "cli"):
+    for sub in ("schemes", "rules", "planning", "diagnostics", "cli"):
         (root / sub).mkdir(parents=True)
         (root / sub / "__init__.py").write_text("")
     (root / "__init__.py").write_text("")
@@ -332,7 +340,7 @@ def test_the_scanner_sees_every_kind_of_import(tree):
 
 
 def test_only_str_may_import_its_renderer(tree):
-    path = tree / "rules" / "plan.py"
+    path = tree / "planning" / "records.py"
     path.write_text(
         "class Plan:\n"
         "    def __str__(self):\n"
@@ -347,7 +355,7 @@ def test_only_str_may_import_its_renderer(tree):
         "        def helper():\n"
         "            from fanin.report import plan\n"
         "    def to_markdown(self):\n"
-        "        \"\"\"A thin call: allowed.\"\"\"\n"
+        '        """A thin call: allowed."""\n'
         "        from fanin.report.plan import render_plan_markdown\n"
         "        return render_plan_markdown(self)\n"
         "    def to_json(self):\n"
@@ -362,15 +370,15 @@ def test_only_str_may_import_its_renderer(tree):
         "        return fanin.cli.main\n"
         "from fanin.report.plan import render_plan_text\n"
     )
-    assert [v.split(" (")[0] for v in violations(path, "fanin.rules.plan", tree)] == [
-        "fanin.rules.plan:6 imports fanin.report.plan",  # __repr__
-        "fanin.rules.plan:8 imports fanin.report",  # another method, not a thin call
-        "fanin.rules.plan:10 imports fanin.cli.main",  # __str__, but not a renderer
-        "fanin.rules.plan:12 imports fanin.report",  # a function inside __str__
-        "fanin.rules.plan:18 imports fanin.report.plan",  # more than a call
-        "fanin.rules.plan:22 imports fanin.report.plan",  # __repr__, even when thin
-        "fanin.rules.plan:25 imports fanin.cli.main",  # a thin call, but not to a renderer
-        "fanin.rules.plan:27 imports fanin.report.plan",  # module level
+    assert [v.split(" (")[0] for v in violations(path, "fanin.planning.records", tree)] == [
+        "fanin.planning.records:6 imports fanin.report.plan",  # __repr__
+        "fanin.planning.records:8 imports fanin.report",  # another method, not a thin call
+        "fanin.planning.records:10 imports fanin.cli.main",  # __str__, but not a renderer
+        "fanin.planning.records:12 imports fanin.report",  # a function inside __str__
+        "fanin.planning.records:18 imports fanin.report.plan",  # more than a call
+        "fanin.planning.records:22 imports fanin.report.plan",  # __repr__, even when thin
+        "fanin.planning.records:25 imports fanin.cli.main",  # a thin call, but not to a renderer
+        "fanin.planning.records:27 imports fanin.report.plan",  # module level
     ]
 
 
@@ -416,7 +424,8 @@ def test_the_layers_are_ordered_as_documented():
         "fanin.rng.stream",
         "fanin.schemes.registry",
         "fanin.frameworks.torch",
-        "fanin.rules.plan",
+        "fanin.rules.rules",
+        "fanin.planning.resolve",
         "fanin.diagnostics.lsuv",
         "fanin.report.table",
         "fanin.cli.main",

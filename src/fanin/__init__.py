@@ -97,16 +97,16 @@ _EXPORTS: dict[str, str | None] = {
     "Stream": "fanin.rng.stream",
     "streams_for": "fanin.rng.stream",
     # whole models
-    "Plan": "fanin.rules.plan",
+    "Plan": "fanin.planning.records",
     "Rule": "fanin.rules.rules",
-    "apply": "fanin.rules.apply",
+    "apply": "fanin.planning.applying",
     "load_rules": "fanin.rules.load",
-    "materialize": "fanin.rules.materialize",
-    "plan": "fanin.rules.plan",
-    "capture": "fanin.rules.capture",
-    "CapturedPlan": "fanin.rules.capture",
-    "lint": "fanin.rules.lint",
-    "LintReport": "fanin.rules.lint",
+    "materialize": "fanin.planning.materializing",
+    "plan": "fanin.planning.resolve",
+    "capture": "fanin.planning.capturing",
+    "CapturedPlan": "fanin.planning.capturing",
+    "lint": "fanin.planning.linting",
+    "LintReport": "fanin.planning.linting",
     "mup": "fanin.rules.parametrization.rules",
     "depth_mup": "fanin.rules.parametrization.rules",
     "u_mup": "fanin.rules.parametrization.rules",
@@ -156,17 +156,18 @@ if TYPE_CHECKING:  # what static tools see; at run time the names load on first 
     from fanin.errors import FaninError, SchemeArgumentError, SchemeSpecError, UnknownSchemeError
     from fanin.formulas.fans import Fans, compute_fans, kernel_shape_from_torch
     from fanin.formulas.gains import calculate_gain
+    from fanin.planning.applying import apply
+    from fanin.planning.capturing import CapturedPlan, capture
+    from fanin.planning.linting import LintReport, lint
+    from fanin.planning.materializing import materialize
+    from fanin.planning.records import Plan
+    from fanin.planning.resolve import plan
     from fanin.rng.stream import STREAM_VERSION, Stream, streams_for
-    from fanin.rules.apply import apply
-    from fanin.rules.capture import CapturedPlan, capture
-    from fanin.rules.lint import LintReport, lint
     from fanin.rules.load import load_rules
-    from fanin.rules.materialize import materialize
     from fanin.rules.parametrization.hooks import mup_hooks
     from fanin.rules.parametrization.optim import mup_param_groups
     from fanin.rules.parametrization.rules import depth_mup, mup, u_mup
     from fanin.rules.parametrization.table import mup_table
-    from fanin.rules.plan import Plan, plan
     from fanin.rules.rules import Rule
     from fanin.schemes.registry import list_schemes
     from fanin.schemes.scheme import Scheme

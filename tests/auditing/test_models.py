@@ -9,18 +9,15 @@ BERT and Llama (whose init is checked in detail in test_transformers.py).
    of each model's), and the untrained ones raise no alarm at the audit's family-wise level
    (0.01). See :data:`TRAINED` for which models and why.
 
-The models come from tests/rules/_zoo.py (torchvision's op schemas are declared by
+The models come from tests/support/zoo.py (torchvision's op schemas are declared by
 tests/conftest.py when its C library cannot load: test setup only). Tiny sizes: the file runs in
 about a minute on two cores.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
 import warnings
-from pathlib import Path
 
 import pytest
 import torch
@@ -30,14 +27,9 @@ import fanin
 
 
 def _zoo():
-    name = "_fanin_rules_zoo"  # tests/conftest.py loads it first (pytest's importlib mode has no test package)
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "rules" / "_zoo.py")
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
+    from support import zoo
+
+    return zoo
 
 
 zoo = _zoo()
@@ -77,12 +69,41 @@ MODELS = {
 #: learn the task in 300 steps. GPT-2 and Llama are trained at widths 128 and 64 (the zoo's 32
 #: is checked at init): at width 32 Adam's steps on 16x32 projections stay i.i.d.-looking
 #: (docs/audit.md, limits), 70-75% of the matrices were found.
-TRAINED = {**{k: v for k, v in MODELS.items() if k not in ("timm-resnet", "tv-resnet18", "hf-gpt2", "hf-llama")},
-           "hf-gpt2-128": (_quiet(zoo._hf("GPT2Config", "GPT2LMHeadModel", n_layer=2, n_embd=128, n_head=2,
-                                         vocab_size=128, n_positions=16, bos_token_id=0, eos_token_id=0)), "tokens"),
-           "hf-llama-64": (_quiet(zoo._hf("LlamaConfig", "LlamaForCausalLM", num_hidden_layers=2, hidden_size=64,
-                                          num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-                                          vocab_size=128, max_position_embeddings=16)), "tokens")}
+TRAINED = {
+    **{k: v for k, v in MODELS.items() if k not in ("timm-resnet", "tv-resnet18", "hf-gpt2", "hf-llama")},
+    "hf-gpt2-128": (
+        _quiet(
+            zoo._hf(
+                "GPT2Config",
+                "GPT2LMHeadModel",
+                n_layer=2,
+                n_embd=128,
+                n_head=2,
+                vocab_size=128,
+                n_positions=16,
+                bos_token_id=0,
+                eos_token_id=0,
+            )
+        ),
+        "tokens",
+    ),
+    "hf-llama-64": (
+        _quiet(
+            zoo._hf(
+                "LlamaConfig",
+                "LlamaForCausalLM",
+                num_hidden_layers=2,
+                hidden_size=64,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=128,
+                vocab_size=128,
+                max_position_embeddings=16,
+            )
+        ),
+        "tokens",
+    ),
+}
 
 
 def build(name: str, seed: int = 0) -> nn.Module:
@@ -169,8 +190,15 @@ def test_resnets_are_kaiming_normal_fan_out(fresh, name):
 
 def test_plain_torch_layers_are_their_defaults():
     torch.manual_seed(0)
-    model = nn.ModuleDict({"lin": nn.Linear(256, 128), "conv": nn.Conv2d(32, 64, 3), "lstm": nn.LSTM(64, 128),
-                           "mha": nn.MultiheadAttention(128, 4), "emb": nn.Embedding(500, 64, padding_idx=1)})
+    model = nn.ModuleDict(
+        {
+            "lin": nn.Linear(256, 128),
+            "conv": nn.Conv2d(32, 64, 3),
+            "lstm": nn.LSTM(64, 128),
+            "mha": nn.MultiheadAttention(128, 4),
+            "emb": nn.Embedding(500, 64, padding_idx=1),
+        }
+    )
     report = fanin.audit(model)
     label = {r.name: r.inference.matches[0].scheme for r in report.records if r.inference.matches}
     assert label["lin.weight"] == label["conv.weight"] == "kaiming_uniform(a=sqrt(5))"
@@ -247,8 +275,10 @@ def test_trained_models_are_reported_trained(trained):
     # missed are i.i.d.-looking normals, docs/audit.md, limits).
     found = {name: [r.inference.trained for r in _matrices(after)] for name, (_, after) in trained.items()}
     total = [flag for flags in found.values() for flag in flags]
-    missed = {name: [(r.name, r.inference.label, r.inference.evidence_p) for r in _matrices(after)
-                     if not r.inference.trained] for name, (_, after) in trained.items()}
+    missed = {
+        name: [(r.name, r.inference.label, r.inference.evidence_p) for r in _matrices(after) if not r.inference.trained]
+        for name, (_, after) in trained.items()
+    }
     assert sum(total) >= 0.9 * len(total), missed
     for name, flags in found.items():
         assert sum(flags) >= 0.8 * len(flags), (name, missed[name])

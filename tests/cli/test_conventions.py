@@ -260,12 +260,12 @@ def test_failures_exit_1_usage_errors_exit_2(tmp_path):
 
 
 def test_an_unexpected_error_is_one_line_unless_asked(monkeypatch):
-    import fanin.rules
+    import fanin.planning
 
     def boom(*args, **kwargs):
         raise ZeroDivisionError("division by zero in a plan")
 
-    monkeypatch.setattr(fanin.rules, "plan", boom)
+    monkeypatch.setattr(fanin.planning, "plan", boom)
     result = run("explain", "mlp")
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert result.stderr == (

@@ -86,14 +86,16 @@ def test_gate_blocks_and_experts_keep_orthogonality_per_block():
         block = w[6 * g : 6 * (g + 1)]
         assert torch.allclose(block @ block.T, torch.eye(6, dtype=torch.float64), atol=1e-5)
     experts = nn.ParameterDict({"w": nn.Parameter(torch.empty(3, 5, 5))})
-    fanin.apply(experts, [Rule("w", "orthogonal(gain=2.0)", fans="experts:in_out")], generator=torch.Generator().manual_seed(0))
+    fanin.apply(
+        experts, [Rule("w", "orthogonal(gain=2.0)", fans="experts:in_out")], generator=torch.Generator().manual_seed(0)
+    )
     for e in range(3):
         m = experts["w"][e].detach().double()
         assert torch.allclose(m.T @ m, 4 * torch.eye(5, dtype=torch.float64), atol=1e-4)
 
 
 def test_per_block_schemes_and_statistics():
-    from fanin.rules.blocks import block_statistics
+    from fanin.planning.stats import block_statistics
 
     scheme = blocked("xavier_uniform", Layout.split((4, 4, 4), ["xavier_uniform", "xavier_uniform", "zeros"]))
     w = scheme(torch.empty(12, 4), generator=torch.Generator().manual_seed(0))
@@ -117,8 +119,9 @@ def test_detect_common_layouts():
             self.gate_up_proj = nn.Parameter(torch.empty(4, 8, 32))
             self.down_proj = nn.Parameter(torch.empty(4, 16, 8))
 
-    model = nn.ModuleDict({"attn": Attention(), "mha": nn.MultiheadAttention(8, 2), "gru": nn.GRU(3, 4),
-                           "experts": Experts()})
+    model = nn.ModuleDict(
+        {"attn": Attention(), "mha": nn.MultiheadAttention(8, 2), "gru": nn.GRU(3, 4), "experts": Experts()}
+    )
     found = {d.name: (str(d.layout), d.evidence) for d in detect(model)}
     assert found["attn.qkv.weight"][0] == "split(3)"
     assert found["mha.in_proj_weight"] == ("split(3)", "nn.MultiheadAttention stacks q, k, v in in_proj_weight")
@@ -130,20 +133,42 @@ def test_detect_common_layouts():
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
-        (lambda: fanin.plan(nn.Linear(4, 12), [Rule("weight", "normal", blocks=5)], leftovers="keep"), RuleError,
-         r"Layout split\(5\) cuts dim 0 into 5 equal blocks, but the tensor has shape=\(12, 4\): 12 is not a multiple of 5"),
+        (
+            lambda: fanin.plan(nn.Linear(4, 12), [Rule("weight", "normal", blocks=5)], leftovers="keep"),
+            RuleError,
+            r"Layout split\(5\) cuts dim 0 into 5 equal blocks, but the tensor has shape=\(12, 4\): 12 is not a "
+            r"multiple of 5",
+        ),
         (lambda: Rule("weight", "normal", blocks=3, fans="experts"), RuleError, r"give blocks= or fans=, not both"),
         (lambda: Rule("weight", "keep", blocks=3), RuleError, r"blocks=/fans= apply to a scheme, not to keep"),
         (lambda: Rule("weight", "normal", fans="stacked"), RuleError, r"Cannot read block layout 'stacked'"),
         (lambda: Layout.experts("oi"), BlockError, r"Unknown expert layout 'oi'"),
-        (lambda: Layout.split(2, ["normal"]), BlockError, r"Layout.split needs one scheme per block: 2 block\(s\), got 1 scheme\(s\)"),
+        (
+            lambda: Layout.split(2, ["normal"]),
+            BlockError,
+            r"Layout.split needs one scheme per block: 2 block\(s\), got 1 scheme\(s\)",
+        ),
         (lambda: Layout.split((3, 0)), BlockError, r"block sizes are positive ints, got blocks=\(3, 0\)"),
-        (lambda: blocked("sparse(sparsity=0.5)", 2), BlockError, r"scheme 'sparse\(sparsity=0.5\)' \(family sparse\) cannot be drawn per block"),
-        (lambda: fanin.plan(nn.Linear(4, 12), [Rule("weight", "normal", fans="experts")], leftovers="keep"), RuleError,
-         r"Layout experts\(out_in\) needs a 3-D tensor \(experts, a, b\), got shape=\(12, 4\)"),
-        (lambda: blocked("eye", "experts:in_out")(torch.empty(2, 3, 4)), BlockError,
-         r"scheme 'eye' cannot be drawn on a block stored as \(3, 4\) whose logical shape is \(4, 3\)"),
-        (lambda: layout_of(2.5), BlockError, r"A block layout is a Layout, an int, a sequence of sizes or 'experts\[:layout\]', got 2.5"),
+        (
+            lambda: blocked("sparse(sparsity=0.5)", 2),
+            BlockError,
+            r"scheme 'sparse\(sparsity=0.5\)' \(family sparse\) cannot be drawn per block",
+        ),
+        (
+            lambda: fanin.plan(nn.Linear(4, 12), [Rule("weight", "normal", fans="experts")], leftovers="keep"),
+            RuleError,
+            r"Layout experts\(out_in\) needs a 3-D tensor \(experts, a, b\), got shape=\(12, 4\)",
+        ),
+        (
+            lambda: blocked("eye", "experts:in_out")(torch.empty(2, 3, 4)),
+            BlockError,
+            r"scheme 'eye' cannot be drawn on a block stored as \(3, 4\) whose logical shape is \(4, 3\)",
+        ),
+        (
+            lambda: layout_of(2.5),
+            BlockError,
+            r"A block layout is a Layout, an int, a sequence of sizes or 'experts\[:layout\]', got 2.5",
+        ),
     ],
 )
 def test_block_errors(make, error, message):

@@ -53,8 +53,12 @@ def garble(model):
 
 
 def same_bits(a, b):
-    return a.dtype == b.dtype and a.shape == b.shape and torch.equal(
-        a.detach().contiguous().view(-1).view(torch.uint8), b.detach().contiguous().view(-1).view(torch.uint8)
+    return (
+        a.dtype == b.dtype
+        and a.shape == b.shape
+        and torch.equal(
+            a.detach().contiguous().view(-1).view(torch.uint8), b.detach().contiguous().view(-1).view(torch.uint8)
+        )
     )
 
 
@@ -100,7 +104,9 @@ TORCH_LAYERS = {
     "prelu": lambda: nn.PReLU(3, init=0.1),
     "encoder_layer": lambda: nn.TransformerEncoderLayer(8, 2, 16),
     "decoder_layer": lambda: nn.TransformerDecoderLayer(8, 2, 16, bias=False),
-    "encoder_1_layer": lambda: nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 1, enable_nested_tensor=False),
+    "encoder_1_layer": lambda: nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(8, 2, 16), 1, enable_nested_tensor=False
+    ),
     "mixed": lambda: nn.Sequential(
         nn.Embedding(6, 4, padding_idx=0), nn.Conv1d(4, 4, 3), nn.BatchNorm1d(4), nn.GRU(4, 3), nn.Linear(3, 2)
     ),
@@ -168,7 +174,8 @@ def test_torch_concrete_arguments():
         ("bias", "fanin.zeros_after_uniform(a=-0.25, b=0.25)"),
     ]
     assert [str(s) for _, s in default_schemes(nn.MultiheadAttention(16, 4).out_proj, "flax")] == [
-        "jax.lecun_normal", "jax.zeros"
+        "jax.lecun_normal",
+        "jax.zeros",
     ]
     assert str(dict(default_schemes(nn.LSTM(2, 16), "torch"))["weight_hh_l0"]) == "uniform(a=-0.25, b=0.25)"
     assert str(dict(default_schemes(nn.Bilinear(16, 3, 2), "torch"))["weight"]) == "uniform(a=-0.25, b=0.25)"
@@ -184,7 +191,7 @@ def test_transformer_encoder_copies_are_an_exception():
     assert same_bits(layers[0].linear1.weight, layers[1].linear1.weight)  # torch: deep copies
     model = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, 16), 2, enable_nested_tensor=False)
     apply_defaults(model, "torch", generator=torch.Generator().manual_seed(3))
-    for (name, a), (_, b) in zip(model.layers[0].state_dict().items(), layers[0].state_dict().items()):
+    for (name, a), (_, b) in zip(model.layers[0].state_dict().items(), layers[0].state_dict().items(), strict=True):
         assert same_bits(a, b), name  # layer 0 is the prototype's draw
     assert not torch.equal(model.layers[1].linear1.weight, model.layers[0].linear1.weight)
     assert default_schemes(model, "torch") is None
@@ -236,8 +243,11 @@ def test_module_types_without_defaults():
 
 
 def test_unknown_framework_error():
-    with pytest.raises(ValueError, match=r"default_schemes: Unknown framework 'kears'. Did you mean 'keras'\? "
-                                         r"Accepted: 'flax', 'jax', 'keras', 'tf1', 'torch'."):
+    with pytest.raises(
+        ValueError,
+        match=r"default_schemes: Unknown framework 'kears'. Did you mean 'keras'\? "
+        r"Accepted: 'flax', 'jax', 'keras', 'tf1', 'torch'.",
+    ):
         default_schemes(nn.Linear(2, 2), "kears")
 
 

@@ -18,11 +18,11 @@ from torch import nn
 
 import fanin
 import fanin.models
-from fanin.rules import DepthScaledNormal, Rule, Rules, preset
+from fanin.rules import DepthScaledNormal, Rule, preset
+from fanin.rules.load import bind
 from fanin.rules.parametrization import (
     Attention,
     MupError,
-    bind,
     depth_conflicts,
     depth_mup,
     mup,
@@ -67,7 +67,14 @@ def test_mlp_closed_forms_of_the_docs():
     assert std(p, "2.weight") == pytest.approx(1 / 16, rel=1e-15)  # hidden: 1/sqrt(256)
     assert std(p, "4.weight") == pytest.approx(1 / 8, rel=1e-15)  # readout: 1/sqrt(n0) = 1/sqrt(64)
     assert [p[n].init for n in ("0.bias", "2.bias", "4.bias")] == ["zeros"] * 3
-    assert lrs(model, p, "adam") == {"0.weight": 1, "0.bias": 1, "2.weight": 0.25, "2.bias": 1, "4.weight": 1, "4.bias": 1}
+    assert lrs(model, p, "adam") == {
+        "0.weight": 1,
+        "0.bias": 1,
+        "2.weight": 0.25,
+        "2.bias": 1,
+        "4.weight": 1,
+        "4.bias": 1,
+    }
     assert lrs(model, p, "sgd") == {"0.weight": 4, "0.bias": 4, "2.weight": 1, "2.bias": 4, "4.weight": 4, "4.bias": 1}
     table = mup_table(p)
     assert [(x.module, x.kind, x.factor) for x in table.multipliers] == [("4", "readout", 0.25)]
@@ -99,7 +106,8 @@ def test_gpt_closed_forms_of_the_docs():
     assert adam["wte.weight"] == 1 and adam["h.0.mlp.c_proj.weight"] == 0.25 and adam["h.0.mlp.c_proj.bias"] == 1
     table = mup_table(p)
     assert [(x.module, x.kind, x.factor, x.split) for x in table.multipliers] == [
-        ("lm_head", "readout", 0.25, 1), ("h.0.attn.c_attn", "query", 0.5, 3),
+        ("lm_head", "readout", 0.25, 1),
+        ("h.0.attn.c_attn", "query", 0.5, 3),
     ]
     assert table["wte.weight"].tied_readout == "lm_head"
 
@@ -124,17 +132,30 @@ def test_u_mup_closed_forms_of_the_docs():
     p = planned(model, u_mup())
     assert [std(p, n) for n in ("0.weight", "2.weight", "4.weight")] == [1.0, 1.0, 1.0]
     assert [(x.module, x.kind, x.factor) for x in mup_table(p).multipliers] == [
-        ("0", "weight", pytest.approx(8**-0.5, rel=1e-15)), ("2", "weight", 1 / 16), ("4", "readout", 1 / 256),
+        ("0", "weight", pytest.approx(8**-0.5, rel=1e-15)),
+        ("2", "weight", 1 / 16),
+        ("4", "readout", 1 / 256),
     ]
-    assert lrs(model, p, "adam") == pytest.approx({"0.weight": 8**-0.5, "0.bias": 1, "2.weight": 1 / 16, "2.bias": 1, "4.weight": 1, "4.bias": 1})
-    assert lrs(model, p, "sgd") == {"0.weight": 2048, "0.bias": 256, "2.weight": 256, "2.bias": 256, "4.weight": 256, "4.bias": 1}
+    assert lrs(model, p, "adam") == pytest.approx(
+        {"0.weight": 8**-0.5, "0.bias": 1, "2.weight": 1 / 16, "2.bias": 1, "4.weight": 1, "4.bias": 1}
+    )
+    assert lrs(model, p, "sgd") == {
+        "0.weight": 2048,
+        "0.bias": 256,
+        "2.weight": 256,
+        "2.bias": 256,
+        "4.weight": 256,
+        "4.bias": 1,
+    }
 
 
 def test_at_the_base_width_mup_is_standard_parametrization():
     """TP5: muP is defined relative to a base at which it equals SP (here LeCun normal, lr unchanged)."""
     model = mlp(64)
     p = planned(model, mup(base_width=64))
-    assert [std(p, n) for n in ("0.weight", "2.weight", "4.weight")] == pytest.approx([8**-0.5, 1 / 8, 1 / 8], rel=1e-15)
+    assert [std(p, n) for n in ("0.weight", "2.weight", "4.weight")] == pytest.approx(
+        [8**-0.5, 1 / 8, 1 / 8], rel=1e-15
+    )
     assert set(lrs(model, p, "adam").values()) == {1.0} and set(lrs(model, p, "sgd").values()) == {1.0}
     assert [x.factor for x in mup_table(p).multipliers] == [1.0]
 
@@ -157,8 +178,10 @@ def test_width_exponents_match_tp5_table_8(m):
     assert var == pytest.approx({"0.weight": 0, "2.weight": -1, "4.weight": 0}, abs=1e-12)
     mult = exponent(mup_table(pb).multipliers[0].factor, mup_table(pw).multipliers[0].factor)
     assert mult == pytest.approx(-1, abs=1e-12)
-    for optimizer, want in (("sgd", {"0.weight": 1, "0.bias": 1, "2.weight": 0, "4.weight": 1}),
-                            ("adam", {"0.weight": 0, "0.bias": 0, "2.weight": -1, "4.weight": 0})):
+    for optimizer, want in (
+        ("sgd", {"0.weight": 1, "0.bias": 1, "2.weight": 0, "4.weight": 1}),
+        ("adam", {"0.weight": 0, "0.bias": 0, "2.weight": -1, "4.weight": 0}),
+    ):
         lb, lw = lrs(base, pb, optimizer), lrs(wide, pw, optimizer)
         assert {n: exponent(lb[n], lw[n]) for n in want} == pytest.approx(want, abs=1e-12)
 
@@ -220,7 +243,7 @@ def test_same_init_std_and_learning_rates_as_microsoft_mup(width):
                 theirs[names[id(q)]] = group["lr"]
         assert lrs(model, p, optimizer, lr=1e-3) == pytest.approx(theirs, rel=1e-12)
     with torch.no_grad():
-        for (_, a), (_, b) in zip(model.named_parameters(), ref.named_parameters()):
+        for (_, a), (_, b) in zip(model.named_parameters(), ref.named_parameters(), strict=True):
             a.copy_(b)
     x = torch.randn(4, 8)
     with mup_hooks(model, p):
@@ -249,7 +272,9 @@ def test_same_learning_rates_as_microsoft_mup_with_a_tied_readout():
         names = {id(q): n for n, q in ref.named_parameters()}
         theirs = {names[id(q)]: g["lr"] for g in impl(ref.parameters(), lr=1.0).param_groups for q in g["params"]}
         assert lrs(model, p, optimizer) == pytest.approx(theirs, rel=1e-12)
-    assert [(x.module, x.factor) for x in mup_table(p).multipliers] == [("head", ref.head.output_mult / ref.head.width_mult())]
+    assert [(x.module, x.factor) for x in mup_table(p).multipliers] == [
+        ("head", ref.head.output_mult / ref.head.width_mult())
+    ]
 
 
 # ------------------------------------------------------------------------------------------ roles
@@ -310,6 +335,7 @@ def test_plan_binds_the_rules_to_the_model():
     assert fanin.plan(model, mup(base_width=64), seed=0) == planned(model, mup(base_width=64))
     assert fanin.plan(model, "mup(base_width=64)", seed=0) == planned(model, mup(base_width=64))
 
+
 def test_bind_keeps_other_rules_and_leaves_plain_rules_alone():
     model = mlp()
     plain = fanin.rules.as_rules({"*": "zeros"})
@@ -325,7 +351,9 @@ def test_bind_keeps_other_rules_and_leaves_plain_rules_alone():
 def test_hooks_scale_the_readout_queries_and_branches_and_come_off():
     torch.manual_seed(0)
     model = gpt(128, n_layer=2)
-    rules = depth_mup(32, 2, branches=("*.attn", "*.mlp"), std=0.02, attention=Attention("*.attn.c_attn", split=3, n_head=2))
+    rules = depth_mup(
+        32, 2, branches=("*.attn", "*.mlp"), std=0.02, attention=Attention("*.attn.c_attn", split=3, n_head=2)
+    )
     p = fanin.apply(model, rules.bind(model), seed=0)
     idx = torch.randint(0, 64, (2, 8))
     plain_qkv = model.h[0].attn.c_attn(model.h[0].ln_1(model.wte(idx) + model.wpe(torch.arange(8)))).detach()
@@ -333,7 +361,9 @@ def test_hooks_scale_the_readout_queries_and_branches_and_come_off():
     hooks = mup_hooks(model, p)
     assert len(hooks) == 1 + 2 + 4 and hooks.active
     seen = {}
-    model.h[0].attn.c_attn.register_forward_hook(lambda m, a, out: seen.__setitem__("qkv", out.detach()))  # after fanin's
+    model.h[0].attn.c_attn.register_forward_hook(
+        lambda m, a, out: seen.__setitem__("qkv", out.detach())
+    )  # after fanin's
     out = model(idx)
     q, kv = seen["qkv"].split([128, 256], dim=-1)
     torch.testing.assert_close(q, plain_qkv[..., :128] * 0.5)  # 1/sqrt(m), m = 4
@@ -380,10 +410,16 @@ def test_hook_on_a_module_returning_a_tuple_is_refused():
     model = Pair()
     p = planned(model, u_mup())
     model.a.register_forward_hook(lambda m, a, out: (out, out))
-    with mup_hooks(model, p), pytest.raises(MupError, match=r"'a' returned tuple: fanin's weight multiplier needs a tensor output"):
+    with (
+        mup_hooks(model, p),
+        pytest.raises(MupError, match=r"'a' returned tuple: fanin's weight multiplier needs a tensor output"),
+    ):
         model(torch.zeros(1, 4))
     other = Pair()
-    with mup_hooks(other, planned(other, mup(base_width=32))), pytest.raises(MupError, match=r"'head' was called without a tensor input"):
+    with (
+        mup_hooks(other, planned(other, mup(base_width=32))),
+        pytest.raises(MupError, match=r"'head' was called without a tensor input"),
+    ):
         other.head(input=torch.zeros(1, 64))
 
 
@@ -394,7 +430,10 @@ def test_param_groups_build_an_optimizer_and_carry_weight_decay():
     model = mlp()
     p = planned(model, mup(base_width=64))
     groups = mup_param_groups(model, p, lr=1e-3, optimizer="adamw", weight_decay=0.1)
-    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups] == [(1e-3, 0.1, 5), (2.5e-4, pytest.approx(0.4), 1)]
+    assert [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups] == [
+        (1e-3, 0.1, 5),
+        (2.5e-4, pytest.approx(0.4), 1),
+    ]
     decoupled = mup_param_groups(model, p, lr=1e-3, weight_decay=0.1, decoupled_wd=True)
     assert {g["weight_decay"] for g in decoupled} == {0.1}
     torch.optim.AdamW(groups)
@@ -404,7 +443,10 @@ def test_param_groups_build_an_optimizer_and_carry_weight_decay():
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"optimizer": "adma"}, r"Unknown optimizer 'adma'. Did you mean 'adam' or 'adamw'\? Accepted: 'adam', 'adamw', 'sgd'."),
+        (
+            {"optimizer": "adma"},
+            r"Unknown optimizer 'adma'. Did you mean 'adam' or 'adamw'\? Accepted: 'adam', 'adamw', 'sgd'.",
+        ),
         ({"lr": 0}, r"lr must be a positive finite number, got lr=0"),
         ({"lr": float("nan")}, r"lr must be a positive finite number, got lr=nan"),
         ({"weight_decay": -1}, r"weight_decay must be a non-negative finite number, got weight_decay=-1"),
@@ -422,7 +464,11 @@ def test_a_plan_without_mup_rules_or_for_another_model_is_refused():
     model = mlp()
     with pytest.raises(MupError, match=r"this plan has no muP rules: resolve it with fanin.mup\(...\)"):
         mup_param_groups(model, fanin.plan(model, "torch"), lr=1.0)
-    with pytest.raises(MupError, match=r"the plan does not describe this model \(Sequential\): '0.weight' of shape=\(256, 8\): the model's is \(128, 8\)"):
+    with pytest.raises(
+        MupError,
+        match=r"the plan does not describe this model \(Sequential\): '0.weight' of shape=\(256, 8\): the model's is "
+        r"\(128, 8\)",
+    ):
         mup_param_groups(mlp(128), planned(model, mup(base_width=64)), lr=1.0)
     with pytest.raises(MupError, match=r"holds 2 parametrizations"):
         mup_table(planned(model, [mup(base_width=64), mup(base_width=32)]))
@@ -440,16 +486,25 @@ def test_depth_mup_with_a_depth_scaled_residual_init_is_refused():
     gpt2_residual = preset("gpt2(n_layer=2)")[0]  # '*c_proj.weight' -> N(0, (0.02/sqrt(2*2))^2)
     assert isinstance(gpt2_residual.init, DepthScaledNormal)
     p = planned(model, [gpt2_residual, depth_mup(32, 2, branches=("*.attn", "*.mlp"), std=0.02)])
-    message = (r"4 tensor\(s\) are initialized by a rule that scales residual projections by depth "
-               r"\('h.0.attn.c_proj.weight', 'h.0.mlp.c_proj.weight', .*depth would be counted twice")
+    message = (
+        r"4 tensor\(s\) are initialized by a rule that scales residual projections by depth "
+        r"\('h.0.attn.c_proj.weight', 'h.0.mlp.c_proj.weight', .*depth would be counted twice"
+    )
     for use in (mup_table, lambda q: mup_hooks(model, q), lambda q: mup_param_groups(model, q, lr=1.0)):
         with pytest.raises(MupError, match=message):
             use(p)
     conflicts = depth_conflicts(p)
-    assert [n for n, _, _ in conflicts] == ["h.0.attn.c_proj.weight", "h.0.mlp.c_proj.weight", "h.1.attn.c_proj.weight", "h.1.mlp.c_proj.weight"]
+    assert [n for n, _, _ in conflicts] == [
+        "h.0.attn.c_proj.weight",
+        "h.0.mlp.c_proj.weight",
+        "h.1.attn.c_proj.weight",
+        "h.1.mlp.c_proj.weight",
+    ]
     assert conflicts[0][1] == str(gpt2_residual) and depth_conflicts(planned(model, mup(base_width=32))) == []
     width_only = planned(model, [gpt2_residual, mup(base_width=32, std=0.02)])
-    with pytest.raises(MupError, match=r"a depth-scaled std constant in width breaks that, and depth belongs to fanin.depth_mup"):
+    with pytest.raises(
+        MupError, match=r"a depth-scaled std constant in width breaks that, and depth belongs to fanin.depth_mup"
+    ):
         mup_table(width_only)
 
 
@@ -475,9 +530,15 @@ def test_the_table_says_what_is_and_is_not_done():
     assert "NOT in the model's code and NOT done by the init" in notes["forward multipliers"]
     assert "muP needs logits q·k/d_head, not q·k/√d_head" in notes["not done"]
     # The tied embedding's own rule says that its readout's multiplier is not in the init.
-    assert "tied to the readout 'lm_head': its output × output_mult/m = 0.25 in the forward pass: NOT done by the init" in p["wte.weight"].rule
+    assert (
+        "tied to the readout 'lm_head': its output × output_mult/m = 0.25 in the forward pass: NOT done by the init"  # noqa: RUF001
+        in p["wte.weight"].rule
+    )
     assert "tied" not in p["wpe.weight"].rule
-    assert repr(table) == "<MupTable mup(base_width=32, std=0.02) on GPT: 16 tensors, width=128 (x4), 1 forward multipliers>"
+    assert (
+        repr(table)
+        == "<MupTable mup(base_width=32, std=0.02) on GPT: 16 tensors, width=128 (x4), 1 forward multipliers>"
+    )
     text = table.describe()
     assert "lm_head input x0.25 (readout)" in text
     import json
@@ -490,8 +551,11 @@ def test_the_table_says_what_is_and_is_not_done():
 def test_readout_rule_text_says_the_multiplier_is_not_in_the_init():
     model = mlp()
     p = planned(model, mup(base_width=64))
-    assert "output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks)" in p["4.weight"].rule
-    assert p["2.weight"].rule.startswith("mup:hidden['2.weight'] -> normal(std=0.0625) [σ = 1/√n = 1/√256")
+    assert (
+        "output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks)"  # noqa: RUF001
+        in p["4.weight"].rule
+    )
+    assert p["2.weight"].rule.startswith("mup:hidden['2.weight'] -> normal(std=0.0625) [σ = 1/√n = 1/√256")  # noqa: RUF001
 
 
 def test_names_are_shown_literally():
@@ -511,21 +575,39 @@ def test_names_are_shown_literally():
         (lambda: mup(base_width=64.0), r"base_width must be a positive int, got base_width=64.0"),
         (lambda: mup(64, width=0), r"width must be a positive int, got width=0"),
         (lambda: mup(64, std=-1), r"std must be a positive finite number, got std=-1"),
-        (lambda: mup(64, output_mult=float("inf")), r"output_mult must be a positive finite number, got output_mult=inf"),
-        (lambda: mup(64, multipliers="fwd"), r"Unknown multipliers 'fwd'. Did you mean 'forward'\? Accepted: 'forward', 'init'."),
-        (lambda: mup(64, multipliers="init", output_mult=2.0), r"output_mult=2.0 is a forward multiplier: use multipliers='forward'"),
+        (
+            lambda: mup(64, output_mult=float("inf")),
+            r"output_mult must be a positive finite number, got output_mult=inf",
+        ),
+        (
+            lambda: mup(64, multipliers="fwd"),
+            r"Unknown multipliers 'fwd'. Did you mean 'forward'\? Accepted: 'forward', 'init'.",
+        ),
+        (
+            lambda: mup(64, multipliers="init", output_mult=2.0),
+            r"output_mult=2.0 is a forward multiplier: use multipliers='forward'",
+        ),
         (lambda: mup(64, zero_readout=1), r"zero_readout must be True or False, got zero_readout=1"),
         (lambda: mup(64, readout=[]), r"readout takes a module-name glob or a list of globs, got readout=\[\]"),
         (lambda: mup(64, roles={"*.weight": "hiden"}), r"Unknown role 'hiden'. Did you mean 'hidden'\?"),
         (lambda: mup(64, roles=[("a", "hidden")]), r"roles takes a mapping \{tensor-name glob: role\}"),
-        (lambda: mup(64, attention="*.c_attn"), r"attention takes fanin.Attention\(query=..., split=..., n_head=... or head_dim=...\)"),
+        (
+            lambda: mup(64, attention="*.c_attn"),
+            r"attention takes fanin.Attention\(query=..., split=..., n_head=... or head_dim=...\)",
+        ),
         (lambda: mup(64, attention={"query": "q", "heads": 2}), r"Unknown Attention argument 'heads'"),
         (lambda: Attention("q"), r"Attention needs exactly one of n_head= .* got n_head=None, head_dim=None"),
         (lambda: Attention("", n_head=2), r"Attention needs a module-name glob query=, got query=''"),
         (lambda: Attention("q", split=0, n_head=2), r"split must be a positive int, got split=0"),
         (lambda: depth_mup(64, 0, branches="*.mlp"), r"base_depth must be a positive int, got base_depth=0"),
-        (lambda: MupSpec("depth_mup", base_width=64, base_depth=2), r"depth_mup needs branches=: globs naming the residual branches"),
-        (lambda: MupSpec("mup", base_width=64, base_depth=2), r"mup does not scale depth; base_depth/branches are depth_mup's"),
+        (
+            lambda: MupSpec("depth_mup", base_width=64, base_depth=2),
+            r"depth_mup needs branches=: globs naming the residual branches",
+        ),
+        (
+            lambda: MupSpec("mup", base_width=64, base_depth=2),
+            r"mup does not scale depth; base_depth/branches are depth_mup's",
+        ),
         (lambda: MupSpec("u_mup", base_width=64), r"u_mup has no base model \(absolute fans\), got base_width=64"),
         (lambda: MupSpec("u_mup", std=0.02), r"u_mup initializes every weight with unit variance .* got std=0.02"),
         (lambda: MupSpec("mu_p", base_width=64), r"Unknown parametrization 'mu_p'. Did you mean 'mup' or 'u_mup'\?"),
@@ -539,23 +621,79 @@ def test_spec_errors(build, message):
 @pytest.mark.parametrize(
     ("model", "rules", "message"),
     [
-        (mlp(), mup(64, readout="head"), r"readout=\['head'\] matches no module of Sequential; modules: '0', '1', '2', '3', '4'"),
+        (
+            mlp(),
+            mup(64, readout="head"),
+            r"readout=\['head'\] matches no module of Sequential; modules: '0', '1', '2', '3', '4'",
+        ),
         (mlp(), mup(64, readout="1"), r"readout=\['1'\] matches '1' \(ReLU\), not a Linear or Conv layer"),
         (mlp(), mup(64, inputs="9"), r"inputs=\['9'\] matches no module of Sequential"),
         (mlp(), mup(64, inputs="3"), r"inputs=\['3'\] matches '3' \(ReLU\), not an Embedding, Linear or Conv layer"),
-        (mlp(), mup(64, inputs="4"), r"module '4' is both an input layer and the readout: name them with inputs= and readout="),
-        (nn.Sequential(nn.ReLU()), mup(64), r"Sequential has no Linear or Conv layer to be its readout: name it with readout="),
-        (nn.Sequential(nn.Linear(8, 64), nn.Linear(64, 51), nn.Linear(51, 2)), mup(32), r"'1.weight' \(hidden, .*\) has fan_out=51, which does not scale with width=64: its base size fan_out·base_width/width = 25.5"),
-        (mlp(), mup(64, width=100), r"'0.weight' \(input, .*\) has fan_out=256, which does not scale with width=100: its base size fan_out·base_width/width = 163.84 is not a whole number"),
-        (gpt(), mup(64, multipliers="init"), r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): multipliers='init' \(TP5 Table 3\)"),
-        (gpt(), u_mup(), r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): u_mup gives them different learning rates"),
-        (gpt(), mup(32, attention=Attention("*.attention", n_head=2)), r"attention query='\*.attention' matches no module of GPT"),
-        (gpt(), mup(32, attention=Attention("*.attn", n_head=2)), r"matches 'h.0.attn' \(CausalSelfAttention\): the queries must be a Linear's output"),
-        (gpt(), mup(32, attention=Attention("*.c_attn", split=5, n_head=2)), r"attention split=5: 'h.0.attn.c_attn' has out_features=384, not divisible by 5"),
-        (gpt(), mup(32, attention=Attention("*.c_attn", split=3, n_head=3)), r"attention n_head=3: the queries of 'h.0.attn.c_attn' are 128 wide, not divisible by 3"),
+        (
+            mlp(),
+            mup(64, inputs="4"),
+            r"module '4' is both an input layer and the readout: name them with inputs= and readout=",
+        ),
+        (
+            nn.Sequential(nn.ReLU()),
+            mup(64),
+            r"Sequential has no Linear or Conv layer to be its readout: name it with readout=",
+        ),
+        (
+            nn.Sequential(nn.Linear(8, 64), nn.Linear(64, 51), nn.Linear(51, 2)),
+            mup(32),
+            r"'1.weight' \(hidden, .*\) has fan_out=51, which does not scale with width=64: its base size "
+            r"fan_out·base_width/width = 25.5",
+        ),
+        (
+            mlp(),
+            mup(64, width=100),
+            r"'0.weight' \(input, .*\) has fan_out=256, which does not scale with width=100: its base size "
+            r"fan_out·base_width/width = 163.84 is not a whole number",
+        ),
+        (
+            gpt(),
+            mup(64, multipliers="init"),
+            r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): multipliers='init' \(TP5 "
+            r"Table 3\)",
+        ),
+        (
+            gpt(),
+            u_mup(),
+            r"'wte.weight' is both an input embedding and the readout \('lm_head', tied\): u_mup gives them different "
+            r"learning rates",
+        ),
+        (
+            gpt(),
+            mup(32, attention=Attention("*.attention", n_head=2)),
+            r"attention query='\*.attention' matches no module of GPT",
+        ),
+        (
+            gpt(),
+            mup(32, attention=Attention("*.attn", n_head=2)),
+            r"matches 'h.0.attn' \(CausalSelfAttention\): the queries must be a Linear's output",
+        ),
+        (
+            gpt(),
+            mup(32, attention=Attention("*.c_attn", split=5, n_head=2)),
+            r"attention split=5: 'h.0.attn.c_attn' has out_features=384, not divisible by 5",
+        ),
+        (
+            gpt(),
+            mup(32, attention=Attention("*.c_attn", split=3, n_head=3)),
+            r"attention n_head=3: the queries of 'h.0.attn.c_attn' are 128 wide, not divisible by 3",
+        ),
         (gpt(), depth_mup(32, 2, branches="*.block"), r"branches=\['\*.block'\] matches no module of GPT"),
-        (gpt(), depth_mup(32, 2, branches=("*.attn", "*.attn.c_proj")), r"matches 'h.0.attn.c_proj' inside 'h.0.attn': a branch is counted once"),
-        (nn.Sequential(nn.Linear(8, 64), nn.MultiheadAttention(64, 2), nn.Linear(64, 2)), u_mup(), r"fanin does that for Linear/Conv modules, not for '1.in_proj_weight' \(MultiheadAttention\)"),
+        (
+            gpt(),
+            depth_mup(32, 2, branches=("*.attn", "*.attn.c_proj")),
+            r"matches 'h.0.attn.c_proj' inside 'h.0.attn': a branch is counted once",
+        ),
+        (
+            nn.Sequential(nn.Linear(8, 64), nn.MultiheadAttention(64, 2), nn.Linear(64, 2)),
+            u_mup(),
+            r"fanin does that for Linear/Conv modules, not for '1.in_proj_weight' \(MultiheadAttention\)",
+        ),
     ],
 )
 def test_binding_errors(model, rules, message):
@@ -569,9 +707,12 @@ def test_width_must_be_given_when_the_input_layers_disagree():
             super().__init__()
             self.a, self.b, self.head = nn.Embedding(10, 64), nn.Embedding(10, 32), nn.Linear(64, 2)
 
-    with pytest.raises(MupError, match=r"the input layers of TwoInputs have different output sizes \{'a': 64, 'b': 32\}: give width="):
+    with pytest.raises(
+        MupError, match=r"the input layers of TwoInputs have different output sizes \{'a': 64, 'b': 32\}: give width="
+    ):
         read_roles(TwoInputs())
     with pytest.raises(MupError, match=r"cannot tell the role of .* shape=\(64, 3, 64\)"):
+
         class Odd(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -603,7 +744,9 @@ def test_parameters_of_other_modules_are_classified_by_their_dimensions():
 def test_read_roles_errors_when_called_directly():
     with pytest.raises(TypeError, match=r"read_roles needs a torch.nn.Module, got model='mlp' \(str\)"):
         read_roles("mlp")
-    with pytest.raises(MupError, match=r"Sequential has no input layer to read its width from: give width= \(or inputs=\)"):
+    with pytest.raises(
+        MupError, match=r"Sequential has no input layer to read its width from: give width= \(or inputs=\)"
+    ):
         read_roles(nn.Sequential(nn.Linear(4, 2)))
     with pytest.raises(MupError, match=r"width must be a positive int, got width=-3"):
         read_roles(mlp(), width=-3)
@@ -611,7 +754,9 @@ def test_read_roles_errors_when_called_directly():
         read_roles(mlp(), roles=["hidden"])
     with pytest.raises(MupError, match=r"roles keys are tensor-name globs, got 3"):
         read_roles(mlp(), roles={3: "hidden"})
-    with pytest.raises(MupError, match=r"Unknown role 'vectors'. Did you mean 'vector'\? .* \(in roles=\{'\*.bias': 'vectors'\}\)"):
+    with pytest.raises(
+        MupError, match=r"Unknown role 'vectors'. Did you mean 'vector'\? .* \(in roles=\{'\*.bias': 'vectors'\}\)"
+    ):
         read_roles(mlp(), roles={"*.bias": "vectors"})
 
 
@@ -622,7 +767,9 @@ def test_table_lookup_and_a_model_with_a_parameter_the_plan_lacks():
         mup_table(p)["2.wieght"]
     grown = mlp()
     grown.register_parameter("extra", nn.Parameter(torch.zeros(3)))
-    with pytest.raises(MupError, match=r"the plan does not describe this model \(Sequential\): 'extra': not in the plan"):
+    with pytest.raises(
+        MupError, match=r"the plan does not describe this model \(Sequential\): 'extra': not in the plan"
+    ):
         mup_hooks(grown, p)
 
 

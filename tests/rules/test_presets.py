@@ -8,8 +8,8 @@ from scipy import stats
 from torch import nn
 
 import fanin
-from fanin.report.plan import render_plan_text
 import fanin.models
+from fanin.report.plan import render_plan_text
 from fanin.rules import RuleError, list_presets, preset
 from fanin.rules.recipes import RECIPES
 
@@ -36,7 +36,9 @@ def test_gpt2_recipe():
     model = fanin.models.gpt(n_layer=4, n_embd=64)
     fanin.apply(model, "gpt2(n_layer=4)", seed=0)
     # residual projections: N(0, (0.02 / sqrt(2 * 4))^2); 4 * 2 matrices pooled
-    proj = torch.cat([b.attn.c_proj.weight.flatten() for b in model.h] + [b.mlp.c_proj.weight.flatten() for b in model.h])
+    proj = torch.cat(
+        [b.attn.c_proj.weight.flatten() for b in model.h] + [b.mlp.c_proj.weight.flatten() for b in model.h]
+    )
     assert stats.kstest(proj.detach().double().numpy(), "norm", args=(0, 0.02 / math.sqrt(8))).pvalue > 1e-3
     other = torch.cat([b.mlp.c_fc.weight.flatten() for b in model.h])
     assert stats.kstest(other.detach().double().numpy(), "norm", args=(0, 0.02)).pvalue > 1e-3
@@ -48,7 +50,9 @@ def test_gpt2_recipe():
 
 
 def test_bert_recipe_zeroes_the_padding_row():
-    model = nn.ModuleDict({"emb": nn.Embedding(50, 16, padding_idx=0), "dense": nn.Linear(16, 16), "ln": nn.LayerNorm(16)})
+    model = nn.ModuleDict(
+        {"emb": nn.Embedding(50, 16, padding_idx=0), "dense": nn.Linear(16, 16), "ln": nn.LayerNorm(16)}
+    )
     fanin.apply(model, "bert", seed=0)
     emb = model["emb"].weight.detach()
     assert torch.count_nonzero(emb[0]) == 0
@@ -133,17 +137,25 @@ def test_embedding_rule_says_what_is_done_to_each_table():
     assert p["wte.weight"].rule == "role='embedding' -> normal(std=0.02), padding_idx row (if any) 0"
     assert p["wte.weight"].init == "normal(std=0.02)"
     assert p["pad.weight"].init == "fanin.padded_normal(padding_idx=0, std=0.02)"
-    assert "with the padding_idx row 0" not in render_plan_text(fanin.plan(fanin.models.gpt(n_layer=1), "gpt2(n_layer=1)"), width=None)
+    assert "with the padding_idx row 0" not in render_plan_text(
+        fanin.plan(fanin.models.gpt(n_layer=1), "gpt2(n_layer=1)"), width=None
+    )
 
 
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
         (5, "A preset is named by a str such as 'gpt2(n_layer=24)', got 5 (int)"),
-        ("gpt2(n_layer=2, n_layer=3)", "Cannot read preset 'gpt2(n_layer=2, n_layer=3)': argument 'n_layer' given twice"),
+        (
+            "gpt2(n_layer=2, n_layer=3)",
+            "Cannot read preset 'gpt2(n_layer=2, n_layer=3)': argument 'n_layer' given twice",
+        ),
         ("bert(std=nan)", "Preset 'bert(std=nan)': normal: std must be a finite number, got std=nan"),
         ("gpt2(n_layer=2, std=inf)", "DepthScaledNormal needs a finite std > 0, got std=inf"),
-        ("x" * 20_000, "Unknown preset 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (20000 characters)."),
+        (
+            "x" * 20_000,
+            "Unknown preset 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'... (20000 characters).",
+        ),
         ("gpt2(" + "[" * 40 + ")", "Cannot read preset 'gpt2([[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[)': "),
     ],
 )

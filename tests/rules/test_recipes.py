@@ -9,21 +9,18 @@ values are compared bit for bit too."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 import fanin
-from fanin.report.plan import render_plan_text
 import fanin.models
+from fanin.planning.capturing import capture
+from fanin.planning.stats import block_statistics
+from fanin.report.plan import render_plan_text
 from fanin.rules import RuleError
-from fanin.rules.blocks import block_statistics
-from fanin.rules.capture import capture
 from fanin.rules.presets import gpt2
 from fanin.rules.recipes import (
     RECIPES,
@@ -42,19 +39,7 @@ from fanin.rules.recipes import (
     vit_timm,
     zero_init_residual,
 )
-
-
-def load_zoo():
-    name = "_fanin_rules_zoo"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_zoo.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zoo = load_zoo()
+from support import zoo
 
 
 def assert_same_schemes(model: nn.Module, rules, *, init=None) -> fanin.Plan:
@@ -79,7 +64,7 @@ def assert_bitwise(model: nn.Module, rules, init: str, seed: int = 3) -> None:
     with torch.no_grad():
         getattr(reference, init)()
     fanin.apply(model, rules, generator=torch.Generator().manual_seed(seed), leftovers="keep")
-    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -101,7 +86,7 @@ def test_torchtitan_as_released_is_the_reference_bit_for_bit(depth_init):
 
 def test_torchtitan_default_fixes_the_two_slips_of_torchtitan_3334():
     plan = fanin.plan(TTTransformer(), torchtitan_llama3(n_layers=3, dim=32), leftovers="keep")
-    wo = plan["layers.2.attention.wo.weight"].statistics  # depth_init: 0.02 / sqrt(2 * 3), cut at ±3σ
+    wo = plan["layers.2.attention.wo.weight"].statistics  # depth_init: 0.02 / sqrt(2 * 3), cut at ±3sigma
     assert (wo.low, wo.high) == pytest.approx((-3 * 0.02 / math.sqrt(6), 3 * 0.02 / math.sqrt(6)), rel=1e-15)
     assert str(plan["layers.2.feed_forward.w3.weight"].scheme) == "trunc_normal(std=0.02, a=-0.06, b=0.06)"
     out = plan["output.weight"].statistics
@@ -136,7 +121,9 @@ class MegatronGPT(nn.Module):
     def __init__(self, d=32, n_layers=2, vocab=40, sigma=0.02):
         super().__init__()
         self.sigma, self.n = sigma, n_layers
-        self.embedding = nn.ModuleDict({"word_embeddings": nn.Embedding(vocab, d), "position_embeddings": nn.Embedding(16, d)})
+        self.embedding = nn.ModuleDict(
+            {"word_embeddings": nn.Embedding(vocab, d), "position_embeddings": nn.Embedding(16, d)}
+        )
         self.layers = nn.ModuleList(MegatronLayer(d) for _ in range(n_layers))
         self.final_layernorm = nn.LayerNorm(d)
 
@@ -191,8 +178,12 @@ class OLMo(nn.Module):
         super().__init__()
         self.init_fn, self.d, self.n, self.init_std = init_fn, d, n_layers, init_std
         self.transformer = nn.ModuleDict(
-            {"wte": nn.Embedding(vocab, d), "blocks": nn.ModuleList(OLMoBlock(i, d, 2 * d) for i in range(n_layers)),
-             "ln_f": nn.LayerNorm(d), "ff_out": nn.Linear(d, vocab, bias=False)}
+            {
+                "wte": nn.Embedding(vocab, d),
+                "blocks": nn.ModuleList(OLMoBlock(i, d, 2 * d) for i in range(n_layers)),
+                "ln_f": nn.LayerNorm(d),
+                "ff_out": nn.Linear(d, vocab, bias=False),
+            }
         )
 
     def reset_parameters(self):
@@ -236,8 +227,12 @@ class NeoX(nn.Module):
         self.d, self.n = d, n_layers
         self.embed_in = nn.Embedding(vocab, d)
         self.layers = nn.ModuleList(
-            nn.ModuleDict({"attention": nn.ModuleDict({"query_key_value": nn.Linear(d, 3 * d), "dense": nn.Linear(d, d)}),
-                           "mlp": nn.ModuleDict({"dense_h_to_4h": nn.Linear(d, 4 * d), "dense_4h_to_h": nn.Linear(4 * d, d)})})
+            nn.ModuleDict(
+                {
+                    "attention": nn.ModuleDict({"query_key_value": nn.Linear(d, 3 * d), "dense": nn.Linear(d, d)}),
+                    "mlp": nn.ModuleDict({"dense_h_to_4h": nn.Linear(d, 4 * d), "dense_4h_to_h": nn.Linear(4 * d, d)}),
+                }
+            )
             for _ in range(n_layers)
         )
         self.embed_out = nn.Linear(d, vocab, bias=False)
@@ -316,7 +311,10 @@ def test_deepnorm_is_the_papers_pseudocode():
     assert_same_schemes(model, rules)
     assert_bitwise(model, rules, "init_weights")
     plan = fanin.plan(model, rules)
-    assert "DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l)) with alpha = 1.56508" in plan["layers.0.fc1.weight"].rule
+    assert (
+        "DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l)) with alpha = 1.56508"
+        in plan["layers.0.fc1.weight"].rule
+    )
     assert "fanin does the init part only" in render_plan_text(plan, width=None)
 
 
@@ -341,10 +339,14 @@ def test_tfixup_is_algorithm_1():
     plan = fanin.plan(model, tfixup("encoder_decoder", n_layers=n, d_model=d))
     fan = (d + d) / 2  # a (d, d) projection
     assert plan["decoder.layers.0.self_attn.v_proj.weight"].statistics.high == pytest.approx(
-        (9 * n) ** -0.25 * math.sqrt(3 / fan), rel=1e-12)
+        (9 * n) ** -0.25 * math.sqrt(3 / fan), rel=1e-12
+    )
     assert plan["encoder.layers.1.self_attn.out_proj.weight"].statistics.high == pytest.approx(
-        0.67 * n**-0.25 * math.sqrt(3 / fan), rel=1e-12)
-    assert plan["encoder.layers.1.self_attn.q_proj.weight"].statistics.high == pytest.approx(math.sqrt(3 / fan), rel=1e-12)
+        0.67 * n**-0.25 * math.sqrt(3 / fan), rel=1e-12
+    )
+    assert plan["encoder.layers.1.self_attn.q_proj.weight"].statistics.high == pytest.approx(
+        math.sqrt(3 / fan), rel=1e-12
+    )
     assert plan["embed.weight"].statistics.std == pytest.approx(d**-0.5 * (9 * n) ** -0.25, rel=1e-12)
     assert "T-Fixup removes LayerNorm" in plan["decoder.layers.0.fc1.weight"].rule
 
@@ -367,14 +369,20 @@ class FixupResNet(nn.Module):
         self.num_layers = sum(layers)
         self.conv1 = nn.Conv2d(3, 8, 3, bias=False)
         for i, n in enumerate(layers):
-            setattr(self, f"layer{i + 1}", nn.Sequential(*[FixupBasicBlock(8, downsample=(j == 0 and i > 0)) for j in range(n)]))
+            setattr(
+                self,
+                f"layer{i + 1}",
+                nn.Sequential(*[FixupBasicBlock(8, downsample=(j == 0 and i > 0)) for j in range(n)]),
+            )
         self.fc = nn.Linear(8, 5)
 
     def init_weights(self):
         for m in self.modules():
             if isinstance(m, FixupBasicBlock):
                 w = m.conv1.weight
-                nn.init.normal_(w, mean=0, std=math.sqrt(2 / (w.shape[0] * math.prod(w.shape[2:]))) * self.num_layers ** (-0.5))
+                nn.init.normal_(
+                    w, mean=0, std=math.sqrt(2 / (w.shape[0] * math.prod(w.shape[2:]))) * self.num_layers ** (-0.5)
+                )
                 nn.init.constant_(m.conv2.weight, 0)
                 if m.downsample is not None:
                     d = m.downsample[0].weight
@@ -391,7 +399,9 @@ def test_fixup_is_the_reference_resnet_init():
     assert plan["conv1.weight"].action == "reset_parameters"  # the stem keeps its module's init
     assert "Fixup removes normalization" in plan["layer1.0.conv1.weight"].rule
     # m = 3 (Bottleneck): L^(-1/4) on conv1 and conv2, conv3 zero
-    bottleneck = nn.ModuleDict({"layer1": nn.Sequential(nn.ModuleDict({f"conv{i}": nn.Conv2d(4, 4, 1) for i in (1, 2, 3)}))})
+    bottleneck = nn.ModuleDict(
+        {"layer1": nn.Sequential(nn.ModuleDict({f"conv{i}": nn.Conv2d(4, 4, 1) for i in (1, 2, 3)}))}
+    )
     p = fanin.plan(bottleneck, fixup(n_blocks=16, m=3), leftovers="keep")
     assert p["layer1.0.conv2.weight"].statistics.std == pytest.approx(math.sqrt(2 / 4) * 16 ** (-0.25), rel=1e-15)
     assert str(p["layer1.0.conv3.weight"].scheme) == "zeros"
@@ -406,7 +416,11 @@ def test_zero_init_residual_is_torchvisions():
     except ImportError:
         pytest.skip("torchvision not installed")
     model = tv.models.resnet.ResNet(tv.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=5, zero_init_residual=True)
-    reference = capture(lambda: tv.models.resnet.ResNet(tv.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=5, zero_init_residual=True))
+    reference = capture(
+        lambda: tv.models.resnet.ResNet(
+            tv.models.resnet.BasicBlock, [1, 1, 1, 1], num_classes=5, zero_init_residual=True
+        )
+    )
     plan = fanin.plan(model, zero_init_residual("basic"))
     compared = 0
     for e in plan:
@@ -456,9 +470,13 @@ def test_timm_vit_modes_have_timms_distributions(mode, recipe):
 
 
 def test_gpt2_needs_n_layer_and_reads_it_from_a_documented_attribute():
-    with pytest.raises(RuleError, match=r"gpt2 needs n_layer \(the number of transformer blocks: GPT2Config.n_layer\), got none"):
+    with pytest.raises(
+        RuleError, match=r"gpt2 needs n_layer \(the number of transformer blocks: GPT2Config.n_layer\), got none"
+    ):
         fanin.plan(torch.nn.Sequential(torch.nn.Linear(2, 2)), "gpt2")
-    with pytest.raises(RuleError, match=r"Looked on Sequential for: n_layer \(config.n_layer, config.num_hidden_layers"):
+    with pytest.raises(
+        RuleError, match=r"Looked on Sequential for: n_layer \(config.n_layer, config.num_hidden_layers"
+    ):
         for_model("gpt2", torch.nn.Sequential(torch.nn.Linear(2, 2)))
     model = fanin.models.gpt(n_layer=2)
     plan = fanin.plan(model, gpt2(n_layer=2))
@@ -492,12 +510,21 @@ def test_for_model_reads_documented_attributes():
         (lambda: megatron(n_layers=0), r"megatron needs a positive int n_layers, got n_layers=0"),
         (lambda: megatron(n_layers=2, sigma=-1), r"megatron needs a positive number sigma, got sigma=-1"),
         (lambda: olmo("kaiming", n_layers=2, d_model=8), r"Unknown OLMo init_fn 'kaiming'"),
-        (lambda: gpt_neox(n_layers=2, d_model=8, init_method="wang"), r"gpt_neox: Unknown init_method 'wang'. Did you mean 'wang_init'"),
-        (lambda: t5(d_model=8, d_kv=2, d_ff=16), r"t5 needs n_heads \(the number of attention heads: T5Config.num_heads\)"),
+        (
+            lambda: gpt_neox(n_layers=2, d_model=8, init_method="wang"),
+            r"gpt_neox: Unknown init_method 'wang'. Did you mean 'wang_init'",
+        ),
+        (
+            lambda: t5(d_model=8, d_kv=2, d_ff=16),
+            r"t5 needs n_heads \(the number of attention heads: T5Config.num_heads\)",
+        ),
         (lambda: deepnorm("decoder"), r"deepnorm needs decoder_layers"),
         (lambda: deepnorm("seq2seq", decoder_layers=2), r"Unknown DeepNet arch 'seq2seq'"),
         (lambda: tfixup("encoder_decoder", n_layers=2), r"tfixup needs d_model"),
-        (lambda: fixup(n_blocks=4), r"fixup needs m \(the number of layers in each residual branch: 2 for BasicBlock, 3 for Bottleneck\)"),
+        (
+            lambda: fixup(n_blocks=4),
+            r"fixup needs m \(the number of layers in each residual branch: 2 for BasicBlock, 3 for Bottleneck\)",
+        ),
         (lambda: fixup(n_blocks=4, m=1), r"fixup needs m >= 2 layers per residual branch"),
         (lambda: zero_init_residual(), r"zero_init_residual needs block"),
         (lambda: zero_init_residual("wide"), r"Unknown zero_init_residual block 'wide'"),

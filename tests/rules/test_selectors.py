@@ -195,7 +195,11 @@ def test_catastrophic_regexes_match_in_linear_time(pattern):
 @pytest.mark.parametrize(
     ("pattern", "message"),
     [
-        (r"(a)\1", r"Name got an invalid regex pattern='\(a\)\\\\1': invalid escape sequence: \\1 \(RE2 syntax: no backreferences or lookaround\)"),
+        (
+            r"(a)\1",
+            r"Name got an invalid regex pattern='\(a\)\\\\1': invalid escape sequence: \\1 \(RE2 syntax: no "
+            r"backreferences or lookaround\)",
+        ),
         (r"(?=a)a", r"invalid perl operator: \(\?= \(RE2 syntax"),
         (r"(?<!a)b", r"invalid perl operator: \(\?<"),
         ("a{2000}", r"invalid repetition size: \{2000\}"),
@@ -210,7 +214,9 @@ def test_regex_outside_re2_syntax_is_refused(pattern, message, capfd):
 def test_pattern_length_is_bounded():
     Name("x" * MAX_PATTERN_LENGTH)
     for regex in (False, True):
-        with pytest.raises(SelectorError, match=rf"^Name patterns are at most {MAX_PATTERN_LENGTH} characters, got pattern='xxx"):
+        with pytest.raises(
+            SelectorError, match=rf"^Name patterns are at most {MAX_PATTERN_LENGTH} characters, got pattern='xxx"
+        ):
             Name("x" * (MAX_PATTERN_LENGTH + 1), regex=regex)
 
 

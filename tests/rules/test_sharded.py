@@ -125,7 +125,9 @@ def test_strided_shard_gives_several_boxes_in_torch_order():
 
 
 def test_shard_boxes_refuses_partial_with_the_placements_named():
-    with pytest.raises(ValueError, match=r"Partial placement .* placements=\[\('partial',\)\]; accepted: Shard\(d\), Replicate"):
+    with pytest.raises(
+        ValueError, match=r"Partial placement .* placements=\[\('partial',\)\]; accepted: Shard\(d\), Replicate"
+    ):
         shard_boxes((4, 4), mesh_shape=(2,), coordinate=(0,), placements=[("partial",)])
 
 
@@ -287,7 +289,9 @@ def test_fanin_apply_on_sharded_model_equals_plain_model(tmp_root):
 def test_dtensor_with_a_torch_generator_or_none_is_refused(tmp_root):
     found = _run_world(2, tmp_root)
     msg = found["error/generator"]
-    assert msg.startswith("TypeError: a sharded parameter (DTensor) is initialized reproducibly only from the counter stream")
+    assert msg.startswith(
+        "TypeError: a sharded parameter (DTensor) is initialized reproducibly only from the counter stream"
+    )
     assert "pass seed=... to fanin.apply/materialize or generator=fanin.Stream(seed, name)" in msg
     assert "got generator=<torch._C.Generator" in msg
     assert found["error/none"].endswith("got generator=None")
@@ -393,7 +397,13 @@ def _worker(out: Path) -> None:
                 want = scheme(torch.empty(shape, dtype=dtype), generator=Stream(0, name))
 
                 def run(
-                    placements=placements, mesh_name=mesh_name, dtype=dtype, want=want, shape=shape, scheme=scheme, name=name
+                    placements=placements,
+                    mesh_name=mesh_name,
+                    dtype=dtype,
+                    want=want,
+                    shape=shape,
+                    scheme=scheme,
+                    name=name,
                 ):
                     d = distribute_tensor(torch.full(shape, float("nan"), dtype=dtype), meshes[mesh_name], placements)
                     scheme(d, generator=Stream(0, name))
@@ -409,7 +419,9 @@ def _worker(out: Path) -> None:
     check(
         "direct/stream.truncated_normal_",
         lambda: same(
-            s.truncated_normal_(distribute_tensor(torch.zeros(7, 6), mesh, [Shard(0)]), 0.0, 1.0, -2.0, 2.0).full_tensor(),
+            s.truncated_normal_(
+                distribute_tensor(torch.zeros(7, 6), mesh, [Shard(0)]), 0.0, 1.0, -2.0, 2.0
+            ).full_tensor(),
             s.truncated_normal_(torch.zeros(7, 6), 0.0, 1.0, -2.0, 2.0),
         ),
     )
@@ -423,14 +435,18 @@ def _worker(out: Path) -> None:
     check(
         "direct/init.kaiming_normal_",
         lambda: same(
-            fanin.init.kaiming_normal_(distribute_tensor(torch.zeros(9, 6), mesh, [Shard(0)]), generator=s).full_tensor(),
+            fanin.init.kaiming_normal_(
+                distribute_tensor(torch.zeros(9, 6), mesh, [Shard(0)]), generator=s
+            ).full_tensor(),
             fanin.init.kaiming_normal_(torch.zeros(9, 6), generator=s),
         ),
     )
     check(
         "direct/init.trunc_normal_",
         lambda: same(
-            fanin.init.trunc_normal_(distribute_tensor(torch.zeros(9, 6), mesh, [Shard(0)]), std=0.02, generator=s).full_tensor(),
+            fanin.init.trunc_normal_(
+                distribute_tensor(torch.zeros(9, 6), mesh, [Shard(0)]), std=0.02, generator=s
+            ).full_tensor(),
             fanin.init.trunc_normal_(torch.zeros(9, 6), std=0.02, generator=s),
         ),
     )

@@ -45,8 +45,8 @@ def explain_command(model, args, rules_arg, seed, leftovers, output, fmt) -> Non
     from fanin.cli.errors import fail, usage
     from fanin.cli.models import build_model, captured_plan, parse_args
     from fanin.errors import FaninError
+    from fanin.planning import plan
     from fanin.report.plan import plan_table, render_plan_json, render_plan_markdown
-    from fanin.rules import plan
 
     out = output_for(output, fmt, inputs=[rules_arg] if is_rules_file(rules_arg) else [])
     if rules_arg == CAPTURED:

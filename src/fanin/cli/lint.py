@@ -2,7 +2,7 @@
 
 By default the model's own init is checked (what its construction and init code do, recorded by
 :func:`fanin.capture`); ``--rules`` checks a plan of those rules instead. Each finding names the
-tensor, the evidence and the fix (:mod:`fanin.rules.lint` lists the checks). ``--check`` exits 1
+tensor, the evidence and the fix (:mod:`fanin.planning.linting` lists the checks). ``--check`` exits 1
 when there is an error.
 """
 
@@ -36,8 +36,8 @@ def lint_command(model, args, rules_arg, check, output, fmt) -> None:
     from fanin.cli.explain import CAPTURED
     from fanin.cli.models import build_model, captured_plan, parse_args
     from fanin.errors import FaninError
+    from fanin.planning.linting import lint
     from fanin.report.lint import lint_table, render_lint_json, render_lint_markdown
-    from fanin.rules.lint import lint
 
     out = output_for(output, fmt, inputs=[rules_arg] if is_rules_file(rules_arg) else [])
     overrides = parse_args(args)

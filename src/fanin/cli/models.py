@@ -127,7 +127,7 @@ def captured_plan(spec: str, args: dict[str, object], *, seed: int | None = None
     other command; a factory or init code that fails is a failure."""
     from fanin.errors import FaninError
     from fanin.models import build
-    from fanin.rules.capture import capture
+    from fanin.planning.capturing import capture
 
     build_model(spec, args, param=param, meta=True)
     try:

@@ -146,7 +146,7 @@ def probe_command(
             )
 
     if rules is not None:
-        from fanin.rules import apply
+        from fanin.planning import apply
 
         try:
             apply(module, rules, seed=seed)

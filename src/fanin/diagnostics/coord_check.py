@@ -61,18 +61,18 @@ from torch import nn
 from fanin.diagnostics.probing import call_model, default_layer, first_tensor
 from fanin.diagnostics.serialize import json_rank, record_dict
 from fanin.errors import FaninError, describe_choice
-from fanin.rules.apply import apply
-from fanin.rules.materialize import BUFFER_HOOKS, materialize
+from fanin.planning.applying import apply
+from fanin.planning.materializing import BUFFER_HOOKS, materialize
+from fanin.planning.records import Plan
+from fanin.planning.resolve import plan as make_plan
+from fanin.rules.load import bind
 from fanin.rules.parametrization import (
     MupError,
-    bind,
     mup_hooks,
     mup_param_groups,
     mup_table,
 )
 from fanin.rules.parametrization.table import literal
-from fanin.rules.plan import Plan
-from fanin.rules.plan import plan as make_plan
 
 __all__ = [
     "FORMAT",

@@ -1,6 +1,6 @@
 r"""What a scheme draws at a shape: one answer (kind, parameters, moments, bounds) for everyone.
 
-The plan's statistics (:func:`fanin.rules.stats.scheme_statistics`), the lint, the audit's
+The plan's statistics (:func:`fanin.planning.stats.scheme_statistics`), the lint, the audit's
 candidates (:func:`fanin.auditing.candidates.probe`) and the signal-propagation theory
 (:func:`fanin.diagnostics.theory.weight_variance`) ask :func:`draw_of` instead of re-deriving
 each scheme's formula. It runs the scheme's own code once at the shape

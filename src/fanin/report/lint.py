@@ -1,4 +1,4 @@
-"""Renderers of a lint report (:class:`fanin.rules.lint.LintReport`): terminal table, plain text,
+"""Renderers of a lint report (:class:`fanin.planning.linting.LintReport`): terminal table, plain text,
 Markdown and JSON.
 
 One row per finding, errors first: its severity, the check that found it, the tensor, the
@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from rich.console import Group, RenderableType
 
+from fanin.planning.linting import SEVERITIES, LintReport
 from fanin.report.markdown import markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
 from fanin.report.text import markdown_cell
-from fanin.rules.lint import SEVERITIES, LintReport
 
 __all__ = ["lint_table", "render_lint_json", "render_lint_markdown", "render_lint_text"]
 

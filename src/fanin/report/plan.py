@@ -1,4 +1,4 @@
-"""Renderers of a resolved plan (:class:`fanin.rules.plan.Plan`): the terminal table fitted to a
+"""Renderers of a resolved plan (:class:`fanin.planning.records.Plan`): the terminal table fitted to a
 width, plain text (what ``print(plan)`` shows), Markdown and JSON.
 
 One row per tensor: its index in execution order, name (with the names tied to it), shape, fans,
@@ -28,10 +28,10 @@ from __future__ import annotations
 
 from rich.console import Group, RenderableType
 
+from fanin.planning.records import Plan, PlanEntry
 from fanin.report.markdown import Raw, markdown_table
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose
 from fanin.report.text import markdown_cell, markdown_code, printable
-from fanin.rules.plan import Plan, PlanEntry
 
 __all__ = ["plan_table", "render_plan_json", "render_plan_markdown", "render_plan_text"]
 

@@ -2,7 +2,7 @@
 
 Run a scheme with ``generator=DrawRecorder()`` and read :attr:`DrawRecorder.calls`: the scheme's own
 code, at the tensor's shape, says which distribution and which parameters it would draw from, so
-the plan's statistics (:mod:`fanin.rules.stats`) and the audit's candidate schemes
+the plan's statistics (:mod:`fanin.planning.stats`) and the audit's candidate schemes
 (:mod:`fanin.auditing.candidates`) never re-derive a formula. Every scheme draws through the
 stream's ``uniform_``/``normal_``/``truncated_normal_``/``standard_normal``/``orthogonal_``/
 ``sparse_mask`` (the sampling seam), which are recorded as

@@ -1,16 +1,14 @@
-"""Rules: selectors, rules, presets and plans (resolve every parameter, then apply).
+"""The rule language: selectors, rules, presets and recipes, and the one reader of rules.
 
->>> import torch, fanin
->>> model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Tanh(), torch.nn.Linear(3, 2))
->>> record = fanin.apply(model, {"*.weight": "xavier_uniform", "*.bias": "zeros"}, seed=0)
->>> [e.name for e in record]
-['0.weight', '0.bias', '2.weight', '2.bias']
+What a plan does with rules (match, resolve, apply, materialize) is :mod:`fanin.planning`, the layer
+above; nothing here imports it.
+
+>>> from fanin.rules import Role, Rule, as_rules
+>>> [str(r) for r in as_rules([Rule(Role("bias"), "zeros"), {"*.weight": "xavier_uniform"}])]
+["role='bias' -> zeros", "name='*.weight' -> xavier_uniform"]
 """
 
-from fanin.rules.apply import apply
-from fanin.rules.load import load_rules, rules_from_dict
-from fanin.rules.materialize import materialize
-from fanin.rules.plan import Plan, PlanEntry, PlanMismatchError, plan
+from fanin.rules.load import as_rules, load_rules, rules_from_dict
 from fanin.rules.presets import list_presets, preset
 from fanin.rules.rules import (
     DepthScaledNormal,
@@ -21,10 +19,8 @@ from fanin.rules.rules import (
     Rule,
     RuleError,
     Rules,
-    as_rules,
 )
 from fanin.rules.selectors import All, Any, Everything, Kind, Module, Name, Ndim, Not, Role, Selector, role_of
-from fanin.rules.stats import Statistics, scheme_statistics
 
 __all__ = [
     "All",
@@ -39,24 +35,16 @@ __all__ = [
     "Name",
     "Ndim",
     "Not",
-    "Plan",
-    "PlanEntry",
-    "PlanMismatchError",
     "ResetParameters",
     "Role",
     "Rule",
     "RuleError",
     "Rules",
     "Selector",
-    "Statistics",
-    "apply",
     "as_rules",
     "list_presets",
     "load_rules",
-    "materialize",
-    "plan",
     "preset",
     "role_of",
     "rules_from_dict",
-    "scheme_statistics",
 ]

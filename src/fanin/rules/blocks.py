@@ -47,7 +47,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -65,8 +65,9 @@ __all__ = [
     "BlockError",
     "BoxStream",
     "Layout",
+    "ObjectArg",
     "block_fans",
-    "block_statistics",
+    "block_slices",
     "blocked",
     "detect",
     "is_blocked",
@@ -101,12 +102,19 @@ class BoxStream(Stream):
 
     __slots__ = ("_full", "_offsets", "_plain", "_squeeze")
 
-    def __init__(self, stream: Stream, full_shape: Sequence[int], offsets: Sequence[int], *, squeeze: bool = False) -> None:
+    _full: tuple[int, ...]
+    _offsets: tuple[int, ...]
+    _squeeze: bool
+    _plain: Stream
+
+    def __init__(
+        self, stream: Stream, full_shape: Sequence[int], offsets: Sequence[int], *, squeeze: bool = False
+    ) -> None:
         super().__init__(stream.seed, stream.name)
         if isinstance(stream, BoxStream):  # a box of a box: one box of the outermost tensor
             if stream._squeeze:
                 raise BlockError("a box inside a squeezed box is not supported")
-            offsets = tuple(o + p for o, p in zip(stream._offsets, offsets))
+            offsets = tuple(o + p for o, p in zip(stream._offsets, offsets, strict=True))
             full_shape = stream._full
         self._full = tuple(int(s) for s in full_shape)
         self._offsets = tuple(int(o) for o in offsets)
@@ -124,16 +132,16 @@ class BoxStream(Stream):
         view = tensor.unsqueeze(0) if self._squeeze else tensor
         if self._squeeze:
             inner = (0, *inner)
-        offsets = tuple(o + i for o, i in zip(self._offsets, inner))
+        offsets = tuple(o + i for o, i in zip(self._offsets, inner, strict=True))
         rest = {k: v for k, v in box.items() if k not in ("offsets", "full_shape", "index")}
         return view, {"full_shape": self._full, "offsets": offsets, **rest}
 
-    def fill_(self, tensor, transform, **box):  # type: ignore[override]
+    def fill_(self, tensor, transform, **box):
         view, full = self._box(tensor, box)
         self._plain.fill_(view, transform, **full)
         return tensor
 
-    def orthogonal_(self, tensor, gain=1.0, **box):  # type: ignore[override]
+    def orthogonal_(self, tensor, gain=1.0, **box):
         """An orthogonal matrix *of the block* (QR of the block's Gaussian), whose Gaussian values
         are the whole tensor's stream at the block's elements (a block is whole rows of the
         tensor's (rows, cols) view, so those are a box of it)."""
@@ -141,20 +149,22 @@ class BoxStream(Stream):
             raise BlockError("orthogonal on a box of a block is not supported")
         cols = math.prod(tuple(tensor.shape)[1:]) if tensor.ndim >= 2 else 1
         strides = [math.prod(self._full[d + 1 :]) for d in range(len(self._full))]
-        first = sum(o * st for o, st in zip(self._offsets, strides))
+        first = sum(o * st for o, st in zip(self._offsets, strides, strict=True))
         whole = math.prod(self._full)
         if cols == 0 or first % cols or whole % cols:
-            raise BlockError(f"orthogonal on block {tuple(tensor.shape)} at {self._offsets} of {self._full}: not whole rows")
+            raise BlockError(
+                f"orthogonal on block {tuple(tensor.shape)} at {self._offsets} of {self._full}: not whole rows"
+            )
         gaussian = _BlockGaussian(self._plain, (whole // cols, cols), (first // cols, 0))
         Stream.orthogonal_(gaussian, tensor, gain)
         return tensor
 
-    def sparse_mask(self, shape, num_zeros, *, device=None, **box):  # type: ignore[override]
+    def sparse_mask(self, shape, num_zeros, *, device=None, **box):
         shape = tuple(shape)
         if self._squeeze:
             raise BlockError("sparse on a squeezed block is not supported")
         inner = tuple(box.get("offsets") or (0,) * len(shape))
-        offsets = tuple(o + i for o, i in zip(self._offsets, inner))
+        offsets = tuple(o + i for o, i in zip(self._offsets, inner, strict=True))
         return self._plain.sparse_mask(shape, num_zeros, full_shape=self._full, offsets=offsets, device=device)
 
 
@@ -167,9 +177,11 @@ class _BlockGaussian(Stream):
         super().__init__(stream.seed, stream.name)
         self._whole, self._box_full, self._box_offsets = stream, full_shape, offsets
 
-    def normal_(self, tensor, mean, std, **box):  # type: ignore[override]
+    def normal_(self, tensor, mean, std, **box):
         backend = box.get("backend", "auto")
-        return self._whole.normal_(tensor, mean, std, full_shape=self._box_full, offsets=self._box_offsets, backend=backend)
+        return self._whole.normal_(
+            tensor, mean, std, full_shape=self._box_full, offsets=self._box_offsets, backend=backend
+        )
 
 
 # -------------------------------------------------------------------------------------- layout
@@ -187,10 +199,11 @@ class Layout:
     (4, 4, 4)
     >>> Layout.split((8, 2, 2)).sizes_for((12, 4))
     (8, 2, 2)
-    >>> Layout.split(5).sizes_for((12, 4))
+    >>> Layout.split(5).sizes_for((12, 4))  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    fanin.rules.blocks.BlockError: Layout split(5) cuts dim 0 into 5 equal blocks, but the tensor has shape=(12, 4): 12 is not a multiple of 5
+    fanin.rules.blocks.BlockError: Layout split(5) cuts dim 0 into 5 equal blocks, but the tensor has shape=(12, 4):
+    12 is not a multiple of 5
     """
 
     kind: str
@@ -224,7 +237,9 @@ class Layout:
             resolved = tuple(get(s) for s in schemes)  # type: ignore[arg-type]
             n = parts if parts is not None else len(sizes or ())
             if len(resolved) != n:
-                raise BlockError(f"Layout.split needs one scheme per block: {n} block(s), got {len(resolved)} scheme(s)")
+                raise BlockError(
+                    f"Layout.split needs one scheme per block: {n} block(s), got {len(resolved)} scheme(s)"
+                )
         return cls("split", parts=parts, sizes=sizes, schemes=resolved)
 
     @classmethod
@@ -250,7 +265,9 @@ class Layout:
             return (shape[0] // self.parts,) * self.parts
         assert self.sizes is not None
         if sum(self.sizes) != shape[0]:
-            raise BlockError(f"Layout {self} has blocks of {sum(self.sizes)} rows in all, but the tensor has shape={shape}")
+            raise BlockError(
+                f"Layout {self} has blocks of {sum(self.sizes)} rows in all, but the tensor has shape={shape}"
+            )
         return self.sizes
 
     def logical_shape(self, block_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -289,7 +306,7 @@ def layout_of(spec: object) -> Layout:
             "'split:N', an int or a sequence of block sizes"
         )
     if isinstance(spec, (int, list, tuple)) and not isinstance(spec, bool):
-        return Layout.split(spec)  # type: ignore[arg-type]
+        return Layout.split(spec)
     raise BlockError(f"A block layout is a Layout, an int, a sequence of sizes or 'experts[:layout]', got {spec!r}")
 
 
@@ -308,9 +325,9 @@ def block_fans(layout: Layout, shape: Sequence[int]) -> Fans:
 # -------------------------------------------------------------------------------------- schemes
 
 
-def _blocks(layout: Layout, shape: tuple[int, ...]):
+def block_slices(layout: Layout, shape: tuple[int, ...]) -> list[tuple[int, int, Any, tuple[int, ...], bool]]:
     """``(start, size, view index, logical shape, squeezed)`` per block."""
-    out = []
+    out: list[tuple[int, int, Any, tuple[int, ...], bool]] = []
     start = 0
     for size in layout.sizes_for(shape):
         if layout.kind == "experts":
@@ -340,7 +357,8 @@ def _draw(view: torch.Tensor, call: tuple, generator) -> None:
     elif kind == "normal":
         sampling.normal_(view, args[0], args[1], generator)
     else:
-        sampling.truncated_normal_(view, *args, generator=generator)
+        mean, std, a, b = args
+        sampling.truncated_normal_(view, mean, std, a, b, generator=generator)
 
 
 def _fill_block(scheme: Scheme, view: torch.Tensor, logical: tuple[int, ...], generator) -> None:
@@ -369,7 +387,7 @@ def _blocked_fn(tensor: torch.Tensor, generator=None, *, scheme, layout):
     shape = tuple(tensor.shape)
     schemes = layout.schemes
     with torch.no_grad():
-        for i, (start, size, index, logical, squeezed) in enumerate(_blocks(layout, shape)):
+        for i, (start, _size, index, logical, squeezed) in enumerate(block_slices(layout, shape)):
             s = schemes[i] if schemes is not None else scheme
             view = tensor[index]
             if isinstance(generator, Stream) and not isinstance(generator, DrawRecorder):
@@ -381,13 +399,13 @@ def _blocked_fn(tensor: torch.Tensor, generator=None, *, scheme, layout):
     return tensor
 
 
-class _Arg(str):
+class ObjectArg(str):
     """An argument that is an object (a scheme, a layout, captured steps), shown and serialized
     by its text: ``str(scheme)`` and ``to_json()`` carry the text, ``.value`` the object."""
 
     value: Any
 
-    def __new__(cls, value: object) -> _Arg:
+    def __new__(cls, value: object) -> ObjectArg:
         self = super().__new__(cls, str(value))
         self.value = value
         return self
@@ -422,29 +440,21 @@ def blocked(scheme: object, layout: object) -> Scheme:
         {"scheme": None, "layout": None},
         takes_generator=True,
     )
-    return Scheme(entry, scheme=_Arg(s), layout=_Arg(lay))
+    return Scheme(entry, scheme=ObjectArg(s), layout=ObjectArg(lay))
 
 
 def is_blocked(scheme: object) -> bool:
     """True for a scheme made by :func:`blocked`."""
-    return isinstance(scheme, Scheme) and scheme.name == "fanin.blocks" and isinstance(scheme.args.get("layout"), _Arg)
+    return (
+        isinstance(scheme, Scheme)
+        and scheme.name == "fanin.blocks"
+        and isinstance(scheme.args.get("layout"), ObjectArg)
+    )
 
 
 def parts_of(scheme: Scheme) -> tuple[Scheme, Layout]:
     """The inner scheme and the layout of a :func:`blocked` scheme."""
     return scheme.args["scheme"].value, scheme.args["layout"].value
-
-
-def block_statistics(scheme: Scheme, shape: Sequence[int], dtype: torch.dtype = torch.float32):
-    """``[(rows, logical shape, Statistics), ...]`` per block of a :func:`blocked` scheme."""
-    from fanin.rules.stats import scheme_statistics
-
-    inner, lay = parts_of(scheme)
-    out = []
-    for i, (start, size, _index, logical, _sq) in enumerate(_blocks(lay, tuple(shape))):
-        s = lay.schemes[i] if lay.schemes is not None else inner
-        out.append(((start, start + size), logical, scheme_statistics(s, logical, dtype)))
-    return out
 
 
 # ------------------------------------------------------------------------------------ detection
@@ -485,68 +495,29 @@ def detect(model: torch.nn.Module) -> list[Detected]:
             shape = tuple(p.shape)
             if isinstance(module, torch.nn.MultiheadAttention) and local == "in_proj_weight":
                 found.append(Detected(name, Layout.split(3), "nn.MultiheadAttention stacks q, k, v in in_proj_weight"))
-            elif isinstance(module, (torch.nn.RNNBase, torch.nn.RNNCellBase)) and local.startswith(("weight_ih", "weight_hh")):
+            elif isinstance(module, (torch.nn.RNNBase, torch.nn.RNNCellBase)) and local.startswith(
+                ("weight_ih", "weight_hh")
+            ):
                 gates = {"LSTM": 4, "GRU": 3, "LSTMCell": 4, "GRUCell": 3}.get(type(module).__name__, 1)
                 if gates > 1:
-                    found.append(Detected(name, Layout.split(gates), f"{type(module).__name__} stacks {gates} gates on dim 0"))
+                    found.append(
+                        Detected(name, Layout.split(gates), f"{type(module).__name__} stacks {gates} gates on dim 0")
+                    )
             elif len(shape) == 2 and _QKV_NAMES.search(name) and shape[0] == 3 * shape[1]:
-                found.append(Detected(name, Layout.split(3), f"named like a fused q/k/v projection, shape {shape} = (3·{shape[1]}, {shape[1]})"))
+                found.append(
+                    Detected(
+                        name,
+                        Layout.split(3),
+                        f"named like a fused q/k/v projection, shape {shape} = (3·{shape[1]}, {shape[1]})",
+                    )
+                )
             elif len(shape) == 3 and _EXPERT_NAMES.search(name):
                 lay = "in_out" if local in _EXPERT_IN_OUT else "out_in"
-                found.append(Detected(name, Layout.experts(lay), f"3-D parameter of an experts module (experts={shape[0]}), stored {lay}"))
+                found.append(
+                    Detected(
+                        name,
+                        Layout.experts(lay),
+                        f"3-D parameter of an experts module (experts={shape[0]}), stored {lay}",
+                    )
+                )
     return found
-
-
-def with_layout(scheme: Scheme, layout: Layout) -> Scheme:
-    """``scheme`` drawn per block of ``layout`` (a block scheme already blocked keeps its layout)."""
-    return scheme if is_blocked(scheme) else blocked(scheme, replace(layout))
-
-
-# ----------------------------------------------------------------------------------- rule init
-
-
-def _init_base():
-    from fanin.rules.rules import Init
-
-    return Init
-
-
-class BlockedInit(_init_base()):  # type: ignore[misc]
-    """A rule's init drawn per logical block: ``Rule(select, init, blocks=3)`` or ``fans="experts:in_out"``.
-
-    >>> from fanin.rules.rules import as_init
-    >>> str(BlockedInit(as_init("xavier_uniform"), Layout.split(3)))
-    'xavier_uniform per block of split(3)'
-    """
-
-    def __init__(self, inner, layout: Layout) -> None:
-        from fanin.rules.rules import FrameworkDefaults, Keep, ResetParameters, RuleError
-
-        if isinstance(inner, (FrameworkDefaults, Keep, ResetParameters)):
-            raise RuleError(
-                f"blocks=/fans= apply to a scheme, not to {inner}: give the rule a scheme "
-                "(e.g. Rule('*in_proj_weight', 'xavier_uniform', blocks=3))"
-            )
-        self.inner = inner
-        self.layout = layout
-
-    def resolve(self, module, matched: int) -> Scheme:
-        return blocked(self.inner.resolve(module, matched), self.layout)
-
-    def __str__(self) -> str:
-        return f"{self.inner} per block of {self.layout}"
-
-
-def rule_layout(blocks: object = None, fans: object = None) -> Layout | None:
-    """The layout a rule's ``blocks=``/``fans=`` give (one of them at most)."""
-    from fanin.rules.rules import RuleError
-
-    if blocks is not None and fans is not None:
-        raise RuleError(f"give blocks= or fans=, not both; got blocks={blocks!r}, fans={fans!r}")
-    spec = blocks if blocks is not None else fans
-    if spec is None:
-        return None
-    try:
-        return layout_of(spec)
-    except BlockError as err:
-        raise RuleError(str(err)) from None

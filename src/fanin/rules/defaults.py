@@ -19,20 +19,20 @@ framework ``"jax"``): what a layer of the same architecture gets in that framewo
 computed as that framework computes them for the equivalent kernel (``layout="torch"`` schemes).
 Values follow the same distributions; they cannot follow those frameworks' random streams.
 
-======================  =====================================  ==============================  ===============================
-layer                   keras                                  tf1                             flax
-======================  =====================================  ==============================  ===============================
-Linear / Conv           glorot_uniform, bias 0                 glorot_uniform, bias 0          lecun_normal, bias 0
-ConvTranspose           glorot_uniform (fan_in = out·rf)       glorot_uniform                  lecun_normal, fan_in = **in**·rf
-Embedding               U(±0.05); no padding row               glorot_uniform (get_variable)   N(0, 1/features), untruncated
-Norms                   1 / 0, running 0 / 1                   1 / 0, running 0 / 1            1 / 0, running 0 / 1
-RNN input weight        glorot_uniform                         U(±L) of the joint [in+h, G·h]  lecun_normal
-RNN recurrent weight    orthogonal on the whole (G·h, h)       the same U(±L)                  orthogonal per gate block
-RNN bias                0, LSTM forget gate 1 (bias_ih)        0, LSTM forget 1, GRU r/z 1      0
-MHA in-projection       glorot per projection (E, E)           glorot per projection           lecun_normal (fan_in E)
-PReLU                   0                                      0                               0.01
-Bilinear, Transformer*  ``None`` (no counterpart)              ``None``                        ``None``
-======================  =====================================  ==============================  ===============================
+====================== ================================ ============================== ================================
+layer                  keras                            tf1                            flax
+====================== ================================ ============================== ================================
+Linear / Conv          glorot_uniform, bias 0           glorot_uniform, bias 0         lecun_normal, bias 0
+ConvTranspose          glorot_uniform (fan_in = out·rf) glorot_uniform                 lecun_normal, fan_in = **in**·rf
+Embedding              U(±0.05); no padding row         glorot_uniform (get_variable)  N(0, 1/features), untruncated
+Norms                  1 / 0, running 0 / 1             1 / 0, running 0 / 1           1 / 0, running 0 / 1
+RNN input weight       glorot_uniform                   U(±L) of the joint [in+h, G·h] lecun_normal
+RNN recurrent weight   orthogonal on the whole (G·h, h) the same U(±L)                 orthogonal per gate block
+RNN bias               0, LSTM forget gate 1 (bias_ih)  0, LSTM forget 1, GRU r/z 1    0
+MHA in-projection      glorot per projection (E, E)     glorot per projection          lecun_normal (fan_in E)
+PReLU                  0                                0                              0.01
+Bilinear, Transformer* ``None`` (no counterpart)        ``None``                       ``None``
+====================== ================================ ============================== ================================
 
 >>> import torch
 >>> [(n, str(s)) for n, s in default_schemes(torch.nn.Linear(256, 64), "torch")]

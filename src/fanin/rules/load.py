@@ -1,4 +1,5 @@
-r"""Rules as data: a small schema, read from TOML, JSON or a Python dict.
+r"""The one reader of rules: Python values (:func:`as_rules`: a preset name, a mapping, a list, ...)
+and rules as data, a small schema read from TOML, JSON or a Python dict.
 
 A rules document (docs/rules.md has more examples)::
 
@@ -31,10 +32,11 @@ what is accepted, quoting at most an excerpt of the bad value.
 >>> r = rules_from_dict(doc)
 >>> r.leftovers, str(r[0])
 ('keep', "module=Linear & role='bias' -> zeros")
->>> rules_from_dict({"rules": [{"name": "*", "init": "zeros", "colour": "red"}]})
+>>> rules_from_dict({"rules": [{"name": "*", "init": "zeros", "colour": "red"}]})  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: rules[0]: unknown key 'colour'. Accepted keys: exclude, init, kind, module, name, ndim, regex, role.
+fanin.rules.rules.RuleError: rules[0]: unknown key 'colour'. Accepted keys: exclude, init, kind, module, name, ndim,
+regex, role.
 """
 
 from __future__ import annotations
@@ -43,11 +45,13 @@ import json
 import os
 import re
 import stat
+import sys
 from collections.abc import Mapping
 from typing import Any
 
 from fanin.errors import FaninError, describe_choice, shown
-from fanin.rules.rules import LEFTOVERS, RULE_KINDS, Rule, RuleError, Rules, as_rules
+from fanin.rules.presets import preset
+from fanin.rules.rules import LEFTOVERS, RULE_KINDS, Rule, RuleError, Rules, bind_rules
 from fanin.rules.selectors import All, Kind, Module, Name, Ndim, Not, Role, Selector
 
 __all__ = [
@@ -56,8 +60,11 @@ __all__ = [
     "MAX_FILE_BYTES",
     "MAX_RULES",
     "RULE_KEYS",
+    "as_rules",
+    "bind",
     "is_document",
     "load_rules",
+    "read_rules",
     "rules_from_dict",
     "selector_from_dict",
 ]
@@ -98,8 +105,13 @@ def _ndim(where: str, value: object) -> Ndim:
     op, n = match.group(1) or "==", int(match.group(2))
     if op == "<" and n == 0:
         raise RuleError(f"{where}: no tensor has ndim {value}")
-    return {"==": lambda: Ndim(n), ">=": lambda: Ndim(min=n), "<=": lambda: Ndim(max=n),
-            ">": lambda: Ndim(min=n + 1), "<": lambda: Ndim(max=n - 1)}[op]()
+    return {
+        "==": lambda: Ndim(n),
+        ">=": lambda: Ndim(min=n),
+        "<=": lambda: Ndim(max=n),
+        ">": lambda: Ndim(min=n + 1),
+        "<": lambda: Ndim(max=n - 1),
+    }[op]()
 
 
 def selector_from_dict(data: Mapping[str, Any], where: str = "selector", _depth: int = 0) -> Selector:
@@ -131,18 +143,25 @@ def selector_from_dict(data: Mapping[str, Any], where: str = "selector", _depth:
             raise
         raise RuleError(f"{where}: {err}") from None
     if not parts:
-        raise RuleError(f"{where}: a rule needs at least one of {', '.join(k for k in SELECTOR_KEYS if k != 'exclude')} (name = \"*\" matches all)")
+        raise RuleError(
+            f"{where}: a rule needs at least one of {', '.join(k for k in SELECTOR_KEYS if k != 'exclude')} (name = "
+            f'"*" matches all)'
+        )
     return parts[0] if len(parts) == 1 else All(*parts)
 
 
 def _rule(data: object, where: str) -> Rule:
     if not isinstance(data, Mapping):
-        raise RuleError(f"{where}: a rule is a table/object with selector keys and init, got {shown(data)} ({type(data).__name__})")
+        raise RuleError(
+            f"{where}: a rule is a table/object with selector keys and init, got {shown(data)} ({type(data).__name__})"
+        )
     unknown = sorted(str(k) for k in set(data) - set(RULE_KEYS))
     if unknown:
         raise RuleError(f"{where}: unknown key {shown(unknown[0])}. Accepted keys: {', '.join(RULE_KEYS)}.")
     if "init" not in data:
-        raise RuleError(f"{where}: missing key 'init' (a scheme spec, 'keep', 'reset_parameters' or 'defaults:<framework>')")
+        raise RuleError(
+            f"{where}: missing key 'init' (a scheme spec, 'keep', 'reset_parameters' or 'defaults:<framework>')"
+        )
     selector = selector_from_dict(data, where)
     kind = data.get("kind")
     if "kind" in data and kind not in RULE_KINDS:
@@ -167,13 +186,17 @@ def rules_from_dict(data: Mapping[str, Any]) -> Rules:
     rules: list[Rule] = []
     body = data.get("rules", [])
     if not isinstance(body, (Mapping, list)):
-        raise RuleError(f"rules must be a list of rules or a table {{glob = init}}, got rules={shown(body)} ({type(body).__name__})")
+        raise RuleError(
+            f"rules must be a list of rules or a table {{glob = init}}, got rules={shown(body)} ({type(body).__name__})"
+        )
     if len(body) > MAX_RULES:
         raise RuleError(f"a rules document holds at most {MAX_RULES} rules, got {len(body)}")
     if isinstance(body, Mapping):
         for i, (glob, init) in enumerate(body.items()):
             if not isinstance(glob, str):
-                raise RuleError(f"rules[{i}]: the keys of a rules table are name globs, got {shown(glob)} ({type(glob).__name__})")
+                raise RuleError(
+                    f"rules[{i}]: the keys of a rules table are name globs, got {shown(glob)} ({type(glob).__name__})"
+                )
             rules.append(_rule({"name": glob, "init": init}, f"rules[{i}] ({shown(glob)})"))
     else:
         for i, item in enumerate(body):
@@ -197,7 +220,9 @@ def rules_from_dict(data: Mapping[str, Any]) -> Rules:
             raise RuleError(f"preset{'' if isinstance(presets, str) else f'[{i}]'}: {err}") from None
         tail.extend(part.rules)
         if len(rules) + len(tail) > MAX_RULES:
-            raise RuleError(f"a rules document holds at most {MAX_RULES} rules, its presets included; preset={shown(presets)}")
+            raise RuleError(
+                f"a rules document holds at most {MAX_RULES} rules, its presets included; preset={shown(presets)}"
+            )
         preset_leftovers = preset_leftovers or part.leftovers
     return Rules((*rules, *tail), leftovers if leftovers is not None else preset_leftovers)
 
@@ -254,13 +279,15 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         if suffix == ".json":
             data = json.loads(text, object_pairs_hook=_no_duplicates)
         else:
-            try:
+            if sys.version_info >= (3, 11):
                 import tomllib
-            except ImportError:  # Python 3.10
-                import tomli as tomllib  # type: ignore[no-redef]
+            else:  # Python 3.10
+                import tomli as tomllib
             data = tomllib.loads(text)
     except _DuplicateKey as err:
-        raise RuleError(f"Cannot parse rules file {path!r}: key {shown(err.args[0])} given twice in one object") from None
+        raise RuleError(
+            f"Cannot parse rules file {path!r}: key {shown(err.args[0])} given twice in one object"
+        ) from None
     except (RecursionError, MemoryError):
         raise RuleError(f"Cannot parse rules file {path!r}: it nests too deeply") from None
     except (ValueError, UnicodeDecodeError) as err:
@@ -271,3 +298,86 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
         return rules_from_dict(data)
     except (FaninError, TypeError, ValueError, RecursionError) as err:
         raise RuleError(f"{path}: {err}") from None
+
+
+# ------------------------------------------------------------------------------ Python values
+
+
+def _from_mapping(mapping: Mapping[Any, Any]) -> list[Rule]:
+    rules = []
+    for key, value in mapping.items():
+        if not isinstance(key, (str, Selector)):
+            raise RuleError(
+                f"A rule mapping has name globs or selectors as keys, got key={shown(key)} ({type(key).__name__})"
+            )
+        try:
+            rules.append(Rule(key, value))
+        except FaninError as err:
+            if isinstance(err, RuleError) and str(err).startswith("Rule "):
+                raise
+            raise RuleError(f"Rule {shown(key)}: {err}") from None
+    return rules
+
+
+def as_rules(rules: object, model: object | None = None) -> Rules:
+    """See :func:`read_rules`; with ``model``, rules that depend on the model are bound to it
+    (:func:`fanin.rules.rules.bind_rules`)."""
+    ruleset = read_rules(rules, model)
+    return ruleset if model is None else bind_rules(ruleset, model)
+
+
+def read_rules(rules: object, model: object | None = None) -> Rules:
+    """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
+    ``"gpt2(n_layer=24)"``; with ``model``, what a preset needs and is not given is read from the
+    model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping
+    ``{glob or selector: init}``, a rules document (``{"rules": [...], "leftovers": ...}``, see
+    :func:`rules_from_dict`), or a list of any of these and ``(selector, init)`` pairs, concatenated
+    in order. The leftovers policy is the first one stated.
+
+    >>> len(as_rules(["bert", {"*": "zeros"}])) > 1
+    True
+    >>> as_rules(3)  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of
+    these; got rules=3 (int)
+    """
+    if isinstance(rules, Rules):
+        return rules
+    if isinstance(rules, Rule):
+        return Rules((rules,))
+    if isinstance(rules, str):
+        return preset(rules, model)
+    if isinstance(rules, Mapping):
+        if is_document(rules):
+            return rules_from_dict(rules)
+        return Rules(tuple(_from_mapping(rules)))
+    if isinstance(rules, (list, tuple)):
+        out: list[Rule] = []
+        leftovers = None
+        for item in rules:
+            if isinstance(item, tuple) and len(item) == 2 and not isinstance(item, Rule):
+                out.append(Rule(item[0], item[1]))
+                continue
+            part = read_rules(item, model)
+            out.extend(part.rules)
+            leftovers = leftovers or part.leftovers
+        return Rules(tuple(out), leftovers)
+    raise RuleError(
+        "Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; "
+        f"got rules={shown(rules)} ({type(rules).__name__})"
+    )
+
+
+def bind(rules: object, model: object) -> Rules:
+    """``rules`` (anything :func:`as_rules` reads) for ``model``: every rule with an ``expand(model)``
+    method (a muP parametrization, :mod:`fanin.rules.parametrization`) replaced by the concrete rules
+    it expands to, in place (so that the rules before it keep their precedence).
+
+    >>> import torch
+    >>> from fanin.rules.parametrization import mup
+    >>> model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))
+    >>> len(bind(mup(base_width=8), model)) > 1
+    True
+    """
+    return as_rules(rules, model)

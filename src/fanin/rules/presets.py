@@ -43,10 +43,12 @@ one), and models whose ``__init__`` creates modules in an order other than their
 ["module=Conv2d & role='weight' -> kaiming_normal(mode='fan_out', nonlinearity='relu')"]
 >>> preset("gpt2(n_layer=12)")[0].init.scheme_for(24)
 fanin.get('normal(std=0.004082482904638631)')
->>> preset("bret")
+>>> preset("bret")  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
+fanin.rules.rules.RuleError: Unknown preset 'bret'. Did you mean 'bert' or 'resnet'? Accepted: 'bert', 'deepnorm',
+'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup',
+'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual'.
 """
 
 from __future__ import annotations
@@ -57,17 +59,10 @@ from collections.abc import Callable
 
 from fanin.errors import FaninError, describe_choice, shown
 from fanin.frameworks import FRAMEWORKS
-from fanin.rules.rules import (
-    DepthScaledNormal,
-    EmbeddingNormal,
-    FrameworkDefaults,
-    Rule,
-    RuleError,
-    Rules,
-)
 from fanin.rules.parametrization import depth_mup, mup, u_mup
-from fanin.rules.recipes import RECIPES, call_with_model_note, read_parameters
-from fanin.rules.selectors import Everything, Module, Name, Role
+from fanin.rules.recipes import RECIPES, bert, call_with_model_note, gpt2, read_parameters, resnet, vit
+from fanin.rules.rules import FrameworkDefaults, Rule, RuleError, Rules
+from fanin.rules.selectors import Everything
 
 __all__ = ["PRESETS", "bert", "framework", "gpt2", "list_presets", "preset", "resnet", "vit"]
 
@@ -88,77 +83,6 @@ def _framework_preset(name: str) -> Callable[[], Rules]:
     return rules
 
 
-def resnet() -> Rules:
-    """torchvision's ResNet recipe (He et al., 2015): fan_out Kaiming normal convs, unit norms."""
-    norms = Module("BatchNorm2d", "GroupNorm")
-    return Rules(
-        (
-            Rule(Module("Conv2d") & Role("weight"), "kaiming_normal(mode='fan_out', nonlinearity='relu')"),
-            Rule(norms & Role("norm_weight"), "ones"),
-            Rule(norms & Role("norm_bias"), "zeros"),
-        ),
-        leftovers="reset_parameters",
-        name="resnet",
-    )
-
-
-def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
-    r"""GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``): the
-    residual projections ``*c_proj.weight`` get :math:`\mathcal{N}(0, (\text{std}/\sqrt{2 n_\text{layer}})^2)`.
-
-    ``n_layer`` is the number of transformer blocks (``GPT2Config.n_layer``) and has no default: it
-    is not guessed from the model. ``fanin.rules.recipes.for_model("gpt2", model)`` reads it from
-    ``model.config.n_layer``.
-
-    >>> gpt2()
-    Traceback (most recent call last):
-    ...
-    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none. Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
-    """
-    from fanin.rules.recipes import _need
-
-    _need("gpt2", n_layer=n_layer)
-    return Rules(
-        (
-            Rule(Name("*c_proj.weight") & Role("weight"), DepthScaledNormal(std, n_layer=n_layer, per_layer=2)),
-            Rule(Role("weight"), f"normal(std={std!r})"),
-            Rule(Role("embedding"), EmbeddingNormal(std)),
-            Rule(Role("bias", "norm_bias"), "zeros"),
-            Rule(Role("norm_weight"), "ones"),
-        ),
-        name="gpt2",
-    )
-
-
-def bert(std: float = 0.02) -> Rules:
-    """BERT (Devlin et al., 2019; Hugging Face ``BertPreTrainedModel._init_weights``)."""
-    return Rules(
-        (
-            Rule(Role("weight"), f"normal(std={std!r})"),
-            Rule(Role("embedding"), EmbeddingNormal(std)),
-            Rule(Role("bias", "norm_bias"), "zeros"),
-            Rule(Role("norm_weight"), "ones"),
-        ),
-        name="bert",
-    )
-
-
-def vit(std: float = 0.02) -> Rules:
-    """ViT as timm initializes it (``VisionTransformer.init_weights``, mode 'timm')."""
-    return Rules(
-        (
-            Rule(Name("*pos_embed"), f"trunc_normal(std={std!r})"),
-            Rule(Name("*cls_token") | Name("*reg_token"), "normal(std=1e-06)"),
-            Rule(Module("Linear") & Role("weight"), f"trunc_normal(std={std!r})"),
-            Rule(Module("Linear") & Role("bias"), "zeros"),
-            Rule(Role("norm_weight"), "ones"),
-            Rule(Role("norm_bias"), "zeros"),
-        ),
-        leftovers="reset_parameters",
-        name="vit",
-    )
-
-
 PRESETS: dict[str, Callable[..., Rules]] = {
     **{f.preset: _framework_preset(f.preset) for f in FRAMEWORKS if f.preset is not None},
     "bert": bert,
@@ -175,8 +99,10 @@ PRESETS: dict[str, Callable[..., Rules]] = {
 def list_presets() -> list[str]:
     """Sorted preset names.
 
-    >>> list_presets()
-    ['bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo', 'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm', 'zero_init_residual']
+    >>> list_presets()  # doctest: +NORMALIZE_WHITESPACE
+    ['bert', 'deepnorm', 'depth_mup', 'fixup', 'flax', 'gpt2', 'gpt_neox', 'keras', 'megatron', 'mup', 'olmo',
+    'resnet', 't5', 'tf1', 'tfixup', 'torch', 'torchtitan_llama3', 'u_mup', 'vit', 'vit_jax', 'vit_moco', 'vit_timm',
+    'zero_init_residual']
     """
     return sorted(PRESETS)
 
@@ -195,7 +121,9 @@ def preset(spec: str, model: object | None = None) -> Rules:
     from fanin.schemes.spec import parse_call
 
     if not isinstance(spec, str):
-        raise RuleError(f"A preset is named by a str such as 'gpt2(n_layer=24)', got {shown(spec)} ({type(spec).__name__})")
+        raise RuleError(
+            f"A preset is named by a str such as 'gpt2(n_layer=24)', got {shown(spec)} ({type(spec).__name__})"
+        )
     try:
         name, positional, args, quoted = parse_call(spec, "preset")
     except FaninError as err:
@@ -212,7 +140,8 @@ def preset(spec: str, model: object | None = None) -> Rules:
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         raise RuleError(
-            f"Preset {name!r} got unexpected argument(s) {', '.join(f'{shown(k)[1:-1]}={shown(args[k])}' for k in unknown[:8])}. "
+            f"Preset {name!r} got unexpected argument(s) "
+            f"{', '.join(f'{shown(k)[1:-1]}={shown(args[k])}' for k in unknown[:8])}. "
             f"Accepted arguments: {', '.join(accepted) or 'none'}."
         )
     found: dict[str, str] = {}

@@ -36,10 +36,12 @@ vit_moco                ``init_weights_vit_timm`` / ``_jax`` / ``_moco``
 >>> rules = torchtitan_llama3(n_layers=2, dim=16)
 >>> [str(r) for r in rules][:1]
 ["name~'(?:.*\\\\.)?(?:tok_embeddings|embed_tokens)\\\\.weight' -> normal"]
->>> torchtitan_llama3(dim=16)
+>>> torchtitan_llama3(dim=16)  # doctest: +NORMALIZE_WHITESPACE
 Traceback (most recent call last):
 ...
-fanin.rules.rules.RuleError: torchtitan_llama3 needs n_layers (the number of transformer blocks: torchtitan's model_args.n_layers, config.num_hidden_layers), got none. Give it, e.g. torchtitan_llama3(n_layers=32, ...), or read it from the model: fanin.rules.recipes.for_model('torchtitan_llama3', model).
+fanin.rules.rules.RuleError: torchtitan_llama3 needs n_layers (the number of transformer blocks: torchtitan's
+model_args.n_layers, config.num_hidden_layers), got none. Give it, e.g. torchtitan_llama3(n_layers=32, ...), or read
+it from the model: fanin.rules.recipes.for_model('torchtitan_llama3', model).
 """
 
 from __future__ import annotations
@@ -50,22 +52,26 @@ from collections.abc import Callable
 from typing import Any
 
 from fanin.errors import describe_choice
-from fanin.rules.rules import Init, Rule, RuleError, Rules, SchemeInit
+from fanin.rules.rules import DepthScaledNormal, EmbeddingNormal, Init, Rule, RuleError, Rules, SchemeInit
 from fanin.rules.selectors import Module, Name, Role
 from fanin.schemes import Scheme
 
 __all__ = [
     "FORWARD",
     "RECIPES",
+    "bert",
     "deepnorm",
     "fixup",
     "for_model",
+    "gpt2",
     "gpt_neox",
     "megatron",
     "olmo",
+    "resnet",
     "t5",
     "tfixup",
     "torchtitan_llama3",
+    "vit",
     "vit_jax",
     "vit_moco",
     "vit_timm",
@@ -83,10 +89,22 @@ FORWARD = {
 
 # Where each documented parameter lives on a model: tried in order by for_model.
 _ATTRIBUTES: dict[str, tuple[str, ...]] = {
-    "n_layers": ("model_args.n_layers", "config.num_hidden_layers", "config.n_layer", "config.num_layers",
-                 "config.n_layers", "n_layers"),
-    "n_layer": ("config.n_layer", "config.num_hidden_layers", "config.num_layers", "model_args.n_layers", "n_layers",
-                "n_layer"),
+    "n_layers": (
+        "model_args.n_layers",
+        "config.num_hidden_layers",
+        "config.n_layer",
+        "config.num_layers",
+        "config.n_layers",
+        "n_layers",
+    ),
+    "n_layer": (
+        "config.n_layer",
+        "config.num_hidden_layers",
+        "config.num_layers",
+        "model_args.n_layers",
+        "n_layers",
+        "n_layer",
+    ),
     "dim": ("model_args.dim", "config.hidden_size", "config.n_embd", "config.d_model", "dim"),
     "d_model": ("config.d_model", "config.hidden_size", "config.n_embd", "model_args.dim", "d_model"),
     "d_kv": ("config.d_kv",),
@@ -120,14 +138,37 @@ def _need(recipe: str, **params: Any) -> None:
                 f"{_EXAMPLES.get(name, 32)}, ...), or read it from the model: "
                 f"fanin.rules.recipes.for_model({recipe!r}, model)."
             )
-        if name in ("n_layers", "n_layer", "dim", "d_model", "d_kv", "d_ff", "n_heads", "n_blocks", "m",
-                    "encoder_layers", "decoder_layers"):
+        if name in (
+            "n_layers",
+            "n_layer",
+            "dim",
+            "d_model",
+            "d_kv",
+            "d_ff",
+            "n_heads",
+            "n_blocks",
+            "m",
+            "encoder_layers",
+            "decoder_layers",
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise RuleError(f"{recipe} needs a positive int {name}, got {name}={value!r}")
 
 
-_EXAMPLES = {"n_layers": 32, "n_layer": 12, "dim": 4096, "d_model": 512, "d_kv": 64, "d_ff": 2048, "n_heads": 8,
-             "n_blocks": 8, "m": 2, "block": "'basic'", "encoder_layers": 6, "decoder_layers": 6}
+_EXAMPLES = {
+    "n_layers": 32,
+    "n_layer": 12,
+    "dim": 4096,
+    "d_model": 512,
+    "d_kv": 64,
+    "d_ff": 2048,
+    "n_heads": 8,
+    "n_blocks": 8,
+    "m": 2,
+    "block": "'basic'",
+    "encoder_layers": 6,
+    "decoder_layers": 6,
+}
 
 
 def _number(recipe: str, name: str, value: object, *, positive: bool = True) -> float:
@@ -188,8 +229,91 @@ _NORMS = Role("norm_weight")
 _NORM_BIAS = Role("norm_bias")
 
 
+def _ff_out_std(layer: int, cut: float | None) -> Callable[[Any], str]:
+    """OLMo's ``ff_out`` of block ``layer``: std 1/sqrt(2 * in_features * (layer + 1)), read from the module."""
+
+    def build(module: Any) -> str:
+        return _trunc(1 / math.sqrt(2 * module.in_features * (layer + 1)), cut)
+
+    return build
+
+
 def _common(*, leftovers: str | None = None) -> list[Rule]:
     return [Rule(_NORMS, "ones"), Rule(_NORM_BIAS, "zeros"), Rule(Role("bias"), "zeros")]
+
+
+# ------------------------------------------------------------- the classic presets: resnet, gpt2, bert, vit
+
+
+def resnet() -> Rules:
+    """torchvision's ResNet recipe (He et al., 2015): fan_out Kaiming normal convs, unit norms."""
+    norms = Module("BatchNorm2d", "GroupNorm")
+    return Rules(
+        (
+            Rule(Module("Conv2d") & Role("weight"), "kaiming_normal(mode='fan_out', nonlinearity='relu')"),
+            Rule(norms & Role("norm_weight"), "ones"),
+            Rule(norms & Role("norm_bias"), "zeros"),
+        ),
+        leftovers="reset_parameters",
+        name="resnet",
+    )
+
+
+def gpt2(n_layer: int | None = None, std: float = 0.02) -> Rules:
+    r"""GPT-2 (Radford et al., 2019; Hugging Face ``GPT2PreTrainedModel._init_weights``): the
+    residual projections ``*c_proj.weight`` get :math:`\mathcal{N}(0, (\text{std}/\sqrt{2 n_\text{layer}})^2)`.
+
+    ``n_layer`` is the number of transformer blocks (``GPT2Config.n_layer``) and has no default: it
+    is not guessed from the model. ``fanin.rules.recipes.for_model("gpt2", model)`` reads it from
+    ``model.config.n_layer``.
+
+    >>> gpt2()  # doctest: +NORMALIZE_WHITESPACE
+    Traceback (most recent call last):
+    ...
+    fanin.rules.rules.RuleError: gpt2 needs n_layer (the number of transformer blocks: GPT2Config.n_layer), got none.
+    Give it, e.g. gpt2(n_layer=12, ...), or read it from the model: fanin.rules.recipes.for_model('gpt2', model).
+    """
+    _need("gpt2", n_layer=n_layer)
+    assert n_layer is not None  # _need refused None
+    return Rules(
+        (
+            Rule(Name("*c_proj.weight") & Role("weight"), DepthScaledNormal(std, n_layer=n_layer, per_layer=2)),
+            Rule(Role("weight"), f"normal(std={std!r})"),
+            Rule(Role("embedding"), EmbeddingNormal(std)),
+            Rule(Role("bias", "norm_bias"), "zeros"),
+            Rule(Role("norm_weight"), "ones"),
+        ),
+        name="gpt2",
+    )
+
+
+def bert(std: float = 0.02) -> Rules:
+    """BERT (Devlin et al., 2019; Hugging Face ``BertPreTrainedModel._init_weights``)."""
+    return Rules(
+        (
+            Rule(Role("weight"), f"normal(std={std!r})"),
+            Rule(Role("embedding"), EmbeddingNormal(std)),
+            Rule(Role("bias", "norm_bias"), "zeros"),
+            Rule(Role("norm_weight"), "ones"),
+        ),
+        name="bert",
+    )
+
+
+def vit(std: float = 0.02) -> Rules:
+    """ViT as timm initializes it (``VisionTransformer.init_weights``, mode 'timm')."""
+    return Rules(
+        (
+            Rule(Name("*pos_embed"), f"trunc_normal(std={std!r})"),
+            Rule(Name("*cls_token") | Name("*reg_token"), "normal(std=1e-06)"),
+            Rule(Module("Linear") & Role("weight"), f"trunc_normal(std={std!r})"),
+            Rule(Module("Linear") & Role("bias"), "zeros"),
+            Rule(Role("norm_weight"), "ones"),
+            Rule(Role("norm_bias"), "zeros"),
+        ),
+        leftovers="reset_parameters",
+        name="vit",
+    )
 
 
 # ------------------------------------------------------------------------------------ torchtitan
@@ -214,9 +338,10 @@ def torchtitan_llama3(
     (``FeedForward.init_weights`` scales ``w2`` and ``w3``). The default is the corrected form:
     ±3σ cuts and ``w3`` at 0.02.
 
-    >>> [str(r.init) for r in torchtitan_llama3(n_layers=2, dim=64)][-6:-3]
-    ['trunc_normal(std=0.01, a=-0.03, b=0.03)', 'trunc_normal(std=0.02, a=-0.06, b=0.06)', 'trunc_normal(std=0.125, a=-0.375, b=0.375)']
-    """
+    >>> [str(r.init) for r in torchtitan_llama3(n_layers=2, dim=64)][-6:-3]  # doctest: +NORMALIZE_WHITESPACE
+    ['trunc_normal(std=0.01, a=-0.03, b=0.03)', 'trunc_normal(std=0.02, a=-0.06, b=0.06)', 'trunc_normal(std=0.125,
+    a=-0.375, b=0.375)']
+    """  # noqa: RUF002
     _need("torchtitan_llama3", n_layers=n_layers, dim=dim)
     assert n_layers is not None and dim is not None
     cut = None if as_released else 3.0
@@ -225,7 +350,12 @@ def torchtitan_llama3(
         std = 0.02 / (2 * (layer + 1)) ** 0.5 if depth_init else 0.02 / (2 * n_layers) ** 0.5
         scaled = ("wo", "o_proj", "w2", "down_proj") + (("w3", "up_proj") if as_released else ())
         rules.append(Rule(_in_layer(layer, *scaled), _trunc(std, cut)))
-        rules.append(Rule(_in_layer(layer, "wq", "wk", "wv", "q_proj", "k_proj", "v_proj", "w1", "gate_proj", "w3", "up_proj"), _trunc(0.02, cut)))
+        rules.append(
+            Rule(
+                _in_layer(layer, "wq", "wk", "wv", "q_proj", "k_proj", "v_proj", "w1", "gate_proj", "w3", "up_proj"),
+                _trunc(0.02, cut),
+            )
+        )
     final = dim**-0.5
     rules.append(Rule(_names("output", "lm_head"), _trunc(final, 3.0)))
     rules += _common()
@@ -248,7 +378,10 @@ def megatron(n_layers: int | None = None, sigma: float = 0.02) -> Rules:
     _need("megatron", n_layers=n_layers)
     assert n_layers is not None
     sigma = _number("megatron", "sigma", sigma)
-    out = Name(r"(?:.*\.)?(?:self_attention\.linear_proj|mlp\.linear_fc2|attention\.dense|self_attention\.dense|mlp\.dense_4h_to_h)\.weight", regex=True)
+    out = Name(
+        r"(?:.*\.)?(?:self_attention\.linear_proj|mlp\.linear_fc2|attention\.dense|self_attention\.dense|mlp\.dense_4h_to_h)\.weight",
+        regex=True,
+    )
     return Rules(
         (
             Rule(out, f"normal(std={sigma / math.sqrt(2.0 * n_layers)!r})"),
@@ -305,7 +438,7 @@ def olmo(
                 Rule(
                     _in_layer(layer, "ff_out"),
                     FromModule(
-                        lambda m, layer=layer: _trunc(1 / math.sqrt(2 * m.in_features * (layer + 1)), cut),
+                        _ff_out_std(layer, cut),
                         f"trunc_normal(std=1/sqrt(2*in_features*{layer + 1}), cut ±{cut:g} std)",
                     ),
                 )
@@ -321,7 +454,9 @@ NEOX_INIT = ("small_init", "wang_init")
 
 
 def gpt_neox(
-    n_layers: int | None = None, d_model: int | None = None, init_method: str = "small_init",
+    n_layers: int | None = None,
+    d_model: int | None = None,
+    init_method: str = "small_init",
     output_layer_init_method: str = "wang_init",
 ) -> Rules:
     r"""GPT-NeoX (Black et al. 2022 §3; gpt-neox ``megatron/model/init_functions.py``):
@@ -353,8 +488,13 @@ def gpt_neox(
 # --------------------------------------------------------------------------------------------- T5
 
 
-def t5(d_model: int | None = None, d_kv: int | None = None, d_ff: int | None = None, n_heads: int | None = None,
-       factor: float = 1.0) -> Rules:
+def t5(
+    d_model: int | None = None,
+    d_kv: int | None = None,
+    d_ff: int | None = None,
+    n_heads: int | None = None,
+    factor: float = 1.0,
+) -> Rules:
     r"""T5's per-module stds (transformers ``T5PreTrainedModel._init_weights``, after Mesh
     TensorFlow; Raffel et al. 2020), all :math:`\mathcal{N}(0, \sigma^2)` with ``factor`` =
     ``config.initializer_factor``: attention ``q`` :math:`f(d\,d_{kv})^{-1/2}`, ``k``/``v``
@@ -371,7 +511,10 @@ def t5(d_model: int | None = None, d_kv: int | None = None, d_ff: int | None = N
     return Rules(
         (
             Rule(_names("SelfAttention.q", "EncDecAttention.q"), f"normal(std={f * (d_model * d_kv) ** -0.5!r})"),
-            Rule(_names("SelfAttention.k", "EncDecAttention.k", "SelfAttention.v", "EncDecAttention.v"), f"normal(std={f * d_model**-0.5!r})"),
+            Rule(
+                _names("SelfAttention.k", "EncDecAttention.k", "SelfAttention.v", "EncDecAttention.v"),
+                f"normal(std={f * d_model**-0.5!r})",
+            ),
             Rule(_names("SelfAttention.o", "EncDecAttention.o"), f"normal(std={f * (n_heads * d_kv) ** -0.5!r})"),
             Rule(_names("wi", "wi_0", "wi_1"), f"normal(std={f * d_model**-0.5!r})"),
             Rule(_names("wo"), f"normal(std={f * d_ff**-0.5!r})"),
@@ -431,9 +574,10 @@ def deepnorm(arch: str = "decoder", encoder_layers: int | None = None, decoder_l
     **Forward pass**: DeepNorm computes :math:`x_{l+1} = \mathrm{LN}(\alpha x_l + G(x_l))`;
     fanin does the init part only (the rules' text says so, with α).
 
-    >>> str(list(deepnorm(decoder_layers=8))[0].init)
-    'xavier_normal(gain=0.3535533905932738) [DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l)) with alpha = 2; fanin does the init part only]'
-    """
+    >>> str(list(deepnorm(decoder_layers=8))[0].init)  # doctest: +NORMALIZE_WHITESPACE
+    'xavier_normal(gain=0.3535533905932738) [DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l))
+    with alpha = 2; fanin does the init part only]'
+    """  # noqa: RUF002
     if arch not in DEEPNET_ARCHS:
         raise RuleError(describe_choice("DeepNet arch", arch, DEEPNET_ARCHS))
     constants = deepnet_constants(arch, encoder_layers, decoder_layers)
@@ -481,8 +625,12 @@ def tfixup(arch: str = "encoder_decoder", n_layers: int | None = None, d_model: 
         if arch not in (side, "encoder_decoder"):
             continue
         prefix = rf"(?:.*\.)?{side}\." if arch == "encoder_decoder" else ""
-        rules.append(Rule(Name(rf"{prefix}(?:.*\.)?(?:{names})\.weight", regex=True),
-                          Noted(f"xavier_uniform(gain={scale!r})", FORWARD["tfixup"])))
+        rules.append(
+            Rule(
+                Name(rf"{prefix}(?:.*\.)?(?:{names})\.weight", regex=True),
+                Noted(f"xavier_uniform(gain={scale!r})", FORWARD["tfixup"]),
+            )
+        )
     rules.append(Rule(Role("embedding"), f"normal(std={d_model**-0.5 * dec!r})"))
     rules.append(Rule(Role("weight"), "xavier_uniform"))
     rules += _common()
@@ -554,8 +702,6 @@ def zero_init_residual(block: str | None = None) -> Rules:
     >>> str(list(zero_init_residual("bottleneck"))[0])
     "name~'(?:.*\\\\.)?layer\\\\d+\\\\.\\\\d+\\\\.bn3\\\\.weight' -> zeros"
     """
-    from fanin.rules.presets import resnet
-
     if block is None:
         _need("zero_init_residual", block=None)
     if block not in BLOCKS:
@@ -584,14 +730,15 @@ def vit_timm(std: float = 0.02) -> Rules:
     >>> len(vit_timm())
     6
     """
-    from fanin.rules.presets import vit
-
     rules = vit(std=_number("vit_timm", "std", std))
     return Rules(rules.rules, rules.leftovers, name="vit_timm")
 
 
 def _vit_tokens() -> list[Rule]:
-    return [Rule(Name("*pos_embed"), "trunc_normal(std=0.02)"), Rule(Name("*cls_token") | Name("*reg_token"), "normal(std=1e-06)")]
+    return [
+        Rule(Name("*pos_embed"), "trunc_normal(std=0.02)"),
+        Rule(Name("*cls_token") | Name("*reg_token"), "normal(std=1e-06)"),
+    ]
 
 
 def vit_jax(head_bias: float = 0.0) -> Rules:
@@ -603,7 +750,7 @@ def vit_jax(head_bias: float = 0.0) -> Rules:
 
     >>> [str(r.init) for r in vit_jax()][2:4]
     ['zeros', 'zeros']
-    """
+    """  # noqa: RUF002
     hb = _number("vit_jax", "head_bias", head_bias, positive=False)
     head = Name("head.*") | Name("*.head.*")
     linear = Module("Linear")
@@ -686,8 +833,6 @@ def for_model(recipe: str, model: Any, **given: Any) -> Rules:
     >>> str(list(for_model("gpt2", M()))[0].init)
     'normal(std=0.02/sqrt(2*6))'
     """
-    from fanin.rules.presets import gpt2
-
     factories: dict[str, Callable[..., Rules]] = {**RECIPES, "gpt2": gpt2}
     if recipe not in factories:
         raise RuleError(describe_choice("recipe", recipe, factories))
@@ -695,7 +840,9 @@ def for_model(recipe: str, model: Any, **given: Any) -> Rules:
     params = inspect.signature(factory).parameters
     unknown = sorted(set(given) - set(params))
     if unknown:
-        raise RuleError(f"Recipe {recipe!r} got unexpected argument(s) {', '.join(unknown)}. Accepted: {', '.join(params)}.")
+        raise RuleError(
+            f"Recipe {recipe!r} got unexpected argument(s) {', '.join(unknown)}. Accepted: {', '.join(params)}."
+        )
     args, _, looked = read_parameters(factory, model, given)
     return call_with_model_note(factory, args, model, looked)
 

@@ -1,4 +1,6 @@
-"""Rules: a selector and what to do with the tensors it covers; rule lists and how they are read.
+"""Rules: a selector and what to do with the tensors it covers, and rule lists.
+
+Rules are read from Python values and files by :func:`fanin.rules.load.as_rules`.
 
 A :class:`Rule` pairs a :class:`~fanin.rules.selectors.Selector` with an *init*:
 
@@ -20,6 +22,7 @@ leftovers policy: ``"error"`` (the default), ``"keep"`` or ``"reset_parameters"`
 By default a rule covers parameters only; ``kind="buffer"`` or ``kind="any"`` (or a selector on a
 buffer role such as ``Role("running_var")``) lets it cover buffers.
 
+>>> from fanin.rules.load import as_rules
 >>> rules = as_rules({"*.weight": "xavier_uniform", "*.bias": "zeros"})
 >>> [str(r) for r in rules]
 ["name='*.weight' -> xavier_uniform", "name='*.bias' -> zeros"]
@@ -30,17 +33,19 @@ buffer role such as ``Role("running_var")``) lets it cover buffers.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any as AnyType
 
 from fanin.errors import FaninError, UnknownFrameworkError, describe_choice, shown
 from fanin.frameworks import framework_names, get_framework
+from fanin.rules.blocks import BlockError, Layout, blocked, layout_of
 from fanin.rules.selectors import All, Any, Kind, Name, Not, Role, Selector, Target
 from fanin.schemes import Scheme, get
 
 __all__ = [
     "LEFTOVERS",
+    "RULE_KINDS",
+    "BlockedInit",
     "DepthScaledNormal",
     "EmbeddingNormal",
     "FrameworkDefaults",
@@ -52,9 +57,9 @@ __all__ = [
     "Rules",
     "SchemeInit",
     "as_init",
-    "as_rules",
     "bind_rules",
-    "read_rules",
+    "describe_rules",
+    "rule_layout",
 ]
 
 LEFTOVERS = ("error", "keep", "reset_parameters")
@@ -241,6 +246,43 @@ def as_init(init: object) -> Init:
 # --------------------------------------------------------------------------------------- rules
 
 
+class BlockedInit(Init):
+    """A rule's init drawn per logical block: ``Rule(select, init, blocks=3)`` or ``fans="experts:in_out"``
+    (:mod:`fanin.rules.blocks`).
+
+    >>> str(BlockedInit(as_init("xavier_uniform"), Layout.split(3)))
+    'xavier_uniform per block of split(3)'
+    """
+
+    def __init__(self, inner: Init, layout: Layout) -> None:
+        if isinstance(inner, (FrameworkDefaults, Keep, ResetParameters)):
+            raise RuleError(
+                f"blocks=/fans= apply to a scheme, not to {inner}: give the rule a scheme "
+                "(e.g. Rule('*in_proj_weight', 'xavier_uniform', blocks=3))"
+            )
+        self.inner = inner
+        self.layout = layout
+
+    def resolve(self, module: object, matched: int) -> Scheme:
+        return blocked(self.inner.resolve(module, matched), self.layout)
+
+    def __str__(self) -> str:
+        return f"{self.inner} per block of {self.layout}"
+
+
+def rule_layout(blocks: object = None, fans: object = None) -> Layout | None:
+    """The layout a rule's ``blocks=``/``fans=`` give (one of them at most)."""
+    if blocks is not None and fans is not None:
+        raise RuleError(f"give blocks= or fans=, not both; got blocks={blocks!r}, fans={fans!r}")
+    spec = blocks if blocks is not None else fans
+    if spec is None:
+        return None
+    try:
+        return layout_of(spec)
+    except BlockError as err:
+        raise RuleError(str(err)) from None
+
+
 def _mentions_buffers(selector: Selector) -> bool:
     if isinstance(selector, Kind):
         return selector.kind == "buffer"
@@ -277,7 +319,13 @@ class Rule:
     kind: str = "parameter"
 
     def __init__(
-        self, select: Selector | str, init: object, *, kind: str | None = None, blocks: object = None, fans: object = None
+        self,
+        select: Selector | str,
+        init: object,
+        *,
+        kind: str | None = None,
+        blocks: object = None,
+        fans: object = None,
     ) -> None:
         if isinstance(select, str):
             select = Name(select)
@@ -288,9 +336,9 @@ class Rule:
         init = as_init(init)
         if blocks is not None or fans is not None:
             # A fused or stacked tensor: the scheme per logical block (fanin.rules.blocks).
-            from fanin.rules.blocks import BlockedInit, rule_layout
-
-            init = BlockedInit(init, rule_layout(blocks, fans))
+            layout = rule_layout(blocks, fans)
+            if layout is not None:
+                init = BlockedInit(init, layout)
         if kind is None:
             kind = "any" if isinstance(init, FrameworkDefaults) or _mentions_buffers(select) else "parameter"
         if kind not in RULE_KINDS:
@@ -331,7 +379,7 @@ class Rules(Sequence[Rule]):
         if self.leftovers is not None and self.leftovers not in LEFTOVERS:
             raise RuleError(describe_choice("leftovers policy", self.leftovers, LEFTOVERS))
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self.rules[i]
 
     def __len__(self) -> int:
@@ -343,80 +391,13 @@ class Rules(Sequence[Rule]):
     def describe(self) -> str:
         """The rules, numbered as the plan numbers them, and the leftovers policy.
 
-        >>> print(as_rules({"*.weight": "ones"}).describe())
+        >>> print(Rules((Rule("*.weight", "ones"),)).describe())
         #0 name='*.weight' -> ones
         leftovers: error
         """
         lines = [f"#{i} {r}" for i, r in enumerate(self.rules)]
         lines.append(f"leftovers: {self.leftovers or 'error'}")
         return "\n".join(lines)
-
-
-def _from_mapping(mapping: Mapping[AnyType, AnyType]) -> list[Rule]:
-    rules = []
-    for key, value in mapping.items():
-        if not isinstance(key, (str, Selector)):
-            raise RuleError(f"A rule mapping has name globs or selectors as keys, got key={shown(key)} ({type(key).__name__})")
-        try:
-            rules.append(Rule(key, value))
-        except FaninError as err:
-            if isinstance(err, RuleError) and str(err).startswith("Rule "):
-                raise
-            raise RuleError(f"Rule {shown(key)}: {err}") from None
-    return rules
-
-
-def as_rules(rules: object, model: object | None = None) -> Rules:
-    """See :func:`read_rules`; with ``model``, rules that depend on the model are bound to it
-    (:func:`bind_rules`)."""
-    ruleset = read_rules(rules, model)
-    return ruleset if model is None else bind_rules(ruleset, model)
-
-
-def read_rules(rules: object, model: object | None = None) -> Rules:
-    """Read rules: a :class:`Rules`, a :class:`Rule`, a preset name (``"torch"``,
-    ``"gpt2(n_layer=24)"``; with ``model``, what a preset needs and is not given is read from the
-    model's documented attributes, see :func:`fanin.rules.presets.preset`), a mapping ``{glob or selector: init}``, a rules document
-    (``{"rules": [...], "leftovers": ...}``, see :mod:`fanin.rules.load`), or a list of any of
-    these and ``(selector, init)`` pairs, concatenated in order. The leftovers policy is the first
-    one stated.
-
-    >>> len(as_rules(["bert", {"*": "zeros"}])) > 1
-    True
-    >>> as_rules(3)
-    Traceback (most recent call last):
-    ...
-    fanin.rules.rules.RuleError: Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; got rules=3 (int)
-    """
-    if isinstance(rules, Rules):
-        return rules
-    if isinstance(rules, Rule):
-        return Rules((rules,))
-    if isinstance(rules, str):
-        from fanin.rules.presets import preset
-
-        return preset(rules, model)
-    if isinstance(rules, Mapping):
-        from fanin.rules.load import is_document, rules_from_dict
-
-        if is_document(rules):
-            return rules_from_dict(rules)
-        return Rules(tuple(_from_mapping(rules)))
-    if isinstance(rules, (list, tuple)):
-        out: list[Rule] = []
-        leftovers = None
-        for item in rules:
-            if isinstance(item, tuple) and len(item) == 2 and not isinstance(item, Rule):
-                out.append(Rule(item[0], item[1]))
-                continue
-            part = read_rules(item, model)
-            out.extend(part.rules)
-            leftovers = leftovers or part.leftovers
-        return Rules(tuple(out), leftovers)
-    raise RuleError(
-        "Rules are a preset name, a mapping {name glob: scheme}, a Rule, a Rules, or a list of these; "
-        f"got rules={shown(rules)} ({type(rules).__name__})"
-    )
 
 
 def bind_rules(rules: Rules, model: object) -> Rules:
@@ -428,7 +409,7 @@ def bind_rules(rules: Rules, model: object) -> Rules:
         return rules
     out: list[Rule] = []
     for r in rules:
-        out.extend(r.expand(model) if hasattr(r, "expand") else (r,))  # type: ignore[attr-defined]
+        out.extend(r.expand(model) if hasattr(r, "expand") else (r,))
     return Rules(tuple(out), rules.leftovers, name=rules.name)
 
 

@@ -217,10 +217,11 @@ class Name(Selector):
     (True, True)
     >>> Name(r"h\\.\\d+\\.attn\\..*", regex=True).matches_name("h.11.attn.c_proj.weight")
     True
-    >>> Name(r"(a)\\1", regex=True)
+    >>> Name(r"(a)\\1", regex=True)  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    fanin.rules.selectors.SelectorError: Name got an invalid regex pattern='(a)\\\\1': invalid escape sequence: \\1 (RE2 syntax: no backreferences or lookaround)
+    fanin.rules.selectors.SelectorError: Name got an invalid regex pattern='(a)\\\\1': invalid escape sequence: \\1
+    (RE2 syntax: no backreferences or lookaround)
     """
 
     def __init__(self, pattern: str, *, regex: bool = False) -> None:
@@ -323,10 +324,12 @@ class Role(Selector):
 
     >>> Role("bias", "norm_bias")
     <selector role='bias'|'norm_bias'>
-    >>> Role("weights")
+    >>> Role("weights")  # doctest: +NORMALIZE_WHITESPACE
     Traceback (most recent call last):
     ...
-    fanin.rules.selectors.SelectorError: Unknown role 'weights'. Did you mean 'weight' or 'norm_weight' or 'input_weight'? Accepted: 'bias', 'buffer', 'embedding', 'input_weight', 'norm_bias', 'norm_weight', 'num_batches_tracked', 'parameter', 'recurrent_bias', 'recurrent_weight', 'running_mean', 'running_var', 'weight'.
+    fanin.rules.selectors.SelectorError: Unknown role 'weights'. Did you mean 'weight' or 'norm_weight' or
+    'input_weight'? Accepted: 'bias', 'buffer', 'embedding', 'input_weight', 'norm_bias', 'norm_weight',
+    'num_batches_tracked', 'parameter', 'recurrent_bias', 'recurrent_weight', 'running_mean', 'running_var', 'weight'.
     """
 
     def __init__(self, *roles: str) -> None:
@@ -351,7 +354,7 @@ class Ndim(Selector):
     ('ndim=2', 'ndim>=2', 'ndim<=1')
     """
 
-    def __init__(self, n: int | None = None, *, min: int | None = None, max: int | None = None) -> None:  # noqa: A002
+    def __init__(self, n: int | None = None, *, min: int | None = None, max: int | None = None) -> None:
         for what, v in (("n", n), ("min", min), ("max", max)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 0):
                 raise SelectorError(f"Ndim needs non-negative ints, got {what}={shown(v)}")
@@ -396,7 +399,7 @@ class Kind(Selector):
         return f"kind={self.kind!r}"
 
 
-def _flatten(cls: type, parts: Iterable[Selector]) -> tuple[Selector, ...]:
+def _flatten(cls: type[All] | type[Any], parts: Iterable[Selector]) -> tuple[Selector, ...]:
     out: list[Selector] = []
     for p in parts:
         if not isinstance(p, Selector):

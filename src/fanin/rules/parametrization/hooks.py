@@ -1,17 +1,20 @@
 """``fanin.mup_hooks``: the forward multipliers of a parametrization, as forward hooks on the model.
 
 A parametrization's table lists multipliers (:class:`~fanin.rules.parametrization.table.Multiplier`):
-the readout's ``output_mult/m`` (muP; on the readout's input, as ``MuReadout``), the queries' ``√(d₀/d)`` (muP's ``1/d`` attention), each
-residual branch's ``√(L₀/L)`` (depth-muP), u-muP's ``1/√fan_in``. The init cannot do them (they
-change the gradients too); :func:`mup_hooks` installs one forward hook per multiplier, which returns
+the readout's ``output_mult/m`` (muP; on the readout's input, as ``MuReadout``), the queries'
+``√(d₀/d)`` (muP's ``1/d`` attention), each residual branch's ``√(L₀/L)`` (depth-muP), u-muP's
+``1/√fan_in``. The init cannot do them (they change the gradients too); :func:`mup_hooks` installs
+one forward hook per multiplier, which returns
 the module's output times the factor (the first ``1/split`` of its last dimension for fused
-queries), or a forward pre-hook that scales its input. The same can be written into the model's code: ``y = self.lm_head(x) * factor``.
+queries), or a forward pre-hook that scales its input. The same can be written into the model's
+code: ``y = self.lm_head(x) * factor``.
 
 The hooks are removable handles; installing a plan's hooks twice on one model is refused (the
 multipliers would apply twice).
 
 >>> import torch, fanin
->>> from fanin.rules.parametrization import bind, mup
+>>> from fanin.rules.load import bind
+>>> from fanin.rules.parametrization import mup
 >>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
 >>> plan = fanin.apply(model, bind(mup(base_width=64), model), seed=0)
 >>> x = torch.randn(2, 8)
@@ -68,7 +71,7 @@ class MupHooks:
         if model is not None and _INSTALLED.get(model) is self:
             del _INSTALLED[model]
 
-    def __enter__(self: _H) -> _H:  # noqa: PYI019 - typing.Self is Python 3.11+, fanin supports 3.10
+    def __enter__(self: _H) -> _H:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -83,13 +86,16 @@ class MupHooks:
     def __repr__(self) -> str:
         shown = ", ".join(f"{x.kind} x{x.factor:.4g} on {literal(x.module)!r}" for x in self.multipliers[:3])
         more = f", +{len(self.multipliers) - 3}" if len(self.multipliers) > 3 else ""
-        return f"<MupHooks on {literal(self.model)}: {len(self._handles)} active of {len(self.multipliers)} ({shown}{more})>"
+        active = f"{len(self._handles)} active of {len(self.multipliers)}"
+        return f"<MupHooks on {literal(self.model)}: {active} ({shown}{more})>"
 
 
 def _pre_hook(x: Multiplier):
     def hook(module: nn.Module, args: tuple) -> tuple:
         if not args or not isinstance(args[0], torch.Tensor):
-            raise MupError(f"{x.module!r} was called without a tensor input: fanin's {x.kind} multiplier scales its first input")
+            raise MupError(
+                f"{x.module!r} was called without a tensor input: fanin's {x.kind} multiplier scales its first input"
+            )
         return (args[0] * x.factor, *args[1:])
 
     return hook
@@ -126,7 +132,8 @@ def mup_hooks(model: nn.Module, plan) -> MupHooks:
             "would apply them twice; remove the first ones (hooks.remove()) before installing others"
         )
     handles = [
-        model.get_submodule(x.module).register_forward_pre_hook(_pre_hook(x)) if x.on == "input"
+        model.get_submodule(x.module).register_forward_pre_hook(_pre_hook(x))
+        if x.on == "input"
         else model.get_submodule(x.module).register_forward_hook(_hook(x))
         for x in table.multipliers
     ]

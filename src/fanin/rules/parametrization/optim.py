@@ -11,8 +11,11 @@ do (each group's decay divided by its factor, so that ``lr · weight_decay`` sta
 ``decoupled_wd=True`` keeps it as given.
 
 >>> import torch, fanin
->>> from fanin.rules.parametrization import bind, mup
->>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10))
+>>> from fanin.rules.load import bind
+>>> from fanin.rules.parametrization import mup
+>>> model = torch.nn.Sequential(
+...     torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.Linear(256, 10)
+... )
 >>> plan = fanin.plan(model, bind(mup(base_width=64), model), seed=0)
 >>> groups = mup_param_groups(model, plan, lr=1e-3, optimizer="adam")
 >>> [(g["lr"], len(g["params"])) for g in groups]
@@ -57,8 +60,16 @@ def mup_param_groups(
     for what, value in (("lr", lr), ("weight_decay", weight_decay)):
         if value is None and what == "weight_decay":
             continue
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0 or (what == "lr" and value == 0):
-            raise MupError(f"{what} must be a {'positive' if what == 'lr' else 'non-negative'} finite number, got {what}={value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < 0
+            or (what == "lr" and value == 0)
+        ):
+            raise MupError(
+                f"{what} must be a {'positive' if what == 'lr' else 'non-negative'} finite number, got {what}={value!r}"
+            )
     if not isinstance(decoupled_wd, bool):
         raise MupError(f"decoupled_wd must be True or False, got decoupled_wd={decoupled_wd!r}")
     table = mup_table(plan)

@@ -35,8 +35,9 @@ and is refused with its name (give its role in ``roles=``).
 >>> import torch
 >>> model = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))
 >>> graph = read_roles(model)
->>> [(t.name, t.role, t.width_axes) for t in graph.tensors]
-[('0.weight', 'input', 'fan_out'), ('0.bias', 'vector', 'fan_out'), ('2.weight', 'readout', 'fan_in'), ('2.bias', 'fixed', 'none')]
+>>> [(t.name, t.role, t.width_axes) for t in graph.tensors]  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'input', 'fan_out'), ('0.bias', 'vector', 'fan_out'), ('2.weight', 'readout', 'fan_in'), ('2.bias',
+'fixed', 'none')]
 >>> graph.width, graph.readout
 (32, ('2',))
 """
@@ -50,8 +51,8 @@ from dataclasses import dataclass
 from torch import nn
 
 from fanin.errors import FaninError, describe_choice
-from fanin.rules.plan import collect_targets
 from fanin.rules.selectors import Name
+from fanin.rules.targets import collect_targets
 
 __all__ = ["AXES", "ROLES", "Graph", "MupError", "TensorRole", "globs", "read_roles"]
 
@@ -59,7 +60,14 @@ ROLES = ("embedding", "fixed", "hidden", "input", "readout", "vector")
 #: Which fans of a tensor grow with width: both (hidden), fan_in (readout), fan_out (input
 #: weights, and the one dimension of a vector), none (fixed).
 AXES = ("both", "fan_in", "fan_out", "none")
-_AXES_OF = {"embedding": "fan_out", "input": "fan_out", "hidden": "both", "readout": "fan_in", "vector": "fan_out", "fixed": "none"}
+_AXES_OF = {
+    "embedding": "fan_out",
+    "input": "fan_out",
+    "hidden": "both",
+    "readout": "fan_in",
+    "vector": "fan_out",
+    "fixed": "none",
+}
 
 _LAYERS = (nn.Linear, nn.modules.conv._ConvNd)
 _EMBEDDINGS = (nn.Embedding, nn.EmbeddingBag)
@@ -121,8 +129,11 @@ def globs(what: str, value: object) -> tuple[str, ...] | None:
     if value is None:
         return None
     items = (value,) if isinstance(value, str) else value
-    if not isinstance(items, Sequence) or isinstance(items, (bytes, bytearray)) or not items or not all(
-        isinstance(g, str) and g for g in items
+    if (
+        not isinstance(items, Sequence)
+        or isinstance(items, (bytes, bytearray))
+        or not items
+        or not all(isinstance(g, str) and g for g in items)
     ):
         raise MupError(f"{what} takes a module-name glob or a list of globs, got {what}={value!r}")
     return tuple(items)
@@ -178,22 +189,35 @@ def read_roles(
     if readout_globs is not None:
         readout_names = _matching(readout_globs, names)
         if not readout_names:
-            raise MupError(f"readout={list(readout_globs)!r} matches no module of {type(model).__name__}; modules: {_sample(names)}")
+            raise MupError(
+                f"readout={list(readout_globs)!r} matches no module of {type(model).__name__}; modules: "
+                f"{_sample(names)}"
+            )
         bad = [n for n in readout_names if not isinstance(modules[n], (*_LAYERS, *_EMBEDDINGS))]
         if bad:
-            raise MupError(f"readout={list(readout_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not a Linear or Conv layer")
+            raise MupError(
+                f"readout={list(readout_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not a Linear "
+                f"or Conv layer"
+            )
     else:
         if not layers:
-            raise MupError(f"{type(model).__name__} has no Linear or Conv layer to be its readout: name it with readout=")
+            raise MupError(
+                f"{type(model).__name__} has no Linear or Conv layer to be its readout: name it with readout="
+            )
         readout_names = [layers[-1]]
 
     if input_globs is not None:
         input_names = _matching(input_globs, names)
         if not input_names:
-            raise MupError(f"inputs={list(input_globs)!r} matches no module of {type(model).__name__}; modules: {_sample(names)}")
+            raise MupError(
+                f"inputs={list(input_globs)!r} matches no module of {type(model).__name__}; modules: {_sample(names)}"
+            )
         bad = [n for n in input_names if not isinstance(modules[n], (*_LAYERS, *_EMBEDDINGS))]
         if bad:
-            raise MupError(f"inputs={list(input_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not an Embedding, Linear or Conv layer")
+            raise MupError(
+                f"inputs={list(input_globs)!r} matches {bad[0]!r} ({type(modules[bad[0]]).__name__}), not an "
+                f"Embedding, Linear or Conv layer"
+            )
         input_why = f"inputs={list(input_globs)!r}"
     else:
         input_names = [n for n in names if isinstance(modules[n], _EMBEDDINGS)]
@@ -204,12 +228,16 @@ def read_roles(
             input_why = "the first Linear/Conv in module order (input weights)"
     clash = sorted(set(input_names) & set(readout_names))
     if clash:
-        raise MupError(f"module {clash[0]!r} is both an input layer and the readout: name them with inputs= and readout=")
+        raise MupError(
+            f"module {clash[0]!r} is both an input layer and the readout: name them with inputs= and readout="
+        )
 
     if width is None and need_width:
         dims = {n: _out_dim(modules[n]) for n in input_names}
         if not dims:
-            raise MupError(f"{type(model).__name__} has no input layer to read its width from: give width= (or inputs=)")
+            raise MupError(
+                f"{type(model).__name__} has no input layer to read its width from: give width= (or inputs=)"
+            )
         if len(set(dims.values())) > 1:
             raise MupError(
                 f"the input layers of {type(model).__name__} have different output sizes {dims!r}: give width= "
@@ -224,8 +252,12 @@ def read_roles(
         w = modules[n]._parameters.get("weight")
         if w is not None:
             readout_of[id(w)] = n
-    readout_biases = {id(modules[n]._parameters["bias"]) for n in readout_names if modules[n]._parameters.get("bias") is not None}
-    input_ids = {id(modules[n]._parameters["weight"]) for n in input_names if modules[n]._parameters.get("weight") is not None}
+    readout_biases = {
+        id(modules[n]._parameters["bias"]) for n in readout_names if modules[n]._parameters.get("bias") is not None
+    }
+    input_ids = {
+        id(modules[n]._parameters["weight"]) for n in input_names if modules[n]._parameters.get("weight") is not None
+    }
 
     found: list[TensorRole] = []
     for module_name, module, own in collect_targets(model):
@@ -235,7 +267,9 @@ def read_roles(
             shape = tuple(int(s) for s in tensor.shape)
             fan_in, fan_out = _fans(module, shape)
             tied = readout_of.get(id(tensor)) if id(tensor) in input_ids else None
-            role, why = _role(module, target.role, tensor, shape, width, input_ids, readout_of, readout_biases, input_why)
+            role, why = _role(
+                module, target.role, tensor, shape, width, input_ids, readout_of, readout_biases, input_why
+            )
             override = _override_for(overrides, target.name, aliases)
             if override is not None:
                 role, why = override, f"roles={{{_pattern_for(overrides, target.name, aliases)!r}: {override!r}}}"
@@ -245,7 +279,20 @@ def read_roles(
                 # A vector-like tensor of several dims (a cls token (1, 1, d)): its width dim is its fan_out.
                 grows = [d for d in shape if width is not None and d % width == 0] or [max(shape)]
                 fan_in, fan_out = 1, grows[0]
-            t = TensorRole(target.name, aliases, module_name, type(module).__name__, shape, role, fan_in, fan_out, axes, why, tied, target.role)
+            t = TensorRole(
+                target.name,
+                aliases,
+                module_name,
+                type(module).__name__,
+                shape,
+                role,
+                fan_in,
+                fan_out,
+                axes,
+                why,
+                tied,
+                target.role,
+            )
             if base_width is not None and width is not None:
                 _check_base(t, width, base_width)
             found.append(t)
@@ -253,7 +300,9 @@ def read_roles(
     return Graph(tuple(found), width, tuple(input_names), tuple(readout_names), attention)
 
 
-def _role(module, selector_role, tensor, shape, width, input_ids, readout_of, readout_biases, input_why) -> tuple[str, str]:
+def _role(
+    module, selector_role, tensor, shape, width, input_ids, readout_of, readout_biases, input_why
+) -> tuple[str, str]:
     if id(tensor) in input_ids:
         kind = "embedding" if isinstance(module, _EMBEDDINGS) else "input"
         if id(tensor) in readout_of:
@@ -286,8 +335,12 @@ def _role(module, selector_role, tensor, shape, width, input_ids, readout_of, re
 
 
 def _check_base(t: TensorRole, width: int, base_width: int) -> None:
-    dims = {"both": (("fan_in", t.fan_in), ("fan_out", t.fan_out)), "fan_in": (("fan_in", t.fan_in),),
-            "fan_out": (("fan_out", t.fan_out),), "none": ()}[t.width_axes]
+    dims = {
+        "both": (("fan_in", t.fan_in), ("fan_out", t.fan_out)),
+        "fan_in": (("fan_in", t.fan_in),),
+        "fan_out": (("fan_out", t.fan_out),),
+        "none": (),
+    }[t.width_axes]
     for what, d in dims:
         if (d * base_width) % width:
             raise MupError(

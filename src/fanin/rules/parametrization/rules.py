@@ -8,16 +8,18 @@ placed before it in a list still wins (first match wins), so overrides go first:
     rules = [{"*.bias": "zeros"}, fanin.mup(base_width=64)]
 
 >>> import torch, fanin
->>> from fanin.rules.parametrization import bind
 >>> with torch.device("meta"):
 ...     model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
 >>> rules = mup(base_width=64)
 >>> plan = fanin.plan(model, rules.bind(model), seed=0)
->>> [(e.name, e.init) for e in plan]
-[('0.weight', 'normal(std=0.35355339059327373)'), ('0.bias', 'zeros'), ('2.weight', 'normal(std=0.125)'), ('2.bias', 'zeros')]
->>> print(plan.rules[2])
-mup:readout['2.weight'] -> normal(std=0.125) [σ = σ₀ = 1/√n₀ = 1/√64, constant in width; output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks) (TP5 Table 8, output weights: Var ∝ 1, multiplier 1/fan_in)]
-"""
+>>> [(e.name, e.init) for e in plan]  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'normal(std=0.35355339059327373)'), ('0.bias', 'zeros'), ('2.weight', 'normal(std=0.125)'), ('2.bias',
+'zeros')]
+>>> print(plan.rules[2])  # doctest: +NORMALIZE_WHITESPACE
+mup:readout['2.weight'] -> normal(std=0.125) [σ = σ₀ = 1/√n₀ = 1/√64, constant in width; output × output_mult/m = 1/4
+= 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks) (TP5 Table 8, output weights: Var ∝ 1, multiplier
+1/fan_in)]
+"""  # noqa: RUF002
 
 from __future__ import annotations
 
@@ -29,11 +31,11 @@ from torch import nn
 from fanin.rules.parametrization.roles import MupError
 from fanin.rules.parametrization.spec import Attention, MupSpec
 from fanin.rules.parametrization.table import MupTable, build_table, literal
-from fanin.rules.rules import Init, Rule, Rules, as_rules
+from fanin.rules.rules import Init, Rule, Rules, bind_rules
 from fanin.rules.selectors import Selector, Target
 from fanin.schemes import Scheme, get
 
-__all__ = ["ParametrizationRule", "ParametrizationRules", "TableInit", "Tensors", "bind", "depth_mup", "mup", "u_mup"]
+__all__ = ["ParametrizationRule", "ParametrizationRules", "TableInit", "Tensors", "depth_mup", "mup", "u_mup"]
 
 
 class Tensors(Selector):
@@ -81,7 +83,7 @@ class _Unbound(Selector):
     def matches(self, target: Target) -> bool:
         raise MupError(
             f"{self.spec} depends on the model's graph (its readout, its width) and was not bound to the model: "
-            "pass rules.bind(model) (or fanin.rules.parametrization.bind(rules, model) for a list of rules) to "
+            "pass rules.bind(model) (or fanin.rules.load.bind(rules, model) for a list of rules) to "
             "fanin.plan / apply / materialize"
         )
 
@@ -133,13 +135,6 @@ class ParametrizationRule(Rule):
         return hash(self.spec)
 
 
-def bind(rules: object, model: nn.Module) -> Rules:
-    """``rules`` (anything :func:`fanin.rules.rules.as_rules` reads) for ``model``: every rule with an
-    ``expand(model)`` method replaced by the concrete rules it expands to, in place (so that the rules
-    before it keep their precedence)."""
-    return as_rules(rules, model)
-
-
 @dataclass(frozen=True, repr=False)
 class ParametrizationRules(Rules):
     """What :func:`mup` / :func:`depth_mup` / :func:`u_mup` return: rules holding one :class:`ParametrizationRule`."""
@@ -155,8 +150,9 @@ class ParametrizationRules(Rules):
         return next(r.spec for r in self.rules if isinstance(r, ParametrizationRule))
 
     def bind(self, model: nn.Module) -> Rules:
-        """These rules for ``model`` (see :func:`bind`)."""
-        return bind(self, model)
+        """These rules for ``model``: the parametrization's rule replaced by the concrete rules it
+        expands to (:func:`fanin.rules.rules.bind_rules`; for a list of rules, :func:`fanin.rules.load.bind`)."""
+        return bind_rules(self, model)
 
     def table(self, model: nn.Module) -> MupTable:
         """The per-tensor numbers for ``model``, without planning."""
@@ -216,11 +212,22 @@ def mup(
     ...
     fanin.rules.parametrization.roles.MupError: base_width must be a positive int, got base_width=0
     """
-    return _rules(MupSpec(
-        "mup", base_width=base_width, width=width, std=std, embedding_std=embedding_std, output_mult=output_mult,
-        multipliers=multipliers, zero_readout=zero_readout, readout=readout, inputs=inputs,  # type: ignore[arg-type]
-        roles=_roles(roles), attention=attention,  # type: ignore[arg-type]
-    ))
+    return _rules(
+        MupSpec(
+            "mup",
+            base_width=base_width,
+            width=width,
+            std=std,
+            embedding_std=embedding_std,
+            output_mult=output_mult,
+            multipliers=multipliers,
+            zero_readout=zero_readout,
+            readout=readout,  # type: ignore[arg-type]  # MupSpec normalizes it
+            inputs=inputs,  # type: ignore[arg-type]
+            roles=_roles(roles),
+            attention=attention,  # type: ignore[arg-type]
+        )
+    )
 
 
 def depth_mup(
@@ -249,11 +256,24 @@ def depth_mup(
     >>> str(depth_mup(64, 4, branches=("*.attn", "*.mlp")))
     "depth_mup(base_width=64, base_depth=4, branches=['*.attn', '*.mlp'])"
     """
-    return _rules(MupSpec(
-        "depth_mup", base_width=base_width, width=width, std=std, embedding_std=embedding_std, output_mult=output_mult,
-        multipliers=multipliers, zero_readout=zero_readout, readout=readout, inputs=inputs,  # type: ignore[arg-type]
-        roles=_roles(roles), attention=attention, base_depth=base_depth, branches=branches,  # type: ignore[arg-type]
-    ))
+    return _rules(
+        MupSpec(
+            "depth_mup",
+            base_width=base_width,
+            width=width,
+            std=std,
+            embedding_std=embedding_std,
+            output_mult=output_mult,
+            multipliers=multipliers,
+            zero_readout=zero_readout,
+            readout=readout,  # type: ignore[arg-type]  # MupSpec normalizes it
+            inputs=inputs,  # type: ignore[arg-type]
+            roles=_roles(roles),
+            attention=attention,  # type: ignore[arg-type]  # MupSpec normalizes it
+            base_depth=base_depth,
+            branches=branches,  # type: ignore[arg-type]
+        )
+    )
 
 
 def u_mup(
@@ -273,7 +293,13 @@ def u_mup(
     >>> str(u_mup(zero_readout=True))
     'u_mup(zero_readout=True)'
     """
-    return _rules(MupSpec(
-        "u_mup", zero_readout=zero_readout, readout=readout, inputs=inputs,  # type: ignore[arg-type]
-        roles=_roles(roles), attention=attention,  # type: ignore[arg-type]
-    ))
+    return _rules(
+        MupSpec(
+            "u_mup",
+            zero_readout=zero_readout,
+            readout=readout,  # type: ignore[arg-type]  # MupSpec normalizes it
+            inputs=inputs,  # type: ignore[arg-type]
+            roles=_roles(roles),
+            attention=attention,  # type: ignore[arg-type]
+        )
+    )

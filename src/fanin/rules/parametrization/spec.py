@@ -128,7 +128,9 @@ class MupSpec:
                 f"output_mult={self.output_mult!r} is a forward multiplier: use multipliers='forward' with it "
                 "(multipliers='init' folds 1/width into the readout's init and learning rate only)"
             )
-        if self.kind == "u_mup" and (self.std is not None or self.embedding_std is not None or self.multipliers != "forward"):
+        if self.kind == "u_mup" and (
+            self.std is not None or self.embedding_std is not None or self.multipliers != "forward"
+        ):
             raise MupError(
                 "u_mup initializes every weight with unit variance and scales in the forward pass: it takes no "
                 f"std/embedding_std/multipliers, got std={self.std!r}, embedding_std={self.embedding_std!r}, "

@@ -42,10 +42,14 @@ vectors (``unit_scaling.optim``). SGD learning rates follow from TP5 Table 3 by 
 ``η·fan_out`` (embedding, vectors).
 
 >>> import torch
->>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+>>> model = torch.nn.Sequential(
+...     torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10)
+... )
 >>> table = build_table(MupSpec("mup", base_width=64), model)
->>> [(r.name, r.role, round(r.std, 4), r.adam_lr, r.sgd_lr) for r in table.rows if r.kind == "weight"]
-[('0.weight', 'input', 0.3536, 1.0, 4.0), ('2.weight', 'hidden', 0.0625, 0.25, 1.0), ('4.weight', 'readout', 0.125, 1.0, 4.0)]
+>>> rows = [(r.name, r.role, round(r.std, 4), r.adam_lr, r.sgd_lr) for r in table.rows if r.kind == "weight"]
+>>> rows  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'input', 0.3536, 1.0, 4.0), ('2.weight', 'hidden', 0.0625, 0.25, 1.0), ('4.weight', 'readout', 0.125,
+1.0, 4.0)]
 >>> [(x.module, x.kind, x.factor) for x in table.multipliers]
 [('4', 'readout', 0.25)]
 """
@@ -62,7 +66,7 @@ from torch import nn
 
 from fanin.rules.parametrization.roles import Graph, MupError, TensorRole, read_roles
 from fanin.rules.parametrization.spec import MupSpec
-from fanin.rules.rules import DepthScaledNormal
+from fanin.rules.rules import DepthScaledNormal, Rules
 from fanin.rules.selectors import Name
 
 __all__ = ["MULTIPLIER_KINDS", "Multiplier", "MupRow", "MupTable", "build_table", "literal", "mup_table"]
@@ -118,8 +122,9 @@ class MupRow:
 class Multiplier:
     """A forward multiplier: ``module``'s output (its first ``1/split`` of the last dimension
     when ``split > 1``) times ``factor``; with ``on="input"`` its input instead (muP's readout, as
-    microsoft/mup's ``MuReadout`` divides the readout's input, so its bias is not scaled). ``inside_layer``: it belongs to the layer's own output
-    (the readout's ``1/m``, u-muP's ``1/√fan_in``), so a coordinate check records the output after
+    microsoft/mup's ``MuReadout`` divides the readout's input, so its bias is not scaled).
+    ``inside_layer``: it belongs to the layer's own output (the readout's ``1/m``, u-muP's
+    ``1/√fan_in``), so a coordinate check records the output after
     it; a query or branch multiplier belongs to the next operation (the logits, the residual add)."""
 
     module: str
@@ -166,7 +171,10 @@ class MupTable:
     def __repr__(self) -> str:
         width = f", width={self.width} (x{self.width_mult:g})" if self.width_mult is not None else ""
         depth = f", depth={self.depth}" if self.depth is not None else ""
-        return f"<MupTable {self.spec} on {literal(self.model)}: {len(self.rows)} tensors{width}{depth}, {len(self.multipliers)} forward multipliers>"
+        return (
+            f"<MupTable {self.spec} on {literal(self.model)}: {len(self.rows)} tensors{width}{depth}, "
+            f"{len(self.multipliers)} forward multipliers>"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         spec = asdict(self.spec)
@@ -214,7 +222,10 @@ def _branches(spec: MupSpec, model: nn.Module) -> list[str]:
         )
     nested = [(a, b) for a in found for b in found if a != b and b.startswith(a + ".")]
     if nested:
-        raise MupError(f"branches={list(spec.branches)!r} matches {nested[0][1]!r} inside {nested[0][0]!r}: a branch is counted once")
+        raise MupError(
+            f"branches={list(spec.branches)!r} matches {nested[0][1]!r} inside {nested[0][0]!r}: a branch is counted "
+            f"once"
+        )
     return found
 
 
@@ -249,7 +260,10 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
             eq = f"σ = σ₀·√(n₀/n) = {_fmt(spec.std)}·√({base_in:g}/{n})"
         init, eq = f"normal(std={std!r})", eq + f"; {TP5_T8}, hidden weights: Var ∝ 1/fan_in"
         adam, sgd = 1.0 / m, 1.0
-        lr_eq = f"Adam η·n₀/n = η/{_fmt(m)}, SGD η ({TP5_T8}, hidden: Adam LR ∝ 1/fan_in, SGD LR ∝ fan_in/fan_out ratio = 1)"
+        lr_eq = (
+            f"Adam η·n₀/n = η/{_fmt(m)}, SGD η "
+            f"({TP5_T8}, hidden: Adam LR ∝ 1/fan_in, SGD LR ∝ fan_in/fan_out ratio = 1)"
+        )
     elif t.role in ("embedding", "input"):
         if t.role == "embedding":
             std = spec.embedding_std or spec.std or 1.0
@@ -260,8 +274,10 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
             eq = f"σ = {_fmt(std)} ({'std' if spec.std else f'1/√fan_in, fan_in = {n} fixed'}), constant in width"
         init, eq = f"normal(std={std!r})", eq + f"; {TP5_T8}, input weights: Var ∝ 1/fan_in, fan_in fixed"
         if t.tied_readout is not None and spec.multipliers == "forward":
-            eq += (f"; tied to the readout {literal(t.tied_readout)!r}: its output × output_mult/m = "
-                   f"{_fmt(spec.output_mult / m)} in the forward pass: NOT done by the init (fanin.mup_hooks)")
+            eq += (
+                f"; tied to the readout {literal(t.tied_readout)!r}: its output × output_mult/m = "
+                f"{_fmt(spec.output_mult / m)} in the forward pass: NOT done by the init (fanin.mup_hooks)"
+            )
         adam, sgd = 1.0, m
         lr_eq = f"Adam η, SGD η·m = η·{_fmt(m)} ({TP5_T8}, input weights: Adam LR ∝ 1, SGD LR ∝ fan_out)"
     elif t.role == "readout":
@@ -270,9 +286,11 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
         s0_text = _fmt(spec.std) if spec.std else f"1/√n₀ = 1/√{base_in:g}"
         if spec.multipliers == "forward":
             std = 0.0 if spec.zero_readout else s0
-            eq = (f"σ = σ₀ = {s0_text}, constant in width; output × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)} = "
-                  f"{_fmt(spec.output_mult / m)} in the forward pass: NOT done by the init (fanin.mup_hooks) "
-                  f"({TP5_T8}, output weights: Var ∝ 1, multiplier 1/fan_in)")
+            eq = (
+                f"σ = σ₀ = {s0_text}, constant in width; output × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)} = "
+                f"{_fmt(spec.output_mult / m)} in the forward pass: NOT done by the init (fanin.mup_hooks) "
+                f"({TP5_T8}, output weights: Var ∝ 1, multiplier 1/fan_in)"
+            )
             adam, sgd = 1.0, m
             lr_eq = f"Adam η, SGD η·m = η·{_fmt(m)} ({TP5_T8}, output weights: Adam LR ∝ 1, SGD LR ∝ fan_in)"
         else:
@@ -293,8 +311,24 @@ def _mup_row(spec: MupSpec, t: TensorRole, m: float) -> MupRow:
         adam, sgd = 1.0, 1.0
         lr_eq = "Adam η, SGD η (no width dimension)"
     return MupRow(
-        t.name, t.aliases, t.module, t.shape, t.role, t.kind, t.why, t.fan_in, t.fan_out, base_in, base_out,
-        init, std, eq, adam, sgd, lr_eq, tied_readout=t.tied_readout,
+        t.name,
+        t.aliases,
+        t.module,
+        t.shape,
+        t.role,
+        t.kind,
+        t.why,
+        t.fan_in,
+        t.fan_out,
+        base_in,
+        base_out,
+        init,
+        std,
+        eq,
+        adam,
+        sgd,
+        lr_eq,
+        tied_readout=t.tied_readout,
     )
 
 
@@ -325,8 +359,24 @@ def _u_mup_row(t: TensorRole) -> MupRow:
         adam, sgd = 1.0, 1.0
         lr_eq = "Adam η, SGD η (no width dimension)"
     return MupRow(
-        t.name, t.aliases, t.module, t.shape, t.role, t.kind, t.why, t.fan_in, t.fan_out, None, None,
-        init, std, eq, adam, sgd, lr_eq, tied_readout=t.tied_readout,
+        t.name,
+        t.aliases,
+        t.module,
+        t.shape,
+        t.role,
+        t.kind,
+        t.why,
+        t.fan_in,
+        t.fan_out,
+        None,
+        None,
+        init,
+        std,
+        eq,
+        adam,
+        sgd,
+        lr_eq,
+        tied_readout=t.tied_readout,
     )
 
 
@@ -341,12 +391,20 @@ def _attention(spec: MupSpec, model: nn.Module, m: float | None) -> list[Multipl
     out = []
     for name, module in found:
         if not isinstance(module, nn.Linear):
-            raise MupError(f"attention query={a.query!r} matches {name!r} ({type(module).__name__}): the queries must be a Linear's output")
+            raise MupError(
+                f"attention query={a.query!r} matches {name!r} ({type(module).__name__}): the queries must be a "
+                f"Linear's output"
+            )
         if module.out_features % a.split:
-            raise MupError(f"attention split={a.split}: {name!r} has out_features={module.out_features}, not divisible by {a.split}")
+            raise MupError(
+                f"attention split={a.split}: {name!r} has out_features={module.out_features}, not divisible by "
+                f"{a.split}"
+            )
         q_width = module.out_features // a.split
         if a.n_head is not None and q_width % a.n_head:
-            raise MupError(f"attention n_head={a.n_head}: the queries of {name!r} are {q_width} wide, not divisible by {a.n_head}")
+            raise MupError(
+                f"attention n_head={a.n_head}: the queries of {name!r} are {q_width} wide, not divisible by {a.n_head}"
+            )
         head_dim = a.head_dim if a.head_dim is not None else q_width // a.n_head  # type: ignore[operator]
         if spec.kind == "u_mup":
             factor = head_dim**-0.5
@@ -354,8 +412,10 @@ def _attention(spec: MupSpec, model: nn.Module, m: float | None) -> list[Multipl
         elif a.n_head is not None:
             assert m is not None
             factor = m**-0.5
-            eq = (f"logits √d₀·q·k/d (TP5 Definition 4.1: 1/d attention, equal to 1/√d at the base width) from the "
-                  f"model's q·k/√d: queries × √(d₀/d) = 1/√m = 1/√{_fmt(m)}, d = d_head = {head_dim}")
+            eq = (
+                f"logits √d₀·q·k/d (TP5 Definition 4.1: 1/d attention, equal to 1/√d at the base width) from the "
+                f"model's q·k/√d: queries × √(d₀/d) = 1/√m = 1/√{_fmt(m)}, d = d_head = {head_dim}"
+            )
         else:
             continue  # a fixed head_dim: 1/d and 1/√d differ by a constant, nothing grows with width
         out.append(Multiplier(name, "query", factor, eq, a.split, inside_layer=False))
@@ -394,8 +454,11 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
         if branch is not None:
             c = math.sqrt(spec.base_depth / len(branches))  # type: ignore[operator]
             row = replace(
-                row, branch=branch, adam_lr=row.adam_lr * c,
-                lr_equation=row.lr_equation + f"; Adam × √(L₀/L) = √({spec.base_depth}/{len(branches)}) in a residual branch ({TP6}: Adam LR η/√L)",
+                row,
+                branch=branch,
+                adam_lr=row.adam_lr * c,
+                lr_equation=row.lr_equation
+                + f"; Adam × √(L₀/L) = √({spec.base_depth}/{len(branches)}) in a residual branch ({TP6}: Adam LR η/√L)",
             )
         rows.append(row)
 
@@ -407,10 +470,13 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
                 if not isinstance(modules[r.module], (nn.Linear, nn.modules.conv._ConvNd)):
                     raise MupError(
                         f"u_mup scales each weight's output by 1/√fan_in in the forward pass; fanin does that for "
-                        f"Linear/Conv modules, not for {r.name!r} ({modules[r.module].__class__.__name__}): use fanin.mup, "
+                        f"Linear/Conv modules, not for {r.name!r} ({modules[r.module].__class__.__name__}): use "
+                        f"fanin.mup, "
                         "or give it another role with roles="
                     )
-                multipliers.append(Multiplier(r.module, "weight", r.fan_in**-0.5, f"output × 1/√fan_in = 1/√{r.fan_in} ({UMUP})"))
+                multipliers.append(
+                    Multiplier(r.module, "weight", r.fan_in**-0.5, f"output × 1/√fan_in = 1/√{r.fan_in} ({UMUP})")
+                )
         for name in graph.readout:
             fan_in = graph[f"{name}.weight" if name else "weight"].fan_in
             multipliers.append(Multiplier(name, "readout", 1.0 / fan_in, f"output × 1/fan_in = 1/{fan_in} ({UMUP})"))
@@ -418,60 +484,109 @@ def build_table(spec: MupSpec, model: nn.Module) -> MupTable:
         assert m is not None
         for name in graph.readout:
             multipliers.append(
-                Multiplier(name, "readout", spec.output_mult / m,
-                           f"input × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)}, i.e. W·x/m + b ({TP5_T8}: output "
-                           "multiplier 1/fan_in; microsoft/mup MuReadout)", on="input")
+                Multiplier(
+                    name,
+                    "readout",
+                    spec.output_mult / m,
+                    f"input × output_mult/m = {_fmt(spec.output_mult)}/{_fmt(m)}, i.e. W·x/m + b ({TP5_T8}: output "
+                    "multiplier 1/fan_in; microsoft/mup MuReadout)",
+                    on="input",
+                )
             )
     multipliers += _attention(spec, model, m)
     if branches:
         c = math.sqrt(spec.base_depth / len(branches))  # type: ignore[operator]
         for b in branches:
-            multipliers.append(Multiplier(b, "branch", c, f"branch output × √(L₀/L) = √({spec.base_depth}/{len(branches)}) ({TP6}: multiplier a/√L)", inside_layer=False))
+            multipliers.append(
+                Multiplier(
+                    b,
+                    "branch",
+                    c,
+                    f"branch output × √(L₀/L) = √({spec.base_depth}/{len(branches)}) ({TP6}: multiplier a/√L)",
+                    inside_layer=False,
+                )
+            )
 
     notes = _notes(spec, graph, multipliers, branches)
     return MupTable(
-        spec=spec, model=type(model).__name__, width=graph.width, width_mult=m,
-        depth=len(branches) if branches else None, rows=tuple(rows), multipliers=tuple(multipliers),
-        notes=tuple(notes), readout=graph.readout,
+        spec=spec,
+        model=type(model).__name__,
+        width=graph.width,
+        width_mult=m,
+        depth=len(branches) if branches else None,
+        rows=tuple(rows),
+        multipliers=tuple(multipliers),
+        notes=tuple(notes),
+        readout=graph.readout,
     )
 
 
 def _notes(spec: MupSpec, graph: Graph, multipliers: list[Multiplier], branches: list[str]) -> list[tuple[str, str]]:
     notes = [
         ("init", "done by the plan (fanin.plan / apply / materialize): each tensor's std below"),
-        ("learning rates", ("per-tensor factors below: NOT applied unless the optimizer is built from "
-                            "fanin.mup_param_groups(model, plan, lr=..., optimizer=...)")),
+        (
+            "learning rates",
+            (
+                "per-tensor factors below: NOT applied unless the optimizer is built from "
+                "fanin.mup_param_groups(model, plan, lr=..., optimizer=...)"
+            ),
+        ),
     ]
     if multipliers:
         kinds = sorted({x.kind for x in multipliers})
-        notes.append((
-            "forward multipliers",
-            (f"{len(multipliers)} ({', '.join(kinds)}): NOT in the model's code and NOT done by the init; "
-             "install them with fanin.mup_hooks(model, plan) or write them into the model's forward"),
-        ))
+        notes.append(
+            (
+                "forward multipliers",
+                (
+                    f"{len(multipliers)} ({', '.join(kinds)}): NOT in the model's code and NOT done by the init; "
+                    "install them with fanin.mup_hooks(model, plan) or write them into the model's forward"
+                ),
+            )
+        )
     elif spec.kind != "u_mup" and spec.multipliers == "init":
-        notes.append(("forward multipliers", "none needed: the readout's 1/width is folded into its init and learning rate (TP5 Table 3)"))
+        notes.append(
+            (
+                "forward multipliers",
+                "none needed: the readout's 1/width is folded into its init and learning rate (TP5 Table 3)",
+            )
+        )
     if graph.attention and spec.attention is None:
         shown = ", ".join(repr(literal(a)) for a in graph.attention[:4]) + (", ..." if len(graph.attention) > 4 else "")
-        notes.append((
-            "not done",
-            (f"attention ({shown}): muP needs logits q·k/d_head, not q·k/√d_head (TP5 Definition 4.1); the model keeps "
-             "its own scale. Pass attention=fanin.Attention(query=..., split=..., n_head=...) or change the model's code"),
-        ))
+        notes.append(
+            (
+                "not done",
+                (
+                    f"attention ({shown}): muP needs logits q·k/d_head, not q·k/√d_head (TP5 Definition 4.1); the "
+                    f"model keeps "
+                    "its own scale. Pass attention=fanin.Attention(query=..., split=..., n_head=...) or change the "
+                    "model's code"
+                ),
+            )
+        )
     elif spec.attention is not None and not any(x.kind == "query" for x in multipliers):
         notes.append(("attention", "head_dim is fixed: 1/d_head and 1/√d_head differ by a constant, nothing to change"))
     if spec.kind == "u_mup":
-        notes.append((
-            "not done",
-            ("u-μP's unit-scaled operations (scaled GELU/SiLU/softmax, residual_add/split with τ, the loss and the "
-             "backward-pass scales of unit_scaling): fanin sets weights, multipliers and learning rates only"),
-        ))
+        notes.append(
+            (
+                "not done",
+                (
+                    "u-μP's unit-scaled operations (scaled GELU/SiLU/softmax, residual_add/split with τ, the loss and "
+                    "the "
+                    "backward-pass scales of unit_scaling): fanin sets weights, multipliers and learning rates only"
+                ),
+            )
+        )
     if branches:
-        notes.append((
-            "depth",
-            (f"L = {len(branches)} residual branches (base L₀ = {spec.base_depth}); TP6 finds Depth-μP optimal for "
-            "blocks of one layer, with fundamental limitations for deeper blocks (such as transformers')"),
-        ))
+        notes.append(
+            (
+                "depth",
+                (
+                    f"L = {len(branches)} residual branches (base L₀ = {spec.base_depth}); TP6 finds Depth-μP optimal "
+                    f"for "
+                    "blocks of one layer, with fundamental limitations for deeper blocks (such as transformers')"
+                ),
+            )
+        )
     return notes
 
 
@@ -482,10 +597,10 @@ def _scales_depth(init: object) -> bool:
     return isinstance(init, DepthScaledNormal) or bool(getattr(init, "scales_depth", False))
 
 
-def _tables(plan) -> tuple[list[MupTable], set[int]]:
-    from fanin.rules.plan import Plan
-
-    if not isinstance(plan, Plan):
+def _tables(plan: Any) -> tuple[list[MupTable], set[int]]:
+    # A plan (fanin.planning.records.Plan, a layer above the rules) is read by what it holds: its
+    # rules and its entries.
+    if not (isinstance(getattr(plan, "rules", None), Rules) and isinstance(getattr(plan, "entries", None), tuple)):
         raise TypeError(f"mup_table needs a fanin.Plan, got plan={plan!r} ({type(plan).__name__})")
     tables: dict[int, MupTable] = {}
     own: set[int] = set()
@@ -507,12 +622,18 @@ def depth_conflicts(plan) -> list[tuple[str, str, str]]:
         return []
     kind = tables[0].spec.kind
     if kind == "depth_mup":
-        why = ("depth would be counted twice: depth_mup already multiplies each residual branch by √(L₀/L) in the "
-               "forward pass and scales its Adam learning rate")
+        why = (
+            "depth would be counted twice: depth_mup already multiplies each residual branch by √(L₀/L) in the "
+            "forward pass and scales its Adam learning rate"
+        )
     else:
-        why = (f"{kind} scales these tensors with width; a depth-scaled std constant in width breaks that, and "
-               "depth belongs to fanin.depth_mup")
-    return [(e.name, e.rule, why) for e in plan if e.rule_index is not None and _scales_depth(plan.rules[e.rule_index].init)]
+        why = (
+            f"{kind} scales these tensors with width; a depth-scaled std constant in width breaks that, and "
+            "depth belongs to fanin.depth_mup"
+        )
+    return [
+        (e.name, e.rule, why) for e in plan if e.rule_index is not None and _scales_depth(plan.rules[e.rule_index].init)
+    ]
 
 
 def mup_table(plan) -> MupTable:
@@ -537,15 +658,19 @@ def mup_table(plan) -> MupTable:
     table = tables[0]
     conflicts = depth_conflicts(plan)
     if conflicts:
-        names = ", ".join(repr(literal(n)) for n, _, _ in conflicts[:6]) + (f", ... ({len(conflicts) - 6} more)" if len(conflicts) > 6 else "")
+        names = ", ".join(repr(literal(n)) for n, _, _ in conflicts[:6]) + (
+            f", ... ({len(conflicts) - 6} more)" if len(conflicts) > 6 else ""
+        )
         raise MupError(
             f"{len(conflicts)} tensor(s) are initialized by a rule that scales residual projections by depth "
-            f"({names}; rule {literal(conflicts[0][1])!r}) in a {table.spec} plan: {conflicts[0][2]}. Drop that rule (e.g. "
+            f"({names}; rule {literal(conflicts[0][1])!r}) in a {table.spec} plan: {conflicts[0][2]}. Drop that rule "
+            f"(e.g. "
             "the gpt2 preset's '*c_proj.weight' rule) and let the parametrization initialize them."
         )
     described = {r.name for r in table.rows}
     overridden = tuple(
-        (e.name, e.rule) for e in plan
+        (e.name, e.rule)
+        for e in plan
         if e.kind == "parameter" and e.rule_index not in own and e.name in described and table[e.name].init is not None
     )
     return replace(table, overridden=overridden)
@@ -560,7 +685,10 @@ def check_model(table: MupTable, model: nn.Module) -> dict[str, nn.Parameter]:
         if p is None:
             p = next((params[a] for a in r.aliases if a in params), None)
         if p is None or tuple(p.shape) != r.shape:
-            mismatched.append(f"{r.name!r} of shape={r.shape}: " + ("no such parameter" if p is None else f"the model's is {tuple(p.shape)}"))
+            mismatched.append(
+                f"{r.name!r} of shape={r.shape}: "
+                + ("no such parameter" if p is None else f"the model's is {tuple(p.shape)}")
+            )
     names = {n for r in table.rows for n in (r.name, *r.aliases)}
     extra = [n for n in params if n not in names]
     if mismatched or extra:

@@ -30,7 +30,7 @@ def test_gpt_on_meta_becomes_real_equal_to_apply_on_a_real_model():
     assert record["h.0.attn.mask"].init == "CausalSelfAttention.reset_buffers()"
     real = fanin.models.gpt(n_layer=2)
     fanin.apply(real, "gpt2(n_layer=2)", seed=0)
-    for (name, a), b in zip(real.state_dict().items(), model.state_dict().values()):
+    for (name, a), b in zip(real.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     # and the model runs
     assert model(torch.zeros(1, 4, dtype=torch.long)).shape == (1, 4, 256)
@@ -44,7 +44,7 @@ def test_batchnorm_running_stats_and_torch_preset_with_generator():
     reference = build()
     model = meta(build)
     fanin.materialize(model, "torch", generator=torch.Generator().manual_seed(0))
-    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 

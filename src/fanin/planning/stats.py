@@ -33,14 +33,16 @@ random schemes with their own ``seed`` (the plan does not record that generator)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 
 from fanin.frameworks.draws import draw_of
+from fanin.rules.blocks import block_slices, parts_of
 from fanin.schemes import Scheme
 
-__all__ = ["Statistics", "scheme_statistics"]
+__all__ = ["Statistics", "block_statistics", "scheme_statistics"]
 
 
 @dataclass(frozen=True)
@@ -93,3 +95,15 @@ def scheme_statistics(scheme: Scheme, shape: tuple[int, ...], dtype: torch.dtype
     if draw.kind == "truncated normal":
         return Statistics(draw.kind, drawn["mean"], draw.std, draw.low, draw.high)
     return Statistics(draw.kind, draw.mean, draw.std, draw.low, draw.high)
+
+
+def block_statistics(
+    scheme: Scheme, shape: Sequence[int], dtype: torch.dtype = torch.float32
+) -> list[tuple[tuple[int, int], tuple[int, ...], Statistics | None]]:
+    """``[(rows, logical shape, Statistics), ...]`` per block of a :func:`fanin.rules.blocks.blocked` scheme."""
+    inner, lay = parts_of(scheme)
+    out = []
+    for i, (start, size, _index, logical, _sq) in enumerate(block_slices(lay, tuple(shape))):
+        s = lay.schemes[i] if lay.schemes is not None else inner
+        out.append(((start, start + size), logical, scheme_statistics(s, logical, dtype)))
+    return out

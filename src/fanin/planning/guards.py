@@ -29,13 +29,9 @@ from collections.abc import Iterable
 import torch
 
 from fanin.errors import ApplyError
+from fanin.rules.targets import is_uninitialized
 
-__all__ = ["check_destination", "colliding_keys", "is_uninitialized", "overlapping_tensors", "storage_span"]
-
-
-def is_uninitialized(tensor: torch.Tensor) -> bool:
-    """Whether ``tensor`` is a lazy module's ``UninitializedParameter``/``UninitializedBuffer`` (no shape yet)."""
-    return isinstance(tensor, (torch.nn.parameter.UninitializedParameter, torch.nn.parameter.UninitializedBuffer))
+__all__ = ["check_destination", "colliding_keys", "overlapping_tensors", "storage_span"]
 
 
 def storage_span(tensor: torch.Tensor) -> tuple[tuple[str, int], int, int] | None:
@@ -53,7 +49,7 @@ def storage_span(tensor: torch.Tensor) -> tuple[tuple[str, int], int, int] | Non
     if address == 0:
         return None
     item = tensor.element_size()
-    reach = sum((int(size) - 1) * abs(int(stride)) for size, stride in zip(tensor.shape, tensor.stride()))
+    reach = sum((int(size) - 1) * abs(int(stride)) for size, stride in zip(tensor.shape, tensor.stride(), strict=True))
     start = int(tensor.storage_offset()) * item
     return (str(tensor.device), address), start, start + (reach + 1) * item
 
@@ -102,7 +98,7 @@ def _has_internal_overlap(tensor: torch.Tensor) -> bool:
     check = getattr(torch, "_debug_has_internal_overlap", None)
     if check is not None:
         return check(tensor) == 1
-    return any(stride == 0 and size > 1 for size, stride in zip(tensor.shape, tensor.stride()))
+    return any(stride == 0 and size > 1 for size, stride in zip(tensor.shape, tensor.stride(), strict=True))
 
 
 def check_destination(name: str, where: str, tensor: torch.Tensor, shape: tuple[int, ...], dtype: str) -> None:
@@ -125,7 +121,8 @@ def check_destination(name: str, where: str, tensor: torch.Tensor, shape: tuple[
         )
     elif _has_internal_overlap(tensor):
         problem = (
-            f"is an expanded or self-overlapping view (stride={tuple(tensor.stride())} for shape={tuple(tensor.shape)}): "
+            f"is an expanded or self-overlapping view (stride={tuple(tensor.stride())} for "
+            f"shape={tuple(tensor.shape)}): "
             "several of its elements are one memory location, so it cannot hold independent values; "
             "give it its own storage (e.g. nn.Parameter(tensor.clone()))"
         )

@@ -4,10 +4,7 @@ opaque writes; the draw order; errors."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,21 +12,8 @@ from scipy import stats
 from torch import nn
 
 import fanin
-from fanin.rules.capture import CapturedPlan, CaptureError, capture
-
-
-def load_zoo():
-    """tests/rules/_zoo.py, loaded once per process (pytest's importlib mode has no test package)."""
-    name = "_fanin_rules_zoo"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_zoo.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zoo = load_zoo()
+from fanin.planning.capturing import CapturedPlan, CaptureError, capture
+from support import zoo
 
 
 def captured_and_reference(member: str, seed: int):
@@ -78,8 +62,15 @@ def test_gpt2_entries_cite_the_init_code_and_keep_the_last_write():
 
 def test_bert_padding_row_is_padded_normal_and_llama_inv_freq_values_are_kept():
     zoo.require("hf-bert")
-    config = dict(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, intermediate_size=32, vocab_size=32,
-                  max_position_embeddings=8, pad_token_id=0)
+    config = dict(
+        num_hidden_layers=1,
+        hidden_size=16,
+        num_attention_heads=2,
+        intermediate_size=32,
+        vocab_size=32,
+        max_position_embeddings=8,
+        pad_token_id=0,
+    )
     plan = capture(zoo._hf("BertConfig", "BertModel", **config)())
     assert str(plan["embeddings.word_embeddings.weight"].scheme) == "fanin.padded_normal(padding_idx=0, std=0.02)"
     # With the masked-LM head the tied decoder (a Linear) is initialized after the embedding and
@@ -117,7 +108,11 @@ def test_seeded_apply_draws_the_captured_distributions():
         elif s.distribution == "uniform":
             p = stats.kstest(x, "uniform", args=(s.low, s.high - s.low)).pvalue
         else:
-            sd = float(e.scheme.args["steps"].value[0][3]) / math.sqrt(2.0) if e.scheme.name == "captured.steps" else s.std
+            sd = (
+                float(e.scheme.args["steps"].value[0][3]) / math.sqrt(2.0)
+                if e.scheme.name == "captured.steps"
+                else s.std
+            )
             a, b = (s.low - s.mean) / sd, (s.high - s.mean) / sd
             p = stats.kstest(x, "truncnorm", args=(a, b, s.mean, sd)).pvalue
         assert p > level, (e.name, s, p)
@@ -186,7 +181,7 @@ def test_hand_written_patterns_are_read_as_schemes():
     torch.manual_seed(11)
     reference.init_weights()
     fanin.apply(model, plan, generator=torch.Generator().manual_seed(11))
-    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values()):
+    for (name, a), b in zip(model.state_dict().items(), reference.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -198,7 +193,9 @@ def test_layer_scale_constant_from_an_out_of_place_product_and_untouched_paramet
             self.free = nn.Parameter(torch.empty(3))
 
     plan = capture(LayerScale)
-    assert str(plan["gamma"].scheme) == f"constant(val={float(torch.tensor(1e-5)):.17g})" or plan["gamma"].scheme.arguments["val"] == pytest.approx(1e-5)
+    assert str(plan["gamma"].scheme) == f"constant(val={float(torch.tensor(1e-5)):.17g})" or plan[
+        "gamma"
+    ].scheme.arguments["val"] == pytest.approx(1e-5)
     assert plan["free"].action == "keep" and plan["free"].rule.startswith("created by torch.empty and never written")
 
 
@@ -251,7 +248,10 @@ def test_an_explicit_generator_in_the_init_code_is_reported():
     plan = capture(OwnGenerator())
     assert plan.draw_order.endswith("OwnGenerator.init_weights")
     (note,) = plan.notes
-    assert note.endswith("OwnGenerator.init_weights passes its own generator to xavier_normal: its draws cannot be replayed in the library's order")
+    assert note.endswith(
+        "OwnGenerator.init_weights passes its own generator to xavier_normal: its draws cannot be replayed in the "
+        "library's order"
+    )
     assert str(plan["w"].scheme) == "xavier_normal"
 
 
@@ -269,10 +269,19 @@ def test_capture_leaves_the_model_and_the_global_rng_alone():
     [
         (lambda: capture(3), r"capture needs a torch.nn.Module or a factory of one, got model=3 \(int\)"),
         (lambda: capture(nn.Linear(2, 2), init="nope"), r"capture\(init='nope'\): Linear has no method 'nope'"),
-        (lambda: capture(nn.Linear(2, 2), init=5), r"capture's init is a callable init\(model\) or a method name, got init=5 \(int\)"),
+        (
+            lambda: capture(nn.Linear(2, 2), init=5),
+            r"capture's init is a callable init\(model\) or a method name, got init=5 \(int\)",
+        ),
         (lambda: capture(lambda: 3), r"capture's factory must return a torch.nn.Module, got int"),
-        (lambda: capture(lambda: nn.Linear(2, 2), init="x"), r"capture\(factory\) captures the construction; init= applies to a built model"),
-        (lambda: capture(nn.Linear(2, 2), device="cuda"), r"capture's device is 'meta' or 'cpu' \(the scratch copy\), got device='cuda'"),
+        (
+            lambda: capture(lambda: nn.Linear(2, 2), init="x"),
+            r"capture\(factory\) captures the construction; init= applies to a built model",
+        ),
+        (
+            lambda: capture(nn.Linear(2, 2), device="cuda"),
+            r"capture's device is 'meta' or 'cpu' \(the scratch copy\), got device='cuda'",
+        ),
         (lambda: capture(nn.Linear(2, 2), seed=-1), r"seed must be None or an int in \[0, 2\*\*64\), got seed=-1"),
     ],
 )
@@ -290,7 +299,9 @@ def test_init_code_that_fails_names_the_entry_point():
         def init_weights(self):
             raise KeyError("boom")
 
-    with pytest.raises(CaptureError, match=r"the init entry point Broken.init_weights\(\) failed on a meta copy: KeyError: 'boom'"):
+    with pytest.raises(
+        CaptureError, match=r"the init entry point Broken.init_weights\(\) failed on a meta copy: KeyError: 'boom'"
+    ):
         capture(Broken())
 
 
@@ -317,12 +328,16 @@ def test_a_transformers_factory_is_captured_as_it_constructs(member):
     zoo.require(member)
     factory = zoo.HF[member[3:]]
     plan = capture(factory)
-    assert plan.notes == ("transformers initializes only when it constructs on a real device: captured on a CPU construction",)
+    assert plan.notes == (
+        "transformers initializes only when it constructs on a real device: captured on a CPU construction",
+    )
     torch.manual_seed(9)
     reference = factory()
     model = factory()
     fanin.apply(model, plan, generator=torch.Generator().manual_seed(9))
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), reference.state_dict().values(), strict=True)
+    )
     on_meta = capture(factory, device="meta")
     tied = member == "hf-gpt2"
     assert (on_meta.draw_order is not None) == tied
@@ -336,7 +351,10 @@ def test_captured_and_block_plans_serialize_to_json():
     plan = capture(HandWritten())
     record = json.loads(plan.to_json())
     by_name = {e["name"]: e for e in record["entries"]}
-    assert by_name["gates"]["scheme"] == {"name": "fanin.blocks", "args": {"scheme": "xavier_uniform", "layout": "split(3)"}}
+    assert by_name["gates"]["scheme"] == {
+        "name": "fanin.blocks",
+        "args": {"scheme": "xavier_uniform", "layout": "split(3)"},
+    }
     assert by_name["w"]["scheme"]["args"]["steps"].startswith("erfinv trunc_normal(mean=0.0, std=0.05")
 
 

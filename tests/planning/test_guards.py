@@ -6,13 +6,13 @@ from torch import nn
 
 import fanin
 from fanin.errors import ApplyError
-from fanin.rules import Role, Rule, RuleError
-from fanin.rules.guards import (
+from fanin.planning.guards import (
     check_destination,
     colliding_keys,
     overlapping_tensors,
     storage_span,
 )
+from fanin.rules import Role, Rule, RuleError
 
 # --- storage spans and overlaps ---------------------------------------------------------------------
 
@@ -36,7 +36,9 @@ def test_overlapping_tensors_pairs_in_input_order():
 
 
 def test_colliding_keys():
-    assert colliding_keys([("module.weight", "weight"), ("weight", "weight"), ("b", "b")]) == [("weight", "module.weight", "weight")]
+    assert colliding_keys([("module.weight", "weight"), ("weight", "weight"), ("b", "b")]) == [
+        ("weight", "module.weight", "weight")
+    ]
 
 
 # --- plan time: shared memory -----------------------------------------------------------------------
@@ -132,32 +134,86 @@ def test_colliding_stream_keys_are_refused_with_a_seed(state):
 @pytest.mark.parametrize(
     ("model", "rules", "message"),
     [
-        (nn.Linear(3, 2), [Rule(Role("bias"), "orthogonal"), Rule("*", "zeros")],
-         ("Rule \"role='bias' -> orthogonal\": scheme 'orthogonal' cannot initialize 'bias' (Linear '<root>') of shape=(2,): "
-         "Only tensors with 2 or more dimensions are supported")),
-        (nn.Linear(3, 2), {"weight": "keras.orthogonal", "bias": "jax.orthogonal"},
-         ("Rule \"name='bias' -> jax.orthogonal\": scheme 'jax.orthogonal' cannot initialize 'bias' (Linear '<root>') of "
-         "shape=(2,): orthogonal initializer requires at least a 2D shape")),
-        (nn.Linear(3, 2), {"weight": "eye", "bias": "tf1.identity_initializer"},
-         ("Rule \"name='bias' -> tf1.identity_initializer\": scheme 'tf1.identity_initializer' cannot initialize 'bias' "
-         "(Linear '<root>') of shape=(2,): Identity matrix initializer can only be used for 2D matrices. Received: shape=(2,) of rank 1.")),
-        (nn.Linear(3, 6), {"weight": "fanin.gatewise_orthogonal", "bias": "zeros"},
-         ("Rule \"name='weight' -> fanin.gatewise_orthogonal\": scheme 'fanin.gatewise_orthogonal' cannot initialize 'weight' "
-         "(Linear '<root>') of shape=(6, 3): fanin.gatewise_orthogonal: the first dimension must split into 4 equal gate "
-         "blocks, got shape=(6, 3)")),
-        (nn.BatchNorm1d(3), [Rule(Role("num_batches_tracked"), "normal"), Rule("*", "ones")],
-         ("Rule \"role='num_batches_tracked' [any] -> normal\": scheme 'normal' cannot initialize 'num_batches_tracked' "
-         "(BatchNorm1d '<root>') of shape=(): it draws random values, and the tensor has dtype=torch.int64; random "
-         "schemes fill floating-point tensors (float16, bfloat16, float32, float64)")),
-        (nn.BatchNorm1d(3), [Rule(Role("num_batches_tracked"), "keras.zeros"), Rule("*", "ones")],
-         ("Rule \"role='num_batches_tracked' [any] -> keras.zeros\": scheme 'keras.zeros' cannot initialize "
-         "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): zeros_ needs a floating-point tensor (float16, "
-         "bfloat16, float32, float64), got dtype=torch.int64")),
-        (nn.BatchNorm1d(3), [Rule(Role("num_batches_tracked"), "constant(val=0.5)"), Rule("*", "ones")],
-         ("Rule \"role='num_batches_tracked' [any] -> constant(val=0.5)\": scheme 'constant(val=0.5)' cannot initialize "
-         "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): a tensor of dtype=torch.int64 cannot hold the value 0.5")),
+        (
+            nn.Linear(3, 2),
+            [Rule(Role("bias"), "orthogonal"), Rule("*", "zeros")],
+            (
+                "Rule \"role='bias' -> orthogonal\": scheme 'orthogonal' cannot initialize 'bias' (Linear '<root>') "
+                "of shape=(2,): "
+                "Only tensors with 2 or more dimensions are supported"
+            ),
+        ),
+        (
+            nn.Linear(3, 2),
+            {"weight": "keras.orthogonal", "bias": "jax.orthogonal"},
+            (
+                "Rule \"name='bias' -> jax.orthogonal\": scheme 'jax.orthogonal' cannot initialize 'bias' (Linear "
+                "'<root>') of "
+                "shape=(2,): orthogonal initializer requires at least a 2D shape"
+            ),
+        ),
+        (
+            nn.Linear(3, 2),
+            {"weight": "eye", "bias": "tf1.identity_initializer"},
+            (
+                "Rule \"name='bias' -> tf1.identity_initializer\": scheme 'tf1.identity_initializer' cannot "
+                "initialize 'bias' "
+                "(Linear '<root>') of shape=(2,): Identity matrix initializer can only be used for 2D matrices. "
+                "Received: shape=(2,) of rank 1."
+            ),
+        ),
+        (
+            nn.Linear(3, 6),
+            {"weight": "fanin.gatewise_orthogonal", "bias": "zeros"},
+            (
+                "Rule \"name='weight' -> fanin.gatewise_orthogonal\": scheme 'fanin.gatewise_orthogonal' cannot "
+                "initialize 'weight' "
+                "(Linear '<root>') of shape=(6, 3): fanin.gatewise_orthogonal: the first dimension must split into 4 "
+                "equal gate "
+                "blocks, got shape=(6, 3)"
+            ),
+        ),
+        (
+            nn.BatchNorm1d(3),
+            [Rule(Role("num_batches_tracked"), "normal"), Rule("*", "ones")],
+            (
+                "Rule \"role='num_batches_tracked' [any] -> normal\": scheme 'normal' cannot initialize "
+                "'num_batches_tracked' "
+                "(BatchNorm1d '<root>') of shape=(): it draws random values, and the tensor has dtype=torch.int64; "
+                "random "
+                "schemes fill floating-point tensors (float16, bfloat16, float32, float64)"
+            ),
+        ),
+        (
+            nn.BatchNorm1d(3),
+            [Rule(Role("num_batches_tracked"), "keras.zeros"), Rule("*", "ones")],
+            (
+                "Rule \"role='num_batches_tracked' [any] -> keras.zeros\": scheme 'keras.zeros' cannot initialize "
+                "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): zeros_ needs a floating-point tensor "
+                "(float16, "
+                "bfloat16, float32, float64), got dtype=torch.int64"
+            ),
+        ),
+        (
+            nn.BatchNorm1d(3),
+            [Rule(Role("num_batches_tracked"), "constant(val=0.5)"), Rule("*", "ones")],
+            (
+                "Rule \"role='num_batches_tracked' [any] -> constant(val=0.5)\": scheme 'constant(val=0.5)' cannot "
+                "initialize "
+                "'num_batches_tracked' (BatchNorm1d '<root>') of shape=(): a tensor of dtype=torch.int64 cannot hold "
+                "the value 0.5"
+            ),
+        ),
     ],
-    ids=["orthogonal-bias", "jax-orthogonal-bias", "identity-bias", "gates", "normal-int-buffer", "keras-int-buffer", "fraction-int"],
+    ids=[
+        "orthogonal-bias",
+        "jax-orthogonal-bias",
+        "identity-bias",
+        "gates",
+        "normal-int-buffer",
+        "keras-int-buffer",
+        "fraction-int",
+    ],
 )
 def test_schemes_that_cannot_take_a_tensor_fail_at_plan_time(model, rules, message, state):
     before = state.bits(model)
@@ -196,8 +252,10 @@ def test_an_expanded_parameter_is_refused_before_the_first_write(state):
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, {"*": "ones"})
     assert str(info.value) == (
-        "Cannot write '1.weight' (Linear '1'): it is an expanded or self-overlapping view (stride=(0, 1) for shape=(2, 2)): "
-        "several of its elements are one memory location, so it cannot hold independent values; give it its own storage "
+        "Cannot write '1.weight' (Linear '1'): it is an expanded or self-overlapping view (stride=(0, 1) for "
+        "shape=(2, 2)): "
+        "several of its elements are one memory location, so it cannot hold independent values; give it its own "
+        "storage "
         "(e.g. nn.Parameter(tensor.clone())). Nothing was written."
     )
     state.assert_unchanged(model, before)
@@ -207,7 +265,11 @@ def test_an_inference_tensor_is_refused_before_the_first_write(state):
     with torch.inference_mode():
         model = nn.Sequential(nn.Linear(3, 2))
     before = state.bits(model)
-    with pytest.raises(ApplyError, match=r"^Cannot write '0.weight' \(Linear '0'\): it is an inference tensor \(made under torch.inference_mode\(\)\), "):
+    with pytest.raises(
+        ApplyError,
+        match=r"^Cannot write '0.weight' \(Linear '0'\): it is an inference tensor \(made under "
+        r"torch.inference_mode\(\)\), ",
+    ):
         fanin.apply(model, {"*": "ones"})
     state.assert_unchanged(model, before)
 
@@ -216,7 +278,9 @@ def test_a_sparse_parameter_is_refused_before_the_first_write(state):
     model = nn.ModuleDict({"a": nn.Linear(2, 2)})
     model["a"].weight = nn.Parameter(torch.eye(2).to_sparse())
     before = state.bits(model)
-    with pytest.raises(ApplyError, match=r"^Cannot write 'a.weight' \(Linear 'a'\): it has layout torch.sparse_coo; fanin writes dense"):
+    with pytest.raises(
+        ApplyError, match=r"^Cannot write 'a.weight' \(Linear 'a'\): it has layout torch.sparse_coo; fanin writes dense"
+    ):
         fanin.apply(model, {"*": "ones"})
     state.assert_unchanged(model, before)
 
@@ -226,7 +290,11 @@ def test_a_tensor_changed_since_planning_is_refused(state):
     p = fanin.plan(model, {"*": "ones"})
     model[1].weight = nn.Parameter(torch.zeros(2, 2, dtype=torch.float64))
     before = state.bits(model)
-    with pytest.raises(ApplyError, match=r"^Cannot write '1.weight' \(Linear '1'\): it is now \(2, 2\) float64, but was planned as \(2, 2\) float32; plan again"):
+    with pytest.raises(
+        ApplyError,
+        match=r"^Cannot write '1.weight' \(Linear '1'\): it is now \(2, 2\) float64, but was planned as \(2, 2\) "
+        r"float32; plan again",
+    ):
         fanin.apply(model, p)
     state.assert_unchanged(model, before)
 
@@ -250,10 +318,26 @@ def test_a_plan_applied_after_the_model_gained_shared_memory_is_refused(state):
     ("rules", "dtype", "message"),
     [
         ({"*": "constant(val=1e5)"}, torch.float16, "value cannot be converted to type c10::Half without overflow"),
-        ({"*": "normal(std=1e38)"}, torch.float32, "its values reach 1e+39, beyond the largest finite float32 (3.403e+38)"),
-        ({"*": "uniform(a=-1e300, b=1.0)"}, torch.float32, "its values reach 1e+300, beyond the largest finite float32 (3.403e+38)"),
-        ({"weight": "orthogonal(gain=1e39)", "bias": "zeros"}, torch.bfloat16, "its values reach 1e+39, beyond the largest finite bfloat16 (3.39e+38)"),
-        ({"*": "keras.random_normal(stddev=1e4)"}, torch.float16, "its values reach 1e+05, beyond the largest finite float16 (6.55e+04)"),
+        (
+            {"*": "normal(std=1e38)"},
+            torch.float32,
+            "its values reach 1e+39, beyond the largest finite float32 (3.403e+38)",
+        ),
+        (
+            {"*": "uniform(a=-1e300, b=1.0)"},
+            torch.float32,
+            "its values reach 1e+300, beyond the largest finite float32 (3.403e+38)",
+        ),
+        (
+            {"weight": "orthogonal(gain=1e39)", "bias": "zeros"},
+            torch.bfloat16,
+            "its values reach 1e+39, beyond the largest finite bfloat16 (3.39e+38)",
+        ),
+        (
+            {"*": "keras.random_normal(stddev=1e4)"},
+            torch.float16,
+            "its values reach 1e+05, beyond the largest finite float16 (6.55e+04)",
+        ),
     ],
 )
 def test_values_beyond_the_dtype_range_are_refused(rules, dtype, message, state):

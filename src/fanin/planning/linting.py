@@ -46,7 +46,7 @@ check                        severity  what
 [('truncation-never-cuts', 'warning', '0.weight')]
 >>> print(report.findings[0].fix)
 trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))
-"""
+"""  # noqa: RUF002
 
 from __future__ import annotations
 
@@ -55,16 +55,19 @@ import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 
 from fanin.errors import describe_choice
 from fanin.frameworks.draws import draw_of
+from fanin.planning.records import Plan, PlanEntry
+from fanin.planning.resolve import plan
 from fanin.rng.sharded import is_dtensor
-from fanin.rules.plan import Plan, PlanEntry, collect_targets, plan
-from fanin.rules.rules import FrameworkDefaults, RuleError, as_rules
+from fanin.rules.load import as_rules
+from fanin.rules.rules import FrameworkDefaults, RuleError
 from fanin.rules.selectors import Target
+from fanin.rules.targets import collect_targets
 
 __all__ = ["CHECKS", "SEVERITIES", "Finding", "LintReport", "lint"]
 
@@ -218,10 +221,10 @@ def _truncation(entries) -> list[Finding]:
                 "truncation-never-cuts",
                 "info" if default else "warning",
                 e.name,
-                f"{e.init} cuts at [{low:g}, {high:g}] = ±{k:.3g}σ with σ={std:.4g}"
+                f"{e.init} cuts at [{low:g}, {high:g}] = ±{k:.3g}σ with σ={std:.4g}"  # noqa: RUF001
                 + (" (trunc_normal_'s default bounds)" if default else "")
-                + f": a normal value passes 4σ with probability 6.3e-5, so the cut never applies (rule: {e.rule})",
-                f"trunc_normal's bounds are absolute: for a cut at ±3σ pass a={-3 * std + mean:.4g}, "
+                + f": a normal value passes 4σ with probability 6.3e-5, so the cut never applies (rule: {e.rule})",  # noqa: RUF001
+                f"trunc_normal's bounds are absolute: for a cut at ±3σ pass a={-3 * std + mean:.4g}, "  # noqa: RUF001
                 f"b={3 * std + mean:.4g} (or use normal(std={std:.4g}))",
             )
         )
@@ -258,25 +261,70 @@ def _variance(entries) -> list[Finding]:
                     readings.append(("root", f"({k_text}/{fan_name})^(1/4) with {fan_name}={fan:g}", right))
         if readings:
             kind, _, right = readings[0]
-            what = ("that is a variance" if kind == "variance"
-                    else "the square root of a std, i.e. a std was used as a variance")
+            what = (
+                "that is a variance"
+                if kind == "variance"
+                else "the square root of a std, i.e. a std was used as a variance"
+            )
             formulas = " or ".join(f for k, f, _ in readings if k == kind)
-            out.append(Finding(
-                "std-looks-like-variance", "warning", e.name,
-                f"std {std:.6g} = {formulas}: {what} (rule: {e.rule})",
-                "the std is " + " or ".join(f"{r:.6g}" for r in dict.fromkeys(r for k, _, r in readings if k == kind)),
-            ))
+            out.append(
+                Finding(
+                    "std-looks-like-variance",
+                    "warning",
+                    e.name,
+                    f"std {std:.6g} = {formulas}: {what} (rule: {e.rule})",
+                    "the std is "
+                    + " or ".join(f"{r:.6g}" for r in dict.fromkeys(r for k, _, r in readings if k == kind)),
+                )
+            )
     return out
 
 
 # ---------------------------------------------------------------------------------- depth scaling
 
 _LAYER = re.compile(r"(?:^|\.)(?:layers|blocks|h|layer|block)\.(\d+)\.")
-RESIDUAL_OUT = ("wo", "w2", "o_proj", "down_proj", "c_proj", "attn_out", "ff_out", "dense_4h_to_h", "linear_proj",
-                "linear_fc2", "out_proj", "fc2", "proj", "dense")
-IN_PROJ = ("wq", "wk", "wv", "w1", "w3", "q_proj", "k_proj", "v_proj", "gate_proj", "up_proj", "c_attn", "c_fc",
-           "qkv", "fc1", "dense_h_to_4h", "linear_qkv", "linear_fc1", "att_proj", "ff_proj", "query_key_value",
-           "query", "key", "value", "in_proj")
+RESIDUAL_OUT = (
+    "wo",
+    "w2",
+    "o_proj",
+    "down_proj",
+    "c_proj",
+    "attn_out",
+    "ff_out",
+    "dense_4h_to_h",
+    "linear_proj",
+    "linear_fc2",
+    "out_proj",
+    "fc2",
+    "proj",
+    "dense",
+)
+IN_PROJ = (
+    "wq",
+    "wk",
+    "wv",
+    "w1",
+    "w3",
+    "q_proj",
+    "k_proj",
+    "v_proj",
+    "gate_proj",
+    "up_proj",
+    "c_attn",
+    "c_fc",
+    "qkv",
+    "fc1",
+    "dense_h_to_4h",
+    "linear_qkv",
+    "linear_fc1",
+    "att_proj",
+    "ff_proj",
+    "query_key_value",
+    "query",
+    "key",
+    "value",
+    "in_proj",
+)
 # In-projections whose output does not go straight into the residual stream's writer alone but
 # is multiplied into a gated unit (SwiGLU value projection): scaling them scales the branch.
 _GATED_VALUE = ("w3", "up_proj")
@@ -305,8 +353,12 @@ def _depth(entries) -> list[Finding]:
         if not ins or not outs:
             continue
         base = max((s for _, s in ins), key=lambda s: sum(math.isclose(s, t, rel_tol=1e-9) for _, t in ins))
-        once = {f"sqrt(2L)={math.sqrt(2 * n_layers):.4g}": math.sqrt(2 * n_layers), f"sqrt(L)={math.sqrt(n_layers):.4g}": math.sqrt(n_layers),
-                f"sqrt(2(l+1))={math.sqrt(2 * (layer + 1)):.4g}": math.sqrt(2 * (layer + 1)), f"sqrt(l+1)={math.sqrt(layer + 1):.4g}": math.sqrt(layer + 1)}
+        once = {
+            f"sqrt(2L)={math.sqrt(2 * n_layers):.4g}": math.sqrt(2 * n_layers),
+            f"sqrt(L)={math.sqrt(n_layers):.4g}": math.sqrt(n_layers),
+            f"sqrt(2(l+1))={math.sqrt(2 * (layer + 1)):.4g}": math.sqrt(2 * (layer + 1)),
+            f"sqrt(l+1)={math.sqrt(layer + 1):.4g}": math.sqrt(layer + 1),
+        }
         twice = {f"{a} x {b}": x * y for a, x in once.items() for b, y in once.items()}
         residual_std = None
         for e, s in outs:
@@ -319,12 +371,17 @@ def _depth(entries) -> list[Finding]:
             hit = next((k for k, f in twice.items() if math.isclose(r, f, rel_tol=1e-6)), None)
             if hit is not None:
                 once_std = base / math.sqrt(2 * n_layers)
-                out.append(Finding(
-                    "depth-scaled-twice", "error", e.name,
-                    f"std {s:.6g} = block input std {base:.6g} / {r:.6g}, and {r:.6g} = {hit} (L={n_layers}, l={layer}): "
-                    f"two depth factors, not one (rule: {e.rule})",
-                    f"scale the residual projection once: std {once_std:.6g} (= {base:.6g}/sqrt(2L))",
-                ))
+                out.append(
+                    Finding(
+                        "depth-scaled-twice",
+                        "error",
+                        e.name,
+                        f"std {s:.6g} = block input std {base:.6g} / {r:.6g}, and {r:.6g} = {hit} (L={n_layers}, "
+                        f"l={layer}): "
+                        f"two depth factors, not one (rule: {e.rule})",
+                        f"scale the residual projection once: std {once_std:.6g} (= {base:.6g}/sqrt(2L))",
+                    )
+                )
             else:
                 residual_std = residual_std or s
         if residual_std is None:
@@ -332,16 +389,26 @@ def _depth(entries) -> list[Finding]:
         for e, s in ins:
             if math.isclose(s, residual_std, rel_tol=1e-9) and not math.isclose(s, base, rel_tol=1e-9):
                 gated = _local(e.name) in _GATED_VALUE
-                out.append(Finding(
-                    "depth-scaled-off-residual", "warning", e.name,
-                    f"std {s:.6g} is this block's residual-output std, while its other input projections have {base:.6g}; "
-                    + ("it is the SwiGLU value projection: its output is multiplied by the gate and goes through the "
-                       "down projection, so it does not write to the residual stream" if gated else
-                       "an input projection does not write to the residual stream")
-                    + f" (rule: {e.rule})",
-                    f"give it the input-projection std {base:.6g}; depth scaling belongs to the projection that writes "
-                    "the residual stream (torchtitan PR#3722)",
-                ))
+                out.append(
+                    Finding(
+                        "depth-scaled-off-residual",
+                        "warning",
+                        e.name,
+                        f"std {s:.6g} is this block's residual-output std, while its other input projections have "
+                        f"{base:.6g}; "
+                        + (
+                            "it is the SwiGLU value projection: its output is multiplied by the gate and goes through "
+                            "the "
+                            "down projection, so it does not write to the residual stream"
+                            if gated
+                            else "an input projection does not write to the residual stream"
+                        )
+                        + f" (rule: {e.rule})",
+                        f"give it the input-projection std {base:.6g}; depth scaling belongs to the projection that "
+                        f"writes "
+                        "the residual stream (torchtitan PR#3722)",
+                    )
+                )
     return out
 
 
@@ -349,7 +416,7 @@ def _depth(entries) -> list[Finding]:
 
 
 def _dtensor(model, entries) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
     if model is None:
         return out
     params = dict(model.named_parameters())
@@ -359,9 +426,15 @@ def _dtensor(model, entries) -> list[Finding]:
             continue
         local = tuple(t.to_local().shape)
         if tuple(e.shape) != tuple(t.shape):
-            out.append(Finding("dtensor-local-fans", "error", e.name,
-                               f"the plan has shape {e.shape}, the sharded parameter's global shape is {tuple(t.shape)}",
-                               "resolve the plan on the model with its DTensor parameters (global shapes), not on local shards"))
+            out.append(
+                Finding(
+                    "dtensor-local-fans",
+                    "error",
+                    e.name,
+                    f"the plan has shape {e.shape}, the sharded parameter's global shape is {tuple(t.shape)}",
+                    "resolve the plan on the model with its DTensor parameters (global shapes), not on local shards",
+                )
+            )
             continue
         d_global = _draw(e)
         if d_global is None or d_global[0] != "normal" or local == tuple(e.shape) or t.to_local().is_meta:
@@ -377,14 +450,20 @@ def _dtensor(model, entries) -> list[Finding]:
         se = d_global[2] / math.sqrt(2 * n)
         z = abs(measured - d_global[2]) / se
         if z > Z_LIMIT and abs(measured - d_local[2]) < abs(measured - d_global[2]):
-            out.append(Finding(
-                "dtensor-local-fans", "error", e.name,
-                f"its local shard {local} has std {measured:.5g}: {z:.0f} standard errors from the std {d_global[2]:.5g} "
-                f"that {e.init} gives the global shape {tuple(t.shape)}, and close to the {d_local[2]:.5g} it gives the "
-                "local shape: the fans were taken from the shard",
-                "compute fans from the global shape (DTensor.shape), e.g. fanin.apply(model, rules, seed=...), "
-                "which draws each shard's part of the global init",
-            ))
+            out.append(
+                Finding(
+                    "dtensor-local-fans",
+                    "error",
+                    e.name,
+                    f"its local shard {local} has std {measured:.5g}: {z:.0f} standard errors from the std "
+                    f"{d_global[2]:.5g} "
+                    f"that {e.init} gives the global shape {tuple(t.shape)}, and close to the {d_local[2]:.5g} it "
+                    f"gives the "
+                    "local shape: the fans were taken from the shard",
+                    "compute fans from the global shape (DTensor.shape), e.g. fanin.apply(model, rules, seed=...), "
+                    "which draws each shard's part of the global init",
+                )
+            )
     return out
 
 
@@ -408,12 +487,18 @@ def _stacked(model, entries) -> list[Finding]:
         per_expert = block_fans(d.layout, e.shape)
         if (e.fans.fan_in, e.fans.fan_out) == (per_expert.fan_in, per_expert.fan_out):
             continue
-        out.append(Finding(
-            "fans-from-storage", "warning", e.name,
-            f"{e.init} on stacked experts {e.shape} ({d.evidence}) takes fans ({e.fans.fan_in:g}, {e.fans.fan_out:g}) "
-            f"from the 3-D storage; one expert's matrix has ({per_expert.fan_in:g}, {per_expert.fan_out:g})",
-            f"declare the layout: Rule({e.name!r}, {str(e.scheme)!r}, fans={'experts:' + d.layout.expert_layout!r})",
-        ))
+        out.append(
+            Finding(
+                "fans-from-storage",
+                "warning",
+                e.name,
+                f"{e.init} on stacked experts {e.shape} ({d.evidence}) takes fans ({e.fans.fan_in:g}, "
+                f"{e.fans.fan_out:g}) "
+                f"from the 3-D storage; one expert's matrix has ({per_expert.fan_in:g}, {per_expert.fan_out:g})",
+                f"declare the layout: Rule({e.name!r}, {str(e.scheme)!r}, "
+                f"fans={f'experts:{d.layout.expert_layout}'!r})",
+            )
+        )
     return out
 
 
@@ -432,31 +517,48 @@ def _uninitialized(model, p: Plan | None, unmatched: list[str]) -> list[Finding]
             continue
         t = tensors.get(e.name)
         if e.rule.startswith("created by torch.empty"):
-            out.append(Finding("uninitialized", "error", e.name, f"{e.rule}: it holds whatever memory it got",
-                               "initialize it in the init code, or give it a rule"))
+            out.append(
+                Finding(
+                    "uninitialized",
+                    "error",
+                    e.name,
+                    f"{e.rule}: it holds whatever memory it got",
+                    "initialize it in the init code, or give it a rule",
+                )
+            )
         elif t is not None and t.is_meta:
-            out.append(Finding("uninitialized", "error", e.name, "kept by the plan, and on the meta device: it has no values",
-                               "give it a rule, or leftovers='reset_parameters'"))
+            out.append(
+                Finding(
+                    "uninitialized",
+                    "error",
+                    e.name,
+                    "kept by the plan, and on the meta device: it has no values",
+                    "give it a rule, or leftovers='reset_parameters'",
+                )
+            )
         elif t is not None and t.is_floating_point() and not _local_values(t).isfinite().all():
-            out.append(Finding("uninitialized", "error", e.name, "kept by the plan, and holds non-finite values",
-                               "give it a rule"))
+            out.append(
+                Finding(
+                    "uninitialized", "error", e.name, "kept by the plan, and holds non-finite values", "give it a rule"
+                )
+            )
     return out
 
 
 def _local_values(t: torch.Tensor) -> torch.Tensor:
-    return t.to_local().detach() if is_dtensor(t) else t.detach()
+    return cast(Any, t).to_local().detach() if is_dtensor(t) else t.detach()
 
 
 def _buffers(model, p: Plan | None) -> list[Finding]:
     out: list[Finding] = []
     if model is None:
         return out
-    from fanin.rules.materialize import BUFFER_HOOKS
+    from fanin.planning.materializing import BUFFER_HOOKS
 
     planned = {e.name for e in p} if p is not None else set()
     everything = [*model.parameters(), *model.buffers()]
     all_meta = bool(everything) and all(t.is_meta for t in everything)
-    for module_name, module, own in collect_targets(model):
+    for _module_name, module, own in collect_targets(model):
         hook = next((h for h in BUFFER_HOOKS if callable(getattr(module, h, None))), None)
         for target, tensor, _aliases in own:
             if target.kind != "buffer":
@@ -466,37 +568,46 @@ def _buffers(model, p: Plan | None) -> list[Finding]:
                 if all_meta and (name in planned or hook is not None):
                     continue  # a meta model that materialize will fill
                 where = "the model is on meta and" if all_meta else "after materialization it is still on meta:"
-                out.append(Finding("buffer-not-initialized", "error", name,
-                                   f"{where} no rule and no module hook ({' or '.join(BUFFER_HOOKS)}) fills it",
-                                   "add a rule with kind='buffer', or define reset_buffers() on its module"))
+                out.append(
+                    Finding(
+                        "buffer-not-initialized",
+                        "error",
+                        name,
+                        f"{where} no rule and no module hook ({' or '.join(BUFFER_HOOKS)}) fills it",
+                        "add a rule with kind='buffer', or define reset_buffers() on its module",
+                    )
+                )
                 continue
             values = _local_values(tensor)
             if values.is_floating_point() and values.numel() and not values.isfinite().all():
                 bad = int((~values.isfinite()).sum())
-                out.append(Finding("buffer-not-initialized", "error", name,
-                                   f"{bad} of its {values.numel()} values are not finite",
-                                   "recompute it (its module's reset_buffers(), or the model's init entry point)"))
+                out.append(
+                    Finding(
+                        "buffer-not-initialized",
+                        "error",
+                        name,
+                        f"{bad} of its {values.numel()} values are not finite",
+                        "recompute it (its module's reset_buffers(), or the model's init entry point)",
+                    )
+                )
                 continue
             if target.local.endswith("inv_freq") and values.is_floating_point() and values.numel() > 1:
                 v = values.double().flatten()
                 ok = bool((v > 0).all()) and float(v.max()) <= 1.0 + 1e-6 and bool((v[1:] <= v[:-1]).all())
                 if not ok:
-                    out.append(Finding(
-                        "buffer-not-initialized", "error", name,
-                        f"inv_freq should be theta^(-2i/d): positive, at most 1, decreasing; it has min {float(v.min()):.4g}, "
-                        f"max {float(v.max()):.4g}",
-                        "recompute it after materialization (Hugging Face: the rotary module's rope init; "
-                        "fanin.capture(model) records the values and materialize copies them)",
-                    ))
+                    out.append(
+                        Finding(
+                            "buffer-not-initialized",
+                            "error",
+                            name,
+                            f"inv_freq should be theta^(-2i/d): positive, at most 1, decreasing; it has min "
+                            f"{float(v.min()):.4g}, "
+                            f"max {float(v.max()):.4g}",
+                            "recompute it after materialization (Hugging Face: the rotary module's rope init; "
+                            "fanin.capture(model) records the values and materialize copies them)",
+                        )
+                    )
     return out
-
-
-def _targets(model) -> dict[str, tuple[Any, Target]]:
-    found = {}
-    for _, module, own in collect_targets(model):
-        for target, _, _ in own:
-            found[target.name] = (module, target)
-    return found
 
 
 def _tied(model, p: Plan) -> list[Finding]:
@@ -521,13 +632,22 @@ def _tied(model, p: Plan) -> list[Finding]:
                     continue
                 if rule.covers_kind(target) and rule.select.matches(target):
                     scheme = rule.init.resolve(module, 1)
-                    if i != e.rule_index and scheme is not None and e.scheme is not None and str(scheme) != str(e.scheme):
-                        out.append(Finding(
-                            "tied-different-schemes", "info" if _padding_only(scheme, e.scheme) else "warning", e.name,
-                            f"{e.name} and {alias} are one tensor; the plan initializes it by rule #{e.rule_index} "
-                            f"({e.scheme}), but rule #{i}, which matches {alias}, says {scheme}",
-                            f"decide which one it is and make the rules agree (e.g. a rule for {e.name} first)",
-                        ))
+                    if (
+                        i != e.rule_index
+                        and scheme is not None
+                        and e.scheme is not None
+                        and str(scheme) != str(e.scheme)
+                    ):
+                        out.append(
+                            Finding(
+                                "tied-different-schemes",
+                                "info" if _padding_only(scheme, e.scheme) else "warning",
+                                e.name,
+                                f"{e.name} and {alias} are one tensor; the plan initializes it by rule #{e.rule_index} "
+                                f"({e.scheme}), but rule #{i}, which matches {alias}, says {scheme}",
+                                f"decide which one it is and make the rules agree (e.g. a rule for {e.name} first)",
+                            )
+                        )
                     break
     return out
 
@@ -557,14 +677,18 @@ def _zero_chain(model, p: Plan) -> list[Finding]:
                 continue
             full = f"{parent_name}.{child_name}.weight" if parent_name else f"{child_name}.weight"
             if full in zero and previous is not None and previous in zero:
-                out.append(Finding(
-                    "zero-blocks-gradient", "error", full,
-                    f"{previous} and {full} are both 0 and follow each other in {parent_name or 'the model'}: the "
-                    "gradient of each is the other's output times the upstream gradient, so both stay 0 and the "
-                    "branch never trains",
-                    f"zero only the last of them (Fixup: the last convolution; zero_init_residual: the last "
-                    f"BatchNorm's weight), and initialize {previous} normally",
-                ))
+                out.append(
+                    Finding(
+                        "zero-blocks-gradient",
+                        "error",
+                        full,
+                        f"{previous} and {full} are both 0 and follow each other in {parent_name or 'the model'}: the "
+                        "gradient of each is the other's output times the upstream gradient, so both stay 0 and the "
+                        "branch never trains",
+                        f"zero only the last of them (Fixup: the last convolution; zero_init_residual: the last "
+                        f"BatchNorm's weight), and initialize {previous} normally",
+                    )
+                )
             previous = full
     return out
 
@@ -575,7 +699,7 @@ def _zero_chain(model, p: Plan) -> list[Finding]:
 def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> LintReport:
     """Lint the init of ``model`` by ``rules`` (a preset, rules, or a :class:`Plan`).
 
-    ``rules=None`` lints the model's own init: :func:`fanin.rules.capture.capture`. A plan alone
+    ``rules=None`` lints the model's own init: :func:`fanin.planning.capturing.capture`. A plan alone
     (``lint(plan)`` or ``lint(None, plan)``) gets the checks that need no model. Parameters no
     rule covers are reported (``uninitialized``) instead of raised.
     """
@@ -589,17 +713,18 @@ def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> L
     elif rules is None:
         if model is None:
             raise TypeError("lint needs a model, a plan, or both; got neither")
-        from fanin.rules.capture import capture
+        from fanin.planning.capturing import capture
 
         p = capture(model)
     else:
         ruleset = as_rules(rules, model)
+        module = cast(torch.nn.Module, model)  # plan() refuses anything else itself
         try:
-            p = plan(model, ruleset)
+            p = plan(module, ruleset)
         except RuleError as err:
             if "match no rule" not in str(err):
                 raise
-            p = plan(model, ruleset, leftovers="keep")
+            p = plan(module, ruleset, leftovers="keep")
             unmatched = [e.name for e in p if e.rule == "leftovers=keep"]
     entries = [e for e in p if e.action == "scheme"]
     findings: list[Finding] = []
@@ -613,9 +738,16 @@ def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> L
     findings += _variance(entries)
     findings += _truncation(entries)
     opaque = getattr(p, "opaque", ())
-    findings += [Finding("opaque", "warning", name, f"the captured init wrote it in a way fanin cannot read: {why}",
-                         "applied, it is replayed by its module's own method; write it with a torch.nn.init scheme to get a plan")
-                 for name, why in opaque]
+    findings += [
+        Finding(
+            "opaque",
+            "warning",
+            name,
+            f"the captured init wrote it in a way fanin cannot read: {why}",
+            "applied, it is replayed by its module's own method; write it with a torch.nn.init scheme to get a plan",
+        )
+        for name, why in opaque
+    ]
     order = {s: i for i, s in enumerate(SEVERITIES)}
     findings.sort(key=lambda f: order[f.severity])
     name = p.rules.name or ("captured" if getattr(p, "entry_point", "") else "rules")

@@ -5,7 +5,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from fanin.rules import scheme_statistics
+from fanin.planning.stats import scheme_statistics
 from fanin.schemes import get
 
 
@@ -17,7 +17,13 @@ from fanin.schemes import get
         ("kaiming_normal(mode='fan_out', nonlinearity='relu')", (8, 4, 3, 3), "normal", math.sqrt(2 / 72), None),
         ("xavier_uniform(gain=2.0)", (10, 30), "uniform", 2 * math.sqrt(2 / 40), 2 * math.sqrt(6 / 40)),
         ("keras.he_uniform", (16, 8), "uniform", math.sqrt(2 / 8), math.sqrt(6 / 8)),
-        ("keras.glorot_normal", (16, 8), "truncated normal", math.sqrt(2 / 24), 2 * math.sqrt(2 / 24) / float(sps.truncnorm.std(-2, 2))),
+        (
+            "keras.glorot_normal",
+            (16, 8),
+            "truncated normal",
+            math.sqrt(2 / 24),
+            2 * math.sqrt(2 / 24) / float(sps.truncnorm.std(-2, 2)),
+        ),
         ("orthogonal(gain=2.0)", (4, 9), "orthogonal", 2 / 3, 2.0),
         ("orthogonal", (9, 4), "orthogonal", 1 / 3, 1.0),
         ("constant(val=0.25)", (3,), "constant", 0.0, 0.25),
@@ -50,5 +56,7 @@ def test_unknowable_statistics_are_none():
 
 
 def test_shape_errors_propagate():
-    with pytest.raises(ValueError, match="Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"):
+    with pytest.raises(
+        ValueError, match="Fan in and fan out can not be computed for tensor with fewer than 2 dimensions"
+    ):
         scheme_statistics(get("kaiming_uniform"), (5,))

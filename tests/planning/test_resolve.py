@@ -77,7 +77,9 @@ def test_leftovers_keep_and_reset_parameters_are_recorded():
 
 
 def test_leftovers_policy_error():
-    with pytest.raises(RuleError, match=r"Unknown leftovers policy 'drop'. Accepted: 'error', 'keep', 'reset_parameters'."):
+    with pytest.raises(
+        RuleError, match=r"Unknown leftovers policy 'drop'. Accepted: 'error', 'keep', 'reset_parameters'."
+    ):
         fanin.plan(Net(), {"*": "zeros"}, leftovers="drop")
 
 
@@ -105,11 +107,21 @@ def test_scheme_shape_errors_are_raised_at_plan_time_with_the_tensor():
 
 
 def test_entry_contents_by_hand():
-    rules = [("encoder.weight", "kaiming_uniform(a=sqrt(5))"), (Name("*.weight") & Ndim(2), "xavier_normal"), ("*", "zeros")]
+    rules = [
+        ("encoder.weight", "kaiming_uniform(a=sqrt(5))"),
+        (Name("*.weight") & Ndim(2), "xavier_normal"),
+        ("*", "zeros"),
+    ]
     p = fanin.plan(Net(), rules, seed=7)
     e = p["encoder.weight"]
     assert (e.kind, e.module, e.module_type, e.local, e.role, e.shape, e.dtype) == (
-        "parameter", "encoder", "Linear", "weight", "weight", (4, 8), "float32"
+        "parameter",
+        "encoder",
+        "Linear",
+        "weight",
+        "weight",
+        (4, 8),
+        "float32",
     )
     assert (e.fans.fan_in, e.fans.fan_out, e.fans.layout) == (8, 4, "torch")
     # kaiming_uniform, a = sqrt(5): gain sqrt(2/(1+5)), bound = gain*sqrt(3/fan_in) = 1/sqrt(8)
@@ -218,6 +230,29 @@ def test_plan_getitem_error():
 
 
 def test_as_rules_list_mixing_forms_and_first_leftovers_wins():
-    rules = as_rules([{"a": "zeros"}, (Name("b"), "ones"), Rule("c", "keep"), {"leftovers": "keep", "rules": {"d": "zeros"}}, "resnet"])
+    rules = as_rules(
+        [
+            {"a": "zeros"},
+            (Name("b"), "ones"),
+            Rule("c", "keep"),
+            {"leftovers": "keep", "rules": {"d": "zeros"}},
+            "resnet",
+        ]
+    )
     assert [str(r.select) for r in rules][:4] == ["name='a'", "name='b'", "name='c'", "name='d'"]
     assert rules.leftovers == "keep"
+
+
+def test_the_planning_package_leaves_the_public_plan_a_function():
+    # Importing a submodule sets the parent package's attribute of that name: a package called
+    # fanin.plan would replace the function fanin.plan once any of its modules is imported first.
+    import subprocess
+    import sys
+
+    code = (
+        "import fanin.planning.applying, fanin.planning.resolve, fanin, types; "
+        "from fanin import plan; "
+        "print(isinstance(fanin.plan, types.FunctionType), plan is fanin.plan)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True"]

@@ -18,7 +18,7 @@ The examples are derandomized (a fixed sequence), so a failure reproduces.
 from __future__ import annotations
 
 import contextlib
-import sys
+import importlib
 
 import torch
 from hypothesis import HealthCheck, event, given, settings
@@ -30,11 +30,17 @@ from fanin.errors import FaninError
 from fanin.rules import Name, Ndim, Role, Rule
 from fanin.schemes.scheme import Scheme
 
-APPLY = sys.modules["fanin.rules.apply"]  # the module (fanin.rules.apply is also the function)
+APPLY = importlib.import_module("fanin.planning.applying")
 
 WEIGHT_SCHEMES = [
-    "xavier_uniform", "kaiming_normal(mode='fan_out')", "orthogonal", "keras.glorot_uniform", "jax.lecun_normal",
-    "normal(std=0.02)", "trunc_normal(std=0.02)", "tf1.variance_scaling_initializer(distribution='uniform')",
+    "xavier_uniform",
+    "kaiming_normal(mode='fan_out')",
+    "orthogonal",
+    "keras.glorot_uniform",
+    "jax.lecun_normal",
+    "normal(std=0.02)",
+    "trunc_normal(std=0.02)",
+    "tf1.variance_scaling_initializer(distribution='uniform')",
 ]
 VECTOR_SCHEMES = ["zeros", "ones", "uniform(a=-0.1, b=0.1)", "normal(std=0.1)", "constant(val=0.5)"]
 ANY_INIT = ["keep", "reset_parameters", "orthogonal", "eye", "zeros", "keras.zeros"]  # some do not fit some tensors
@@ -47,12 +53,20 @@ layer = st.one_of(
     st.tuples(st.just("batchnorm"), st.integers(1, 5)),
 )
 # overlapping views are refused by every plan that writes them: rarer, so that most plans resolve
-alias = st.tuples(st.sampled_from(["tie", "tie", "disjoint", "disjoint", "disjoint", "overlap"]), st.integers(0, 7), st.integers(0, 7))
+alias = st.tuples(
+    st.sampled_from(["tie", "tie", "disjoint", "disjoint", "disjoint", "overlap"]), st.integers(0, 7), st.integers(0, 7)
+)
 rule = st.one_of(
     st.tuples(st.just("weight2d"), st.sampled_from(WEIGHT_SCHEMES)),
     st.tuples(st.just("vector"), st.sampled_from(VECTOR_SCHEMES)),
-    st.tuples(st.just("name"), st.sampled_from(["*.weight", "*.bias", "0.*", "*", "extra*"]), st.sampled_from(ANY_INIT)),
-    st.tuples(st.just("role"), st.sampled_from(["embedding", "norm_weight", "norm_bias", "bias"]), st.sampled_from(VECTOR_SCHEMES + ANY_INIT)),
+    st.tuples(
+        st.just("name"), st.sampled_from(["*.weight", "*.bias", "0.*", "*", "extra*"]), st.sampled_from(ANY_INIT)
+    ),
+    st.tuples(
+        st.just("role"),
+        st.sampled_from(["embedding", "norm_weight", "norm_bias", "bias"]),
+        st.sampled_from(VECTOR_SCHEMES + ANY_INIT),
+    ),
 )
 kinds = st.sampled_from(["error", "interrupt"])
 failure = st.one_of(
@@ -92,7 +106,9 @@ def build(layers, aliases) -> nn.Module:
         if how == "tie" and a is not b and a.weight.shape == b.weight.shape:
             b.weight = a.weight  # one object under two names: planned once
         elif how == "overlap":
-            a.register_parameter(f"extra{n}", nn.Parameter(a.weight.detach().reshape(-1)[: max(1, a.weight.numel() // 2)]))
+            a.register_parameter(
+                f"extra{n}", nn.Parameter(a.weight.detach().reshape(-1)[: max(1, a.weight.numel() // 2)])
+            )
         elif how == "disjoint":
             b.register_parameter(f"extra{n}", nn.Parameter(base[8 * n : 8 * n + 4]))
     return model
@@ -151,7 +167,13 @@ def injected(fault):
 
 
 def run(model, rules, leftovers, source, fault):
-    kwargs = {"seed": 5} if source == "seed" else {"generator": torch.Generator().manual_seed(5)} if source == "generator" else {}
+    kwargs = (
+        {"seed": 5}
+        if source == "seed"
+        else {"generator": torch.Generator().manual_seed(5)}
+        if source == "generator"
+        else {}
+    )
     torch.manual_seed(11)  # the global RNG: reset_parameters entries, and the "global" source
     with injected(fault):
         return fanin.apply(model, rules, leftovers=leftovers, **kwargs)

@@ -2,34 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
 import torch
 from torch import nn
 
 import fanin
 import fanin.models
+from fanin.planning.capturing import capture
+from fanin.planning.linting import CHECKS, Finding, LintReport, lint
 from fanin.rules import Rule
-from fanin.rules.capture import capture
-from fanin.rules.lint import CHECKS, Finding, LintReport, lint
 from fanin.rules.presets import gpt2
 from fanin.rules.recipes import fixup, for_model, torchtitan_llama3, vit_jax, vit_moco, vit_timm, zero_init_residual
-
-
-def load_zoo():
-    name = "_fanin_rules_zoo"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("_zoo.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-zoo = load_zoo()
+from support import zoo
 
 
 def only(report: LintReport, check: str) -> list[Finding]:
@@ -44,8 +28,10 @@ def test_truncation_bounds_in_absolute_units_never_cut():
     bad = lint(model, {"weight": "trunc_normal(std=0.02, a=-3.0, b=3.0)", "bias": "zeros"})
     (f,) = only(bad, "truncation-never-cuts")
     assert (f.severity, f.tensor) == ("warning", "weight")
-    assert f.evidence.startswith("trunc_normal(std=0.02, a=-3.0, b=3.0) cuts at [-3, 3] = ±150σ with σ=0.02")
-    assert f.fix == "trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))"
+    assert f.evidence.startswith("trunc_normal(std=0.02, a=-3.0, b=3.0) cuts at [-3, 3] = ±150σ with σ=0.02")  # noqa: RUF001
+    assert (
+        f.fix == "trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))"  # noqa: RUF001
+    )
     default = lint(model, {"weight": "trunc_normal(std=0.02)", "bias": "zeros"})
     assert [g.severity for g in only(default, "truncation-never-cuts")] == ["info"]
     assert lint(model, {"weight": "trunc_normal(std=0.02, a=-0.06, b=0.06)", "bias": "zeros"}).findings == ()
@@ -119,7 +105,10 @@ def test_stacked_experts_with_fans_from_the_storage():
     (f,) = lint(model, {"*": "kaiming_uniform(a=sqrt(5))"}).problems
     assert (f.check, f.tensor) == ("fans-from-storage", "experts.down_proj")
     assert "one expert's matrix has (64, 16)" in f.evidence
-    assert f.fix == "declare the layout: Rule('experts.down_proj', 'kaiming_uniform(a=2.23606797749979)', fans='experts:in_out')"
+    assert (
+        f.fix
+        == "declare the layout: Rule('experts.down_proj', 'kaiming_uniform(a=2.23606797749979)', fans='experts:in_out')"
+    )
     assert lint(model, [Rule("*", "kaiming_uniform(a=sqrt(5))", fans="experts:in_out")]).problems == ()
 
 
@@ -178,8 +167,10 @@ def test_tied_tensors_under_rules_with_different_schemes():
     """One tensor, two names, two rules that disagree: one silently wins (DeepSpeed#2650). A tied
     embedding whose rules differ only in its padding row (bert on a masked-LM head) is an info."""
     model = fanin.models.gpt(n_layer=1)
-    (f,) = only(lint(model, [{"lm_head.weight": "zeros", "wte.weight": "normal(std=0.02)"}, gpt2(n_layer=1)]),
-                "tied-different-schemes")
+    (f,) = only(
+        lint(model, [{"lm_head.weight": "zeros", "wte.weight": "normal(std=0.02)"}, gpt2(n_layer=1)]),
+        "tied-different-schemes",
+    )
     assert f.tensor == "wte.weight" and "rule #0, which matches lm_head.weight, says zeros" in f.evidence
 
 
@@ -195,9 +186,11 @@ def test_zero_inits_that_block_a_branchs_gradient():
             self.conv2, self.bn2 = nn.Conv2d(4, 4, 3), nn.BatchNorm2d(4)
 
     net = nn.ModuleDict({"layer1": nn.Sequential(Block())})
-    both = [{"*.bn2.weight": "zeros"}, fixup(n_blocks=1, m=2)]  # Fixup's zero conv2 and a zero bn2 γ
+    both = [{"*.bn2.weight": "zeros"}, fixup(n_blocks=1, m=2)]  # Fixup's zero conv2 and a zero bn2 gamma
     (g,) = lint(net, both).errors
-    assert g.tensor == "layer1.0.bn2.weight" and "layer1.0.conv2.weight and layer1.0.bn2.weight are both 0" in g.evidence
+    assert (
+        g.tensor == "layer1.0.bn2.weight" and "layer1.0.conv2.weight and layer1.0.bn2.weight are both 0" in g.evidence
+    )
     assert lint(net, fixup(n_blocks=1, m=2)).errors == ()
 
 
@@ -227,7 +220,9 @@ def test_report_record_and_errors():
         lint()
     with pytest.raises(ValueError, match=r"Unknown severity 'fatal'"):
         report.of("fatal")
-    plan_only = lint(fanin.plan(nn.Linear(256, 256), {"weight": "trunc_normal(std=0.02, a=-3.0, b=3.0)", "bias": "zeros"}))
+    plan_only = lint(
+        fanin.plan(nn.Linear(256, 256), {"weight": "trunc_normal(std=0.02, a=-3.0, b=3.0)", "bias": "zeros"})
+    )
     assert [f.check for f in plan_only] == ["truncation-never-cuts"]
 
 
@@ -246,7 +241,10 @@ def test_silent_on_the_zoos_own_init(member):
 def _presets():
     return [
         ("torch-layers", lambda m: "torch"),
-        ("torch-layers", lambda m: ["keras", {"bil.weight": "xavier_uniform", "bil.bias": "zeros"}]),  # Keras has no Bilinear
+        (
+            "torch-layers",
+            lambda m: ["keras", {"bil.weight": "xavier_uniform", "bil.bias": "zeros"}],
+        ),  # Keras has no Bilinear
         ("hf-gpt2", lambda m: for_model("gpt2", m)),
         ("hf-bert", lambda m: "bert"),
         ("hf-llama", lambda m: for_model("torchtitan_llama3", m)),

@@ -44,11 +44,12 @@ ops with no scheme). Applied with ``seed=``, every tensor draws its last scheme 
 counter stream: the same distributions, name-keyed, shardable, on meta models.
 
 >>> import torch, fanin
->>> from fanin.rules.capture import capture
+>>> from fanin.planning.capturing import capture
 >>> factory = lambda: torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
 >>> p = capture(factory)
->>> [(e.name, e.init, e.rule) for e in p][:2]
-[('0.weight', 'kaiming_uniform(a=2.23606797749979)', 'Linear.reset_parameters'), ('0.bias', 'uniform(a=-0.5, b=0.5)', 'Linear.reset_parameters')]
+>>> [(e.name, e.init, e.rule) for e in p][:2]  # doctest: +NORMALIZE_WHITESPACE
+[('0.weight', 'kaiming_uniform(a=2.23606797749979)', 'Linear.reset_parameters'), ('0.bias', 'uniform(a=-0.5, b=0.5)',
+'Linear.reset_parameters')]
 >>> torch.manual_seed(0); reference = factory()
 <torch._C.Generator object at ...>
 >>> model = factory(); _ = fanin.apply(model, p, generator=torch.Generator().manual_seed(0))
@@ -60,22 +61,27 @@ from __future__ import annotations
 
 import copy
 import inspect
+import itertools
 import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch.overrides import TorchFunctionMode
 
 from fanin.errors import FaninError
+from fanin.planning.executor import check_random_source, reset_method, stream_key
+from fanin.planning.records import Plan, PlanEntry
+from fanin.planning.resolve import fans_for
+from fanin.planning.stats import Statistics, scheme_statistics
 from fanin.rng.recording import DrawRecorder
-from fanin.rng.stream import Stream, canonical_name
-from fanin.rules.blocks import BoxStream, Layout, _Arg, blocked
-from fanin.rules.plan import Plan, PlanEntry, _fans_for, collect_targets, reset_method
+from fanin.rng.stream import Stream
+from fanin.rules.blocks import BoxStream, Layout, ObjectArg, blocked
 from fanin.rules.rules import Rules
-from fanin.rules.stats import Statistics, scheme_statistics
+from fanin.rules.selectors import Target
+from fanin.rules.targets import collect_targets
 from fanin.schemes import Scheme
 from fanin.schemes.registry import SchemeEntry
 
@@ -100,8 +106,17 @@ _TORCH_INIT = {  # function name -> (fanin scheme, argument names)
     "orthogonal_": ("orthogonal", ("gain",)),
     "sparse_": ("sparse", ("sparsity", "std")),
 }
-_RANDOM_SCHEMES = {"uniform", "normal", "trunc_normal", "xavier_uniform", "xavier_normal", "kaiming_uniform",
-                   "kaiming_normal", "orthogonal", "sparse"}
+_RANDOM_SCHEMES = {
+    "uniform",
+    "normal",
+    "trunc_normal",
+    "xavier_uniform",
+    "xavier_normal",
+    "kaiming_uniform",
+    "kaiming_normal",
+    "orthogonal",
+    "sparse",
+}
 
 # Frames that are plumbing, not the init code a user wants cited.
 _PLUMBING_FILES = (
@@ -117,7 +132,7 @@ _PLUMBING_FILES = (
     "timm/models/_manipulate.py",
     "fanin/frameworks/torch.py",
     "fanin/rng/",
-    "fanin/rules/capture.py",
+    "fanin/planning/capturing.py",
     "/contextlib.py",
     "/copy.py",
     "/functools.py",
@@ -125,21 +140,61 @@ _PLUMBING_FILES = (
 _PLUMBING_FUNCTIONS = ("smart_apply", "_initialize_weights", "initialize_weights", "init_weights", "post_init")
 
 _FACTORIES = {
-    "zeros": "zeros", "zeros_like": "zeros", "new_zeros": "zeros",
-    "ones": "ones", "ones_like": "ones", "new_ones": "ones",
-    "full": "full", "full_like": "full", "new_full": "full",
-    "empty": "empty", "empty_like": "empty", "new_empty": "empty", "empty_strided": "empty",
-    "randn": "randn", "randn_like": "randn", "rand": "rand", "rand_like": "rand",
-    "tensor": "values", "as_tensor": "values", "arange": "values", "linspace": "values", "logspace": "values",
-    "eye": "values", "new_tensor": "values",
+    "zeros": "zeros",
+    "zeros_like": "zeros",
+    "new_zeros": "zeros",
+    "ones": "ones",
+    "ones_like": "ones",
+    "new_ones": "ones",
+    "full": "full",
+    "full_like": "full",
+    "new_full": "full",
+    "empty": "empty",
+    "empty_like": "empty",
+    "new_empty": "empty",
+    "empty_strided": "empty",
+    "randn": "randn",
+    "randn_like": "randn",
+    "rand": "rand",
+    "rand_like": "rand",
+    "tensor": "values",
+    "as_tensor": "values",
+    "arange": "values",
+    "linspace": "values",
+    "logspace": "values",
+    "eye": "values",
+    "new_tensor": "values",
 }
 _RANDOM_OPS = ("random_", "bernoulli_", "exponential_", "cauchy_", "log_normal_", "geometric_")
 _RANDOM_FACTORIES = ("randint", "randint_like", "randperm", "normal", "bernoulli", "multinomial", "poisson")
 _AFFINE = ("mul_", "div_", "add_", "sub_", "clamp_", "clamp_min_", "clamp_max_", "neg_", "erfinv_")
 _NOT_WRITES = ("requires_grad_", "retain_grad", "share_memory_", "detach_", "set_", "resize_", "record_stream")
-_DERIVED = ("mul", "__mul__", "__rmul__", "add", "__add__", "__radd__", "sub", "__sub__", "__rsub__", "rsub",
-            "div", "__truediv__", "neg", "__neg__", "to", "clone", "contiguous", "float", "double", "half",
-            "bfloat16", "type_as", "expand", "repeat")
+_DERIVED = (
+    "mul",
+    "__mul__",
+    "__rmul__",
+    "add",
+    "__add__",
+    "__radd__",
+    "sub",
+    "__sub__",
+    "__rsub__",
+    "rsub",
+    "div",
+    "__truediv__",
+    "neg",
+    "__neg__",
+    "to",
+    "clone",
+    "contiguous",
+    "float",
+    "double",
+    "half",
+    "bfloat16",
+    "type_as",
+    "expand",
+    "repeat",
+)
 
 
 class CaptureError(FaninError, ValueError):
@@ -229,7 +284,7 @@ def _steps_scheme(steps: tuple) -> Scheme:
         return steps[0][1]
     family = "normal" if _random(steps) else "constant"
     entry = SchemeEntry("captured.steps", _steps_fn, family, "captured", {"steps": None}, takes_generator=True)
-    return Scheme(entry, steps=_Arg(_Steps(steps)))
+    return Scheme(entry, steps=ObjectArg(_Steps(steps)))
 
 
 def _with_burns(scheme: Scheme, burns: tuple) -> Scheme:
@@ -341,16 +396,27 @@ class _Recorder:
         for a in arg_names:
             if a in values:
                 v = values[a]
-                if isinstance(v, torch.Tensor) or (isinstance(v, int) and not isinstance(v, bool) and isinstance(defaults.get(a), float)):
+                if isinstance(v, torch.Tensor) or (
+                    isinstance(v, int) and not isinstance(v, bool) and isinstance(defaults.get(a), float)
+                ):
                     v = float(v)  # normal_(w, mean=0) is normal(mean=0.0): the scheme's own type
                 args[a] = v
         if values.get("generator") is not None:
-            self.notes.append(f"{source} passes its own generator to {name}: its draws cannot be replayed in the library's order")
+            self.notes.append(
+                f"{source} passes its own generator to {name}: its draws cannot be replayed in the library's order"
+            )
             self.unreplayable.append(source)
         try:
-            scheme = _constant(float(args["val"])) if name == "constant" and isinstance(args.get("val"), (int, float)) else Scheme(name, **args)
+            scheme = (
+                _constant(float(args["val"]))
+                if name == "constant" and isinstance(args.get("val"), (int, float))
+                else Scheme(name, **args)
+            )
         except (TypeError, ValueError) as err:
-            self.add(tensor, _Event(self.tick(), _region(tensor), None, source, reason=f"{name}({args}): {err}", replay=replay))
+            self.add(
+                tensor,
+                _Event(self.tick(), _region(tensor), None, source, reason=f"{name}({args}): {err}", replay=replay),
+            )
             return
         rng: tuple[int, ...] = ()
         burn: tuple = ()
@@ -371,12 +437,18 @@ class _Recorder:
             a = _arg(args, kwargs, 1, "from" if name == "uniform_" else "mean", 0.0)
             b = _arg(args, kwargs, 2, "to" if name == "uniform_" else "std", 1.0)
             if kwargs.get("generator") is not None:
-                self.notes.append(f"{source} draws {name} from its own generator: not replayable in the library's order")
+                self.notes.append(
+                    f"{source} draws {name} from its own generator: not replayable in the library's order"
+                )
                 self.unreplayable.append(source)
-            scheme = Scheme("uniform", a=float(a), b=float(b)) if name == "uniform_" else Scheme("normal", mean=float(a), std=float(b))
+            scheme = (
+                Scheme("uniform", a=float(a), b=float(b))
+                if name == "uniform_"
+                else Scheme("normal", mean=float(a), std=float(b))
+            )
             rng = (self.next_rng(),) if target.numel() else ()
             burn = ((scheme, tuple(target.shape), target.dtype),) if rng else ()
-            steps: tuple = (("scheme", scheme),)
+            steps: tuple | None = (("scheme", scheme),)
             if name == "uniform_":
                 steps = (("op", "uniform_", (float(a), float(b))),)  # the start of a hand-written erfinv
             self.add(target, _Event(t, region, steps, source, rng, burn, replay=replay))
@@ -392,10 +464,13 @@ class _Recorder:
             index, value = args[1], args[2]
             try:
                 view = target[index]
-            except Exception:  # noqa: BLE001 - any index torch refuses on meta is one we cannot read
+            except Exception:
                 view = None
             if view is None or view.untyped_storage()._cdata != target.untyped_storage()._cdata:
-                self.add(target, _Event(t, region, None, source, reason="indexed assignment with advanced indexing", replay=replay))
+                self.add(
+                    target,
+                    _Event(t, region, None, source, reason="indexed assignment with advanced indexing", replay=replay),
+                )
                 return
             scalar = _scalar(value)
             if scalar is not None:
@@ -404,7 +479,11 @@ class _Recorder:
                 self.add(target, self.copy_event(t, _region(view), value, source, replay, view))
         elif name in _AFFINE:
             values = [_scalar(a) for a in args[1:]] + [_scalar(v) for v in kwargs.values()]
-            if any(v is None for v in values) or (name == "add_" and "alpha" in kwargs) or (name == "clamp_" and len(args) + len(kwargs) < 2):
+            if (
+                any(v is None for v in values)
+                or (name == "add_" and "alpha" in kwargs)
+                or (name == "clamp_" and len(args) + len(kwargs) < 2)
+            ):
                 self.add(target, _Event(t, region, None, source, reason=f"{name} with tensor arguments", replay=replay))
                 return
             if name == "clamp_":
@@ -416,7 +495,10 @@ class _Recorder:
             self.add(target, _Event(t, region, (("op", name, op_args),), source, replay=replay))
         elif name in _RANDOM_OPS:
             self.unreplayable.append(f"{source}: {name}")
-            self.add(target, _Event(t, region, None, source, rng=(self.next_rng(),), reason=f"{name} has no scheme", replay=replay))
+            self.add(
+                target,
+                _Event(t, region, None, source, rng=(self.next_rng(),), reason=f"{name} has no scheme", replay=replay),
+            )
         else:
             self.add(target, _Event(t, region, None, source, reason=f"in-place {name}", replay=replay))
 
@@ -463,7 +545,13 @@ class _Recorder:
         t = self.tick()
         k = self.key(out)
         if kind in ("zeros", "ones", "full"):
-            value = 0.0 if kind == "zeros" else 1.0 if kind == "ones" else _scalar(_arg(args, kwargs, -1, "fill_value", None))
+            value = (
+                0.0
+                if kind == "zeros"
+                else 1.0
+                if kind == "ones"
+                else _scalar(_arg(args, kwargs, -1, "fill_value", None))
+            )
             if value is None:
                 return
             self.constants[k] = value
@@ -480,9 +568,19 @@ class _Recorder:
         elif kind == "values":
             if not out.is_meta and out.numel() <= MAX_VALUES and out.is_floating_point():
                 values = tuple(float(v) for v in out.detach().reshape(-1).tolist())
-                self.add(out, _Event(t, _region(out), (("values", values, out.dtype, tuple(out.shape)),), source, created="values"))
+                self.add(
+                    out,
+                    _Event(
+                        t, _region(out), (("values", values, out.dtype, tuple(out.shape)),), source, created="values"
+                    ),
+                )
             else:
-                self.add(out, _Event(t, _region(out), None, source, reason="created from values fanin cannot read", created="values"))
+                self.add(
+                    out,
+                    _Event(
+                        t, _region(out), None, source, reason="created from values fanin cannot read", created="values"
+                    ),
+                )
 
     def random_factory(self, name: str, out) -> None:
         if self.known_frame() is not None:
@@ -504,11 +602,20 @@ class _Recorder:
             try:
                 probe = torch.full((1,), self.constants[k], dtype=src.dtype)
                 value = func_on(name, probe, args, kwargs, src)
-            except Exception:  # noqa: BLE001 - an op fanin cannot evaluate leaves the tensor opaque
+            except Exception:
                 value = None
             if value is not None:
                 self.constants[self.key(out)] = value
-                self.add(out, _Event(self.tick(), _region(out), (("scheme", _constant(value)),), _source(sys._getframe(2)), created="constant"))
+                self.add(
+                    out,
+                    _Event(
+                        self.tick(),
+                        _region(out),
+                        (("scheme", _constant(value)),),
+                        _source(sys._getframe(2)),
+                        created="constant",
+                    ),
+                )
             return
         if name in ("to", "clone", "contiguous", "float", "double", "half", "bfloat16", "type_as") and k in self.events:
             program = self.program_of(src)
@@ -517,7 +624,12 @@ class _Recorder:
             steps, rng, burn = program
             if src.dtype != out.dtype:
                 steps = (("from", src.dtype, steps),)
-            self.add(out, _Event(self.tick(), _region(out), steps, _source(sys._getframe(2)), rng, burn, created="copy", copied=True))
+            self.add(
+                out,
+                _Event(
+                    self.tick(), _region(out), steps, _source(sys._getframe(2)), rng, burn, created="copy", copied=True
+                ),
+            )
 
 
 def func_on(name: str, probe: torch.Tensor, args: tuple, kwargs: dict, src: torch.Tensor) -> float | None:
@@ -553,8 +665,10 @@ class _Mode(TorchFunctionMode):
                 return torch.tensor(name == "all")
         if name == "__set__" and args and isinstance(args[0], torch.Tensor):
             pass  # ``param.data = t``: the parameter's storage becomes t's, read at the end
-        elif args and isinstance(args[0], torch.Tensor) and (
-            (name.endswith("_") and not name.startswith("_") and name not in _NOT_WRITES) or name == "__setitem__"
+        elif (
+            args
+            and isinstance(args[0], torch.Tensor)
+            and ((name.endswith("_") and not name.startswith("_") and name not in _NOT_WRITES) or name == "__setitem__")
         ):
             r.write(name, args, kwargs)
         out = func(*args, **kwargs)
@@ -616,7 +730,9 @@ def _region(t: torch.Tensor) -> tuple:
 
 def _is_plumbing(frame) -> bool:
     path = frame.f_code.co_filename.replace("\\", "/")
-    return any(p in path for p in _PLUMBING_FILES) or frame.f_code.co_name in _PLUMBING_FUNCTIONS and "transformers" in path
+    return any(p in path for p in _PLUMBING_FILES) or (
+        frame.f_code.co_name in _PLUMBING_FUNCTIONS and "transformers" in path
+    )
 
 
 def _source(frame) -> str:
@@ -681,7 +797,7 @@ def _classify(region: tuple, root: tuple):
 
 def _contiguous(shape, stride) -> bool:
     expected = 1
-    for n, s in zip(reversed(shape), reversed(stride)):
+    for n, s in zip(reversed(shape), reversed(stride), strict=True):
         if n != 1 and s != expected:
             return False
         expected *= n
@@ -691,7 +807,7 @@ def _contiguous(shape, stride) -> bool:
 def _inside(region: tuple, root: tuple) -> bool:
     off = region[0]
     roff, rshape, rstride = root
-    span = sum((n - 1) * s for n, s in zip(rshape, rstride)) + 1 if all(rshape) else 0
+    span = sum((n - 1) * s for n, s in zip(rshape, rstride, strict=True)) + 1 if all(rshape) else 0
     return roff <= off < roff + max(span, 1)
 
 
@@ -774,7 +890,12 @@ def _as_scheme(steps: tuple, shape: tuple[int, ...]) -> Scheme:
             return Scheme("fanin.padded_normal", padding_idx=r0, mean=normal["mean"], std=normal["std"])
     if steps and all(s[0] == "rows" and not s[3] and len(s[4]) == 1 and s[4][0][0] == "scheme" for s in steps):
         starts = [s[1] for s in steps]
-        if starts == sorted(starts) and starts[0] == 0 and all(a[2] == b[1] for a, b in zip(steps, steps[1:])) and steps[-1][2] == shape[0]:
+        if (
+            starts == sorted(starts)
+            and starts[0] == 0
+            and all(a[2] == b[1] for a, b in itertools.pairwise(steps))
+            and steps[-1][2] == shape[0]
+        ):
             schemes = [s[4][0][1] for s in steps]
             sizes = [s[2] - s[1] for s in steps]
             if len(set(map(str, schemes))) == 1 and len(set(sizes)) == 1:
@@ -791,12 +912,16 @@ def _statistics(scheme: Scheme, steps: tuple, shape: tuple[int, ...], dtype: tor
         except (ValueError, TypeError):
             return None
     if scheme.name == "fanin.padded_normal":
-        return scheme_statistics(Scheme("normal", mean=scheme.arguments["mean"], std=scheme.arguments["std"]), shape, dtype)
+        return scheme_statistics(
+            Scheme("normal", mean=scheme.arguments["mean"], std=scheme.arguments["std"]), shape, dtype
+        )
     base, rest = steps[0], steps[1:]
     if base[0] == "erfinv":
         _, _low, _high, scale, shift, a, b = base
         std = scale / math.sqrt(2.0)
-        stats: Statistics | None = scheme_statistics(Scheme("trunc_normal", mean=shift, std=std, a=a, b=b), shape, dtype)
+        stats: Statistics | None = scheme_statistics(
+            Scheme("trunc_normal", mean=shift, std=std, a=a, b=b), shape, dtype
+        )
     elif base[0] == "scheme":
         try:
             stats = scheme_statistics(base[1], shape, dtype)
@@ -830,7 +955,7 @@ def _statistics(scheme: Scheme, steps: tuple, shape: tuple[int, ...], dtype: tor
 
 @dataclass(frozen=True, repr=False)
 class CapturedPlan(Plan):
-    """A :class:`Plan` read from a model's own init code (see :mod:`fanin.rules.capture`).
+    """A :class:`Plan` read from a model's own init code (see :mod:`fanin.planning.capturing`).
 
     ``entry_point`` names what ran; ``opaque`` lists ``(tensor, reason)`` for writes fanin could
     not interpret (replayed by the writing module's own method when applied); ``draw_order`` is
@@ -847,20 +972,16 @@ class CapturedPlan(Plan):
 
     def __repr__(self) -> str:
         n, opaque = len(self.entries), len(self.opaque)
-        return (f"<CapturedPlan {self.model or 'model'}: {n} tensor{'s' * (n != 1)} from {self.entry_point or 'init code'}"
-                f"{f', {opaque} opaque' if opaque else ''}>")
-
-    def lint(self, model: torch.nn.Module | None = None):
-        """The lint findings of this plan (:func:`fanin.rules.lint.lint`)."""
-        from fanin.rules.lint import lint
-
-        return lint(model, self)
+        return (
+            f"<CapturedPlan {self.model or 'model'}: {n} tensor{'s' * (n != 1)} from {self.entry_point or 'init code'}"
+            f"{f', {opaque} opaque' if opaque else ''}>"
+        )
 
 
 def _clear_hf_flags(model: torch.nn.Module) -> None:
     for m in model.modules():
         if "_is_hf_initialized" in m.__dict__:
-            m._is_hf_initialized = False
+            m._is_hf_initialized = False  # type: ignore[assignment]  # torch types module attributes as tensors or modules
     for t in [*model.parameters(), *model.buffers()]:
         if hasattr(t, "_is_hf_initialized"):
             t._is_hf_initialized = False
@@ -879,13 +1000,17 @@ def _entry_point(model: torch.nn.Module, init) -> tuple[str, Callable[[torch.nn.
             return f"{type(model).__name__}.{init}()", lambda m: getattr(m, init)()
         if callable(init):
             return getattr(init, "__qualname__", repr(init)), init
-        raise CaptureError(f"capture's init is a callable init(model) or a method name, got init={init!r} ({type(init).__name__})")
+        raise CaptureError(
+            f"capture's init is a callable init(model) or a method name, got init={init!r} ({type(init).__name__})"
+        )
     if _is_hf(model):
         for attr in ("initialize_weights", "init_weights"):
             if callable(getattr(model, attr, None)):
+
                 def run(m, attr=attr):
                     _clear_hf_flags(m)
                     getattr(m, attr)()
+
                 return f"{type(model).__name__}.{attr}()", run
     if callable(getattr(model, "init_weights", None)):
         return f"{type(model).__name__}.init_weights()", lambda m: m.init_weights()
@@ -906,7 +1031,9 @@ def _meta_copy(model: torch.nn.Module) -> torch.nn.Module:
         if id(t) in memo:
             continue
         empty = torch.empty(tuple(t.shape), dtype=t.dtype, device="meta")
-        memo[id(t)] = torch.nn.Parameter(empty, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else empty
+        memo[id(t)] = (
+            torch.nn.Parameter(empty, requires_grad=t.requires_grad) if isinstance(t, torch.nn.Parameter) else empty
+        )
     for m in model.modules():  # plain tensor attributes that alias a buffer (rotary original_inv_freq)
         for v in m.__dict__.values():
             if isinstance(v, torch.Tensor) and id(v) not in memo and not v.is_meta and v.numel() > MAX_VALUES:
@@ -956,9 +1083,7 @@ def capture(
     :func:`fanin.plan`). ``device``: ``"meta"`` or ``"cpu"`` for the scratch copy; by default meta,
     and a CPU copy when the init code reads values (meta tensors have none).
     """
-    from fanin.rules.plan import _check_seed
-
-    _check_seed(seed)
+    check_random_source(seed)
     if device not in (None, "meta", "cpu"):
         raise CaptureError(f"capture's device is 'meta' or 'cpu' (the scratch copy), got device={device!r}")
     devices = [device] if device is not None else ["meta", "cpu"]
@@ -989,12 +1114,17 @@ def capture(
                         raise _RealDevice("transformers initializes only when it constructs on a real device")
                     _entry_point(built, None)[1](built)
                     if any(True for _ in _tied_names(built)):
-                        recorder_notes.append("transformers ran its init after tying the weights (constructed on meta): "
-                                              "tied tensors are drawn once, not as the construction draws them")
+                        recorder_notes.append(
+                            "transformers ran its init after tying the weights (constructed on meta): "
+                            "tied tensors are drawn once, not as the construction draws them"
+                        )
                 return built
+
             return _record(build)
     else:
-        raise CaptureError(f"capture needs a torch.nn.Module or a factory of one, got model={model!r} ({type(model).__name__})")
+        raise CaptureError(
+            f"capture needs a torch.nn.Module or a factory of one, got model={model!r} ({type(model).__name__})"
+        )
 
     notes: list[str] = []
     recorder_notes: list[str] = []
@@ -1009,9 +1139,14 @@ def capture(
             raise
         except Exception as err:
             if dev == "meta" and i + 1 < len(devices) and _meta_failure(err):
-                notes.append(f"the init code reads values ({type(err).__name__}: {str(err).splitlines()[0][:120]}): captured on a CPU copy")
+                notes.append(
+                    f"the init code reads values ({type(err).__name__}: {str(err).splitlines()[0][:120]}): captured "
+                    f"on a CPU copy"
+                )
                 continue
-            raise CaptureError(f"the init entry point {entry_name} failed on a {dev} copy: {type(err).__name__}: {err}") from err
+            raise CaptureError(
+                f"the init entry point {entry_name} failed on a {dev} copy: {type(err).__name__}: {err}"
+            ) from err
     if recorder_notes:
         recorder.unreplayable.extend(recorder_notes)
     return _assemble(scratch, recorder, entry_name, seed, notes)
@@ -1029,20 +1164,29 @@ def _tied_names(model: torch.nn.Module):
         seen.add(id(p))
 
 
-def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, seed: int | None, notes: list[str]) -> CapturedPlan:
-    rows = []  # (order key, entry kwargs, owner, what, program)
+def _assemble(
+    scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, seed: int | None, notes: list[str]
+) -> CapturedPlan:
+    # (order key, entry kwargs, (module, tensor) or None, what, program)
+    rows: list[tuple[int, dict[str, Any], tuple[torch.nn.Module, torch.Tensor] | None, str, _Program]] = []
     opaque: list[tuple[str, str]] = []
-    programs = []
-    for module_name, module, own in collect_targets(scratch):
+    programs: list[tuple[Target, dict[str, Any], torch.nn.Module, torch.Tensor, _Program]] = []
+    for _module_name, module, own in collect_targets(scratch):
         for target, tensor, aliases in own:
             events = recorder.events.get(tensor.untyped_storage()._cdata, [])
             prog = _program(events, _region(tensor))
             if prog is None:
                 continue
             dtype = tensor.dtype
-            base = dict(
-                name=target.name, kind=target.kind, module=target.module_name, module_type=target.module_type.__name__,
-                local=target.local, role=target.role, shape=target.shape, dtype=str(dtype).replace("torch.", ""),
+            base: dict[str, Any] = dict(
+                name=target.name,
+                kind=target.kind,
+                module=target.module_name,
+                module_type=target.module_type.__name__,
+                local=target.local,
+                role=target.role,
+                shape=target.shape,
+                dtype=str(dtype).replace("torch.", ""),
                 aliases=aliases,
             )
             programs.append((target, base, module, tensor, prog))
@@ -1070,10 +1214,10 @@ def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, se
     firsts = [(min(r[4].rng), i) for i, r in enumerate(rows) if r[3] == "write" and r[4].rng and not r[4].opaque]
     final_rng = {n for r in rows if r[3] == "write" for n in r[4].rng}
     # Every other draw the library made: overwritten values and scratch tensors the model does not keep.
-    extra: list[tuple[int, tuple]] = []
+    extra: list[tuple[int, tuple | None]] = []
     for r in rows:
         for e in r[4].overwritten:
-            extra += list(zip(e.rng, e.burn)) if len(e.burn) == len(e.rng) else [(n, None) for n in e.rng]
+            extra += list(zip(e.rng, e.burn, strict=True)) if len(e.burn) == len(e.rng) else [(n, None) for n in e.rng]
     seen = {n for n, _ in extra} | final_rng
     for events in recorder.events.values():
         for e in events:
@@ -1092,7 +1236,10 @@ def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, se
             continue
         burns_for.setdefault(min(later, key=lambda i: rows[i][0]), []).append(burn)
     # The replayed sequence must be the library's: each entry's draws contiguous after its burns.
-    sequence = sorted([n for r in rows if r[3] == "write" and not r[4].opaque for n in r[4].rng] + [n for n, b in extra if b is not None and any(f > n for f, _ in firsts)])
+    sequence = sorted(
+        [n for r in rows if r[3] == "write" and not r[4].opaque for n in r[4].rng]
+        + [n for n, b in extra if b is not None and any(f > n for f, _ in firsts)]
+    )
     walk: list[int] = []
     burn_numbers = {id(b): n for n, b in extra if b is not None}
     for i, r in enumerate(rows):
@@ -1111,16 +1258,36 @@ def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, se
     for i, (_, base, owner, what, prog) in enumerate(rows):
         source = "; ".join(dict.fromkeys(prog.sources)) or entry_name
         if what != "write":
-            entries.append(PlanEntry(fans=None, rule_index=None, rule=f"{what} by {entry_name}", action="keep",
-                                     scheme=None, statistics=None, stream=None, **base))
+            entries.append(
+                PlanEntry(
+                    fans=None,
+                    rule_index=None,
+                    rule=f"{what} by {entry_name}",
+                    action="keep",
+                    scheme=None,
+                    statistics=None,
+                    stream=None,
+                    **base,
+                )
+            )
             continue
+        assert owner is not None  # every "write" row holds its module and tensor
         shape, dtype = base["shape"], owner[1].dtype
         if prog.opaque:
             opaque.append((base["name"], prog.opaque))
             scheme, action = _opaque_action(owner[0], base, prog)
-            entries.append(PlanEntry(fans=None, rule_index=None, rule=f"{source} (opaque: {prog.opaque})", action=action,
-                                     scheme=scheme, statistics=None,
-                                     stream=None, **base))
+            entries.append(
+                PlanEntry(
+                    fans=None,
+                    rule_index=None,
+                    rule=f"{source} (opaque: {prog.opaque})",
+                    action=action,
+                    scheme=scheme,
+                    statistics=None,
+                    stream=None,
+                    **base,
+                )
+            )
             continue
         steps = _simplify(prog.steps, shape)
         scheme = _as_scheme(steps, shape)
@@ -1130,9 +1297,14 @@ def _assemble(scratch: torch.nn.Module, recorder: _Recorder, entry_name: str, se
             burn_counts.append((base["name"], len(burns)))
         entries.append(
             PlanEntry(
-                fans=_fans_for(shape, scheme), rule_index=None, rule=source, action="scheme",
-                scheme=_with_burns(scheme, burns), statistics=stats,
-                stream=(seed, canonical_name(base["name"])) if seed is not None else None, **base,
+                fans=fans_for(shape, scheme),
+                rule_index=None,
+                rule=source,
+                action="scheme",
+                scheme=_with_burns(scheme, burns),
+                statistics=stats,
+                stream=stream_key(seed, base["name"]),
+                **base,
             )
         )
     return CapturedPlan(
@@ -1175,7 +1347,7 @@ def _opaque_action(module: torch.nn.Module, base: dict, prog: _Program):
                 fn(**{k: (clone if k == key else v) for k, v in arguments.items()})
                 owner = clone.get_submodule(path) if path else clone
                 store = owner._parameters if kind == "parameter" else owner._buffers
-                tensor.copy_(store[local])
+                tensor.copy_(cast(torch.Tensor, store[local]))
 
             return _replay_scheme(getattr(code, "co_qualname", code.co_name), run), "scheme"
     if reset_method(module) is not None:

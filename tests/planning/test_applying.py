@@ -1,7 +1,7 @@
 """fanin.apply: random sources, bitwise values, atomicity, the counter-stream locality promise."""
 
 import dataclasses
-import sys
+import importlib
 
 import pytest
 import torch
@@ -10,7 +10,8 @@ from torch import nn
 import fanin
 import fanin.models
 from fanin.errors import ApplyError
-from fanin.rules import Name, Ndim, PlanMismatchError, Role, Rule, RuleError
+from fanin.planning import PlanMismatchError
+from fanin.rules import Name, Ndim, Role, Rule, RuleError
 from fanin.schemes import registry
 
 
@@ -41,7 +42,7 @@ def test_generator_is_drawn_in_plan_order():
         torch.nn.init.xavier_uniform_(torch.empty(3, 5), generator=g),
         torch.nn.init.uniform_(torch.empty(3), -0.1, 0.1, generator=g),
     ]
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), expected, strict=True))
 
 
 def test_global_rng_without_seed_or_generator():
@@ -56,14 +57,19 @@ def test_global_rng_without_seed_or_generator():
 def test_torch_preset_reproduces_construction_bitwise():
     def build():
         return nn.Sequential(
-            nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Flatten(), nn.Linear(4, 6), nn.Embedding(7, 4, padding_idx=2), nn.LayerNorm(4)
+            nn.Conv2d(3, 4, 3),
+            nn.BatchNorm2d(4),
+            nn.Flatten(),
+            nn.Linear(4, 6),
+            nn.Embedding(7, 4, padding_idx=2),
+            nn.LayerNorm(4),
         )
 
     torch.manual_seed(0)
     reference = build()
     model = build()
     fanin.apply(model, "torch", generator=torch.Generator().manual_seed(0))
-    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
     assert torch.count_nonzero(model[4].weight[2]) == 0
 
@@ -123,9 +129,16 @@ def test_a_seeded_scheme_with_a_stream_or_a_generator_is_refused_before_anything
     model = net()
     before = state.bits(model)
     rules = [("2.bias", "keras.random_normal(seed=1)"), *RULES]
-    with pytest.raises(RuleError, match=r"it draws from its own seed=1, and the plan draws every tensor from a counter stream \(seed=0\)"):
+    with pytest.raises(
+        RuleError,
+        match=r"it draws from its own seed=1, and the plan draws every tensor from a counter stream \(seed=0\)",
+    ):
         fanin.apply(model, rules, seed=0)
-    with pytest.raises(ApplyError, match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from its own seed, and apply was given generator="):
+    with pytest.raises(
+        ApplyError,
+        match=r"^Cannot write '2.bias' \(Linear '2'\): rule .* uses keras.random_normal\(seed=1\), which draws from "
+        r"its own seed, and apply was given generator=",
+    ):
         fanin.apply(model, rules, generator=torch.Generator().manual_seed(0))
     state.assert_unchanged(model, before)
     fanin.apply(model, rules)  # the global RNG for the others, its own seed for it
@@ -145,7 +158,8 @@ def test_failing_reset_parameters_changes_nothing(state):
     with pytest.raises(ApplyError) as info:
         fanin.apply(model, [("0.*", "ones"), ("*", "reset_parameters")])
     assert str(info.value) == (
-        "Cannot compute '1.weight': Fragile.reset_parameters() of module '1' raised RuntimeError: boom. Nothing was written."
+        "Cannot compute '1.weight': Fragile.reset_parameters() of module '1' raised RuntimeError: boom. Nothing was "
+        "written."
     )
     state.assert_unchanged(model, before)
 
@@ -178,7 +192,7 @@ def test_applying_a_plan():
     fanin.apply(model, p)  # the plan's seed
     other = net()
     fanin.apply(other, RULES, seed=2)
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), other.parameters(), strict=True))
     with pytest.raises(ValueError, match=r"the plan was resolved with seed=2 and is applied with seed=3"):
         fanin.apply(model, p, seed=3)
     with pytest.raises(TypeError, match=r"leftovers= applies to rules, not to a resolved plan; got leftovers='keep'"):
@@ -194,7 +208,11 @@ def test_applying_a_plan():
 def test_apply_errors():
     with pytest.raises(TypeError, match=r"pass seed= \(one counter stream per tensor\) or generator= .* not both"):
         fanin.apply(net(), RULES, seed=0, generator=torch.Generator())
-    with pytest.raises(TypeError, match=r"generator must be None or a torch.Generator \(for counter streams pass seed=int\), got generator=5 \(int\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"generator must be None or a torch.Generator \(for counter streams pass seed=int\), got generator=5 "
+        r"\(int\)",
+    ):
         fanin.apply(net(), RULES, generator=5)
     with pytest.raises(TypeError, match=r"apply needs a torch.nn.Module, got model='x' \(str\)"):
         fanin.apply("x", RULES)
@@ -227,7 +245,7 @@ def test_torch_preset_multihead_attention_and_transformer_layer_bitwise():
     model = build()
     record = fanin.apply(model, "torch", generator=torch.Generator().manual_seed(0))
     assert [e.name for e in record][:3] == ["mha.out_proj.weight", "mha.out_proj.bias", "mha.in_proj_weight"]
-    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values()):
+    for (name, a), b in zip(reference.state_dict().items(), model.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
 
@@ -241,7 +259,7 @@ def test_wrapping_does_not_change_the_stream_keys():
     fanin.apply(plain, RULES, seed=9)
     record = fanin.apply(wrapped, RULES, seed=9)
     assert record["module.0.weight"].stream == (9, "0.weight")
-    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), wrapped.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(plain.parameters(), wrapped.parameters(), strict=True))
 
 
 # --- the commit: all or nothing ---------------------------------------------------------------------
@@ -254,7 +272,7 @@ def big_net():
 @pytest.mark.parametrize("at", [0, 3, 11])
 @pytest.mark.parametrize("error", [RuntimeError("disk on fire"), KeyboardInterrupt()], ids=["error", "ctrl-c"])
 def test_a_write_failing_during_the_commit_restores_what_was_written(monkeypatch, at, error, state):
-    apply_module = sys.modules["fanin.rules.apply"]  # fanin.rules.apply is also the function's name
+    apply_module = importlib.import_module("fanin.planning.applying")
 
     model = big_net()
     before = state.bits(model)
@@ -278,7 +296,7 @@ def test_a_write_failing_during_the_commit_restores_what_was_written(monkeypatch
 def test_ctrl_c_during_the_commit_is_deferred_then_restores_and_raises(monkeypatch, state):
     import signal
 
-    apply_module = sys.modules["fanin.rules.apply"]  # fanin.rules.apply is also the function's name
+    apply_module = importlib.import_module("fanin.planning.applying")
 
     model = big_net()
     before = state.bits(model)
@@ -330,7 +348,9 @@ def test_parameters_keep_their_objects_and_autograd_flags():
     model[0].weight.grad = torch.full_like(model[0].weight, 3.0)
     objects = [p for p in model.parameters()]
     fanin.apply(model, RULES, seed=0)
-    assert [p for p in model.parameters()] == objects and all(a is b for a, b in zip(model.parameters(), objects))
+    assert [p for p in model.parameters()] == objects and all(
+        a is b for a, b in zip(model.parameters(), objects, strict=True)
+    )
     assert [p.requires_grad for p in model.parameters()] == [True, True, True, False]
     assert all(p.is_leaf and p.grad_fn is None for p in model.parameters())
     assert torch.equal(model[0].weight.grad, torch.full_like(model[0].weight, 3.0))  # untouched
@@ -404,7 +424,7 @@ def test_the_lsuv_mark_reaches_the_model_through_apply_and_materialize():
 
 def test_a_restore_that_fails_too_says_the_model_may_be_partly_written(monkeypatch):
     # the one case the commit cannot repair: copy_ failing again while putting old values back
-    apply_module = sys.modules["fanin.rules.apply"]
+    apply_module = importlib.import_module("fanin.planning.applying")
     model = big_net()
     calls = []
 
@@ -430,10 +450,20 @@ def test_a_restore_that_fails_too_says_the_model_may_be_partly_written(monkeypat
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ("dtype", ("Cannot write '1.weight': its new value has dtype=torch.float64, the tensor dtype=torch.float32. "
-                  "Nothing was written.")),
-        ("drop", ("Cannot compute '1.weight': Odd.reset_parameters() of module '1' left no tensor for it, planned as "
-                 "shape=(2, 2). Nothing was written.")),
+        (
+            "dtype",
+            (
+                "Cannot write '1.weight': its new value has dtype=torch.float64, the tensor dtype=torch.float32. "
+                "Nothing was written."
+            ),
+        ),
+        (
+            "drop",
+            (
+                "Cannot compute '1.weight': Odd.reset_parameters() of module '1' left no tensor for it, planned as "
+                "shape=(2, 2). Nothing was written."
+            ),
+        ),
     ],
 )
 def test_reset_parameters_leaving_a_different_tensor_is_refused(change, message, state):

@@ -21,8 +21,9 @@ that are not on meta are moved to ``device``.
 >>> with torch.device("meta"):
 ...     model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8))
 >>> record = fanin.materialize(model, {"0.weight": "xavier_uniform", "*.bias": "zeros", "*.weight": "ones"}, seed=0)
->>> [(e.name, e.init) for e in record][-3:]
-[('1.running_mean', 'BatchNorm1d.reset_running_stats()'), ('1.running_var', 'BatchNorm1d.reset_running_stats()'), ('1.num_batches_tracked', 'BatchNorm1d.reset_running_stats()')]
+>>> [(e.name, e.init) for e in record][-3:]  # doctest: +NORMALIZE_WHITESPACE
+[('1.running_mean', 'BatchNorm1d.reset_running_stats()'), ('1.running_var', 'BatchNorm1d.reset_running_stats()'),
+('1.num_batches_tracked', 'BatchNorm1d.reset_running_stats()')]
 >>> model[1].running_var.tolist() == [1.0] * 8, model[0].weight.device.type
 (True, 'cpu')
 """
@@ -33,9 +34,11 @@ from dataclasses import replace
 
 import torch
 
-from fanin.rules.apply import _check_generator, _owner, _sigint_deferred, _source, fill_values, marks_of, resolve_plan
-from fanin.rules.plan import Plan, PlanEntry, collect_targets
+from fanin.planning.executor import check_random_source, fill_values, marks_of, sigint_deferred, source_of, stored
+from fanin.planning.records import Plan, PlanEntry
+from fanin.planning.resolve import resolve_plan
 from fanin.rules.rules import RuleError
+from fanin.rules.targets import collect_targets
 
 __all__ = ["BUFFER_HOOKS", "materialize"]
 
@@ -69,11 +72,11 @@ def materialize(
     device = torch.device(device)
     if device.type == "meta":
         raise ValueError(f"materialize allocates real tensors, got device={device}")
-    _check_generator(generator, seed)
+    check_random_source(seed, generator)
     p = resolve_plan(model, rules, seed, leftovers)
 
     planned = {e.name for e in p}
-    kept_on_meta = [e.name for e in p if e.action == "keep" and _tensor(model, e).is_meta]
+    kept_on_meta = [e.name for e in p if e.action == "keep" and stored(model, e).is_meta]
     if kept_on_meta:
         raise RuleError(
             f"{len(kept_on_meta)} parameter(s) on the meta device would be kept, i.e. stay "
@@ -90,11 +93,23 @@ def materialize(
             if target.kind == "buffer" and hook is not None:
                 extra.append(
                     PlanEntry(
-                        name=target.name, kind="buffer", module=module_name, module_type=type(module).__name__,
-                        local=target.local, role=target.role, shape=target.shape,
-                        dtype=str(tensor.dtype).replace("torch.", ""), fans=None, rule_index=None,
-                        rule="buffer hook", action="hook", scheme=None, statistics=None, stream=None,
-                        aliases=aliases, hook=hook,
+                        name=target.name,
+                        kind="buffer",
+                        module=module_name,
+                        module_type=type(module).__name__,
+                        local=target.local,
+                        role=target.role,
+                        shape=target.shape,
+                        dtype=str(tensor.dtype).replace("torch.", ""),
+                        fans=None,
+                        rule_index=None,
+                        rule="buffer hook",
+                        action="hook",
+                        scheme=None,
+                        statistics=None,
+                        stream=None,
+                        aliases=aliases,
+                        hook=hook,
                     )
                 )
             else:
@@ -125,7 +140,7 @@ def materialize(
             new = values[e.name]
             marks = marks_of(new)
             if e.kind == "parameter":
-                new = torch.nn.Parameter(new, requires_grad=_tensor(model, e).requires_grad)
+                new = torch.nn.Parameter(new, requires_grad=stored(model, e).requires_grad)
             for key, mark in marks.items():
                 setattr(new, key, mark)
             for name in (e.name, *e.aliases):
@@ -141,16 +156,18 @@ def materialize(
                         continue
                     if id(t) not in moved:
                         data = t.detach().to(device)
-                        moved[id(t)] = torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
+                        moved[id(t)] = (
+                            torch.nn.Parameter(data, t.requires_grad) if isinstance(t, torch.nn.Parameter) else data
+                        )
                     swaps.append((store, local, moved[id(t)]))
     _swap_all(swaps)
-    return p.with_source(_source(p.seed, generator))
+    return p.with_source(source_of(p.seed, generator))
 
 
 def _swap_all(swaps: list[tuple[dict, str, torch.Tensor]]) -> None:
     """Store every new tensor; on any exception (a deferred Ctrl-C included) put the old ones back."""
     done: list[tuple[dict, str, torch.Tensor | None]] = []
-    with _sigint_deferred() as interrupted:
+    with sigint_deferred() as interrupted:
         try:
             for store, local, new in swaps:
                 done.append((store, local, store[local]))
@@ -161,8 +178,3 @@ def _swap_all(swaps: list[tuple[dict, str, torch.Tensor]]) -> None:
             for store, local, old in reversed(done):
                 store[local] = old
             raise
-
-
-def _tensor(model: torch.nn.Module, e: PlanEntry) -> torch.Tensor:
-    owner = _owner(model, e)
-    return (owner._parameters if e.kind == "parameter" else owner._buffers)[e.local]  # type: ignore[return-value]
