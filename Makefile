@@ -38,8 +38,8 @@ test: $(STAMP)
 # The toolchain CI runs besides the suite: ruff (lint and format), mypy, the API reference with
 # warnings as errors.
 lint: $(STAMP)
-	@$(VENV)/bin/ruff check --quiet src tests benchmarks scripts
-	@$(VENV)/bin/ruff format --check --quiet src tests benchmarks scripts
+	@$(VENV)/bin/ruff check --quiet src tests benchmarks scripts examples
+	@$(VENV)/bin/ruff format --check --quiet src tests benchmarks scripts examples
 	@$(VENV)/bin/mypy
 
 docs: $(STAMP)

@@ -19,18 +19,36 @@ def main() -> None:
 
     def gpt2(seed):
         torch.manual_seed(seed)
-        return GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=2, n_head=2, vocab_size=300, n_positions=64,
-                                          bos_token_id=0, eos_token_id=0))
+        return GPT2LMHeadModel(
+            GPT2Config(n_embd=64, n_layer=2, n_head=2, vocab_size=300, n_positions=64, bos_token_id=0, eos_token_id=0)
+        )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         models = {
             "GPT-2": gpt2(0),
-            "BERT": BertModel(BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                         intermediate_size=128, vocab_size=300, max_position_embeddings=64)),
-            "Llama": LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                                  num_key_value_heads=2, intermediate_size=128, vocab_size=300,
-                                                  bos_token_id=0, eos_token_id=0)),
+            "BERT": BertModel(
+                BertConfig(
+                    hidden_size=64,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    intermediate_size=128,
+                    vocab_size=300,
+                    max_position_embeddings=64,
+                )
+            ),
+            "Llama": LlamaForCausalLM(
+                LlamaConfig(
+                    hidden_size=64,
+                    num_hidden_layers=2,
+                    num_attention_heads=2,
+                    num_key_value_heads=2,
+                    intermediate_size=128,
+                    vocab_size=300,
+                    bos_token_id=0,
+                    eos_token_id=0,
+                )
+            ),
         }
     for name, model in models.items():
         print(f"## {name}\n")

@@ -26,15 +26,20 @@ def test_repr_is_one_line_and_str_is_the_table():
 
 def test_headline_counts_families_and_the_level():
     report = audit(_mlp())
-    assert report.headline == ("6 tensors: 6 fresh (4 uniform, 2 constant); no evidence of training "
-                               "(family-wise level 0.01)")
+    assert report.headline == (
+        "6 tensors: 6 fresh (4 uniform, 2 constant); no evidence of training (family-wise level 0.01)"
+    )
 
 
 def test_skipped_tensors_keep_their_reason_and_tied_ones_are_audited_once():
     torch.manual_seed(0)
     emb = torch.nn.Embedding(100, 16)
-    state = {"wte.weight": emb.weight.detach(), "lm_head.weight": emb.weight.detach(),
-             "steps": torch.tensor(3), "packed": torch.zeros(4, 4, dtype=torch.uint8).view(torch.float4_e2m1fn_x2)}
+    state = {
+        "wte.weight": emb.weight.detach(),
+        "lm_head.weight": emb.weight.detach(),
+        "steps": torch.tensor(3),
+        "packed": torch.zeros(4, 4, dtype=torch.uint8).view(torch.float4_e2m1fn_x2),
+    }
     report = audit(state)
     assert [r.name for r in report.records] == ["wte.weight"]
     assert report.tied == {"lm_head.weight": "wte.weight"}
@@ -48,15 +53,25 @@ def test_skipped_tensors_keep_their_reason_and_tied_ones_are_audited_once():
 def test_record_lookup_error_names_the_tensor():
     with pytest.raises(KeyError, match=r"Unknown tensor '0.wieght'.*Did you mean '0.weight'"):
         audit(_mlp()).record("0.wieght")
-    with pytest.raises(ValueError, match=r"alpha is the family-wise level of the training alarms, in \(0, 1\); "
-                                         r"got alpha=0"):
+    with pytest.raises(
+        ValueError,
+        match=r"alpha is the family-wise level of the training alarms, in \(0, 1\); "
+        r"got alpha=0",
+    ):
         audit(_mlp(), alpha=0)
 
 
 def test_a_checkpoint_of_a_thousand_fresh_tensors_raises_no_alarm():
     g = torch.Generator().manual_seed(11)
-    schemes = ["kaiming_uniform(a=sqrt(5))", "normal(std=0.02)", "xavier_normal", "trunc_normal(std=0.02)",
-               "keras.glorot_uniform", "jax.lecun_normal", "orthogonal"]
+    schemes = [
+        "kaiming_uniform(a=sqrt(5))",
+        "normal(std=0.02)",
+        "xavier_normal",
+        "trunc_normal(std=0.02)",
+        "keras.glorot_uniform",
+        "jax.lecun_normal",
+        "orthogonal",
+    ]
     shapes = [(48, 32), (16, 8, 3, 3), (64, 64), (96, 24)]
     state = {}
     for i in range(1000):
@@ -121,8 +136,11 @@ def test_summary_by_role_names_gpt2_residual_scaling():
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = transformers.GPT2LMHeadModel(transformers.GPT2Config(
-            n_embd=96, n_layer=6, n_head=2, vocab_size=300, n_positions=64, bos_token_id=0, eos_token_id=0))
+        model = transformers.GPT2LMHeadModel(
+            transformers.GPT2Config(
+                n_embd=96, n_layer=6, n_head=2, vocab_size=300, n_positions=64, bos_token_id=0, eos_token_id=0
+            )
+        )
     report = audit(model)
     groups = {(g.role, g.patterns): g for g in report.groups}
     c_proj = groups[("attention", ("transformer.h.*.attn.c_proj.weight",))]
@@ -131,8 +149,12 @@ def test_summary_by_role_names_gpt2_residual_scaling():
     assert c_proj.description.startswith("N(0, ") and abs(float(c_proj.description[5:-1]) / target - 1) < 0.05
     c_attn = groups[("attention", ("transformer.h.*.attn.c_attn.weight",))]
     assert (c_attn.count, c_attn.description, c_attn.names[0]) == (6, "N(0, 0.02)", "normal(std=0.02)")
-    assert groups[("norm", ("transformer.h.*.ln_1.weight", "transformer.h.*.ln_2.weight",
-                            "transformer.ln_f.weight"))].names[0] == "ones"
+    assert (
+        groups[
+            ("norm", ("transformer.h.*.ln_1.weight", "transformer.h.*.ln_2.weight", "transformer.ln_f.weight"))
+        ].names[0]
+        == "ones"
+    )
 
 
 def test_consensus_names_the_fan_mode_a_model_shares():
@@ -145,7 +167,8 @@ def test_consensus_names_the_fan_mode_a_model_shares():
     # 128 -> 128 has fan_in == fan_out: kaiming_normal is the same distribution there; the other
     # convs single out fan_out, so every conv is named so.
     assert {report.record(f"{i}.weight").inference.matches[0].scheme for i in range(3)} == {
-        "kaiming_normal(mode='fan_out')"}
+        "kaiming_normal(mode='fan_out')"
+    }
 
 
 def test_to_dict_is_json():
@@ -166,6 +189,7 @@ def test_unknown_tensors_are_counted_apart_from_fresh_ones():
     signs = torch.ones(64, 64, dtype=torch.float64)
     signs[::2] *= -1
     report = fanin.audit({"signs": signs})
-    assert report.headline == ("1 tensor: 0 fresh, 1 unknown (no initialization fits); "
-                               "no evidence of training (family-wise level 0.01)")
+    assert report.headline == (
+        "1 tensor: 0 fresh, 1 unknown (no initialization fits); no evidence of training (family-wise level 0.01)"
+    )
     assert repr(report) == "<AuditReport 'state_dict': 1 tensor, 0 fresh, 1 unknown, 0 look trained>"

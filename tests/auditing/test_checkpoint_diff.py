@@ -23,8 +23,11 @@ def test_malicious_pickle_is_refused_and_nothing_runs(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     torch.save({"w": torch.zeros(2), "payload": _Evil(marker)}, path)
-    with pytest.raises(UnsafeCheckpointError, match=r"Refusing to load path='.*evil.pt'.*Nothing was executed.*"
-                                                      r"GLOBAL posix.system"):
+    with pytest.raises(
+        UnsafeCheckpointError,
+        match=r"Refusing to load path='.*evil.pt'.*Nothing was executed.*"
+        r"GLOBAL posix.system",
+    ):
         fanin.audit(path)
     raw = tmp_path / "evil.bin"
     raw.write_bytes(pickle.dumps(_Evil(marker)))
@@ -38,8 +41,11 @@ def test_checkpoint_errors_name_the_path(tmp_path):
         fanin.audit(tmp_path / "nope.pt")
     other = tmp_path / "w.npz"
     other.write_bytes(b"x")
-    with pytest.raises(CheckpointError, match=r"Unknown checkpoint type for path='.*w.npz' \(suffix='.npz'\)\. "
-                                              r"Accepted: '.bin', '.ckpt', '.pkl', '.pt', '.pth', '.safetensors'"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"Unknown checkpoint type for path='.*w.npz' \(suffix='.npz'\)\. "
+        r"Accepted: '.bin', '.ckpt', '.pkl', '.pt', '.pth', '.safetensors'",
+    ):
         fanin.audit(other)
     with pytest.raises(TypeError, match=r"fanin.audit needs an nn.Module, a state_dict .* got source=42 \(int\)"):
         fanin.audit(42)
@@ -96,8 +102,10 @@ def test_diff_different_seed_is_same_distribution():
 def test_diff_different_scheme_is_found_by_a_test():
     kaiming = lambda w: torch.nn.init.kaiming_normal_(w, nonlinearity="relu")  # noqa: E731
     report = diff(_linear(1), _linear(2, kaiming))
-    assert report.headline == ("same architecture (4 tensors); different initialization for 2 of 4 (0.weight, "
-                               "2.weight): 2 same distribution, 2 different")
+    assert report.headline == (
+        "same architecture (4 tensors); different initialization for 2 of 4 (0.weight, "
+        "2.weight): 2 same distribution, 2 different"
+    )
     w = report.tensors[0]
     assert w.status == "different" and w.scheme_b.startswith("kaiming_normal") and w.family_b == "normal"
     # std sqrt(2/64) against 1/sqrt(3*64): the scale test rejects, with the ratio shown
@@ -110,8 +118,13 @@ def test_diff_different_scheme_is_found_by_a_test():
 def test_names_alone_never_make_a_difference():
     # The same U(-0.1, 0.1) drawn twice: whatever names each side's 32 values get, not rejected.
     g = torch.Generator().manual_seed(5)
-    rows = [diff({"b": torch.empty(32).uniform_(-0.1, 0.1, generator=g)},
-                 {"b": torch.empty(32).uniform_(-0.1, 0.1, generator=g)}).tensors[0] for _ in range(40)]
+    rows = [
+        diff(
+            {"b": torch.empty(32).uniform_(-0.1, 0.1, generator=g)},
+            {"b": torch.empty(32).uniform_(-0.1, 0.1, generator=g)},
+        ).tensors[0]
+        for _ in range(40)
+    ]
     assert all(r.status == "same distribution" for r in rows)
     # 32 values leave several hypotheses alive: the first names (even families) often differ
     assert sum(r.scheme_a != r.scheme_b for r in rows) >= 5 and any(r.family_a != r.family_b for r in rows)
@@ -125,8 +138,10 @@ def test_diff_architecture():
     assert not report.same_architecture and report.any_different
     assert report.extra == ("2.weight", "2.bias")
     assert [n for n, *_ in report.reshaped] == ["0.weight", "0.bias", "1.weight"]
-    assert report.headline.startswith("different architecture (0 only in a, 2 only in b, 3 reshaped; 1 compared); "
-                                      "same initialization: 1 same distribution")
+    assert report.headline.startswith(
+        "different architecture (0 only in a, 2 only in b, 3 reshaped; 1 compared); "
+        "same initialization: 1 same distribution"
+    )
 
 
 def test_close_within_tolerance():
@@ -135,7 +150,8 @@ def test_close_within_tolerance():
     b = torch.nn.Linear(16, 8)
     b.load_state_dict({k: v + 1e-9 for k, v in a.state_dict().items()})
     assert diff(a, b, atol=1e-6).headline == (
-        "same architecture (2 tensors); same initialization: 2 equal within tolerance")
+        "same architecture (2 tensors); same initialization: 2 equal within tolerance"
+    )
     assert {t.status for t in diff(a, b, atol=0, rtol=0).tensors} == {"same distribution"}
 
 
@@ -181,12 +197,17 @@ def test_tied_and_skipped_tensors_are_shown():
     report = diff(a, b)
     assert report.skipped == {"m": "a: on the meta device (no values); b: on the meta device (no values)"}
     v = next(r for r in report.tensors if r.name == "v")
-    assert v.status == "different" and v.test == "tying" and v.detail == (
-        "a ties it to w; b stores its own (shared storage differs)")
+    assert (
+        v.status == "different"
+        and v.test == "tying"
+        and v.detail == ("a ties it to w; b stores its own (shared storage differs)")
+    )
     step = next(r for r in report.tensors if r.name == "step")
     assert step.status == "identical" and step.family_a == "integer"
-    assert report.headline == ("same architecture (3 tensors); different initialization for 1 of 3 (v): "
-                               "2 identical, 1 different; 1 not compared")
+    assert report.headline == (
+        "same architecture (3 tensors); different initialization for 1 of 3 (v): "
+        "2 identical, 1 different; 1 not compared"
+    )
     tied_b = {"w": t.clone(), "step": torch.tensor(4), "m": torch.empty(4, device="meta")}
     tied_b["v"] = tied_b["w"]
     report = diff(a, tied_b)
@@ -198,11 +219,17 @@ def test_tied_and_skipped_tensors_are_shown():
 
 def test_bad_arguments_are_refused_with_what_was_given():
     m = torch.nn.Linear(2, 2)
-    with pytest.raises(ValueError, match=r"rtol is the relative tolerance of 'close', a finite number >= 0; "
-                                         r"got rtol=-1"):
+    with pytest.raises(
+        ValueError,
+        match=r"rtol is the relative tolerance of 'close', a finite number >= 0; "
+        r"got rtol=-1",
+    ):
         diff(m, m, rtol=-1)
-    with pytest.raises(ValueError, match=r"atol is the absolute tolerance of 'close', a finite number >= 0; "
-                                         r"got atol=nan"):
+    with pytest.raises(
+        ValueError,
+        match=r"atol is the absolute tolerance of 'close', a finite number >= 0; "
+        r"got atol=nan",
+    ):
         diff(m, m, atol=math.nan)
     with pytest.raises(ValueError, match=r"alpha is the family-wise level of 'different', in \(0, 1\); got alpha=1"):
         diff(m, m, alpha=1)

@@ -60,8 +60,14 @@ BUDGET = 1 << 30
 
 def run_child(paths, *, budget=BUDGET, timeout=300, prefix=()):
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([*prefix, sys.executable, "-c", CHILD, str(budget), *map(str, paths)],
-                          capture_output=True, text=True, timeout=timeout, env=env, check=False)
+    proc = subprocess.run(
+        [*prefix, sys.executable, "-c", CHILD, str(budget), *map(str, paths)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.splitlines()[-1])
 
@@ -95,133 +101,296 @@ def _long(n: int) -> bytes:
 # name -> (builder(tmp) -> path, expected error class, regex the message must match)
 CASES = {
     # --- safetensors whose header lies
-    "st_empty": (lambda d: _st_raw(d / "empty.safetensors", b""), CheckpointError,
-                 r"as safetensors: the file is empty \(0 bytes\)"),
-    "st_3_bytes": (lambda d: _st_raw(d / "short.safetensors", b"abc"), CheckpointError,
-                   r"the file has 3 bytes, fewer than the 8-byte header length"),
-    "st_length_past_end": (lambda d: _st(d / "a.safetensors", b"{}", length=10**6), CheckpointError,
-                           r"the header length says 1000000 bytes but only 2 bytes follow it"),
-    "st_length_over_limit": (lambda d: _st(d / "b.safetensors", b"{}", length=2**63), CheckpointError,
-                             r"the header length says 9223372036854775808 bytes, over the 100000000-byte limit"),
-    "st_not_utf8": (lambda d: _st(d / "c.safetensors", b'{"\xff\xfe": 1}'), CheckpointError,
-                    r"the header is not UTF-8 \('utf-8' codec can't decode byte 0xff"),
-    "st_not_object": (lambda d: _st(d / "d.safetensors", b"[1, 2]"), CheckpointError,
-                      r"the header must be a JSON object starting with '\{', got '\[1, 2\]'"),
-    "st_bad_json": (lambda d: _st(d / "e.safetensors", b'{"a": '), CheckpointError,
-                    r"the header is not valid JSON \(Expecting value"),
-    "st_nan": (lambda d: _st(d / "nan.safetensors", b'{"a": NaN}'), CheckpointError,
-               r"the header is not valid JSON \(NaN is not JSON\)"),
-    "st_deep_json": (lambda d: _st(d / "f.safetensors", b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
-                     CheckpointError, r"the header's JSON nests too deeply"),
-    "st_huge_number": (lambda d: _st(d / "g.safetensors", b'{"a": ' + b"9" * 100_000 + b"}"), CheckpointError,
-                       r"not valid JSON \(a number has more than \d+ digits\)"),
+    "st_empty": (
+        lambda d: _st_raw(d / "empty.safetensors", b""),
+        CheckpointError,
+        r"as safetensors: the file is empty \(0 bytes\)",
+    ),
+    "st_3_bytes": (
+        lambda d: _st_raw(d / "short.safetensors", b"abc"),
+        CheckpointError,
+        r"the file has 3 bytes, fewer than the 8-byte header length",
+    ),
+    "st_length_past_end": (
+        lambda d: _st(d / "a.safetensors", b"{}", length=10**6),
+        CheckpointError,
+        r"the header length says 1000000 bytes but only 2 bytes follow it",
+    ),
+    "st_length_over_limit": (
+        lambda d: _st(d / "b.safetensors", b"{}", length=2**63),
+        CheckpointError,
+        r"the header length says 9223372036854775808 bytes, over the 100000000-byte limit",
+    ),
+    "st_not_utf8": (
+        lambda d: _st(d / "c.safetensors", b'{"\xff\xfe": 1}'),
+        CheckpointError,
+        r"the header is not UTF-8 \('utf-8' codec can't decode byte 0xff",
+    ),
+    "st_not_object": (
+        lambda d: _st(d / "d.safetensors", b"[1, 2]"),
+        CheckpointError,
+        r"the header must be a JSON object starting with '\{', got '\[1, 2\]'",
+    ),
+    "st_bad_json": (
+        lambda d: _st(d / "e.safetensors", b'{"a": '),
+        CheckpointError,
+        r"the header is not valid JSON \(Expecting value",
+    ),
+    "st_nan": (
+        lambda d: _st(d / "nan.safetensors", b'{"a": NaN}'),
+        CheckpointError,
+        r"the header is not valid JSON \(NaN is not JSON\)",
+    ),
+    "st_deep_json": (
+        lambda d: _st(d / "f.safetensors", b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
+        CheckpointError,
+        r"the header's JSON nests too deeply",
+    ),
+    "st_huge_number": (
+        lambda d: _st(d / "g.safetensors", b'{"a": ' + b"9" * 100_000 + b"}"),
+        CheckpointError,
+        r"not valid JSON \(a number has more than \d+ digits\)",
+    ),
     # 99 MB of header: a JSON object padded with spaces (as safetensors pads to 8 bytes), no tensors.
-    "st_huge_header": (lambda d: _st(d / "h.safetensors", b"{}" + b" " * 99_000_000), CheckpointError,
-                       r"path='.*h.safetensors': it holds no tensors"),
-    "st_duplicate_name": (lambda d: _st(d / "dup.safetensors",
-                                        b'{"w": ' + _j(_entry()) + b', "w": ' + _j(_entry(offsets=(4, 8))) + b"}",
-                                        bytes(8)),
-                          CheckpointError, r"the header names key 'w' twice"),
-    "st_duplicate_field": (lambda d: _st(d / "dupf.safetensors",
-                                         b'{"w": {"dtype": "F32", "dtype": "F16", "shape": [1], '
-                                         b'"data_offsets": [0, 4]}}', bytes(4)),
-                           CheckpointError, r"the header names key 'dtype' twice"),
-    "st_unknown_dtype": (lambda d: _st(d / "i.safetensors", _j({"w": _entry(dtype="F99")}), bytes(4)),
-                         CheckpointError, r"tensor 'w': unknown dtype='F99'\. Accepted: 'BF16', 'BOOL', 'C64'"),
-    "st_out_of_range": (lambda d: _st(d / "j.safetensors", _j({"w": _entry(offsets=(0, 4000))}), bytes(4)),
-                        CheckpointError, (r"tensor 'w': data_offsets=\[0, 4000\] out of range "
-                                          r"\(the data section has 4 bytes\)")),
-    "st_end_before_start": (lambda d: _st(d / "k.safetensors", _j({"w": _entry(offsets=(4, 0))}), bytes(4)),
-                            CheckpointError, r"data_offsets=\[4, 0\] end before start"),
-    "st_size_mismatch": (lambda d: _st(d / "l.safetensors", _j({"w": _entry(shape=(2,))}), bytes(4)),
-                         CheckpointError, r"dtype=F32 x shape=\(2,\) needs 8 bytes but data_offsets=\[0, 4\] hold 4"),
-    "st_sub_byte": (lambda d: _st(d / "m.safetensors", _j({"w": _entry(dtype="F4", shape=(3,), offsets=(0, 1))}),
-                                  bytes(1)),
-                    CheckpointError, r"dtype=F4 x shape=\(3,\) needs 1.5 bytes"),
-    "st_overlap": (lambda d: _st(d / "n.safetensors",
-                                 _j({"a": _entry(shape=(2,), offsets=(0, 8)), "b": _entry(offsets=(4, 8))}), bytes(8)),
-                   CheckpointError, r"tensors 'a' \(bytes 0-8\) and 'b' \(bytes 4-8\) overlap"),
-    "st_gap": (lambda d: _st(d / "o.safetensors", _j({"w": _entry(offsets=(4, 8))}), bytes(8)), CheckpointError,
-               r"4 bytes at the start of the data belong to no tensor \(tensor 'w' starts at byte 4\)"),
-    "st_trailing": (lambda d: _st(d / "p.safetensors", _j({"w": _entry()}), bytes(12)), CheckpointError,
-                    r"8 bytes after the last tensor belong to no tensor"),
-    "st_negative_dim": (lambda d: _st(d / "q.safetensors", _j({"w": _entry(shape=(-1,))}), bytes(4)),
-                        CheckpointError, r"shape='\[-1\]' is not a list of sizes"),
-    "st_bool_dim": (lambda d: _st(d / "r.safetensors", _j({"w": _entry(shape=(True,))}), bytes(4)),
-                    CheckpointError, r"shape='\[True\]' is not a list of sizes"),
-    "st_float_dim": (lambda d: _st(d / "s.safetensors", b'{"w": {"dtype": "F32", "shape": [1.0], '
-                                                         b'"data_offsets": [0, 4]}}', bytes(4)),
-                     CheckpointError, r"shape='\[1.0\]' is not a list of sizes"),
-    "st_rank": (lambda d: _st(d / "t.safetensors", _j({"w": _entry(shape=(1,) * 65)}), bytes(4)),
-                CheckpointError, r"tensor 'w': 65 dimensions, more than 64"),
-    "st_offsets_form": (lambda d: _st(d / "u.safetensors", b'{"w": {"dtype": "F32", "shape": [1], '
-                                                            b'"data_offsets": "04"}}', bytes(4)),
-                        CheckpointError, r"data_offsets='04' is not \[start, end\]"),
-    "st_missing_field": (lambda d: _st(d / "v.safetensors", b'{"w": {"dtype": "F32", "shape": [1]}}', bytes(4)),
-                         CheckpointError, r"tensor 'w': its entry lacks 'data_offsets'"),
-    "st_entry_not_object": (lambda d: _st(d / "w.safetensors", b'{"w": "x" }'), CheckpointError,
-                            r"tensor 'w': its entry is a JSON str, not an object"),
-    "st_metadata": (lambda d: _st(d / "x.safetensors", b'{"__metadata__": {"a": 1}, "w": '
-                                  + _j(_entry()) + b"}", bytes(4)),
-                    CheckpointError, r"'__metadata__' must be an object of strings"),
+    "st_huge_header": (
+        lambda d: _st(d / "h.safetensors", b"{}" + b" " * 99_000_000),
+        CheckpointError,
+        r"path='.*h.safetensors': it holds no tensors",
+    ),
+    "st_duplicate_name": (
+        lambda d: _st(
+            d / "dup.safetensors", b'{"w": ' + _j(_entry()) + b', "w": ' + _j(_entry(offsets=(4, 8))) + b"}", bytes(8)
+        ),
+        CheckpointError,
+        r"the header names key 'w' twice",
+    ),
+    "st_duplicate_field": (
+        lambda d: _st(
+            d / "dupf.safetensors",
+            b'{"w": {"dtype": "F32", "dtype": "F16", "shape": [1], "data_offsets": [0, 4]}}',
+            bytes(4),
+        ),
+        CheckpointError,
+        r"the header names key 'dtype' twice",
+    ),
+    "st_unknown_dtype": (
+        lambda d: _st(d / "i.safetensors", _j({"w": _entry(dtype="F99")}), bytes(4)),
+        CheckpointError,
+        r"tensor 'w': unknown dtype='F99'\. Accepted: 'BF16', 'BOOL', 'C64'",
+    ),
+    "st_out_of_range": (
+        lambda d: _st(d / "j.safetensors", _j({"w": _entry(offsets=(0, 4000))}), bytes(4)),
+        CheckpointError,
+        (
+            r"tensor 'w': data_offsets=\[0, 4000\] out of range "
+            r"\(the data section has 4 bytes\)"
+        ),
+    ),
+    "st_end_before_start": (
+        lambda d: _st(d / "k.safetensors", _j({"w": _entry(offsets=(4, 0))}), bytes(4)),
+        CheckpointError,
+        r"data_offsets=\[4, 0\] end before start",
+    ),
+    "st_size_mismatch": (
+        lambda d: _st(d / "l.safetensors", _j({"w": _entry(shape=(2,))}), bytes(4)),
+        CheckpointError,
+        r"dtype=F32 x shape=\(2,\) needs 8 bytes but data_offsets=\[0, 4\] hold 4",
+    ),
+    "st_sub_byte": (
+        lambda d: _st(d / "m.safetensors", _j({"w": _entry(dtype="F4", shape=(3,), offsets=(0, 1))}), bytes(1)),
+        CheckpointError,
+        r"dtype=F4 x shape=\(3,\) needs 1.5 bytes",
+    ),
+    "st_overlap": (
+        lambda d: _st(
+            d / "n.safetensors", _j({"a": _entry(shape=(2,), offsets=(0, 8)), "b": _entry(offsets=(4, 8))}), bytes(8)
+        ),
+        CheckpointError,
+        r"tensors 'a' \(bytes 0-8\) and 'b' \(bytes 4-8\) overlap",
+    ),
+    "st_gap": (
+        lambda d: _st(d / "o.safetensors", _j({"w": _entry(offsets=(4, 8))}), bytes(8)),
+        CheckpointError,
+        r"4 bytes at the start of the data belong to no tensor \(tensor 'w' starts at byte 4\)",
+    ),
+    "st_trailing": (
+        lambda d: _st(d / "p.safetensors", _j({"w": _entry()}), bytes(12)),
+        CheckpointError,
+        r"8 bytes after the last tensor belong to no tensor",
+    ),
+    "st_negative_dim": (
+        lambda d: _st(d / "q.safetensors", _j({"w": _entry(shape=(-1,))}), bytes(4)),
+        CheckpointError,
+        r"shape='\[-1\]' is not a list of sizes",
+    ),
+    "st_bool_dim": (
+        lambda d: _st(d / "r.safetensors", _j({"w": _entry(shape=(True,))}), bytes(4)),
+        CheckpointError,
+        r"shape='\[True\]' is not a list of sizes",
+    ),
+    "st_float_dim": (
+        lambda d: _st(
+            d / "s.safetensors", b'{"w": {"dtype": "F32", "shape": [1.0], "data_offsets": [0, 4]}}', bytes(4)
+        ),
+        CheckpointError,
+        r"shape='\[1.0\]' is not a list of sizes",
+    ),
+    "st_rank": (
+        lambda d: _st(d / "t.safetensors", _j({"w": _entry(shape=(1,) * 65)}), bytes(4)),
+        CheckpointError,
+        r"tensor 'w': 65 dimensions, more than 64",
+    ),
+    "st_offsets_form": (
+        lambda d: _st(d / "u.safetensors", b'{"w": {"dtype": "F32", "shape": [1], "data_offsets": "04"}}', bytes(4)),
+        CheckpointError,
+        r"data_offsets='04' is not \[start, end\]",
+    ),
+    "st_missing_field": (
+        lambda d: _st(d / "v.safetensors", b'{"w": {"dtype": "F32", "shape": [1]}}', bytes(4)),
+        CheckpointError,
+        r"tensor 'w': its entry lacks 'data_offsets'",
+    ),
+    "st_entry_not_object": (
+        lambda d: _st(d / "w.safetensors", b'{"w": "x" }'),
+        CheckpointError,
+        r"tensor 'w': its entry is a JSON str, not an object",
+    ),
+    "st_metadata": (
+        lambda d: _st(d / "x.safetensors", b'{"__metadata__": {"a": 1}, "w": ' + _j(_entry()) + b"}", bytes(4)),
+        CheckpointError,
+        r"'__metadata__' must be an object of strings",
+    ),
     # A name with a newline and an escape sequence is shown as a Python literal: one line, visible.
-    "st_hostile_name": (lambda d: _st(d / "y.safetensors", _j({"w\n\x1b[31m": _entry(shape=(2,))}), bytes(4)),
-                        CheckpointError, r"tensor 'w\\n\\x1b\[31m': dtype=F32"),
-    "st_is_zip_pickle": (lambda d: _save(d / "z.safetensors"), CheckpointError,
-                         (r"as safetensors: it holds a PyTorch zip checkpoint, not safetensors \(nothing was "
-                          r"unpickled\); name it .pt")),
-    "st_is_legacy_pickle": (lambda d: _save(d / "z2.safetensors", legacy=True), CheckpointError,
-                            r"as safetensors: it holds a pickle, not safetensors"),
+    "st_hostile_name": (
+        lambda d: _st(d / "y.safetensors", _j({"w\n\x1b[31m": _entry(shape=(2,))}), bytes(4)),
+        CheckpointError,
+        r"tensor 'w\\n\\x1b\[31m': dtype=F32",
+    ),
+    "st_is_zip_pickle": (
+        lambda d: _save(d / "z.safetensors"),
+        CheckpointError,
+        (
+            r"as safetensors: it holds a PyTorch zip checkpoint, not safetensors \(nothing was "
+            r"unpickled\); name it .pt"
+        ),
+    ),
+    "st_is_legacy_pickle": (
+        lambda d: _save(d / "z2.safetensors", legacy=True),
+        CheckpointError,
+        r"as safetensors: it holds a pickle, not safetensors",
+    ),
     # --- pickle checkpoints
-    "pt_empty": (lambda d: _st_raw(d / "empty.pt", b""), CheckpointError,
-                 r"path='.*empty.pt' as a PyTorch checkpoint: the file is empty \(0 bytes\)"),
-    "pt_truncated_zip": (lambda d: _truncate(_save(d / "tz.pt"), 0.5), CheckpointError,
-                         r"as a PyTorch checkpoint: not a valid zip archive"),
-    "pt_truncated_legacy": (lambda d: _truncate(_save(d / "tl.pt", legacy=True), 0.9), CheckpointError,
-                            r"tl.pt' as a PyTorch checkpoint: .*(EOF|not a complete pickle)"),
-    "pt_truncated_legacy_pickle": (lambda d: _truncate(_save(d / "tl2.pt", legacy=True), 60), CheckpointError,
-                                   r"pickle 3 of the file is not a complete pickle"),
-    "pt_junk": (lambda d: _st_raw(d / "junk.pt", b"\x80\x02garbage"), CheckpointError,
-                r"junk.pt' as a PyTorch checkpoint: the file is not a complete pickle"),
-    "pt_text": (lambda d: _st_raw(d / "text.pt", b"hello world"), CheckpointError,
-                r"the file is not a complete pickle \(at position \d+, opcode b' ' unknown\)"),
-    "pt_is_safetensors": (lambda d: _safetensors(d / "st.pt"), CheckpointError,
-                          r"st.pt' as a PyTorch checkpoint: it holds a safetensors file .* rename it to .safetensors"),
-    "pt_compressed_record": (lambda d: _deflate(_save(d / "deflated.pt")), CheckpointError,
-                             r"record 'deflated/data.pkl' is compressed \(torch.save stores records uncompressed"),
-    "pt_zip_without_pickle": (lambda d: _zip_only(d / "nopkl.pt"), CheckpointError,
-                              r"a zip archive without exactly one data.pkl record \(found 0\)"),
-    "pt_protocol_4": (lambda d: _st_raw(d / "p4.pkl", pickle.dumps({"w": 1}, protocol=4)), CheckpointError,
-                      (r"the weights-only loader cannot read this pickle \(Unsupported operand 149 "
-                       r"\(the FRAME opcode\)\)")),
+    "pt_empty": (
+        lambda d: _st_raw(d / "empty.pt", b""),
+        CheckpointError,
+        r"path='.*empty.pt' as a PyTorch checkpoint: the file is empty \(0 bytes\)",
+    ),
+    "pt_truncated_zip": (
+        lambda d: _truncate(_save(d / "tz.pt"), 0.5),
+        CheckpointError,
+        r"as a PyTorch checkpoint: not a valid zip archive",
+    ),
+    "pt_truncated_legacy": (
+        lambda d: _truncate(_save(d / "tl.pt", legacy=True), 0.9),
+        CheckpointError,
+        r"tl.pt' as a PyTorch checkpoint: .*(EOF|not a complete pickle)",
+    ),
+    "pt_truncated_legacy_pickle": (
+        lambda d: _truncate(_save(d / "tl2.pt", legacy=True), 60),
+        CheckpointError,
+        r"pickle 3 of the file is not a complete pickle",
+    ),
+    "pt_junk": (
+        lambda d: _st_raw(d / "junk.pt", b"\x80\x02garbage"),
+        CheckpointError,
+        r"junk.pt' as a PyTorch checkpoint: the file is not a complete pickle",
+    ),
+    "pt_text": (
+        lambda d: _st_raw(d / "text.pt", b"hello world"),
+        CheckpointError,
+        r"the file is not a complete pickle \(at position \d+, opcode b' ' unknown\)",
+    ),
+    "pt_is_safetensors": (
+        lambda d: _safetensors(d / "st.pt"),
+        CheckpointError,
+        r"st.pt' as a PyTorch checkpoint: it holds a safetensors file .* rename it to .safetensors",
+    ),
+    "pt_compressed_record": (
+        lambda d: _deflate(_save(d / "deflated.pt")),
+        CheckpointError,
+        r"record 'deflated/data.pkl' is compressed \(torch.save stores records uncompressed",
+    ),
+    "pt_zip_without_pickle": (
+        lambda d: _zip_only(d / "nopkl.pt"),
+        CheckpointError,
+        r"a zip archive without exactly one data.pkl record \(found 0\)",
+    ),
+    "pt_protocol_4": (
+        lambda d: _st_raw(d / "p4.pkl", pickle.dumps({"w": 1}, protocol=4)),
+        CheckpointError,
+        (
+            r"the weights-only loader cannot read this pickle \(Unsupported operand 149 "
+            r"\(the FRAME opcode\)\)"
+        ),
+    ),
     # bytearray(2**30) in 30 bytes: refused before it allocates and zero-fills a gigabyte.
-    "pt_bytearray": (lambda d: _pickle_zip(d / "ba.pt", b"\x80\x02}X\x01\x00\x00\x00wc__builtin__\nbytearray\n"
-                                           + _long(2**30) + b"\x85Rs."),
-                     UnsafeCheckpointError, r"Refusing to load path='.*ba.pt': its pickle calls bytearray"),
+    "pt_bytearray": (
+        lambda d: _pickle_zip(
+            d / "ba.pt", b"\x80\x02}X\x01\x00\x00\x00wc__builtin__\nbytearray\n" + _long(2**30) + b"\x85Rs."
+        ),
+        UnsafeCheckpointError,
+        r"Refusing to load path='.*ba.pt': its pickle calls bytearray",
+    ),
     # torch.FloatTensor(10**8) is allowlisted: 400 MB of storage the file never held.
-    "pt_constructed_storage": (lambda d: _pickle_zip(d / "made.pt", b"\x80\x02}X\x01\x00\x00\x00wctorch\n"
-                                                     b"FloatTensor\n" + _long(10**8) + b"\x85Rs."),
-                               CheckpointError, r"its tensors' storages hold 400000000 bytes, more than the file's"),
-    "pt_cycle": (lambda d: _save_obj(d / "cycle.pt", _cycle()), CheckpointError,
-                 r"cycle.pt': it contains a cycle \('l.1' holds the container at 'l' that holds it\)"),
-    "pt_deep": (lambda d: _save_obj(d / "deep.pt", _deep(500)), CheckpointError,
-                r"deep.pt': containers nest more than 100 levels deep \(at 'a.a.a"),
+    "pt_constructed_storage": (
+        lambda d: _pickle_zip(
+            d / "made.pt", b"\x80\x02}X\x01\x00\x00\x00wctorch\nFloatTensor\n" + _long(10**8) + b"\x85Rs."
+        ),
+        CheckpointError,
+        r"its tensors' storages hold 400000000 bytes, more than the file's",
+    ),
+    "pt_cycle": (
+        lambda d: _save_obj(d / "cycle.pt", _cycle()),
+        CheckpointError,
+        r"cycle.pt': it contains a cycle \('l.1' holds the container at 'l' that holds it\)",
+    ),
+    "pt_deep": (
+        lambda d: _save_obj(d / "deep.pt", _deep(500)),
+        CheckpointError,
+        r"deep.pt': containers nest more than 100 levels deep \(at 'a.a.a",
+    ),
     # --- not files
-    "fifo": (lambda d: _fifo(d / "pipe.pt"), CheckpointError,
-             r"pipe.pt': it is a FIFO \(named pipe\), not a checkpoint"),
+    "fifo": (
+        lambda d: _fifo(d / "pipe.pt"),
+        CheckpointError,
+        r"pipe.pt': it is a FIFO \(named pipe\), not a checkpoint",
+    ),
     "fifo_safetensors": (lambda d: _fifo(d / "pipe.safetensors"), CheckpointError, r"it is a FIFO"),
-    "dev_zero": (lambda d: Path("/dev/zero"), CheckpointError,
-                 r"path='/dev/zero': it is a character device, not a checkpoint file"),
+    "dev_zero": (
+        lambda d: Path("/dev/zero"),
+        CheckpointError,
+        r"path='/dev/zero': it is a character device, not a checkpoint file",
+    ),
     "link_to_dev_zero": (lambda d: _link(d / "zero.pt", "/dev/zero"), CheckpointError, r"it is a character device"),
     "missing": (lambda d: d / "nope.safetensors", CheckpointError, r"No checkpoint file at path='.*nope.safetensors'"),
     "dangling_link": (lambda d: _link(d / "gone.pt", str(d / "nowhere")), CheckpointError, r"No checkpoint file"),
-    "directory_named_pt": (lambda d: _mkdir(d / "model.pt"), CheckpointError,
-                           (r"checkpoint directory '.*model.pt': it has none of model.safetensors, "
-                            r"model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json")),
-    "unknown_suffix_with_hint": (lambda d: _safetensors(d / "weights.dat"), CheckpointError,
-                                 (r"Unknown checkpoint type for path='.*weights.dat' \(suffix='.dat'\)\. Accepted: "
-                                  r"'.bin', '.ckpt', '.pkl', '.pt', '.pth', '.safetensors', or a Hugging Face model "
-                                  r"directory \(its content is a safetensors file: name it .safetensors\)")),
+    "directory_named_pt": (
+        lambda d: _mkdir(d / "model.pt"),
+        CheckpointError,
+        (
+            r"checkpoint directory '.*model.pt': it has none of model.safetensors, "
+            r"model.safetensors.index.json, pytorch_model.bin, pytorch_model.bin.index.json"
+        ),
+    ),
+    "unknown_suffix_with_hint": (
+        lambda d: _safetensors(d / "weights.dat"),
+        CheckpointError,
+        (
+            r"Unknown checkpoint type for path='.*weights.dat' \(suffix='.dat'\)\. Accepted: "
+            r"'.bin', '.ckpt', '.pkl', '.pt', '.pth', '.safetensors', or a Hugging Face model "
+            r"directory \(its content is a safetensors file: name it .safetensors\)"
+        ),
+    ),
 }
 
 
@@ -408,6 +577,9 @@ def test_a_file_that_ends_early(tmp_path):
 
     header = _j({"w": _entry()})
     blob = struct.pack("<Q", len(header)) + header + bytes(4)
-    with pytest.raises(CheckpointError, match=r"Cannot read path='w.safetensors': the file ended after 20 of the "
-                                              r"\d+ bytes expected \(it changed while being read\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"Cannot read path='w.safetensors': the file ended after 20 of the "
+        r"\d+ bytes expected \(it changed while being read\)",
+    ):
         read_safetensors_header(BytesIO(blob[:20]), len(blob), "w.safetensors")

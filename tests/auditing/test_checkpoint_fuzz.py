@@ -25,8 +25,13 @@ from fanin.auditing.checkpoint import SAFETENSORS_BITS, CheckpointError, flatten
 hypothesis = pytest.importorskip("hypothesis")  # the "test" extra
 HealthCheck, given, settings, st = hypothesis.HealthCheck, hypothesis.given, hypothesis.settings, hypothesis.strategies
 
-SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+SETTINGS = settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 LABEL = "fuzz.safetensors"
 
 
@@ -112,8 +117,19 @@ def test_well_formed_files_are_accepted(file):
     assert sorted(e.name for e in got.tensors) == sorted(k for k in header if k != "__metadata__")
 
 
-MUTATIONS = ["offset", "dtype", "dim", "extra_key", "drop_key", "duplicate", "metadata", "length", "truncate",
-             "append", "flip"]
+MUTATIONS = [
+    "offset",
+    "dtype",
+    "dim",
+    "extra_key",
+    "drop_key",
+    "duplicate",
+    "metadata",
+    "length",
+    "truncate",
+    "append",
+    "flip",
+]
 
 
 @SETTINGS
@@ -144,20 +160,23 @@ def test_mutated_files(file, mutation, data):
         first = tensors[0]
         raw = text[:-1] + ", " + json.dumps(first) + ": " + json.dumps(header[first]) + "}"
     elif mutation == "metadata":
-        header = {"__metadata__": data.draw(st.one_of(st.integers(), st.dictionaries(st.text(max_size=3),
-                                                                                     st.integers(), max_size=2))),
-                  **header}
+        header = {
+            "__metadata__": data.draw(
+                st.one_of(st.integers(), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+            ),
+            **header,
+        }
     blob = encode(header, size, pad, raw)
     if mutation == "length":
         (n,) = struct.unpack("<Q", blob[:8])
         blob = struct.pack("<Q", max(0, n + data.draw(st.integers(-8, 8)))) + blob[8:]
     elif mutation == "truncate":
-        blob = blob[:data.draw(st.integers(0, len(blob)))]
+        blob = blob[: data.draw(st.integers(0, len(blob)))]
     elif mutation == "append":
         blob += data.draw(st.binary(min_size=1, max_size=8))
     elif mutation == "flip":
         i = data.draw(st.integers(0, len(blob) - 1))
-        blob = blob[:i] + bytes([blob[i] ^ data.draw(st.integers(1, 255))]) + blob[i + 1:]
+        blob = blob[:i] + bytes([blob[i] ^ data.draw(st.integers(1, 255))]) + blob[i + 1 :]
     got = check(blob)
     if mutation == "duplicate" and tensors:
         assert got is None  # the library keeps the last copy; fanin refuses the ambiguity
@@ -173,8 +192,13 @@ def shared_structures(draw):
         pool = tensors + nodes
         children = draw(st.lists(st.sampled_from(pool), min_size=1, max_size=4))
         kind = draw(st.sampled_from(["dict", "list", "tuple"]))
-        node = ({f"k{i}": c for i, c in enumerate(children)} if kind == "dict"
-                else children if kind == "list" else tuple(children))
+        node = (
+            {f"k{i}": c for i, c in enumerate(children)}
+            if kind == "dict"
+            else children
+            if kind == "list"
+            else tuple(children)
+        )
         nodes.append(node)
     return nodes[-1], tensors
 

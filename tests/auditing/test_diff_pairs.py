@@ -17,8 +17,15 @@ def _mlp():
 
 
 def _cnn():
-    return nn.Sequential(nn.Conv2d(3, 16, 3), nn.BatchNorm2d(16), nn.ReLU(), nn.Conv2d(16, 32, 3, groups=2),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10))
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.Conv2d(16, 32, 3, groups=2),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
 
 
 def _transformer():
@@ -44,8 +51,13 @@ def test_seed_pairs_of_default_init_are_the_same_initialization():
             # every continuous tensor was tested, never called the same or different by names
             assert all(t.status in ("identical", "same distribution", "different") for t in report.tensors)
             if report.any_different:
-                failing.append((build.__name__, k, [(t.name, t.test, t.p_value) for t in report.tensors
-                                                     if t.status == "different"]))
+                failing.append(
+                    (
+                        build.__name__,
+                        k,
+                        [(t.name, t.test, t.p_value) for t in report.tensors if t.status == "different"],
+                    )
+                )
     pairs = 3 * PAIRS
     assert pairs >= 100 and compared >= 900
     assert pairs - len(failing) >= math.ceil(0.99 * pairs), failing
@@ -59,8 +71,9 @@ def _gpt2(seed):
         warnings.simplefilter("ignore")  # transformers warns about tiny vocabularies vs special token ids
         # n_layer=3: c_proj's std 0.02/sqrt(6) = 0.0082, 0.41x the others'; 64x64 c_proj has 4,096
         # values, whose scale test resolves a few percent.
-        return GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=3, n_head=2, vocab_size=128, n_positions=32,
-                                          bos_token_id=0, eos_token_id=0))
+        return GPT2LMHeadModel(
+            GPT2Config(n_embd=64, n_layer=3, n_head=2, vocab_size=128, n_positions=32, bos_token_id=0, eos_token_id=0)
+        )
 
 
 def _bert_style(model, seed):

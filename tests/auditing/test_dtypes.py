@@ -12,15 +12,22 @@ from fanin.auditing.dtypes import effective_dtype, mantissa_digits, rounding_int
 def test_rounding_interval_reaches_the_neighbours(dtype):
     # Every representable value's interval reaches exactly its two neighbours (the drawn value could
     # have been rounded up, down or to nearest), including at powers of two and in the subnormals.
-    bits = {torch.bfloat16: torch.int16, torch.float16: torch.int16, torch.float32: torch.int32,
-            torch.float8_e4m3fn: torch.int8}[dtype]
+    bits = {
+        torch.bfloat16: torch.int16,
+        torch.float16: torch.int16,
+        torch.float32: torch.int32,
+        torch.float8_e4m3fn: torch.int8,
+    }[dtype]
     pos = torch.arange(1, 120, dtype=bits).view(dtype).double().numpy()  # the smallest positive values
     big = torch.tensor([0.5, 1.0, 3.0, 96.0], dtype=dtype)
     for v in (pos, big.double().numpy(), -big.double().numpy()):
         lo, hi = rounding_interval(v, dtype)
         t = torch.from_numpy(v).to(dtype)
-        nxt = torch.nextafter(t.float(), torch.tensor(np.inf)).to(dtype).double().numpy() if dtype == torch.float32 \
+        nxt = (
+            torch.nextafter(t.float(), torch.tensor(np.inf)).to(dtype).double().numpy()
+            if dtype == torch.float32
             else None
+        )
         if nxt is not None:
             assert np.allclose(hi, nxt)
         # Rounding the interval's ends back gives the neighbours, never the value itself.
@@ -33,8 +40,10 @@ def test_rounding_interval_reaches_the_neighbours(dtype):
 
 def test_unit_roundoff_and_digits():
     assert unit_roundoff(torch.bfloat16) == 2**-8 and unit_roundoff(torch.float32) == 2**-24
-    assert [mantissa_digits(d) for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16,
-                                         torch.float8_e4m3fn, torch.float8_e5m2)] == [53, 24, 11, 8, 4, 3]
+    assert [
+        mantissa_digits(d)
+        for d in (torch.float64, torch.float32, torch.float16, torch.bfloat16, torch.float8_e4m3fn, torch.float8_e5m2)
+    ] == [53, 24, 11, 8, 4, 3]
 
 
 def test_effective_dtype_is_the_coarsest_grid_that_holds_the_values():

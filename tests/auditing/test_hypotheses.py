@@ -67,8 +67,9 @@ def test_a_value_beyond_a_bound_rejects_it_and_is_impossible_under_it():
 def test_bfloat16_rounding_is_part_of_the_hypothesis():
     # torch's bfloat16 uniform_ rounds down: U(±0.125) never stores 0.125 and its mean is low; the
     # hypothesis with the dtype's rounding passes, at 4 million values.
-    x = torch.empty(2048, 2048, dtype=torch.bfloat16).uniform_(-0.125, 0.125,
-                                                               generator=torch.Generator().manual_seed(3))
+    x = torch.empty(2048, 2048, dtype=torch.bfloat16).uniform_(
+        -0.125, 0.125, generator=torch.Generator().manual_seed(3)
+    )
     s = scan(x)
     assert s.max < 0.125
     fit = assess(Dist("uniform", (-0.125, 0.125)), s, SampleView.of(s, torch.bfloat16), torch.bfloat16)

@@ -55,9 +55,13 @@ def test_zoo_covers_the_framework_namespaces(zoo):
 
 def test_zoo_family_always_right(zoo):
     results, _ = zoo
-    wrong = [(name, shape, r.family, r.reason) for name, s, shape, w, r in results if r.family != lookup(name).family
-             and not (_values_are_constant(w) and r.family == "constant")
-             and not (lookup(name).family == "truncated_normal" and r.family == "normal")]
+    wrong = [
+        (name, shape, r.family, r.reason)
+        for name, s, shape, w, r in results
+        if r.family != lookup(name).family
+        and not (_values_are_constant(w) and r.family == "constant")
+        and not (lookup(name).family == "truncated_normal" and r.family == "normal")
+    ]
     assert wrong == []
 
 
@@ -115,8 +119,9 @@ def test_low_precision_normal_is_not_orthogonal(dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
 def test_orthogonal_in_every_dtype(dtype):
-    w = fanin.init.orthogonal_(torch.empty(96, 160, dtype=dtype), gain=math.sqrt(2),
-                               generator=torch.Generator().manual_seed(0))
+    w = fanin.init.orthogonal_(
+        torch.empty(96, 160, dtype=dtype), gain=math.sqrt(2), generator=torch.Generator().manual_seed(0)
+    )
     r = infer(w)
     assert (r.family, r.confidence) == ("orthogonal", "high")
     assert r.scale is not None and abs(r.scale - math.sqrt(2)) < 0.01
@@ -235,8 +240,9 @@ def test_padding_row_is_left_out():
 def _sgd_trained_mlp(steps):
     """A small MLP fit to y = sin(3x) (a real regression task) with plain SGD."""
     torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(1, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
-                              torch.nn.Linear(64, 1))
+    net = torch.nn.Sequential(
+        torch.nn.Linear(1, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1)
+    )
     x = torch.linspace(-2, 2, 256).unsqueeze(1)
     y = torch.sin(3 * x)
     opt = torch.optim.SGD(net.parameters(), lr=0.2)
@@ -345,8 +351,9 @@ def test_plain_tensors_are_not_gate_blocked(seed):
 def test_low_precision_uniform_is_named_despite_torch_s_draw_grid():
     # torch's bfloat16 uniform_ draws its unit variate on a 2^-8 grid: the mean is 0.2% of the
     # width low (U(0, 1): 0.4981), 7 standard errors at 4M values; the mean test allows one step.
-    w = fanin.init.xavier_uniform_(torch.empty(1024, 4096, dtype=torch.bfloat16),
-                                   generator=torch.Generator().manual_seed(0))
+    w = fanin.init.xavier_uniform_(
+        torch.empty(1024, 4096, dtype=torch.bfloat16), generator=torch.Generator().manual_seed(0)
+    )
     r = infer(w)
     assert r.family == "uniform" and not r.trained, r.reason
     assert "xavier_uniform" in {n for m in r.matches for n in m.names}

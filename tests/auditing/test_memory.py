@@ -50,8 +50,14 @@ CHILD = textwrap.dedent("""
 @pytest.mark.parametrize(("rows", "cols", "dtype"), [(8192, 4096, "float32"), (8192, 4096, "bfloat16")])
 def test_peak_memory_is_the_tensor_plus_a_constant(rows, cols, dtype):
     env = dict(os.environ)
-    out = subprocess.run([sys.executable, "-c", CHILD, str(rows), str(cols), dtype], capture_output=True, text=True,
-                         env=env, timeout=300, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, str(rows), str(cols), dtype],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=True,
+    )
     got = json.loads(out.stdout.strip().splitlines()[-1])
     used = (got["peak_kib"] - got["base_kib"]) * 1024
     assert got["label"] == "normal(std=0.02)"  # the audit ran to its answer

@@ -50,8 +50,20 @@ def test_a_module_on_the_meta_device_is_all_skipped_with_its_ties():
     assert src.shapes["lm_head.weight"] == (50, 8)
 
 
-@pytest.mark.parametrize("dtype", ["float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz",
-                                   "float8_e8m0fnu", "bfloat16", "float16", "float32", "float64"])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "float8_e4m3fnuz",
+        "float8_e5m2fnuz",
+        "float8_e8m0fnu",
+        "bfloat16",
+        "float16",
+        "float32",
+        "float64",
+    ],
+)
 def test_float_dtypes_torch_converts_are_audited(dtype):
     dt = getattr(torch, dtype)
     assert dtype_skip_reason(dt) is None
@@ -59,14 +71,17 @@ def test_float_dtypes_torch_converts_are_audited(dtype):
     assert t.to(torch.float64).shape == (8 // dt.itemsize,)  # what the audit will do
 
 
-@pytest.mark.parametrize(("dtype", "reason"), [
-    ("float4_e2m1fn_x2", "dtype=float4_e2m1fn_x2, which torch cannot convert to float64"),
-    ("int64", "not floating point (dtype=int64)"),
-    ("uint8", "not floating point (dtype=uint8)"),
-    ("bool", "not floating point (dtype=bool)"),
-    ("complex64", "complex (dtype=complex64)"),
-    ("complex128", "complex (dtype=complex128)"),
-])
+@pytest.mark.parametrize(
+    ("dtype", "reason"),
+    [
+        ("float4_e2m1fn_x2", "dtype=float4_e2m1fn_x2, which torch cannot convert to float64"),
+        ("int64", "not floating point (dtype=int64)"),
+        ("uint8", "not floating point (dtype=uint8)"),
+        ("bool", "not floating point (dtype=bool)"),
+        ("complex64", "complex (dtype=complex64)"),
+        ("complex128", "complex (dtype=complex128)"),
+    ],
+)
 def test_dtypes_fanin_cannot_analyse_are_skipped_with_the_reason(dtype, reason):
     dt = getattr(torch, dtype)
     assert dtype_skip_reason(dt) == reason
@@ -87,7 +102,8 @@ def test_layouts_and_views_that_are_skipped():
     assert skip_reason(overlapping) == "overlapping strides (its 6 values repeat 16 bytes of storage)"
     assert skip_reason(torch.zeros(8, 4)[::2, 1:]) is None  # a strided view of distinct values
     assert skip_reason(torch.zeros(4).as_strided((8,), (0,))) == (
-        "an expanded view (stride 0: its 8 values repeat 16 bytes of storage)")
+        "an expanded view (stride 0: its 8 values repeat 16 bytes of storage)"
+    )
 
 
 def test_float8_values_are_read_and_float4_ones_are_not(tmp_path):
@@ -107,13 +123,17 @@ def _safetensors(path, entries: dict, data: bytes):
 
 
 def test_safetensors_dtypes_torch_lacks_are_skipped_and_listed(tmp_path):
-    path = _safetensors(tmp_path / "mx.safetensors", {
-        "scale": {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [0, 2]},
-        "f6": {"dtype": "F6_E2M3", "shape": [4], "data_offsets": [2, 5]},
-        "f4": {"dtype": "F4", "shape": [2], "data_offsets": [5, 6]},
-        "ids": {"dtype": "I64", "shape": [1], "data_offsets": [6, 14]},
-        "z": {"dtype": "C64", "shape": [1], "data_offsets": [14, 22]},
-    }, bytes([127, 128]) + bytes(20))
+    path = _safetensors(
+        tmp_path / "mx.safetensors",
+        {
+            "scale": {"dtype": "F8_E8M0", "shape": [2], "data_offsets": [0, 2]},
+            "f6": {"dtype": "F6_E2M3", "shape": [4], "data_offsets": [2, 5]},
+            "f4": {"dtype": "F4", "shape": [2], "data_offsets": [5, 6]},
+            "ids": {"dtype": "I64", "shape": [1], "data_offsets": [6, 14]},
+            "z": {"dtype": "C64", "shape": [1], "data_offsets": [14, 22]},
+        },
+        bytes([127, 128]) + bytes(20),
+    )
     src = open_source(path)
     assert src.names == ["scale", "f6", "f4", "ids", "z"]  # file order
     assert src.skipped == {
@@ -122,8 +142,7 @@ def test_safetensors_dtypes_torch_lacks_are_skipped_and_listed(tmp_path):
         "ids": "not floating point (dtype=int64)",
         "z": "complex (dtype=complex64)",
     }
-    assert src.dtype_names == {"scale": "float8_e8m0fnu", "f6": "F6_E2M3", "f4": "F4", "ids": "int64",
-                               "z": "complex64"}
+    assert src.dtype_names == {"scale": "float8_e8m0fnu", "f6": "F6_E2M3", "f4": "F4", "ids": "int64", "z": "complex64"}
     assert "f6" not in src.dtypes and src.dtypes["scale"] == torch.float8_e8m0fnu
     assert src.get("scale").double().tolist() == [1.0, 2.0]  # e8m0: 2**(byte - 127)
     with pytest.raises(CheckpointError, match=r"Cannot read tensor 'f6' of '.*mx.safetensors': dtype=F6_E2M3"):
@@ -145,8 +164,11 @@ def test_source_interface():
 def test_state_dict_structure_errors():
     loop: dict = {"w": torch.zeros(1)}
     loop["self"] = loop
-    with pytest.raises(CheckpointError, match=r"Cannot read the state_dict: it contains a cycle \('self' holds "
-                                              r"the container at '<top>' that holds it\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"Cannot read the state_dict: it contains a cycle \('self' holds "
+        r"the container at '<top>' that holds it\)",
+    ):
         open_source(loop)
     with pytest.raises(CheckpointError, match=r"two tensors are both named 'a.b' \(a dotted key and a nested one"):
         open_source({"a.b": torch.zeros(1), "a": {"b": torch.zeros(1)}})
@@ -173,13 +195,20 @@ def test_shared_containers_are_reported_in_the_notes(tmp_path):
     torch.save({"model": sd, "ema": sd}, tmp_path / "ckpt.pt")
     src = open_source(tmp_path / "ckpt.pt")
     assert src.names == ["model.w"] and src.shared == {"ema": "model"}
-    assert src.notes == (("1 container is the same object as one met before ('ema' is 'model'); their tensors "
-                          "are listed once, under the first path"),)
+    assert src.notes == (
+        (
+            "1 container is the same object as one met before ('ema' is 'model'); their tensors "
+            "are listed once, under the first path"
+        ),
+    )
 
 
 def test_unsupported_sources():
-    with pytest.raises(TypeError, match=r"needs an nn.Module, a state_dict .*, a checkpoint path .* or a Hugging "
-                                        r"Face model directory; got source=42 \(int\)"):
+    with pytest.raises(
+        TypeError,
+        match=r"needs an nn.Module, a state_dict .*, a checkpoint path .* or a Hugging "
+        r"Face model directory; got source=42 \(int\)",
+    ):
         open_source(42)
     with pytest.raises(ValueError, match=r"Unknown layout 'jax'"):
         open_source({}, layout="jax")

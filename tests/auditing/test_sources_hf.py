@@ -44,8 +44,10 @@ def _import_torchvision():
     for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
         del sys.modules[name]
     _TORCHVISION_LIBRARY = torch.library.Library("torchvision", "FRAGMENT")
-    for schema in ("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
-                   "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor"):
+    for schema in (
+        "nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+        "qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    ):
         _TORCHVISION_LIBRARY.define(schema)
     importlib.import_module("torchvision")
 
@@ -58,11 +60,22 @@ def models():
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tiny vocabularies vs special token ids
-        gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=64, n_positions=16,
-                                          bos_token_id=0, eos_token_id=0))
-        llama = LlamaForCausalLM(LlamaConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                             num_key_value_heads=2, intermediate_size=64, vocab_size=64,
-                                             bos_token_id=0, eos_token_id=0, tie_word_embeddings=False))
+        gpt2 = GPT2LMHeadModel(
+            GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=64, n_positions=16, bos_token_id=0, eos_token_id=0)
+        )
+        llama = LlamaForCausalLM(
+            LlamaConfig(
+                hidden_size=32,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=64,
+                vocab_size=64,
+                bos_token_id=0,
+                eos_token_id=0,
+                tie_word_embeddings=False,
+            )
+        )
     return {"gpt2": gpt2, "llama": llama}
 
 
@@ -93,9 +106,14 @@ def test_save_pretrained_directory_reads_as_the_module(models, tmp_path, name, s
     assert all(src.shapes[n] == module.shapes[n] and src.dtypes[n] == module.dtypes[n] for n in src.names)
     for n in src.names:
         assert torch.equal(src.get(n), state[n]), n
-    assert src.notes[0] == ("Hugging Face model directory: " + (
-        f"{len(list(d.glob('model-*.safetensors')))} shards listed in model.safetensors.index.json" if shard
-        else "model.safetensors"))
+    assert src.notes[0] == (
+        "Hugging Face model directory: "
+        + (
+            f"{len(list(d.glob('model-*.safetensors')))} shards listed in model.safetensors.index.json"
+            if shard
+            else "model.safetensors"
+        )
+    )
     tied = name == "gpt2"
     assert module.aliases == ({"lm_head.weight": "transformer.wte.weight"} if tied else {})
     assert any("tie_word_embeddings=true" in note for note in src.notes) == tied
@@ -121,8 +139,9 @@ def _bin_shards(model, d: Path, per_shard: int, legacy_shard: int | None = None)
         torch.save({n: state[n] for n in names}, d / file, _use_new_zipfile_serialization=i != legacy_shard)
         weight_map |= {n: file for n in names}
     total = sum(t.numel() * t.element_size() for t in state.values())
-    (d / "pytorch_model.bin.index.json").write_text(json.dumps({"metadata": {"total_size": total},
-                                                                "weight_map": weight_map}))
+    (d / "pytorch_model.bin.index.json").write_text(
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map})
+    )
     return d
 
 
@@ -174,24 +193,51 @@ def test_a_valid_sharded_directory(tmp_path):
     assert src.label == str(tmp_path / "m")
 
 
-@pytest.mark.parametrize(("weight_map", "message"), [
-    ({"a": A, "b": "model-00003-of-00003.safetensors"},
-     (r"shards its index model.safetensors.index.json lists are missing \(1 of 2\): "
-      r"'model-00003-of-00003.safetensors'")),
-    ({"a": A, "b": B, "c": B}, (r"the index lists 1 tensor that its shards do not hold, e.g. 'c' in "
-                                r"'model-00002-of-00002.safetensors'")),
-    ({"a": A, "b": A}, (r"the index lists 1 tensor that its shards do not hold, e.g. 'b' in "
-                        r"'model-00001-of-00002.safetensors'")),  # model-00002 is not named, so not read
-    ({"a": A, "b": A, "c": B}, (r"shard 'model-00002-of-00002.safetensors' holds tensor 'b', which the index puts "
-                                r"in 'model-00001-of-00002.safetensors'")),
-    ({"a": A, "b": "/etc/passwd"}, (r"the index model.safetensors.index.json names the file '/etc/passwd', outside "
-                                    r"the directory \(absolute or with '..'\)")),
-    ({"a": A, "b": "../m2/x.safetensors"}, r"names the file '../m2/x.safetensors', outside the directory"),
-    ({"a": A, "b": "sub/../../x.safetensors"}, r"outside the directory \(absolute or with '..'\)"),
-    ({"a": A, "b": ""}, r"names the file '', which is not a file name"),
-    ({"a": A, "b": 3}, r"tensor 'b' maps to '3', not a file name"),
-    ({}, r"its 'weight_map' lists no tensors"),
-])
+@pytest.mark.parametrize(
+    ("weight_map", "message"),
+    [
+        (
+            {"a": A, "b": "model-00003-of-00003.safetensors"},
+            (
+                r"shards its index model.safetensors.index.json lists are missing \(1 of 2\): "
+                r"'model-00003-of-00003.safetensors'"
+            ),
+        ),
+        (
+            {"a": A, "b": B, "c": B},
+            (
+                r"the index lists 1 tensor that its shards do not hold, e.g. 'c' in "
+                r"'model-00002-of-00002.safetensors'"
+            ),
+        ),
+        (
+            {"a": A, "b": A},
+            (
+                r"the index lists 1 tensor that its shards do not hold, e.g. 'b' in "
+                r"'model-00001-of-00002.safetensors'"
+            ),
+        ),  # model-00002 is not named, so not read
+        (
+            {"a": A, "b": A, "c": B},
+            (
+                r"shard 'model-00002-of-00002.safetensors' holds tensor 'b', which the index puts "
+                r"in 'model-00001-of-00002.safetensors'"
+            ),
+        ),
+        (
+            {"a": A, "b": "/etc/passwd"},
+            (
+                r"the index model.safetensors.index.json names the file '/etc/passwd', outside "
+                r"the directory \(absolute or with '..'\)"
+            ),
+        ),
+        ({"a": A, "b": "../m2/x.safetensors"}, r"names the file '../m2/x.safetensors', outside the directory"),
+        ({"a": A, "b": "sub/../../x.safetensors"}, r"outside the directory \(absolute or with '..'\)"),
+        ({"a": A, "b": ""}, r"names the file '', which is not a file name"),
+        ({"a": A, "b": 3}, r"tensor 'b' maps to '3', not a file name"),
+        ({}, r"its 'weight_map' lists no tensors"),
+    ],
+)
 def test_index_problems_are_named(tmp_path, weight_map, message):
     d = _two(tmp_path / "m", weight_map)
     with pytest.raises(CheckpointError, match=r"(checkpoint directory|checkpoint|index) '.*m.*'.*" + message):
@@ -199,10 +245,14 @@ def test_index_problems_are_named(tmp_path, weight_map, message):
 
 
 def test_a_shard_holding_a_tensor_the_index_does_not_list(tmp_path):
-    d = _sharded(tmp_path / "m", {A: {"a": torch.ones(2), "x": torch.ones(1)}, B: {"b": torch.zeros(1)}},
-                 {"a": A, "b": B})
-    with pytest.raises(CheckpointError, match=r"shard 'model-00001-of-00002.safetensors' holds tensor 'x', which "
-                                              r"the index does not list"):
+    d = _sharded(
+        tmp_path / "m", {A: {"a": torch.ones(2), "x": torch.ones(1)}, B: {"b": torch.zeros(1)}}, {"a": A, "b": B}
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"shard 'model-00001-of-00002.safetensors' holds tensor 'x', which "
+        r"the index does not list",
+    ):
         open_source(d)
     # A file the index does not name is not a shard (a leftover of an earlier save): not read.
     d = _sharded(tmp_path / "m2", {A: {"a": torch.ones(2)}, B: {"b": torch.zeros(1)}}, {"a": A})
@@ -210,10 +260,14 @@ def test_a_shard_holding_a_tensor_the_index_does_not_list(tmp_path):
 
 
 def test_a_tensor_in_two_shards(tmp_path):
-    d = _sharded(tmp_path / "m", {A: {"a": torch.ones(2)}, B: {"a": torch.ones(2), "b": torch.zeros(1)}},
-                 {"a": A, "b": B})
-    with pytest.raises(CheckpointError, match=r"tensor 'a' is in two shards, 'model-00001-of-00002.safetensors' and "
-                                              r"'model-00002-of-00002.safetensors'"):
+    d = _sharded(
+        tmp_path / "m", {A: {"a": torch.ones(2)}, B: {"a": torch.ones(2), "b": torch.zeros(1)}}, {"a": A, "b": B}
+    )
+    with pytest.raises(
+        CheckpointError,
+        match=r"tensor 'a' is in two shards, 'model-00001-of-00002.safetensors' and "
+        r"'model-00002-of-00002.safetensors'",
+    ):
         open_source(d)
     b = _bin_shards(torch.nn.Linear(2, 2), tmp_path / "bin", per_shard=1)
     (b / "pytorch_model-00002-of-00002.bin").unlink()
@@ -222,15 +276,18 @@ def test_a_tensor_in_two_shards(tmp_path):
         open_source(b)
 
 
-@pytest.mark.parametrize(("content", "message"), [
-    (b"{", r"Cannot read the index '.*model.safetensors.index.json': not valid UTF-8 JSON"),
-    (b"\xff", r"not valid UTF-8 JSON"),
-    (b'{"weight_map": {"a": "x"}, "weight_map": {}}', r"it names key 'weight_map' twice"),
-    (b'{"weight_map": {"a": "x", "a": "y"}}', r"it names key 'a' twice"),
-    (b'{"metadata": {}}', r"it has no 'weight_map' object \(tensor name -> shard file\)"),
-    (b"[1]", r"it has no 'weight_map' object"),
-    (b"[" * 100_000 + b"]" * 100_000, r"its JSON nests too deeply"),
-])
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{", r"Cannot read the index '.*model.safetensors.index.json': not valid UTF-8 JSON"),
+        (b"\xff", r"not valid UTF-8 JSON"),
+        (b'{"weight_map": {"a": "x"}, "weight_map": {}}', r"it names key 'weight_map' twice"),
+        (b'{"weight_map": {"a": "x", "a": "y"}}', r"it names key 'a' twice"),
+        (b'{"metadata": {}}', r"it has no 'weight_map' object \(tensor name -> shard file\)"),
+        (b"[1]", r"it has no 'weight_map' object"),
+        (b"[" * 100_000 + b"]" * 100_000, r"its JSON nests too deeply"),
+    ],
+)
 def test_index_file_problems(tmp_path, content, message):
     d = _two(tmp_path / "m")
     (d / "model.safetensors.index.json").write_bytes(content)
@@ -243,8 +300,9 @@ def test_index_size_limit_and_fifo(tmp_path, monkeypatch):
 
     d = _two(tmp_path / "m")
     monkeypatch.setattr(checkpoint, "MAX_INDEX_SIZE", 10)
-    with pytest.raises(CheckpointError,
-                       match=r"Cannot read the index '.*index.json': \d+ bytes, over the 10-byte limit"):
+    with pytest.raises(
+        CheckpointError, match=r"Cannot read the index '.*index.json': \d+ bytes, over the 10-byte limit"
+    ):
         open_source(d)
     monkeypatch.undo()
     (d / "model.safetensors.index.json").unlink()
@@ -260,8 +318,11 @@ def test_symlinks_out_of_the_directory_are_refused(tmp_path):
     save_file({"b": torch.zeros(3)}, str(outside))
     d = _sharded(tmp_path / "m", {A: {"a": torch.ones(2)}}, {"a": A, "b": B})
     (d / B).symlink_to(outside)
-    with pytest.raises(CheckpointError, match=r"'model-00002-of-00002.safetensors' is a symlink to '.*outside."
-                                              r"safetensors', outside the directory"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"'model-00002-of-00002.safetensors' is a symlink to '.*outside."
+        r"safetensors', outside the directory",
+    ):
         open_source(d)
     single = tmp_path / "single"
     single.mkdir()
@@ -308,10 +369,13 @@ def test_which_files_a_directory_is_read_from(tmp_path):
     other.mkdir()
     save_file({"w": torch.zeros(1)}, str(other / "adapter_model.safetensors"))
     (other / "notes.txt").write_text("x")
-    with pytest.raises(CheckpointError, match=r"Cannot read the checkpoint directory '.*other': it has none of "
-                                              r"model.safetensors, model.safetensors.index.json, pytorch_model.bin, "
-                                              r"pytorch_model.bin.index.json \(the Hugging Face layout\); it holds "
-                                              r"'adapter_model.safetensors': pass one file as the path"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"Cannot read the checkpoint directory '.*other': it has none of "
+        r"model.safetensors, model.safetensors.index.json, pytorch_model.bin, "
+        r"pytorch_model.bin.index.json \(the Hugging Face layout\); it holds "
+        r"'adapter_model.safetensors': pass one file as the path",
+    ):
         open_source(other)
 
 
@@ -352,15 +416,23 @@ def test_tensors_stream_one_at_a_time(tmp_path):
 
     mb = 1 << 20
     tensors = {f"t{i}": torch.full((8 * mb,), float(i)) for i in range(4)}  # 4 x 32 MB
-    paths = {"safetensors": tmp_path / "big.safetensors", "pt": tmp_path / "big.pt",
-             "sharded": _sharded(tmp_path / "m", {A: dict(list(tensors.items())[:2]),
-                                                  B: dict(list(tensors.items())[2:])})}
+    paths = {
+        "safetensors": tmp_path / "big.safetensors",
+        "pt": tmp_path / "big.pt",
+        "sharded": _sharded(tmp_path / "m", {A: dict(list(tensors.items())[:2]), B: dict(list(tensors.items())[2:])}),
+    }
     save_file(tensors, str(paths["safetensors"]))
     torch.save(tensors, paths["pt"])
     del tensors
     env = {**os.environ, "PYTHONPATH": str(Path(fanin.__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, "-c", STREAM_CHILD, *map(str, paths.values())], capture_output=True,
-                          text=True, timeout=300, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-c", STREAM_CHILD, *map(str, paths.values())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     peaks = json.loads(proc.stdout.splitlines()[-1])
     # Anonymous memory (file pages mapped from the checkpoint are not counted): at most about one

@@ -115,11 +115,19 @@ def outcome(scheme: fanin.Scheme, shape, dtype, seed) -> Outcome | None:
     names = {n for m in r.matches for n in m.names}
     constant = bool((w == w.reshape(-1)[0]).all())
     consistent = tuple(dict.fromkeys([r.family, *(m.family for m in r.matches)]))
-    return Outcome(pretty_spec(str(scheme)), shape, str(dtype).removeprefix("torch."), seed, true_family(scheme, w),
-                   r.family, consistent,
-                   # values that end constant (zeros after a uniform draw) are named by their value
-                   pretty_spec(str(scheme)) in names or (constant and r.family == "constant" and bool(r.matches)),
-                   r.trained, r.reason)
+    return Outcome(
+        pretty_spec(str(scheme)),
+        shape,
+        str(dtype).removeprefix("torch."),
+        seed,
+        true_family(scheme, w),
+        r.family,
+        consistent,
+        # values that end constant (zeros after a uniform draw) are named by their value
+        pretty_spec(str(scheme)) in names or (constant and r.family == "constant" and bool(r.matches)),
+        r.trained,
+        r.reason,
+    )
 
 
 def cases(shapes=COMPLETE + ROTATED + LARGEST):

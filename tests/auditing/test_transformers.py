@@ -27,13 +27,31 @@ def models():
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # transformers warns about tiny vocabularies vs special token ids
-        gpt2 = GPT2LMHeadModel(GPT2Config(n_embd=64, n_layer=3, n_head=2, vocab_size=300, n_positions=64,
-                                          bos_token_id=0, eos_token_id=0))
-        bert = BertModel(BertConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2, intermediate_size=128,
-                                    vocab_size=300, max_position_embeddings=64))
-        llama = LlamaForCausalLM(LlamaConfig(hidden_size=64, num_hidden_layers=1, num_attention_heads=2,
-                                             num_key_value_heads=2, intermediate_size=128, vocab_size=300,
-                                             bos_token_id=0, eos_token_id=0))
+        gpt2 = GPT2LMHeadModel(
+            GPT2Config(n_embd=64, n_layer=3, n_head=2, vocab_size=300, n_positions=64, bos_token_id=0, eos_token_id=0)
+        )
+        bert = BertModel(
+            BertConfig(
+                hidden_size=64,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=128,
+                vocab_size=300,
+                max_position_embeddings=64,
+            )
+        )
+        llama = LlamaForCausalLM(
+            LlamaConfig(
+                hidden_size=64,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                num_key_value_heads=2,
+                intermediate_size=128,
+                vocab_size=300,
+                bos_token_id=0,
+                eos_token_id=0,
+            )
+        )
     return {"gpt2": (gpt2, fanin.audit(gpt2)), "bert": (bert, fanin.audit(bert)), "llama": (llama, fanin.audit(llama))}
 
 
@@ -84,8 +102,14 @@ def test_bert_padding_row(models):
 
 def test_pytorch_builtins_default_init():
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Conv2d(16, 32, 3), torch.nn.BatchNorm2d(32), torch.nn.Flatten(),
-                                torch.nn.Linear(128, 256), torch.nn.LayerNorm(256), torch.nn.Embedding(512, 64))
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(16, 32, 3),
+        torch.nn.BatchNorm2d(32),
+        torch.nn.Flatten(),
+        torch.nn.Linear(128, 256),
+        torch.nn.LayerNorm(256),
+        torch.nn.Embedding(512, 64),
+    )
     report = fanin.audit(model)
     labels = {r.name: r.inference.label for r in report.records}
     assert labels["0.weight"] == labels["3.weight"] == "kaiming_uniform(a=sqrt(5))"

@@ -28,9 +28,9 @@ def test_truncation_bounds_in_absolute_units_never_cut():
     bad = lint(model, {"weight": "trunc_normal(std=0.02, a=-3.0, b=3.0)", "bias": "zeros"})
     (f,) = only(bad, "truncation-never-cuts")
     assert (f.severity, f.tensor) == ("warning", "weight")
-    assert f.evidence.startswith("trunc_normal(std=0.02, a=-3.0, b=3.0) cuts at [-3, 3] = ±150σ with σ=0.02")  # noqa: RUF001
+    assert f.evidence.startswith("trunc_normal(std=0.02, a=-3.0, b=3.0) cuts at [-3, 3] = ±150σ with σ=0.02")
     assert (
-        f.fix == "trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))"  # noqa: RUF001
+        f.fix == "trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))"
     )
     default = lint(model, {"weight": "trunc_normal(std=0.02)", "bias": "zeros"})
     assert [g.severity for g in only(default, "truncation-never-cuts")] == ["info"]

@@ -531,7 +531,7 @@ def test_the_table_says_what_is_and_is_not_done():
     assert "muP needs logits q·k/d_head, not q·k/√d_head" in notes["not done"]
     # The tied embedding's own rule says that its readout's multiplier is not in the init.
     assert (
-        "tied to the readout 'lm_head': its output × output_mult/m = 0.25 in the forward pass: NOT done by the init"  # noqa: RUF001
+        "tied to the readout 'lm_head': its output × output_mult/m = 0.25 in the forward pass: NOT done by the init"
         in p["wte.weight"].rule
     )
     assert "tied" not in p["wpe.weight"].rule
@@ -552,10 +552,10 @@ def test_readout_rule_text_says_the_multiplier_is_not_in_the_init():
     model = mlp()
     p = planned(model, mup(base_width=64))
     assert (
-        "output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks)"  # noqa: RUF001
+        "output × output_mult/m = 1/4 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks)"
         in p["4.weight"].rule
     )
-    assert p["2.weight"].rule.startswith("mup:hidden['2.weight'] -> normal(std=0.0625) [σ = 1/√n = 1/√256")  # noqa: RUF001
+    assert p["2.weight"].rule.startswith("mup:hidden['2.weight'] -> normal(std=0.0625) [σ = 1/√n = 1/√256")
 
 
 def test_names_are_shown_literally():

@@ -41,8 +41,17 @@ def _kernel(fn: _F) -> Dispatcher[_F]:
 
 
 @_kernel
-def _power_sums(x: np.ndarray, shift: float, inv: float, sums: np.ndarray, row1: np.ndarray, row2: np.ndarray,
-                col1: np.ndarray, col2: np.ndarray, c0: int) -> int:
+def _power_sums(
+    x: np.ndarray,
+    shift: float,
+    inv: float,
+    sums: np.ndarray,
+    row1: np.ndarray,
+    row2: np.ndarray,
+    col1: np.ndarray,
+    col2: np.ndarray,
+    c0: int,
+) -> int:
     rows, cols = x.shape
     s1 = s2 = s3 = s4 = s5 = s6 = s7 = s8 = 0.0
     zeros = 0
@@ -81,8 +90,17 @@ def _power_sums(x: np.ndarray, shift: float, inv: float, sums: np.ndarray, row1:
     return zeros
 
 
-def power_sums(x: np.ndarray, shift: float, inv: float, sums: np.ndarray, row1: np.ndarray, row2: np.ndarray,
-               col1: np.ndarray, col2: np.ndarray, c0: int) -> int:
+def power_sums(
+    x: np.ndarray,
+    shift: float,
+    inv: float,
+    sums: np.ndarray,
+    row1: np.ndarray,
+    row2: np.ndarray,
+    col1: np.ndarray,
+    col2: np.ndarray,
+    c0: int,
+) -> int:
     """Add the chunk ``x`` (2-D, float32 or float64) to the running sums; returns its zeros.
 
     ``row1``/``row2`` are the chunk's rows' slots, ``col1``/``col2`` the whole tensor's columns,

@@ -223,8 +223,9 @@ class Candidate:
         if self.kind == "normal" or self.kind == "sparse":
             return stats.norm(p.get("mean", 0.0), p["std"])
         if self.kind == "truncated_normal":
-            return stats.truncnorm((p["lower"] - p["mean"]) / p["std"], (p["upper"] - p["mean"]) / p["std"],
-                                   loc=p["mean"], scale=p["std"])
+            return stats.truncnorm(
+                (p["lower"] - p["mean"]) / p["std"], (p["upper"] - p["mean"]) / p["std"], loc=p["mean"], scale=p["std"]
+            )
         raise ValueError(f"a {self.kind} candidate has no scipy distribution")
 
 
@@ -242,8 +243,7 @@ def pretty_spec(spec: str) -> str:
 def entries_of(families: set[str], *, gated: bool = False) -> list[SchemeEntry]:
     """The registered entries of those families, in sorted-name order: the whole-tensor ones, or
     with ``gated=True`` the gate-block ones (a parameter named in :data:`GATE_ARGS`)."""
-    return [e for e in (lookup(n) for n in list_schemes())
-            if e.family in families and _is_gated(e) == gated]
+    return [e for e in (lookup(n) for n in list_schemes()) if e.family in families and _is_gated(e) == gated]
 
 
 def _is_gated(entry: SchemeEntry) -> bool:
@@ -370,8 +370,9 @@ def orthogonal_candidates(shape: tuple[int, ...]) -> tuple[Candidate, ...]:
             scheme = _scheme(entry, args)
             gain = None if scheme is None else _measure_gain(scheme, proxy)
             if gain is not None and math.isfinite(gain):
-                found.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "orthogonal",
-                                       {"gain": gain}))
+                found.append(
+                    Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "orthogonal", {"gain": gain})
+                )
     return tuple(_dedupe(found))
 
 
@@ -388,8 +389,9 @@ def identity_candidates(shape: tuple[int, ...]) -> list[tuple[Candidate, torch.T
             except Exception:  # as in probe()
                 continue
             gain = float(w.abs().max()) if w.numel() else 0.0
-            out.append((Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "identity",
-                                  {"gain": gain}), w))
+            out.append(
+                (Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "identity", {"gain": gain}), w)
+            )
     return out
 
 
@@ -412,8 +414,16 @@ def constant_candidates(value: float, dtype: torch.dtype = torch.float64) -> lis
             except Exception:  # a scheme that cannot run here is not a candidate
                 continue
             if bool((w == value).all()):
-                out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "constant",
-                                     {"value": short}, fitted=bool(args)))
+                out.append(
+                    Candidate(
+                        pretty_spec(str(scheme)),
+                        entry.name,
+                        entry.framework,
+                        "constant",
+                        {"value": short},
+                        fitted=bool(args),
+                    )
+                )
                 break
     return out
 
@@ -433,8 +443,9 @@ class _Direct:
 
 def _linear(col: list[float]) -> bool:
     moved = [abs(c) > 1e-12 for c in col]
-    return any(moved) and all(abs(abs(c) - 1) < 1e-9 or abs(abs(c) - 2) < 1e-9 or not m
-                              for c, m in zip(col, moved, strict=True))
+    return any(moved) and all(
+        abs(abs(c) - 1) < 1e-9 or abs(abs(c) - 2) < 1e-9 or not m for c, m in zip(col, moved, strict=True)
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -443,8 +454,11 @@ def _direct_model(name: str, kind: str, shape: tuple[int, ...], fixed: tuple = (
     it has no direct argument): each numeric argument probed at three values, kept when it moves
     parameters one for one (or two for one: a cut at ±2·stddev) at both steps."""
     entry = lookup(name)
-    base_args = {k: (1.0 if d is not None and not isinstance(d, (int, float)) else d)
-                 for k, d in entry.parameters.items() if k not in _IGNORED}
+    base_args = {
+        k: (1.0 if d is not None and not isinstance(d, (int, float)) else d)
+        for k, d in entry.parameters.items()
+        if k not in _IGNORED
+    }
     numeric = {k: d for k, d in base_args.items() if not isinstance(d, bool) and isinstance(d, (int, float))}
     if entry.family == "sparse":
         std = entry.parameters["std"]
@@ -458,7 +472,8 @@ def _direct_model(name: str, kind: str, shape: tuple[int, ...], fixed: tuple = (
         return None
     got_kind, p0 = got
     if got_kind != ("normal" if kind == "sparse" else kind) and not (
-            kind == "normal" and got_kind == "truncated_normal"):
+        kind == "normal" and got_kind == "truncated_normal"
+    ):
         return None
     keys = sorted(p0)
     args, columns = [], []
@@ -492,8 +507,12 @@ def fit_direct(kind: str, target: dict[str, float], shape: tuple[int, ...], nice
     import numpy as np
 
     out = []
-    families = {"uniform": {"uniform"}, "normal": {"normal", "truncated_normal"},
-                "truncated_normal": {"truncated_normal"}, "sparse": {"sparse"}}[kind]
+    families = {
+        "uniform": {"uniform"},
+        "normal": {"normal", "truncated_normal"},
+        "truncated_normal": {"truncated_normal"},
+        "sparse": {"sparse"},
+    }[kind]
     fixed = (("sparsity", target["sparsity"]),) if kind == "sparse" else ()
     for entry in entries_of(families):
         model = _direct_model(entry.name, kind, shape, fixed if entry.family == "sparse" else ())
@@ -512,17 +531,25 @@ def fit_direct(kind: str, target: dict[str, float], shape: tuple[int, ...], nice
         scheme = _scheme(entry, args)
         if scheme is None:
             continue
-        params = {k: model.p0[k] + sum(col[keys.index(k)] * moved[arg]
-                                       for arg, col in zip(model.args, model.columns, strict=True))
-                  for k in keys}
+        params = {
+            k: model.p0[k]
+            + sum(col[keys.index(k)] * moved[arg] for arg, col in zip(model.args, model.columns, strict=True))
+            for k in keys
+        }
         try:  # parameters a real draw would refuse make no candidate
             _CONTINUOUS[model.kind](*(params[k] for k in _PARAMS[model.kind]))
         except Exception:  # the transform's own checks, any error type
             continue
-        out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework,
-                             "sparse" if kind == "sparse" else model.kind,
-                             {**params, **({"sparsity": target["sparsity"]} if kind == "sparse" else {})},
-                             fitted=True))
+        out.append(
+            Candidate(
+                pretty_spec(str(scheme)),
+                entry.name,
+                entry.framework,
+                "sparse" if kind == "sparse" else model.kind,
+                {**params, **({"sparsity": target["sparsity"]} if kind == "sparse" else {})},
+                fitted=True,
+            )
+        )
     return out
 
 
@@ -545,13 +572,16 @@ def _shows(kind: str, w: torch.Tensor, gates: int, per_block: list[float]) -> bo
         return all(bool((b == v).all()) for b, v in zip(blocks, per_block, strict=True))
     if kind == "uniform":
         # A bound b: every |value| <= b, and (32 x 8 values per block) the largest above 0.9 b.
-        return all(bool(b.abs().max() <= v * (1 + 1e-6)) and (v == 0 or float(b.abs().max()) >= 0.9 * v)
-                   for b, v in zip(blocks, per_block, strict=True))
+        return all(
+            bool(b.abs().max() <= v * (1 + 1e-6)) and (v == 0 or float(b.abs().max()) >= 0.9 * v)
+            for b, v in zip(blocks, per_block, strict=True)
+        )
     return all(abs(_block_gain(b) / v - 1) < 1e-3 for b, v in zip(blocks, per_block, strict=True))
 
 
-def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
-                    dtype: torch.dtype = torch.float64) -> list[Candidate]:
+def gate_candidates(
+    kind: str, per_block: list[float], shape: tuple[int, ...], dtype: torch.dtype = torch.float64
+) -> list[Candidate]:
     r"""The registered gate-block schemes of ``kind`` that give ``per_block`` at ``shape``.
 
     ``kind`` is ``constant`` (``per_block``: the value of each block), ``uniform`` (the bound
@@ -587,7 +617,7 @@ def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
             gain = per_block[0]
             attempts = []
             for k in others:
-                values = ([entry.parameters[k]] if entry.parameters[k] is not REQUIRED else [])
+                values = [entry.parameters[k]] if entry.parameters[k] is not REQUIRED else []
                 values += list(ARG_VARIANTS.get(k, ()))
                 attempts += [({arg: gates, k: v}, False) for v in values]
                 attempts += [({arg: gates, k: math.sqrt(r)}, True) for r in (2, 3, 5, 6)]
@@ -600,13 +630,23 @@ def gate_candidates(kind: str, per_block: list[float], shape: tuple[int, ...],
             if scheme is None:
                 continue
             try:
-                w = scheme(torch.empty(proxy, dtype=dtype if kind == "constant" else torch.float64),
-                           generator=Stream(0, "fanin.auditing.proxy"))
+                w = scheme(
+                    torch.empty(proxy, dtype=dtype if kind == "constant" else torch.float64),
+                    generator=Stream(0, "fanin.auditing.proxy"),
+                )
             except Exception:  # as in probe()
                 continue
             if _shows(kind, w, gates, per_block):
-                out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, kind,
-                                     {"gain": per_block[0]} if kind == "orthogonal" else {}, fitted=fitted))
+                out.append(
+                    Candidate(
+                        pretty_spec(str(scheme)),
+                        entry.name,
+                        entry.framework,
+                        kind,
+                        {"gain": per_block[0]} if kind == "orthogonal" else {},
+                        fitted=fitted,
+                    )
+                )
                 break
     return out
 
@@ -679,8 +719,9 @@ def group_candidates(cands: list[Candidate], native: str = DEFAULT_NATIVE) -> li
 
 
 @functools.lru_cache(maxsize=512)
-def continuous_groups(shape: tuple[int, ...], fans_shape: tuple[int, ...] | None = None,
-                      native: str = DEFAULT_NATIVE) -> tuple[Group, ...]:
+def continuous_groups(
+    shape: tuple[int, ...], fans_shape: tuple[int, ...] | None = None, native: str = DEFAULT_NATIVE
+) -> tuple[Group, ...]:
     """:func:`group_candidates` of every continuous candidate at ``shape`` and, for a tensor whose
     scheme takes another tensor's fans (a bias), at ``fans_shape``; a group whose distribution
     only the fans' candidates draw is ``at_fans``."""

@@ -100,9 +100,26 @@ MAX_RANK = 64
 _U64 = 2**64 - 1
 
 SAFETENSORS_BITS = {
-    "BOOL": 8, "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8,
-    "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16, "BF16": 16, "I32": 32, "U32": 32, "F32": 32,
-    "C64": 64, "F64": 64, "I64": 64, "U64": 64,
+    "BOOL": 8,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "C64": 64,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
 }
 """Bits per element of every dtype a safetensors header may name (safetensors' ``Dtype::bitsize``)."""
 
@@ -124,7 +141,7 @@ def show(text: object, limit: int = 120) -> str:
     "'xxxxxxxxxx'... (502 characters)"
     """
     r = repr(str(text))
-    return r if len(r) <= limit + 2 else f"{r[:limit + 1]}'... ({len(r)} characters)"
+    return r if len(r) <= limit + 2 else f"{r[: limit + 1]}'... ({len(r)} characters)"
 
 
 def one_line(err: BaseException, limit: int = 300) -> str:
@@ -135,9 +152,13 @@ def one_line(err: BaseException, limit: int = 300) -> str:
 
 # ----------------------------------------------------------------------------- the file itself
 
-_FILE_TYPES = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-               (stat.S_ISSOCK, "a socket"))
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def _kind_of(mode: int) -> str:
@@ -183,8 +204,10 @@ def _read_exactly(f: BinaryIO, n: int, label: str) -> bytes:
         raise CheckpointError(f"Cannot read path={show(label)}: {one_line(err)}") from None
     if len(data) != n:
         position = f.tell()
-        raise CheckpointError(f"Cannot read path={show(label)}: the file ended after {position} of the "
-                              f"{position - len(data) + n} bytes expected (it changed while being read)")
+        raise CheckpointError(
+            f"Cannot read path={show(label)}: the file ended after {position} of the "
+            f"{position - len(data) + n} bytes expected (it changed while being read)"
+        )
     return data
 
 
@@ -324,8 +347,7 @@ def _validate_header(parsed: object, data_size: int, data_start: int, bad) -> Sa
     if not isinstance(parsed, dict):
         raise bad(f"the header is a JSON {type(parsed).__name__}, not an object")
     metadata = parsed.pop("__metadata__", None)
-    if metadata is not None and not (isinstance(metadata, dict)
-                                     and all(isinstance(v, str) for v in metadata.values())):
+    if metadata is not None and not (isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())):
         raise bad("'__metadata__' must be an object of strings")
     entries = []
     ints = {int}
@@ -336,10 +358,19 @@ def _validate_header(parsed: object, data_size: int, data_start: int, bad) -> Sa
             dtype, shape, offsets = info["dtype"], tuple(info["shape"]), info["data_offsets"]
             start, end = offsets
             bits = SAFETENSORS_BITS[dtype] if type(dtype) is str else 0
-            ok = (bits and type(info["shape"]) is list and type(offsets) is list and len(shape) <= MAX_RANK
-                  and type(start) is int and type(end) is int and 0 <= start <= end <= data_size
-                  and set(map(type, shape)) <= ints and min(shape, default=0) >= 0
-                  and max(shape, default=0) <= _U64 and math.prod(shape) * bits == 8 * (end - start))
+            ok = (
+                bits
+                and type(info["shape"]) is list
+                and type(offsets) is list
+                and len(shape) <= MAX_RANK
+                and type(start) is int
+                and type(end) is int
+                and 0 <= start <= end <= data_size
+                and set(map(type, shape)) <= ints
+                and min(shape, default=0) >= 0
+                and max(shape, default=0) <= _U64
+                and math.prod(shape) * bits == 8 * (end - start)
+            )
         except (TypeError, KeyError, ValueError):
             ok = False
         if not ok:
@@ -351,12 +382,16 @@ def _validate_header(parsed: object, data_size: int, data_start: int, bad) -> Sa
     for e in entries:
         if e.start > position:
             where = f"after tensor {show(previous.name)}" if previous else "at the start of the data"
-            raise bad(f"{e.start - position} bytes {where} belong to no tensor (tensor {show(e.name)} "
-                      f"starts at byte {e.start})")
+            raise bad(
+                f"{e.start - position} bytes {where} belong to no tensor (tensor {show(e.name)} "
+                f"starts at byte {e.start})"
+            )
         if e.start < position:
             assert previous is not None  # position > 0: a tensor came before
-            raise bad(f"tensors {show(previous.name)} (bytes {previous.start}-{previous.end}) and "
-                      f"{show(e.name)} (bytes {e.start}-{e.end}) overlap")
+            raise bad(
+                f"tensors {show(previous.name)} (bytes {previous.start}-{previous.end}) and "
+                f"{show(e.name)} (bytes {e.start}-{e.end}) overlap"
+            )
         position, previous = e.end, e
     if position != data_size:
         raise bad(f"{data_size - position} bytes after the last tensor belong to no tensor")
@@ -386,8 +421,9 @@ def _entry_problem(info: object, data_size: int) -> str:
         return f"data_offsets=[{start}, {end}] out of range (the data section has {data_size} bytes)"
     bits = math.prod(shape) * SAFETENSORS_BITS[dtype]
     need = f"{bits / 8:g}" if bits % 8 else str(bits // 8)
-    return (f"dtype={dtype} x shape={tuple(shape)} needs {need} bytes but data_offsets=[{start}, {end}] "
-            f"hold {end - start}")
+    return (
+        f"dtype={dtype} x shape={tuple(shape)} needs {need} bytes but data_offsets=[{start}, {end}] hold {end - start}"
+    )
 
 
 def require_safetensors():
@@ -438,8 +474,10 @@ def _scan_pickles(stream, label: str, count: int | None) -> _PickleScan:
                     scan.magic = True
         except (ValueError, EOFError, struct.error, UnicodeDecodeError, OverflowError, MemoryError) as err:
             where = "the file" if i == 0 else f"pickle {i + 1} of the file"
-            raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: {where} is not a "
-                                  f"complete pickle ({one_line(err, 160)})") from None
+            raise CheckpointError(
+                f"Cannot read path={show(label)} as a PyTorch checkpoint: {where} is not a "
+                f"complete pickle ({one_line(err, 160)})"
+            ) from None
         if count is None and i == 0 and scan.magic:
             todo = 5  # magic number, protocol, system info, the object, the storage keys
         i += 1
@@ -464,23 +502,35 @@ def _check_zip(f: BinaryIO, size: int, label: str) -> bytes:
                     raise CheckpointError(
                         f"Cannot read path={show(label)} as a PyTorch checkpoint: record {show(info.filename)} is "
                         "compressed (torch.save stores records uncompressed; a compressed record could expand "
-                        "without bound)")
+                        "without bound)"
+                    )
                 if info.file_size > size:
                     raise CheckpointError(
                         f"Cannot read path={show(label)} as a PyTorch checkpoint: record {show(info.filename)} "
-                        f"claims {info.file_size} bytes, more than the file's {size}")
+                        f"claims {info.file_size} bytes, more than the file's {size}"
+                    )
             pickles = [i for i in infos if i.filename == "data.pkl" or i.filename.endswith("/data.pkl")]
             if len(pickles) != 1:
                 raise CheckpointError(
                     f"Cannot read path={show(label)} as a PyTorch checkpoint: a zip archive without exactly one "
-                    f"data.pkl record (found {len(pickles)}); not written by torch.save")
+                    f"data.pkl record (found {len(pickles)}); not written by torch.save"
+                )
             return z.read(pickles[0])
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, KeyError,
-            NotImplementedError, struct.error) as err:
+    except (
+        zipfile.BadZipFile,
+        zipfile.LargeZipFile,
+        EOFError,
+        OSError,
+        ValueError,
+        KeyError,
+        NotImplementedError,
+        struct.error,
+    ) as err:
         if isinstance(err, CheckpointError):
             raise
-        raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: not a valid zip archive "
-                              f"({one_line(err, 160)})") from None
+        raise CheckpointError(
+            f"Cannot read path={show(label)} as a PyTorch checkpoint: not a valid zip archive ({one_line(err, 160)})"
+        ) from None
 
 
 def _refusal(label: str, detail: str) -> UnsafeCheckpointError:
@@ -501,13 +551,15 @@ def load_pickle(path: str | os.PathLike[str]) -> Flattened:
     with f:
         if size == 0:
             raise CheckpointError(
-                f"Cannot read path={show(label)} as a PyTorch checkpoint: the file is empty (0 bytes)")
+                f"Cannot read path={show(label)} as a PyTorch checkpoint: the file is empty (0 bytes)"
+            )
         head = f.read(16)
         kind = checkpoint_kind(head, size)
         if kind == "safetensors":
             raise CheckpointError(
                 f"Cannot read path={show(label)} as a PyTorch checkpoint: it holds a safetensors file (an 8-byte "
-                "length and a JSON header), not a pickle; rename it to .safetensors")
+                "length and a JSON header), not a pickle; rename it to .safetensors"
+            )
         f.seek(0)
         if kind == "zip":
             scan = _scan_pickles(io.BytesIO(_check_zip(f, size, label)), label, count=1)
@@ -529,13 +581,15 @@ def load_pickle(path: str | os.PathLike[str]) -> Flattened:
             op = pickletools.code2op.get(chr(int(unsupported[1])))  # type: ignore[attr-defined]  # not in typeshed
             detail += f" (the {op.name} opcode)" if op is not None else " (not a pickle opcode)"
         if scan.opcodes & _CODE_OPCODES and any(
-                s in detail for s in ("GLOBAL", "unrecognized function", "Can only", "allowlist")):
+            s in detail for s in ("GLOBAL", "unrecognized function", "Can only", "allowlist")
+        ):
             raise _refusal(label, detail) from None
-        raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: the weights-only loader "
-                              f"cannot read this pickle ({detail})") from None
+        raise CheckpointError(
+            f"Cannot read path={show(label)} as a PyTorch checkpoint: the weights-only loader "
+            f"cannot read this pickle ({detail})"
+        ) from None
     except Exception as err:  # torch.load raises RuntimeError, EOFError, KeyError, ...
-        raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: "
-                              f"{one_line(err)}") from None
+        raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: {one_line(err)}") from None
     flat = flatten_state(state, what=f"path={show(label)}")
     _check_storages_fit(flat, size, label)
     return flat
@@ -560,8 +614,10 @@ def _check_storages_fit(flat: Flattened, size: int, label: str) -> None:
         seen.add(st.data_ptr())
         total += st.nbytes()
     if total > size:
-        raise CheckpointError(f"Cannot read path={show(label)} as a PyTorch checkpoint: its tensors' storages hold "
-                              f"{total} bytes, more than the file's {size} (storage that was not read from the file)")
+        raise CheckpointError(
+            f"Cannot read path={show(label)} as a PyTorch checkpoint: its tensors' storages hold "
+            f"{total} bytes, more than the file's {size} (storage that was not read from the file)"
+        )
 
 
 # --------------------------------------------------------------------------- nested objects
@@ -632,20 +688,25 @@ def flatten_state(obj: object, *, what: str = "the state_dict") -> Flattened:
         name = f"{prefix}.{_key_text(key)}" if prefix else _key_text(key)
         if isinstance(value, torch.Tensor):
             if name in tensors:
-                raise CheckpointError(f"Cannot read {what}: two tensors are both named {show(name)} "
-                                      "(a dotted key and a nested one spell the same name)")
+                raise CheckpointError(
+                    f"Cannot read {what}: two tensors are both named {show(name)} "
+                    "(a dotted key and a nested one spell the same name)"
+                )
             tensors[name] = value
         elif isinstance(value, (Mapping, list, tuple)):
             vid = id(value)
             if vid in active:
-                raise CheckpointError(f"Cannot read {what}: it contains a cycle ({show(name)} holds the container "
-                                      f"at {show(first[vid] or '<top>')} that holds it)")
+                raise CheckpointError(
+                    f"Cannot read {what}: it contains a cycle ({show(name)} holds the container "
+                    f"at {show(first[vid] or '<top>')} that holds it)"
+                )
             if vid in first:
                 shared[name] = first[vid]
                 continue
             if len(stack) >= MAX_DEPTH:
-                raise CheckpointError(f"Cannot read {what}: containers nest more than {MAX_DEPTH} levels deep "
-                                      f"(at {show(name, 80)})")
+                raise CheckpointError(
+                    f"Cannot read {what}: containers nest more than {MAX_DEPTH} levels deep (at {show(name, 80)})"
+                )
             first[vid] = name
             active.add(vid)
             stack.append((children(value), name, vid))
@@ -687,17 +748,23 @@ def _inside(directory: Path, relative: str, roots: list[str], what: str) -> Path
     """``directory / relative`` when it stays inside ``directory`` (symlinks included)."""
     label = str(directory)
     if not isinstance(relative, str) or not relative or "\x00" in relative:
-        raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: {what} names the file "
-                              f"{show(relative)}, which is not a file name")
+        raise CheckpointError(
+            f"Cannot read the checkpoint directory {show(label)}: {what} names the file "
+            f"{show(relative)}, which is not a file name"
+        )
     parts = relative.replace("\\", "/").split("/")
     if relative.startswith(("/", "\\")) or (len(relative) > 1 and relative[1] == ":") or ".." in parts:
-        raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: {what} names the file "
-                              f"{show(relative)}, outside the directory (absolute or with '..')")
+        raise CheckpointError(
+            f"Cannot read the checkpoint directory {show(label)}: {what} names the file "
+            f"{show(relative)}, outside the directory (absolute or with '..')"
+        )
     path = directory / relative
     real = os.path.realpath(path)
     if not any(os.path.commonpath([real, root]) == root for root in roots):
-        raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: {show(relative)} is a symlink "
-                              f"to {show(real)}, outside the directory")
+        raise CheckpointError(
+            f"Cannot read the checkpoint directory {show(label)}: {show(relative)} is a symlink "
+            f"to {show(real)}, outside the directory"
+        )
     return path
 
 
@@ -705,8 +772,9 @@ def _read_index(path: Path, label: str) -> dict[str, str]:
     f, size = open_checkpoint_file(path)
     with f:
         if size > MAX_INDEX_SIZE:
-            raise CheckpointError(f"Cannot read the index {show(path)}: {size} bytes, over the "
-                                  f"{MAX_INDEX_SIZE}-byte limit")
+            raise CheckpointError(
+                f"Cannot read the index {show(path)}: {size} bytes, over the {MAX_INDEX_SIZE}-byte limit"
+            )
         raw = _read_exactly(f, size, str(path))
     try:
         parsed = _strict_json(raw.decode("utf-8"))
@@ -715,16 +783,19 @@ def _read_index(path: Path, label: str) -> dict[str, str]:
     except RecursionError:
         raise CheckpointError(f"Cannot read the index {show(path)}: its JSON nests too deeply") from None
     except ValueError as err:  # UnicodeDecodeError included
-        raise CheckpointError(f"Cannot read the index {show(path)}: not valid UTF-8 JSON "
-                              f"({one_line(err, 160)})") from None
+        raise CheckpointError(
+            f"Cannot read the index {show(path)}: not valid UTF-8 JSON ({one_line(err, 160)})"
+        ) from None
     weight_map = parsed.get("weight_map") if isinstance(parsed, dict) else None
     if not isinstance(weight_map, dict):
-        raise CheckpointError(f"Cannot read the index {show(path)}: it has no 'weight_map' object "
-                              "(tensor name -> shard file)")
+        raise CheckpointError(
+            f"Cannot read the index {show(path)}: it has no 'weight_map' object (tensor name -> shard file)"
+        )
     bad = next(((k, v) for k, v in weight_map.items() if not isinstance(v, str)), None)
     if bad is not None:
-        raise CheckpointError(f"Cannot read the index {show(path)}: tensor {show(bad[0])} maps to "
-                              f"{show(bad[1], 40)}, not a file name")
+        raise CheckpointError(
+            f"Cannot read the index {show(path)}: tensor {show(bad[0])} maps to {show(bad[1], 40)}, not a file name"
+        )
     if not weight_map:
         raise CheckpointError(f"Cannot read the index {show(path)}: its 'weight_map' lists no tensors")
     return weight_map
@@ -760,16 +831,20 @@ def hf_checkpoint(directory: str | os.PathLike[str]) -> HFCheckpoint:
         if missing:
             more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
             listed = ", ".join(show(s, 60) for s in missing[:5]) + more
-            raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: shards its index {name} "
-                                  f"lists are missing ({len(missing)} of {len(files)}): {listed}")
+            raise CheckpointError(
+                f"Cannot read the checkpoint directory {show(label)}: shards its index {name} "
+                f"lists are missing ({len(missing)} of {len(files)}): {listed}"
+            )
         return HFCheckpoint(d, fmt, tuple(files.values()), resolved, path)
     found = sorted(e.name for e in _scan_dir(d) if e.name.endswith((SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES)))
     hint = ""
     if found:
         shown = ", ".join(show(n, 60) for n in found[:5]) + (f" and {len(found) - 5} more" if len(found) > 5 else "")
         hint = f"; it holds {shown}: pass one file as the path"
-    raise CheckpointError(f"Cannot read the checkpoint directory {show(label)}: it has none of "
-                          f"{', '.join(HF_NAMES)} (the Hugging Face layout){hint}")
+    raise CheckpointError(
+        f"Cannot read the checkpoint directory {show(label)}: it has none of "
+        f"{', '.join(HF_NAMES)} (the Hugging Face layout){hint}"
+    )
 
 
 def _scan_dir(d: Path, limit: int = 10_000) -> list[os.DirEntry]:

@@ -151,8 +151,10 @@ class DiffReport:
         if self.same_architecture:
             arch = f"same architecture ({n} tensor{'s' * (n != 1)})"
         else:
-            arch = (f"different architecture ({len(self.missing)} only in a, {len(self.extra)} only in b, "
-                    f"{len(self.reshaped)} reshaped; {n} compared)")
+            arch = (
+                f"different architecture ({len(self.missing)} only in a, {len(self.extra)} only in b, "
+                f"{len(self.reshaped)} reshaped; {n} compared)"
+            )
         extra = [f"{len(self.tied)} tied"] * bool(self.tied)
         extra += [f"{len(self.skipped)} not compared"] * bool(self.skipped)
         tail = f"; {', '.join(extra)}" if extra else ""
@@ -189,9 +191,11 @@ class DiffReport:
 
     def __repr__(self) -> str:
         c = self.counts
-        return (f"<DiffReport {self.source_a!r} vs {self.source_b!r}: {len(self.tensors)} tensors, "
-                f"{c['identical']} identical, {c['close']} close, {c['same distribution']} same distribution, "
-                f"{c['different']} different>")
+        return (
+            f"<DiffReport {self.source_a!r} vs {self.source_b!r}: {len(self.tensors)} tensors, "
+            f"{c['identical']} identical, {c['close']} close, {c['same distribution']} same distribution, "
+            f"{c['different']} different>"
+        )
 
     def __str__(self) -> str:
         from fanin.report.audit import render_diff_text
@@ -218,7 +222,7 @@ def _compare_values(ta: torch.Tensor, tb: torch.Tensor, rtol: float, atol: float
     b2 = tb.reshape(tb.shape[0], -1) if tb.dim() >= 2 else tb.reshape(1, -1)
     step = max(1, CHUNK // max(a2.shape[1], 1))
     for r0 in range(0, a2.shape[0], step):
-        pa, pb = a2[r0:r0 + step], b2[r0:r0 + step]
+        pa, pb = a2[r0 : r0 + step], b2[r0 : r0 + step]
         if same and not torch.equal(_bits(pa), _bits(pb)):
             same = False
         da, db = pa.to(torch.float64), pb.to(torch.float64)
@@ -330,8 +334,25 @@ def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src: Source, sb_src:
     ratio = sd_b / sd_a if sd_a and math.isfinite(sd_a) and math.isfinite(sd_b) else None
 
     def row(status, detail, tests=None, p=None, test=None, resolution=None, scale_ratio=ratio, sure=False):
-        return TensorDiff(name, shape, status, ra.dtype, rb.dtype, ia.family, ib.family, ia.label, ib.label,
-                          max_abs, scale_ratio, tests or {}, p, test, resolution, detail, sure)
+        return TensorDiff(
+            name,
+            shape,
+            status,
+            ra.dtype,
+            rb.dtype,
+            ia.family,
+            ib.family,
+            ia.label,
+            ib.label,
+            max_abs,
+            scale_ratio,
+            tests or {},
+            p,
+            test,
+            resolution,
+            detail,
+            sure,
+        )
 
     def certain(test, detail, scale_ratio=ratio):
         return row("different", detail, {test: 0.0}, 0.0, test, scale_ratio=scale_ratio, sure=True)
@@ -349,8 +370,11 @@ def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src: Source, sb_src:
     xa, xb = _structure(ra), _structure(rb)
     if xa != xb:
         parts = [f"{side} is {x} ({r.inference.reason})" for side, x, r in (("a", xa, ra), ("b", xb, rb)) if x]
-        other = [f"{side} is not ({r.inference.label}: {r.inference.family})"
-                 for side, x, r in (("a", xa, ra), ("b", xb, rb)) if not x]
+        other = [
+            f"{side} is not ({r.inference.label}: {r.inference.family})"
+            for side, x, r in (("a", xa, ra), ("b", xb, rb))
+            if not x
+        ]
         return done(certain("structure", "; ".join(parts + other)))
     if xa in ("constant", "identity"):
         # the values are not within tolerance, so the constants or identity gains differ
@@ -359,8 +383,9 @@ def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src: Source, sb_src:
         why = _orthogonal(ia, ib, shape, _coarser(ra, rb, ta, tb))
         if why is not None:
             return done(certain("gain", why))
-        return done(row("same distribution", f"both orthogonal, the same gains to the dtype tolerance ({ia.reason})",
-                        {}, 1.0))
+        return done(
+            row("same distribution", f"both orthogonal, the same gains to the dtype tolerance ({ia.reason})", {}, 1.0)
+        )
     if scan_a is None or scan_b is None:  # unreachable for readable dtypes; kept certain, never silent
         return done(certain("unreadable", f"cannot analyse: {ia.reason if scan_a is None else ib.reason}"))
     delta = max(unit_roundoff(_coarser(ra, rb, ta, tb)), unit_roundoff(ta.dtype), unit_roundoff(tb.dtype))
@@ -370,8 +395,16 @@ def _pair(name: str, ta: torch.Tensor, tb: torch.Tensor, sa_src: Source, sb_src:
     return done(row("pending", "", tests, p, test), se_log)
 
 
-def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, atol: float = 1e-8,
-         progress=None, alpha: float = ALPHA) -> DiffReport:
+def diff(
+    a: object,
+    b: object,
+    *,
+    layout: str = "torch",
+    rtol: float = 1e-5,
+    atol: float = 1e-8,
+    progress=None,
+    alpha: float = ALPHA,
+) -> DiffReport:
     """Compare ``a`` and ``b`` (each an ``nn.Module``, a state_dict or a checkpoint path); see the
     module docstring. Tensors are read one pair at a time (checkpoints streamed); integer tensors
     are compared for equality. ``progress(i, total, name)`` is called before each pair."""
@@ -419,8 +452,9 @@ def diff(a: object, b: object, *, layout: str = "torch", rtol: float = 1e-5, ato
         ses.append(se)
         del ta, tb
     decided = _decide(rows, ses, alpha)
-    return DiffReport(sa.label, sb.label, missing, extra, reshaped, tuple(decided), tuple(recs_a), tuple(recs_b),
-                      skipped, tied, alpha)
+    return DiffReport(
+        sa.label, sb.label, missing, extra, reshaped, tuple(decided), tuple(recs_a), tuple(recs_b), skipped, tied, alpha
+    )
 
 
 def _skipped_pair(name: str, sa: Source, sb: Source) -> TensorDiff | str:
@@ -437,24 +471,55 @@ def _skipped_pair(name: str, sa: Source, sb: Source) -> TensorDiff | str:
     if ta.is_meta or tb.is_meta:
         return why
     equal = ta.dtype == tb.dtype and torch.equal(ta, tb)
-    return TensorDiff(name, tuple(ta.shape), "identical" if equal else "different", dtype_name(ta.dtype),
-                      dtype_name(tb.dtype), "integer", "integer", "-", "-", None, None,
-                      {} if equal else {"values": 0.0},
-                      None if equal else 0.0, None if equal else "values",
-                      None, "bitwise equal" if equal else "values differ (not floating point)", not equal)
+    return TensorDiff(
+        name,
+        tuple(ta.shape),
+        "identical" if equal else "different",
+        dtype_name(ta.dtype),
+        dtype_name(tb.dtype),
+        "integer",
+        "integer",
+        "-",
+        "-",
+        None,
+        None,
+        {} if equal else {"values": 0.0},
+        None if equal else 0.0,
+        None if equal else "values",
+        None,
+        "bitwise equal" if equal else "values differ (not floating point)",
+        not equal,
+    )
 
 
 def _tying_differs(name: str, sa: Source, sb: Source, ta: str | None, tb: str | None) -> TensorDiff:
     """A tensor tied (sharing storage) to different tensors, or on one side only: a difference in
     how the model was built, certain, read from the sources without reading values again."""
+
     def where(side, target):
         return f"{side} ties it to {target}" if target else f"{side} stores its own"
 
     shape = sa.shapes[name]
     da, db = sa.dtype_names.get(name, "-"), sb.dtype_names.get(name, "-")
-    return TensorDiff(name, tuple(shape), "different", da, db, "tied" if ta else "-", "tied" if tb else "-",
-                      f"= {ta}" if ta else "-", f"= {tb}" if tb else "-", None, None, {"tying": 0.0}, 0.0, "tying",
-                      None, f"{where('a', ta)}; {where('b', tb)} (shared storage differs)", True)
+    return TensorDiff(
+        name,
+        tuple(shape),
+        "different",
+        da,
+        db,
+        "tied" if ta else "-",
+        "tied" if tb else "-",
+        f"= {ta}" if ta else "-",
+        f"= {tb}" if tb else "-",
+        None,
+        None,
+        {"tying": 0.0},
+        0.0,
+        "tying",
+        None,
+        f"{where('a', ta)}; {where('b', tb)} (shared storage differs)",
+        True,
+    )
 
 
 def _decide(rows: list[TensorDiff], ses: list[float | None], alpha: float) -> list[TensorDiff]:

@@ -38,8 +38,11 @@ import torch
 __all__ = ["dtype_name", "effective_dtype", "mantissa_digits", "rounding_interval", "unit_roundoff"]
 
 # Coarse grids a wider tensor may have been rounded to (coarsest first: fewest mantissa digits).
-_COARSE = tuple(d for d in (getattr(torch, n, None) for n in ("float8_e5m2", "float8_e4m3fn", "bfloat16", "float16"))
-                if d is not None)
+_COARSE = tuple(
+    d
+    for d in (getattr(torch, n, None) for n in ("float8_e5m2", "float8_e4m3fn", "bfloat16", "float16"))
+    if d is not None
+)
 
 
 def dtype_name(dtype: torch.dtype) -> str:

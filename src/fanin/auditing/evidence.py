@@ -79,8 +79,12 @@ class Evidence:
     text: str
 
     def to_dict(self) -> dict:
-        return {"test": self.test, "statistic": _finite(self.statistic), "p_value": _finite(self.p_value),
-                "text": self.text}
+        return {
+            "test": self.test,
+            "statistic": _finite(self.statistic),
+            "p_value": _finite(self.p_value),
+            "text": self.text,
+        }
 
 
 def _finite(v):
@@ -131,8 +135,15 @@ def spectrum(tensor: torch.Tensor, keep_rows: np.ndarray | None = None) -> list[
     pv = tw1_sf(s)
     ratio = math.sqrt(top / var) / (math.sqrt(x.shape[0]) + math.sqrt(x.shape[1]))
     where = "" if x.shape == _as_matrix_shape(tensor) else f" (a random {x.shape[0]}x{x.shape[1]} submatrix)"
-    found = [Evidence("spectrum", s, pv, f"top singular value {ratio:.3g}x the Marchenko-Pastur edge{where} "
-                                         f"(Tracy-Widom z = {s:.3g}, {_p_text(pv)})")]
+    found = [
+        Evidence(
+            "spectrum",
+            s,
+            pv,
+            f"top singular value {ratio:.3g}x the Marchenko-Pastur edge{where} "
+            f"(Tracy-Widom z = {s:.3g}, {_p_text(pv)})",
+        )
+    ]
     corr = _correlation(g.numpy(), max(x.shape), where)
     if corr is not None:
         found.append(corr)
@@ -141,11 +152,11 @@ def spectrum(tensor: torch.Tensor, keep_rows: np.ndarray | None = None) -> list[
 
 def _correlation(g: np.ndarray, c: int, where: str) -> Evidence | None:
     r"""Correlation between the rows (the smaller side) of the centred submatrix, from its Gram
-    matrix: :math:`T = (c - 1)\sum_{i<j} r_{ij}^2` against :math:`a\chi^2_{
-u}` with the mean
-    :math:`P = r(r-1)/2` and the variance :math:`P (2c - 4)/(c + 1)` of independent rows (Schott
-    2005; each :math:`r_{ij}^2` has mean exactly :math:`1/(c-1)` for exchangeable entries, and
-    pairs sharing a row are uncorrelated)."""
+        matrix: :math:`T = (c - 1)\sum_{i<j} r_{ij}^2` against :math:`a\chi^2_{
+    u}` with the mean
+        :math:`P = r(r-1)/2` and the variance :math:`P (2c - 4)/(c + 1)` of independent rows (Schott
+        2005; each :math:`r_{ij}^2` has mean exactly :math:`1/(c-1)` for exchangeable entries, and
+        pairs sharing a row are uncorrelated)."""
     from scipy.special import chdtrc
 
     r = g.shape[0]
@@ -161,8 +172,13 @@ u}` with the mean
     nu = pairs / a
     p = float(chdtrc(nu, t / a))
     ratio = t / pairs
-    return Evidence("row correlation", t, p, f"rows correlated: mean squared correlation {ratio:.3g}x that of i.i.d. "
-                                             f"rows{where} (chi-square {t:.4g} on {pairs:.0f} pairs, {_p_text(p)})")
+    return Evidence(
+        "row correlation",
+        t,
+        p,
+        f"rows correlated: mean squared correlation {ratio:.3g}x that of i.i.d. "
+        f"rows{where} (chi-square {t:.4g} on {pairs:.0f} pairs, {_p_text(p)})",
+    )
 
 
 def _as_matrix_shape(t: torch.Tensor) -> tuple[int, int]:
@@ -203,8 +219,12 @@ def _norm_groups(sq: np.ndarray, sums: np.ndarray, count: int, s: Scan, what: st
     centred = sq - 2 * m.mean * sums + count * m.mean * m.mean
     between = float(((centred - centred.mean()) ** 2).sum()) / count
     f, p = _f_test(between, r * count * var_y, r, count, kurt_y)
-    return Evidence(f"{what} norms", f, p, f"{what} norms spread {math.sqrt(f):.3g}x what i.i.d. draws give "
-                                           f"(F = {f:.4g} over {r} {what}s, {_p_text(p)})")
+    return Evidence(
+        f"{what} norms",
+        f,
+        p,
+        f"{what} norms spread {math.sqrt(f):.3g}x what i.i.d. draws give (F = {f:.4g} over {r} {what}s, {_p_text(p)})",
+    )
 
 
 def _mean_groups(sums: np.ndarray, count: int, s: Scan, what: str) -> Evidence | None:
@@ -215,8 +235,12 @@ def _mean_groups(sums: np.ndarray, count: int, s: Scan, what: str) -> Evidence |
         return None
     between = float(((sums - count * m.mean) ** 2).sum()) / count
     f, p = _f_test(between, r * count * m.m2, r, count, s.kurtosis)
-    return Evidence(f"{what} means", f, p, f"{what} means spread {math.sqrt(f):.3g}x what i.i.d. draws give "
-                                           f"(F = {f:.4g} over {r} {what}s, {_p_text(p)})")
+    return Evidence(
+        f"{what} means",
+        f,
+        p,
+        f"{what} means spread {math.sqrt(f):.3g}x what i.i.d. draws give (F = {f:.4g} over {r} {what}s, {_p_text(p)})",
+    )
 
 
 def matrix_evidence(tensor: torch.Tensor, s: Scan, keep_rows: np.ndarray | None = None) -> list[Evidence]:
@@ -225,16 +249,25 @@ def matrix_evidence(tensor: torch.Tensor, s: Scan, keep_rows: np.ndarray | None 
     row_sq, row_sum, col_sq, col_sum = s.row_sq, s.row_sum, s.col_sq, s.col_sum
     if row_sq is None or row_sum is None or col_sq is None or col_sum is None or not s.finite or s.n == 0:
         return []  # not a matrix scan (s.matrix is False), or nothing to test
-    found = [*spectrum(tensor, keep_rows),
-             _norm_groups(row_sq, row_sum, s.cols, s, "row"),
-             _norm_groups(col_sq, col_sum, s.rows, s, "column"),
-             _mean_groups(row_sum, s.cols, s, "row"),
-             _mean_groups(col_sum, s.rows, s, "column")]
+    found = [
+        *spectrum(tensor, keep_rows),
+        _norm_groups(row_sq, row_sum, s.cols, s, "row"),
+        _norm_groups(col_sq, col_sum, s.rows, s, "column"),
+        _mean_groups(row_sum, s.cols, s, "row"),
+        _mean_groups(col_sum, s.rows, s, "column"),
+    ]
     if tensor.dim() >= 3:
         taps = int(np.prod(tensor.shape[2:]))
         if taps >= 2 and col_sq.size % taps == 0:
-            found.append(_norm_groups(col_sq.reshape(-1, taps).sum(0), col_sum.reshape(-1, taps).sum(0),
-                                      s.rows * (s.cols // taps), s, "kernel position"))
+            found.append(
+                _norm_groups(
+                    col_sq.reshape(-1, taps).sum(0),
+                    col_sum.reshape(-1, taps).sum(0),
+                    s.rows * (s.cols // taps),
+                    s,
+                    "kernel position",
+                )
+            )
     return [e for e in found if e is not None]
 
 
@@ -254,8 +287,9 @@ def kurtosis_z(b2: float, n: int) -> float:
     e = 3.0 * (n - 1) / (n + 1)
     var = 24.0 * n * (n - 2) * (n - 3) / ((n + 1) ** 2 * (n + 3) * (n + 5))
     x = (b2 - e) / math.sqrt(var)
-    sqrt_beta1 = 6.0 * (n * n - 5 * n + 2) / ((n + 7) * (n + 9)) * math.sqrt(
-        6.0 * (n + 3) * (n + 5) / (n * (n - 2) * (n - 3)))
+    sqrt_beta1 = (
+        6.0 * (n * n - 5 * n + 2) / ((n + 7) * (n + 9)) * math.sqrt(6.0 * (n + 3) * (n + 5) / (n * (n - 2) * (n - 3)))
+    )
     a = 6.0 + 8.0 / sqrt_beta1 * (2.0 / sqrt_beta1 + math.sqrt(1 + 4.0 / sqrt_beta1**2))
     term1 = 1 - 2 / (9.0 * a)
     denom = 1 + x * math.sqrt(2 / (a - 4.0))
@@ -271,9 +305,13 @@ def tail_evidence(s: Scan) -> Evidence | None:
         return None
     z = kurtosis_z(s.kurtosis + 3, s.n)
     p = float(ndtr(-z))
-    return Evidence("heavy tails", z, p,
-                    f"excess kurtosis {s.kurtosis:.3g} (a normal has 0, every candidate family at most 0; "
-                    f"Anscombe-Glynn z = {z:.3g}, {_p_text(p)})")
+    return Evidence(
+        "heavy tails",
+        z,
+        p,
+        f"excess kurtosis {s.kurtosis:.3g} (a normal has 0, every candidate family at most 0; "
+        f"Anscombe-Glynn z = {z:.3g}, {_p_text(p)})",
+    )
 
 
 def combine(evidence: list[Evidence] | tuple[Evidence, ...]) -> float | None:

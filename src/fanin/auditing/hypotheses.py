@@ -229,8 +229,9 @@ class SampleView:
             elo = np.minimum(elo, np.array([s.lo, s.hi]) * s.unit - step)
             ehi = np.maximum(ehi, np.array([s.lo, s.hi]) * s.unit + step)
         ends = (float(elo[0] / s.unit), float(ehi[0] / s.unit), float(elo[1] / s.unit), float(ehi[1] / s.unit))
-        return SampleView(u, cum / max(x.size, 1), (cum - counts) / max(x.size, 1), lo / s.unit, hi / s.unit,
-                          int(x.size), ends)
+        return SampleView(
+            u, cum / max(x.size, 1), (cum - counts) / max(x.size, 1), lo / s.unit, hi / s.unit, int(x.size), ends
+        )
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ class _Batch:
         p = np.zeros((len(dists), 4))
         for i, d in enumerate(dists):
             v = [x / unit for x in d.params]
-            p[i, :len(v)] = v
+            p[i, : len(v)] = v
         self.p = p
         uni, trunc = self.kind == 0, self.kind == 2
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -301,14 +302,23 @@ def loglik(dist: Dist, s: Scan, dtype: torch.dtype) -> float:
     return assess_all([dist], s, view, dtype)[0].loglik
 
 
-def assess(dist: Dist, s: Scan, view: SampleView, dtype: torch.dtype, *, skip: tuple[str, ...] = (),
-           delta: float | None = None) -> Fit:
+def assess(
+    dist: Dist, s: Scan, view: SampleView, dtype: torch.dtype, *, skip: tuple[str, ...] = (), delta: float | None = None
+) -> Fit:
     """:func:`assess_all` of one hypothesis."""
     return assess_all([dist], s, view, dtype, skip=skip, delta=delta)[0]
 
 
-def assess_all(dists: list[Dist], s: Scan, view: SampleView, dtype: torch.dtype, *, skip: tuple[str, ...] = (),
-               delta: float | None = None, cutoff: float | None = None) -> list[Fit]:
+def assess_all(
+    dists: list[Dist],
+    s: Scan,
+    view: SampleView,
+    dtype: torch.dtype,
+    *,
+    skip: tuple[str, ...] = (),
+    delta: float | None = None,
+    cutoff: float | None = None,
+) -> list[Fit]:
     r"""Run the tests of the module docstring for each of ``dists`` (in the tensor's own units)
     against the scan ``s`` of values stored in ``dtype``; ``skip`` names tests a fitted parameter
     came from; with ``cutoff``, the KS test (the costly one) is run only for hypotheses that the
@@ -359,8 +369,14 @@ def assess_all(dists: list[Dist], s: Scan, view: SampleView, dtype: torch.dtype,
             cdf = batch.cdf(np.array([hi_min, lo_min]))
             # max M: P(max >= M) = 1 - F(lo(M))^n, P(max <= M) = F(hi(M))^n; min m: P(min <= m) =
             # 1 - (1 - F(hi(m)))^n, P(min >= m) = (1 - F(lo(m)))^n.
-            parts = np.stack([-np.expm1(_log_pow(sf[:, 0], n)), np.exp(_log_pow(sf[:, 1], n)),
-                              -np.expm1(_log_pow(cdf[:, 0], n)), np.exp(_log_pow(cdf[:, 1], n))])
+            parts = np.stack(
+                [
+                    -np.expm1(_log_pow(sf[:, 0], n)),
+                    np.exp(_log_pow(sf[:, 1], n)),
+                    -np.expm1(_log_pow(cdf[:, 0], n)),
+                    np.exp(_log_pow(cdf[:, 1], n)),
+                ]
+            )
             tests["extremes"] = np.minimum(1.0, 4 * parts.min(axis=0))
         ks = np.zeros(len(dists))
         if view.size:

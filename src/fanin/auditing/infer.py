@@ -119,8 +119,11 @@ _MEDIUM = math.log(20)
 _PRESCREEN_Z = 8.0
 # float8 tensors, which torch's CPU reductions do not take, are analysed through an exact float16
 # copy (every float8 value is a float16 value); the effective dtype keeps their own rounding.
-_VIA_FLOAT16 = tuple(d for d in (getattr(torch, n, None) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz",
-                                                                   "float8_e5m2fnuz")) if d is not None)
+_VIA_FLOAT16 = tuple(
+    d
+    for d in (getattr(torch, n, None) for n in ("float8_e4m3fn", "float8_e5m2", "float8_e4m3fnuz", "float8_e5m2fnuz"))
+    if d is not None
+)
 #: Two distributions closer than this in total variation are the same answer for the confidence.
 MATERIAL_TV = 0.01
 
@@ -155,8 +158,15 @@ class Context:
     shape: tuple[int, ...] | None = None  # the shape the candidates take, when not the tensor's own (a pool)
 
 
-def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None, name: str | None = None,
-          module_type: str | None = None, framework: str = "torch", alpha: float = ALPHA_TRAINED) -> Inference:
+def infer(
+    tensor: torch.Tensor,
+    *,
+    fans_shape: tuple[int, ...] | None = None,
+    name: str | None = None,
+    module_type: str | None = None,
+    framework: str = "torch",
+    alpha: float = ALPHA_TRAINED,
+) -> Inference:
     """Infer the initialization of ``tensor`` (see the module docstring).
 
     ``fans_shape``: the shape whose fans a 1-D tensor's scheme used (a bias takes its layer
@@ -177,8 +187,13 @@ def infer(tensor: torch.Tensor, *, fans_shape: tuple[int, ...] | None = None, na
         raise ValueError(describe_choice("framework", framework, FRAMEWORK_ORDER))
     if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
         raise ValueError(f"alpha is the level of the training alarm, in (0, 1); got alpha={alpha!r}")
-    ctx = Context(None if fans_shape is None else tuple(fans_shape), "the layer weight" if fans_shape else None,
-                  name, module_type, framework)
+    ctx = Context(
+        None if fans_shape is None else tuple(fans_shape),
+        "the layer weight" if fans_shape else None,
+        name,
+        module_type,
+        framework,
+    )
     inference, _ = analyse(tensor, ctx)
     return decide(inference, alpha)
 
@@ -201,8 +216,9 @@ def decide(inference: Inference, alpha: float, rejected: bool | None = None) -> 
 
 
 def _unreadable(t: torch.Tensor, why: str) -> Inference:
-    return Inference("unreadable", {}, None, (), "none", False, f"cannot analyse: {why}", n=int(t.numel()),
-                     dtype=dtype_name(t.dtype))
+    return Inference(
+        "unreadable", {}, None, (), "none", False, f"cannot analyse: {why}", n=int(t.numel()), dtype=dtype_name(t.dtype)
+    )
 
 
 def analyse(tensor: torch.Tensor, ctx: Context = Context()) -> tuple[Inference, Scan | None]:
@@ -231,9 +247,17 @@ def _infer(t: torch.Tensor, s: Scan, ctx: Context) -> Inference:
         return Inference("empty", {}, None, (), "none", False, "no elements", dtype=dt)
     if not s.finite:
         parts = [f"{k} {v}" for k, v in (("NaN", s.nan), ("+inf", s.posinf), ("-inf", s.neginf)) if v]
-        return Inference("non-finite", {}, None, (), "none", False,
-                         f"{', '.join(parts)} of {t.numel()} values: no scheme draws non-finite values",
-                         n=int(t.numel()), dtype=dt)
+        return Inference(
+            "non-finite",
+            {},
+            None,
+            (),
+            "none",
+            False,
+            f"{', '.join(parts)} of {t.numel()} values: no scheme draws non-finite values",
+            n=int(t.numel()),
+            dtype=dt,
+        )
     if s.lo == s.hi:
         return infer_constant(s, t.dtype)
     eff = effective_dtype(s.sample * s.unit, t.dtype)
@@ -279,9 +303,20 @@ class _Hyp:
         return self.k > 0
 
     def match(self, fans_of: str | None) -> Match:
-        return Match(self.names[0], describe(self.dist), self.dist.kind, self.names, self.note, self.fitted,
-                     self.fit.p, dict(self.fit.tests), self.fit.scale_ratio, self.fit.ks, self.score,
-                     fans_of if self.at_fans else None)
+        return Match(
+            self.names[0],
+            describe(self.dist),
+            self.dist.kind,
+            self.names,
+            self.note,
+            self.fitted,
+            self.fit.p,
+            dict(self.fit.tests),
+            self.fit.scale_ratio,
+            self.fit.ks,
+            self.score,
+            fans_of if self.at_fans else None,
+        )
 
 
 @functools.lru_cache(maxsize=512)
@@ -321,8 +356,9 @@ def _named(t, s, view, eff, ctx) -> list[_Hyp]:
     out = []
     for g, fit in zip(chosen, assess_all([g.dist for g in chosen], s, view, eff, cutoff=ALPHA_FIT), strict=True):
         k = 0 if not g.fitted else 1
-        out.append(_Hyp(g.dist, g, tuple(c.scheme for c in g.members), g.first.note, k, g.at_fans, fit,
-                        _score(fit, k, s.n)))
+        out.append(
+            _Hyp(g.dist, g, tuple(c.scheme for c in g.members), g.first.note, k, g.at_fans, fit, _score(fit, k, s.n))
+        )
     return out
 
 
@@ -417,14 +453,18 @@ def _solve_cut(ratio: float) -> float | None:
 def _literal_names(kind: str, params: tuple[float, ...], shape: tuple[int, ...], native: str) -> tuple[str, ...]:
     """Every registered scheme whose literal arguments reproduce the distribution, native first."""
     target = Dist(kind, params).named
-    found = [c for c in fit_direct(kind, target, shape, lambda name, v: nice(v, 12))
-             if _same(c.as_dist(), Dist(kind, params))]
+    found = [
+        c
+        for c in fit_direct(kind, target, shape, lambda name, v: nice(v, 12))
+        if _same(c.as_dist(), Dist(kind, params))
+    ]
     return tuple(c.scheme for g in group_candidates(found, native) for c in g.members)
 
 
 def _same(a: Dist, b: Dist) -> bool:
-    return a.kind == b.kind and all(math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300)
-                                    for x, y in zip(a.params, b.params, strict=True))
+    return a.kind == b.kind and all(
+        math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-300) for x, y in zip(a.params, b.params, strict=True)
+    )
 
 
 @functools.lru_cache(maxsize=256)
@@ -470,7 +510,7 @@ def _fitted(t, s, view, eff, ctx) -> tuple[list[_Hyp], list[_Hyp]]:
     offsets = np.cumsum([0] + [len(v) for v in by_kind.values()])
     for (kind, literals), i0 in zip(by_kind.items(), offsets, strict=False):
         best = None
-        fits = every[i0:i0 + len(literals)]
+        fits = every[i0 : i0 + len(literals)]
         top_ll = max((f.loglik for f in fits), default=-math.inf)
         top_ll = max(top_ll, _best_loglik(kind, s, view))
         for (dist, k), fit in zip(literals, fits, strict=True):
@@ -571,8 +611,12 @@ def _parsimonious(ranked: list[_Hyp]) -> list[_Hyp]:
     if not ranked:
         return ranked
     top = ranked[0]
-    simpler = [h for h in ranked[1:] if _FAMILY_PARAMETERS[h.dist.kind] < _FAMILY_PARAMETERS[top.dist.kind]
-               and total_variation(h.dist, top.dist) < MATERIAL_TV]
+    simpler = [
+        h
+        for h in ranked[1:]
+        if _FAMILY_PARAMETERS[h.dist.kind] < _FAMILY_PARAMETERS[top.dist.kind]
+        and total_variation(h.dist, top.dist) < MATERIAL_TV
+    ]
     if not simpler:
         return ranked
     best = simpler[0]
@@ -583,20 +627,31 @@ def _confidence(ranked: list[_Hyp], n: int) -> tuple[str, str]:
     top = ranked[0]
     # Rivals: another formula or default (a different name), or another family that differs from
     # the first match on at least 1% of the mass (a normal and a normal cut at 3.5 std are not).
-    family_rivals = [h for h in ranked[1:] if h.dist.kind != top.dist.kind
-                     and total_variation(h.dist, top.dist) >= MATERIAL_TV]
-    rivals = family_rivals + [h for h in ranked[1:] if not h.fitted and h not in family_rivals
-                              and (h.dist.kind == top.dist.kind or total_variation(h.dist, top.dist) >= MATERIAL_TV)]
+    family_rivals = [
+        h for h in ranked[1:] if h.dist.kind != top.dist.kind and total_variation(h.dist, top.dist) >= MATERIAL_TV
+    ]
+    rivals = family_rivals + [
+        h
+        for h in ranked[1:]
+        if not h.fitted
+        and h not in family_rivals
+        and (h.dist.kind == top.dist.kind or total_variation(h.dist, top.dist) >= MATERIAL_TV)
+    ]
     margin = top.score - max((h.score for h in rivals), default=-math.inf)
     family_margin = top.score - max((h.score for h in family_rivals), default=-math.inf)
     if n < MIN_VALUES:
         return "too few values", f"only {n} values"
     if family_margin < _MEDIUM:
         rival = max(family_rivals, key=lambda h: h.score)
-        return "too few values", (f"{rival.dist.kind} ({rival.names[0]}) fits about as well (log-likelihood "
-                                  f"{_lower(family_margin)}): the family is not determined by {n} values")
-    why = "no other hypothesis passes" if not rivals else \
-        f"next: {max(rivals, key=lambda h: h.score).names[0]}, log-likelihood {_lower(margin)}"
+        return "too few values", (
+            f"{rival.dist.kind} ({rival.names[0]}) fits about as well (log-likelihood "
+            f"{_lower(family_margin)}): the family is not determined by {n} values"
+        )
+    why = (
+        "no other hypothesis passes"
+        if not rivals
+        else f"next: {max(rivals, key=lambda h: h.score).names[0]}, log-likelihood {_lower(margin)}"
+    )
     if margin >= _HIGH and top.fit.p >= 0.01:
         return "high", why
     if margin >= _MEDIUM:
@@ -629,14 +684,25 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
     distinct = view.values.size
     if s.n < 3 or distinct < min(s.n, 50) * 0.5:
         # Discrete values: no continuous hypothesis and no i.i.d.-continuous null to test training against.
-        return Inference("unknown", {}, s.std, (), "none", False,
-                         f"only {distinct} distinct values among {s.n}: not a continuous distribution",
-                         n=s.n, dtype=dt, effective_dtype=ed, notes=tuple(notes))
+        return Inference(
+            "unknown",
+            {},
+            s.std,
+            (),
+            "none",
+            False,
+            f"only {distinct} distinct values among {s.n}: not a continuous distribution",
+            n=s.n,
+            dtype=dt,
+            effective_dtype=ed,
+            notes=tuple(notes),
+        )
     named = _named(t, s, view, eff, ctx)
     fitted, fit_rejected = _fitted(t, s, view, eff, ctx)
     everything = _merge(named, fitted, ctx.native)
-    passing = _parsimonious(sorted((h for h in everything if h.fit.p >= ALPHA_FIT),
-                                   key=lambda h: -(h.score + _log_prior(h))))
+    passing = _parsimonious(
+        sorted((h for h in everything if h.fit.p >= ALPHA_FIT), key=lambda h: -(h.score + _log_prior(h)))
+    )
     rejected = sorted((h for h in everything if h.fit.p < ALPHA_FIT), key=lambda h: -h.fit.p)
     best_rejected: dict[str, _Hyp] = {}
     for h in rejected + fit_rejected:
@@ -646,24 +712,41 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
     best_p = max([h.fit.p for h in everything + fit_rejected], default=0.0)
     ev = _evidence(t, s, keep_rows, ctx, None if passing else best_p)
     if not passing:
-        shown = "; ".join(f"{h.dist.kind} {describe(h.dist)}: p={h.fit.p:.2g} ({_tests_text(h.fit)})"
-                          for h in best_rejected.values())
-        return Inference("unknown", {}, s.std, (), "none", False,
-                         f"no hypothesis passes at the {ALPHA_FIT:g} level (closest: {shown})", tuple(ev),
-                         combine(ev), s.n, dt, ed, tuple(notes), rejected_matches)
+        shown = "; ".join(
+            f"{h.dist.kind} {describe(h.dist)}: p={h.fit.p:.2g} ({_tests_text(h.fit)})" for h in best_rejected.values()
+        )
+        return Inference(
+            "unknown",
+            {},
+            s.std,
+            (),
+            "none",
+            False,
+            f"no hypothesis passes at the {ALPHA_FIT:g} level (closest: {shown})",
+            tuple(ev),
+            combine(ev),
+            s.n,
+            dt,
+            ed,
+            tuple(notes),
+            rejected_matches,
+        )
     # A fitted literal of another family within 1% (total variation) of a better-ranked hypothesis
     # says nothing new (a normal cut at 3 std beside the normal); one of the same family is the
     # literal description of a formula's fit and is reported beside it.
     kept: list[_Hyp] = []
     for h in passing:
-        if h.fitted and any(k.dist.kind != h.dist.kind and total_variation(h.dist, k.dist) < MATERIAL_TV
-                            for k in kept):
+        if h.fitted and any(k.dist.kind != h.dist.kind and total_variation(h.dist, k.dist) < MATERIAL_TV for k in kept):
             continue
         kept.append(h)
     passing = kept
     if len(rows) == 1:
-        passing = [replace(h, names=h.names + _padded_names(h.dist, rows[0], ctx.shape or tuple(t.shape)))
-                   if h.dist.kind == "normal" else h for h in passing]
+        passing = [
+            replace(h, names=h.names + _padded_names(h.dist, rows[0], ctx.shape or tuple(t.shape)))
+            if h.dist.kind == "normal"
+            else h
+            for h in passing
+        ]
     confidence, why = _confidence(passing, s.n)
     top = passing[0]
     matches = tuple(h.match(ctx.fans_of) for h in passing)
@@ -674,17 +757,35 @@ def _continuous(t: torch.Tensor, s: Scan, eff: torch.dtype, ctx: Context, orthog
         alternative = gate_uniform_alternative(t, eff)
         if alternative is not None:
             confidence = "too few values"
-            reason += (f"; also {alternative.description} ({alternative.scheme}), which gate blocks this small "
-                       "cannot tell from one distribution")
+            reason += (
+                f"; also {alternative.description} ({alternative.scheme}), which gate blocks this small "
+                "cannot tell from one distribution"
+            )
             matches = (*matches, alternative)
     if orthogonal is not None:
         confidence = "too few values"
-        reason += (f"; also orthogonal to the {ed} tolerance (gain {orthogonal.scale:.4g}), which i.i.d. values of "
-                   f"this shape pass too")
+        reason += (
+            f"; also orthogonal to the {ed} tolerance (gain {orthogonal.scale:.4g}), which i.i.d. values of "
+            f"this shape pass too"
+        )
         matches = matches + orthogonal.matches
     reason = "; ".join([reason, *notes])
-    return Inference(top.dist.kind, dict(top.dist.named), s.std, matches, confidence, False, reason, tuple(ev),
-                     combine(ev), s.n, dt, ed, tuple(notes), rejected_matches)
+    return Inference(
+        top.dist.kind,
+        dict(top.dist.named),
+        s.std,
+        matches,
+        confidence,
+        False,
+        reason,
+        tuple(ev),
+        combine(ev),
+        s.n,
+        dt,
+        ed,
+        tuple(notes),
+        rejected_matches,
+    )
 
 
 def _evidence(t: torch.Tensor, s: Scan, keep_rows, ctx: Context, best_p: float | None) -> list[Evidence]:
@@ -693,11 +794,22 @@ def _evidence(t: torch.Tensor, s: Scan, keep_rows, ctx: Context, best_p: float |
     if tail is not None:
         found.append(tail)
     if best_p is not None:
-        found.append(Evidence("no family fits", best_p, best_p,
-                              "no uniform, normal or truncated normal (named or fitted) passes "
-                              f"(best p = {best_p:.2g})"))
+        found.append(
+            Evidence(
+                "no family fits",
+                best_p,
+                best_p,
+                f"no uniform, normal or truncated normal (named or fitted) passes (best p = {best_p:.2g})",
+            )
+        )
     if ctx.name is not None and is_norm(ctx.name, ctx.module_type):
-        found.append(Evidence("norm layer", s.std, None,
-                              f"a norm layer's parameter that is not constant (mean {s.mean:.4g}, std {s.std:.3g}): "
-                              "every library initializes norm layers to a constant (ones or zeros)"))
+        found.append(
+            Evidence(
+                "norm layer",
+                s.std,
+                None,
+                f"a norm layer's parameter that is not constant (mean {s.mean:.4g}, std {s.std:.3g}): "
+                "every library initializes norm layers to a constant (ones or zeros)",
+            )
+        )
     return found

@@ -122,8 +122,13 @@ class Pool:
     inference: Inference
 
     def to_dict(self) -> dict:
-        return {"label": self.label, "members": list(self.members), "numel": self.numel,
-                "homogeneity_p": self.homogeneity_p, "inference": self.inference.to_dict()}
+        return {
+            "label": self.label,
+            "members": list(self.members),
+            "numel": self.numel,
+            "homogeneity_p": self.homogeneity_p,
+            "inference": self.inference.to_dict(),
+        }
 
 
 @dataclass(frozen=True)
@@ -213,8 +218,11 @@ class AuditReport:
         trained = len(self.trained)
         unknown = sum(1 for r in self.records if not r.inference.trained and r.inference.family == "unknown")
         n = len(self.records)
-        return (f"<AuditReport {self.source!r}: {n} tensor{'s' * (n != 1)}, {n - trained - unknown} fresh, "
-                + (f"{unknown} unknown, " if unknown else "") + f"{trained} look trained>")
+        return (
+            f"<AuditReport {self.source!r}: {n} tensor{'s' * (n != 1)}, {n - trained - unknown} fresh, "
+            + (f"{unknown} unknown, " if unknown else "")
+            + f"{trained} look trained>"
+        )
 
     def __str__(self) -> str:
         from fanin.report.audit import render_audit_text
@@ -253,18 +261,42 @@ def audit_tensor(name: str, tensor: torch.Tensor, info: SourceInfo, source: Sour
     shape = tuple(tensor.shape)
     fans, fans_from, fans_shape = _fans_for(name, shape, info, source)
     values = tensor.t() if info.transpose and tensor.dim() == 2 else tensor
-    ctx = Context(fans_shape, "the layer weight" if fans_shape else None, name, info.module_type,
-                  _native(info.module_type, info.layout))
+    ctx = Context(
+        fans_shape,
+        "the layer weight" if fans_shape else None,
+        name,
+        info.module_type,
+        _native(info.module_type, info.layout),
+    )
     inference, s = analyse(values, ctx)
-    summary = Summary.of(s, tensor.numel()) if s is not None else Summary(
-        tensor.numel(), math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
-    record = TensorRecord(name, shape, dtype_name(tensor.dtype), info.module_type, info.layout, fans, fans_from,
-                          summary, inference, role_of(name, info.module_type))
+    summary = (
+        Summary.of(s, tensor.numel())
+        if s is not None
+        else Summary(tensor.numel(), math.nan, math.nan, math.nan, math.nan, math.nan, math.nan)
+    )
+    record = TensorRecord(
+        name,
+        shape,
+        dtype_name(tensor.dtype),
+        info.module_type,
+        info.layout,
+        fans,
+        fans_from,
+        summary,
+        inference,
+        role_of(name, info.module_type),
+    )
     return record, s
 
 
-def audit(source: object, *, layout: str = "torch", names: list[str] | None = None,
-          progress: Progress | None = None, alpha: float = ALPHA) -> AuditReport:
+def audit(
+    source: object,
+    *,
+    layout: str = "torch",
+    names: list[str] | None = None,
+    progress: Progress | None = None,
+    alpha: float = ALPHA,
+) -> AuditReport:
     """Audit every floating-point tensor of ``source`` (or only ``names``); see the module docstring.
 
     ``progress(i, total, name)`` is called before each tensor (the CLI draws a bar with it);
@@ -387,9 +419,14 @@ def _pool(records: list[TensorRecord], small: dict[str, torch.Tensor], src: Sour
         info = src.infos[first.name]
         _, _, fans_shape = _fans_for(first.name, first.shape, info, src)
         pooled_values = torch.cat([t.reshape(-1) for t in tensors])
-        ctx = Context(fans_shape, "the layer weight" if fans_shape else None, None, first.module_type,
-                      _native(info.module_type, info.layout),
-                      shape=tuple(reversed(first.shape)) if info.transpose and len(first.shape) == 2 else first.shape)
+        ctx = Context(
+            fans_shape,
+            "the layer weight" if fans_shape else None,
+            None,
+            first.module_type,
+            _native(info.module_type, info.layout),
+            shape=tuple(reversed(first.shape)) if info.transpose and len(first.shape) == 2 else first.shape,
+        )
         pooled, _ = analyse(pooled_values, ctx)
         label = _pool_label(first, len(members))
         pools.append(Pool(label, tuple(m.name for m in members), int(pooled_values.numel()), p_h, pooled))
@@ -401,11 +438,19 @@ def _pool(records: list[TensorRecord], small: dict[str, torch.Tensor], src: Sour
             fit = assess(dist, s, SampleView.of(s, t.dtype), t.dtype)
             if fit.p < ALPHA_FIT:
                 continue
-            note = (f"pooled with {len(members) - 1} other {label} ({pooled_values.numel()} values, homogeneity "
-                    f"p={p_h:.2g}); alone: {m.inference.label} ({m.inference.confidence})")
-            inference = replace(pooled, evidence=m.inference.evidence, evidence_p=m.inference.evidence_p,
-                                n=m.inference.n, notes=(*m.inference.notes, note), trained=False,
-                                reason=f"{pooled.reason}; {note}")
+            note = (
+                f"pooled with {len(members) - 1} other {label} ({pooled_values.numel()} values, homogeneity "
+                f"p={p_h:.2g}); alone: {m.inference.label} ({m.inference.confidence})"
+            )
+            inference = replace(
+                pooled,
+                evidence=m.inference.evidence,
+                evidence_p=m.inference.evidence_p,
+                n=m.inference.n,
+                notes=(*m.inference.notes, note),
+                trained=False,
+                reason=f"{pooled.reason}; {note}",
+            )
             replaced[m.name] = replace(m, inference=inference, pooled=label)
     return [replaced.get(r.name, r) for r in records], pools
 
@@ -452,9 +497,19 @@ def role_groups(records: tuple[TensorRecord, ...] | list[TensorRecord]) -> tuple
         _, _, match = answers[members[0].name]
         patterns = tuple(dict.fromkeys(name_pattern(m.name) for m in members))
         relation = _relation(members, match, stds, layers) if match is not None else ""
-        out.append(RoleGroup(role if module_type is None else f"{role} ({module_type})", patterns, len(members), label,
-                             description, match.note if match else "", match.names if match else (),
-                             first_inf.trained, relation))
+        out.append(
+            RoleGroup(
+                role if module_type is None else f"{role} ({module_type})",
+                patterns,
+                len(members),
+                label,
+                description,
+                match.note if match else "",
+                match.names if match else (),
+                first_inf.trained,
+                relation,
+            )
+        )
     out.sort(key=lambda g: (_role_rank(g.role), -g.count, g.label))
     return tuple(out)
 

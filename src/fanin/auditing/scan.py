@@ -144,8 +144,15 @@ def _powers(d: np.ndarray) -> tuple[tuple[float, ...], np.ndarray]:
     d3 = d2 * d
     d4 = d2 * d2
     n = d.size
-    sums = (float(d2.sum()), float(d3.sum()), float(d4.sum()), float((d4 * d).sum()), float((d4 * d2).sum()),
-            float((d4 * d3).sum()), float((d4 * d4).sum()))
+    sums = (
+        float(d2.sum()),
+        float(d3.sum()),
+        float(d4.sum()),
+        float((d4 * d).sum()),
+        float((d4 * d2).sum()),
+        float((d4 * d3).sum()),
+        float((d4 * d4).sum()),
+    )
     return tuple(v / n for v in sums), d2
 
 
@@ -226,12 +233,25 @@ class Scan:
         # Renumber the kept rows 0..rows-1 so that sample_rows keeps indexing row_sum / row_sq.
         renumber = np.cumsum(keep) - 1
         s = self.sample[in_keep]
-        return Scan(self.shape, self.dtype, self.unit, self.moments.without(zero), lo, hi,
-                    self.zeros - len(rows) * self.cols, rows=int(keep.sum()),
-                    cols=self.cols, row_sum=self.row_sum[keep], row_sq=self.row_sq[keep], col_sum=self.col_sum,
-                    col_sq=self.col_sq, sample=s, sample_rows=renumber[self.sample_rows[in_keep]],
-                    sample_index=self.sample_index[in_keep],
-                    excluded_rows=tuple(rows))
+        return Scan(
+            self.shape,
+            self.dtype,
+            self.unit,
+            self.moments.without(zero),
+            lo,
+            hi,
+            self.zeros - len(rows) * self.cols,
+            rows=int(keep.sum()),
+            cols=self.cols,
+            row_sum=self.row_sum[keep],
+            row_sq=self.row_sq[keep],
+            col_sum=self.col_sum,
+            col_sq=self.col_sq,
+            sample=s,
+            sample_rows=renumber[self.sample_rows[in_keep]],
+            sample_index=self.sample_index[in_keep],
+            excluded_rows=tuple(rows),
+        )
 
 
 def _lo_hi_without(t: torch.Tensor, keep: np.ndarray, unit: float) -> tuple[float, float]:
@@ -240,7 +260,7 @@ def _lo_hi_without(t: torch.Tensor, keep: np.ndarray, unit: float) -> tuple[floa
     rows = np.flatnonzero(keep)
     step = max(1, CHUNK // max(1, t.numel() // max(1, t.shape[0])))
     for i in range(0, rows.size, step):
-        part = t.detach().index_select(0, torch.from_numpy(rows[i:i + step]))
+        part = t.detach().index_select(0, torch.from_numpy(rows[i : i + step]))
         a, b = torch.aminmax(part.reshape(-1))
         lo, hi = min(lo, float(a)), max(hi, float(b))
     return lo / unit, hi / unit
@@ -319,12 +339,20 @@ def _numpy_sums(b: np.ndarray, shift: float, inv: float, sums, row1, row2, col1,
     v2 = v * v
     v4 = v2 * v2
     flat, flat2, flat4 = v.reshape(-1), v2.reshape(-1), v4.reshape(-1)
-    sums += [flat.sum(), flat2.sum(), flat2 @ flat, flat4.sum(), flat4 @ flat, flat4 @ flat2,
-             (flat4 * flat2) @ flat, flat4 @ flat4]
+    sums += [
+        flat.sum(),
+        flat2.sum(),
+        flat2 @ flat,
+        flat4.sum(),
+        flat4 @ flat,
+        flat4 @ flat2,
+        (flat4 * flat2) @ flat,
+        flat4 @ flat4,
+    ]
     row1 += v.sum(1)
     row2 += v2.sum(1)
-    col1[c0:c0 + b.shape[1]] += v.sum(0)
-    col2[c0:c0 + b.shape[1]] += v2.sum(0)
+    col1[c0 : c0 + b.shape[1]] += v.sum(0)
+    col2[c0 : c0 + b.shape[1]] += v2.sum(0)
     return int(b.size - np.count_nonzero(b))
 
 
@@ -339,8 +367,7 @@ def scan(tensor: torch.Tensor) -> Scan:
     lo, hi = float(lo_t), float(hi_t)
     if not (math.isfinite(lo) and math.isfinite(hi)):
         nan, posinf, neginf = _count_nonfinite(t)
-        return Scan(shape, t.dtype, 1.0, Moments.empty(), math.nan, math.nan, 0,
-                    nan=nan, posinf=posinf, neginf=neginf)
+        return Scan(shape, t.dtype, 1.0, Moments.empty(), math.nan, math.nan, 0, nan=nan, posinf=posinf, neginf=neginf)
     biggest = max(abs(lo), abs(hi))
     unit = 1.0 if biggest == 0 else math.ldexp(1.0, math.frexp(biggest)[1] - 1)  # |x| / unit < 2
     inv = 1.0 / unit
@@ -382,13 +409,29 @@ def scan(tensor: torch.Tensor) -> Scan:
         col_sum, col_sq = col1 + rows * s0, col2 + 2 * s0 * col1 + rows * s0 * s0
     else:
         row_sum = row_sq = col_sum = col_sq = None
-    return Scan(shape, t.dtype, unit, moments, lo * inv, hi * inv, zeros, rows=rows, cols=cols, row_sum=row_sum,
-                row_sq=row_sq, col_sum=col_sum, col_sq=col_sq, sample=sample, sample_rows=flat // cols,
-                sample_index=flat)
+    return Scan(
+        shape,
+        t.dtype,
+        unit,
+        moments,
+        lo * inv,
+        hi * inv,
+        zeros,
+        rows=rows,
+        cols=cols,
+        row_sum=row_sum,
+        row_sq=row_sq,
+        col_sum=col_sum,
+        col_sq=col_sq,
+        sample=sample,
+        sample_rows=flat // cols,
+        sample_index=flat,
+    )
 
 
-def submatrix(tensor: torch.Tensor, keep_rows: np.ndarray | None = None,
-              limit: tuple[int, int] = SPECTRUM_SHAPE) -> np.ndarray:
+def submatrix(
+    tensor: torch.Tensor, keep_rows: np.ndarray | None = None, limit: tuple[int, int] = SPECTRUM_SHAPE
+) -> np.ndarray:
     """A random submatrix of ``tensor`` viewed as (shape[0], rest), float64: at most ``limit``
     (smaller side, larger side), rows drawn from ``keep_rows`` (default all), columns from all,
     without replacement, seed :data:`SAMPLE_SEED`. Only the chosen values are read."""

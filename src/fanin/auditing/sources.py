@@ -84,11 +84,22 @@ class Source:
       source a report should show (shared containers, shards).
     """
 
-    def __init__(self, label: str, names: list[str], shapes: dict[str, tuple[int, ...]],
-                 get: Callable[[str], torch.Tensor], infos: dict[str, SourceInfo], layout_note: str, *,
-                 dtypes: dict[str, torch.dtype] | None = None, aliases: dict[str, str] | None = None,
-                 skipped: dict[str, str] | None = None, dtype_names: dict[str, str] | None = None,
-                 shared: dict[str, str] | None = None, notes: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        label: str,
+        names: list[str],
+        shapes: dict[str, tuple[int, ...]],
+        get: Callable[[str], torch.Tensor],
+        infos: dict[str, SourceInfo],
+        layout_note: str,
+        *,
+        dtypes: dict[str, torch.dtype] | None = None,
+        aliases: dict[str, str] | None = None,
+        skipped: dict[str, str] | None = None,
+        dtype_names: dict[str, str] | None = None,
+        shared: dict[str, str] | None = None,
+        notes: tuple[str, ...] = (),
+    ) -> None:
         self.label = label
         self.names = names
         self.shapes = shapes
@@ -109,8 +120,10 @@ class Source:
         return self._get(name)
 
     def __repr__(self) -> str:
-        return (f"<Source {show(self.label, 60)}: {len(self.names)} tensors, {len(self.aliases)} aliases, "
-                f"{len(self.skipped)} skipped>")
+        return (
+            f"<Source {show(self.label, 60)}: {len(self.names)} tensors, {len(self.aliases)} aliases, "
+            f"{len(self.skipped)} skipped>"
+        )
 
 
 def _dtype_text(dtype: torch.dtype) -> str:
@@ -166,9 +179,11 @@ def skip_reason(tensor: torch.Tensor) -> str | None:
             return None
         repeats = any(st == 0 and n > 1 for n, st in zip(tensor.shape, tensor.stride(), strict=True))
         if repeats or tensor.numel() * tensor.element_size() > nbytes:
-            return (f"an expanded view (stride 0: its {tensor.numel()} values repeat {nbytes} bytes of storage)"
-                    if repeats else
-                    f"overlapping strides (its {tensor.numel()} values repeat {nbytes} bytes of storage)")
+            return (
+                f"an expanded view (stride 0: its {tensor.numel()} values repeat {nbytes} bytes of storage)"
+                if repeats
+                else f"overlapping strides (its {tensor.numel()} values repeat {nbytes} bytes of storage)"
+            )
     return None
 
 
@@ -230,17 +245,31 @@ def _shared_notes(shared: Mapping[str, str]) -> tuple[str, ...]:
     path, first = next(iter(shared.items()))
     more = f" (and {len(shared) - 1} more)" if len(shared) > 1 else ""
     count = "1 container is" if len(shared) == 1 else f"{len(shared)} containers are"
-    return ((f"{count} the same object as one met before ({show(path, 60)} is {show(first or '<top>', 60)}{more}); "
-             "their tensors are listed once, under the first path"),)
+    return (
+        (
+            f"{count} the same object as one met before ({show(path, 60)} is {show(first or '<top>', 60)}{more}); "
+            "their tensors are listed once, under the first path"
+        ),
+    )
 
 
 def _tensors_source(label: str, flat: Flattened, layout: str, notes: tuple[str, ...] = ()) -> Source:
     items = flat.tensors
     shapes = {k: tuple(v.shape) for k, v in items.items()}
     dtypes, aliases, skipped = _tensor_facts(items)
-    return Source(label, list(items), shapes, items.__getitem__, _infos_for(shapes, layout), _assumed(layout),
-                  dtypes=dtypes, aliases=aliases, skipped=skipped, shared=flat.shared,
-                  notes=notes + _shared_notes(flat.shared))
+    return Source(
+        label,
+        list(items),
+        shapes,
+        items.__getitem__,
+        _infos_for(shapes, layout),
+        _assumed(layout),
+        dtypes=dtypes,
+        aliases=aliases,
+        skipped=skipped,
+        shared=flat.shared,
+        notes=notes + _shared_notes(flat.shared),
+    )
 
 
 def open_source(source: object, *, layout: str = "torch") -> Source:
@@ -292,9 +321,17 @@ def _module_source(module: torch.nn.Module) -> Source:
     owners.update(module.named_buffers(remove_duplicate=False))
     identity = {k: owners.get(k, v) for k, v in state.items()}
     dtypes, aliases, skipped = _tensor_facts(state, identity)
-    return Source(type(module).__name__, list(state), {k: tuple(v.shape) for k, v in state.items()},
-                  state.__getitem__, _module_infos(module), "layouts read from the module types",
-                  dtypes=dtypes, aliases=aliases, skipped=skipped)
+    return Source(
+        type(module).__name__,
+        list(state),
+        {k: tuple(v.shape) for k, v in state.items()},
+        state.__getitem__,
+        _module_infos(module),
+        "layouts read from the module types",
+        dtypes=dtypes,
+        aliases=aliases,
+        skipped=skipped,
+    )
 
 
 def _nonempty(flat: Flattened, label: str) -> Flattened:
@@ -307,12 +344,15 @@ def _unknown_type(path: Path) -> None:
     f, size = open_checkpoint_file(path)  # a missing path, a FIFO or a device is reported as such
     with f:
         kind = checkpoint_kind(f.read(16), size)
-    hint = {"zip": " (its content is a PyTorch zip checkpoint: name it .pt)",
-            "pickle": " (its content is a pickle: name it .pt)",
-            "safetensors": " (its content is a safetensors file: name it .safetensors)"}.get(kind, "")
+    hint = {
+        "zip": " (its content is a PyTorch zip checkpoint: name it .pt)",
+        "pickle": " (its content is a pickle: name it .pt)",
+        "safetensors": " (its content is a safetensors file: name it .safetensors)",
+    }.get(kind, "")
     raise CheckpointError(
         f"Unknown checkpoint type for path={show(path)} (suffix={path.suffix.lower()!r}). Accepted: "
-        + ", ".join(repr(s) for s in sorted((SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES))) + ", or a Hugging Face "
+        + ", ".join(repr(s) for s in sorted((SAFETENSORS_SUFFIX, *PICKLE_SUFFIXES)))
+        + ", or a Hugging Face "
         "model directory" + hint
     )
 
@@ -322,12 +362,27 @@ def _unknown_type(path: Path) -> None:
 # safetensors' dtype names (its header's "dtype" field) as torch dtypes. F4 (two float4 per byte in
 # torch, one element each in the header's shape) and F6 have no torch dtype the audit can read.
 _SAFETENSORS_DTYPES = {
-    name: getattr(torch, attr) for name, attr in {
-        "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-        "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2", "F8_E8M0": "float8_e8m0fnu",
-        "C64": "complex64", "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8",
-        "U64": "uint64", "U32": "uint32", "U16": "uint16", "U8": "uint8", "BOOL": "bool",
-    }.items() if hasattr(torch, attr)
+    name: getattr(torch, attr)
+    for name, attr in {
+        "F64": "float64",
+        "F32": "float32",
+        "F16": "float16",
+        "BF16": "bfloat16",
+        "F8_E4M3": "float8_e4m3fn",
+        "F8_E5M2": "float8_e5m2",
+        "F8_E8M0": "float8_e8m0fnu",
+        "C64": "complex64",
+        "I64": "int64",
+        "I32": "int32",
+        "I16": "int16",
+        "I8": "int8",
+        "U64": "uint64",
+        "U32": "uint32",
+        "U16": "uint16",
+        "U8": "uint8",
+        "BOOL": "bool",
+    }.items()
+    if hasattr(torch, attr)
 }
 _NO_TORCH_DTYPE = {"F4": "float4 e2m1", "F6_E2M3": "float6 e2m3", "F6_E3M2": "float6 e3m2"}
 
@@ -343,22 +398,25 @@ def _safetensors_header(path: Path) -> SafetensorsHeader:
             what = "a PyTorch zip checkpoint" if kind == "zip" else "a pickle"
             raise CheckpointError(
                 f"Cannot read path={show(label)} as safetensors: it holds {what}, not safetensors (nothing was "
-                "unpickled); name it .pt to read it with the weights-only loader")
+                "unpickled); name it .pt to read it with the weights-only loader"
+            )
         f.seek(0)
         return read_safetensors_header(f, size, label)
 
 
-def _claim(label: str, where: dict[str, Path], weight_map: Mapping[str, Path] | None, name: str,
-           path: Path) -> None:
+def _claim(label: str, where: dict[str, Path], weight_map: Mapping[str, Path] | None, name: str, path: Path) -> None:
     """Record that shard ``path`` holds ``name``: once, and where the index says."""
     if name in where:
-        raise CheckpointError(f"Cannot read the checkpoint {show(label)}: tensor {show(name)} is in two shards, "
-                              f"{show(where[name].name)} and {show(path.name)}")
+        raise CheckpointError(
+            f"Cannot read the checkpoint {show(label)}: tensor {show(name)} is in two shards, "
+            f"{show(where[name].name)} and {show(path.name)}"
+        )
     if weight_map is not None and weight_map.get(name) != path:
         said = weight_map.get(name)
         why = "which the index does not list" if said is None else f"which the index puts in {show(said.name)}"
-        raise CheckpointError(f"Cannot read the checkpoint {show(label)}: shard {show(path.name)} holds tensor "
-                              f"{show(name)}, {why}")
+        raise CheckpointError(
+            f"Cannot read the checkpoint {show(label)}: shard {show(path.name)} holds tensor {show(name)}, {why}"
+        )
     where[name] = path
 
 
@@ -369,8 +427,10 @@ def _all_found(label: str, where: Mapping[str, Path], weight_map: Mapping[str, P
     absent = [n for n in weight_map if n not in where]
     if absent:
         count = "1 tensor" if len(absent) == 1 else f"{len(absent)} tensors"
-        raise CheckpointError(f"Cannot read the checkpoint {show(label)}: the index lists {count} that its shards "
-                              f"do not hold, e.g. {show(absent[0])} in {show(weight_map[absent[0]].name)}")
+        raise CheckpointError(
+            f"Cannot read the checkpoint {show(label)}: the index lists {count} that its shards "
+            f"do not hold, e.g. {show(absent[0])} in {show(weight_map[absent[0]].name)}"
+        )
 
 
 class _OneOpen:
@@ -389,8 +449,9 @@ class _OneOpen:
         return self._handle
 
 
-def _safetensors_source(label: str, files: list[Path], weight_map: Mapping[str, Path] | None, layout: str,
-                        notes: tuple[str, ...]) -> Source:
+def _safetensors_source(
+    label: str, files: list[Path], weight_map: Mapping[str, Path] | None, layout: str, notes: tuple[str, ...]
+) -> Source:
     names: list[str] = []
     shapes: dict[str, tuple[int, ...]] = {}
     dtypes: dict[str, torch.dtype] = {}
@@ -406,8 +467,10 @@ def _safetensors_source(label: str, files: list[Path], weight_map: Mapping[str, 
             dt = _SAFETENSORS_DTYPES.get(e.dtype)
             if dt is None:
                 dtype_names[e.name] = e.dtype
-                skipped[e.name] = (f"dtype={e.dtype} ({_NO_TORCH_DTYPE.get(e.dtype, 'no torch dtype')}), "
-                                   "which torch cannot convert to float64")
+                skipped[e.name] = (
+                    f"dtype={e.dtype} ({_NO_TORCH_DTYPE.get(e.dtype, 'no torch dtype')}), "
+                    "which torch cannot convert to float64"
+                )
                 continue
             dtypes[e.name] = dt
             dtype_names[e.name] = _dtype_text(dt)
@@ -434,11 +497,22 @@ def _safetensors_source(label: str, files: list[Path], weight_map: Mapping[str, 
         try:
             return handle.get_tensor(name)
         except Exception as err:
-            raise CheckpointError(f"Cannot read tensor {show(name)} from path={show(where[name])}: "
-                                  f"{one_line(err)}") from None
+            raise CheckpointError(
+                f"Cannot read tensor {show(name)} from path={show(where[name])}: {one_line(err)}"
+            ) from None
 
-    return Source(label, names, shapes, get, _infos_for(shapes, layout), _assumed(layout), dtypes=dtypes,
-                  skipped=skipped, dtype_names=dtype_names, notes=notes)
+    return Source(
+        label,
+        names,
+        shapes,
+        get,
+        _infos_for(shapes, layout),
+        _assumed(layout),
+        dtypes=dtypes,
+        skipped=skipped,
+        dtype_names=dtype_names,
+        notes=notes,
+    )
 
 
 # ---------------------------------------------------------------------- Hugging Face layout
@@ -475,13 +549,18 @@ def _config_notes(directory: Path) -> tuple[str, ...]:
     except (CheckpointError, OSError, ValueError, RecursionError) as err:
         return (f"config.json not read ({one_line(err, 120)})",)
     if isinstance(config, dict) and config.get("tie_word_embeddings") is True:
-        return (("config.json ties the output embedding to the input embedding (tie_word_embeddings=true): "
-                 "the files hold that tensor once"),)
+        return (
+            (
+                "config.json ties the output embedding to the input embedding (tie_word_embeddings=true): "
+                "the files hold that tensor once"
+            ),
+        )
     return ()
 
 
-def _pickle_shards_source(label: str, files: list[Path], weight_map: Mapping[str, Path], layout: str,
-                          notes: tuple[str, ...]) -> Source:
+def _pickle_shards_source(
+    label: str, files: list[Path], weight_map: Mapping[str, Path], layout: str, notes: tuple[str, ...]
+) -> Source:
     """Sharded ``pytorch_model.bin``: each shard is loaded once here for names, shapes and
     aliases (within a shard), then again when a tensor of it is asked for, one shard at a time."""
     names: list[str] = []
@@ -509,5 +588,16 @@ def _pickle_shards_source(label: str, files: list[Path], weight_map: Mapping[str
     def get(name: str) -> torch.Tensor:
         return shards(where[name]).tensors[name]
 
-    return Source(label, names, shapes, get, _infos_for(shapes, layout), _assumed(layout), dtypes=dtypes,
-                  aliases=aliases, skipped=skipped, shared=shared, notes=notes + _shared_notes(shared))
+    return Source(
+        label,
+        names,
+        shapes,
+        get,
+        _infos_for(shapes, layout),
+        _assumed(layout),
+        dtypes=dtypes,
+        aliases=aliases,
+        skipped=skipped,
+        shared=shared,
+        notes=notes + _shared_notes(shared),
+    )

@@ -135,11 +135,23 @@ def infer_constant(s: Scan, dtype: torch.dtype) -> Inference:
     cands = constant_candidates(value, dtype)
     order = sorted(cands, key=lambda c: (c.fitted, c.framework != DEFAULT_NATIVE, len(c.scheme), c.scheme))
     names = tuple(c.scheme for c in order)
-    matches = (Match(names[0], f"constant {value:g}", "constant", names, order[0].note, order[0].fitted,
-                     p_value=1.0),) if order else ()
-    return Inference("constant", {"value": value}, value, matches, "high" if s.n > 1 else "too few values", False,
-                     f"all {s.n} values equal {value:g}", n=s.n, dtype=dtype_name(dtype),
-                     effective_dtype=dtype_name(dtype))
+    matches = (
+        (Match(names[0], f"constant {value:g}", "constant", names, order[0].note, order[0].fitted, p_value=1.0),)
+        if order
+        else ()
+    )
+    return Inference(
+        "constant",
+        {"value": value},
+        value,
+        matches,
+        "high" if s.n > 1 else "too few values",
+        False,
+        f"all {s.n} values equal {value:g}",
+        n=s.n,
+        dtype=dtype_name(dtype),
+        effective_dtype=dtype_name(dtype),
+    )
 
 
 def infer_identity(t: torch.Tensor, s: Scan) -> Inference | None:
@@ -163,14 +175,31 @@ def infer_identity(t: torch.Tensor, s: Scan) -> Inference | None:
                 matches.append(_match(c, p_value=1.0))
             else:
                 spec = f"{c.scheme} x {scale:.6g}"
-                matches.append(Match(spec, f"identity pattern of {c.scheme}, gain {gain:.6g}", "identity", (spec,),
-                                     fitted=True, p_value=1.0))
+                matches.append(
+                    Match(
+                        spec,
+                        f"identity pattern of {c.scheme}, gain {gain:.6g}",
+                        "identity",
+                        (spec,),
+                        fitted=True,
+                        p_value=1.0,
+                    )
+                )
     if not matches:
         return None
     matches.sort(key=lambda m: (m.fitted, "." in m.scheme.split("(")[0], len(m.scheme), m.scheme))
-    return Inference("identity", {"gain": gain}, gain, _merge_names(matches), "high", False,
-                     f"the non-zeros are exactly an identity pattern, all equal to {gain:.6g}", n=s.n,
-                     dtype=dtype_name(t.dtype), effective_dtype=dtype_name(t.dtype))
+    return Inference(
+        "identity",
+        {"gain": gain},
+        gain,
+        _merge_names(matches),
+        "high",
+        False,
+        f"the non-zeros are exactly an identity pattern, all equal to {gain:.6g}",
+        n=s.n,
+        dtype=dtype_name(t.dtype),
+        effective_dtype=dtype_name(t.dtype),
+    )
 
 
 def _merge_names(matches: list[Match]) -> tuple[Match, ...]:
@@ -179,9 +208,15 @@ def _merge_names(matches: list[Match]) -> tuple[Match, ...]:
     for m in matches:
         if m.description in out:
             first = out[m.description]
-            out[m.description] = Match(first.scheme, first.description, first.family,
-                                       first.names + tuple(n for n in m.names if n not in first.names),
-                                       first.note, first.fitted, first.p_value)
+            out[m.description] = Match(
+                first.scheme,
+                first.description,
+                first.family,
+                first.names + tuple(n for n in m.names if n not in first.names),
+                first.note,
+                first.fitted,
+                first.p_value,
+            )
         else:
             out[m.description] = m
     return tuple(out.values())
@@ -207,19 +242,20 @@ def _sq_norms(t2: torch.Tensor, along_rows: bool) -> np.ndarray:
         out = np.empty(rows)
         step = max(1, CHUNK // max(cols, 1))
         for r0 in range(0, rows, step):
-            b = t2[r0:r0 + step].to(torch.float64)
-            out[r0:r0 + step] = (b * b).sum(1).numpy()
+            b = t2[r0 : r0 + step].to(torch.float64)
+            out[r0 : r0 + step] = (b * b).sum(1).numpy()
         return out
     out = np.zeros(cols)
     step = max(1, CHUNK // max(cols, 1))
     for r0 in range(0, rows, step):
-        b = t2[r0:r0 + step].to(torch.float64)
+        b = t2[r0 : r0 + step].to(torch.float64)
         out += (b * b).sum(0).numpy()
     return out
 
 
-def orthogonal_gain(t2: torch.Tensor, eff: torch.dtype, norms: np.ndarray | None = None,
-                    unit: float = 1.0) -> tuple[float, bool] | None:
+def orthogonal_gain(
+    t2: torch.Tensor, eff: torch.dtype, norms: np.ndarray | None = None, unit: float = 1.0
+) -> tuple[float, bool] | None:
     """(gain, decisive) when the 2-D ``t2`` is orthogonal to :func:`orthogonal_tolerance`, else
     ``None``. ``norms``: the squared norms of the smaller side's vectors when already known, in
     units of ``unit`` (the values divided by it)."""
@@ -240,7 +276,7 @@ def orthogonal_gain(t2: torch.Tensor, eff: torch.dtype, norms: np.ndarray | None
         gram = torch.zeros(r, r, dtype=torch.float64)
         step = max(1, CHUNK // r)
         for c0 in range(0, c, step):
-            b = m[:, c0:c0 + step].to(torch.float64) / scale
+            b = m[:, c0 : c0 + step].to(torch.float64) / scale
             gram += b @ b.T
         dev = float((gram - torch.eye(r, dtype=torch.float64)).abs().max())
         ok = dev <= tau
@@ -249,10 +285,10 @@ def orthogonal_gain(t2: torch.Tensor, eff: torch.dtype, norms: np.ndarray | None
         y = torch.zeros(c, 8, dtype=torch.float64)
         step = max(1, CHUNK // c)
         for r0 in range(0, r, step):
-            y += m[r0:r0 + step].to(torch.float64).T @ z[r0:r0 + step] / scale
+            y += m[r0 : r0 + step].to(torch.float64).T @ z[r0 : r0 + step] / scale
         out = torch.zeros(r, 8, dtype=torch.float64)
         for r0 in range(0, r, step):
-            out[r0:r0 + step] = m[r0:r0 + step].to(torch.float64) @ y / scale
+            out[r0 : r0 + step] = m[r0 : r0 + step].to(torch.float64) @ y / scale
         ok = float((out - z).abs().max()) <= tau * math.sqrt(r) * float(z.abs().max())
     if not ok:
         return None
@@ -276,8 +312,9 @@ def as_matrix(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], -1) if t.dim() != 2 else t
 
 
-def infer_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype,
-                     native: str = DEFAULT_NATIVE) -> tuple[Inference, bool] | None:
+def infer_orthogonal(
+    t: torch.Tensor, s: Scan, eff: torch.dtype, native: str = DEFAULT_NATIVE
+) -> tuple[Inference, bool] | None:
     """(inference, decisive) for an orthogonal (or delta-orthogonal) tensor, else ``None``."""
     if t.dim() < 2:
         return None
@@ -297,20 +334,33 @@ def infer_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype,
     matches = []
     tol = 2 * orthogonal_tolerance(eff, min(as_matrix(t).shape)) + 1e-9
     rank = framework_rank(native)
-    cands = [c for c in orthogonal_candidates(tuple(t.shape))
-             if abs(c.params["gain"] / gain - 1) < tol and ("delta" in c.entry) == delta]
+    cands = [
+        c
+        for c in orthogonal_candidates(tuple(t.shape))
+        if abs(c.params["gain"] / gain - 1) < tol and ("delta" in c.entry) == delta
+    ]
     cands.sort(key=lambda c: (c.fitted, c.entry in DEMOTED, rank(c.framework), not c.note, len(c.scheme), c.scheme))
     matches = [_match(c, p_value=1.0, scale_ratio=gain / c.params["gain"]) for c in cands]
     if not matches:
         spec = f"orthogonal(gain={nice(gain, 4)!r})"
-        matches.append(Match(spec, f"orthogonal, gain {gain_text(gain)}", "orthogonal", (spec,), fitted=True,
-                             p_value=1.0))
+        matches.append(
+            Match(spec, f"orthogonal, gain {gain_text(gain)}", "orthogonal", (spec,), fitted=True, p_value=1.0)
+        )
     kind = "delta-orthogonal (only the kernel centre is non-zero)" if delta else "orthogonal"
     r = min(as_matrix(t).shape)
     tau = orthogonal_tolerance(eff, r)
-    inference = Inference("orthogonal", {"gain": gain}, gain, _merge_names(matches), "high" if sure else "low", False,
-                          f"{kind}: W W^T = g^2 I with g = {gain_text(gain)} to the {dtype_name(eff)} tolerance "
-                          f"{tau:.2g}", n=s.n, dtype=dtype_name(t.dtype), effective_dtype=dtype_name(eff))
+    inference = Inference(
+        "orthogonal",
+        {"gain": gain},
+        gain,
+        _merge_names(matches),
+        "high" if sure else "low",
+        False,
+        f"{kind}: W W^T = g^2 I with g = {gain_text(gain)} to the {dtype_name(eff)} tolerance {tau:.2g}",
+        n=s.n,
+        dtype=dtype_name(t.dtype),
+        effective_dtype=dtype_name(eff),
+    )
     return inference, sure
 
 
@@ -325,10 +375,16 @@ def _gate_matches(kind: str, found: list[tuple[int, list[float]]], t: torch.Tens
     matches = []
     for _, per_block in found:
         for c in gate_candidates(kind, per_block, tuple(t.shape), t.dtype):
-            text = ", ".join(f"{v:g}" for v in per_block) if kind == "constant" else \
-                ", ".join(f"±{v:.4g}" for v in per_block) if kind == "uniform" else f"gain {gain_text(per_block[0])}"
-            matches.append(Match(c.scheme, f"{kind} per gate block: {text}", kind, (c.scheme,), c.note, c.fitted,
-                                 p_value=1.0))
+            text = (
+                ", ".join(f"{v:g}" for v in per_block)
+                if kind == "constant"
+                else ", ".join(f"±{v:.4g}" for v in per_block)
+                if kind == "uniform"
+                else f"gain {gain_text(per_block[0])}"
+            )
+            matches.append(
+                Match(c.scheme, f"{kind} per gate block: {text}", kind, (c.scheme,), c.note, c.fitted, p_value=1.0)
+            )
     matches.sort(key=lambda m: (m.fitted, len(m.scheme), m.scheme))
     return tuple(matches)
 
@@ -360,8 +416,16 @@ def infer_gate_constant(t: torch.Tensor, s: Scan) -> Inference | None:
     gates, values = found[0]
     text = "[" + ", ".join(f"{v:g}" for v in values) + "]"
     dist = {"gates": float(gates)} | {f"value_{k}": v for k, v in enumerate(values)}
-    return Inference("constant", dist, None, _gate_matches("constant", found, t), "high", False,
-                     f"constant per gate block: {text} ({_gate_layout(t, gates)})", **_common(t, s))
+    return Inference(
+        "constant",
+        dist,
+        None,
+        _gate_matches("constant", found, t),
+        "high",
+        False,
+        f"constant per gate block: {text} ({_gate_layout(t, gates)})",
+        **_common(t, s),
+    )
 
 
 def infer_gate_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None:
@@ -404,9 +468,17 @@ def infer_gate_orthogonal(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inferen
         gain, matches = None, ()
         text = "gains " + ", ".join(gain_text(g) for g in gains)
         dist |= {f"gain_{k}": g for k, g in enumerate(gains)}
-    return Inference("orthogonal", dist, gain, matches, "high", False,
-                     f"orthogonal per gate block: {text} ({_gate_layout(t, gates)}; each block W W^T = g^2 I "
-                     "to float tolerance)" + ("" if matches else "; no registered scheme matches"), **_common(t, s))
+    return Inference(
+        "orthogonal",
+        dist,
+        gain,
+        matches,
+        "high",
+        False,
+        f"orthogonal per gate block: {text} ({_gate_layout(t, gates)}; each block W W^T = g^2 I "
+        "to float tolerance)" + ("" if matches else "; no registered scheme matches"),
+        **_common(t, s),
+    )
 
 
 def _equal(sq: np.ndarray, tau: float) -> bool:
@@ -526,21 +598,43 @@ def _gate_uniform_result(t, s, eff, gates, bounds, fits, scans) -> Inference:
             rounded.append(0.0)
             continue
         view = SampleView.of(bs, eff)
-        rounded.append(next((nb for nb in (nice(b, d) for d in (1, 2, 3, 4))
-                             if assess(Dist("uniform", (-nb, nb)), bs, view, eff).p * gates >= floor), b))
-    found = [(gates, rounded)] + [(g, [b for b in rounded for _ in range(g // gates)])
-                                  for g in GATE_COUNTS if g > gates and g % gates == 0]
+        rounded.append(
+            next(
+                (
+                    nb
+                    for nb in (nice(b, d) for d in (1, 2, 3, 4))
+                    if assess(Dist("uniform", (-nb, nb)), bs, view, eff).p * gates >= floor
+                ),
+                b,
+            )
+        )
+    found = [(gates, rounded)] + [
+        (g, [b for b in rounded for _ in range(g // gates)]) for g in GATE_COUNTS if g > gates and g % gates == 0
+    ]
     matches = _gate_matches("uniform", found, t)
     text = ", ".join(f"±{b:.4g}" for b in bounds)
     dist = {"gates": float(gates), "low": -max(bounds), "high": max(bounds)} | {
-        f"bound_{k}": b for k, b in enumerate(bounds)}
-    reason = (f"uniform per gate block: bounds {text} ({_gate_layout(t, gates)}; p={p:.3g}, Bonferroni over the "
-              "blocks; the blocks' scales differ, Levene p < 1e-6)")
+        f"bound_{k}": b for k, b in enumerate(bounds)
+    }
+    reason = (
+        f"uniform per gate block: bounds {text} ({_gate_layout(t, gates)}; p={p:.3g}, Bonferroni over the "
+        "blocks; the blocks' scales differ, Levene p < 1e-6)"
+    )
     if not matches:
         reason += "; no registered scheme matches"
     confidence = "medium" if p >= 0.01 and t.numel() >= 64 else "low"
-    return Inference("uniform", dist, s.std, matches, confidence, False, reason, n=s.n, dtype=dtype_name(t.dtype),
-                     effective_dtype=dtype_name(eff))
+    return Inference(
+        "uniform",
+        dist,
+        s.std,
+        matches,
+        confidence,
+        False,
+        reason,
+        n=s.n,
+        dtype=dtype_name(t.dtype),
+        effective_dtype=dtype_name(eff),
+    )
 
 
 # --------------------------------------------------------------------------- sparse, padding rows
@@ -571,13 +665,13 @@ def infer_sparse(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None
     is kept when the KS test of the non-zero values does not reject it at :data:`P_FIT`."""
     from scipy import stats
 
-    rows, cols = (t.shape if t.dim() == 2 else (0, 0))
+    rows, cols = t.shape if t.dim() == 2 else (0, 0)
     if t.dim() != 2 or s.zeros < cols or s.zeros >= s.n or zero_rows(s, t):
         return None
     counts = np.zeros(cols, dtype=np.int64)
     step = max(1, CHUNK // max(cols, 1))
     for r0 in range(0, rows, step):
-        counts += (t[r0:r0 + step] == 0).sum(0).numpy()
+        counts += (t[r0 : r0 + step] == 0).sum(0).numpy()
     z = int(counts.min())
     nz = s.sample[s.sample != 0] * s.unit
     if z == 0 or nz.size < 2 or np.unique(nz).size < 0.5 * min(nz.size, 50):
@@ -590,7 +684,7 @@ def infer_sparse(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None
     # torch's sparse_ zeroes ceil(sparsity * rows) per column: the roundest sparsity that gives z.
     sparsity = next((v for d in range(1, 6) if math.ceil((v := round(z / rows, d)) * rows) == z), z / rows)
     nnz = s.n - s.zeros
-    std = math.sqrt(s.n * (s.moments.m2 + s.moments.mean ** 2) / nnz) * s.unit
+    std = math.sqrt(s.n * (s.moments.m2 + s.moments.mean**2) / nnz) * s.unit
     ks = stats.kstest(nz, stats.norm(0, std).cdf)
     p = float(ks.pvalue)
     # The std of the non-zeros has relative standard error sqrt(1/(2 nnz)); 4 of them, and the
@@ -600,15 +694,32 @@ def infer_sparse(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None
     def match(c: Candidate) -> Match | None:
         cp = float(stats.kstest(nz, stats.norm(0, c.params["std"]).cdf).pvalue)
         if cp >= P_FIT and abs(std / c.params["std"] - 1) < within:
-            return Match(c.scheme, describe(c), "sparse", (c.scheme,), c.note, c.fitted, cp, {"ks": cp},
-                         std / c.params["std"], float(ks.statistic))
+            return Match(
+                c.scheme,
+                describe(c),
+                "sparse",
+                (c.scheme,),
+                c.note,
+                c.fitted,
+                cp,
+                {"ks": cp},
+                std / c.params["std"],
+                float(ks.statistic),
+            )
         return None
 
     matches = [m for m in (match(c) for c in _sparse_defaults(sparsity, tuple(t.shape))) if m is not None]
     for digits in (1, 2, 3, 4):
-        found = [m for m in (match(c) for c in fit_direct("sparse", {"sparsity": sparsity, "std": std}, tuple(t.shape),
-                                                           lambda name, v, d=digits: nice(v, d)))
-                 if m is not None and m.scheme not in {x.scheme for x in matches}]
+        found = [
+            m
+            for m in (
+                match(c)
+                for c in fit_direct(
+                    "sparse", {"sparsity": sparsity, "std": std}, tuple(t.shape), lambda name, v, d=digits: nice(v, d)
+                )
+            )
+            if m is not None and m.scheme not in {x.scheme for x in matches}
+        ]
         if found:
             matches += found
             break
@@ -616,10 +727,19 @@ def infer_sparse(t: torch.Tensor, s: Scan, eff: torch.dtype) -> Inference | None
         confidence = "too few values"
     else:
         confidence = "high" if matches and p >= 0.01 else "medium" if p >= P_FIT else "low"
-    return Inference("sparse", {"sparsity": sparsity, "std": std}, std, tuple(matches), confidence, False,
-                     f"{z} of {rows} values zero in every column (what torch's sparse_ gives for any sparsity in "
-                     f"({(z - 1) / rows:.3g}, {z / rows:.3g}]); the rest N(0, {std:.4g}) (KS p={p:.3g})",
-                     n=s.n, dtype=dtype_name(t.dtype), effective_dtype=dtype_name(eff))
+    return Inference(
+        "sparse",
+        {"sparsity": sparsity, "std": std},
+        std,
+        tuple(matches),
+        confidence,
+        False,
+        f"{z} of {rows} values zero in every column (what torch's sparse_ gives for any sparsity in "
+        f"({(z - 1) / rows:.3g}, {z / rows:.3g}]); the rest N(0, {std:.4g}) (KS p={p:.3g})",
+        n=s.n,
+        dtype=dtype_name(t.dtype),
+        effective_dtype=dtype_name(eff),
+    )
 
 
 def _underflow_bound(s: Scan, per_column: int, cols: int, dtype: torch.dtype) -> float:
@@ -652,6 +772,14 @@ def _sparse_defaults(sparsity: float, shape: tuple[int, ...]) -> list[Candidate]
             continue
         got = probe(scheme, shape)
         if got is not None and got[0] == "normal":
-            out.append(Candidate(pretty_spec(str(scheme)), entry.name, entry.framework, "sparse",
-                                 {**got[1], "sparsity": sparsity}, fitted=False))
+            out.append(
+                Candidate(
+                    pretty_spec(str(scheme)),
+                    entry.name,
+                    entry.framework,
+                    "sparse",
+                    {**got[1], "sparsity": sparsity},
+                    fitted=False,
+                )
+            )
     return out

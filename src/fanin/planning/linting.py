@@ -46,7 +46,7 @@ check                        severity  what
 [('truncation-never-cuts', 'warning', '0.weight')]
 >>> print(report.findings[0].fix)
 trunc_normal's bounds are absolute: for a cut at ±3σ pass a=-0.06, b=0.06 (or use normal(std=0.02))
-"""  # noqa: RUF002
+"""
 
 from __future__ import annotations
 
@@ -221,10 +221,10 @@ def _truncation(entries) -> list[Finding]:
                 "truncation-never-cuts",
                 "info" if default else "warning",
                 e.name,
-                f"{e.init} cuts at [{low:g}, {high:g}] = ±{k:.3g}σ with σ={std:.4g}"  # noqa: RUF001
+                f"{e.init} cuts at [{low:g}, {high:g}] = ±{k:.3g}σ with σ={std:.4g}"
                 + (" (trunc_normal_'s default bounds)" if default else "")
-                + f": a normal value passes 4σ with probability 6.3e-5, so the cut never applies (rule: {e.rule})",  # noqa: RUF001
-                f"trunc_normal's bounds are absolute: for a cut at ±3σ pass a={-3 * std + mean:.4g}, "  # noqa: RUF001
+                + f": a normal value passes 4σ with probability 6.3e-5, so the cut never applies (rule: {e.rule})",
+                f"trunc_normal's bounds are absolute: for a cut at ±3σ pass a={-3 * std + mean:.4g}, "
                 f"b={3 * std + mean:.4g} (or use normal(std={std:.4g}))",
             )
         )

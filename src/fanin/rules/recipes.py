@@ -341,7 +341,7 @@ def torchtitan_llama3(
     >>> [str(r.init) for r in torchtitan_llama3(n_layers=2, dim=64)][-6:-3]  # doctest: +NORMALIZE_WHITESPACE
     ['trunc_normal(std=0.01, a=-0.03, b=0.03)', 'trunc_normal(std=0.02, a=-0.06, b=0.06)', 'trunc_normal(std=0.125,
     a=-0.375, b=0.375)']
-    """  # noqa: RUF002
+    """
     _need("torchtitan_llama3", n_layers=n_layers, dim=dim)
     assert n_layers is not None and dim is not None
     cut = None if as_released else 3.0
@@ -577,7 +577,7 @@ def deepnorm(arch: str = "decoder", encoder_layers: int | None = None, decoder_l
     >>> str(list(deepnorm(decoder_layers=8))[0].init)  # doctest: +NORMALIZE_WHITESPACE
     'xavier_normal(gain=0.3535533905932738) [DeepNorm changes the forward pass: x_{l+1} = LN(alpha * x_l + G(x_l))
     with alpha = 2; fanin does the init part only]'
-    """  # noqa: RUF002
+    """
     if arch not in DEEPNET_ARCHS:
         raise RuleError(describe_choice("DeepNet arch", arch, DEEPNET_ARCHS))
     constants = deepnet_constants(arch, encoder_layers, decoder_layers)
@@ -750,7 +750,7 @@ def vit_jax(head_bias: float = 0.0) -> Rules:
 
     >>> [str(r.init) for r in vit_jax()][2:4]
     ['zeros', 'zeros']
-    """  # noqa: RUF002
+    """
     hb = _number("vit_jax", "head_bias", head_bias, positive=False)
     head = Name("head.*") | Name("*.head.*")
     linear = Module("Linear")

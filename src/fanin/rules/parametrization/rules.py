@@ -19,7 +19,7 @@ placed before it in a list still wins (first match wins), so overrides go first:
 mup:readout['2.weight'] -> normal(std=0.125) [σ = σ₀ = 1/√n₀ = 1/√64, constant in width; output × output_mult/m = 1/4
 = 0.25 in the forward pass: NOT done by the init (fanin.mup_hooks) (TP5 Table 8, output weights: Var ∝ 1, multiplier
 1/fan_in)]
-"""  # noqa: RUF002
+"""
 
 from __future__ import annotations
 
