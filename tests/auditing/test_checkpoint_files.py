@@ -141,6 +141,12 @@ CASES = {
         CheckpointError,
         r"the header is not valid JSON \(NaN is not JSON\)",
     ),
+    # Python's json reads an unpaired surrogate escape; the safetensors library (serde_json) refuses it.
+    "st_lone_surrogate": (
+        lambda d: _st(d / "sur.safetensors", b'{"w\\udc00": ' + _j(_entry()) + b"}", bytes(4)),
+        CheckpointError,
+        r"not valid JSON \(a string holds an unpaired UTF-16 surrogate escape",
+    ),
     "st_deep_json": (
         lambda d: _st(d / "f.safetensors", b'{"a":' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
         CheckpointError,

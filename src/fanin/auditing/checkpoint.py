@@ -290,11 +290,33 @@ def _strict_json(text: str) -> object:
         raise ValueError(f"{name} is not JSON")
 
     try:
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=no_constant)
+        value = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=no_constant)
     except ValueError as err:
         if "integer string conversion" in str(err):  # sys.get_int_max_str_digits()
             raise ValueError(f"a number has more than {sys.get_int_max_str_digits()} digits") from None
         raise
+    if "\\u" in text:  # only an escape can give a lone surrogate (the text itself is valid UTF-8)
+        _refuse_lone_surrogates(value)
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _refuse_lone_surrogates(value: object) -> None:
+    """Python's json turns an unpaired ``\\ud800`` escape into a string no UTF-8 holds; JSON parsers
+    that keep to Unicode scalar values (serde_json, which the safetensors library uses) refuse it."""
+    stack: list[object] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                raise ValueError("a string holds an unpaired UTF-16 surrogate escape (\\ud800-\\udfff)")
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
 
 
 _OBJECT_START = re.compile(r"[ \t\n\r]*\{")  # JSON whitespace may precede it, as safetensors accepts
