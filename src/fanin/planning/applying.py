@@ -106,12 +106,39 @@ def apply(
     See the module docstring for the random source and the atomicity guarantee. A plan resolved
     with a seed is applied with that seed.
 
-    >>> import torch, fanin
-    >>> model = torch.nn.Linear(5, 3)
-    >>> _ = fanin.apply(model, {"weight": "xavier_normal", "bias": "zeros"}, generator=torch.Generator().manual_seed(0))
-    >>> reference = torch.nn.init.xavier_normal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0))
-    >>> torch.equal(model.weight, reference)
-    True
+    Args:
+        model: The model whose parameters (and the buffers a rule covers) are written, in place.
+        rules_or_plan: Rules as :func:`fanin.plan` takes them (a preset name, a mapping
+            ``{name glob: scheme}``, a list of rules, ...), resolved on ``model`` first; or a
+            :class:`Plan` already resolved on this model, checked against it.
+        seed: One counter stream per tensor, keyed by ``(seed, canonical name)``; an int in
+            ``[0, 2**64)``.
+        generator: One ``torch.Generator`` drawn in plan order; not together with ``seed``.
+        leftovers: The policy for parameters no rule matches (``"error"``, ``"keep"``,
+            ``"reset_parameters"``), as in :func:`fanin.plan`; only with rules, not with a plan.
+
+    Returns:
+        The plan that was executed, its ``source`` set to ``"stream"``, ``"generator"`` or
+        ``"global"``.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``, the random source is not one of the
+            three, or ``leftovers`` is given with a plan.
+        ValueError: A planned tensor is on the meta device (use :func:`fanin.materialize`), or
+            ``seed`` differs from the seed the plan was resolved with.
+        RuleError: The rules cannot be resolved on ``model`` (see :func:`fanin.plan`).
+        PlanMismatchError: The plan does not describe ``model``.
+        ApplyError: A destination cannot be written, a value cannot be computed, or a scheme
+            with its own seed is given a ``generator``; nothing was written.
+
+    Examples:
+        >>> import torch, fanin
+        >>> model = torch.nn.Linear(5, 3)
+        >>> g = torch.Generator().manual_seed(0)
+        >>> _ = fanin.apply(model, {"weight": "xavier_normal", "bias": "zeros"}, generator=g)
+        >>> reference = torch.nn.init.xavier_normal_(torch.empty(3, 5), generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(model.weight, reference)
+        True
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"apply needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")

@@ -957,11 +957,22 @@ def _statistics(scheme: Scheme, steps: tuple, shape: tuple[int, ...], dtype: tor
 class CapturedPlan(Plan):
     """A :class:`Plan` read from a model's own init code (see :mod:`fanin.planning.capturing`).
 
-    ``entry_point`` names what ran; ``opaque`` lists ``(tensor, reason)`` for writes fanin could
-    not interpret (replayed by the writing module's own method when applied); ``draw_order`` is
-    ``None`` when a ``torch.Generator`` reproduces the library's values bit for bit, else the
-    reason it cannot; ``burns`` counts, per tensor, the overwritten library draws redone before it;
-    ``notes`` are what else the capture saw.
+    It has the fields of a :class:`Plan` and these:
+
+    Attributes:
+        entry_point: What ran (``"GPT2LMHeadModel.initialize_weights()"``, ``"<lambda>() (construction)"``).
+        opaque: ``(tensor, reason)`` for writes fanin could not interpret (replayed by the writing
+            module's own method when applied).
+        draw_order: ``None`` when a ``torch.Generator`` reproduces the library's values bit for
+            bit, else the reason it cannot.
+        burns: ``(tensor, count)``: the overwritten library draws redone before that tensor.
+        notes: What else the capture saw.
+
+    Examples:
+        >>> import torch
+        >>> p = capture(lambda: torch.nn.Linear(4, 3))
+        >>> p.entry_point, p.opaque, p.draw_order
+        ('<lambda>() (construction)', (), None)
     """
 
     entry_point: str = ""
@@ -1078,10 +1089,31 @@ def capture(
 ) -> CapturedPlan:
     """The plan of what ``model``'s own init code does (see the module docstring).
 
-    ``model``: a module, or a factory that builds one (its construction is captured). ``init``:
-    the entry point (default: detected). ``seed``: the plan's counter-stream seed (as
-    :func:`fanin.plan`). ``device``: ``"meta"`` or ``"cpu"`` for the scratch copy; by default meta,
-    and a CPU copy when the init code reads values (meta tensors have none).
+    Args:
+        model: A module (its init is run on a scratch copy; the model is not touched), or a
+            factory that builds one: a callable of no arguments, a class, a ``functools.partial``
+            (its construction is captured).
+        init: The entry point, only with a module: a callable ``init(scratch_model)`` or the name
+            of a method of the model; default: detected (see the module docstring).
+        seed: The plan's counter-stream seed (as :func:`fanin.plan`).
+        device: ``"meta"`` or ``"cpu"`` for the scratch copy; by default meta, and a CPU copy
+            when the init code reads values (meta tensors have none).
+
+    Returns:
+        The captured plan: one entry per tensor the code writes (its last write), ``keep`` for
+        the parameters it never writes.
+
+    Raises:
+        TypeError: ``seed`` is not an int in ``[0, 2**64)``.
+        CaptureError: ``device`` is not ``"meta"`` or ``"cpu"``; ``model`` is neither a module nor a
+            factory, or the factory does not return a module; ``init`` is given with a factory, or is
+            neither a callable nor a method of the model; or the entry point fails.
+
+    Examples:
+        >>> import torch
+        >>> p = capture(torch.nn.Linear(4, 3))
+        >>> p.entry_point, [e.init for e in p]
+        ('reset_parameters() of every module', ['kaiming_uniform(a=2.23606797749979)', 'uniform(a=-0.5, b=0.5)'])
     """
     check_random_source(seed)
     if device not in (None, "meta", "cpu"):

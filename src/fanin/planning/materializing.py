@@ -64,8 +64,31 @@ def materialize(
 ) -> Plan:
     """Allocate and initialize every meta tensor of ``model`` on ``device`` by ``rules``; return the plan.
 
-    ``rules`` may also be a :class:`Plan` resolved on this model. See the module docstring for
-    buffers, errors and memory.
+    See the module docstring for buffers, errors and memory.
+
+    Args:
+        model: The model, built on the meta device (wholly or in part); its meta tensors are
+            replaced by new ones on ``device``, its other tensors moved there.
+        rules: Rules as :func:`fanin.plan` takes them, resolved on ``model`` first, or a
+            :class:`Plan` resolved on this model.
+        device: Where the tensors are allocated; not ``"meta"``.
+        seed: One counter stream per tensor, keyed by ``(seed, canonical name)``; an int in
+            ``[0, 2**64)``.
+        generator: One ``torch.Generator`` drawn in plan order; not together with ``seed``.
+        leftovers: The policy for parameters no rule matches (``"error"``, ``"keep"``,
+            ``"reset_parameters"``), as in :func:`fanin.plan`; only with rules, not with a plan.
+
+    Returns:
+        The plan that was executed, with an entry (action ``"hook"``) for each meta buffer its
+        module's hook filled, its ``source`` set to ``"stream"``, ``"generator"`` or ``"global"``.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``, the random source is not one of the
+            three, or ``leftovers`` is given with a plan.
+        ValueError: ``device`` is the meta device, or ``seed`` differs from the plan's.
+        RuleError: The rules cannot be resolved on ``model`` (see :func:`fanin.plan`), a kept
+            parameter is still on meta, or a meta buffer has no rule and no module hook.
+        ApplyError: A value cannot be computed; the model is left on meta, unchanged.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"materialize needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")

@@ -107,10 +107,27 @@ class PlanEntry:
 class Plan:
     """The resolved plan: one :class:`PlanEntry` per tensor, in execution order.
 
-    ``source`` is where the random values come from: ``"stream"`` (``seed`` set: one counter
-    stream per tensor), ``"generator"`` (one ``torch.Generator`` shared in plan order) or
-    ``"global"`` (torch's global RNG). Iterating a plan yields its entries; ``plan[name]`` finds
-    one by name or alias.
+    Iterating a plan yields its entries; ``plan[name]`` finds one by name or alias (``KeyError``
+    naming the nearest names otherwise); ``len(plan)`` counts them.
+
+    Attributes:
+        entries: One entry per tensor, in execution order.
+        rules: The rules it was resolved from (numbered as the entries' ``rule_index``).
+        leftovers: The policy applied to parameters no rule matched: ``"error"``, ``"keep"`` or
+            ``"reset_parameters"``.
+        seed: The counter-stream seed, ``None`` without one.
+        source: Where the random values come from: ``"stream"`` (``seed`` set: one counter
+            stream per tensor), ``"generator"`` (one ``torch.Generator`` shared in plan order) or
+            ``"global"`` (torch's global RNG).
+        model: The model's class name.
+        skipped_buffers: The model's buffers that no rule covers (not part of the plan); not
+            compared.
+
+    Examples:
+        >>> import torch, fanin
+        >>> p = fanin.plan(torch.nn.Linear(4, 2), {"weight": "orthogonal", "bias": "zeros"})
+        >>> len(p), p["bias"].init, p.source
+        (2, 'zeros', 'global')
     """
 
     entries: tuple[PlanEntry, ...]
@@ -134,6 +151,17 @@ class Plan:
         raise KeyError(describe_choice("tensor name", name, [e.name for e in self.entries]))
 
     def with_source(self, source: str) -> Plan:
+        """This plan with another ``source``.
+
+        Args:
+            source: ``"generator"``, ``"global"`` or ``"stream"`` (:data:`SOURCES`).
+
+        Returns:
+            A copy of the plan, its ``source`` replaced.
+
+        Raises:
+            ValueError: ``source`` is not one of :data:`SOURCES`.
+        """
         if source not in SOURCES:
             raise ValueError(describe_choice("source", source, SOURCES))
         return replace(self, source=source)
@@ -163,14 +191,24 @@ class Plan:
         the std and bound of the values and the stream key (``str(plan)``; for a given width or
         Markdown, :mod:`fanin.report.plan`).
 
-        >>> import torch, fanin
-        >>> text = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
-        >>> text.splitlines()[1].split()
-        ['#', 'tensor', 'shape', 'rule', 'init', 'std']
+        Returns:
+            The table as plain text, fitted to 80 columns.
+
+        Examples:
+            >>> import torch, fanin
+            >>> text = fanin.plan(torch.nn.Linear(4, 2), "torch").explain()
+            >>> text.splitlines()[1].split()
+            ['#', 'tensor', 'shape', 'rule', 'init', 'std']
         """
         return str(self)
 
     def to_dict(self) -> dict[str, Any]:
+        """The plan as plain data, for JSON.
+
+        Returns:
+            ``model``, ``seed``, ``source``, ``leftovers``, ``rules`` (``{"index", "rule"}`` each) and
+            ``entries`` (each entry's :meth:`PlanEntry.to_dict`).
+        """
         return {
             "model": self.model,
             "seed": self.seed,
@@ -181,11 +219,26 @@ class Plan:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The plan as JSON text.
+
+        Args:
+            indent: The indentation, as :func:`json.dumps` takes it (``None``: one line).
+
+        Returns:
+            :meth:`to_dict`, dumped.
+        """
         return json.dumps(self.to_dict(), indent=indent)
 
     def lint(self, model: torch.nn.Module | None = None) -> LintReport:
-        """The init bugs this plan would make (:func:`fanin.planning.linting.lint`); pass the model to check
-        what the plan leaves uninitialized and its buffers too."""
+        """The init bugs this plan would make (:func:`fanin.planning.linting.lint`).
+
+        Args:
+            model: The model the plan was resolved on, to check what the plan leaves
+                uninitialized and its buffers too; ``None`` runs the checks that need no model.
+
+        Returns:
+            The findings, errors first.
+        """
         from fanin.planning.linting import lint
 
         return lint(model, self)

@@ -73,22 +73,44 @@ def plan(
 ) -> Plan:
     """Resolve every parameter of ``model`` (and the buffers a rule covers) to one :class:`PlanEntry`.
 
-    ``rules``: a preset name, a mapping ``{name glob: scheme}``, a list of rules, ... (see
-    :func:`fanin.rules.load.as_rules`); the first rule that matches a tensor wins. Parameters
-    that no rule matches are handled by ``leftovers`` (default: the rules' own policy, else
-    ``"error"``): ``"error"`` raises :class:`~fanin.rules.rules.RuleError` listing the unmatched
-    names and the rules; ``"keep"`` records them as kept; ``"reset_parameters"`` defers to their
-    module's own ``reset_parameters()``. Buffers no rule covers are not part of the plan.
+    The first rule that matches a tensor wins. Buffers no rule covers are not part of the plan.
 
     Nothing is written, and everything that would make a write fail or lie is refused here,
-    naming the tensor and the rule (:class:`~fanin.rules.rules.RuleError`): a scheme that cannot
-    take a tensor's shape or dtype (its own checks run at that shape, :func:`fanin.schemes.dryrun.dry_run`:
-    ``orthogonal`` on a bias, a fan-based scheme on a 1-D tensor; a random scheme on an integer
-    buffer; a constant an integer tensor cannot hold; values beyond the dtype's range, e.g.
-    ``constant(val=1e5)`` on float16), a scheme with its own ``seed`` in a plan
-    with a seed, two written tensors that share memory without being one tied object
-    (:func:`fanin.planning.guards.overlapping_tensors`), two tensors whose stream keys collide
-    (:func:`fanin.planning.guards.colliding_keys`) and lazy parameters that have no shape yet.
+    naming the tensor and the rule: a scheme that cannot take a tensor's shape or dtype (its own
+    checks run at that shape, :func:`fanin.schemes.dryrun.dry_run`: ``orthogonal`` on a bias, a
+    fan-based scheme on a 1-D tensor; a random scheme on an integer buffer; a constant an integer
+    tensor cannot hold; values beyond the dtype's range, e.g. ``constant(val=1e5)`` on float16), a
+    scheme with its own ``seed`` in a plan with a seed, two written tensors that share memory
+    without being one tied object (:func:`fanin.planning.guards.overlapping_tensors`), two tensors
+    whose stream keys collide (:func:`fanin.planning.guards.colliding_keys`) and lazy parameters
+    that have no shape yet.
+
+    Args:
+        model: The model to plan for; only read.
+        rules: A preset name, a mapping ``{name glob: scheme}``, a list of rules, ... (see
+            :func:`fanin.rules.load.as_rules`).
+        seed: The counter-stream seed: each entry records its stream key ``(seed, canonical
+            name)``; an int in ``[0, 2**64)``, or ``None`` for no stream.
+        leftovers: What happens to parameters no rule matches (default: the rules' own policy,
+            else ``"error"``): ``"error"`` raises, listing the unmatched names and the rules;
+            ``"keep"`` records them as kept; ``"reset_parameters"`` defers to their module's own
+            ``reset_parameters()``.
+
+    Returns:
+        The plan: one entry per tensor, in execution order (see the module docstring), its
+        ``source`` ``"stream"`` with a seed, else ``"global"``.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``, or ``seed`` is not an int in
+            ``[0, 2**64)``.
+        RuleError: The rules cannot be read, ``leftovers`` is not a policy, a parameter matches no
+            rule under ``"error"``, or one of the checks above fails.
+
+    Examples:
+        >>> import torch, fanin
+        >>> p = fanin.plan(torch.nn.Linear(4, 2), {"weight": "orthogonal", "bias": "zeros"}, seed=0)
+        >>> [(e.name, e.init, e.stream) for e in p]
+        [('weight', 'orthogonal', (0, 'weight')), ('bias', 'zeros', (0, 'bias'))]
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"plan needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")
