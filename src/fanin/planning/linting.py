@@ -108,7 +108,23 @@ class Finding:
 
 @dataclass(frozen=True)
 class LintReport:
-    """The findings of :func:`lint`, errors first. ``exit_code(check=True)`` is 1 when there is an error."""
+    """The findings of :func:`lint`, errors first. ``exit_code(check=True)`` is 1 when there is an error.
+
+    Iterating a report yields its findings; ``len(report)`` counts them; ``str(report)`` is the
+    text report (:func:`fanin.report.lint.render_lint_text`).
+
+    Attributes:
+        findings: The findings, errors first, then warnings, then infos.
+        model: The model's class name (the plan's, when linted without a model).
+        rules: The name of the rules (a preset's name), ``"captured"`` for a captured plan, else
+            ``"rules"``.
+
+    Examples:
+        >>> import torch
+        >>> report = lint(torch.nn.Linear(4, 2), {"weight": "xavier_uniform"})
+        >>> [(f.check, f.severity, f.tensor) for f in report], report.exit_code()
+        ([('uninitialized', 'error', 'bias')], 1)
+    """
 
     findings: tuple[Finding, ...]
     model: str = ""
@@ -121,16 +137,29 @@ class LintReport:
         return len(self.findings)
 
     def of(self, severity: str) -> tuple[Finding, ...]:
+        """The findings of one severity.
+
+        Args:
+            severity: ``"error"``, ``"warning"`` or ``"info"`` (:data:`SEVERITIES`).
+
+        Returns:
+            Those findings, in report order.
+
+        Raises:
+            ValueError: ``severity`` is not one of :data:`SEVERITIES`.
+        """
         if severity not in SEVERITIES:
             raise ValueError(describe_choice("severity", severity, SEVERITIES))
         return tuple(f for f in self.findings if f.severity == severity)
 
     @property
     def errors(self) -> tuple[Finding, ...]:
+        """The findings of severity ``"error"``."""
         return self.of("error")
 
     @property
     def warnings(self) -> tuple[Finding, ...]:
+        """The findings of severity ``"warning"``."""
         return self.of("warning")
 
     @property
@@ -139,12 +168,34 @@ class LintReport:
         return tuple(f for f in self.findings if f.severity != "info")
 
     def exit_code(self, check: bool = True) -> int:
+        """The exit status of ``fanin lint``.
+
+        Args:
+            check: Whether errors fail (``--check``).
+
+        Returns:
+            1 when ``check`` and there is an error, else 0.
+        """
         return 1 if check and self.errors else 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as plain data, for JSON.
+
+        Returns:
+            ``model``, ``rules`` and ``findings`` (each with ``check``, ``severity``, ``tensor``,
+            ``evidence``, ``fix``).
+        """
         return {"model": self.model, "rules": self.rules, "findings": [f.to_dict() for f in self.findings]}
 
     def to_json(self, indent: int | None = 2) -> str:
+        """The report as JSON text.
+
+        Args:
+            indent: The indentation, as :func:`json.dumps` takes it (``None``: one line).
+
+        Returns:
+            :meth:`to_dict`, dumped.
+        """
         return json.dumps(self.to_dict(), indent=indent)
 
     def __str__(self) -> str:
@@ -699,9 +750,30 @@ def _zero_chain(model, p: Plan) -> list[Finding]:
 def lint(model: torch.nn.Module | Plan | None = None, rules: object = None) -> LintReport:
     """Lint the init of ``model`` by ``rules`` (a preset, rules, or a :class:`Plan`).
 
-    ``rules=None`` lints the model's own init: :func:`fanin.planning.capturing.capture`. A plan alone
-    (``lint(plan)`` or ``lint(None, plan)``) gets the checks that need no model. Parameters no
-    rule covers are reported (``uninitialized``) instead of raised.
+    The checks are listed in the module docstring. Parameters no rule covers are reported
+    (``uninitialized``) instead of raised.
+
+    Args:
+        model: The model, or a plan alone (``lint(plan)``, the same as ``lint(None, plan)``), or
+            ``None``: a plan alone gets the checks that need no model.
+        rules: Rules as :func:`fanin.plan` takes them (resolved on ``model``), a :class:`Plan`, or
+            ``None`` to lint the model's own init (:func:`fanin.planning.capturing.capture`).
+
+    Returns:
+        The findings, errors first.
+
+    Raises:
+        TypeError: ``model`` is neither a ``torch.nn.Module`` nor a plan, or neither a model nor
+            a plan is given.
+        RuleError: The rules cannot be resolved on ``model`` (other than parameters matching no
+            rule).
+        CaptureError: The model's own init cannot be captured.
+
+    Examples:
+        >>> import torch
+        >>> report = lint(torch.nn.Linear(256, 256), {"weight": "normal(std=0.00390625)", "bias": "zeros"})
+        >>> [(f.check, f.severity) for f in report], report.findings[0].fix
+        ([('std-looks-like-variance', 'warning')], 'the std is 0.0625')
     """
     if isinstance(model, Plan) and rules is None:
         model, rules = None, model
