@@ -264,8 +264,30 @@ def load_rules(path: str | os.PathLike[str]) -> Rules:
     """Read rules from a ``.toml`` or ``.json`` file (the schema above).
 
     TOML is read with :mod:`tomllib` (Python 3.11+) or ``tomli`` on 3.10; both refuse a key given
-    twice. JSON objects are read with a hook that refuses one too. Every error is a
-    :class:`~fanin.rules.rules.RuleError` that starts with the path.
+    twice. JSON objects are read with a hook that refuses one too.
+
+    Args:
+        path: The file: its suffix (``.toml`` or ``.json``, any case) says how it is read; a
+            regular file of at most :data:`MAX_FILE_BYTES` bytes.
+
+    Returns:
+        The document's rules in file order, then its presets' rules; its leftovers policy, else
+        its presets'.
+
+    Raises:
+        RuleError: The path is not a string or path-like, its suffix is not ``.toml`` or
+            ``.json``, the file cannot be read, or the document is not valid; the message starts
+            with the path.
+
+    Examples:
+        >>> import pathlib, tempfile
+        >>> tmp = tempfile.TemporaryDirectory()
+        >>> path = pathlib.Path(tmp.name) / "init.json"
+        >>> _ = path.write_text('{"leftovers": "keep", "rules": {"*.bias": "zeros"}}')
+        >>> rules = load_rules(path)
+        >>> rules.leftovers, [str(r) for r in rules]
+        ('keep', ["name='*.bias' -> zeros"])
+        >>> tmp.cleanup()
     """
     path = os.fspath(path)
     if not isinstance(path, str):

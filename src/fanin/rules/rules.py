@@ -299,19 +299,40 @@ def _mentions_buffers(selector: Selector) -> bool:
 class Rule:
     """A selector and an init. ``select`` may be a glob string (a :class:`Name`).
 
-    ``kind`` is which tensors the rule may cover: ``"parameter"`` (the default, unless the selector
-    names a buffer role or ``Kind("buffer")``), ``"buffer"`` or ``"any"``. A ``defaults:``
-    rule covers parameters and buffers alike, as the framework lists them.
+    Args:
+        select: Which tensors: a :class:`~fanin.rules.selectors.Selector`, or a glob on the
+            qualified name (read as a :class:`Name`).
+        init: What is done to them: a scheme spec (``"xavier_uniform"``, ``"normal(std=0.02)"``,
+            ``{"name": ..., "args": {...}}``, a :class:`~fanin.schemes.Scheme`), ``"keep"``,
+            ``"reset_parameters"``, ``"defaults:<framework>"`` or an :class:`Init`
+            (:func:`as_init`).
+        kind: Which tensors the rule may cover: ``"parameter"``, ``"buffer"`` or ``"any"``.
+            Default: ``"any"`` when the selector names a buffer role or ``Kind("buffer")``, or
+            for a ``defaults:`` rule (which covers parameters and buffers alike, as the framework
+            lists them); else ``"parameter"``.
+        blocks: The tensor holds several logical layers as row blocks: a number of equal
+            row blocks, their sizes, or a :class:`~fanin.rules.blocks.Layout`; the scheme
+            is drawn per block with the block's fans (:mod:`fanin.rules.blocks`).
+        fans: The same for stacked expert weights: ``"experts"`` (``"experts:out_in"``) or
+            ``"experts:in_out"``; not together with ``blocks``.
 
-    ``blocks=`` (a number of equal row blocks, their sizes, or a
-    :class:`~fanin.rules.blocks.Layout`) or ``fans=`` (``"experts"``, ``"experts:in_out"``) say
-    that the tensor holds several logical layers: the scheme is drawn per block with the block's
-    fans (:mod:`fanin.rules.blocks`).
+    Attributes:
+        select: The selector.
+        init: The init (a :class:`BlockedInit` around it with ``blocks`` or ``fans``).
+        kind: ``"parameter"``, ``"buffer"`` or ``"any"``.
 
-    >>> Rule("*.weight", "orthogonal").kind
-    'parameter'
-    >>> Rule(Role("running_var"), "ones").kind
-    'any'
+    Raises:
+        RuleError: ``select`` is neither a selector nor a string, ``init`` cannot be read,
+            ``kind`` is not one of the three, or the layout cannot be read or both ``blocks`` and
+            ``fans`` are given.
+
+    Examples:
+        >>> Rule("*.weight", "orthogonal").kind
+        'parameter'
+        >>> Rule(Role("running_var"), "ones").kind
+        'any'
+        >>> str(Rule("*.c_attn.weight", "xavier_uniform", blocks=3))
+        "name='*.c_attn.weight' -> xavier_uniform per block of split(3)"
     """
 
     select: Selector
