@@ -188,29 +188,48 @@ def mup(
     r"""Maximal-update parametrization (Yang et al., 2022, "Tensor Programs V") relative to a base
     width given as a number: no base model is built.
 
-    ``base_width``: the width at which the hyperparameters were tuned (muP equals standard
-    parametrization there); ``width``: the model's width (default: read from its input layers).
-    ``std``: the std of the weights at the base width (default ``1/√fan_in``, i.e. LeCun normal at
-    the base width); ``embedding_std`` (default ``std``, else 1 as ``nn.Embedding``).
-    ``multipliers="forward"`` (TP5 Table 8, microsoft/mup's ``MuReadout``): the readout keeps its
-    base std and its output is multiplied by ``output_mult·base_width/width``;
-    ``multipliers="init"`` (TP5 Table 3): folded into the readout's init (``σ₀/m``) and learning rate
-    (needs an untied readout). ``zero_readout``: the readout starts at 0.
-    ``readout``/``inputs``: module-name globs for the readout and input layers (default: see
-    :mod:`fanin.rules.parametrization.roles`); ``roles``: ``{tensor-name glob: role}`` overrides.
-    ``attention``: :class:`~fanin.rules.parametrization.spec.Attention` naming the queries, so that
-    :func:`fanin.mup_hooks` can make the logits ``1/d``.
-
     The per-tensor numbers are in :mod:`fanin.rules.parametrization.table`; the init is done by
     the plan, the learning rates by :func:`fanin.mup_param_groups`, the forward multipliers by
     :func:`fanin.mup_hooks` (or the model's code). :func:`fanin.mup_table` says which is which.
 
-    >>> str(mup(base_width=64, std=0.02))
-    'mup(base_width=64, std=0.02)'
-    >>> mup(base_width=0)
-    Traceback (most recent call last):
-    ...
-    fanin.rules.parametrization.roles.MupError: base_width must be a positive int, got base_width=0
+    Args:
+        base_width: The width at which the hyperparameters were tuned (muP equals standard
+            parametrization there).
+        width: The model's width (default: read from its input layers).
+        std: The std of the weights at the base width (default ``1/√fan_in``, i.e. LeCun normal
+            at the base width).
+        embedding_std: The std of the embeddings (default ``std``, else 1 as ``nn.Embedding``).
+        output_mult: The readout's output multiplier at the base width (with
+            ``multipliers="forward"``).
+        multipliers: ``"forward"`` (TP5 Table 8, microsoft/mup's ``MuReadout``): the readout keeps
+            its base std and its output is multiplied by ``output_mult·base_width/width``;
+            ``"init"`` (TP5 Table 3): folded into the readout's init (``σ₀/m``) and learning rate
+            (needs an untied readout).
+        zero_readout: The readout starts at 0.
+        readout: Module-name globs for the readout layer(s) (default: see
+            :mod:`fanin.rules.parametrization.roles`).
+        inputs: Module-name globs for the input layers (default: see
+            :mod:`fanin.rules.parametrization.roles`).
+        roles: ``{tensor-name glob: role}`` overrides of the roles found.
+        attention: An :class:`~fanin.rules.parametrization.spec.Attention` (or a mapping of its
+            arguments) naming the queries, so that :func:`fanin.mup_hooks` can make the logits
+            ``1/d``.
+
+    Returns:
+        Rules holding the parametrization's one rule, bound to a model when planned
+        (:meth:`~fanin.rules.parametrization.rules.ParametrizationRules.bind`).
+
+    Raises:
+        MupError: An argument is out of its domain (a width or std that is not positive, an
+            unknown ``multipliers`` or role, ``output_mult`` with ``multipliers="init"``, ...).
+
+    Examples:
+        >>> str(mup(base_width=64, std=0.02))
+        'mup(base_width=64, std=0.02)'
+        >>> mup(base_width=0)
+        Traceback (most recent call last):
+        ...
+        fanin.rules.parametrization.roles.MupError: base_width must be a positive int, got base_width=0
     """
     return _rules(
         MupSpec(
@@ -253,8 +272,36 @@ def depth_mup(
     (every module ``branches`` matches), ``base_depth`` the base model's, in the same unit (two per
     transformer block with ``("*.attn", "*.mlp")``).
 
-    >>> str(depth_mup(64, 4, branches=("*.attn", "*.mlp")))
-    "depth_mup(base_width=64, base_depth=4, branches=['*.attn', '*.mlp'])"
+    Args:
+        base_width: The width at which the hyperparameters were tuned, as in :func:`mup`.
+        base_depth: The base model's number of branches, in the unit ``branches`` counts.
+        branches: Module-name globs naming the residual branches (the modules ``f`` whose output
+            is added to the stream, ``x + f(x)``).
+        width: As in :func:`mup`.
+        std: As in :func:`mup`.
+        embedding_std: As in :func:`mup`.
+        output_mult: As in :func:`mup`.
+        multipliers: As in :func:`mup`.
+        zero_readout: As in :func:`mup`.
+        readout: Module-name globs for the readout layer(s) (default: see
+            :mod:`fanin.rules.parametrization.roles`).
+        inputs: Module-name globs for the input layers (default: see
+            :mod:`fanin.rules.parametrization.roles`).
+        roles: ``{tensor-name glob: role}`` overrides of the roles found.
+        attention: An :class:`~fanin.rules.parametrization.spec.Attention` (or a mapping of its
+            arguments) naming the queries, so that :func:`fanin.mup_hooks` can make the logits
+            ``1/d``.
+
+    Returns:
+        Rules holding the parametrization's one rule, bound to a model when planned.
+
+    Raises:
+        MupError: An argument is out of its domain, as in :func:`mup`, or ``base_depth`` is not a
+            positive int.
+
+    Examples:
+        >>> str(depth_mup(64, 4, branches=("*.attn", "*.mlp")))
+        "depth_mup(base_width=64, base_depth=4, branches=['*.attn', '*.mlp'])"
     """
     return _rules(
         MupSpec(
@@ -290,8 +337,26 @@ def u_mup(
     :math:`1/d_\text{head}`) and per-tensor Adam learning rates. Only the weights' part of u-μP:
     its unit-scaled operations (nonlinearities, residual adds, loss) are the model's to adopt.
 
-    >>> str(u_mup(zero_readout=True))
-    'u_mup(zero_readout=True)'
+    Args:
+        zero_readout: The readout starts at 0.
+        readout: Module-name globs for the readout layer(s) (default: see
+            :mod:`fanin.rules.parametrization.roles`).
+        inputs: Module-name globs for the input layers (default: see
+            :mod:`fanin.rules.parametrization.roles`).
+        roles: ``{tensor-name glob: role}`` overrides of the roles found.
+        attention: An :class:`~fanin.rules.parametrization.spec.Attention` (or a mapping of its
+            arguments) naming the queries, so that :func:`fanin.mup_hooks` can make the logits
+            ``1/d``.
+
+    Returns:
+        Rules holding the parametrization's one rule, bound to a model when planned.
+
+    Raises:
+        MupError: An argument is out of its domain (an unknown role, a bad ``attention``, ...).
+
+    Examples:
+        >>> str(u_mup(zero_readout=True))
+        'u_mup(zero_readout=True)'
     """
     return _rules(
         MupSpec(
