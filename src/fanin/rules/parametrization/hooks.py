@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -119,8 +119,32 @@ def _hook(x: Multiplier):
     return hook
 
 
-def mup_hooks(model: nn.Module, plan) -> MupHooks:
-    """Install the plan's forward multipliers on ``model`` (resolved on it); return the handles."""
+def mup_hooks(model: nn.Module, plan: Any) -> MupHooks:
+    """Install the plan's forward multipliers on ``model`` (resolved on it); return the handles.
+
+    Args:
+        model: The model the hooks are registered on, the one the plan describes.
+        plan: A :class:`fanin.Plan` resolved on ``model`` with :func:`fanin.mup` / ``depth_mup`` /
+            ``u_mup`` rules (refused otherwise: see :func:`fanin.mup_table`).
+
+    Returns:
+        The installed hooks, one per multiplier of the plan's table; removable (``remove()``, or
+        leave a ``with`` block).
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module``, or ``plan`` is not a plan.
+        MupError: The plan is refused (see :func:`fanin.mup_table`), it does not describe
+            ``model``, or this model already has active multipliers installed.
+
+    Examples:
+        >>> import torch, fanin
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+        >>> hooks = mup_hooks(model, fanin.plan(model, fanin.mup(base_width=64)))
+        >>> [(x.kind, x.module, x.factor) for x in hooks], hooks.active
+        ([('readout', '2', 0.25)], True)
+        >>> hooks.remove(); hooks.active
+        False
+    """
     if not isinstance(model, nn.Module):
         raise TypeError(f"mup_hooks needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")
     table = mup_table(plan)

@@ -42,7 +42,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 
 def mup_param_groups(
     model: nn.Module,
-    plan,
+    plan: Any,
     *,
     lr: float,
     optimizer: str = "adam",
@@ -51,9 +51,35 @@ def mup_param_groups(
 ) -> list[dict[str, Any]]:
     """Parameter groups for ``torch.optim.<Optimizer>(groups)`` with per-tensor learning rates.
 
-    ``plan``: resolved on ``model`` with :func:`fanin.mup` / ``depth_mup`` / ``u_mup`` rules
-    (refused otherwise, and when it counts depth twice: see :func:`fanin.mup_table`). ``lr``: the
-    learning rate tuned at the base width (for u-muP, the global one).
+    Args:
+        model: The model whose parameters are grouped, the one the plan describes.
+        plan: A :class:`fanin.Plan` resolved on ``model`` with :func:`fanin.mup` / ``depth_mup`` /
+            ``u_mup`` rules (refused otherwise, and when it counts depth twice: see
+            :func:`fanin.mup_table`).
+        lr: The learning rate tuned at the base width (for u-muP, the global one); positive.
+        optimizer: ``"adam"`` or ``"adamw"`` (the Adam column, for any Adam-like optimizer) or
+            ``"sgd"`` (the SGD column).
+        weight_decay: The base weight decay, set on every group (non-negative); ``None`` leaves
+            it to the optimizer.
+        decoupled_wd: Keep ``weight_decay`` as given in every group; by default each group's
+            decay is divided by its factor, so that ``lr · weight_decay`` stays the base one.
+
+    Returns:
+        One group per learning-rate factor, in the model's parameter order: ``{"params": [...],
+        "lr": lr · factor}``, and ``"weight_decay"`` when it is given.
+
+    Raises:
+        TypeError: ``plan`` is not a plan.
+        MupError: An argument is out of its domain, the plan is refused (see
+            :func:`fanin.mup_table`), or it does not describe ``model``.
+
+    Examples:
+        >>> import torch, fanin
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+        >>> plan = fanin.plan(model, fanin.mup(base_width=64), seed=0)
+        >>> groups = mup_param_groups(model, plan, lr=0.1, optimizer="sgd", weight_decay=0.01)
+        >>> [(g["lr"], g["weight_decay"], len(g["params"])) for g in groups]
+        [(0.4, 0.0025, 3), (0.1, 0.01, 1)]
     """
     if optimizer not in OPTIMIZERS:
         raise MupError(describe_choice("optimizer", optimizer, OPTIMIZERS))

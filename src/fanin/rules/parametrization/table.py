@@ -636,15 +636,37 @@ def depth_conflicts(plan) -> list[tuple[str, str, str]]:
     ]
 
 
-def mup_table(plan) -> MupTable:
+def mup_table(plan: Any) -> MupTable:
     """The :class:`MupTable` of a plan resolved with :func:`fanin.mup` / ``depth_mup`` / ``u_mup`` rules.
 
     Refuses a plan in which a rule that scales residual projections by depth
     (:class:`~fanin.rules.rules.DepthScaledNormal`, the ``gpt2`` preset's ``c_proj`` rule, or any
     init with ``scales_depth = True``) initializes a tensor (:func:`depth_conflicts`): with
     depth-muP depth would be counted twice, and with muP that tensor's init would not scale with
-    width. ``overridden`` lists the tensors that another rule initialized although the
-    parametrization has an init for them.
+    width.
+
+    Args:
+        plan: A :class:`fanin.Plan` (typed ``Any``: plans are a layer above the rules) resolved
+            with exactly one parametrization's rules.
+
+    Returns:
+        The parametrization's table for the plan's model: a row per parameter, the forward
+        multipliers and the notes; its ``overridden`` lists the tensors that another rule
+        initialized although the parametrization has an init for them.
+
+    Raises:
+        TypeError: ``plan`` is not a plan.
+        MupError: The plan has no parametrization's rules, or more than one parametrization, or
+            a depth-scaled rule initializes one of its tensors.
+
+    Examples:
+        >>> import torch, fanin
+        >>> model = torch.nn.Sequential(torch.nn.Linear(8, 256), torch.nn.ReLU(), torch.nn.Linear(256, 10))
+        >>> table = mup_table(fanin.plan(model, fanin.mup(base_width=64), seed=0))
+        >>> table
+        <MupTable mup(base_width=64) on Sequential: 4 tensors, width=256 (x4), 1 forward multipliers>
+        >>> [(r.name, r.role, r.init) for r in table][2]
+        ('2.weight', 'readout', 'normal(std=0.125)')
     """
     tables, own = _tables(plan)
     if not tables:
