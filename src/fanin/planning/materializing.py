@@ -89,6 +89,14 @@ def materialize(
         RuleError: The rules cannot be resolved on ``model`` (see :func:`fanin.plan`), a kept
             parameter is still on meta, or a meta buffer has no rule and no module hook.
         ApplyError: A value cannot be computed; the model is left on meta, unchanged.
+
+    Examples:
+        >>> import torch, fanin
+        >>> with torch.device("meta"):
+        ...     model = torch.nn.Linear(4, 2)
+        >>> record = fanin.materialize(model, {"weight": "xavier_uniform", "bias": "zeros"}, seed=0)
+        >>> model.weight.device.type, model.bias.tolist(), record.source
+        ('cpu', [0.0, 0.0], 'stream')
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"materialize needs a torch.nn.Module, got model={model!r} ({type(model).__name__})")

@@ -369,6 +369,14 @@ class Rule:
         object.__setattr__(self, "kind", kind)
 
     def covers_kind(self, target: Target) -> bool:
+        """Whether the rule may cover ``target`` by its kind (not whether its selector matches).
+
+        Args:
+            target: A tensor of the model, as the planner sees it.
+
+        Returns:
+            ``True`` when :attr:`kind` is ``"any"`` or the target's kind.
+        """
         return self.kind == "any" or self.kind == target.kind
 
     def __str__(self) -> str:
