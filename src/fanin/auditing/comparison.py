@@ -37,14 +37,15 @@ are shown, never compared: two tensors whose first names differ are "same distri
 test rejects. ``resolution`` is the relative scale difference the scale test would detect at the
 corrected level, so a "same distribution" of 32 values says how little it means.
 
->>> import torch
->>> torch.manual_seed(0) is not None
-True
->>> a, b = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
->>> diff(a, b).headline
-'same architecture (2 tensors); same initialization: 2 same distribution'
->>> diff(a, a).counts
-{'identical': 2, 'close': 0, 'same distribution': 0, 'different': 0}
+Examples:
+    >>> import torch
+    >>> torch.manual_seed(0) is not None
+    True
+    >>> a, b = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
+    >>> diff(a, b).headline
+    'same architecture (2 tensors); same initialization: 2 same distribution'
+    >>> diff(a, a).counts
+    {'identical': 2, 'close': 0, 'same distribution': 0, 'different': 0}
 """
 
 from __future__ import annotations

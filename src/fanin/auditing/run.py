@@ -24,14 +24,15 @@ procedure at ``alpha`` (default 0.01) on each tensor's evidence p-value
 (:mod:`fanin.auditing.evidence`), so a checkpoint of fresh tensors is called trained anywhere with
 probability at most ``alpha``. A norm layer that is not constant is trained regardless (a rule).
 
->>> import torch, fanin
->>> torch.manual_seed(0) is not None
-True
->>> report = audit(torch.nn.Linear(64, 32))
->>> [r.inference.label for r in report.records]
-['kaiming_uniform(a=sqrt(5))', "kaiming_uniform(a=sqrt(5)) at the layer weight's fans"]
->>> report
-<AuditReport 'Linear': 2 tensors, 2 fresh, 0 look trained>
+Examples:
+    >>> import torch, fanin
+    >>> torch.manual_seed(0) is not None
+    True
+    >>> report = audit(torch.nn.Linear(64, 32))
+    >>> [r.inference.label for r in report.records]
+    ['kaiming_uniform(a=sqrt(5))', "kaiming_uniform(a=sqrt(5)) at the layer weight's fans"]
+    >>> report
+    <AuditReport 'Linear': 2 tensors, 2 fresh, 0 look trained>
 """
 
 from __future__ import annotations

@@ -34,9 +34,10 @@ drives towards 1), about 10% relative at depth 10 and width 1024 (measured: 1.41
 predicted 2 over eight seeds). :func:`signal_propagation` therefore averages the measurement over
 ``repeats`` independent networks and reports its standard error.
 
->>> p = predict_second_moments(3, 1024, "relu", "kaiming_normal(nonlinearity='relu')")
->>> [round(x.pre, 12) for x in p], [round(x.post, 12) for x in p]
-([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+Examples:
+    >>> p = predict_second_moments(3, 1024, "relu", "kaiming_normal(nonlinearity='relu')")
+    >>> [round(x.pre, 12) for x in p], [round(x.post, 12) for x in p]
+    ([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
 """
 
 from __future__ import annotations
