@@ -185,11 +185,33 @@ class CoordCheck:
         raise KeyError(describe_choice("layer group", group, names))
 
     def fit(self, group: str, step: int | None = None) -> CoordFit:
-        """The fit of ``group`` at ``step`` (default: the last)."""
+        """The fit of ``group`` at ``step`` (default: the last).
+
+        Args:
+            group: A layer group's name (one of :attr:`groups`).
+            step: The step, ``0..steps``; ``None`` for the last (after the last update).
+
+        Returns:
+            The group's fit at that step.
+
+        Raises:
+            KeyError: ``group`` is not a recorded group, or has no fit at ``step``.
+        """
         return self._find(self.fits, group, step)
 
     def slope(self, group: str, step: int | None = None) -> float:
-        """The fitted exponent of ``group``'s size in width at ``step`` (default: the last)."""
+        """The fitted exponent of ``group``'s size in width at ``step`` (default: the last).
+
+        Args:
+            group: A layer group's name (one of :attr:`groups`).
+            step: The step, ``0..steps``; ``None`` for the last.
+
+        Returns:
+            The slope of the log-log fit.
+
+        Raises:
+            KeyError: ``group`` is not a recorded group, or has no fit at ``step``.
+        """
         return self.fit(group, step).slope
 
     def verdict(self, group: str) -> CoordVerdict:
@@ -260,7 +282,14 @@ class CoordCheck:
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the record as JSON (to a temporary name, then renamed into place)."""
+        """Write the record as JSON (to a temporary name, then renamed into place).
+
+        Args:
+            path: The file to write; :meth:`load` reads it back.
+
+        Returns:
+            ``path``, as a ``Path``.
+        """
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")

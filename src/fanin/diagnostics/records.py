@@ -194,7 +194,18 @@ class ProbeReport:
         return tuple(v for v in self.verdicts if not v.healthy)
 
     def layer(self, name: str, call: int = 0) -> LayerStats:
-        """The record of module ``name``'s ``call``-th call."""
+        """The record of module ``name``'s ``call``-th call.
+
+        Args:
+            name: The module's qualified name (``""`` for the model itself).
+            call: Which call of the module, counted from 0.
+
+        Returns:
+            The layer's record.
+
+        Raises:
+            KeyError: No recorded layer has that name and call.
+        """
         for record in self.layers:
             if record.name == name and record.call == call:
                 return record
