@@ -37,14 +37,15 @@ are shown, never compared: two tensors whose first names differ are "same distri
 test rejects. ``resolution`` is the relative scale difference the scale test would detect at the
 corrected level, so a "same distribution" of 32 values says how little it means.
 
->>> import torch
->>> torch.manual_seed(0) is not None
-True
->>> a, b = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
->>> diff(a, b).headline
-'same architecture (2 tensors); same initialization: 2 same distribution'
->>> diff(a, a).counts
-{'identical': 2, 'close': 0, 'same distribution': 0, 'different': 0}
+Examples:
+    >>> import torch
+    >>> torch.manual_seed(0) is not None
+    True
+    >>> a, b = torch.nn.Linear(64, 32), torch.nn.Linear(64, 32)
+    >>> diff(a, b).headline
+    'same architecture (2 tensors); same initialization: 2 same distribution'
+    >>> diff(a, a).counts
+    {'identical': 2, 'close': 0, 'same distribution': 0, 'different': 0}
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ import torch
 from fanin.auditing.checkpoint import CheckpointError
 from fanin.auditing.dtypes import dtype_name, unit_roundoff
 from fanin.auditing.evidence import holm
-from fanin.auditing.run import TensorRecord, audit_tensor
+from fanin.auditing.run import Progress, TensorRecord, audit_tensor
 from fanin.auditing.scan import CHUNK, Scan
 from fanin.auditing.sources import Source, open_source
 from fanin.auditing.structure import orthogonal_tolerance
@@ -113,8 +114,30 @@ class TensorDiff:
 
 @dataclass(frozen=True)
 class DiffReport:
-    """Architecture comparison and per-tensor answers; ``tied`` names sharing storage with an
-    earlier name on both sides (compared once), ``skipped`` name -> why not compared."""
+    """What :func:`diff` found: the architecture comparison and the per-tensor answers.
+
+    ``print(report)`` shows the tables (:mod:`fanin.report.audit`); ``to_dict()`` is the JSON form.
+
+    Attributes:
+        source_a: The label of source ``a``.
+        source_b: The label of source ``b``.
+        missing: The tensors only in ``a``.
+        extra: The tensors only in ``b``.
+        reshaped: ``(name, shape in a, shape in b)`` of the tensors in both with different shapes.
+        tensors: One :class:`TensorDiff` per tensor compared, in ``a``'s order.
+        records_a: The audit records of the compared tensors of ``a``.
+        records_b: The audit records of the compared tensors of ``b``.
+        skipped: Name -> why the tensor was not compared.
+        tied: The names sharing storage with an earlier name on both sides (compared once) ->
+            that name.
+        alpha: The family-wise level of "different".
+
+    Examples:
+        >>> lin = torch.nn.Linear(4, 4)
+        >>> d = diff(lin, torch.nn.Linear(4, 3))
+        >>> d.same_architecture, d.reshaped[0]
+        (False, ('weight', (4, 4), (3, 4)))
+    """
 
     source_a: str
     source_b: str
@@ -402,12 +425,38 @@ def diff(
     layout: str = "torch",
     rtol: float = 1e-5,
     atol: float = 1e-8,
-    progress=None,
+    progress: Progress | None = None,
     alpha: float = ALPHA,
 ) -> DiffReport:
     """Compare ``a`` and ``b`` (each an ``nn.Module``, a state_dict or a checkpoint path); see the
     module docstring. Tensors are read one pair at a time (checkpoints streamed); integer tensors
-    are compared for equality. ``progress(i, total, name)`` is called before each pair."""
+    are compared for equality.
+
+    Args:
+        a: The first source: anything :func:`fanin.audit` reads.
+        b: The second source, compared with ``a``.
+        layout: ``"torch"`` or ``"keras"``: the layout assumed where no module says it.
+        rtol: The relative tolerance of "close" (finite, >= 0).
+        atol: The absolute tolerance of "close" (finite, >= 0).
+        progress: ``progress(i, total, name)`` is called before each pair.
+        alpha: The family-wise level of "different", in (0, 1).
+
+    Returns:
+        The architecture comparison and one :class:`TensorDiff` per tensor compared.
+
+    Raises:
+        ValueError: ``rtol``, ``atol`` or ``alpha`` is out of its range, or ``layout`` is unknown.
+        CheckpointError: A checkpoint cannot be read as a set of named tensors.
+        TypeError: ``a`` or ``b`` is none of the accepted kinds.
+
+    Examples:
+        >>> lin = torch.nn.Linear(4, 4)
+        >>> d = diff(lin, {"weight": lin.weight.detach().clone(), "bias": torch.zeros(4)})
+        >>> d
+        <DiffReport 'Linear' vs 'state_dict': 2 tensors, 1 identical, 0 close, 0 same distribution, 1 different>
+        >>> [(t.name, t.status) for t in d.tensors]
+        [('weight', 'identical'), ('bias', 'different')]
+    """
     rtol = _check_tolerance("rtol", rtol, "the relative tolerance of 'close'")
     atol = _check_tolerance("atol", atol, "the absolute tolerance of 'close'")
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha < 1:

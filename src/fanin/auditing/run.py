@@ -24,14 +24,15 @@ procedure at ``alpha`` (default 0.01) on each tensor's evidence p-value
 (:mod:`fanin.auditing.evidence`), so a checkpoint of fresh tensors is called trained anywhere with
 probability at most ``alpha``. A norm layer that is not constant is trained regardless (a rule).
 
->>> import torch, fanin
->>> torch.manual_seed(0) is not None
-True
->>> report = audit(torch.nn.Linear(64, 32))
->>> [r.inference.label for r in report.records]
-['kaiming_uniform(a=sqrt(5))', "kaiming_uniform(a=sqrt(5)) at the layer weight's fans"]
->>> report
-<AuditReport 'Linear': 2 tensors, 2 fresh, 0 look trained>
+Examples:
+    >>> import torch, fanin
+    >>> torch.manual_seed(0) is not None
+    True
+    >>> report = audit(torch.nn.Linear(64, 32))
+    >>> [r.inference.label for r in report.records]
+    ['kaiming_uniform(a=sqrt(5))', "kaiming_uniform(a=sqrt(5)) at the layer weight's fans"]
+    >>> report
+    <AuditReport 'Linear': 2 tensors, 2 fresh, 0 look trained>
 """
 
 from __future__ import annotations
@@ -151,9 +152,24 @@ class RoleGroup:
 
 @dataclass(frozen=True)
 class AuditReport:
-    """Every audited tensor of one source, in the source's order; ``skipped`` name -> reason;
-    ``tied`` alias -> the name audited in its place; ``alpha`` the family-wise level of the
-    training alarms; ``pools`` the small tensors inferred together."""
+    """What :func:`audit` found: every audited tensor of one source, in the source's order.
+
+    ``print(report)`` shows the tables (:mod:`fanin.report.audit`); ``to_dict()`` is the JSON form.
+
+    Attributes:
+        source: The source's label (the module's class, ``"state_dict"`` or the path).
+        layout_note: How the tensors' layout was decided (read from the modules, or assumed).
+        records: One :class:`TensorRecord` per audited tensor.
+        skipped: Name -> why the tensor was not audited (not floating-point, unreadable, ...).
+        tied: Alias -> the name audited in its place (tensors sharing storage).
+        alpha: The family-wise level of the training alarms.
+        pools: The small tensors inferred together (:class:`Pool`).
+
+    Examples:
+        >>> report = audit(torch.nn.Linear(4, 4))
+        >>> report.source, [r.name for r in report.records], report.trained
+        ('Linear', ['weight', 'bias'], ())
+    """
 
     source: str
     layout_note: str
@@ -299,8 +315,35 @@ def audit(
 ) -> AuditReport:
     """Audit every floating-point tensor of ``source`` (or only ``names``); see the module docstring.
 
-    ``progress(i, total, name)`` is called before each tensor (the CLI draws a bar with it);
-    ``alpha`` is the family-wise level of the training alarms.
+    Args:
+        source: An ``nn.Module``, a state_dict (any mapping of names to tensors, nested dicts
+            flattened), a checkpoint path (``.safetensors``, ``.pt``, ``.pth``, ``.bin``, ``.ckpt``,
+            ``.pkl``) or a Hugging Face model directory (:func:`fanin.auditing.sources.open_source`).
+        layout: ``"torch"`` or ``"keras"``: the layout assumed where no module says it (state_dicts
+            and checkpoints).
+        names: Audit only these tensors (each must be in ``source``); they are audited in the
+            source's order.
+        progress: ``progress(i, total, name)`` is called before each tensor (the CLI draws a bar
+            with it).
+        alpha: The family-wise level of the training alarms, in (0, 1).
+
+    Returns:
+        Every audited tensor in the source's order, with the skipped and tied tensors and the
+        pooled small ones.
+
+    Raises:
+        ValueError: ``alpha`` is not in (0, 1), or ``layout`` is unknown.
+        KeyError: A name in ``names`` is not a tensor of ``source``.
+        CheckpointError: A checkpoint cannot be read as a set of named tensors
+            (:class:`UnsafeCheckpointError` for a pickle the weights-only loader refuses).
+        TypeError: ``source`` is none of the accepted kinds.
+
+    Examples:
+        >>> report = audit({"w": torch.zeros(8, 8), "b": torch.ones(8)})
+        >>> report
+        <AuditReport 'state_dict': 2 tensors, 2 fresh, 0 look trained>
+        >>> [r.inference.label for r in report.records]
+        ['zeros', 'ones']
     """
     if not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and 0 < alpha < 1):
         raise ValueError(f"alpha is the family-wise level of the training alarms, in (0, 1); got alpha={alpha!r}")

@@ -128,9 +128,33 @@ class CoordVerdict:
 
 @dataclass(frozen=True)
 class CoordCheck:
-    """The record of one coordinate check (see the module docstring); ``records`` hold
-    ``(width, seed, step, layer, group, module type, value)``; ``fits`` one :class:`CoordFit` per
-    group and step; ``verdicts`` one per group, in the order the groups were first recorded."""
+    """The record of one coordinate check (see the module docstring).
+
+    Plain data: ``to_dict``/``from_dict``, ``save``/``load`` (JSON); ``print()`` shows its table.
+
+    Attributes:
+        label: The check's name.
+        rules: The name of the plan's rules.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        lr: The (base) learning rate.
+        statistic: ``"l1"`` or ``"rms"``: the size recorded for each layer.
+        steps: The number of updates; sizes are recorded at steps ``0..steps``.
+        widths: The widths, increasing.
+        seeds: The plan's seeds.
+        tolerance: The largest ``|slope|`` called ``stable``.
+        records: Every measured size, as ``(width, seed, step, layer, group, module type, value)``.
+        fits: One :class:`CoordFit` per group and step.
+        verdicts: One :class:`CoordVerdict` per group, in the order the groups were first recorded.
+        layer_fits: One :class:`CoordFit` per layer (not grouped) after the last update.
+        world_size: The number of ranks the statistics were all-reduced over (1 without).
+
+    Examples:
+        >>> make = lambda w: torch.nn.Sequential(torch.nn.Linear(4, w), torch.nn.Tanh(), torch.nn.Linear(w, 2))
+        >>> data = (torch.ones(2, 4), torch.zeros(2, 2))
+        >>> check = coord_check(make, [8, 32], data, steps=1)
+        >>> [f.step for f in check.fits if f.group == "1"], check.verdict("1").group
+        ([0, 1], '1')
+    """
 
     label: str
     rules: str
@@ -161,11 +185,33 @@ class CoordCheck:
         raise KeyError(describe_choice("layer group", group, names))
 
     def fit(self, group: str, step: int | None = None) -> CoordFit:
-        """The fit of ``group`` at ``step`` (default: the last)."""
+        """The fit of ``group`` at ``step`` (default: the last).
+
+        Args:
+            group: A layer group's name (one of :attr:`groups`).
+            step: The step, ``0..steps``; ``None`` for the last (after the last update).
+
+        Returns:
+            The group's fit at that step.
+
+        Raises:
+            KeyError: ``group`` is not a recorded group, or has no fit at ``step``.
+        """
         return self._find(self.fits, group, step)
 
     def slope(self, group: str, step: int | None = None) -> float:
-        """The fitted exponent of ``group``'s size in width at ``step`` (default: the last)."""
+        """The fitted exponent of ``group``'s size in width at ``step`` (default: the last).
+
+        Args:
+            group: A layer group's name (one of :attr:`groups`).
+            step: The step, ``0..steps``; ``None`` for the last.
+
+        Returns:
+            The slope of the log-log fit.
+
+        Raises:
+            KeyError: ``group`` is not a recorded group, or has no fit at ``step``.
+        """
         return self.fit(group, step).slope
 
     def verdict(self, group: str) -> CoordVerdict:
@@ -236,7 +282,14 @@ class CoordCheck:
         )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the record as JSON (to a temporary name, then renamed into place)."""
+        """Write the record as JSON (to a temporary name, then renamed into place).
+
+        Args:
+            path: The file to write; :meth:`load` reads it back.
+
+        Returns:
+            ``path``, as a ``Path``.
+        """
         path = Path(path)
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False), encoding="utf-8")
@@ -473,20 +526,51 @@ def coord_check(
     label: str | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> CoordCheck:
-    """Train ``make_model(width)`` for each width ``steps`` steps and fit each layer group's size in width.
+    r"""Train ``make_model(width)`` for each width ``steps`` steps and fit each layer group's size in width.
 
-    ``data``: ``(inputs, targets)`` (the same batch every step), a list of ``steps + 1`` of them, or
-    a callable ``step -> (inputs, targets)``; inputs are a tensor, a tuple (positional) or a dict
-    (keyword). ``loss(output, targets)`` defaults to cross-entropy over the last dimension for
-    integer targets, mean squared error for float targets. ``rules``: the plan's rules (default
-    ``"torch"``: standard parametrization); a :func:`fanin.mup` plan also brings its learning rates
-    and forward multipliers. ``optimizer``: ``"adam"``, ``"adamw"`` or ``"sgd"`` with learning rate
-    ``lr`` (the base one under muP). ``seeds``: the plan's seeds (one model per width and seed,
-    averaged). ``layers``: a predicate ``(name, module)`` choosing the recorded modules (default
-    :func:`~fanin.diagnostics.probing.default_layer`); ``groups``: layer name -> group (default
-    :func:`default_group`). ``reduce``: all-reduce the statistics over the default process group
-    (default: when ``torch.distributed`` is initialized with more than one rank). ``progress`` is
-    called with a line per model built.
+    Args:
+        make_model: ``width -> nn.Module``; called under ``torch.device("meta")``, the model is
+            then materialized by the plan of ``rules``.
+        widths: Two or more increasing, distinct positive int widths.
+        data: ``(inputs, targets)`` (the same batch every step), a list of ``steps + 1`` of them, or
+            a callable ``step -> (inputs, targets)``; inputs are a tensor, a tuple (positional) or a
+            dict (keyword).
+        steps: The number of optimizer updates (>= 1); sizes are recorded at steps ``0..steps``.
+        optimizer: ``"adam"``, ``"adamw"`` or ``"sgd"``.
+        lr: The learning rate (the base one under muP; positive, finite).
+        rules: The plan's rules, anything :func:`fanin.plan` takes (default ``"torch"``: standard
+            parametrization); a :func:`fanin.mup` plan also brings its learning rates
+            (:func:`fanin.mup_param_groups`) and forward multipliers (:func:`fanin.mup_hooks`).
+        loss: ``(output, targets) -> scalar tensor``; default cross-entropy over the last dimension
+            for integer targets, mean squared error for float targets.
+        seeds: The plan's seeds (non-negative ints): one model per width and seed, averaged.
+        statistic: ``"l1"`` (:math:`\operatorname{mean}|y|`, mup's default) or ``"rms"``.
+        layers: A predicate ``(name, module) -> bool`` choosing the recorded modules (default
+            :func:`~fanin.diagnostics.probing.default_layer`).
+        groups: Layer name -> group name (default :func:`default_group` of each model).
+        tolerance: The largest ``|slope|`` called ``stable`` (positive, finite).
+        device: Where the models are materialized and trained.
+        parallelize: Applied to the meta model before it is materialized (e.g.
+            ``lambda m: fully_shard(m) or m``); its result, if not ``None``, replaces the model.
+        reduce: All-reduce the statistics over the default process group (default ``None``: when
+            ``torch.distributed`` is initialized with more than one rank).
+        label: The record's name (default: ``make_model.__name__``).
+        progress: Called with one line per model built and trained.
+
+    Returns:
+        The record: every measured size, the fits per group and step, and one verdict per group.
+
+    Raises:
+        CoordCheckError: An argument is out of its range or of the wrong kind, ``make_model``
+            returns no module, or ``reduce=True`` without an initialized process group.
+
+    Examples:
+        >>> make = lambda w: torch.nn.Sequential(torch.nn.Linear(4, w), torch.nn.ReLU(), torch.nn.Linear(w, 3))
+        >>> g = torch.Generator().manual_seed(0)
+        >>> data = (torch.randn(8, 4, generator=g), torch.randint(0, 3, (8,), generator=g))
+        >>> check = coord_check(make, [16, 64], data, steps=1)
+        >>> check.groups, check.rules, check.steps
+        (('0', '1', '2'), 'torch', 1)
     """
     widths = list(widths)
     if len(widths) < 2 or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):

@@ -216,21 +216,48 @@ def lsuv_(
     :math:`t/\sqrt{\operatorname{Var}(y)}` until :math:`|\operatorname{Var}(y) - t^2| <`
     ``tol`` or ``max_iter`` rescalings, :math:`\operatorname{Var}(y)` being ``y.var()`` (torch's
     unbiased variance over every element of the layer's output for ``batch``, in float64).
+    Modes, buffers and the RNG state are restored afterwards; biases are left as they are.
 
-    - ``batch``: a tensor (``model(batch)``), a tuple/list (``model(*batch)``) or a dict
-      (``model(**batch)``), on the model's device.
-    - ``orthogonal_init``: first give each selected weight an orthogonal start
-      (:func:`fanin.init.orthogonal_`), except weights the ``"lsuv"`` scheme already filled.
-      Drawn in registration order from ``generator``: ``None`` (torch's global generator, as
-      ``torch.nn.init`` does), a ``torch.Generator``, or a :class:`fanin.Stream` whose seed keys one
-      stream per weight, ``Stream(seed, canonical name)`` (as :func:`fanin.streams_for` does).
-    - ``layers``: ``None`` (every ``nn.Linear`` and convolution), ``"marked"`` (the layers whose
-      weight the ``"lsuv"`` scheme filled), an iterable of module names or modules, or a
-      predicate ``(name, module) -> bool``. Each must have a floating ``weight``.
-    - ``train``: run the passes in train mode (dropout on, batch norm on batch statistics) rather
-      than eval mode. Modes, buffers and the RNG state are restored either way.
+    Args:
+        model: The module whose layers are calibrated, in place.
+        batch: A tensor (``model(batch)``), a tuple/list (``model(*batch)``) or a dict
+            (``model(**batch)``), on the model's device.
+        tol: The tolerance on the variance, :math:`|\operatorname{Var}(y) - t^2| <` ``tol``
+            (finite, > 0 and below ``target_std ** 2``).
+        max_iter: The most rescalings per layer (>= 1).
+        target_std: The std :math:`t` every layer's output is calibrated to (finite, > 0).
+        orthogonal_init: First give each selected weight an orthogonal start
+            (:func:`fanin.init.orthogonal_`), except weights the ``"lsuv"`` scheme already filled.
+        generator: The source of the orthogonal starts, drawn in registration order: ``None``
+            (torch's global generator, as ``torch.nn.init`` does), a ``torch.Generator``, or a
+            :class:`fanin.Stream` whose seed keys one stream per weight,
+            ``Stream(seed, canonical name)`` (as :func:`fanin.streams_for` does).
+        layers: ``None`` (every ``nn.Linear``, convolution and transposed convolution),
+            ``"marked"`` (the layers whose weight the ``"lsuv"`` scheme filled), an iterable of
+            module names or modules, or a predicate ``(name, module) -> bool``. Each must have a
+            floating-point ``weight``.
+        train: Run the passes in train mode (dropout on, batch norm on batch statistics) rather
+            than eval mode.
 
-    Raises :class:`LSUVError` when no selected layer runs in the forward.
+    Returns:
+        One record per calibrated layer, in execution order, and the selected layers that never
+        ran (:attr:`LSUVReport.unused`).
+
+    Raises:
+        LSUVError: No selected layer runs in the forward, the selection is empty or names no
+            submodule, a selected layer has no floating-point weight, or a layer's output is not a
+            tensor of 2 or more elements.
+        ValueError: ``tol``, ``max_iter`` or ``target_std`` is out of its range, or ``layers`` is a
+            string other than ``"marked"``.
+        TypeError: ``model`` is not a module, ``orthogonal_init`` or ``train`` is not a bool, or
+            ``generator``, ``layers`` or ``batch`` is of none of the accepted kinds.
+
+    Examples:
+        >>> model = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 4))
+        >>> g = torch.Generator().manual_seed(0)
+        >>> report = lsuv_(model, torch.randn(128, 16, generator=g), generator=g)
+        >>> [layer.name for layer in report.layers], report.converged
+        (['0', '2'], True)
     """
     _check_args(model, tol, max_iter, target_std, orthogonal_init, generator, train)
     selected = _select(model, layers)

@@ -313,16 +313,40 @@ def probe(
 ) -> ProbeReport:
     """Run ``model`` once on ``inputs`` with hooks and return a :class:`~fanin.diagnostics.records.ProbeReport`.
 
-    ``inputs``: a tensor, a tuple/list (positional arguments), a dict (keyword arguments), or a
-    callable of no arguments returning one of these (called under the saved RNG state, so its
-    draws do not leak). Tensors are moved to the model's device. ``mode``: ``None`` keeps each
-    module's mode, ``"eval"`` or ``"train"`` sets it for the pass; it is restored afterwards.
-    ``backward``: also run the backward pass (see the module docstring; ``loss`` replaces the
-    random cotangent). ``residual``: ``None`` detects residual blocks, a glob or list of globs
-    names them, ``False`` turns tracking off. ``layers``: a predicate ``(name, module)`` choosing
-    the recorded modules (default :func:`default_layer`). ``seed`` seeds the cotangent's private
-    generator. ``label`` names the run (default: the model's class). ``on_layer`` is called with
-    each layer's record as soon as it is measured (progress bars).
+    The model is left as it was: hooks removed, modes, buffers and the RNG state restored (see the
+    module docstring).
+
+    Args:
+        model: The module to run.
+        inputs: A tensor, a tuple/list (positional arguments), a dict (keyword arguments), or a
+            callable of no arguments returning one of these (called under the saved RNG state, so
+            its draws do not leak). Tensors are moved to the model's device.
+        backward: Also run the backward pass: the gradient of a fixed random cotangent on the
+            output (or of ``loss``) for every layer and parameter.
+        mode: ``None`` keeps each module's mode; ``"eval"`` or ``"train"`` sets it for the pass.
+        loss: A callable ``output -> scalar tensor`` whose gradient replaces the random cotangent's
+            (only with ``backward=True``).
+        residual: ``None`` (or ``True``) detects residual blocks, a glob or a list of globs on
+            qualified names names them, ``False`` turns tracking off.
+        layers: A predicate ``(name, module) -> bool`` choosing the recorded modules (default
+            :func:`default_layer`).
+        seed: The seed of the cotangent's private generator.
+        label: The run's name in the report (default: the model's class name).
+        on_layer: Called with each layer's record as soon as it is measured (progress bars).
+
+    Returns:
+        The statistics of every recorded layer call in execution order, of every parameter and
+        residual block, and the verdicts.
+
+    Raises:
+        ProbeError: An argument is not usable (not a module, unknown mode, ``loss`` without
+            ``backward``, a non-int ``seed``, ...), or the backward pass has nothing to run from.
+
+    Examples:
+        >>> model = nn.Sequential(nn.Linear(8, 8), nn.Tanh())
+        >>> report = probe(model, torch.randn(4, 8, generator=torch.Generator().manual_seed(0)))
+        >>> [(r.name, r.module) for r in report.layers], report.backward
+        ([('0', 'Linear'), ('1', 'Tanh')], False)
     """
     if not isinstance(model, nn.Module):
         raise ProbeError(f"probe takes a torch.nn.Module, got model={type(model).__name__}")

@@ -126,12 +126,32 @@ class BlockStats(_Record):
 class ProbeReport:
     """What :func:`fanin.probe` measured on one model, and its verdicts.
 
-    ``label`` names the run in tables and plots (several reports on one plot compare schemes);
-    ``residual_exponent`` is :math:`x` of the stream's std :math:`\\propto k^x` (``None`` with
-    too few blocks); ``input_dtypes`` the dtypes of the input tensors when known (``()`` otherwise):
-    integer inputs (token ids) have no std, and the summary says what they are instead.
+    ``repr()`` is one line; ``print(report)`` shows the tables (:mod:`fanin.report.probe`);
+    ``to_dict()`` is the JSON form, which :func:`load_report` reads back.
 
-    ``repr()`` is one line; ``print(report)`` shows the tables (:mod:`fanin.report.probe`).
+    Attributes:
+        label: The run's name in tables and plots (several reports on one plot compare schemes).
+        model: The model's class name.
+        mode: ``"train"`` or ``"eval"``: the mode of the pass.
+        backward: Whether the backward pass was run (gradient statistics are ``None`` otherwise).
+        device: The model's device (``"cpu"`` for a model without parameters or buffers).
+        torch_version: ``torch.__version__`` of the run.
+        input_shapes: The shape of every input tensor.
+        input_std: The std of all floating-point input values together (NaN when there are none).
+        layers: One record per recorded layer call, in execution order.
+        params: One record per parameter, in ``named_parameters()`` order.
+        blocks: One record per residual block call, along the stream.
+        residual_exponent: :math:`x` of the stream's std :math:`\\propto k^x` (``None`` with
+            fewer than 2 blocks).
+        verdicts: The verdicts on the signal (:class:`~fanin.diagnostics.verdicts.Verdict`).
+        input_dtypes: The dtypes of the input tensors when known (``()`` otherwise): integer
+            inputs (token ids) have no std, and the summary says what they are instead.
+
+    Examples:
+        >>> import torch, fanin
+        >>> report = fanin.probe(torch.nn.Linear(4, 4), torch.ones(2, 4))
+        >>> report.model, report.input_shapes, [r.name for r in report.layers]
+        ('Linear', ((2, 4),), [''])
     """
 
     label: str
@@ -174,7 +194,18 @@ class ProbeReport:
         return tuple(v for v in self.verdicts if not v.healthy)
 
     def layer(self, name: str, call: int = 0) -> LayerStats:
-        """The record of module ``name``'s ``call``-th call."""
+        """The record of module ``name``'s ``call``-th call.
+
+        Args:
+            name: The module's qualified name (``""`` for the model itself).
+            call: Which call of the module, counted from 0.
+
+        Returns:
+            The layer's record.
+
+        Raises:
+            KeyError: No recorded layer has that name and call.
+        """
         for record in self.layers:
             if record.name == name and record.call == call:
                 return record

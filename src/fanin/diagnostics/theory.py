@@ -34,9 +34,10 @@ drives towards 1), about 10% relative at depth 10 and width 1024 (measured: 1.41
 predicted 2 over eight seeds). :func:`signal_propagation` therefore averages the measurement over
 ``repeats`` independent networks and reports its standard error.
 
->>> p = predict_second_moments(3, 1024, "relu", "kaiming_normal(nonlinearity='relu')")
->>> [round(x.pre, 12) for x in p], [round(x.post, 12) for x in p]
-([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
+Examples:
+    >>> p = predict_second_moments(3, 1024, "relu", "kaiming_normal(nonlinearity='relu')")
+    >>> [round(x.pre, 12) for x in p], [round(x.post, 12) for x in p]
+    ([2.0, 2.0, 2.0], [1.0, 1.0, 1.0])
 """
 
 from __future__ import annotations
@@ -84,14 +85,28 @@ def weight_variance(scheme: str | Scheme, shape: tuple[int, ...]) -> float:
     :math:`g^2/\max(\text{rows}, \text{cols})`, which gives the same :math:`n\sigma_w^2` as an
     i.i.d. draw (rows of norm g, or columns).
 
-    >>> round(weight_variance("kaiming_normal(nonlinearity='relu')", (256, 128)) * 128, 12)
-    2.0
-    >>> round(weight_variance("xavier_uniform", (30, 10)), 15)
-    0.05
-    >>> weight_variance("uniform", (3, 3))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    fanin.errors.SchemeArgumentError: The variance recursion needs zero-mean weights; scheme 'uniform' has mean 0.5 (uniform low=0, high=1)
+    Args:
+        scheme: A :func:`fanin.get` spec or a :class:`fanin.Scheme`.
+        shape: The weight's shape in torch's layout, ``(out, in, *kernel)`` (2 or more dims).
+
+    Returns:
+        The variance of one entry.
+
+    Raises:
+        SchemeArgumentError: The scheme's variance is not known in closed form (LSUV, constant,
+            identity, structured or several draws), or its draw is not zero-mean.
+        ValueError: ``shape`` has fewer than 2 dimensions.
+
+    Examples:
+        >>> round(weight_variance("kaiming_normal(nonlinearity='relu')", (256, 128)) * 128, 12)
+        2.0
+        >>> round(weight_variance("xavier_uniform", (30, 10)), 15)
+        0.05
+        >>> weight_variance("uniform", (3, 3))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        fanin.errors.SchemeArgumentError: The variance recursion needs zero-mean weights;
+        scheme 'uniform' has mean 0.5 (uniform low=0, high=1)
     """
     s = get(scheme)
     shape = tuple(int(d) for d in shape)
@@ -182,10 +197,35 @@ def predict_second_moments(
     knows, or ``weight_var`` the variance itself. ``kind="cnn"``: ``width`` channels and a
     ``kernel_size`` square kernel, :math:`n` = width * k * k.
 
-    >>> [round(p.pre, 12) for p in predict_second_moments(3, 100, None, "normal(std=0.1)")]
-    [1.0, 1.0, 1.0]
-    >>> round(predict_second_moments(1, 64, "tanh", weight_var=1 / 64)[0].post, 12)  # E[tanh(z)^2]
-    0.394294490398
+    Args:
+        depth: The number of layers (>= 1).
+        width: The units of each layer (>= 1), or the channels for ``kind="cnn"``.
+        activation: The activation after each layer: ``None``, ``"linear"`` or ``"identity"`` for
+            none, else a :func:`fanin.activations.activation_names` name.
+        scheme: The weights' scheme (a :func:`fanin.get` spec whose variance
+            :func:`weight_variance` knows, at the shape of one layer); exactly one of ``scheme``
+            and ``weight_var``.
+        param: The activation's parameter (a leaky ReLU's slope, ...); ``None`` for its default.
+        kind: ``"mlp"`` (weights ``(width, width)``) or ``"cnn"`` (weights
+            ``(width, width, kernel_size, kernel_size)``).
+        kernel_size: The side k of the square kernel (>= 1; only for ``kind="cnn"``).
+        weight_var: The variance :math:`\sigma_w^2` of one weight entry, given directly (finite, >= 0).
+        bias_std: The standard deviation :math:`\sigma_b` of the biases (finite, >= 0).
+        input_second_moment: The inputs' second moment :math:`E[x^2]` (finite, >= 0).
+
+    Returns:
+        One :class:`Prediction` per layer, layer 0 first: ``pre`` is :math:`q_l`, ``post`` :math:`m_l`.
+
+    Raises:
+        ValueError: A count or number is out of its range, ``kind`` is unknown, the activation or
+            its parameter is unknown, or not exactly one of ``scheme`` and ``weight_var`` is given.
+        SchemeArgumentError: The scheme's variance is not known (see :func:`weight_variance`).
+
+    Examples:
+        >>> [round(p.pre, 12) for p in predict_second_moments(3, 100, None, "normal(std=0.1)")]
+        [1.0, 1.0, 1.0]
+        >>> round(predict_second_moments(1, 64, "tanh", weight_var=1 / 64)[0].post, 12)  # E[tanh(z)^2]
+        0.394294490398
     """
     _check_int("depth", depth, 1)
     _check_int("width", width, 1)
@@ -318,9 +358,36 @@ def signal_propagation(
     moments :math:`E[h^2]` and :math:`E[f(h)^2]` are means over every element, in float64, then
     averaged over the networks.
 
-    >>> r = signal_propagation(2, 256, "relu", "kaiming_normal(nonlinearity='relu')", batch=32)
-    >>> [round(x.predicted_pre, 9) for x in r.layers], r.max_relative_error < 0.1
-    ([2.0, 2.0], True)
+    Args:
+        depth: The number of layers (>= 1).
+        width: The units of each layer (>= 1), or the channels for ``kind="cnn"``.
+        activation: The activation after each layer: ``None``, ``"linear"`` or ``"identity"`` for
+            none, else a :func:`fanin.activations.activation_names` name.
+        scheme: The weights' scheme, a :func:`fanin.get` spec whose variance
+            :func:`weight_variance` knows; it draws every layer's weight.
+        param: The activation's parameter; ``None`` for its default.
+        kind: ``"mlp"`` or ``"cnn"`` (convolutions padded circularly by ``kernel_size // 2``).
+        kernel_size: The side of the square kernel (odd, >= 1; only for ``kind="cnn"``).
+        image_size: The side of the square input images (>= 1; only for ``kind="cnn"``).
+        batch: The number of inputs per network (>= 1).
+        repeats: The number of independent networks the measurement is averaged over (>= 1).
+        bias_std: The standard deviation of the biases (finite, >= 0; 0 for no bias).
+        seed: The seed of the one torch.Generator that draws inputs, weights and biases.
+
+    Returns:
+        The experiment's settings and, per layer, the predicted and measured second moments
+        (:class:`LayerMoments`).
+
+    Raises:
+        ValueError: A count or number is out of its range, ``kind`` is unknown, ``kernel_size`` is
+            even for ``kind="cnn"``, or the activation or its parameter is unknown.
+        TypeError: ``seed`` is not an int.
+        SchemeArgumentError: The scheme's variance is not known (see :func:`weight_variance`).
+
+    Examples:
+        >>> r = signal_propagation(2, 256, "relu", "kaiming_normal(nonlinearity='relu')", batch=32)
+        >>> [round(x.predicted_pre, 9) for x in r.layers], r.max_relative_error < 0.1
+        ([2.0, 2.0], True)
     """
     _check_int("batch", batch, 1)
     _check_int("repeats", repeats, 1)
