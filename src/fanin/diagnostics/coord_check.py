@@ -67,6 +67,7 @@ from fanin.planning.records import Plan
 from fanin.planning.resolve import plan as make_plan
 from fanin.rules.load import bind
 from fanin.rules.parametrization import (
+    OPTIMIZERS,
     MupError,
     mup_hooks,
     mup_param_groups,
@@ -88,7 +89,6 @@ __all__ = [
 
 FORMAT = "fanin.coord_check/1"
 STATISTICS = ("l1", "rms")
-OPTIMIZERS = ("adam", "adamw", "sgd")
 OUTPUT = "<output>"
 
 
