@@ -1,4 +1,4 @@
-"""Speed of the audit: MB/s of ``fanin.auditing.infer`` on large tensors, ms per small tensor.
+"""Speed of the audit: MB/s of ``fanin.auditing.inference`` on large tensors, ms per small tensor.
 
     python benchmarks/audit.py                  # 16, 64 and 256 MB float32 tensors; small tensors
     python benchmarks/audit.py --sizes 16 --small 300
@@ -7,7 +7,7 @@ Large tensors: a matrix of N(0, 0.02) of each size (float32, and bfloat16 for th
 best of --repeat after one warm-up call (the warm-up also builds the shape's candidate schemes):
 MB of the tensor's own dtype per second of wall time and of this process's CPU time (the audit
 runs on one torch thread, so on a machine shared with other work the CPU figure is the one an
-idle machine gives). The time splits into the streaming pass (``fanin.auditing.scan``) and the
+idle machine gives). The time splits into the streaming pass (``fanin.auditing.scanning``) and the
 rest (hypotheses, spectrum), both printed.
 
 Small tensors (under 64 KB): the parameters of a model of 8 blocks of Linear + LayerNorm layers
@@ -26,8 +26,8 @@ import time
 import torch
 
 from fanin.auditing.candidates import continuous_candidates
-from fanin.auditing.infer import infer
-from fanin.auditing.scan import scan
+from fanin.auditing.inference import infer
+from fanin.auditing.scanning import scan
 
 
 def best_time(fn, repeat: int) -> tuple[float, float]:

@@ -1,5 +1,5 @@
 """The coordinate check at widths 64..1024: standard parametrization vs ``fanin.mup`` on an MLP and
-on the demo GPT, with the configurations of tests/diagnostics/test_coord_check.py (whose GPT runs
+on the demo GPT, with the configurations of tests/diagnostics/test_coordinate_check.py (whose GPT runs
 stop at 512 to stay fast on two shared cores).
 
 Pass: the output logits grow under SP (fitted slope >= 0.4 after the last Adam step) and every
@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 import fanin.models
-from fanin.diagnostics.coord_check import coord_check, plot_coord_check
+from fanin.diagnostics.coordinate_check import coord_check, plot_coord_check
 from fanin.rules.parametrization import Attention, mup
 
 WIDTHS = [64, 128, 256, 512, 1024]

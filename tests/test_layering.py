@@ -434,7 +434,7 @@ def test_the_layers_are_ordered_as_documented():
     assert layer_of("fanin.activations") == layer_of("fanin.schemes.registry")
     assert layer_of("fanin.init") == layer_of("fanin.composite") == layer_of("fanin.frameworks")
     assert layer_of("fanin.models") == layer_of("fanin.rules")
-    assert layer_of("fanin.auditing.infer") == layer_of("fanin.diagnostics")
+    assert layer_of("fanin.auditing.inference") == layer_of("fanin.diagnostics")
     assert layer_of("torch.nn") is None and layer_of("faninx") is None
 
 

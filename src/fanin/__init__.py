@@ -71,7 +71,7 @@ __all__ = [
 ]
 
 # name -> the module that defines it (not a package that re-exports it: pytest's importlib mode
-# can rebind a package attribute to the submodule of the same name, fanin.auditing.infer for one);
+# can rebind a package attribute to a submodule of the same name);
 # a name that is its own module (fanin.init, ...) maps to None.
 _EXPORTS: dict[str, str | None] = {
     # schemes and their namespaces
@@ -113,8 +113,8 @@ _EXPORTS: dict[str, str | None] = {
     "mup_table": "fanin.rules.parametrization.table",
     "mup_param_groups": "fanin.rules.parametrization.optim",
     "mup_hooks": "fanin.rules.parametrization.hooks",
-    "coord_check": "fanin.diagnostics.coord_check",
-    "CoordCheck": "fanin.diagnostics.coord_check",
+    "coord_check": "fanin.diagnostics.coordinate_check",
+    "CoordCheck": "fanin.diagnostics.coordinate_check",
     # diagnostics
     "ProbeReport": "fanin.diagnostics.records",
     "probe": "fanin.diagnostics.probing",
@@ -148,7 +148,7 @@ if TYPE_CHECKING:  # what static tools see; at run time the names load on first 
     from fanin.activations import compare_gains, gain
     from fanin.auditing.comparison import diff
     from fanin.auditing.run import audit
-    from fanin.diagnostics.coord_check import CoordCheck, coord_check
+    from fanin.diagnostics.coordinate_check import CoordCheck, coord_check
     from fanin.diagnostics.lsuv import lsuv_
     from fanin.diagnostics.probing import probe
     from fanin.diagnostics.records import ProbeReport

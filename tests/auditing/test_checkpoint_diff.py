@@ -239,7 +239,7 @@ def test_two_sample_tests_hold_their_level_on_small_tensors():
     # 10 and 32 values, uniform and normal: "different" at 0.01 at most 0.01 of the time (plus
     # 3 binomial standard errors); the delta method alone rejected 10 values 3.6-6.5% of the time.
     from fanin.auditing.comparison import _two_sample
-    from fanin.auditing.scan import scan
+    from fanin.auditing.scanning import scan
 
     g = torch.Generator().manual_seed(11)
     for n in (10, 32):

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fanin.auditing.evidence import Evidence, combine, holm, kurtosis_z, matrix_evidence, tail_evidence, tw1_sf
-from fanin.auditing.scan import scan
+from fanin.auditing.scanning import scan
 
 DRAWS = {
     "uniform": lambda s, g: torch.empty(s).uniform_(-1, 1, generator=g),
@@ -97,7 +97,7 @@ def test_combine_and_holm():
 
 def test_a_thousand_fresh_tensors_raise_no_alarm_at_the_family_wise_level():
     # 1,000 fresh tensors of mixed families and shapes: Holm at 0.01 over their evidence finds none.
-    from fanin.auditing.infer import analyse
+    from fanin.auditing.inference import analyse
 
     g = torch.Generator().manual_seed(7)
     ps = []

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from fanin.auditing.hypotheses import Dist, SampleView, assess, assess_all
-from fanin.auditing.scan import scan
+from fanin.auditing.scanning import scan
 
 TN = Dist("truncated_normal", (0.0, 1.0, -2.0, 2.0))
 DRAWS = {

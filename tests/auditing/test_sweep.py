@@ -3,7 +3,7 @@
 Each tensor is drawn by a registered scheme (at its defaults, with the arguments listed in
 :data:`REQUIRED` where it has required ones, plus the common variants of :data:`VARIANTS`) on a
 tensor of the shape and dtype, with ``torch.Generator().manual_seed(seed)``, and inferred alone
-(:func:`fanin.auditing.infer`, whose training alarm is at 1e-6 per tensor: over the ~14,000
+(:func:`fanin.auditing.inference`, whose training alarm is at 1e-6 per tensor: over the ~14,000
 tensors here a calibrated alarm fires anywhere with probability about 1.4%, and the seeds are
 fixed). The criteria are the issue's:
 

@@ -445,8 +445,8 @@ def test_a_figure_that_fails_half_way_leaves_the_old_file(tmp_path, monkeypatch)
 @pytest.mark.parametrize(
     "command, option, constant",
     [
-        ("coord-check", "optimizer", "fanin.diagnostics.coord_check:OPTIMIZERS"),
-        ("coord-check", "statistic", "fanin.diagnostics.coord_check:STATISTICS"),
+        ("coord-check", "optimizer", "fanin.diagnostics.coordinate_check:OPTIMIZERS"),
+        ("coord-check", "statistic", "fanin.diagnostics.coordinate_check:STATISTICS"),
         ("demo", "accumulate", "fanin.diagnostics.depth:ACCUMULATE"),
         ("probe", "mode", "fanin.diagnostics.probing:MODES"),
         ("explain", "leftovers", "fanin.rules.rules:LEFTOVERS"),

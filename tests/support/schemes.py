@@ -1,5 +1,5 @@
 """Arguments for the registered schemes that have required ones, as the audit's tests build them
-(tests/auditing/test_infer.py, test_sweep.py). A scheme registered later with required arguments
+(tests/auditing/test_inference.py, test_sweep.py). A scheme registered later with required arguments
 not listed here is reported by test_infer's test_zoo_covers_the_framework_namespaces."""
 
 REQUIRED_ARGS: dict[str, dict[str, object]] = {

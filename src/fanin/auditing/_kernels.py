@@ -1,6 +1,6 @@
 """The audit's streaming pass as one numba loop: power sums, row and column sums, zeros.
 
-Imported lazily by :mod:`fanin.auditing.scan` (numba is a dependency of fanin; without it the
+Imported lazily by :mod:`fanin.auditing.scanning` (numba is a dependency of fanin; without it the
 scan falls back to numpy, the same sums in more passes). One read of each value, no float64 copy
 of a chunk: for ``v = (x - shift) * inv`` it accumulates in float64 :math:`\\sum v^k` for
 :math:`k = 1..8`, each row's and each column's :math:`\\sum v` and :math:`\\sum v^2`, and the

@@ -14,7 +14,7 @@ different           rejected: the test that rejected, its p-value, the scale rat
                     sides' families and first names are in the detail
 ==================  ========================================================================
 
-**Tests** (the exact moments of all values, the fixed samples of :mod:`fanin.auditing.scan`):
+**Tests** (the exact moments of all values, the fixed samples of :mod:`fanin.auditing.scanning`):
 
 - *distribution*: the two-sample Kolmogorov-Smirnov test on the samples (``scipy.stats.ks_2samp``);
 - *mean*: Welch's t, :math:`t = (\bar a - \bar b)/\sqrt{s_a^2/n_a + s_b^2/n_b}` with
@@ -60,7 +60,7 @@ from fanin.auditing.checkpoint import CheckpointError
 from fanin.auditing.dtypes import dtype_name, unit_roundoff
 from fanin.auditing.evidence import holm
 from fanin.auditing.run import Progress, TensorRecord, audit_tensor
-from fanin.auditing.scan import CHUNK, Scan
+from fanin.auditing.scanning import CHUNK, Scan
 from fanin.auditing.sources import Source, open_source
 from fanin.auditing.structure import orthogonal_tolerance
 

@@ -13,7 +13,7 @@ mean, variance and :math:`m_4/m_2^2` of all values.
 
 ``spectrum`` (min side >= 8)
     The largest eigenvalue :math:`\lambda_1` of :math:`X X^\top` for the centred matrix
-    :math:`X` (a random submatrix of at most :data:`~fanin.auditing.scan.SPECTRUM_SHAPE`, whose
+    :math:`X` (a random submatrix of at most :data:`~fanin.auditing.scanning.SPECTRUM_SHAPE`, whose
     entries are i.i.d. too), against the Marchenko-Pastur edge with the Tracy-Widom scale
     (Johnstone 2001, with the :math:`n-\tfrac12` centring of Ma 2012):
     :math:`s = (\lambda_1/\hat\sigma^2 - \mu_{np})/\sigma_{np}`, :math:`\mu_{np} =
@@ -58,7 +58,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fanin.auditing.scan import Scan, submatrix
+from fanin.auditing.scanning import Scan, submatrix
 from fanin.rng.threads import one_thread
 
 __all__ = ["MIN_GROUP", "Evidence", "combine", "holm", "kurtosis_z", "matrix_evidence", "tail_evidence", "tw1_sf"]

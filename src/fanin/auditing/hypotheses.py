@@ -2,7 +2,7 @@ r"""Calibrated tests of one hypothesis "these values are i.i.d. draws of D, roun
 
 A hypothesis is a fully specified continuous distribution :class:`Dist` (uniform, normal or
 truncated normal) plus the storage dtype's rounding (:mod:`fanin.auditing.dtypes`). Four tests,
-each with an exact or stated null distribution, judge it against a :class:`~fanin.auditing.scan.Scan`:
+each with an exact or stated null distribution, judge it against a :class:`~fanin.auditing.scanning.Scan`:
 
 ``mean``
     :math:`z = (|\bar x - \mu| - \delta\sigma - \gamma) / (\sigma/\sqrt n)`, two-sided normal p
@@ -27,7 +27,7 @@ each with an exact or stated null distribution, judge it against a :class:`~fani
     a range much narrower than an unbounded one's (a truncated normal under a normal hypothesis)
     a tiny p.
 ``ks``
-    the Kolmogorov-Smirnov distance between the fixed sample (:data:`~fanin.auditing.scan.SAMPLE_SIZE`
+    the Kolmogorov-Smirnov distance between the fixed sample (:data:`~fanin.auditing.scanning.SAMPLE_SIZE`
     values) and the *rounded* hypothesis, whose CDF steps at each representable value:
     :math:`D = \max_k \max(C_k/S - F(\mathrm{hi}(u_k)),\; F(\mathrm{lo}(u_k)) - C_{k-1}/S)`
     over the sample's distinct values :math:`u_k` (:math:`C_k` of them at most :math:`u_k`), with
@@ -48,7 +48,7 @@ summed exactly over the dtype's representable values; for wider dtypes rounding 
 variance by less than :math:`10^{-5}` relative (bfloat16) and is covered by :math:`\delta`.
 
 >>> import torch
->>> from fanin.auditing.scan import scan
+>>> from fanin.auditing.scanning import scan
 >>> w = torch.empty(256, 128).uniform_(-0.1, 0.1, generator=torch.Generator().manual_seed(0))
 >>> s = scan(w)
 >>> view = SampleView.of(s, torch.float32)
@@ -68,7 +68,7 @@ import numpy as np
 import torch
 
 from fanin.auditing.dtypes import mantissa_digits, rounding_interval, unit_roundoff
-from fanin.auditing.scan import Scan
+from fanin.auditing.scanning import Scan
 
 __all__ = ["KINDS", "PARAMS", "Dist", "Fit", "SampleView", "assess", "assess_all", "loglik"]
 

@@ -1,6 +1,6 @@
 """The plain records of an inference: :class:`Summary`, :class:`Match` and :class:`Inference`.
 
-They are data (``to_dict()`` is their JSON form); :mod:`fanin.auditing.infer` fills them and
+They are data (``to_dict()`` is their JSON form); :mod:`fanin.auditing.inference` fills them and
 :mod:`fanin.report.audit` renders them.
 """
 
@@ -10,11 +10,11 @@ import math
 from dataclasses import dataclass, field
 
 from fanin.auditing.evidence import Evidence
-from fanin.auditing.scan import Scan
+from fanin.auditing.scanning import Scan
 
 __all__ = ["CONFIDENCES", "Inference", "Match", "Summary"]
 
-#: Confidence levels, most certain first (see :mod:`fanin.auditing.infer`).
+#: Confidence levels, most certain first (see :mod:`fanin.auditing.inference`).
 CONFIDENCES = ("high", "medium", "low", "too few values", "none")
 
 

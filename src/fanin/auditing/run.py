@@ -2,7 +2,7 @@ r"""``fanin.audit(source)``: how every tensor of a model or checkpoint looks ini
 
 ``source`` is an ``nn.Module``, a state_dict (any mapping of names to tensors, nested dicts
 flattened) or a checkpoint path (:mod:`fanin.auditing.sources`). Each tensor is read once, in
-chunks (:mod:`fanin.auditing.scan`), and inferred (:mod:`fanin.auditing.infer`). Tensors sharing
+chunks (:mod:`fanin.auditing.scanning`), and inferred (:mod:`fanin.auditing.inference`). Tensors sharing
 storage (tied weights) are audited once and listed as tied; tensors that cannot be audited are
 listed in :attr:`AuditReport.skipped` with the reason.
 
@@ -49,7 +49,7 @@ from fanin.auditing.candidates import framework_rank, native_of, spec_framework
 from fanin.auditing.dtypes import dtype_name
 from fanin.auditing.evidence import holm
 from fanin.auditing.hypotheses import PARAMS, Dist, SampleView, assess
-from fanin.auditing.infer import ALPHA_FIT, Context, Inference, Match, Summary, analyse, decide
+from fanin.auditing.inference import ALPHA_FIT, Context, Inference, Match, Summary, analyse, decide
 from fanin.auditing.roles import (
     ROLES,
     layer_count,
@@ -57,7 +57,7 @@ from fanin.auditing.roles import (
     parameter_kind,
     role_of,
 )
-from fanin.auditing.scan import Scan, scan
+from fanin.auditing.scanning import Scan, scan
 from fanin.auditing.sources import Source, SourceInfo, open_source
 from fanin.errors import describe_choice
 from fanin.formulas.fans import compute_fans

@@ -1,7 +1,7 @@
 r"""Exact structures: constant, identity, orthogonal, gate blocks, sparse; their tolerances from the dtype.
 
 Each function returns an :class:`~fanin.auditing.records.Inference` when the structure holds to
-the stated tolerance, else ``None``. They read the :class:`~fanin.auditing.scan.Scan`'s row and
+the stated tolerance, else ``None``. They read the :class:`~fanin.auditing.scanning.Scan`'s row and
 column sums first (no extra pass), and touch the tensor again only when that cheap necessary
 condition holds.
 
@@ -55,7 +55,7 @@ from fanin.auditing.candidates import (
 from fanin.auditing.dtypes import dtype_name, mantissa_digits, unit_roundoff
 from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess
 from fanin.auditing.records import Inference, Match
-from fanin.auditing.scan import CHUNK, Scan, scan
+from fanin.auditing.scanning import CHUNK, Scan, scan
 
 __all__ = [
     "GATE_COUNTS",

@@ -128,7 +128,7 @@ def coord_check_command(
     from fanin.cli.common import is_rules_file, progress, rules_from_option
     from fanin.cli.errors import answer, fail, usage
     from fanin.cli.models import build_model, parse_args
-    from fanin.diagnostics.coord_check import coord_check
+    from fanin.diagnostics.coordinate_check import coord_check
     from fanin.errors import FaninError
     from fanin.models import ModelSpecError, build, parse_model_spec
     from fanin.report.coord_check import (

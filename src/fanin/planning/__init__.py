@@ -1,6 +1,6 @@
 """Plans: what rules do to a model, resolved before anything is written, then executed.
 
-- :mod:`~fanin.planning.match`: the first rule that covers each tensor (the first step).
+- :mod:`~fanin.planning.matching`: the first rule that covers each tensor (the first step).
 - :mod:`~fanin.planning.resolve`: :func:`plan`, each match resolved to one entry and checked (the second step).
 - :mod:`~fanin.planning.records`: :class:`Plan` and :class:`PlanEntry`, plain data.
 - :mod:`~fanin.planning.stats`: what a scheme draws at a tensor's shape, as the plan shows it.

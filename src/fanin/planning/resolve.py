@@ -8,7 +8,7 @@ random source: the counter-stream key ``(seed, canonical name)`` when a seed is 
 Order of execution (the order the entries are listed in): modules in ``model.named_modules()``
 order; within a module, first the tensors a ``defaults:`` rule covers, in the order the
 framework initializes them, then the module's other parameters and buffers in registration order
-(:mod:`fanin.planning.match`, the first step; resolving each match to an entry is the second).
+(:mod:`fanin.planning.matching`, the first step; resolving each match to an entry is the second).
 Without ``defaults:`` rules that is exactly ``model.named_parameters()`` order. Tied parameters
 appear once, under their first name, with the other names as ``aliases``.
 
@@ -36,7 +36,7 @@ from fanin.frameworks import framework_of
 from fanin.frameworks.torch import TORCH
 from fanin.planning.executor import check_random_source, reset_method, stream_key, target_tensor
 from fanin.planning.guards import colliding_keys, overlapping_tensors
-from fanin.planning.match import match
+from fanin.planning.matching import match
 from fanin.planning.records import Plan, PlanEntry, PlanMismatchError
 from fanin.planning.stats import Statistics, scheme_statistics
 from fanin.rules.blocks import block_fans, is_blocked, parts_of

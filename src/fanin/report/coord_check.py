@@ -1,4 +1,4 @@
-"""Renderers of a coordinate check (:class:`fanin.diagnostics.coord_check.CoordCheck`): the table
+"""Renderers of a coordinate check (:class:`fanin.diagnostics.coordinate_check.CoordCheck`): the table
 (one row per layer group: its slope against width at every step and its verdict), Markdown, JSON
 and the familiar figure (a panel per layer group, the statistic against the training step, one
 line per width).
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Group
 
-from fanin.diagnostics.coord_check import CoordCheck
+from fanin.diagnostics.coordinate_check import CoordCheck
 from fanin.report.markdown import markdown_table
 from fanin.report.plot import figure, plot_text
 from fanin.report.table import PRINT_WIDTH, Column, fit_table, plain_text, prose

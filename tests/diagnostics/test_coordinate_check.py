@@ -26,7 +26,7 @@ from torch import nn
 
 import fanin
 import fanin.models
-from fanin.diagnostics.coord_check import (
+from fanin.diagnostics.coordinate_check import (
     CoordCheck,
     CoordCheckError,
     coord_check,

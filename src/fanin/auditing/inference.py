@@ -1,6 +1,6 @@
 r"""Infer how one tensor was initialized: hypotheses judged by calibrated tests, evidence of training.
 
-**Order.** One streaming pass (:func:`fanin.auditing.scan.scan`) gives the exact moments of every
+**Order.** One streaming pass (:func:`fanin.auditing.scanning.scan`) gives the exact moments of every
 value, row/column sums and a fixed sample. Then, the first that holds wins:
 
 ==================  ===========================================================================
@@ -89,7 +89,7 @@ from fanin.auditing.evidence import Evidence, combine, matrix_evidence, tail_evi
 from fanin.auditing.hypotheses import Dist, Fit, SampleView, assess_all
 from fanin.auditing.records import Inference, Match, Summary
 from fanin.auditing.roles import is_norm
-from fanin.auditing.scan import Scan, scan
+from fanin.auditing.scanning import Scan, scan
 from fanin.auditing.sources import skip_reason
 from fanin.auditing.structure import (
     describe,

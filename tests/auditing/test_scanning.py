@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-import fanin.auditing.scan as scan_module
-from fanin.auditing.scan import SAMPLE_SIZE, SPECTRUM_SHAPE, Moments, scan, submatrix
+import fanin.auditing.scanning as scan_module
+from fanin.auditing.scanning import SAMPLE_SIZE, SPECTRUM_SHAPE, Moments, scan, submatrix
 
 
 def _central(x, k):
