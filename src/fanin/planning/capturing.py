@@ -73,7 +73,7 @@ from torch.overrides import TorchFunctionMode
 
 from fanin.errors import FaninError
 from fanin.planning.executor import check_random_source, reset_method, stream_key
-from fanin.planning.records import Plan, PlanEntry
+from fanin.planning.records import Plan, PlanEntry, tensor_fields
 from fanin.planning.resolve import fans_for
 from fanin.planning.stats import Statistics, scheme_statistics
 from fanin.rng.recording import DrawRecorder
@@ -1209,18 +1209,7 @@ def _assemble(
             prog = _program(events, _region(tensor))
             if prog is None:
                 continue
-            dtype = tensor.dtype
-            base: dict[str, Any] = dict(
-                name=target.name,
-                kind=target.kind,
-                module=target.module_name,
-                module_type=target.module_type.__name__,
-                local=target.local,
-                role=target.role,
-                shape=target.shape,
-                dtype=str(dtype).replace("torch.", ""),
-                aliases=aliases,
-            )
+            base: dict[str, Any] = {**tensor_fields(target, tensor.dtype), "aliases": aliases}
             programs.append((target, base, module, tensor, prog))
     # A value drawn for one tensor and copied into another (a deep-copied layer, copy_ between
     # parameters) belongs to the tensor that drew it; the copy cannot be redrawn independently.

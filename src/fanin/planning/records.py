@@ -24,14 +24,38 @@ from fanin.errors import FaninError, describe_choice
 from fanin.formulas.fans import Fans
 from fanin.planning.stats import Statistics
 from fanin.rules.rules import Rules
+from fanin.rules.selectors import Target
 from fanin.schemes import Scheme
 
 if TYPE_CHECKING:
     from fanin.planning.linting import LintReport
 
-__all__ = ["SOURCES", "Plan", "PlanEntry", "PlanMismatchError"]
+__all__ = ["SOURCES", "Plan", "PlanEntry", "PlanMismatchError", "tensor_fields"]
 
 SOURCES = ("generator", "global", "stream")
+
+
+def tensor_fields(target: Target, dtype: torch.dtype) -> dict[str, Any]:
+    """The fields of a :class:`PlanEntry` that describe its tensor, as planning and capture fill them.
+
+    Args:
+        target: The tensor as selectors see it.
+        dtype: The tensor's dtype.
+
+    Returns:
+        ``name``, ``kind``, ``module``, ``module_type``, ``local``, ``role``, ``shape`` and ``dtype``
+        (without the ``torch.`` prefix).
+    """
+    return {
+        "name": target.name,
+        "kind": target.kind,
+        "module": target.module_name,
+        "module_type": target.module_type.__name__,
+        "local": target.local,
+        "role": target.role,
+        "shape": target.shape,
+        "dtype": str(dtype).replace("torch.", ""),
+    }
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from fanin.frameworks.torch import TORCH
 from fanin.planning.executor import check_random_source, reset_method, stream_key, target_tensor
 from fanin.planning.guards import colliding_keys, overlapping_tensors
 from fanin.planning.matching import match
-from fanin.planning.records import Plan, PlanEntry, PlanMismatchError
+from fanin.planning.records import Plan, PlanEntry, PlanMismatchError, tensor_fields
 from fanin.planning.stats import Statistics, scheme_statistics
 from fanin.rules.blocks import block_fans, is_blocked, parts_of
 from fanin.rules.load import as_rules
@@ -150,14 +150,7 @@ def plan(
         if scheme is not None:
             statistics = _check_scheme_takes(scheme, target, tensor, rule_text, seed)
         entry = PlanEntry(
-            name=target.name,
-            kind=target.kind,
-            module=target.module_name,
-            module_type=target.module_type.__name__,
-            local=target.local,
-            role=target.role,
-            shape=target.shape,
-            dtype=str(tensor.dtype).replace("torch.", ""),
+            **tensor_fields(target, tensor.dtype),
             fans=fans_for(target.shape, scheme),
             rule_index=index,
             rule=rule_text,
